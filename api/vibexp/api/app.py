@@ -1,0 +1,69 @@
+"""The FastAPI application: REST under /api/v1, MCP under /mcp/v1, health and metrics at the root."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from vibexp.api.endpoints.content import artifacts_router, memories_router, prompts_router
+from vibexp.api.endpoints.health import bench_router, health_router
+from vibexp.api.endpoints.keys import account_router, keys_router
+from vibexp.api.errors import install_error_handlers
+from vibexp.api.middleware.auth import ApiKeyAuthMiddleware
+from vibexp.api.middleware.body_limit import BodySizeLimitMiddleware
+from vibexp.core.config import Settings, get_settings
+from vibexp.core.runtime import Runtime
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+API_DESCRIPTION = """\
+Prompts, artifacts and memories for your AI tools, behind API keys.
+
+Every `/api/v1` request needs `Authorization: Bearer vib_...`. Each account has an hourly request limit
+(free 1,000, pro 10,000); every authenticated response carries `X-RateLimit-*` and `RateLimit` headers, and
+over the limit the API answers 429 with `Retry-After`. Errors are `{"error": {"code", "message"}}`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    runtime = Runtime.create(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            await runtime.start()
+            stack.push_async_callback(runtime.stop)
+            for hook in app.state.lifespan_hooks:
+                await stack.enter_async_context(hook())
+            yield
+
+    app = FastAPI(
+        title="VibeXP API",
+        version="1.0.0",
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+    )
+    app.state.runtime = runtime
+    #: Context managers entered at start-up after the runtime (the MCP session manager registers one).
+    app.state.lifespan_hooks = []
+
+    install_error_handlers(app)
+    api = APIRouter(prefix="/api/v1")
+    for router in (prompts_router, artifacts_router, memories_router, keys_router, account_router):
+        api.include_router(router)
+    app.include_router(api)
+    app.include_router(health_router)
+    if settings.bench_endpoints:
+        app.include_router(bench_router)
+
+    # Outermost first at request time: body limit, then key auth/limits/usage.
+    app.add_middleware(ApiKeyAuthMiddleware, runtime=runtime)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,56 @@
+"""Typed dependencies: the request's database session (committed in one place) and the authenticated caller."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vibexp.api.middleware.auth import PRINCIPAL_STATE
+from vibexp.core.errors import InvalidApiKey
+from vibexp.core.keys.verifier import Principal
+from vibexp.core.runtime import Runtime
+
+__all__ = ["CurrentPrincipal", "RuntimeDep", "SessionDep", "bearer_scheme", "get_runtime"]
+
+#: Declares the bearer scheme in OpenAPI; the key itself is checked by ApiKeyAuthMiddleware before routing.
+bearer_scheme = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer vib_...`")
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The unit of work of one request: the only place REST requests commit or roll back."""
+    async with get_runtime(request).session_factory() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+# scope="function": commit before the response is sent, so a failed commit is an error response, not a lost write.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+def get_principal(
+    request: Request, _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+) -> Principal:
+    principal = request.scope.get("state", {}).get(PRINCIPAL_STATE)
+    if principal is None:  # only reachable if a route is mounted outside the middleware's prefixes
+        raise InvalidApiKey("Missing API key", reason="missing")
+    assert isinstance(principal, Principal)
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

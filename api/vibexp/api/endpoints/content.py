@@ -1,0 +1,191 @@
+"""Prompts, artifacts and memories over REST."""
+
+# No `from __future__ import annotations`: the router factory's annotations must be real classes for FastAPI.
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Response, status
+from pydantic import BaseModel
+
+from vibexp.api.deps import CurrentPrincipal, SessionDep
+from vibexp.api.errors import ERROR_RESPONSES
+from vibexp.api.http_cache import parse_if_match, set_etag
+from vibexp.api.schemas import PageRead
+from vibexp.core.content import schemas
+from vibexp.core.content.service import ContentStore, artifacts, memories, prompts
+from vibexp.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+
+__all__ = ["artifacts_router", "memories_router", "prompts_router"]
+
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size")]
+Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")]
+Search = Annotated[str | None, Query(max_length=200, description="Text to search for")]
+TagFilter = Annotated[str | None, Query(max_length=64, description="Only objects with this tag")]
+IfMatch = Annotated[str | None, Header(description="ETag from a previous read; 412 if the object changed")]
+ETAG_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES,
+    409: ERROR_RESPONSES[404] | {"description": "The unique name is taken"},
+    412: ERROR_RESPONSES[404] | {"description": "If-Match does not match the current ETag"},
+}
+
+
+def id_keyed_router(
+    store: ContentStore[Any],
+    *,
+    path: str,
+    tag: str,
+    create_model: type[BaseModel],
+    update_model: type[BaseModel],
+    read_model: type[BaseModel],
+) -> APIRouter:
+    """CRUD for a resource addressed by ``{id}`` (prompts, memories)."""
+    router = APIRouter(prefix=path, tags=[tag], responses=ERROR_RESPONSES)
+    noun = store.noun
+
+    @router.get("", response_model=PageRead[read_model], summary=f"List or search {tag}")  # type: ignore[valid-type]
+    async def list_items(
+        session: SessionDep,
+        principal: CurrentPrincipal,
+        q: Search = None,
+        tag: TagFilter = None,
+        limit: Limit = DEFAULT_PAGE_SIZE,
+        cursor: Cursor = None,
+    ) -> Any:
+        page = await store.list(session, tenant_id=principal.tenant_id, q=q, tag=tag, limit=limit, cursor=cursor)
+        return {"items": page.items, "next_cursor": page.next_cursor}
+
+    @router.post(
+        "",
+        response_model=read_model,
+        status_code=status.HTTP_201_CREATED,
+        responses=ETAG_RESPONSES,
+        summary=f"Create a {noun}",
+    )
+    async def create_item(
+        body: create_model,  # type: ignore[valid-type]
+        session: SessionDep,
+        principal: CurrentPrincipal,
+        response: Response,
+    ) -> Any:
+        obj = await store.create(session, tenant_id=principal.tenant_id, data=body)
+        set_etag(response, obj.version)
+        return obj
+
+    @router.get("/{item_id}", response_model=read_model, summary=f"Get a {noun}")
+    async def get_item(item_id: str, session: SessionDep, principal: CurrentPrincipal, response: Response) -> Any:
+        obj = await store.get(session, tenant_id=principal.tenant_id, id=item_id)
+        set_etag(response, obj.version)
+        return obj
+
+    @router.put("/{item_id}", response_model=read_model, responses=ETAG_RESPONSES, summary=f"Update a {noun}")
+    async def update_item(
+        item_id: str,
+        body: update_model,  # type: ignore[valid-type]
+        session: SessionDep,
+        principal: CurrentPrincipal,
+        response: Response,
+        if_match: IfMatch = None,
+    ) -> Any:
+        obj = await store.get(session, tenant_id=principal.tenant_id, id=item_id)
+        obj = await store.update(session, obj=obj, data=body, expected_version=parse_if_match(if_match))
+        set_etag(response, obj.version)
+        return obj
+
+    @router.delete("/{item_id}", status_code=status.HTTP_204_NO_CONTENT, summary=f"Delete a {noun}")
+    async def delete_item(item_id: str, session: SessionDep, principal: CurrentPrincipal) -> Response:
+        obj = await store.get(session, tenant_id=principal.tenant_id, id=item_id)
+        await store.delete(session, obj=obj)
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+    return router
+
+
+prompts_router = id_keyed_router(
+    prompts,
+    path="/prompts",
+    tag="prompts",
+    create_model=schemas.PromptCreate,
+    update_model=schemas.PromptUpdate,
+    read_model=schemas.PromptRead,
+)
+memories_router = id_keyed_router(
+    memories,
+    path="/memories",
+    tag="memories",
+    create_model=schemas.MemoryCreate,
+    update_model=schemas.MemoryUpdate,
+    read_model=schemas.MemoryRead,
+)
+
+artifacts_router = APIRouter(prefix="/artifacts", tags=["artifacts"], responses=ERROR_RESPONSES)
+
+
+@artifacts_router.get("", response_model=PageRead[schemas.ArtifactRead], summary="List or search artifacts")
+async def list_artifacts(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    project: Annotated[str | None, Query(max_length=128, description="Only this project")] = None,
+    q: Search = None,
+    tag: TagFilter = None,
+    limit: Limit = DEFAULT_PAGE_SIZE,
+    cursor: Cursor = None,
+) -> Any:
+    page = await artifacts.list(
+        session,
+        tenant_id=principal.tenant_id,
+        q=q,
+        tag=tag,
+        limit=limit,
+        cursor=cursor,
+        filters={"project": project} if project else None,
+    )
+    return {"items": page.items, "next_cursor": page.next_cursor}
+
+
+@artifacts_router.post(
+    "",
+    response_model=schemas.ArtifactRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=ETAG_RESPONSES,
+    summary="Create an artifact",
+)
+async def create_artifact(
+    body: schemas.ArtifactCreate, session: SessionDep, principal: CurrentPrincipal, response: Response
+) -> Any:
+    obj = await artifacts.create(session, tenant_id=principal.tenant_id, data=body)
+    set_etag(response, obj.version)
+    return obj
+
+
+@artifacts_router.get("/{project}/{slug}", response_model=schemas.ArtifactRead, summary="Get an artifact")
+async def get_artifact(
+    project: str, slug: str, session: SessionDep, principal: CurrentPrincipal, response: Response
+) -> Any:
+    obj = await artifacts.get(session, tenant_id=principal.tenant_id, project=project, slug=slug)
+    set_etag(response, obj.version)
+    return obj
+
+
+@artifacts_router.put(
+    "/{project}/{slug}", response_model=schemas.ArtifactRead, responses=ETAG_RESPONSES, summary="Update an artifact"
+)
+async def update_artifact(
+    project: str,
+    slug: str,
+    body: schemas.ArtifactUpdate,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    response: Response,
+    if_match: IfMatch = None,
+) -> Any:
+    obj = await artifacts.get(session, tenant_id=principal.tenant_id, project=project, slug=slug)
+    obj = await artifacts.update(session, obj=obj, data=body, expected_version=parse_if_match(if_match))
+    set_etag(response, obj.version)
+    return obj
+
+
+@artifacts_router.delete("/{project}/{slug}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete an artifact")
+async def delete_artifact(project: str, slug: str, session: SessionDep, principal: CurrentPrincipal) -> Response:
+    obj = await artifacts.get(session, tenant_id=principal.tenant_id, project=project, slug=slug)
+    await artifacts.delete(session, obj=obj)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

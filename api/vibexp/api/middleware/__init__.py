@@ -1,0 +1,1 @@
+"""Plain ASGI middleware: body size limit, and API key authentication with rate limiting and usage tracking."""

@@ -1,0 +1,281 @@
+"""The ``vibexp`` command: serve, operator, database, tenants, keys and users.
+
+``vibexp key create`` writes the key alone on stdout (one line) so it can be captured by a script; every other
+message goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vibexp.core.config import Settings, get_settings
+from vibexp.core.db import create_engine, create_session_factory, session_scope
+from vibexp.core.errors import VibeXPError
+from vibexp.core.keys import service as keys
+from vibexp.core.migrate import upgrade
+from vibexp.core.tenants import service as tenants
+from vibexp.core.tenants.models import Tier
+from vibexp.core.tenants.schemas import TenantCreate, TenantUpdate
+from vibexp.core.users.service import create_user
+
+__all__ = ["main"]
+
+T = TypeVar("T")
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run one unit of work against the configured database (migrating the embedded SQLite file first)."""
+    if settings.should_auto_migrate:
+        upgrade(settings.database_url)
+
+    async def run() -> T:
+        engine = create_engine(settings.database_url)
+        try:
+            async with session_scope(create_session_factory(engine)) as session:
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+# -- commands ----------------------------------------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    uvicorn.run(
+        "vibexp.api.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        log_level=settings.log_level,
+        proxy_headers=True,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def cmd_operator(args: argparse.Namespace, settings: Settings) -> int:
+    from vibexp.operator.main import run_operator
+
+    return run_operator(namespaces=args.namespace, all_namespaces=not args.namespace, settings=settings)
+
+
+def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    upgrade(settings.database_url, args.revision)
+    _err(f"database at revision {args.revision}")
+    return 0
+
+
+def cmd_tenant_create(args: argparse.Namespace, settings: Settings) -> int:
+    data = TenantCreate(
+        name=args.name,
+        display_name=args.display_name or "",
+        tier=Tier(args.tier),
+        rate_limit_per_hour=args.rate_limit,
+    )
+
+    async def work(session: AsyncSession) -> str:
+        tenant = await tenants.create_tenant(session, data=data)
+        return f"created tenant {tenant.name} (tier {tenant.tier}, {tenant.hourly_limit} requests/hour)"
+
+    print(_in_session(settings, work))
+    return 0
+
+
+def cmd_tenant_update(args: argparse.Namespace, settings: Settings) -> int:
+    changes: dict[str, object] = {}
+    if args.tier:
+        changes["tier"] = Tier(args.tier)
+    if args.rate_limit is not None:
+        changes["rate_limit_per_hour"] = args.rate_limit
+    if args.suspended is not None:
+        changes["suspended"] = args.suspended
+    data = TenantUpdate.model_validate(changes)
+
+    async def work(session: AsyncSession) -> str:
+        tenant = await tenants.get_tenant_by_name(session, name=args.name)
+        tenant = await tenants.update_tenant(session, tenant=tenant, data=data)
+        state = "suspended" if tenant.suspended else "active"
+        return f"tenant {tenant.name}: tier {tenant.tier}, {tenant.hourly_limit} requests/hour, {state}"
+
+    print(_in_session(settings, work))
+    return 0
+
+
+def cmd_tenant_list(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(session: AsyncSession) -> list[str]:
+        return [
+            f"{t.name}\t{t.tier}\t{t.hourly_limit}\t{'suspended' if t.suspended else 'active'}"
+            for t in await tenants.list_tenants(session)
+        ]
+
+    print("NAME\tTIER\tLIMIT/HOUR\tSTATUS")
+    for line in _in_session(settings, work):
+        print(line)
+    return 0
+
+
+def cmd_key_create(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(session: AsyncSession) -> keys.NewKey:
+        tenant = await tenants.get_tenant_by_name(session, name=args.tenant)
+        return await keys.create_key(
+            session, tenant_id=tenant.id, name=args.name, description=args.description, source="cli"
+        )
+
+    new = _in_session(settings, work)
+    _err(f"created API key {new.record.id} ({new.record.prefix}...) for tenant {args.tenant}.")
+    _err("Copy it now: it is shown only once.")
+    print(new.plaintext)
+    return 0
+
+
+def cmd_key_list(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(session: AsyncSession) -> list[str]:
+        tenant = await tenants.get_tenant_by_name(session, name=args.tenant)
+        rows = []
+        for k in await keys.list_keys(session, tenant_id=tenant.id):
+            last = k.last_used_at.isoformat(timespec="seconds") if k.last_used_at else "never"
+            created = k.created_at.isoformat(timespec="seconds")
+            rows.append(f"{k.id}\t{k.prefix}...\t{k.status}\t{created}\t{last}\t{k.request_count}\t{k.name}")
+        return rows
+
+    rows = _in_session(settings, work)
+    print("ID\tPREFIX\tSTATUS\tCREATED\tLAST USED\tREQUESTS\tNAME")
+    for row in rows:
+        print(row)
+    return 0
+
+
+def cmd_key_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(session: AsyncSession) -> str:
+        key = await keys.revoke_key(session, key=await keys.get_key(session, key_id=args.id))
+        return f"revoked API key {key.id} ({key.prefix}...)"
+
+    _err(_in_session(settings, work))
+    return 0
+
+
+def cmd_key_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(session: AsyncSession) -> keys.NewKey:
+        key = await keys.get_key(session, key_id=args.id)
+        return await keys.rotate_key(session, key=key, grace_period=timedelta(seconds=args.grace_period))
+
+    new = _in_session(settings, work)
+    when = f"in {args.grace_period} s" if args.grace_period else "now"
+    _err(f"rotated {args.id}: new key {new.record.id} ({new.record.prefix}...); the old key stops working {when}.")
+    _err("Copy the new key now: it is shown only once.")
+    print(new.plaintext)
+    return 0
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass("Password: ")
+        if first != getpass.getpass("Repeat password: "):
+            raise VibeXPError("the passwords do not match")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def cmd_user_create(args: argparse.Namespace, settings: Settings) -> int:
+    password = _read_password()
+
+    async def work(session: AsyncSession) -> str:
+        tenant = await tenants.get_tenant_by_name(session, name=args.tenant)
+        user = await create_user(session, tenant_id=tenant.id, email=args.email, password=password)
+        return f"created user {user.email} in tenant {tenant.name}"
+
+    _err(_in_session(settings, work))
+    return 0
+
+
+# -- parser ------------------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vibexp", description="VibeXP: prompts, artifacts and memories over REST/MCP")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the API, MCP endpoint and dashboard")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
+
+    operator = sub.add_parser("operator", help="run the Kubernetes operator")
+    operator.add_argument("--namespace", "-n", action="append", default=[], help="watch only this namespace")
+    operator.set_defaults(func=cmd_operator)
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
+    db_upgrade = db.add_parser("upgrade", help="apply migrations")
+    db_upgrade.add_argument("revision", nargs="?", default="head")
+    db_upgrade.set_defaults(func=cmd_db_upgrade)
+
+    tenant = sub.add_parser("tenant", help="accounts").add_subparsers(dest="tenant_command", required=True)
+    t_create = tenant.add_parser("create", help="create a tenant")
+    t_create.add_argument("name")
+    t_create.add_argument("--tier", choices=[t.value for t in Tier], default=Tier.free.value)
+    t_create.add_argument("--rate-limit", type=int, help="requests per hour (required for enterprise)")
+    t_create.add_argument("--display-name")
+    t_create.set_defaults(func=cmd_tenant_create)
+    t_update = tenant.add_parser("update", help="change tier, limit or suspension")
+    t_update.add_argument("name")
+    t_update.add_argument("--tier", choices=[t.value for t in Tier])
+    t_update.add_argument("--rate-limit", type=int)
+    t_update.add_argument("--suspend", dest="suspended", action="store_const", const=True)
+    t_update.add_argument("--unsuspend", dest="suspended", action="store_const", const=False)
+    t_update.set_defaults(func=cmd_tenant_update, suspended=None)
+    t_list = tenant.add_parser("list", help="list tenants")
+    t_list.set_defaults(func=cmd_tenant_list)
+
+    key = sub.add_parser("key", help="API keys").add_subparsers(dest="key_command", required=True)
+    k_create = key.add_parser("create", help="create a key (printed once, alone on stdout)")
+    k_create.add_argument("--tenant", required=True)
+    k_create.add_argument("--name", required=True)
+    k_create.add_argument("--description", default="")
+    k_create.set_defaults(func=cmd_key_create)
+    k_list = key.add_parser("list", help="list a tenant's keys")
+    k_list.add_argument("--tenant", required=True)
+    k_list.set_defaults(func=cmd_key_list)
+    k_revoke = key.add_parser("revoke", help="revoke a key at once")
+    k_revoke.add_argument("id")
+    k_revoke.set_defaults(func=cmd_key_revoke)
+    k_rotate = key.add_parser("rotate", help="replace a key; the new key is printed alone on stdout")
+    k_rotate.add_argument("id")
+    k_rotate.add_argument("--grace-period", type=int, default=0, help="seconds the old key keeps working")
+    k_rotate.set_defaults(func=cmd_key_rotate)
+
+    user = sub.add_parser("user", help="dashboard users").add_subparsers(dest="user_command", required=True)
+    u_create = user.add_parser("create", help="create a user (password from a prompt, or stdin)")
+    u_create.add_argument("--tenant", required=True)
+    u_create.add_argument("--email", required=True)
+    u_create.set_defaults(func=cmd_user_create)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = get_settings()
+        func: Callable[[argparse.Namespace, Settings], int] = args.func
+        return func(args, settings)
+    except VibeXPError as exc:
+        _err(f"error: {exc.message}")
+        return 1
+    except ValueError as exc:  # pydantic validation of CLI input, settings
+        _err(f"error: {exc}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

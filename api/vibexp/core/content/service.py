@@ -1,0 +1,138 @@
+"""Prompts, artifacts and memories: one generic store per kind, always scoped to a tenant.
+
+An object of another tenant is indistinguishable from a missing one (``NotFound``). Updates take an optional
+expected version (from ``If-Match``) and fail with ``PreconditionFailed`` when the object moved on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy import String, cast, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from vibexp.core.clock import utcnow
+from vibexp.core.content.models import Artifact, Memory, Prompt
+from vibexp.core.errors import AlreadyExists, NotFound, PreconditionFailed
+from vibexp.core.pagination import DEFAULT_PAGE_SIZE, Page, decode_cursor, encode_cursor
+
+__all__ = ["ContentStore", "artifacts", "memories", "prompts"]
+
+ModelT = TypeVar("ModelT", Prompt, Artifact, Memory)
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+class ContentStore(Generic[ModelT]):
+    def __init__(
+        self,
+        model: type[ModelT],
+        *,
+        noun: str,
+        search_columns: Sequence[InstrumentedAttribute[Any]],
+        unique_fields: Sequence[str] = (),
+    ) -> None:
+        self.model = model
+        self.noun = noun
+        self._search_columns = search_columns
+        self._unique_fields = unique_fields
+
+    async def create(self, session: AsyncSession, *, tenant_id: str, data: BaseModel) -> ModelT:
+        values = data.model_dump()
+        await self._ensure_unique(session, tenant_id=tenant_id, values=values)
+        obj = self.model(tenant_id=tenant_id, version=1, **values)
+        session.add(obj)
+        await self._flush(session)
+        return obj
+
+    async def get(self, session: AsyncSession, *, tenant_id: str, **key: str) -> ModelT:
+        query = select(self.model).where(self.model.tenant_id == tenant_id)
+        for field, value in key.items():
+            query = query.where(getattr(self.model, field) == value)
+        obj = await session.scalar(query)
+        if obj is None:
+            raise NotFound(f"{self.noun} not found")
+        return obj
+
+    async def list(
+        self,
+        session: AsyncSession,
+        *,
+        tenant_id: str,
+        q: str | None = None,
+        tag: str | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
+        cursor: str | None = None,
+        filters: dict[str, str] | None = None,
+    ) -> Page[ModelT]:
+        query = select(self.model).where(self.model.tenant_id == tenant_id)
+        for field, value in (filters or {}).items():
+            query = query.where(getattr(self.model, field) == value)
+        if q:
+            pattern = _like_pattern(q)
+            query = query.where(or_(*(col.ilike(pattern, escape="\\") for col in self._search_columns)))
+        if tag:
+            # Tags are a JSON list; match the quoted element in its text form (same on SQLite and PostgreSQL).
+            query = query.where(cast(self.model.tags, String).like(_like_pattern(f'"{tag}"'), escape="\\"))
+        if cursor:
+            query = query.where(self.model.id > decode_cursor(cursor))
+        rows = list(await session.scalars(query.order_by(self.model.id).limit(limit + 1)))
+        next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+        return Page(items=rows[:limit], next_cursor=next_cursor)
+
+    async def update(
+        self, session: AsyncSession, *, obj: ModelT, data: BaseModel, expected_version: int | None = None
+    ) -> ModelT:
+        if expected_version is not None and expected_version != obj.version:
+            raise PreconditionFailed(
+                f"the {self.noun} changed since you read it (version {obj.version}, If-Match {expected_version})"
+            )
+        changes = data.model_dump(exclude_unset=True, exclude_none=True)
+        changed_unique = {f: changes[f] for f in self._unique_fields if f in changes and changes[f] != getattr(obj, f)}
+        if changed_unique:
+            await self._ensure_unique(session, tenant_id=obj.tenant_id, values=changed_unique)
+        for field, value in changes.items():
+            setattr(obj, field, value)
+        obj.version += 1
+        obj.updated_at = utcnow()
+        await self._flush(session)
+        return obj
+
+    async def delete(self, session: AsyncSession, *, obj: ModelT) -> None:
+        await session.delete(obj)
+        await session.flush()
+
+    async def _ensure_unique(self, session: AsyncSession, *, tenant_id: str, values: dict[str, Any]) -> None:
+        if not self._unique_fields or not all(f in values for f in self._unique_fields):
+            return
+        query = select(self.model.id).where(self.model.tenant_id == tenant_id)
+        for field in self._unique_fields:
+            query = query.where(getattr(self.model, field) == values[field])
+        if await session.scalar(query) is not None:
+            described = ", ".join(f"{f}={values[f]!r}" for f in self._unique_fields)
+            raise AlreadyExists(f"a {self.noun} with {described} already exists")
+
+    async def _flush(self, session: AsyncSession) -> None:
+        try:
+            await session.flush()
+        except IntegrityError:  # a concurrent insert won the unique race
+            raise AlreadyExists(f"that {self.noun} already exists") from None
+
+
+prompts = ContentStore(
+    Prompt, noun="prompt", search_columns=(Prompt.name, Prompt.description, Prompt.content), unique_fields=("name",)
+)
+artifacts = ContentStore(
+    Artifact,
+    noun="artifact",
+    search_columns=(Artifact.title, Artifact.description, Artifact.content, Artifact.slug),
+    unique_fields=("project", "slug"),
+)
+memories = ContentStore(Memory, noun="memory", search_columns=(Memory.content,))

@@ -1,0 +1,79 @@
+"""Domain errors raised by the core services.
+
+Every adapter maps these once: HTTP status codes live in ``vibexp.api.errors``, MCP errors in the MCP adapter,
+retry semantics in the operator. The hierarchy::
+
+    VibeXPError                 base; ``code`` is the stable machine-readable error code
+    ├── InvalidApiKey           missing, malformed, unknown, revoked or expired key (``reason`` says which)
+    ├── AccountSuspended        the tenant is suspended
+    ├── RateLimited             the tenant's hourly window is used up (``limit``, ``reset_at``, ``retry_after``)
+    ├── NotFound                no such object for this tenant (also for another tenant's objects)
+    ├── AlreadyExists           a unique name is taken
+    ├── PreconditionFailed      an If-Match version does not match the stored one
+    ├── InvalidInput            a value the schemas let through but the domain refuses
+    └── AuthenticationFailed    wrong e-mail or password for the dashboard
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AccountSuspended",
+    "AlreadyExists",
+    "AuthenticationFailed",
+    "InvalidApiKey",
+    "InvalidInput",
+    "NotFound",
+    "PreconditionFailed",
+    "RateLimited",
+    "VibeXPError",
+]
+
+
+class VibeXPError(Exception):
+    code = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidApiKey(VibeXPError):
+    code = "invalid_api_key"
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class AccountSuspended(VibeXPError):
+    code = "account_suspended"
+
+
+class RateLimited(VibeXPError):
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, limit: int, reset_at: int, retry_after: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.reset_at = reset_at
+        self.retry_after = retry_after
+
+
+class NotFound(VibeXPError):
+    code = "not_found"
+
+
+class AlreadyExists(VibeXPError):
+    code = "already_exists"
+
+
+class PreconditionFailed(VibeXPError):
+    code = "precondition_failed"
+
+
+class InvalidInput(VibeXPError):
+    code = "invalid_input"
+
+
+class AuthenticationFailed(VibeXPError):
+    code = "authentication_failed"

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from vibexp.core.clock import utcnow
+from vibexp.core.db import Base, UTCDateTime
+from vibexp.core.ids import new_id
+
+__all__ = ["ApiKey", "KeyStatus"]
+
+
+class KeyStatus(StrEnum):
+    active = "active"
+    revoked = "revoked"
+
+
+class ApiKey(Base):
+    """An API key record. Only the SHA-256 of the whole key is stored; the plaintext exists once, at creation."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(String(2000), default="")
+    prefix: Mapped[str] = mapped_column(String(12))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default=KeyStatus.active.value)
+    #: Where the key was made: cli, api, dashboard or operator.
+    source: Mapped[str] = mapped_column(String(32), default="api")
+    #: Caller-chosen idempotency reference (the operator uses the ApiKey's uid and rotation number), unique.
+    external_ref: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Bumped on every change that affects authentication (revocation, expiry), watched by other processes.
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    rotated_from_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    replaced_by_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    # Usage, written in batches by the usage recorder (never on the request path).
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    request_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    tool_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    last_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["ApiKeyCreate", "ApiKeyCreated", "ApiKeyRead", "ApiKeyRotate", "ApiKeyUpdate", "KeyUsageRead", "UsageAction"]
+
+#: Longest grace period a rotation may keep the old key alive: 30 days.
+MAX_GRACE_SECONDS = 30 * 24 * 3600
+
+
+class ApiKeyBase(BaseModel):
+    name: str = Field(min_length=1, max_length=200, description='Descriptive name, e.g. "Work Laptop - Cursor"')
+    description: str = Field(default="", max_length=2000, description="Optional notes about usage")
+
+
+class ApiKeyCreate(ApiKeyBase):
+    expires_at: datetime | None = Field(default=None, description="Optional expiry (RFC 3339, in the future)")
+
+
+class ApiKeyUpdate(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=2000)
+
+
+class ApiKeyRotate(BaseModel):
+    grace_period_seconds: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_GRACE_SECONDS,
+        description="Seconds the old key keeps working after rotation (0: revoked at once)",
+    )
+
+
+class ApiKeyRead(ApiKeyBase):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    prefix: str = Field(description="'vib_' and the first 8 hex characters of the key")
+    status: str = Field(description="active or revoked")
+    created_at: datetime
+    last_used_at: datetime | None
+    request_count: int
+    tool_type: str | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    source: str
+
+
+class ApiKeyCreated(ApiKeyRead):
+    key: str = Field(description="The API key. Shown only in this response: copy it now.")
+
+
+class UsageAction(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    at: datetime
+    action: str
+    method: str
+    route: str
+    status: int
+    tool_type: str
+    client_ip: str | None
+
+
+class KeyUsageRead(BaseModel):
+    key_id: str
+    request_count: int
+    last_used_at: datetime | None
+    tool_type: str | None
+    last_ip: str | None
+    actions: list[UsageAction]

@@ -1,0 +1,145 @@
+"""API key lifecycle: create (plaintext returned once), list, revoke, rotate with an optional grace period."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vibexp.core.clock import utcnow
+from vibexp.core.errors import InvalidInput, NotFound
+from vibexp.core.keys.changes import mark_key_changed
+from vibexp.core.keys.models import ApiKey, KeyStatus
+from vibexp.core.keys.tokens import display_prefix, generate_key, hash_key
+
+__all__ = [
+    "NewKey",
+    "create_key",
+    "find_key_by_external_ref",
+    "get_key",
+    "list_keys",
+    "revoke_key",
+    "rotate_key",
+    "update_key",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    """A freshly minted key: the record and the plaintext, which exists nowhere else."""
+
+    record: ApiKey
+    plaintext: str
+
+    def __repr__(self) -> str:  # never let the plaintext reach a log through a repr
+        return f"NewKey(id={self.record.id!r}, prefix={self.record.prefix!r})"
+
+
+async def create_key(
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    name: str,
+    description: str = "",
+    source: str = "api",
+    expires_at: datetime | None = None,
+    external_ref: str | None = None,
+    rotated_from_id: str | None = None,
+) -> NewKey:
+    if expires_at is not None and expires_at <= utcnow():
+        raise InvalidInput("expires_at must be in the future")
+    plaintext = generate_key()
+    record = ApiKey(
+        tenant_id=tenant_id,
+        name=name,
+        description=description,
+        prefix=display_prefix(plaintext),
+        key_hash=hash_key(plaintext),
+        status=KeyStatus.active.value,
+        source=source,
+        expires_at=expires_at,
+        external_ref=external_ref,
+        rotated_from_id=rotated_from_id,
+        request_count=0,
+    )
+    session.add(record)
+    await session.flush()
+    return NewKey(record=record, plaintext=plaintext)
+
+
+async def get_key(session: AsyncSession, *, key_id: str, tenant_id: str | None = None) -> ApiKey:
+    """A key by id; with ``tenant_id`` another tenant's key is reported as not found (never as forbidden)."""
+    key = await session.get(ApiKey, key_id)
+    if key is None or (tenant_id is not None and key.tenant_id != tenant_id):
+        raise NotFound("API key not found")
+    return key
+
+
+async def find_key_by_external_ref(session: AsyncSession, *, external_ref: str) -> ApiKey | None:
+    return await session.scalar(select(ApiKey).where(ApiKey.external_ref == external_ref))
+
+
+async def list_keys(session: AsyncSession, *, tenant_id: str, status: KeyStatus | None = None) -> list[ApiKey]:
+    query = select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.created_at, ApiKey.id)
+    if status is not None:
+        query = query.where(ApiKey.status == status.value)
+    return list(await session.scalars(query))
+
+
+async def update_key(
+    session: AsyncSession, *, key: ApiKey, name: str | None = None, description: str | None = None
+) -> ApiKey:
+    if name is not None:
+        key.name = name
+    if description is not None:
+        key.description = description
+    await session.flush()
+    return key
+
+
+async def revoke_key(session: AsyncSession, *, key: ApiKey) -> ApiKey:
+    """Revoke at once. Idempotent: revoking a revoked key keeps its first revocation time."""
+    if key.status != KeyStatus.revoked.value:
+        now = utcnow()
+        key.status = KeyStatus.revoked.value
+        key.revoked_at = now
+        key.updated_at = now
+        mark_key_changed(session, key.id)
+        await session.flush()
+    return key
+
+
+async def rotate_key(
+    session: AsyncSession,
+    *,
+    key: ApiKey,
+    grace_period: timedelta = timedelta(0),
+    source: str | None = None,
+    external_ref: str | None = None,
+) -> NewKey:
+    """Replace ``key`` with a new key of the same name; the old one stops now or when the grace period ends."""
+    if key.status == KeyStatus.revoked.value:
+        raise InvalidInput("a revoked key cannot be rotated; create a new key instead")
+    new = await create_key(
+        session,
+        tenant_id=key.tenant_id,
+        name=key.name,
+        description=key.description,
+        source=source or key.source,
+        expires_at=None,
+        external_ref=external_ref,
+        rotated_from_id=key.id,
+    )
+    key.replaced_by_id = new.record.id
+    if grace_period > timedelta(0):
+        now = utcnow()
+        ends = now + grace_period
+        key.expires_at = ends if key.expires_at is None else min(key.expires_at, ends)
+        key.updated_at = now
+        mark_key_changed(session, key.id)
+        await session.flush()
+    else:
+        await revoke_key(session, key=key)
+    return new

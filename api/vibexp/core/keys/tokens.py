@@ -1,0 +1,82 @@
+"""The API key format: ``vib_`` + 64 lowercase hex characters (256 bits from ``secrets``), stored as SHA-256 hex."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from vibexp.core.errors import InvalidApiKey
+
+__all__ = [
+    "KEY_PREFIX",
+    "KEY_TOKEN_LENGTH",
+    "display_prefix",
+    "generate_key",
+    "hash_key",
+    "parse_authorization",
+    "validate_key_format",
+]
+
+KEY_PREFIX = "vib_"
+KEY_TOKEN_LENGTH = 64
+_HEX = frozenset("0123456789abcdef")
+_QUOTES = "\"'`"
+
+
+def generate_key() -> str:
+    return KEY_PREFIX + secrets.token_hex(KEY_TOKEN_LENGTH // 2)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def display_prefix(key: str) -> str:
+    """``vib_`` + the first 8 hex characters: enough to recognise a key, useless to an attacker."""
+    return key[: len(KEY_PREFIX) + 8]
+
+
+def parse_authorization(header: str | None) -> str:
+    """Extract the key from an ``Authorization`` header value, naming the problem when there is one."""
+    if header is None or not header.strip():
+        raise InvalidApiKey(
+            "Missing API key: send the header 'Authorization: Bearer vib_...'", reason="missing"
+        )
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer":
+        raise InvalidApiKey(
+            "The Authorization header must use the Bearer scheme: 'Authorization: Bearer vib_...'",
+            reason="wrong_scheme",
+        )
+    if not token.strip():
+        raise InvalidApiKey("No API key after 'Bearer': send 'Authorization: Bearer vib_...'", reason="empty")
+    validate_key_format(token)
+    return token
+
+
+def validate_key_format(token: str) -> None:
+    if token != token.strip():
+        raise InvalidApiKey(
+            "The API key has extra spaces around it: remove them (check for copy-paste errors)",
+            reason="whitespace",
+        )
+    if token[0] in _QUOTES or token[-1] in _QUOTES:
+        raise InvalidApiKey(
+            "The API key is wrapped in quotes: send it without quotes", reason="quoted"
+        )
+    if not token.startswith(KEY_PREFIX):
+        raise InvalidApiKey(
+            f"This is not a VibeXP API key: keys start with '{KEY_PREFIX}'", reason="wrong_prefix"
+        )
+    body = token[len(KEY_PREFIX) :]
+    if len(body) != KEY_TOKEN_LENGTH:
+        raise InvalidApiKey(
+            f"API keys are '{KEY_PREFIX}' followed by {KEY_TOKEN_LENGTH} characters; this one has {len(body)}"
+            " (check for missing or extra characters)",
+            reason="wrong_length",
+        )
+    if not _HEX.issuperset(body):
+        raise InvalidApiKey(
+            f"The {KEY_TOKEN_LENGTH} characters after '{KEY_PREFIX}' must be lowercase hexadecimal (0-9, a-f)",
+            reason="not_hex",
+        )

@@ -1,0 +1,202 @@
+"""Key verification with an in-process cache that every process keeps in step within a second.
+
+A verified key is cached by its SHA-256 for ``key_cache_ttl`` seconds, so the request path costs one hash and one
+dict lookup. Changes reach the cache two ways:
+
+* in the process that made them, at commit (``vibexp.core.keys.changes``): revocation is immediate there;
+* in every other process, by polling ``updated_at`` of keys and tenants every ``poll_interval`` seconds (0.25 s by
+  default). Polling works the same on SQLite and PostgreSQL and loses nothing when a connection drops, unlike
+  LISTEN/NOTIFY; it costs two indexed queries per interval per process. Each poll re-reads rows from 5 s before
+  the previous poll began, so commits landing out of timestamp order, or replicas' clocks up to 5 s apart, are
+  not missed; an entry is evicted only when the row's version differs from the cached one.
+
+Unknown, revoked and expired keys are never cached: they are refused from the database each time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import time
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from vibexp.core.clock import utcnow
+from vibexp.core.errors import AccountSuspended, InvalidApiKey
+from vibexp.core.keys import changes
+from vibexp.core.keys.models import ApiKey, KeyStatus
+from vibexp.core.keys.tokens import hash_key, parse_authorization
+from vibexp.core.tenants.models import Tenant
+
+__all__ = ["KeyVerifier", "Principal"]
+
+log = logging.getLogger(__name__)
+
+#: How far back each poll re-reads, to tolerate out-of-order commits and clock skew between replicas.
+POLL_OVERLAP = timedelta(seconds=5)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the key (by id and prefix, never the secret) and its tenant."""
+
+    key_id: str
+    key_prefix: str
+    key_name: str
+    tenant_id: str
+    tenant_name: str
+    tier: str
+    hourly_limit: int
+    suspended: bool
+    expires_at: datetime | None
+
+
+@dataclass(slots=True)
+class _Entry:
+    principal: Principal
+    key_hash: str
+    key_version: datetime
+    tenant_version: datetime
+    loaded_at: float
+
+
+class KeyVerifier:
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        *,
+        ttl: float = 60.0,
+        poll_interval: float = 0.25,
+    ) -> None:
+        self._session_factory = session_factory
+        self._ttl = ttl
+        self._poll_interval = poll_interval
+        self._by_hash: dict[str, _Entry] = {}
+        self._poll_task: asyncio.Task[None] | None = None
+        self._watermark = utcnow()
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        changes.subscribe(self._on_local_commit)
+        self._watermark = utcnow()
+        self._poll_task = asyncio.create_task(self._poll_forever(), name="vibexp-key-poll")
+
+    async def stop(self) -> None:
+        changes.unsubscribe(self._on_local_commit)
+        if self._poll_task is not None:
+            self._poll_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poll_task
+            self._poll_task = None
+
+    # -- verification ------------------------------------------------------------------------------------------
+    async def verify(self, authorization: str | None) -> Principal:
+        """The caller behind an ``Authorization`` header value; raises InvalidApiKey or AccountSuspended."""
+        key = parse_authorization(authorization)
+        digest = hash_key(key)
+        entry = self._by_hash.get(digest)
+        if entry is None or time.monotonic() - entry.loaded_at > self._ttl:
+            entry = await self._load(digest)
+        elif not hmac.compare_digest(entry.key_hash, digest):  # defensive: the dict matched on the same digest
+            raise InvalidApiKey("Unknown API key", reason="unknown")
+        return self._check(entry.principal)
+
+    @staticmethod
+    def _check(principal: Principal) -> Principal:
+        if principal.expires_at is not None and principal.expires_at <= utcnow():
+            raise InvalidApiKey("This API key has expired: create a new key", reason="expired")
+        if principal.suspended:
+            raise AccountSuspended("This account is suspended: check its status in the dashboard")
+        return principal
+
+    async def _load(self, digest: str) -> _Entry:
+        async with self._session_factory() as session:
+            row = (
+                await session.execute(
+                    select(ApiKey, Tenant).join(Tenant, Tenant.id == ApiKey.tenant_id).where(ApiKey.key_hash == digest)
+                )
+            ).one_or_none()
+        if row is None or not hmac.compare_digest(row[0].key_hash, digest):
+            self._by_hash.pop(digest, None)
+            raise InvalidApiKey("Unknown API key: check for copy-paste errors or create a new key", reason="unknown")
+        key, tenant = row
+        if key.status == KeyStatus.revoked.value:
+            self._by_hash.pop(digest, None)
+            raise InvalidApiKey("This API key has been revoked: create a new key", reason="revoked")
+        entry = _Entry(
+            principal=Principal(
+                key_id=key.id,
+                key_prefix=key.prefix,
+                key_name=key.name,
+                tenant_id=tenant.id,
+                tenant_name=tenant.name,
+                tier=tenant.tier,
+                hourly_limit=tenant.hourly_limit,
+                suspended=tenant.suspended,
+                expires_at=key.expires_at,
+            ),
+            key_hash=digest,
+            key_version=key.updated_at,
+            tenant_version=tenant.updated_at,
+            loaded_at=time.monotonic(),
+        )
+        self._by_hash[digest] = entry
+        return entry
+
+    # -- invalidation ------------------------------------------------------------------------------------------
+    def invalidate(self, *, key_ids: Collection[str] = (), tenant_ids: Collection[str] = ()) -> None:
+        if not key_ids and not tenant_ids:
+            return
+        stale = [
+            digest
+            for digest, entry in self._by_hash.items()
+            if entry.principal.key_id in key_ids or entry.principal.tenant_id in tenant_ids
+        ]
+        for digest in stale:
+            self._by_hash.pop(digest, None)
+
+    def clear(self) -> None:
+        self._by_hash.clear()
+
+    def _on_local_commit(self, key_ids: set[str], tenant_ids: set[str]) -> None:
+        self.invalidate(key_ids=key_ids, tenant_ids=tenant_ids)
+
+    async def poll_once(self) -> None:
+        """Evict cache entries whose key or tenant changed in the database since the last poll."""
+        started = utcnow()
+        since = self._watermark - POLL_OVERLAP
+        async with self._session_factory() as session:
+            keys = (await session.execute(select(ApiKey.id, ApiKey.updated_at).where(ApiKey.updated_at >= since))).all()
+            tenants = (
+                await session.execute(select(Tenant.id, Tenant.updated_at).where(Tenant.updated_at >= since))
+            ).all()
+        key_versions = {row[0]: row[1] for row in keys}
+        tenant_versions = {row[0]: row[1] for row in tenants}
+        stale = [
+            digest
+            for digest, entry in self._by_hash.items()
+            if key_versions.get(entry.principal.key_id, entry.key_version) != entry.key_version
+            or tenant_versions.get(entry.principal.tenant_id, entry.tenant_version) != entry.tenant_version
+        ]
+        for digest in stale:
+            self._by_hash.pop(digest, None)
+        # Our own clock, not the newest row's: a replica whose clock runs ahead must not push changes out of view.
+        self._watermark = started
+
+    async def _poll_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._poll_interval)
+            try:
+                await self.poll_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The database is unreachable: we cannot learn of revocations, so stop trusting the cache.
+                log.warning("key change poll failed; clearing the key cache", exc_info=True)
+                self.clear()

@@ -1,0 +1,11 @@
+"""Every table, imported in one place so the metadata (and Alembic's autogenerate) sees them all."""
+
+from vibexp.core.content.models import Artifact, Memory, Prompt
+from vibexp.core.db import Base
+from vibexp.core.keys.models import ApiKey
+from vibexp.core.ratelimit.models import RateWindow
+from vibexp.core.tenants.models import Tenant
+from vibexp.core.usage.models import KeyAction
+from vibexp.core.users.models import User
+
+__all__ = ["ApiKey", "Artifact", "Base", "KeyAction", "Memory", "Prompt", "RateWindow", "Tenant", "User"]

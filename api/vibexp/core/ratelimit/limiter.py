@@ -1,0 +1,118 @@
+"""Per-tenant hourly limits, exact across every process that shares the database.
+
+Each fixed UTC hour has one row per tenant in ``rate_windows``; ``used`` only grows, by an atomic
+``UPDATE ... RETURNING`` that never lets it pass the limit, so the processes together can never admit more than the
+limit. To keep the database off most requests, a process takes a *lease* of several requests at once and admits
+from it locally. Leases shrink as the window fills (1/32 of what is left, at most 100) and become single requests
+near the end, so the last requests of a window are granted one by one. A lease is only ever held by a process that
+is receiving requests for that tenant, so it drains while traffic continues: under load, the tenant gets exactly
+its limit. A lease a process stops using stays counted as used until the window ends; that is the price of not
+touching the database on every request, and it is at most one lease per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy import case, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from vibexp.core.ratelimit.models import RateWindow
+
+__all__ = ["WINDOW_SECONDS", "RateDecision", "RateLimiter"]
+
+WINDOW_SECONDS = 3600
+MAX_LEASE = 100
+LEASE_FRACTION = 32
+#: Retry-After is spread over up to this many seconds past the reset so clients do not all return at once.
+MAX_RETRY_JITTER = 30
+
+
+@dataclass(frozen=True, slots=True)
+class RateDecision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_at: int  # epoch seconds of the next window
+    retry_after: int  # seconds; 0 when allowed
+
+    @property
+    def seconds_to_reset(self) -> int:
+        return max(0, self.reset_at - int(time.time()))
+
+
+@dataclass(slots=True)
+class _TenantWindow:
+    window_start: int
+    lease_left: int = 0
+    used: int = 0  # the database's count as of our last grant (includes our lease)
+    row_ready: bool = False
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class RateLimiter:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._windows: dict[str, _TenantWindow] = {}
+        insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._insert = insert
+
+    async def hit(self, *, tenant_id: str, limit: int, now: float | None = None) -> RateDecision:
+        """Count one request for the tenant and say whether it is admitted."""
+        now = time.time() if now is None else now
+        window_start = int(now) // WINDOW_SECONDS * WINDOW_SECONDS
+        state = self._windows.get(tenant_id)
+        if state is None or state.window_start != window_start:
+            state = self._windows[tenant_id] = _TenantWindow(window_start=window_start)
+        if state.lease_left <= 0:
+            async with state.lock:
+                if state.lease_left <= 0:  # another coroutine may have refilled it while we waited
+                    await self._grant(tenant_id, state, limit)
+        reset_at = window_start + WINDOW_SECONDS
+        if state.lease_left > 0:
+            state.lease_left -= 1
+            remaining = max(0, limit - state.used + state.lease_left)
+            return RateDecision(True, limit, remaining, reset_at, 0)
+        retry_after = max(1, reset_at - int(now)) + random.randint(0, MAX_RETRY_JITTER)  # noqa: S311 - not security
+        return RateDecision(False, limit, 0, reset_at, retry_after)
+
+    async def _grant(self, tenant_id: str, state: _TenantWindow, limit: int) -> None:
+        wanted = max(1, min(MAX_LEASE, (limit - state.used) // LEASE_FRACTION))
+        table = RateWindow.__table__
+        room = limit - table.c.used
+        grant = case((table.c.used >= limit, 0), (room < wanted, room), else_=wanted)
+        async with self._engine.begin() as conn:
+            if not state.row_ready:
+                await conn.execute(
+                    self._insert(table)
+                    .values(tenant_id=tenant_id, window_start=state.window_start, used=0, last_grant=0)
+                    .on_conflict_do_nothing()
+                )
+            row = (
+                await conn.execute(
+                    update(table)
+                    .where(table.c.tenant_id == tenant_id, table.c.window_start == state.window_start)
+                    .values(used=table.c.used + grant, last_grant=grant)
+                    .returning(table.c.used, table.c.last_grant)
+                )
+            ).one()
+        state.row_ready = True
+        state.used, state.lease_left = int(row[0]), int(row[1])
+
+    async def current_use(self, *, tenant_id: str, now: float | None = None) -> int:
+        """Requests counted in the tenant's current window, for dashboards and status."""
+        now = time.time() if now is None else now
+        window_start = int(now) // WINDOW_SECONDS * WINDOW_SECONDS
+        async with self._engine.connect() as conn:
+            used = await conn.scalar(
+                select(RateWindow.used).where(
+                    RateWindow.tenant_id == tenant_id, RateWindow.window_start == window_start
+                )
+            )
+        state = self._windows.get(tenant_id)
+        unused_lease = state.lease_left if state is not None and state.window_start == window_start else 0
+        return max(0, int(used or 0) - unused_lease)

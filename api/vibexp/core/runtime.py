@@ -1,0 +1,64 @@
+"""The long-lived pieces one process needs (engine, key cache, rate limiter, usage recorder), started and stopped
+together. The HTTP app holds one; the CLI and the operator make their own."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from vibexp.core.config import Settings
+from vibexp.core.db import create_engine, create_session_factory
+from vibexp.core.keys.verifier import KeyVerifier
+from vibexp.core.migrate import upgrade_async
+from vibexp.core.ratelimit.limiter import RateLimiter
+from vibexp.core.usage.recorder import UsageRecorder
+
+__all__ = ["Runtime"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+    verifier: KeyVerifier
+    limiter: RateLimiter
+    usage: UsageRecorder
+
+    @classmethod
+    def create(cls, settings: Settings) -> Runtime:
+        engine = create_engine(settings.database_url)
+        session_factory = create_session_factory(engine)
+        return cls(
+            settings=settings,
+            engine=engine,
+            session_factory=session_factory,
+            verifier=KeyVerifier(
+                session_factory, ttl=settings.key_cache_ttl, poll_interval=settings.revocation_poll_interval
+            ),
+            limiter=RateLimiter(engine),
+            usage=UsageRecorder(
+                engine,
+                flush_interval=settings.usage_flush_interval,
+                retention=timedelta(days=settings.usage_retention_days),
+            ),
+        )
+
+    async def start(self) -> None:
+        if self.settings.should_auto_migrate:
+            log.info("applying database migrations")
+            await upgrade_async(self.settings.database_url)
+        await self.verifier.start()
+        await self.usage.start()
+
+    async def stop(self) -> None:
+        try:
+            await self.usage.stop()  # flushes what is buffered: a graceful shutdown loses no usage
+        finally:
+            await self.verifier.stop()
+            await self.engine.dispose()

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Boolean, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from vibexp.core.clock import utcnow
+from vibexp.core.db import Base, UTCDateTime
+from vibexp.core.ids import new_id
+
+__all__ = ["TIER_LIMITS", "Tenant", "Tier"]
+
+
+class Tier(StrEnum):
+    free = "free"
+    pro = "pro"
+    enterprise = "enterprise"
+
+
+#: Requests per hour for each tier; enterprise has no default and needs an explicit limit.
+TIER_LIMITS: dict[Tier, int | None] = {Tier.free: 1_000, Tier.pro: 10_000, Tier.enterprise: None}
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    tier: Mapped[str] = mapped_column(String(16), default=Tier.free.value)
+    #: Custom hourly limit; overrides the tier's default (required for enterprise).
+    rate_limit_per_hour: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    suspended: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Bumped on every change that affects authentication, so other processes can refresh their caches.
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+    @property
+    def hourly_limit(self) -> int:
+        if self.rate_limit_per_hour is not None:
+            return self.rate_limit_per_hour
+        default = TIER_LIMITS[Tier(self.tier)]
+        if default is None:  # enterprise without a custom limit: refused at creation, kept safe here
+            raise ValueError(f"tenant {self.name!r} has tier {self.tier} but no rate limit")
+        return default

@@ -1,0 +1,163 @@
+"""Usage tracking written in batches, off the request path.
+
+The request path only appends an event to a list. A background task flushes the list every
+``flush_interval`` seconds (at most one second): one UPDATE per key that was used (count, last used, tool type,
+client IP) and one multi-row INSERT into the action log. Stopping the recorder flushes what is left, so a graceful
+shutdown loses nothing. If the database is unreachable the events are kept (up to ``max_buffer``) and retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import case, delete, insert, literal, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from vibexp.core.clock import utcnow
+from vibexp.core.db import UTCDateTime
+from vibexp.core.keys.models import ApiKey
+from vibexp.core.ratelimit.limiter import WINDOW_SECONDS
+from vibexp.core.ratelimit.models import RateWindow
+from vibexp.core.usage.models import KeyAction
+
+__all__ = ["UsageEvent", "UsageRecorder"]
+
+log = logging.getLogger(__name__)
+
+#: Old action-log rows and rate windows are pruned this often (seconds).
+PRUNE_INTERVAL = 600.0
+
+
+@dataclass(slots=True)
+class UsageEvent:
+    key_id: str
+    tenant_id: str
+    at: datetime
+    method: str
+    route: str
+    action: str
+    status: int
+    tool_type: str
+    client_ip: str | None
+
+
+class UsageRecorder:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        flush_interval: float = 0.5,
+        retention: timedelta = timedelta(days=30),
+        max_buffer: int = 200_000,
+        on_flush: Callable[[int, float], None] | None = None,
+    ) -> None:
+        self._engine = engine
+        self._flush_interval = flush_interval
+        self._retention = retention
+        self._buffer: deque[UsageEvent] = deque(maxlen=max_buffer)
+        self._task: asyncio.Task[None] | None = None
+        self._flush_lock = asyncio.Lock()
+        self._last_prune = 0.0
+        #: Called after each successful flush with (events written, seconds the oldest one waited).
+        self._on_flush = on_flush
+
+    def record(self, event: UsageEvent) -> None:
+        self._buffer.append(event)
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="vibexp-usage-flush")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._flush_interval)
+            try:
+                await self.flush()
+                if time.monotonic() - self._last_prune > PRUNE_INTERVAL:
+                    await self.prune()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("usage flush failed; %d events kept for the next try", self.pending, exc_info=True)
+
+    async def flush(self) -> int:
+        async with self._flush_lock:
+            if not self._buffer:
+                return 0
+            events = list(self._buffer)
+            self._buffer.clear()
+            try:
+                await self._write(events)
+            except BaseException:
+                self._buffer.extendleft(reversed(events))  # keep order; retried next time
+                raise
+            if self._on_flush is not None:
+                self._on_flush(len(events), (utcnow() - events[0].at).total_seconds())
+            return len(events)
+
+    async def _write(self, events: list[UsageEvent]) -> None:
+        per_key: dict[str, list[UsageEvent]] = {}
+        for event in events:
+            per_key.setdefault(event.key_id, []).append(event)
+        table = ApiKey.__table__
+        async with self._engine.begin() as conn:
+            for key_id, key_events in per_key.items():
+                last = max(key_events, key=lambda e: e.at)
+                last_at = literal(last.at, type_=UTCDateTime())
+                await conn.execute(
+                    update(table)
+                    .where(table.c.id == key_id)
+                    .values(
+                        request_count=table.c.request_count + len(key_events),
+                        last_used_at=case(
+                            (table.c.last_used_at.is_(None), last_at),
+                            (table.c.last_used_at < last_at, last_at),
+                            else_=table.c.last_used_at,
+                        ),
+                        tool_type=last.tool_type,
+                        last_ip=last.client_ip,
+                    )
+                )
+            await conn.execute(
+                insert(KeyAction.__table__),
+                [
+                    {
+                        "key_id": e.key_id,
+                        "tenant_id": e.tenant_id,
+                        "at": e.at,
+                        "method": e.method,
+                        "route": e.route,
+                        "action": e.action,
+                        "status": e.status,
+                        "tool_type": e.tool_type,
+                        "client_ip": e.client_ip,
+                    }
+                    for e in events
+                ],
+            )
+
+    async def prune(self) -> None:
+        """Drop action-log rows past the retention period and rate windows older than the previous hour."""
+        self._last_prune = time.monotonic()
+        oldest_window = int(time.time()) // WINDOW_SECONDS * WINDOW_SECONDS - WINDOW_SECONDS
+        async with self._engine.begin() as conn:
+            await conn.execute(delete(KeyAction).where(KeyAction.at < utcnow() - self._retention))
+            await conn.execute(delete(RateWindow).where(RateWindow.window_start < oldest_window))

@@ -1,0 +1,62 @@
+"""Reading usage back: per-key summary with recent actions, and hourly request counts for charts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vibexp.core.clock import utcnow
+from vibexp.core.keys.models import ApiKey
+from vibexp.core.keys.schemas import KeyUsageRead, UsageAction
+from vibexp.core.usage.models import KeyAction
+
+__all__ = ["HourlyCount", "hourly_counts", "key_usage", "recent_actions"]
+
+
+@dataclass(frozen=True, slots=True)
+class HourlyCount:
+    hour: datetime
+    requests: int
+
+
+async def recent_actions(
+    session: AsyncSession, *, tenant_id: str, key_id: str | None = None, limit: int = 50
+) -> list[KeyAction]:
+    query = select(KeyAction).where(KeyAction.tenant_id == tenant_id)
+    if key_id is not None:
+        query = query.where(KeyAction.key_id == key_id)
+    return list(await session.scalars(query.order_by(KeyAction.id.desc()).limit(limit)))
+
+
+async def key_usage(session: AsyncSession, *, key: ApiKey, limit: int = 50) -> KeyUsageRead:
+    actions = await recent_actions(session, tenant_id=key.tenant_id, key_id=key.id, limit=limit)
+    return KeyUsageRead(
+        key_id=key.id,
+        request_count=key.request_count,
+        last_used_at=key.last_used_at,
+        tool_type=key.tool_type,
+        last_ip=key.last_ip,
+        actions=[UsageAction.model_validate(a) for a in actions],
+    )
+
+
+async def hourly_counts(
+    session: AsyncSession, *, tenant_id: str, hours: int, key_id: str | None = None
+) -> list[HourlyCount]:
+    """Requests per UTC hour for the last ``hours`` hours (oldest first, empty hours included)."""
+    now = utcnow()
+    current = now.replace(minute=0, second=0, microsecond=0)
+    start = current - timedelta(hours=hours - 1)
+    query = select(KeyAction.at).where(KeyAction.tenant_id == tenant_id, KeyAction.at >= start)
+    if key_id is not None:
+        query = query.where(KeyAction.key_id == key_id)
+    buckets = {start + timedelta(hours=i): 0 for i in range(hours)}
+    # Bucketing in Python keeps the query portable across SQLite and PostgreSQL; the window is bounded (≤ 7 days).
+    for (at,) in (await session.execute(query)).all():
+        hour = at.replace(minute=0, second=0, microsecond=0)
+        if hour in buckets:
+            buckets[hour] += 1
+    return [HourlyCount(hour=h, requests=n) for h, n in buckets.items()]

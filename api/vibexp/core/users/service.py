@@ -1,0 +1,54 @@
+"""Dashboard users: argon2id password hashes, sign-in checks."""
+
+from __future__ import annotations
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vibexp.core.clock import utcnow
+from vibexp.core.errors import AlreadyExists, AuthenticationFailed, InvalidInput
+from vibexp.core.users.models import User
+
+__all__ = ["MIN_PASSWORD_LENGTH", "authenticate", "create_user", "normalize_email"]
+
+MIN_PASSWORD_LENGTH = 10
+_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+# Verified against when the e-mail is unknown, so a wrong e-mail costs as much time as a wrong password.
+_DUMMY_HASH = _hasher.hash("vibexp-timing-equaliser")
+
+
+def normalize_email(email: str) -> str:
+    email = email.strip().lower()
+    local, _, domain = email.partition("@")
+    if not local or "." not in domain or len(email) > 254 or any(c.isspace() for c in email):
+        raise InvalidInput(f"not an e-mail address: {email!r}")
+    return email
+
+
+async def create_user(session: AsyncSession, *, tenant_id: str, email: str, password: str) -> User:
+    email = normalize_email(email)
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
+    if await session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise AlreadyExists(f"a user with e-mail {email} already exists")
+    user = User(tenant_id=tenant_id, email=email, password_hash=_hasher.hash(password))
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def authenticate(session: AsyncSession, *, email: str, password: str) -> User:
+    user = await session.scalar(select(User).where(User.email == email.strip().lower()))
+    try:
+        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        raise AuthenticationFailed("wrong e-mail or password") from None
+    if user is None:
+        raise AuthenticationFailed("wrong e-mail or password")
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    user.last_login_at = utcnow()
+    await session.flush()
+    return user

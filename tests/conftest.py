@@ -1,0 +1,89 @@
+"""Suite-wide fixtures. Every database test runs twice: on SQLite and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from helpers.databases import create_postgres_database, drop_postgres_database, sqlite_url
+from helpers.factories import Account, make_account
+from vibexp.api.app import create_app
+from vibexp.core.config import Settings
+from vibexp.core.db import create_engine
+from vibexp.core.migrate import upgrade_async
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+async def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """A migrated, empty database of each kind, shared by the session (tests isolate by tenant)."""
+    if request.param == "sqlite":
+        url = sqlite_url(tmp_path_factory.mktemp("sqlite"))
+        await upgrade_async(url)
+        yield url
+    else:
+        url = await create_postgres_database()
+        try:
+            await upgrade_async(url)
+            yield url
+        finally:
+            await drop_postgres_database(url)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, environment="test", auto_migrate=False, bench_endpoints=True)
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+def session_factory(app: FastAPI) -> async_sessionmaker[AsyncSession]:
+    factory: async_sessionmaker[AsyncSession] = app.state.runtime.session_factory
+    return factory
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@pytest.fixture
+async def account(session_factory: async_sessionmaker[AsyncSession]) -> Account:
+    """A fresh free-tier tenant and one active key."""
+    return await make_account(session_factory)
+
+
+@pytest.fixture
+async def session(database_url: str) -> AsyncIterator[AsyncSession]:
+    """A session inside a transaction that is rolled back after the test (services only flush)."""
+    engine = create_engine(database_url)
+    async with engine.connect() as conn:
+        transaction = await conn.begin()
+        db = AsyncSession(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False)
+        try:
+            yield db
+        finally:
+            await db.close()
+            await transaction.rollback()
+    await engine.dispose()
+
+
+@pytest.fixture
+def artifacts_dir() -> Iterator[Path]:
+    """Where tests write files a person may want to look at (screenshots, logs)."""
+    path = Path(__file__).resolve().parent.parent / "test-output"
+    path.mkdir(exist_ok=True)
+    yield path
+

@@ -1,0 +1,1 @@
+"""Shared test support: databases, factories for tenants and keys, live servers."""

@@ -1,0 +1,46 @@
+"""Throw-away databases: a fresh SQLite file or a fresh PostgreSQL database per test session."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+__all__ = ["POSTGRES_URL", "create_postgres_database", "drop_postgres_database", "sqlite_url"]
+
+#: Where the suite's PostgreSQL lives (``make test`` runs tests/scripts/ensure-postgres.sh first).
+POSTGRES_URL = os.environ.get(
+    "VIBEXP_TEST_POSTGRES_URL", "postgresql+asyncpg://vibexp:vibexp@127.0.0.1:5432/postgres"
+)
+
+
+def sqlite_url(directory: Path, name: str = "vibexp.db") -> str:
+    return f"sqlite+aiosqlite:///{directory / name}"
+
+
+def _dsn(database: str) -> str:
+    url = make_url(POSTGRES_URL).set(drivername="postgresql", database=database)
+    return url.render_as_string(hide_password=False)
+
+
+async def create_postgres_database(prefix: str = "vibexp_test") -> str:
+    """Create an empty database and return its SQLAlchemy URL."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    conn = await asyncpg.connect(_dsn(make_url(POSTGRES_URL).database or "postgres"))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_postgres_database(url: str) -> None:
+    name = make_url(url).database
+    conn = await asyncpg.connect(_dsn(make_url(POSTGRES_URL).database or "postgres"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
