@@ -60,8 +60,9 @@ testenv-up:
 testenv-down:
 	@true
 
+# Debian's Chromium for the Playwright browser tests (test tools cannot download browsers here). Idempotent.
 browser:
-	@true
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 manifests:
 	@true
