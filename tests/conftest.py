@@ -86,4 +86,3 @@ def artifacts_dir() -> Iterator[Path]:
     path = Path(__file__).resolve().parent.parent / "test-output"
     path.mkdir(exist_ok=True)
     yield path
-

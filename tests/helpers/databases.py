@@ -12,9 +12,7 @@ from sqlalchemy.engine import make_url
 __all__ = ["POSTGRES_URL", "create_postgres_database", "drop_postgres_database", "sqlite_url"]
 
 #: Where the suite's PostgreSQL lives (``make test`` runs tests/scripts/ensure-postgres.sh first).
-POSTGRES_URL = os.environ.get(
-    "VIBEXP_TEST_POSTGRES_URL", "postgresql+asyncpg://vibexp:vibexp@127.0.0.1:5432/postgres"
-)
+POSTGRES_URL = os.environ.get("VIBEXP_TEST_POSTGRES_URL", "postgresql+asyncpg://vibexp:vibexp@127.0.0.1:5432/postgres")
 
 
 def sqlite_url(directory: Path, name: str = "vibexp.db") -> str:

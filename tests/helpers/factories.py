@@ -39,7 +39,10 @@ async def make_account(
         tenant = await tenants.create_tenant(
             session,
             data=TenantCreate(
-                name=name or f"t-{secrets.token_hex(5)}", tier=tier, rate_limit_per_hour=rate_limit, suspended=suspended
+                name=name or f"t-{secrets.token_hex(5)}",
+                tier=tier,
+                rate_limit_per_hour=rate_limit,
+                suspended=suspended,
             ),
         )
         new = await keys.create_key(session, tenant_id=tenant.id, name="test key", source="cli")

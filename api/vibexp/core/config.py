@@ -12,7 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 __all__ = ["DEFAULT_DATABASE_URL", "DEFAULT_SECRET_KEY", "Environment", "Settings", "get_settings"]
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./vibexp.db"
-DEFAULT_SECRET_KEY = "insecure-development-secret-change-me"
+DEFAULT_SECRET_KEY = "insecure-development-secret-change-me"  # noqa: S105 - refused in production by the validator below
 
 
 class Environment(StrEnum):

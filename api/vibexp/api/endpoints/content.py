@@ -167,7 +167,10 @@ async def get_artifact(
 
 
 @artifacts_router.put(
-    "/{project}/{slug}", response_model=schemas.ArtifactRead, responses=ETAG_RESPONSES, summary="Update an artifact"
+    "/{project}/{slug}",
+    response_model=schemas.ArtifactRead,
+    responses=ETAG_RESPONSES,
+    summary="Update an artifact",
 )
 async def update_artifact(
     project: str,

@@ -81,13 +81,13 @@ class ApiKeyAuthMiddleware:
         extra_headers = rate_limit_headers(decision)
 
         if not decision.allowed:
-            exc = RateLimited(
+            limited = RateLimited(
                 f"Hourly limit of {decision.limit} requests reached; it resets at the top of the hour",
                 limit=decision.limit,
                 reset_at=decision.reset_at,
                 retry_after=decision.retry_after,
             )
-            response = domain_error_response(exc)
+            response = domain_error_response(limited)
             response.raw_headers.extend(h for h in extra_headers if h[0] != b"retry-after")
             await response(scope, receive, send)
             self._record(scope, principal, usage, 429)

@@ -57,7 +57,5 @@ class BodySizeLimitMiddleware:
             await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error_response(
-            413, "payload_too_large", f"The request body is larger than {self.max_bytes} bytes"
-        )
+        response = error_response(413, "payload_too_large", f"The request body is larger than {self.max_bytes} bytes")
         await response(scope, receive, send)

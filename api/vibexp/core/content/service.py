@@ -39,7 +39,7 @@ class ContentStore(Generic[ModelT]):
         search_columns: Sequence[InstrumentedAttribute[Any]],
         unique_fields: Sequence[str] = (),
     ) -> None:
-        self.model = model
+        self.model: type[ModelT] = model
         self.noun = noun
         self._search_columns = search_columns
         self._unique_fields = unique_fields
@@ -47,7 +47,7 @@ class ContentStore(Generic[ModelT]):
     async def create(self, session: AsyncSession, *, tenant_id: str, data: BaseModel) -> ModelT:
         values = data.model_dump()
         await self._ensure_unique(session, tenant_id=tenant_id, values=values)
-        obj = self.model(tenant_id=tenant_id, version=1, **values)
+        obj: ModelT = self.model(tenant_id=tenant_id, version=1, **values)
         session.add(obj)
         await self._flush(session)
         return obj
@@ -56,7 +56,7 @@ class ContentStore(Generic[ModelT]):
         query = select(self.model).where(self.model.tenant_id == tenant_id)
         for field, value in key.items():
             query = query.where(getattr(self.model, field) == value)
-        obj = await session.scalar(query)
+        obj: ModelT | None = await session.scalar(query)
         if obj is None:
             raise NotFound(f"{self.noun} not found")
         return obj
@@ -127,7 +127,10 @@ class ContentStore(Generic[ModelT]):
 
 
 prompts = ContentStore(
-    Prompt, noun="prompt", search_columns=(Prompt.name, Prompt.description, Prompt.content), unique_fields=("name",)
+    Prompt,
+    noun="prompt",
+    search_columns=(Prompt.name, Prompt.description, Prompt.content),
+    unique_fields=("name",),
 )
 artifacts = ContentStore(
     Artifact,

@@ -4,7 +4,15 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ApiKeyCreate", "ApiKeyCreated", "ApiKeyRead", "ApiKeyRotate", "ApiKeyUpdate", "KeyUsageRead", "UsageAction"]
+__all__ = [
+    "ApiKeyCreate",
+    "ApiKeyCreated",
+    "ApiKeyRead",
+    "ApiKeyRotate",
+    "ApiKeyUpdate",
+    "KeyUsageRead",
+    "UsageAction",
+]
 
 #: Longest grace period a rotation may keep the old key alive: 30 days.
 MAX_GRACE_SECONDS = 30 * 24 * 3600

@@ -39,9 +39,7 @@ def display_prefix(key: str) -> str:
 def parse_authorization(header: str | None) -> str:
     """Extract the key from an ``Authorization`` header value, naming the problem when there is one."""
     if header is None or not header.strip():
-        raise InvalidApiKey(
-            "Missing API key: send the header 'Authorization: Bearer vib_...'", reason="missing"
-        )
+        raise InvalidApiKey("Missing API key: send the header 'Authorization: Bearer vib_...'", reason="missing")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer":
         raise InvalidApiKey(
@@ -61,13 +59,9 @@ def validate_key_format(token: str) -> None:
             reason="whitespace",
         )
     if token[0] in _QUOTES or token[-1] in _QUOTES:
-        raise InvalidApiKey(
-            "The API key is wrapped in quotes: send it without quotes", reason="quoted"
-        )
+        raise InvalidApiKey("The API key is wrapped in quotes: send it without quotes", reason="quoted")
     if not token.startswith(KEY_PREFIX):
-        raise InvalidApiKey(
-            f"This is not a VibeXP API key: keys start with '{KEY_PREFIX}'", reason="wrong_prefix"
-        )
+        raise InvalidApiKey(f"This is not a VibeXP API key: keys start with '{KEY_PREFIX}'", reason="wrong_prefix")
     body = token[len(KEY_PREFIX) :]
     if len(body) != KEY_TOKEN_LENGTH:
         raise InvalidApiKey(

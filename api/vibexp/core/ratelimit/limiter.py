@@ -82,22 +82,21 @@ class RateLimiter:
 
     async def _grant(self, tenant_id: str, state: _TenantWindow, limit: int) -> None:
         wanted = max(1, min(MAX_LEASE, (limit - state.used) // LEASE_FRACTION))
-        table = RateWindow.__table__
-        room = limit - table.c.used
-        grant = case((table.c.used >= limit, 0), (room < wanted, room), else_=wanted)
+        room = limit - RateWindow.used
+        grant = case((RateWindow.used >= limit, 0), (room < wanted, room), else_=wanted)
         async with self._engine.begin() as conn:
             if not state.row_ready:
                 await conn.execute(
-                    self._insert(table)
+                    self._insert(RateWindow)
                     .values(tenant_id=tenant_id, window_start=state.window_start, used=0, last_grant=0)
                     .on_conflict_do_nothing()
                 )
             row = (
                 await conn.execute(
-                    update(table)
-                    .where(table.c.tenant_id == tenant_id, table.c.window_start == state.window_start)
-                    .values(used=table.c.used + grant, last_grant=grant)
-                    .returning(table.c.used, table.c.last_grant)
+                    update(RateWindow)
+                    .where(RateWindow.tenant_id == tenant_id, RateWindow.window_start == state.window_start)
+                    .values(used=RateWindow.used + grant, last_grant=grant)
+                    .returning(RateWindow.used, RateWindow.last_grant)
                 )
             ).one()
         state.row_ready = True

@@ -56,7 +56,7 @@ async def list_tenants(session: AsyncSession) -> list[Tenant]:
 async def update_tenant(session: AsyncSession, *, tenant: Tenant, data: TenantUpdate) -> Tenant:
     changes = data.model_dump(exclude_unset=True)
     tier = Tier(changes.get("tier", tenant.tier))
-    limit = changes["rate_limit_per_hour"] if "rate_limit_per_hour" in changes else tenant.rate_limit_per_hour
+    limit = changes.get("rate_limit_per_hour", tenant.rate_limit_per_hour)
     _check_limit(tier, limit)
     for field, value in changes.items():
         setattr(tenant, field, value.value if isinstance(value, Tier) else value)

@@ -117,27 +117,26 @@ class UsageRecorder:
         per_key: dict[str, list[UsageEvent]] = {}
         for event in events:
             per_key.setdefault(event.key_id, []).append(event)
-        table = ApiKey.__table__
         async with self._engine.begin() as conn:
             for key_id, key_events in per_key.items():
                 last = max(key_events, key=lambda e: e.at)
                 last_at = literal(last.at, type_=UTCDateTime())
                 await conn.execute(
-                    update(table)
-                    .where(table.c.id == key_id)
+                    update(ApiKey)
+                    .where(ApiKey.id == key_id)
                     .values(
-                        request_count=table.c.request_count + len(key_events),
+                        request_count=ApiKey.request_count + len(key_events),
                         last_used_at=case(
-                            (table.c.last_used_at.is_(None), last_at),
-                            (table.c.last_used_at < last_at, last_at),
-                            else_=table.c.last_used_at,
+                            (ApiKey.last_used_at.is_(None), last_at),
+                            (ApiKey.last_used_at < last_at, last_at),
+                            else_=ApiKey.last_used_at,
                         ),
                         tool_type=last.tool_type,
                         last_ip=last.client_ip,
                     )
                 )
             await conn.execute(
-                insert(KeyAction.__table__),
+                insert(KeyAction),
                 [
                     {
                         "key_id": e.key_id,
