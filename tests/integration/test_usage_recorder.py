@@ -1,0 +1,61 @@
+"""The batched usage recorder: nothing on the request path, everything written by the flush or at stop."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from helpers.factories import make_account
+from vibexp.core.clock import utcnow
+from vibexp.core.keys.models import ApiKey
+from vibexp.core.usage.models import KeyAction
+from vibexp.core.usage.recorder import UsageEvent, UsageRecorder
+
+
+def _event(key_id: str, tenant_id: str, *, seconds_ago: float, tool: str) -> UsageEvent:
+    return UsageEvent(
+        key_id=key_id,
+        tenant_id=tenant_id,
+        at=utcnow() - timedelta(seconds=seconds_ago),
+        method="GET",
+        route="/api/v1/prompts",
+        action="GET /api/v1/prompts",
+        status=200,
+        tool_type=tool,
+        client_ip="127.0.0.1",
+    )
+
+
+async def test_stop_writes_everything_still_buffered(db_factory: async_sessionmaker[AsyncSession]) -> None:
+    account = await make_account(db_factory)
+    engine = db_factory.kw["bind"]
+    flushed: list[int] = []
+    recorder = UsageRecorder(engine, flush_interval=1.0, on_flush=lambda n, _lag: flushed.append(n))
+    await recorder.start()
+    # Out of order on purpose: last_used_at must be the newest, tool type the newest event's.
+    for i, tool in enumerate(["cursor", "claude_code", "vscode"]):
+        recorder.record(_event(account.key_id, account.tenant.id, seconds_ago=10 - i, tool=tool))
+    recorder.record(_event(account.key_id, account.tenant.id, seconds_ago=30, tool="curl"))
+    assert recorder.pending == 4
+    await recorder.stop()  # well before the first 1 s flush tick
+    assert recorder.pending == 0 and flushed == [4]
+    async with db_factory() as session:
+        key = await session.get(ApiKey, account.key_id)
+        assert key is not None and key.request_count == 4
+        assert key.last_used_at is not None and utcnow() - key.last_used_at < timedelta(seconds=9)
+        count = await session.scalar(select(func.count()).select_from(KeyAction).where(KeyAction.key_id == key.id))
+        assert count == 4
+
+
+async def test_later_flushes_add_to_the_counts(db_factory: async_sessionmaker[AsyncSession]) -> None:
+    account = await make_account(db_factory)
+    recorder = UsageRecorder(db_factory.kw["bind"])
+    for _ in range(3):
+        recorder.record(_event(account.key_id, account.tenant.id, seconds_ago=1, tool="curl"))
+        assert await recorder.flush() == 1
+    assert await recorder.flush() == 0
+    async with db_factory() as session:
+        key = await session.get(ApiKey, account.key_id)
+        assert key is not None and key.request_count == 3 and key.tool_type == "curl"
