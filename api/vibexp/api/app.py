@@ -8,10 +8,13 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
+from vibexp.api.dashboard import install_dashboard
 from vibexp.api.endpoints.content import artifacts_router, memories_router, prompts_router
 from vibexp.api.endpoints.health import bench_router, health_router
 from vibexp.api.endpoints.keys import account_router, keys_router
 from vibexp.api.errors import install_error_handlers
+from vibexp.api.mcp import mount_mcp
+from vibexp.api.metrics import metrics_port_hook, metrics_router, observe_usage_flush
 from vibexp.api.middleware.auth import ApiKeyAuthMiddleware
 from vibexp.api.middleware.body_limit import BodySizeLimitMiddleware
 from vibexp.core.config import Settings, get_settings
@@ -32,7 +35,7 @@ over the limit the API answers 429 with `Retry-After`. Errors are `{"error": {"c
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    runtime = Runtime.create(settings)
+    runtime = Runtime.create(settings, on_usage_flush=observe_usage_flush)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -52,14 +55,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.runtime = runtime
     #: Context managers entered at start-up after the runtime (the MCP session manager registers one).
-    app.state.lifespan_hooks = []
+    app.state.lifespan_hooks = [metrics_port_hook(settings)]
 
     install_error_handlers(app)
     api = APIRouter(prefix="/api/v1")
     for router in (prompts_router, artifacts_router, memories_router, keys_router, account_router):
         api.include_router(router)
     app.include_router(api)
+    mount_mcp(app, runtime)  # /mcp/v1/common; registers the SDK session manager in lifespan_hooks
     app.include_router(health_router)
+    install_dashboard(app, settings)  # web dashboard at / (pages) and /static (its own assets)
+    app.include_router(metrics_router)  # no API key; the chart scrapes VIBEXP_METRICS_PORT, never via the Ingress
     if settings.bench_endpoints:
         app.include_router(bench_router)
 

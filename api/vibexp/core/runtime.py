@@ -4,6 +4,7 @@ together. The HTTP app holds one; the CLI and the operator make their own."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -31,7 +32,8 @@ class Runtime:
     usage: UsageRecorder
 
     @classmethod
-    def create(cls, settings: Settings) -> Runtime:
+    def create(cls, settings: Settings, *, on_usage_flush: Callable[[int, float], None] | None = None) -> Runtime:
+        """``on_usage_flush(events, oldest_wait_seconds)`` is called after each usage flush (the API's metrics)."""
         engine = create_engine(settings.database_url)
         session_factory = create_session_factory(engine)
         return cls(
@@ -46,6 +48,7 @@ class Runtime:
                 engine,
                 flush_interval=settings.usage_flush_interval,
                 retention=timedelta(days=settings.usage_retention_days),
+                on_flush=on_usage_flush,
             ),
         )
 

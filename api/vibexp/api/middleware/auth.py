@@ -8,11 +8,13 @@ The route template (``/api/v1/prompts/{id}``), or the MCP tool an inner handler 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from vibexp.api import metrics
 from vibexp.api.errors import domain_error_response
 from vibexp.core.clock import utcnow
 from vibexp.core.errors import AccountSuspended, InvalidApiKey, RateLimited
@@ -61,6 +63,7 @@ class ApiKeyAuthMiddleware:
         if scope["type"] != "http" or not scope["path"].startswith(self.prefixes):
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
         authorization = user_agent = None
         for name, value in scope["headers"]:
             if name == b"authorization":
@@ -70,10 +73,13 @@ class ApiKeyAuthMiddleware:
         try:
             principal = await self.runtime.verifier.verify(authorization)
         except (InvalidApiKey, AccountSuspended) as exc:
-            await domain_error_response(exc)(scope, receive, send)
+            response = domain_error_response(exc)
+            await response(scope, receive, send)
+            metrics.observe_auth_failure(scope, exc, response.status_code, detect_tool_type(user_agent).value, started)
             return
 
         decision = await self.runtime.limiter.hit(tenant_id=principal.tenant_id, limit=principal.hourly_limit)
+        metrics.observe_rate_decision(principal, decision)
         usage = RequestUsage(tool_type=detect_tool_type(user_agent).value)
         state = scope.setdefault("state", {})
         state[PRINCIPAL_STATE] = principal
@@ -90,7 +96,7 @@ class ApiKeyAuthMiddleware:
             response = domain_error_response(limited)
             response.raw_headers.extend(h for h in extra_headers if h[0] != b"retry-after")
             await response(scope, receive, send)
-            self._record(scope, principal, usage, 429)
+            self._record(scope, principal, usage, 429, started)
             return
 
         status = 500
@@ -105,9 +111,10 @@ class ApiKeyAuthMiddleware:
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
-            self._record(scope, principal, usage, status)
+            self._record(scope, principal, usage, status, started)
 
-    def _record(self, scope: Scope, principal: Principal, usage: RequestUsage, status: int) -> None:
+    def _record(self, scope: Scope, principal: Principal, usage: RequestUsage, status: int, started: float) -> None:
+        metrics.observe_request(scope, status, usage.tool_type, started, principal)
         method = scope["method"]
         if scope["path"].startswith("/mcp"):
             template = scope["path"]  # fixed endpoint paths, no ids in them

@@ -1,0 +1,318 @@
+"""Prometheus metrics of the API process: the metric objects, the hooks that update them, and ``/metrics``.
+
+Why this shape:
+
+* Metrics carry tenant names and key ids (never a key, its prefix or its hash), so ``/metrics`` is not behind an API
+  key but must not be public: the Helm chart scrapes it on a separate port (``VIBEXP_METRICS_PORT``) that the
+  Ingress never routes to. ``docs/metrics.md`` lists every metric, its labels and its cardinality bound.
+* Label values come only from bounded sets: route *templates* (``/api/v1/prompts/{item_id}``) resolved from the
+  app's routes, never raw paths; the fixed ``ToolType`` set; the fixed ``InvalidApiKey.reason`` set; key ids and
+  tenant names only after a key has been verified (so only keys that exist in the database ever become labels).
+* Several uvicorn workers in one pod: when ``PROMETHEUS_MULTIPROC_DIR`` is set (before the process starts), every
+  worker writes its samples to files there and any worker's ``/metrics`` answers for all of them. Gauges say how
+  workers combine (``max`` for timestamps, ``mostrecent`` for the tenant's window). Without it, run one worker per
+  pod (the chart's default) and scale with replicas.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import PlainTextResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
+    start_http_server,
+)
+from starlette.routing import Mount
+from starlette.types import Scope
+
+from vibexp.core.config import Settings
+from vibexp.core.errors import AccountSuspended, InvalidApiKey
+from vibexp.core.keys.verifier import Principal
+from vibexp.core.ratelimit.limiter import RateDecision
+from vibexp.core.usage.tool_type import ToolType
+
+__all__ = [
+    "AUTH_FAILURE_REASONS",
+    "MULTIPROC_ENV",
+    "UNMATCHED_ROUTE",
+    "metrics_port_hook",
+    "metrics_registry",
+    "metrics_router",
+    "observe_auth_failure",
+    "observe_rate_decision",
+    "observe_request",
+    "observe_usage_flush",
+    "render_metrics",
+    "route_template",
+]
+
+log = logging.getLogger(__name__)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+UNMATCHED_ROUTE = "(unmatched)"
+#: ``InvalidApiKey.reason`` values (vibexp.core.keys.tokens and .verifier) plus the suspended account's code.
+#: Anything else is counted as ``other`` so a new reason can never add unbounded series.
+AUTH_FAILURE_REASONS = frozenset(
+    {
+        "missing",
+        "wrong_scheme",
+        "empty",
+        "whitespace",
+        "quoted",
+        "wrong_prefix",
+        "wrong_length",
+        "not_hex",
+        "unknown",
+        "revoked",
+        "expired",
+        AccountSuspended.code,
+    }
+)
+_TOOL_TYPES = frozenset(tool.value for tool in ToolType)
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+#: ``*_created`` samples double the series count and no dashboard or alert uses them.
+disable_created_metrics()
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+# -- HTTP traffic on the guarded paths (/api/v1, /mcp) ------------------------------------------------------------
+HTTP_REQUESTS = Counter(
+    "vibexp_http_requests",
+    "Requests to /api/v1 and /mcp by route template, method, status and calling tool.",
+    ["route", "method", "status", "tool_type"],
+)
+HTTP_LATENCY = Histogram(
+    "vibexp_http_request_duration_seconds",
+    "Time from the request reaching the API-key layer to the end of the response.",
+    ["route", "method", "status", "tool_type"],
+    buckets=_LATENCY_BUCKETS,
+)
+# -- keys and tenants ------------------------------------------------------------------------------------------
+KEY_REQUESTS = Counter(
+    "vibexp_api_key_requests",
+    "Authenticated requests per API key (by key id, never the key), including ones refused with 429.",
+    ["tenant", "key_id", "tool_type"],
+)
+KEY_LAST_USED = Gauge(
+    "vibexp_api_key_last_used_timestamp_seconds",
+    "Unix time of the key's most recent authenticated request seen by this process.",
+    ["tenant", "key_id"],
+    multiprocess_mode="max",
+)
+RATE_LIMITED = Counter(
+    "vibexp_rate_limited_requests",
+    "Requests refused with 429 because the tenant's hourly window was used up.",
+    ["tenant", "tier"],
+)
+TENANT_WINDOW_USED = Gauge(
+    "vibexp_tenant_window_requests",
+    "Requests counted in the tenant's current hourly window (all replicas), as of its latest request here.",
+    ["tenant"],
+    multiprocess_mode="mostrecent",
+)
+TENANT_WINDOW_LIMIT = Gauge(
+    "vibexp_tenant_window_limit",
+    "The tenant's hourly request limit, as of its latest request here.",
+    ["tenant"],
+    multiprocess_mode="mostrecent",
+)
+TENANT_WINDOW_RESET = Gauge(
+    "vibexp_tenant_window_reset_timestamp_seconds",
+    "Unix time at which the window that vibexp_tenant_window_requests counts ends.",
+    ["tenant"],
+    multiprocess_mode="max",
+)
+AUTH_FAILURES = Counter(
+    "vibexp_auth_failures",
+    "Requests refused by the API-key layer (401/403), by reason.",
+    ["reason"],
+)
+# -- usage recorder --------------------------------------------------------------------------------------------
+USAGE_FLUSH_LAG = Histogram(
+    "vibexp_usage_flush_lag_seconds",
+    "How long the oldest event of each usage flush waited before it was written to the database.",
+    buckets=(0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0),
+)
+USAGE_EVENTS_FLUSHED = Counter(
+    "vibexp_usage_events_flushed", "Usage events written to the database by the batched recorder."
+)
+USAGE_LAST_FLUSH = Gauge(
+    "vibexp_usage_last_flush_timestamp_seconds",
+    "Unix time of the latest successful usage flush that wrote at least one event.",
+    multiprocess_mode="max",
+)
+
+
+# -- route templates -------------------------------------------------------------------------------------------
+def route_template(scope: Scope) -> str:
+    """The route template of a request (``/api/v1/prompts/{item_id}``), or ``(unmatched)``; never a raw path.
+
+    Templates are the app's OpenAPI paths plus its mounts (``/mcp/v1/{path:path}``), compiled once per app into one
+    regular expression. Matching the path ourselves works the same for requests answered before routing (401, 429)
+    and after, and depends on no router internals.
+    """
+    app = scope.get("app")
+    if app is None:
+        return UNMATCHED_ROUTE
+    table = _TABLES.get(id(app))
+    if table is None or table[0] is not app:
+        table = (app, _RouteTable.build(app))
+        _TABLES[id(app)] = table
+    return table[1].match(scope["path"])
+
+
+class _RouteTable:
+    def __init__(self, templates: list[str]) -> None:
+        # Most specific first: fewer catch-alls, fewer parameters, longer text.
+        self.templates = sorted(set(templates), key=lambda t: (":path}" in t, t.count("{"), -len(t), t))
+        alternatives = (f"(?P<r{i}>{_template_regex(t)})" for i, t in enumerate(self.templates))
+        self.regex = re.compile(f"^(?:{'|'.join(alternatives)})$") if self.templates else None
+
+    @classmethod
+    def build(cls, app: Any) -> _RouteTable:
+        templates = list(app.openapi().get("paths", {}))
+        for route in app.router.routes:
+            if isinstance(route, Mount):
+                inner = [path for r in route.routes if isinstance(path := getattr(r, "path", None), str)]
+                templates += [route.path + path for path in inner] or [route.path + "/{path:path}"]
+        return cls(templates)
+
+    def match(self, path: str) -> str:
+        found = self.regex.match(path) if self.regex is not None else None
+        if found is None or found.lastgroup is None:
+            return UNMATCHED_ROUTE
+        return self.templates[int(found.lastgroup[1:])]
+
+
+def _template_regex(template: str) -> str:
+    """``/a/{id}/{rest:path}`` -> ``/a/[^/]+/.*`` (no capturing groups: ``lastgroup`` names the template)."""
+    parts = re.split(r"(\{[^}]*\})", template)
+    return "".join(
+        (".*" if part.endswith(":path}") else "[^/]+") if part.startswith("{") else re.escape(part) for part in parts
+    )
+
+
+#: id(app) -> (app, table); apps are unhashable, the stored app guards against a reused id.
+_TABLES: dict[int, tuple[Any, _RouteTable]] = {}
+
+
+def _method(method: str) -> str:
+    return method if method in _METHODS else "other"
+
+
+def _tool(tool_type: str) -> str:
+    return tool_type if tool_type in _TOOL_TYPES else ToolType.other.value
+
+
+# -- hooks called by the API-key middleware and the usage recorder ---------------------------------------------
+def observe_request(scope: Scope, status: int, tool_type: str, started: float, principal: Principal | None) -> None:
+    """Count one guarded request and its latency; per key too when the key was verified."""
+    tool = _tool(tool_type)
+    labels = (route_template(scope), _method(scope["method"]), str(status), tool)
+    HTTP_REQUESTS.labels(*labels).inc()
+    HTTP_LATENCY.labels(*labels).observe(time.perf_counter() - started)
+    if principal is not None:
+        KEY_REQUESTS.labels(principal.tenant_name, principal.key_id, tool).inc()
+        KEY_LAST_USED.labels(principal.tenant_name, principal.key_id).set(time.time())
+
+
+def observe_auth_failure(
+    scope: Scope, exc: InvalidApiKey | AccountSuspended, status: int, tool_type: str, started: float
+) -> None:
+    reason = exc.reason if isinstance(exc, InvalidApiKey) else exc.code
+    AUTH_FAILURES.labels(reason if reason in AUTH_FAILURE_REASONS else "other").inc()
+    observe_request(scope, status, tool_type, started, None)
+
+
+def observe_rate_decision(principal: Principal, decision: RateDecision) -> None:
+    """The tenant's place in its hourly window (for the near-limit alert) and, when refused, a rate-limit hit."""
+    tenant = principal.tenant_name
+    TENANT_WINDOW_USED.labels(tenant).set(decision.limit - decision.remaining)
+    TENANT_WINDOW_LIMIT.labels(tenant).set(decision.limit)
+    TENANT_WINDOW_RESET.labels(tenant).set(decision.reset_at)
+    if not decision.allowed:
+        RATE_LIMITED.labels(tenant, principal.tier).inc()
+
+
+def observe_usage_flush(events: int, oldest_wait: float) -> None:
+    """``UsageRecorder(on_flush=...)``: how many events a flush wrote and how long the oldest one waited."""
+    USAGE_EVENTS_FLUSHED.inc(events)
+    USAGE_FLUSH_LAG.observe(max(oldest_wait, 0.0))
+    USAGE_LAST_FLUSH.set(time.time())
+
+
+# -- exposition --------------------------------------------------------------------------------------------------
+def metrics_registry() -> CollectorRegistry:
+    """The process's registry, or, in multiprocess mode, a fresh one that reads every worker's files."""
+    if not os.environ.get(MULTIPROC_ENV):
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry
+
+
+def render_metrics() -> bytes:
+    return generate_latest(metrics_registry())
+
+
+metrics_router = APIRouter(tags=["health"])
+
+
+@metrics_router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    summary="Prometheus metrics (text format). Not behind an API key: never route it through a public Ingress.",
+)
+async def metrics() -> PlainTextResponse:
+    return PlainTextResponse(render_metrics(), media_type=CONTENT_TYPE_LATEST)
+
+
+def metrics_port_hook(settings: Settings) -> Callable[[], AbstractAsyncContextManager[None]]:
+    """A lifespan hook serving the metrics on ``settings.metrics_port`` too, when it is set.
+
+    With several workers only the first one binds the port; the others log it and go on (in multiprocess mode the
+    one that binds answers for all of them).
+    """
+
+    @asynccontextmanager
+    async def serve() -> AsyncIterator[None]:
+        if settings.metrics_port is None:
+            yield
+            return
+        try:
+            server, thread = start_http_server(
+                settings.metrics_port, addr=settings.metrics_host, registry=metrics_registry()
+            )
+        except OSError as exc:
+            log.warning(
+                "metrics port %s:%d not served by this process (%s); /metrics on the main port still works",
+                settings.metrics_host,
+                settings.metrics_port,
+                exc.strerror or exc,
+            )
+            yield
+            return
+        log.info("serving metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
+        try:
+            yield
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+
+    return serve
