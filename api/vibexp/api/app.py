@@ -65,7 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     mount_mcp(app, runtime)  # /mcp/v1/common; registers the SDK session manager in lifespan_hooks
     app.include_router(health_router)
     install_dashboard(app, settings)  # web dashboard at / (pages) and /static (its own assets)
-    app.include_router(metrics_router)  # no API key; the chart scrapes VIBEXP_METRICS_PORT, never via the Ingress
+    if settings.metrics_on_main_port:  # the chart turns it off and scrapes VIBEXP_METRICS_PORT only
+        app.include_router(metrics_router)  # no API key: never route it through a public Ingress
     if settings.bench_endpoints:
         app.include_router(bench_router)
 

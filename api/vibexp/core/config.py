@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     #: Address the metrics port binds; all interfaces by default so the in-cluster scraper reaches the pod.
     metrics_host: str = "0.0.0.0"  # noqa: S104 - only used with metrics_port, a pod-internal port
+    #: Serve ``/metrics`` on the main (HTTP) port as well. The Helm chart turns it off: its Ingress routes every
+    #: path of the main port, so only the separate metrics port may answer ``/metrics`` there.
+    metrics_on_main_port: bool = True
 
     #: Sessions cookies get the Secure flag (set behind HTTPS).
     secure_cookies: bool = False
