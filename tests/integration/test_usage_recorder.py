@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import httpx
+from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -59,3 +61,21 @@ async def test_later_flushes_add_to_the_counts(db_factory: async_sessionmaker[As
     async with db_factory() as session:
         key = await session.get(ApiKey, account.key_id)
         assert key is not None and key.request_count == 3 and key.tool_type == "curl"
+
+
+async def test_actions_name_the_full_route_template_never_the_raw_path(client: httpx.AsyncClient, app: FastAPI) -> None:
+    account = await make_account(app.state.runtime.session_factory)
+    created = await client.post(
+        "/api/v1/memories",
+        json={"content": "secret-ish id in path"},
+        headers={**account.headers, "User-Agent": "claude-code/2.0"},
+    )
+    memory_id = created.json()["id"]
+    assert (await client.get(f"/api/v1/memories/{memory_id}", headers=account.headers)).status_code == 200
+    await app.state.runtime.usage.flush()
+    usage = (await client.get(f"/api/v1/api-keys/{account.key_id}/usage", headers=account.headers)).json()
+    routes = [a["route"] for a in usage["actions"]]
+    assert routes[-2:] == ["/api/v1/memories/{item_id}", "/api/v1/memories"]
+    assert all(memory_id not in a["route"] and memory_id not in a["action"] for a in usage["actions"])
+    assert usage["actions"][-1]["tool_type"] == "claude_code"
+    assert usage["actions"][-1]["action"] == "POST /api/v1/memories"

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, status
 
 from vibexp.api.deps import CurrentPrincipal, RuntimeDep, SessionDep
+from vibexp.api.endpoints import API_PREFIX
 from vibexp.api.errors import ERROR_RESPONSES
 from vibexp.api.schemas import AccountRead, PageRead
 from vibexp.core.keys import service as keys
@@ -18,7 +19,7 @@ from vibexp.core.usage.service import key_usage
 
 __all__ = ["account_router", "keys_router"]
 
-keys_router = APIRouter(prefix="/api-keys", tags=["api-keys"], responses=ERROR_RESPONSES)
+keys_router = APIRouter(prefix=f"{API_PREFIX}/api-keys", tags=["api-keys"], responses=ERROR_RESPONSES)
 
 
 def _created(new: keys.NewKey) -> ApiKeyCreated:
@@ -89,7 +90,7 @@ async def get_key_usage(
     return await key_usage(session, key=key, limit=limit)
 
 
-account_router = APIRouter(prefix="/account", tags=["account"], responses=ERROR_RESPONSES)
+account_router = APIRouter(prefix=f"{API_PREFIX}/account", tags=["account"], responses=ERROR_RESPONSES)
 
 
 @account_router.get("", response_model=AccountRead, summary="The caller's account: tier, limit and use this hour")
