@@ -49,6 +49,7 @@ test-fast: install
 	$(BIN)/pytest -m "not kube and not browser"
 
 bench: install postgres
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
 	$(PY) tests/bench/bench.py
 
 testenv-build:
