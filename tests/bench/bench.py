@@ -114,12 +114,8 @@ def run_backend(name: str, database_url: str, *, seconds: int, connections: int,
     ratio = best_auth.rps / best_bare.rps
     print(f"\n{name}")
     print(f"  {'endpoint':<34}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
-    print(
-        f"  {'GET /bench/prompts/{id} (bare)':<34}{best_bare.rps:>10.0f}{best_bare.p50_ms:>10.2f}{best_bare.p99_ms:>10.2f}"
-    )
-    print(
-        f"  {'GET /api/v1/prompts/{id} (auth)':<34}{best_auth.rps:>10.0f}{best_auth.p50_ms:>10.2f}{best_auth.p99_ms:>10.2f}"
-    )
+    for label, r in (("GET /bench/prompts/{id} (bare)", best_bare), ("GET /api/v1/prompts/{id} (auth)", best_auth)):
+        print(f"  {label:<34}{r.rps:>10.0f}{r.p50_ms:>10.2f}{r.p99_ms:>10.2f}")
     print(f"  ratio auth/bare: {ratio:.3f} (target >= 0.85)")
     micro = asyncio.run(verifier_micro(database_url, key))
     print(f"  cached key verification: {micro:.2f} us (target <= 20 us)")
