@@ -142,6 +142,8 @@ AUTH_FAILURES = Counter(
     "Requests refused by the API-key layer (401/403), by reason.",
     ["reason"],
 )
+for _reason in (*sorted(AUTH_FAILURE_REASONS), "other"):
+    AUTH_FAILURES.labels(_reason)  # every reason starts at 0, so increase() sees even the first failure
 # -- usage recorder --------------------------------------------------------------------------------------------
 USAGE_FLUSH_LAG = Histogram(
     "vibexp_usage_flush_lag_seconds",
