@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from helpers.factories import make_account
 from vibexp.core.clock import utcnow
 from vibexp.core.keys.models import ApiKey
+from vibexp.core.ratelimit.models import RateWindow
 from vibexp.core.usage.models import KeyAction
 from vibexp.core.usage.recorder import UsageEvent, UsageRecorder
 
@@ -79,3 +80,30 @@ async def test_actions_name_the_full_route_template_never_the_raw_path(client: h
     assert all(memory_id not in a["route"] and memory_id not in a["action"] for a in usage["actions"])
     assert usage["actions"][-1]["tool_type"] == "claude_code"
     assert usage["actions"][-1]["action"] == "POST /api/v1/memories"
+
+
+async def test_prune_drops_actions_past_retention_and_old_rate_windows(
+    db_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    account = await make_account(db_factory)
+    recorder = UsageRecorder(db_factory.kw["bind"], retention=timedelta(days=1))
+    recorder.record(_event(account.key_id, account.tenant.id, seconds_ago=2 * 86400, tool="curl"))
+    recorder.record(_event(account.key_id, account.tenant.id, seconds_ago=60, tool="curl"))
+    await recorder.flush()
+    hour = int(utcnow().timestamp()) // 3600 * 3600
+    async with db_factory() as session:
+        session.add_all(
+            [
+                RateWindow(tenant_id=account.tenant.id, window_start=hour - 3 * 3600, used=5, last_grant=0),
+                RateWindow(tenant_id=account.tenant.id, window_start=hour, used=7, last_grant=0),
+            ]
+        )
+        await session.commit()
+    await recorder.prune()
+    async with db_factory() as session:
+        ages = list(await session.scalars(select(KeyAction.at).where(KeyAction.key_id == account.key_id)))
+        assert len(ages) == 1 and utcnow() - ages[0] < timedelta(hours=1)
+        windows = list(
+            await session.scalars(select(RateWindow.window_start).where(RateWindow.tenant_id == account.tenant.id))
+        )
+        assert windows == [hour]
