@@ -1,0 +1,46 @@
+"""What the handlers share, created by the start-up handler and kept in Kopf's ``memo`` (no module globals)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from vibexp.core.ratelimit.limiter import RateLimiter
+from vibexp.operator.kube import KubeClient
+from vibexp.operator.metrics import OperatorMetrics
+from vibexp.operator.settings import OperatorConfig
+
+__all__ = ["OperatorRuntime", "runtime_of"]
+
+
+@dataclass
+class OperatorRuntime:
+    config: OperatorConfig
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+    limiter: RateLimiter
+    kube: KubeClient
+    metrics: OperatorMetrics
+    #: Namespaces served, or None for the whole cluster.
+    namespaces: list[str] | None
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    def lock(self, uid: str) -> asyncio.Lock:
+        """One lock per object: the change handlers, the sync timer and Secret events never interleave on it."""
+        lock = self._locks.get(uid)
+        if lock is None:
+            lock = self._locks[uid] = asyncio.Lock()
+        return lock
+
+    def forget(self, uid: str) -> None:
+        self._locks.pop(uid, None)
+
+
+def runtime_of(memo: Any) -> OperatorRuntime:
+    runtime = getattr(memo, "runtime", None)
+    if not isinstance(runtime, OperatorRuntime):
+        raise RuntimeError("the operator's start-up handler has not run")
+    return runtime

@@ -1,0 +1,77 @@
+"""Status bookkeeping: the ``Ready`` condition and no-op-free status patches.
+
+A condition's ``lastTransitionTime`` moves only when its status flips; a patch is sent only when a field the
+operator owns actually differs from what the object already shows. Both keep the periodic sync from producing
+watch events (and Kopf reactions) for nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from vibexp.core.clock import utcnow
+
+__all__ = ["ReadyState", "iso", "ready_condition", "ready_of", "status_patch"]
+
+
+def iso(value: datetime | None) -> str | None:
+    """RFC 3339 in UTC with a Z and whole seconds, as Kubernetes writes its own timestamps."""
+    return None if value is None else _utc(value)
+
+
+def _utc(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyState:
+    ready: bool
+    reason: str
+    message: str
+
+
+def ready_of(status: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    for condition in (status or {}).get("conditions") or []:
+        if condition.get("type") == "Ready":
+            found: Mapping[str, Any] = condition
+            return found
+    return None
+
+
+def ready_condition(state: ReadyState, *, generation: int, previous: Mapping[str, Any] | None) -> dict[str, Any]:
+    value = "True" if state.ready else "False"
+    changed = previous is None or previous.get("status") != value
+    return {
+        "type": "Ready",
+        "status": value,
+        "reason": state.reason,
+        "message": state.message,
+        "observedGeneration": generation,
+        "lastTransitionTime": _utc(utcnow()) if changed else previous.get("lastTransitionTime", _utc(utcnow())),
+    }
+
+
+def status_patch(current: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch for the fields of ``desired`` that differ from ``current``.
+
+    None removes a field; a nested object is compared without its None values, and keys it no longer has are
+    removed explicitly (a merge patch would otherwise keep them).
+    """
+    current = current or {}
+    patch: dict[str, Any] = {}
+    for name, value in desired.items():
+        have = current.get(name)
+        if value is None:
+            if have is not None:
+                patch[name] = None
+        elif isinstance(value, Mapping):
+            want = {k: v for k, v in value.items() if v is not None}
+            have_map = have if isinstance(have, Mapping) else {}
+            if dict(have_map) != want:
+                patch[name] = {**{k: None for k in have_map if k not in want}, **want}
+        elif have != value:
+            patch[name] = value
+    return patch

@@ -1,0 +1,159 @@
+"""VibeXPTenant reconciliation: the tenant record of the same name follows the spec; counters go into status.
+
+A VibeXPTenant adopts an existing tenant of its name (one made with ``vibexp tenant create``, or by an earlier
+VibeXPTenant). Deleting the VibeXPTenant suspends the tenant instead of deleting it: its prompts, artifacts and
+memories stay, its keys stop working (403 ``account_suspended``), and re-creating the VibeXPTenant resumes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from vibexp.core.db import session_scope
+from vibexp.core.errors import InvalidInput, NotFound
+from vibexp.core.keys import service as keys
+from vibexp.core.keys.models import KeyStatus
+from vibexp.core.tenants import service as tenants
+from vibexp.core.tenants.models import Tenant, Tier
+from vibexp.core.tenants.schemas import TenantCreate, TenantUpdate
+from vibexp.operator.apikeys import reconcile_apikey
+from vibexp.operator.resources import apikeys_path, tenant_path
+from vibexp.operator.runtime import OperatorRuntime
+from vibexp.operator.status import ReadyState, ready_condition, ready_of, status_patch
+
+__all__ = ["reconcile_tenant", "suspend_tenant", "sync_tenant"]
+
+
+def _changes(tenant: Tenant, spec: Mapping[str, Any], name: str) -> dict[str, Any]:
+    wanted: dict[str, Any] = {
+        "display_name": spec.get("displayName") or name,
+        "tier": spec.get("tier") or Tier.free.value,
+        "rate_limit_per_hour": spec.get("rateLimitPerHour"),
+        "suspended": bool(spec.get("suspended")),
+    }
+    return {field: value for field, value in wanted.items() if getattr(tenant, field) != value}
+
+
+async def _counters(rt: OperatorRuntime, tenant: Tenant) -> dict[str, Any]:
+    async with session_scope(rt.session_factory) as session:
+        active = len(await keys.list_keys(session, tenant_id=tenant.id, status=KeyStatus.active))
+    return {
+        "tenantId": tenant.id,
+        "hourlyLimit": tenant.hourly_limit,
+        "activeKeys": active,
+        "requestsThisHour": await rt.limiter.current_use(tenant_id=tenant.id),
+    }
+
+
+async def _patch_status(rt: OperatorRuntime, body: Mapping[str, Any], desired: Mapping[str, Any]) -> None:
+    patch = status_patch(body.get("status") or {}, desired)
+    if patch:
+        await rt.kube.merge_patch(
+            tenant_path(body["metadata"]["name"], status=True), {"status": patch}, missing_ok=True
+        )
+
+
+async def _report(rt: OperatorRuntime, body: Mapping[str, Any], state: ReadyState, extra: Mapping[str, Any]) -> None:
+    previous = ready_of(body.get("status"))
+    generation = int(body["metadata"].get("generation") or 0)
+    desired = {
+        **extra,
+        "observedGeneration": generation,
+        "conditions": [ready_condition(state, generation=generation, previous=previous)],
+    }
+    await _patch_status(rt, body, desired)
+    if previous is None or (previous.get("status"), previous.get("reason")) != (
+        "True" if state.ready else "False",
+        state.reason,
+    ):
+        kopf.event(dict(body), type="Normal" if state.ready else "Warning", reason=state.reason, message=state.message)
+
+
+async def reconcile_tenant(rt: OperatorRuntime, body: Mapping[str, Any], *, kick_all: bool) -> None:
+    """Create, adopt or update the tenant record; then re-check the ApiKeys that depend on it."""
+    name = body["metadata"]["name"]
+    spec = body.get("spec") or {}
+    try:
+        async with session_scope(rt.session_factory) as session:
+            try:
+                tenant = await tenants.get_tenant_by_name(session, name=name)
+            except NotFound:
+                tenant = await tenants.create_tenant(
+                    session,
+                    data=TenantCreate(
+                        name=name,
+                        display_name=spec.get("displayName") or name,
+                        tier=Tier(spec.get("tier") or Tier.free.value),
+                        rate_limit_per_hour=spec.get("rateLimitPerHour"),
+                        suspended=bool(spec.get("suspended")),
+                    ),
+                )
+                kopf.event(dict(body), type="Normal", reason="TenantCreated", message=f"created tenant {name}")
+            else:
+                changes = _changes(tenant, spec, name)
+                if changes:
+                    tenant = await tenants.update_tenant(
+                        session, tenant=tenant, data=TenantUpdate.model_validate(changes)
+                    )
+                    kopf.event(
+                        dict(body),
+                        type="Normal",
+                        reason="TenantUpdated",
+                        message=f"updated {', '.join(sorted(changes))}",
+                    )
+    except (InvalidInput, ValidationError) as exc:
+        await _report(rt, body, ReadyState(False, "InvalidSpec", str(exc)[:1000]), {})
+        raise
+    state = (
+        ReadyState(False, "Suspended", f"tenant {name} is suspended: its keys are refused")
+        if tenant.suspended
+        else ReadyState(True, "Reconciled", f"tenant {name}: tier {tenant.tier}, {tenant.hourly_limit} requests/hour")
+    )
+    await _report(rt, body, state, await _counters(rt, tenant))
+    await kick_apikeys(rt, name, only_unready=not kick_all)
+
+
+async def suspend_tenant(rt: OperatorRuntime, body: Mapping[str, Any]) -> None:
+    """Finalizer: the VibeXPTenant goes, the account's data stays; its keys stop working."""
+    name = body["metadata"]["name"]
+    async with session_scope(rt.session_factory) as session:
+        try:
+            tenant = await tenants.get_tenant_by_name(session, name=name)
+        except NotFound:
+            return
+        if not tenant.suspended:
+            await tenants.update_tenant(session, tenant=tenant, data=TenantUpdate(suspended=True))
+    kopf.event(
+        dict(body), type="Normal", reason="TenantSuspended", message=f"VibeXPTenant deleted: tenant {name} suspended"
+    )
+    await kick_apikeys(rt, name, only_unready=False)
+
+
+async def sync_tenant(rt: OperatorRuntime, body: Mapping[str, Any]) -> None:
+    """Periodic: active keys and requests this hour, patched only when they changed."""
+    name = body["metadata"]["name"]
+    if body["metadata"].get("deletionTimestamp"):
+        return
+    async with session_scope(rt.session_factory) as session:
+        try:
+            tenant = await tenants.get_tenant_by_name(session, name=name)
+        except NotFound:
+            return
+    await _patch_status(rt, body, await _counters(rt, tenant))
+
+
+async def kick_apikeys(rt: OperatorRuntime, tenant: str, *, only_unready: bool) -> None:
+    """Reconcile the served ApiKeys that name this tenant (a tenant change can make them ready, or not)."""
+    paths = [apikeys_path()] if rt.namespaces is None else [apikeys_path(ns) for ns in rt.namespaces]
+    for path in paths:
+        for item in await rt.kube.list(path):
+            if (item.get("spec") or {}).get("tenant") != tenant or item["metadata"].get("deletionTimestamp"):
+                continue
+            ready = ready_of(item.get("status"))
+            if only_unready and ready is not None and ready.get("status") == "True":
+                continue
+            await reconcile_apikey(rt, item)
