@@ -1,0 +1,60 @@
+"""The one place where domain errors become MCP errors.
+
+MCP has two error channels, and which one applies depends on the primitive:
+
+- **Tools** report failures *inside* a successful result (``isError: true`` with readable text), so the model can
+  see what went wrong and correct its call: ``not_found: prompt not found``. The SDK turns a ``ToolError`` into
+  exactly that.
+- **Prompts and resources** answer a bad request with a JSON-RPC error; the spec names ``-32602`` (invalid params)
+  for an unknown prompt, a missing required prompt argument and an unknown resource.
+
+Both carry the stable domain ``code`` (the same one the REST API puts in ``{"error": {"code"}}``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.shared.exceptions import MCPError
+from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
+from pydantic import ValidationError
+
+from vibexp.core import errors
+
+__all__ = ["describe_validation_error", "protocol_errors", "tool_errors"]
+
+#: Domain errors that mean "the caller asked for something wrong", i.e. invalid params, not a server fault.
+_CLIENT_ERRORS = (errors.NotFound, errors.InvalidInput, errors.AlreadyExists, errors.PreconditionFailed)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """``field: message`` for each problem, without echoing the rejected values back."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(part) for part in err.get("loc", ())) or "arguments"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+@contextmanager
+def tool_errors() -> Iterator[None]:
+    """Inside a tool: domain and validation errors become a tool error result the model can read."""
+    try:
+        yield
+    except errors.VibeXPError as exc:
+        raise ToolError(f"{exc.code}: {exc.message}") from exc
+    except ValidationError as exc:
+        raise ToolError(f"invalid_input: {describe_validation_error(exc)}") from exc
+
+
+@contextmanager
+def protocol_errors() -> Iterator[None]:
+    """Inside a prompts/resources handler: domain errors become JSON-RPC errors (invalid params for a bad ask)."""
+    try:
+        yield
+    except _CLIENT_ERRORS as exc:
+        raise MCPError(code=INVALID_PARAMS, message=exc.message, data={"code": exc.code}) from exc
+    except errors.VibeXPError as exc:
+        raise MCPError(code=INTERNAL_ERROR, message=exc.message, data={"code": exc.code}) from exc

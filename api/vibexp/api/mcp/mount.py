@@ -1,0 +1,133 @@
+"""Mounting the MCP server into the FastAPI app: ``/mcp/v1/common``, stateless, JSON responses.
+
+- Stateless HTTP with JSON responses: no session lives in a process, so any replica behind a load balancer can
+  answer any request, and a revoked key is refused on its very next request (each one passes the auth middleware).
+- Host/Origin checks (DNS-rebinding protection): localhost and 127.0.0.1 on any port always; more from
+  ``VIBEXP_MCP_ALLOWED_HOSTS`` / ``VIBEXP_MCP_ALLOWED_ORIGINS`` (e.g. the cluster Service host). ``*`` as a host
+  turns the check off, for deployments where an ingress already pins the Host.
+- ``GET`` (a standalone server-to-client SSE stream) answers 405, as the spec allows: a stateless server has
+  nothing to push on it, and an idle stream held open per client would only tie up connections and shutdowns.
+- The SDK answers a few transport errors (bad Host, wrong Content-Type, unknown path) with plain text; the
+  front door here rewrites those to the API's ``{"error": {"code", "message"}}`` body, leaving JSON-RPC alone.
+- The SDK's session manager runs inside the app's lifespan (``app.state.lifespan_hooks``).
+"""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import FastAPI
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from vibexp.api.errors import error_payload, error_response
+from vibexp.api.mcp.server import create_mcp_server
+from vibexp.core.config import Settings
+from vibexp.core.runtime import Runtime
+
+__all__ = ["MCP_MOUNT", "MCP_PATH", "McpFrontDoor", "mount_mcp", "transport_security"]
+
+MCP_MOUNT = "/mcp/v1"
+MCP_PATH = "/common"
+
+_LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+_CODES = {
+    400: "bad_request",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    421: "misdirected_request",
+}
+
+
+def transport_security(settings: Settings) -> TransportSecuritySettings:
+    hosts = [*_LOCAL_HOSTS, *(f"{h}:*" for h in _LOCAL_HOSTS), *settings.mcp_allowed_hosts]
+    origins = [
+        *(f"{scheme}://{h}{port}" for scheme in ("http", "https") for h in _LOCAL_HOSTS for port in ("", ":*")),
+        *settings.mcp_allowed_origins,
+    ]
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection="*" not in settings.mcp_allowed_hosts,
+        allowed_hosts=hosts,
+        allowed_origins=origins,
+    )
+
+
+class McpFrontDoor:
+    """Refuses ``GET`` streams with 405 and rewrites non-JSON 4xx/5xx answers of the SDK app to our error body."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] == "GET":
+            response = error_response(
+                405,
+                "method_not_allowed",
+                "This MCP endpoint is stateless: send JSON-RPC requests with POST; it offers no GET event stream",
+                headers={"Allow": "POST"},
+            )
+            await response(scope, receive, send)
+            return
+        start: Message | None = None
+        body = bytearray()
+
+        async def capture(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                headers = dict(message.get("headers", []))
+                content_type = headers.get(b"content-type", b"").decode("latin-1")
+                if message["status"] >= 400 and "json" not in content_type:
+                    start = message
+                    return
+            elif message["type"] == "http.response.body" and start is not None:
+                body.extend(message.get("body", b""))
+                if message.get("more_body", False):
+                    return
+                await self._send_json(start, bytes(body), send)
+                return
+            await send(message)
+
+        # The mounted Starlette app puts itself in scope["app"]; the outer middleware that runs after the response
+        # (usage, metrics) must still find the FastAPI app there.
+        outer_app = scope.get("app")
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            if outer_app is not None:
+                scope["app"] = outer_app
+
+    @staticmethod
+    async def _send_json(start: Message, body: bytes, send: Send) -> None:
+        status = int(start["status"])
+        message = body.decode("utf-8", "replace").strip() or "Request refused"
+        payload = json.dumps(error_payload(_CODES.get(status, "error"), message[:500])).encode()
+        headers = [
+            (name, value)
+            for name, value in start.get("headers", [])
+            if name.lower() not in (b"content-type", b"content-length")
+        ]
+        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+
+def mount_mcp(app: FastAPI, runtime: Runtime) -> None:
+    """Serve MCP at ``/mcp/v1/common`` in ``app`` and run the SDK's session manager in its lifespan."""
+    server = create_mcp_server(runtime)
+    mcp_app = server.streamable_http_app(
+        streamable_http_path=MCP_PATH,
+        stateless_http=True,
+        json_response=True,
+        transport_security=transport_security(runtime.settings),
+        max_request_body_size=runtime.settings.max_body_bytes,
+    )
+    app.mount(MCP_MOUNT, McpFrontDoor(mcp_app), name="mcp")
+    app.state.lifespan_hooks.append(server.session_manager.run)

@@ -1,0 +1,194 @@
+"""The VibeXP MCP server: tools, stored prompts as MCP prompts, artifacts as MCP resources.
+
+``MCPServer`` keeps prompts and resources in fixed in-process registries that it returns in one page. Ours are
+per-tenant rows in the database, so this subclass answers ``prompts/list``, ``prompts/get``, ``resources/list``,
+``resources/templates/list`` and ``resources/read`` itself, with the core services' cursors, for the tenant of
+the key that authenticated the HTTP request. Tools use the SDK's machinery unchanged (``tools.py``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from mcp.server.context import ServerRequestContext
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.shared.exceptions import MCPError
+from mcp_types import (
+    INVALID_PARAMS,
+    CallToolResult,
+    GetPromptRequestParams,
+    GetPromptResult,
+    InputRequiredResult,
+    ListPromptsResult,
+    ListResourcesResult,
+    ListResourceTemplatesResult,
+    PaginatedRequestParams,
+    Prompt,
+    PromptArgument,
+    PromptMessage,
+    ReadResourceRequestParams,
+    ReadResourceResult,
+    Resource,
+    ResourceTemplate,
+    TextContent,
+    TextResourceContents,
+)
+from pydantic import ValidationError
+
+from vibexp.api.mcp.context import UsageTagger, principal_of
+from vibexp.api.mcp.errors import describe_validation_error, protocol_errors
+from vibexp.api.mcp.schemas import artifact_uri
+from vibexp.api.mcp.templates import placeholders, render
+from vibexp.api.mcp.tools import register_tools
+from vibexp.core.content.models import Artifact
+from vibexp.core.content.models import Prompt as StoredPrompt
+from vibexp.core.content.service import artifacts, prompts
+from vibexp.core.db import session_scope
+from vibexp.core.errors import NotFound
+from vibexp.core.runtime import Runtime
+
+__all__ = ["ARTIFACT_URI_TEMPLATE", "INSTRUCTIONS", "LIST_PAGE_SIZE", "VibeXPMCPServer", "create_mcp_server"]
+
+ARTIFACT_URI_TEMPLATE = "artifact://{project}/{slug}"
+#: Page size of prompts/list and resources/list (clients follow ``nextCursor`` for more).
+LIST_PAGE_SIZE = 100
+_ARTIFACT_URI = re.compile(r"^artifact://([a-z0-9][a-z0-9._-]{0,127})/([a-z0-9][a-z0-9._-]{0,127})$")
+
+INSTRUCTIONS = """\
+VibeXP keeps this user's prompts, artifacts and memories across tools and sessions.
+- Prompts: reusable instructions. list_prompts / get_prompt (pass `arguments` to fill {{variables}}); also \
+available as MCP prompts.
+- Artifacts: documents and code kept per project at project/slug; save_artifact creates or replaces one. Also \
+readable as resources artifact://{project}/{slug}.
+- Memories: facts and preferences worth remembering. search_memories before answering questions about the \
+user's preferences or past decisions; save_memory when the user states one.
+Lists are paginated: pass next_cursor back as cursor."""
+
+
+def _prompt_argument(name: str) -> PromptArgument:
+    return PromptArgument(name=name, description=f"Value for {{{{{name}}}}}", required=True)
+
+
+def _mcp_prompt(prompt: StoredPrompt) -> Prompt:
+    return Prompt(
+        name=prompt.name,
+        description=prompt.description or None,
+        arguments=[_prompt_argument(name) for name in placeholders(prompt.content)],
+    )
+
+
+def _resource(artifact: Artifact) -> Resource:
+    return Resource(
+        uri=artifact_uri(artifact.project, artifact.slug),
+        name=f"{artifact.project}/{artifact.slug}",
+        title=artifact.title,
+        description=artifact.description or None,
+        mime_type=artifact.content_type,
+        size=len(artifact.content.encode()),
+    )
+
+
+class VibeXPMCPServer(MCPServer[Any]):
+    """``MCPServer`` whose prompts and resources are the calling tenant's stored prompts and artifacts."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__(
+            name="vibexp",
+            title="VibeXP",
+            description="Prompts, artifacts and memories for your AI tools",
+            instructions=INSTRUCTIONS,
+            version="1.0.0",
+            middleware=[UsageTagger()],
+        )
+        self.runtime = runtime
+        register_tools(self, runtime)
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        """As the SDK's, but bad arguments read ``invalid_input: field: problem`` (no pydantic boilerplate)."""
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if isinstance(exc.__cause__, ValidationError):
+                message = f"Error executing tool {name}: invalid_input: {describe_validation_error(exc.__cause__)}"
+                raise ToolError(message) from exc.__cause__
+            raise
+
+    async def _handle_list_prompts(
+        self, ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None
+    ) -> ListPromptsResult:
+        with protocol_errors():
+            tenant_id = principal_of(ctx).tenant_id
+            async with session_scope(self.runtime.session_factory) as session:
+                page = await prompts.list(
+                    session, tenant_id=tenant_id, limit=LIST_PAGE_SIZE, cursor=params.cursor if params else None
+                )
+        return ListPromptsResult(prompts=[_mcp_prompt(p) for p in page.items], next_cursor=page.next_cursor)
+
+    async def _handle_get_prompt(
+        self, ctx: ServerRequestContext[Any], params: GetPromptRequestParams
+    ) -> GetPromptResult:
+        with protocol_errors():
+            tenant_id = principal_of(ctx).tenant_id
+            async with session_scope(self.runtime.session_factory) as session:
+                try:
+                    prompt = await prompts.get(session, tenant_id=tenant_id, name=params.name)
+                except NotFound:
+                    raise NotFound(f"Unknown prompt: {params.name!r}") from None
+            text = render(prompt.content, params.arguments)
+        return GetPromptResult(
+            description=prompt.description or None,
+            messages=[PromptMessage(role="user", content=TextContent(type="text", text=text))],
+        )
+
+    async def _handle_list_resources(
+        self, ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None
+    ) -> ListResourcesResult:
+        with protocol_errors():
+            tenant_id = principal_of(ctx).tenant_id
+            async with session_scope(self.runtime.session_factory) as session:
+                page = await artifacts.list(
+                    session, tenant_id=tenant_id, limit=LIST_PAGE_SIZE, cursor=params.cursor if params else None
+                )
+        return ListResourcesResult(resources=[_resource(a) for a in page.items], next_cursor=page.next_cursor)
+
+    async def _handle_list_resource_templates(
+        self, ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None
+    ) -> ListResourceTemplatesResult:
+        template = ResourceTemplate(
+            uri_template=ARTIFACT_URI_TEMPLATE,
+            name="artifact",
+            title="Artifact",
+            description="A saved artifact of this account, by project and slug (MIME type as stored)",
+        )
+        return ListResourceTemplatesResult(resource_templates=[template])
+
+    async def _handle_read_resource(
+        self, ctx: ServerRequestContext[Any], params: ReadResourceRequestParams
+    ) -> ReadResourceResult:
+        uri = str(params.uri)
+        match = _ARTIFACT_URI.match(uri)
+        if match is None:
+            raise MCPError(
+                code=INVALID_PARAMS,
+                message=f"Unknown resource: {uri!r} (expected {ARTIFACT_URI_TEMPLATE})",
+                data={"uri": uri, "code": "not_found"},
+            )
+        project, slug = match.groups()
+        with protocol_errors():
+            tenant_id = principal_of(ctx).tenant_id
+            async with session_scope(self.runtime.session_factory) as session:
+                try:
+                    artifact = await artifacts.get(session, tenant_id=tenant_id, project=project, slug=slug)
+                except NotFound:
+                    raise NotFound(f"Unknown resource: {uri!r}") from None
+        return ReadResourceResult(
+            contents=[TextResourceContents(uri=uri, text=artifact.content, mime_type=artifact.content_type)]
+        )
+
+
+def create_mcp_server(runtime: Runtime) -> VibeXPMCPServer:
+    return VibeXPMCPServer(runtime)

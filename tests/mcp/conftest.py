@@ -1,0 +1,62 @@
+"""Fixtures for the MCP tests: a real `vibexp serve` per database, and the official SDK client talking to it over
+HTTP with an API key, the way Claude Code, Cursor and VS Code do.
+
+The server is configured like a cluster deployment would be: one extra allowed Host (the Service name), a short
+usage flush interval so usage assertions do not wait long.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from mcpkit import MCP_PATH, SERVICE_HOST
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from helpers.factories import Account, make_account
+from helpers.servers import LiveServer
+from vibexp.core.db import create_engine, create_session_factory
+
+
+@pytest.fixture(scope="session")
+def mcp_servers() -> Iterator[dict[str, LiveServer]]:
+    """One `vibexp serve` per database, started on first use, stopped at the end of the session."""
+    servers: dict[str, LiveServer] = {}
+    yield servers
+    for server in servers.values():
+        server.stop()
+
+
+@pytest.fixture
+def server(
+    database_url: str, mcp_servers: dict[str, LiveServer], tmp_path_factory: pytest.TempPathFactory
+) -> LiveServer:
+    if database_url not in mcp_servers:
+        env = {"VIBEXP_MCP_ALLOWED_HOSTS": SERVICE_HOST, "VIBEXP_USAGE_FLUSH_INTERVAL": "0.1"}
+        mcp_servers[database_url] = LiveServer(database_url, env=env).start(tmp_path_factory.mktemp("mcp"))
+    return mcp_servers[database_url]
+
+
+@pytest.fixture
+def mcp_url(server: LiveServer) -> str:
+    return server.url + MCP_PATH
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """A session factory on the server's database, for making tenants and keys through the core services."""
+    engine: AsyncEngine = create_engine(database_url)
+    yield create_session_factory(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+async def account(db: async_sessionmaker[AsyncSession]) -> Account:
+    return await make_account(db)
+
+
+@pytest.fixture
+async def rest(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        yield http

@@ -1,0 +1,67 @@
+"""Helpers for the MCP tests: an SDK client session over real HTTP, and unwrapping tool results and errors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx2
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+from mcp_types import CallToolResult, Implementation, TextContent
+
+from mcp import Client
+
+__all__ = ["MCP_PATH", "SERVICE_HOST", "connect", "mcp_errors", "ok", "tool_error"]
+
+MCP_PATH = "/mcp/v1/common"
+#: The Host a client inside a cluster would send (the Service name), allowed through VIBEXP_MCP_ALLOWED_HOSTS.
+SERVICE_HOST = "vibexp.vibexp.svc:8000"
+
+
+@asynccontextmanager
+async def connect(
+    url: str,
+    key: str,
+    *,
+    client_name: str = "vibexp-tests",
+    mode: Any = "auto",
+    headers: dict[str, str] | None = None,
+) -> AsyncIterator[Client]:
+    """An SDK client session over streamable HTTP with the key in the Authorization header.
+
+    Not a fixture: the client's anyio task group must be entered and left in the same task, and pytest-asyncio
+    runs fixture set-up and tear-down in different ones.
+    """
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}", **(headers or {})}, timeout=30) as http:
+        transport = streamable_http_client(url, http_client=http)
+        async with Client(transport, mode=mode, client_info=Implementation(name=client_name, version="1.0")) as client:
+            yield client
+
+
+async def ok(client: Client, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """Call a tool that must succeed; its structured output."""
+    result = await client.call_tool(tool, arguments)
+    assert isinstance(result, CallToolResult)
+    assert not result.is_error, result.content
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+async def tool_error(client: Client, tool: str, arguments: dict[str, Any]) -> str:
+    """Call a tool that must fail as a tool error (isError, readable text); that text."""
+    result = await client.call_tool(tool, arguments)
+    assert isinstance(result, CallToolResult)
+    assert result.is_error, result.structured_content
+    assert isinstance(result.content[0], TextContent)
+    return result.content[0].text
+
+
+def mcp_errors(exc: BaseException) -> list[MCPError]:
+    """Every MCPError in ``exc``, looking inside (nested) exception groups."""
+    if isinstance(exc, MCPError):
+        return [exc]
+    if isinstance(exc, BaseExceptionGroup):
+        return [e for sub in exc.exceptions for e in mcp_errors(sub)]
+    return []
