@@ -144,7 +144,7 @@ class _ApiKeyReconcile:
         """The tenant, or why this namespace may not hold its keys now."""
         tenant_name = self.spec.get("tenant", "")
         cr = await self.rt.kube.get(tenant_path(tenant_name))
-        if cr is None:
+        if cr is None or cr["metadata"].get("deletionTimestamp"):
             return None, ReadyState(False, "TenantNotFound", f"no VibeXPTenant named {tenant_name!r}")
         allowed = (cr.get("spec") or {}).get("allowedNamespaces") or []
         if "*" not in allowed and self.ns not in allowed:
