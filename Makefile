@@ -10,7 +10,7 @@ PORT ?= 8000
 export VIBEXP_TEST_POSTGRES_URL ?= postgresql+asyncpg://vibexp:vibexp@127.0.0.1:5432/postgres
 
 .PHONY: help install run test test-fast lint format bench postgres testenv-build testenv-up testenv-down \
-	browser manifests clean
+	browser prometheus manifests clean
 
 help:
 	@echo "make run     start VibeXP on http://$(HOST):$(PORT) (SQLite file ./vibexp.db)"
@@ -41,7 +41,7 @@ format: install
 postgres:
 	bash tests/scripts/ensure-postgres.sh
 
-test: install lint postgres testenv-build browser
+test: install lint postgres testenv-build browser prometheus
 	$(BIN)/pytest
 
 # The suite without the slow external pieces' set-up (PostgreSQL must be running).
@@ -64,6 +64,12 @@ testenv-down:
 # Debian's Chromium for the Playwright browser tests (test tools cannot download browsers here). Idempotent.
 browser:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+# Debian's prometheus package: promtool (rule checks and unit tests) and the server the dashboard test scrapes with.
+# The tests run their own server on 127.0.0.1 only; the package's own service is not used.
+prometheus:
+	@command -v promtool >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
 
 manifests:
 	@true
