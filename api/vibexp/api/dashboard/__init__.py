@@ -1,0 +1,29 @@
+"""The web dashboard: sign in, Settings → API Keys, usage, and the account's prompts, artifacts and memories.
+
+Server-rendered pages (Jinja2) on the core services, served by the same FastAPI app as the API; every asset comes
+from this package's ``static/`` folder (no CDN). Sessions are signed cookies (see ``sessions``); every POST checks
+a CSRF token (see ``deps``); failed sign-ins are throttled (see ``throttle``). Passwords only open dashboard sessions:
+``/api/v1`` and ``/mcp`` accept API keys and nothing else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from starlette.staticfiles import StaticFiles
+
+from vibexp.api.dashboard.routes import router
+from vibexp.api.dashboard.state import DashboardState
+from vibexp.core.config import Settings
+
+__all__ = ["STATIC_DIR", "install_dashboard"]
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+def install_dashboard(app: FastAPI, settings: Settings) -> None:
+    """Add the dashboard's pages at ``/`` and its assets at ``/static``."""
+    app.state.dashboard = DashboardState.from_settings(settings)
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -1,0 +1,94 @@
+"""Who is looking: the browser session from the cookie, the signed-in user, and the CSRF check for every POST.
+
+``browser_session`` always yields a session (a new anonymous one when the cookie is missing or invalid) and marks
+new ones on ``request.state`` so the page renderer sets the cookie. ``CurrentViewer`` raises ``SignInRequired``,
+which the dashboard's route class turns into a redirect to ``/login``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Form, Header, Request
+
+from vibexp.api.dashboard.sessions import SessionData, password_fingerprint
+from vibexp.api.dashboard.state import dashboard_state
+from vibexp.api.deps import SessionDep
+from vibexp.core.tenants.models import Tenant
+from vibexp.core.tenants.service import get_tenant
+from vibexp.core.users.models import User
+
+__all__ = [
+    "NEW_SESSION_STATE",
+    "BrowserSession",
+    "CsrfChecked",
+    "CsrfFailed",
+    "CurrentViewer",
+    "SignInRequired",
+    "Viewer",
+    "browser_session",
+]
+
+NEW_SESSION_STATE = "dashboard_new_session"
+
+
+class SignInRequired(Exception):
+    """The page needs a signed-in user; answered with a redirect to the sign-in page."""
+
+
+class CsrfFailed(Exception):
+    """A state-changing request without the session's CSRF token; answered with 403."""
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    user: User
+    tenant: Tenant
+    session: SessionData
+
+
+def browser_session(request: Request) -> SessionData:
+    cached = getattr(request.state, "dashboard_session", None)
+    if isinstance(cached, SessionData):
+        return cached
+    signer = dashboard_state(request).signer
+    data = signer.loads(request.cookies.get(signer.cookie))
+    if data is None:
+        data = SessionData.anonymous()
+        setattr(request.state, NEW_SESSION_STATE, data)
+    request.state.dashboard_session = data
+    return data
+
+
+BrowserSession = Annotated[SessionData, Depends(browser_session)]
+
+
+async def current_viewer(request: Request, session: BrowserSession, db: SessionDep) -> Viewer:
+    if not session.uid:
+        raise SignInRequired
+    user = await db.get(User, session.uid)
+    if user is None or not hmac.compare_digest(session.fp, password_fingerprint(user.password_hash)):
+        raise SignInRequired  # user deleted or password changed since sign-in
+    tenant = await get_tenant(db, tenant_id=user.tenant_id)
+    viewer = Viewer(user=user, tenant=tenant, session=session)
+    request.state.dashboard_viewer = viewer
+    return viewer
+
+
+CurrentViewer = Annotated[Viewer, Depends(current_viewer)]
+
+
+def verify_csrf(
+    session: BrowserSession,
+    csrf_token: Annotated[str | None, Form()] = None,
+    x_csrf_token: Annotated[str | None, Header()] = None,
+) -> None:
+    """The token from the form field ``csrf_token`` or the ``X-CSRF-Token`` header must match the session's."""
+    sent = csrf_token or x_csrf_token or ""
+    if not sent or not hmac.compare_digest(sent.encode(), session.csrf.encode()):
+        raise CsrfFailed
+
+
+CsrfChecked = Depends(verify_csrf)

@@ -1,0 +1,14 @@
+"""The dashboard's pages, one module per area; ``router`` includes them all."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from vibexp.api.dashboard.errors import DashboardRoute
+from vibexp.api.dashboard.routes import account, content, keys, usage
+
+__all__ = ["router"]
+
+router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
+for module in (account, keys, usage, content):
+    router.include_router(module.router)

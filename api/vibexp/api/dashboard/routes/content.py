@@ -1,0 +1,232 @@
+"""Browse, search, create, edit and delete prompts, artifacts and memories through the core content stores.
+
+One set of handlers serves the three kinds; a ``Kind`` says which store, schemas, key fields and form fields.
+Edits carry the version the form was rendered from, so a concurrent change is reported instead of overwritten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ValidationError
+from starlette.responses import Response
+
+from vibexp.api.dashboard.deps import CsrfChecked, CurrentViewer
+from vibexp.api.dashboard.errors import DashboardRoute
+from vibexp.api.dashboard.rendering import redirect, render
+from vibexp.api.deps import SessionDep
+from vibexp.api.errors import status_for
+from vibexp.core.content import schemas
+from vibexp.core.content.service import ContentStore, artifacts, memories, prompts
+from vibexp.core.errors import AlreadyExists, InvalidInput, PreconditionFailed
+
+__all__ = ["KINDS", "FormField", "Kind", "router"]
+
+router = APIRouter(route_class=DashboardRoute)
+
+
+@dataclass(frozen=True, slots=True)
+class FormField:
+    name: str
+    label: str
+    widget: str = "text"  # text | textarea | tags
+    help: str = ""
+    required: bool = False
+    create_only: bool = False  # part of the object's address: set once
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    slug: str
+    noun: str
+    title: str
+    store: ContentStore[Any]
+    create_model: type[BaseModel]
+    update_model: type[BaseModel]
+    key_fields: tuple[str, ...]
+    fields: tuple[FormField, ...]
+    label_field: str
+
+    def url(self, obj: Any) -> str:
+        return f"/{self.slug}/" + "/".join(str(getattr(obj, f)) for f in self.key_fields)
+
+    def label(self, obj: Any) -> str:
+        text = str(getattr(obj, self.label_field))
+        return text if len(text) <= 90 else text[:89] + "…"
+
+
+TAGS = FormField("tags", "Tags", "tags", help="Comma-separated, e.g. review, python")
+KINDS: tuple[Kind, ...] = (
+    Kind(
+        slug="prompts",
+        noun="prompt",
+        title="Prompts",
+        store=prompts,
+        create_model=schemas.PromptCreate,
+        update_model=schemas.PromptUpdate,
+        key_fields=("id",),
+        fields=(
+            FormField("name", "Name", required=True, help="Letters, digits, '_', '.', '-'; also the MCP prompt name"),
+            FormField("description", "Description"),
+            TAGS,
+            FormField("content", "Content", "textarea", required=True, help="{{variable}} marks an argument"),
+        ),
+        label_field="name",
+    ),
+    Kind(
+        slug="artifacts",
+        noun="artifact",
+        title="Artifacts",
+        store=artifacts,
+        create_model=schemas.ArtifactCreate,
+        update_model=schemas.ArtifactUpdate,
+        key_fields=("project", "slug"),
+        fields=(
+            FormField("project", "Project", required=True, create_only=True, help="Lowercase letters, digits, . _ -"),
+            FormField("slug", "Slug", required=True, create_only=True, help="Lowercase letters, digits, . _ -"),
+            FormField("title", "Title", required=True),
+            FormField("content_type", "Content type", help="e.g. text/markdown"),
+            FormField("description", "Description"),
+            TAGS,
+            FormField("content", "Content", "textarea"),
+        ),
+        label_field="title",
+    ),
+    Kind(
+        slug="memories",
+        noun="memory",
+        title="Memories",
+        store=memories,
+        create_model=schemas.MemoryCreate,
+        update_model=schemas.MemoryUpdate,
+        key_fields=("id",),
+        fields=(FormField("content", "Content", "textarea", required=True), TAGS),
+        label_field="content",
+    ),
+)
+
+
+def _values(kind: Kind, form: Any, *, creating: bool) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for field in kind.fields:
+        if field.create_only and not creating:
+            continue
+        raw = str(form.get(field.name, ""))
+        if field.widget == "tags":
+            values[field.name] = [t.strip() for t in raw.split(",") if t.strip()]
+        elif field.widget == "textarea":
+            values[field.name] = raw.replace("\r\n", "\n")
+        elif raw.strip() or field.required:
+            values[field.name] = raw.strip()
+    return values
+
+
+def _errors(exc: ValidationError) -> dict[str, str]:
+    return {str(e["loc"][0]) if e["loc"] else "form": str(e["msg"]) for e in exc.errors()}
+
+
+async def _recover(db: SessionDep, viewer: CurrentViewer, *objs: Any) -> None:
+    """Roll back a failed write (a lost unique race leaves the session unusable) and reload what the page shows."""
+    await db.rollback()
+    for obj in (viewer.user, viewer.tenant, *objs):
+        await db.refresh(obj)
+
+
+def _form_page(
+    request: Request, kind: Kind, *, obj: Any, values: dict[str, Any], status: int = 200, **extra: Any
+) -> Response:
+    shown = {k: ", ".join(v) if isinstance(v, list) else v for k, v in values.items()}
+    context = {"kind": kind, "obj": obj, "values": shown, "errors": {}, "error": None, **extra}
+    return render(request, "content/form.html", context, status=status)
+
+
+def _register(kind: Kind) -> None:
+    item_path = f"/{kind.slug}/" + "/".join(f"{{{f}}}" for f in kind.key_fields)
+    Handler = Callable[..., Coroutine[Any, Any, Response]]
+
+    def route(path: str, method: str, csrf: bool = False) -> Callable[[Handler], Handler]:
+        def add(func: Handler) -> Handler:
+            router.add_api_route(
+                path,
+                func,
+                methods=[method],
+                dependencies=[CsrfChecked] if csrf else None,
+                name=f"{kind.slug}-{method}-{path}",
+            )
+            return func
+
+        return add
+
+    async def load(request: Request, db: SessionDep, viewer: CurrentViewer) -> Any:
+        key = {f: request.path_params[f] for f in kind.key_fields}
+        return await kind.store.get(db, tenant_id=viewer.tenant.id, **key)
+
+    @route(f"/{kind.slug}", "GET")
+    async def browse(request: Request, db: SessionDep, viewer: CurrentViewer) -> Response:
+        q = request.query_params.get("q", "").strip() or None
+        tag = request.query_params.get("tag", "").strip() or None
+        cursor = request.query_params.get("cursor") or None
+        page = await kind.store.list(db, tenant_id=viewer.tenant.id, q=q, tag=tag, cursor=cursor, limit=25)
+        next_url = None
+        if page.next_cursor:
+            params = {k: v for k, v in (("q", q), ("tag", tag), ("cursor", page.next_cursor)) if v}
+            next_url = f"/{kind.slug}?{urlencode(params)}"
+        context = {"kind": kind, "items": page.items, "q": q or "", "tag": tag or "", "next_url": next_url}
+        context["notice"] = "Deleted." if request.query_params.get("deleted") else None
+        return render(request, "content/list.html", context)
+
+    @route(f"/{kind.slug}/new", "GET")
+    async def new_form(request: Request, viewer: CurrentViewer) -> Response:
+        return _form_page(request, kind, obj=None, values={})
+
+    @route(f"/{kind.slug}/new", "POST", csrf=True)
+    async def create(request: Request, db: SessionDep, viewer: CurrentViewer) -> Response:
+        values = _values(kind, await request.form(), creating=True)
+        try:
+            data = kind.create_model.model_validate(values)
+            obj = await kind.store.create(db, tenant_id=viewer.tenant.id, data=data)
+        except ValidationError as exc:
+            return _form_page(request, kind, obj=None, values=values, status=422, errors=_errors(exc))
+        except (AlreadyExists, InvalidInput) as exc:
+            await _recover(db, viewer)
+            return _form_page(request, kind, obj=None, values=values, status=status_for(exc), error=exc.message)
+        return redirect(request, kind.url(obj) + "?saved=1")
+
+    @route(item_path, "GET")
+    async def edit_form(request: Request, db: SessionDep, viewer: CurrentViewer) -> Response:
+        obj = await load(request, db, viewer)
+        values = {f.name: getattr(obj, f.name) for f in kind.fields}
+        notice = "Saved." if request.query_params.get("saved") else None
+        return _form_page(request, kind, obj=obj, values=values, notice=notice)
+
+    @route(item_path, "POST", csrf=True)
+    async def save(request: Request, db: SessionDep, viewer: CurrentViewer) -> Response:
+        obj = await load(request, db, viewer)
+        form = await request.form()
+        values = _values(kind, form, creating=False)
+        shown = {**{f.name: getattr(obj, f.name) for f in kind.fields if f.create_only}, **values}
+        version = str(form.get("version", ""))
+        try:
+            data = kind.update_model.model_validate(values)
+            expected = int(version) if version.isdigit() else None
+            await kind.store.update(db, obj=obj, data=data, expected_version=expected)
+        except ValidationError as exc:
+            return _form_page(request, kind, obj=obj, values=shown, status=422, errors=_errors(exc))
+        except (AlreadyExists, InvalidInput, PreconditionFailed) as exc:
+            await _recover(db, viewer, obj)
+            return _form_page(request, kind, obj=obj, values=shown, status=status_for(exc), error=exc.message)
+        return redirect(request, kind.url(obj) + "?saved=1")
+
+    @route(item_path + "/delete", "POST", csrf=True)
+    async def delete(request: Request, db: SessionDep, viewer: CurrentViewer) -> Response:
+        obj = await load(request, db, viewer)
+        await kind.store.delete(db, obj=obj)
+        return redirect(request, f"/{kind.slug}?deleted=1")
+
+
+for _kind in KINDS:
+    _register(_kind)

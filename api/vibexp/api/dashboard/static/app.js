@@ -1,0 +1,113 @@
+// VibeXP dashboard behaviour: copy buttons, confirmations and the usage charts (inline SVG, no libraries).
+"use strict";
+
+(function () {
+  var SVG = "http://www.w3.org/2000/svg";
+
+  function copyText(input, status) {
+    function done(ok) {
+      status.textContent = ok ? "Copied to the clipboard." : "Copy failed: select the key and copy it by hand.";
+    }
+    input.focus();
+    input.select();
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(input.value).then(function () { done(true); }, function () {
+        done(document.execCommand && document.execCommand("copy"));
+      });
+    } else {
+      done(document.execCommand && document.execCommand("copy"));
+    }
+  }
+
+  function setUpCopyButtons() {
+    document.querySelectorAll("[data-copy]").forEach(function (button) {
+      button.addEventListener("click", function () {
+        var input = document.getElementById(button.getAttribute("data-copy"));
+        var status = document.getElementById("copy-status");
+        if (input && status) { copyText(input, status); }
+      });
+    });
+  }
+
+  function setUpConfirmations() {
+    document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+      form.addEventListener("submit", function (event) {
+        if (!window.confirm(form.getAttribute("data-confirm"))) { event.preventDefault(); }
+      });
+    });
+  }
+
+  function el(name, attrs, text) {
+    var node = document.createElementNS(SVG, name);
+    Object.keys(attrs).forEach(function (k) { node.setAttribute(k, attrs[k]); });
+    if (text !== undefined) { node.textContent = text; }
+    return node;
+  }
+
+  function niceMax(n) {
+    if (n <= 5) { return 5; }
+    var pow = Math.pow(10, Math.floor(Math.log10(n)));
+    var steps = [1, 2, 2.5, 5, 10];
+    for (var i = 0; i < steps.length; i++) { if (steps[i] * pow >= n) { return steps[i] * pow; } }
+    return 10 * pow;
+  }
+
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+
+  function drawChart(container, data) {
+    var points = data.points, count = points.length;
+    // Drawn at the container's pixel width (redrawn on resize) so labels keep their size on any screen.
+    var W = Math.max(240, Math.round(container.clientWidth || 720)), H = 200, left = 40, right = 8, top = 10, bottom = 28;
+    var plotW = W - left - right, plotH = H - top - bottom;
+    var max = niceMax(points.reduce(function (m, p) { return Math.max(m, p.n); }, 0));
+    var svg = el("svg", { viewBox: "0 0 " + W + " " + H, width: W, height: H, "aria-hidden": "true", focusable: "false" });
+    for (var g = 0; g <= 4; g++) {
+      var y = top + plotH - (plotH * g) / 4;
+      svg.appendChild(el("line", { x1: left, x2: W - right, y1: y, y2: y, "class": "grid" }));
+      svg.appendChild(el("text", { x: left - 6, y: y + 4, "text-anchor": "end" }, String(Math.round((max * g) / 4))));
+    }
+    var slot = plotW / count, barW = Math.max(1, slot * 0.8);
+    points.forEach(function (p, i) {
+      var t = new Date(p.t), h = (plotH * p.n) / max;
+      var x = left + i * slot + (slot - barW) / 2;
+      var label = t.toISOString().slice(0, 10) + " " + pad(t.getUTCHours()) + ":00 UTC: " + p.n + " request" + (p.n === 1 ? "" : "s");
+      var bar = el("rect", { x: x.toFixed(2), y: (top + plotH - h).toFixed(2), width: barW.toFixed(2), height: h.toFixed(2), "class": "bar" });
+      bar.appendChild(el("title", {}, label));
+      svg.appendChild(bar);
+      var every = count <= 24 ? (W < 480 ? 12 : 6) : 24;
+      var tick = count <= 24 ? t.getUTCHours() % every === 0 : t.getUTCHours() === 0 && (W >= 480 || t.getUTCDate() % 2 === 0);
+      if (tick) {
+        var text = count <= 24 ? pad(t.getUTCHours()) + ":00" : t.toISOString().slice(5, 10);
+        svg.appendChild(el("text", { x: (left + i * slot + slot / 2).toFixed(2), y: H - 8, "text-anchor": "middle" }, text));
+      }
+    });
+    svg.appendChild(el("line", { x1: left, x2: W - right, y1: top + plotH, y2: top + plotH, "class": "axis" }));
+    container.textContent = "";
+    container.appendChild(svg);
+  }
+
+  function drawCharts() {
+    document.querySelectorAll("[data-chart]").forEach(function (container) {
+      var source = document.getElementById(container.getAttribute("data-chart"));
+      if (!source) { return; }
+      try { drawChart(container, JSON.parse(source.textContent)); } catch (e) { container.textContent = "Chart unavailable."; }
+    });
+  }
+
+  function setUpCharts() {
+    var pending = null, lastWidth = window.innerWidth;
+    drawCharts();
+    window.addEventListener("resize", function () {
+      if (window.innerWidth === lastWidth) { return; }
+      lastWidth = window.innerWidth;
+      clearTimeout(pending);
+      pending = setTimeout(drawCharts, 150);
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    setUpCopyButtons();
+    setUpConfirmations();
+    setUpCharts();
+  });
+})();
