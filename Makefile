@@ -71,8 +71,9 @@ prometheus:
 	@command -v promtool >/dev/null || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
 
-manifests:
-	@true
+# Copy crds/ into the chart and render manifests/vibexp.yaml from it (helm from the test environment's build).
+manifests: install
+	$(PY) tests/chart/manifests.py write
 
 clean:
 	rm -rf .testenv test-output .pytest_cache .mypy_cache .ruff_cache
