@@ -24,7 +24,6 @@ import kopf
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp.core.clock import utcnow
-from vibexp.core.db import session_scope
 from vibexp.core.errors import NotFound
 from vibexp.core.keys import service as keys
 from vibexp.core.keys.models import ApiKey, KeyStatus
@@ -113,7 +112,7 @@ class _ApiKeyReconcile:
     async def run(self) -> None:
         start = int((self.status.get("rotation") or {}).get("count") or 0)
         secret_to_delete = False
-        async with session_scope(self.rt.session_factory) as session:
+        async with self.rt.unit_of_work() as session:
             n, current = await latest_key(session, self.uid, start)
             if self.spec.get("revoked"):
                 outcome = await self._revoke(session, n, current)
@@ -400,7 +399,7 @@ async def delete_apikey(rt: OperatorRuntime, body: Mapping[str, Any]) -> None:
     job = _ApiKeyReconcile(rt, body)
     async with rt.lock(uid):
         start = int((job.status.get("rotation") or {}).get("count") or 0)
-        async with session_scope(rt.session_factory) as session:
+        async with rt.unit_of_work() as session:
             n, current = await latest_key(session, uid, start)
             revoked = await _revoke_all(session, uid, n if current is not None else n - 1)
         await job._delete_own_secret()
@@ -422,7 +421,7 @@ async def sync_apikey(rt: OperatorRuntime, body: Mapping[str, Any]) -> None:
     if ready is None or ready.get("status") != "True" or not key_id:
         await reconcile_apikey(rt, body)
         return
-    async with session_scope(rt.session_factory) as session:
+    async with rt.unit_of_work() as session:
         try:
             key: ApiKey | None = await keys.get_key(session, key_id=key_id)
         except NotFound:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from vibexp.core.db import session_scope
 from vibexp.core.ratelimit.limiter import RateLimiter
 from vibexp.operator.kube import KubeClient
 from vibexp.operator.metrics import OperatorMetrics
@@ -27,6 +30,19 @@ class OperatorRuntime:
     #: Namespaces served, or None for the whole cluster.
     namespaces: list[str] | None
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _sqlite_writer: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
+        """A committed-or-rolled-back session. On SQLite, one at a time in this process: a transaction that reads
+        and then writes fails at once (SQLITE_BUSY_SNAPSHOT, no busy wait) when another connection committed in
+        between, so concurrent reconciles would mostly fail and retry; queueing them is far faster."""
+        if self.engine.dialect.name != "sqlite":
+            async with session_scope(self.session_factory) as session:
+                yield session
+            return
+        async with self._sqlite_writer, session_scope(self.session_factory) as session:
+            yield session
 
     def lock(self, uid: str) -> asyncio.Lock:
         """One lock per object: the change handlers, the sync timer and Secret events never interleave on it."""

@@ -13,7 +13,6 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from vibexp.core.db import session_scope
 from vibexp.core.errors import InvalidInput, NotFound
 from vibexp.core.keys import service as keys
 from vibexp.core.keys.models import KeyStatus
@@ -39,7 +38,7 @@ def _changes(tenant: Tenant, spec: Mapping[str, Any], name: str) -> dict[str, An
 
 
 async def _counters(rt: OperatorRuntime, tenant: Tenant) -> dict[str, Any]:
-    async with session_scope(rt.session_factory) as session:
+    async with rt.unit_of_work() as session:
         active = len(await keys.list_keys(session, tenant_id=tenant.id, status=KeyStatus.active))
     return {
         "tenantId": tenant.id,
@@ -78,7 +77,7 @@ async def reconcile_tenant(rt: OperatorRuntime, body: Mapping[str, Any], *, kick
     name = body["metadata"]["name"]
     spec = body.get("spec") or {}
     try:
-        async with session_scope(rt.session_factory) as session:
+        async with rt.unit_of_work() as session:
             try:
                 tenant = await tenants.get_tenant_by_name(session, name=name)
             except NotFound:
@@ -120,7 +119,7 @@ async def reconcile_tenant(rt: OperatorRuntime, body: Mapping[str, Any], *, kick
 async def suspend_tenant(rt: OperatorRuntime, body: Mapping[str, Any]) -> None:
     """Finalizer: the VibeXPTenant goes, the account's data stays; its keys stop working."""
     name = body["metadata"]["name"]
-    async with session_scope(rt.session_factory) as session:
+    async with rt.unit_of_work() as session:
         try:
             tenant = await tenants.get_tenant_by_name(session, name=name)
         except NotFound:
@@ -138,7 +137,7 @@ async def sync_tenant(rt: OperatorRuntime, body: Mapping[str, Any]) -> None:
     name = body["metadata"]["name"]
     if body["metadata"].get("deletionTimestamp"):
         return
-    async with session_scope(rt.session_factory) as session:
+    async with rt.unit_of_work() as session:
         try:
             tenant = await tenants.get_tenant_by_name(session, name=name)
         except NotFound:
