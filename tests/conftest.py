@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -42,8 +43,25 @@ def settings(database_url: str) -> Settings:
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
-    async with application.router.lifespan_context(application):
+    # The lifespan runs in a task of its own: it holds anyio task groups (the MCP session manager) that must be
+    # exited by the task that entered them, and a fixture's set-up and teardown may run in different tasks.
+    started, stop = asyncio.Event(), asyncio.Event()
+
+    async def run_lifespan() -> None:
+        async with application.router.lifespan_context(application):
+            started.set()
+            await stop.wait()
+
+    task = asyncio.create_task(run_lifespan())
+    while not started.is_set():
+        if task.done():
+            task.result()  # start-up failed: raise its error here
+        await asyncio.sleep(0.005)
+    try:
         yield application
+    finally:
+        stop.set()
+        await task
 
 
 @pytest.fixture

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 import uuid
 
-__all__ = ["new_id"]
+__all__ = ["is_id", "new_id"]
 
 
 def new_id() -> str:
@@ -19,3 +20,11 @@ def new_id() -> str:
     value |= 0b10 << 62  # RFC 4122 variant
     value |= rand & ((1 << 62) - 1)  # rand_b
     return str(uuid.UUID(int=value))
+
+
+_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def is_id(value: str) -> bool:
+    """Whether ``value`` has the shape of an id we issue: anything else cannot name a row (so it is not found)."""
+    return _ID.fullmatch(value) is not None

@@ -33,6 +33,6 @@ def decode_cursor(cursor: str) -> str:
         value = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii")
     except (binascii.Error, UnicodeError, ValueError):
         raise InvalidInput("invalid cursor: pass the next_cursor value of the previous page") from None
-    if not value or len(value) > 64:
+    if not value or len(value) > 64 or not value.isprintable():
         raise InvalidInput("invalid cursor: pass the next_cursor value of the previous page")
     return value

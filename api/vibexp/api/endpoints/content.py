@@ -8,19 +8,26 @@ from fastapi import APIRouter, Header, Query, Response, status
 from pydantic import BaseModel
 
 from vibexp.api.deps import CurrentPrincipal, SessionDep
+from vibexp.api.endpoints import API_PREFIX
 from vibexp.api.errors import ERROR_RESPONSES
 from vibexp.api.http_cache import parse_if_match, set_etag
 from vibexp.api.schemas import PageRead
 from vibexp.core.content import schemas
 from vibexp.core.content.service import ContentStore, artifacts, memories, prompts
 from vibexp.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from vibexp.core.text import NUL_FREE_PATTERN
 
 __all__ = ["artifacts_router", "memories_router", "prompts_router"]
 
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size")]
 Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")]
-Search = Annotated[str | None, Query(max_length=200, description="Text to search for")]
-TagFilter = Annotated[str | None, Query(max_length=64, description="Only objects with this tag")]
+Search = Annotated[
+    str | None, Query(max_length=200, pattern=NUL_FREE_PATTERN, description="Text to search for (case-insensitive)")
+]
+TagFilter = Annotated[
+    str | None, Query(max_length=64, pattern=NUL_FREE_PATTERN, description="Only objects with this tag")
+]
+ProjectFilter = Annotated[str | None, Query(max_length=128, pattern=NUL_FREE_PATTERN, description="Only this project")]
 IfMatch = Annotated[str | None, Header(description="ETag from a previous read; 412 if the object changed")]
 ETAG_RESPONSES: dict[int | str, dict[str, Any]] = {
     **ERROR_RESPONSES,
@@ -39,7 +46,7 @@ def id_keyed_router(
     read_model: type[BaseModel],
 ) -> APIRouter:
     """CRUD for a resource addressed by ``{id}`` (prompts, memories)."""
-    router = APIRouter(prefix=path, tags=[tag], responses=ERROR_RESPONSES)
+    router = APIRouter(prefix=API_PREFIX + path, tags=[tag], responses=ERROR_RESPONSES)
     noun = store.noun
 
     @router.get("", response_model=PageRead[read_model], summary=f"List or search {tag}")  # type: ignore[valid-type]
@@ -117,14 +124,14 @@ memories_router = id_keyed_router(
     read_model=schemas.MemoryRead,
 )
 
-artifacts_router = APIRouter(prefix="/artifacts", tags=["artifacts"], responses=ERROR_RESPONSES)
+artifacts_router = APIRouter(prefix=f"{API_PREFIX}/artifacts", tags=["artifacts"], responses=ERROR_RESPONSES)
 
 
 @artifacts_router.get("", response_model=PageRead[schemas.ArtifactRead], summary="List or search artifacts")
 async def list_artifacts(
     session: SessionDep,
     principal: CurrentPrincipal,
-    project: Annotated[str | None, Query(max_length=128, description="Only this project")] = None,
+    project: ProjectFilter = None,
     q: Search = None,
     tag: TagFilter = None,
     limit: Limit = DEFAULT_PAGE_SIZE,

@@ -32,29 +32,39 @@ class BodySizeLimitMiddleware:
                     await self._refuse(scope, receive, send)
                     return
         seen = 0
-        started = False
+        started = refused = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            # The 413 is sent from here, at the chunk that crosses the limit: raising instead would reach the
+            # framework's body parser, which turns any error while reading into a 400. The app then sees the
+            # client as gone, and whatever it answers is dropped.
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _TooLarge
+                    if started:
+                        raise _TooLarge
+                    refused = True
+                    await self._refuse(scope, receive, send)
+                    return {"type": "http.disconnect"}
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if refused:
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
         try:
             await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            if started:
+        except Exception:
+            if not refused:  # after a 413 the app's complaint about the cut-off body is expected
                 raise
-            await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(413, "payload_too_large", f"The request body is larger than {self.max_bytes} bytes")

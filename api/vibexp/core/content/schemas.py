@@ -8,6 +8,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from vibexp.core.text import StorableText
+
 __all__ = [
     "ArtifactCreate",
     "ArtifactRead",
@@ -30,7 +32,7 @@ def _no_dot_segments(value: str) -> str:
     return value
 
 
-Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Tag = Annotated[StorableText, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 Tags = Annotated[list[Tag], Field(max_length=32, description="Up to 32 tags of up to 64 characters")]
 PromptName = Annotated[
     str,
@@ -48,7 +50,11 @@ ContentType = Annotated[
     StringConstraints(pattern=r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$", max_length=127),
     Field(description="MIME type of the content, e.g. text/markdown"),
 ]
-Description = Annotated[str, Field(max_length=2000)]
+Description = Annotated[StorableText, Field(max_length=2000)]
+#: Stored text: no NUL, no lone surrogates (see vibexp.core.text).
+Text = Annotated[StorableText, Field(min_length=1, max_length=MAX_TEXT)]
+Title = Annotated[StorableText, Field(min_length=1, max_length=300)]
+ArtifactContent = Annotated[StorableText, Field(max_length=MAX_ARTIFACT)]
 
 
 class _Read(BaseModel):
@@ -63,7 +69,7 @@ class _Read(BaseModel):
 # -- prompts ---------------------------------------------------------------------------------------------------
 class PromptBase(BaseModel):
     name: PromptName
-    content: Annotated[str, Field(min_length=1, max_length=MAX_TEXT, description="{{variable}} marks an argument")]
+    content: Annotated[Text, Field(description="{{variable}} marks an argument")]
     description: Description = ""
     tags: Tags = []
 
@@ -74,7 +80,7 @@ class PromptCreate(PromptBase):
 
 class PromptUpdate(BaseModel):
     name: PromptName | None = None
-    content: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)] | None = None
+    content: Text | None = None
     description: Description | None = None
     tags: Tags | None = None
 
@@ -85,8 +91,8 @@ class PromptRead(PromptBase, _Read):
 
 # -- artifacts -------------------------------------------------------------------------------------------------
 class ArtifactBase(BaseModel):
-    title: Annotated[str, Field(min_length=1, max_length=300)]
-    content: Annotated[str, Field(max_length=MAX_ARTIFACT)]
+    title: Title
+    content: ArtifactContent
     content_type: ContentType = "text/markdown"
     description: Description = ""
     tags: Tags = []
@@ -98,8 +104,8 @@ class ArtifactCreate(ArtifactBase):
 
 
 class ArtifactUpdate(BaseModel):
-    title: Annotated[str, Field(min_length=1, max_length=300)] | None = None
-    content: Annotated[str, Field(max_length=MAX_ARTIFACT)] | None = None
+    title: Title | None = None
+    content: ArtifactContent | None = None
     content_type: ContentType | None = None
     description: Description | None = None
     tags: Tags | None = None
@@ -112,7 +118,7 @@ class ArtifactRead(ArtifactBase, _Read):
 
 # -- memories --------------------------------------------------------------------------------------------------
 class MemoryBase(BaseModel):
-    content: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
+    content: Text
     tags: Tags = []
 
 
@@ -121,7 +127,7 @@ class MemoryCreate(MemoryBase):
 
 
 class MemoryUpdate(BaseModel):
-    content: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)] | None = None
+    content: Text | None = None
     tags: Tags | None = None
 
 

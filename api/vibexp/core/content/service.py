@@ -6,6 +6,7 @@ expected version (from ``If-Match``) and fail with ``PreconditionFailed`` when t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
@@ -17,12 +18,21 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from vibexp.core.clock import utcnow
 from vibexp.core.content.models import Artifact, Memory, Prompt
-from vibexp.core.errors import AlreadyExists, NotFound, PreconditionFailed
+from vibexp.core.errors import AlreadyExists, InvalidInput, NotFound, PreconditionFailed
 from vibexp.core.pagination import DEFAULT_PAGE_SIZE, Page, decode_cursor, encode_cursor
+from vibexp.core.text import check_storable
 
 __all__ = ["ContentStore", "artifacts", "memories", "prompts"]
 
 ModelT = TypeVar("ModelT", Prompt, Artifact, Memory)
+
+
+def _storable(value: str) -> bool:
+    try:
+        check_storable(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _like_pattern(text: str) -> str:
@@ -53,6 +63,8 @@ class ContentStore(Generic[ModelT]):
         return obj
 
     async def get(self, session: AsyncSession, *, tenant_id: str, **key: str) -> ModelT:
+        if not all(_storable(value) for value in key.values()):  # nothing stored can match it; PG would refuse it
+            raise NotFound(f"{self.noun} not found")
         query = select(self.model).where(self.model.tenant_id == tenant_id)
         for field, value in key.items():
             query = query.where(getattr(self.model, field) == value)
@@ -72,6 +84,9 @@ class ContentStore(Generic[ModelT]):
         cursor: str | None = None,
         filters: dict[str, str] | None = None,
     ) -> Page[ModelT]:
+        for name, value in {"q": q, "tag": tag, **(filters or {})}.items():
+            if value is not None and not _storable(value):
+                raise InvalidInput(f"{name} must not contain NUL (U+0000) or lone surrogates")
         query = select(self.model).where(self.model.tenant_id == tenant_id)
         for field, value in (filters or {}).items():
             query = query.where(getattr(self.model, field) == value)
@@ -79,8 +94,10 @@ class ContentStore(Generic[ModelT]):
             pattern = _like_pattern(q)
             query = query.where(or_(*(col.ilike(pattern, escape="\\") for col in self._search_columns)))
         if tag:
-            # Tags are a JSON list; match the quoted element in its text form (same on SQLite and PostgreSQL).
-            query = query.where(cast(self.model.tags, String).like(_like_pattern(f'"{tag}"'), escape="\\"))
+            # Tags are a JSON list; match the element in its serialised text form, encoded by the same json.dumps
+            # that wrote it (non-ASCII as \u escapes, quotes escaped), so it matches alike on SQLite and PostgreSQL.
+            element = json.dumps(tag.strip())
+            query = query.where(cast(self.model.tags, String).like(_like_pattern(element), escape="\\"))
         if cursor:
             query = query.where(self.model.id > decode_cursor(cursor))
         rows = list(await session.scalars(query.order_by(self.model.id).limit(limit + 1)))

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+from vibexp.core.text import StorableText
 
 __all__ = [
     "ApiKeyCreate",
@@ -18,18 +21,32 @@ __all__ = [
 MAX_GRACE_SECONDS = 30 * 24 * 3600
 
 
+def _as_utc(value: datetime) -> datetime:
+    """Normalise to UTC here, so an instant no database can hold (past year 9999 in UTC) is a 422, not a 500."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None
+
+
+#: An RFC 3339 instant with an explicit offset (a naive time would be ambiguous), as UTC.
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_as_utc)]
+
+
 class ApiKeyBase(BaseModel):
-    name: str = Field(min_length=1, max_length=200, description='Descriptive name, e.g. "Work Laptop - Cursor"')
-    description: str = Field(default="", max_length=2000, description="Optional notes about usage")
+    name: StorableText = Field(
+        min_length=1, max_length=200, description='Descriptive name, e.g. "Work Laptop - Cursor"'
+    )
+    description: StorableText = Field(default="", max_length=2000, description="Optional notes about usage")
 
 
 class ApiKeyCreate(ApiKeyBase):
-    expires_at: datetime | None = Field(default=None, description="Optional expiry (RFC 3339, in the future)")
+    expires_at: UtcDatetime | None = Field(default=None, description="Optional expiry (RFC 3339, in the future)")
 
 
 class ApiKeyUpdate(BaseModel):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    description: str | None = Field(default=None, max_length=2000)
+    name: StorableText | None = Field(default=None, min_length=1, max_length=200)
+    description: StorableText | None = Field(default=None, max_length=2000)
 
 
 class ApiKeyRotate(BaseModel):

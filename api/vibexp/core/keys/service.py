@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp.core.clock import utcnow
 from vibexp.core.errors import InvalidInput, NotFound
+from vibexp.core.ids import is_id
 from vibexp.core.keys.changes import mark_key_changed
 from vibexp.core.keys.models import ApiKey, KeyStatus
 from vibexp.core.keys.tokens import display_prefix, generate_key, hash_key
@@ -71,7 +72,7 @@ async def create_key(
 
 async def get_key(session: AsyncSession, *, key_id: str, tenant_id: str | None = None) -> ApiKey:
     """A key by id; with ``tenant_id`` another tenant's key is reported as not found (never as forbidden)."""
-    key = await session.get(ApiKey, key_id)
+    key = await session.get(ApiKey, key_id) if is_id(key_id) else None
     if key is None or (tenant_id is not None and key.tenant_id != tenant_id):
         raise NotFound("API key not found")
     return key

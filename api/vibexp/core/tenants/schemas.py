@@ -5,6 +5,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from vibexp.core.tenants.models import Tier
+from vibexp.core.text import StorableText
 
 __all__ = ["TENANT_NAME_PATTERN", "TenantCreate", "TenantRead", "TenantUpdate"]
 
@@ -13,7 +14,7 @@ TENANT_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 
 
 class TenantBase(BaseModel):
-    display_name: str = Field(default="", max_length=200)
+    display_name: StorableText = Field(default="", max_length=200)
     tier: Tier = Tier.free
     rate_limit_per_hour: int | None = Field(default=None, ge=1, le=100_000_000)
     suspended: bool = False
@@ -24,7 +25,7 @@ class TenantCreate(TenantBase):
 
 
 class TenantUpdate(BaseModel):
-    display_name: str | None = Field(default=None, max_length=200)
+    display_name: StorableText | None = Field(default=None, max_length=200)
     tier: Tier | None = None
     rate_limit_per_hour: int | None = Field(default=None, ge=1, le=100_000_000)
     suspended: bool | None = None
