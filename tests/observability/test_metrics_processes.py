@@ -1,0 +1,144 @@
+"""Metrics across real processes: the separate metrics port of ``vibexp serve``, a metrics port that is taken, and
+two uvicorn workers sharing their samples through ``PROMETHEUS_MULTIPROC_DIR``."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from helpers.factories import Account, make_account
+from helpers.servers import REPO, LiveServer, free_port
+from vibexp.core.db import create_engine, create_session_factory
+
+pytestmark = pytest.mark.slow
+
+
+async def new_account(database_url: str) -> Account:
+    engine = create_engine(database_url)
+    try:
+        return await make_account(create_session_factory(engine))
+    finally:
+        await engine.dispose()
+
+
+def key_requests(text: str, key_id: str) -> float:
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "vibexp_api_key_requests_total" and sample.labels.get("key_id") == key_id:
+                total += sample.value
+    return total
+
+
+def wait_for(predicate: object, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+async def test_metrics_port_serves_the_same_metrics(database_url: str, tmp_path: Path) -> None:
+    account = await new_account(database_url)
+    port = free_port()
+    env = {"VIBEXP_METRICS_PORT": str(port), "VIBEXP_METRICS_HOST": "127.0.0.1"}
+    server = LiveServer(database_url, env=env).start(log_dir=tmp_path)
+    try:
+        assert httpx.get(f"{server.url}/api/v1/prompts", headers=account.headers).status_code == 200
+        wait_for(lambda: key_requests(httpx.get(f"http://127.0.0.1:{port}/metrics").text, account.key_id) == 1)
+        on_port = httpx.get(f"http://127.0.0.1:{port}/metrics")
+        assert on_port.status_code == 200
+        assert on_port.headers["content-type"].startswith("text/plain")
+        assert key_requests(httpx.get(f"{server.url}/metrics").text, account.key_id) == 1
+    finally:
+        server.stop()
+    # Stopped with the server: nothing listens there any more (SO_REUSEADDR only skips TIME_WAIT connections).
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+
+
+async def test_taken_metrics_port_does_not_stop_the_api(database_url: str, tmp_path: Path) -> None:
+    account = await new_account(database_url)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"VIBEXP_METRICS_PORT": str(port), "VIBEXP_METRICS_HOST": "127.0.0.1"}
+        server = LiveServer(database_url, env={**env, "COLUMNS": "500"}).start(log_dir=tmp_path)
+        try:
+            assert httpx.get(f"{server.url}/api/v1/prompts", headers=account.headers).status_code == 200
+            wait_for(lambda: key_requests(httpx.get(f"{server.url}/metrics").text, account.key_id) == 1)
+        finally:
+            server.stop()
+        assert f"metrics port 127.0.0.1:{port} not served by this process" in server.log()  # one line at 500 cols
+
+
+@pytest.fixture
+def two_workers(database_url: str, tmp_path: Path) -> Iterator[tuple[str, int, Path]]:
+    """``uvicorn --workers 2`` in multiprocess mode on loopback; yields (url, metrics port, multiprocess dir)."""
+    port, metrics_port = free_port(), free_port()
+    multiproc = tmp_path / "prometheus-multiproc"
+    multiproc.mkdir()
+    env = {
+        **os.environ,
+        "VIBEXP_DATABASE_URL": database_url,
+        "VIBEXP_ENVIRONMENT": "test",
+        "VIBEXP_AUTO_MIGRATE": "false",
+        "VIBEXP_METRICS_PORT": str(metrics_port),
+        "VIBEXP_METRICS_HOST": "127.0.0.1",
+        "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
+    }
+    log = (tmp_path / "uvicorn.log").open("wb")
+    command = [sys.executable, "-m", "uvicorn", "--factory", "vibexp.api.app:create_app"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
+    proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, (tmp_path / "uvicorn.log").read_text()
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "workers did not become ready"
+            time.sleep(0.2)
+        yield url, metrics_port, multiproc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+async def test_two_workers_report_the_same_totals(database_url: str, two_workers: tuple[str, int, Path]) -> None:
+    url, metrics_port, multiproc = two_workers
+    account = await new_account(database_url)
+    requests = 40
+    for _ in range(requests):  # a new connection each time, so both workers take some
+        response = httpx.get(f"{url}/api/v1/prompts", headers={**account.headers, "Connection": "close"})
+        assert response.status_code == 200
+
+    wait_for(lambda: key_requests(httpx.get(f"{url}/metrics").text, account.key_id) == requests)
+    for _ in range(6):  # whichever worker answers, it reports both workers' samples
+        assert key_requests(httpx.get(f"{url}/metrics", headers={"Connection": "close"}).text, account.key_id) == (
+            requests
+        )
+    assert key_requests(httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text, account.key_id) == requests
+    writers = {path.stem.rsplit("_", 1)[-1] for path in multiproc.glob("counter_*.db")}
+    assert len(writers) >= 2, f"only {writers} wrote counters: the requests did not reach both workers"
