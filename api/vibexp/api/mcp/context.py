@@ -1,4 +1,4 @@
-"""Who is calling, from inside an MCP handler, and what the usage log should say about the call.
+"""Who is calling, from inside an MCP handler, and what the usage log should say about the call (action, client).
 
 Authentication, rate limiting and usage recording happen once, in ``ApiKeyAuthMiddleware``, before the request
 reaches the MCP transport. That middleware leaves the ``Principal`` and a mutable ``RequestUsage`` in the ASGI
@@ -8,6 +8,7 @@ from there. Nothing here verifies a key: a request without a principal never got
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,7 +20,7 @@ from vibexp.core.errors import InvalidApiKey
 from vibexp.core.keys.verifier import Principal
 from vibexp.core.usage.tool_type import ToolType, detect_tool_type
 
-__all__ = ["UsageTagger", "principal_of", "usage_of"]
+__all__ = ["UsageTagger", "mcp_action", "principal_of", "usage_of"]
 
 
 def _state(ctx: ServerRequestContext[Any, Any]) -> Mapping[str, Any]:
@@ -55,29 +56,42 @@ def _client_name(ctx: ServerRequestContext[Any, Any]) -> str | None:
     return None
 
 
-def _action(ctx: ServerRequestContext[Any, Any]) -> str:
-    if ctx.method == "tools/call" and isinstance(ctx.params, Mapping):
-        name = ctx.params.get("name")
+def mcp_action(body: bytes) -> str | None:
+    """The usage action of a JSON-RPC POST body: the tool name for ``tools/call``, else the method.
+
+    Read from the raw body (before the SDK parses it) so notifications, answered 202 before the server task
+    handles them, are named too. ``None`` for a body that is not JSON-RPC (the SDK then answers the error).
+    """
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return None
+    if isinstance(message, list) and message:
+        message = message[0]
+    if not isinstance(message, dict) or not isinstance(message.get("method"), str):
+        return None
+    method: str = message["method"]
+    params = message.get("params")
+    if method == "tools/call" and isinstance(params, dict):
+        name = params.get("name")
         if isinstance(name, str) and name:
             return name[:100]
-    return ctx.method
+    return method[:100]
 
 
 class UsageTagger:
-    """SDK server middleware: names the MCP operation (tool name or method) and the client in the usage record.
+    """SDK server middleware: records the calling client, from its ``clientInfo``, as the request's tool type.
 
-    The action is the tool name for ``tools/call`` and the JSON-RPC method otherwise (``prompts/get``,
-    ``initialize``...). The tool type comes from ``clientInfo.name`` when the client sent one this request;
-    otherwise the User-Agent guess made by the auth middleware stands.
+    The handshake-era protocol sends ``clientInfo`` only with ``initialize``; the 2026-era one with every request.
+    Where the client names itself, its name wins over the User-Agent guess made by the auth middleware, unless
+    the name says nothing we recognise.
     """
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         usage = usage_of(ctx)
-        if usage is not None:
-            usage.action = _action(ctx)
-            name = _client_name(ctx)
-            if name:
-                detected = detect_tool_type(name)
-                if detected is not ToolType.other or usage.tool_type == ToolType.other.value:
-                    usage.tool_type = detected.value
+        name = _client_name(ctx) if usage is not None else None
+        if usage is not None and name:
+            detected = detect_tool_type(name)
+            if detected is not ToolType.other or usage.tool_type == ToolType.other.value:
+                usage.tool_type = detected.value
         return await call_next(ctx)

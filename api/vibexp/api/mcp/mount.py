@@ -21,7 +21,9 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vibexp.api.errors import error_payload, error_response
+from vibexp.api.mcp.context import mcp_action
 from vibexp.api.mcp.server import create_mcp_server
+from vibexp.api.middleware.auth import USAGE_STATE, RequestUsage
 from vibexp.core.config import Settings
 from vibexp.core.runtime import Runtime
 
@@ -58,7 +60,8 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
 
 
 class McpFrontDoor:
-    """Refuses ``GET`` streams with 405 and rewrites non-JSON 4xx/5xx answers of the SDK app to our error body."""
+    """In front of the SDK app: refuses ``GET`` streams (405), names the usage action from the JSON-RPC body, and
+    rewrites the SDK's non-JSON 4xx/5xx answers to our error body."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -76,6 +79,8 @@ class McpFrontDoor:
             )
             await response(scope, receive, send)
             return
+        if scope["method"] == "POST":
+            receive = await self._name_action(scope, receive)
         start: Message | None = None
         body = bytearray()
 
@@ -103,6 +108,32 @@ class McpFrontDoor:
         finally:
             if outer_app is not None:
                 scope["app"] = outer_app
+
+    @staticmethod
+    async def _name_action(scope: Scope, receive: Receive) -> Receive:
+        """Read the (size-limited) body, name the usage action after its JSON-RPC method, and replay the body."""
+        chunks: list[bytes] = []
+        trailing: Message | None = None
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                trailing = message
+                break
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        usage = scope.get("state", {}).get(USAGE_STATE)
+        if isinstance(usage, RequestUsage):
+            usage.action = mcp_action(body)
+        pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+        if trailing is not None:
+            pending.append(trailing)
+
+        async def replay() -> Message:
+            return pending.pop(0) if pending else await receive()
+
+        return replay
 
     @staticmethod
     async def _send_json(start: Message, body: bytes, send: Send) -> None:
