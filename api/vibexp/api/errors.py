@@ -16,6 +16,7 @@ from vibexp.core import errors
 
 __all__ = [
     "ERROR_RESPONSES",
+    "UNAVAILABLE_RESPONSE",
     "ErrorBody",
     "error_payload",
     "error_response",
@@ -65,20 +66,38 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-def _describe(text: str) -> dict[str, Any]:
-    return {"model": ErrorBody, "description": text}
+def _describe(text: str, **headers: str) -> dict[str, Any]:
+    described: dict[str, Any] = {"model": ErrorBody, "description": text}
+    if headers:
+        described["headers"] = {
+            name.replace("_", "-"): {"description": about, "schema": {"type": "string"}}
+            for name, about in headers.items()
+        }
+    return described
 
 
 #: Documented on every authenticated route (the OpenAPI document describes each error a client can get).
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: _describe("Malformed request (e.g. invalid JSON)"),
-    401: _describe("Missing, malformed, unknown, revoked or expired API key (code invalid_api_key)"),
+    401: _describe(
+        "Missing, malformed, unknown, revoked or expired API key (code invalid_api_key)",
+        WWW_Authenticate="Bearer challenge; error_description names the problem",
+    ),
     403: _describe("The account is suspended (code account_suspended)"),
     404: _describe("No such object in this account"),
     413: _describe("Request body too large"),
     422: _describe("Validation failed (code validation_error)"),
-    429: _describe("Hourly rate limit exceeded (code rate_limited); see Retry-After"),
+    429: _describe(
+        "Hourly rate limit exceeded (code rate_limited); see Retry-After",
+        Retry_After="Seconds until the next hourly window",
+        X_RateLimit_Limit="Requests allowed per UTC hour",
+        X_RateLimit_Remaining="Requests left in this hour (0)",
+        X_RateLimit_Reset="Epoch seconds when the window resets",
+    ),
 }
+
+#: Readiness when the database does not answer.
+UNAVAILABLE_RESPONSE: dict[int | str, dict[str, Any]] = {503: _describe("The database does not answer")}
 
 
 def status_for(exc: errors.VibeXPError) -> int:

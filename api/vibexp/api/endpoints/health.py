@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from sqlalchemy import text
 
 from vibexp.api.deps import RuntimeDep, SessionDep
-from vibexp.api.errors import error_response
+from vibexp.api.errors import UNAVAILABLE_RESPONSE, error_response
 from vibexp.api.schemas import Health
 from vibexp.core.content.models import Prompt
 from vibexp.core.content.schemas import PromptRead
@@ -24,7 +24,9 @@ async def healthz() -> Health:
     return Health(status="ok")
 
 
-@health_router.get("/readyz", response_model=Health, summary="Readiness: the database answers")
+@health_router.get(
+    "/readyz", response_model=Health, responses=UNAVAILABLE_RESPONSE, summary="Readiness: the database answers"
+)
 async def readyz(runtime: RuntimeDep) -> Any:
     try:
         async with runtime.engine.connect() as conn:
