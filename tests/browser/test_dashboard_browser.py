@@ -255,3 +255,72 @@ async def test_narrow_screen_and_keyboard(page: Page, dashboard_user: DashboardU
     await expect(focused).to_have_text("Skip to content")
     outline = await focused.evaluate("e => getComputedStyle(e).outlineStyle + ' ' + getComputedStyle(e).outlineWidth")
     assert outline.startswith("solid") and not outline.endswith(" 0px"), outline
+
+
+CONTRAST_JS = """
+(selectors) => {
+  const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgb(getComputedStyle(e).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] > 0)) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const out = [];
+  for (const sel of selectors) {
+    for (const el of document.querySelectorAll(sel)) {
+      const fg = lum(rgb(getComputedStyle(el).color).slice(0, 3)), bg = lum(background(el));
+      const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+      out.push([sel, Math.round(ratio * 100) / 100]);
+    }
+  }
+  return out;
+}
+"""
+UNLABELLED_JS = """
+() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+  .filter(e => e.labels.length === 0 && !e.getAttribute('aria-label')).map(e => e.outerHTML)
+"""
+TEXT = [
+    "body",
+    "h1",
+    ".muted",
+    ".help",
+    ".topbar nav a",
+    ".who",
+    ".button",
+    "a",
+    ".badge",
+    ".banner",
+    "label",
+    "th",
+    "td",
+    "code",
+    ".stat-label",
+    ".empty",
+    ".tag",
+    ".footer",
+]
+
+
+async def test_text_contrast_and_labelled_controls(
+    page: Page, dashboard_user: DashboardUser, live_server: LiveServer
+) -> None:
+    """WCAG AA: every text colour on its background is at least 4.5:1, and every form control has a label."""
+    await page.goto("/login")
+    assert await page.evaluate(UNLABELLED_JS) == []
+    await sign_in(page, dashboard_user)
+    key = await create_key(page, "contrast check")
+    assert rest(live_server, key) == 200
+    for path in ("/", "/settings/api-keys", "/usage", "/prompts/new", "/memories", "/artifacts/new"):
+        await page.goto(path)
+        if path == "/settings/api-keys":
+            await page.locator("summary", has_text="Create New API Key").click()
+        assert await page.evaluate(UNLABELLED_JS) == [], path
+        low = [(sel, ratio) for sel, ratio in await page.evaluate(CONTRAST_JS, TEXT) if ratio < 4.5]
+        assert low == [], f"{path}: {low}"

@@ -19,6 +19,7 @@ from vibexp.api.deps import SessionDep
 from vibexp.core.tenants.models import Tenant
 from vibexp.core.tenants.service import get_tenant
 from vibexp.core.users.models import User
+from vibexp.core.users.service import get_user
 
 __all__ = [
     "NEW_SESSION_STATE",
@@ -68,7 +69,7 @@ BrowserSession = Annotated[SessionData, Depends(browser_session)]
 async def current_viewer(request: Request, session: BrowserSession, db: SessionDep) -> Viewer:
     if not session.uid:
         raise SignInRequired
-    user = await db.get(User, session.uid)
+    user = await get_user(db, user_id=session.uid)
     if user is None or not hmac.compare_digest(session.fp, password_fingerprint(user.password_hash)):
         raise SignInRequired  # user deleted or password changed since sign-in
     tenant = await get_tenant(db, tenant_id=user.tenant_id)

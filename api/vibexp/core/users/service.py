@@ -11,7 +11,7 @@ from vibexp.core.clock import utcnow
 from vibexp.core.errors import AlreadyExists, AuthenticationFailed, InvalidInput
 from vibexp.core.users.models import User
 
-__all__ = ["MIN_PASSWORD_LENGTH", "authenticate", "create_user", "normalize_email"]
+__all__ = ["MIN_PASSWORD_LENGTH", "authenticate", "create_user", "get_user", "normalize_email"]
 
 MIN_PASSWORD_LENGTH = 10
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
@@ -37,6 +37,11 @@ async def create_user(session: AsyncSession, *, tenant_id: str, email: str, pass
     session.add(user)
     await session.flush()
     return user
+
+
+async def get_user(session: AsyncSession, *, user_id: str) -> User | None:
+    """The user a dashboard session names, or None when it no longer exists."""
+    return await session.get(User, user_id)
 
 
 async def authenticate(session: AsyncSession, *, email: str, password: str) -> User:

@@ -88,7 +88,9 @@ async def detail(request: Request, key_id: str, db: SessionDep, viewer: CurrentV
     key = await _own_key(db, viewer, key_id)
     usage = await key_usage(db, key=key, limit=50)
     charts = await usage_charts(db, tenant_id=viewer.tenant.id, key_id=key.id)
-    replaced_by = await db.get(ApiKey, key.replaced_by_id) if key.replaced_by_id else None
+    replaced_by = None
+    if key.replaced_by_id:
+        replaced_by = await keys.get_key(db, key_id=key.replaced_by_id, tenant_id=viewer.tenant.id)
     context = {"key": key, "usage": usage, "charts": charts, "grace_periods": GRACE_PERIODS, "replaced_by": replaced_by}
     return render(request, "keys/detail.html", context)
 
