@@ -249,6 +249,13 @@ async def test_narrow_screen_and_keyboard(page: Page, dashboard_user: DashboardU
         assert overflow <= 0, f"{path} scrolls sideways by {overflow}px"
         await shot(page, screenshots, name)
 
+    await page.goto("/settings/api-keys")
+    await page.get_by_role("link", name="Personal MacBook - VS Code", exact=True).click()
+    await expect(page.get_by_role("button", name="Rotate key")).to_be_visible()
+    overflow = await page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0, f"the key page scrolls sideways by {overflow}px"
+    await shot(page, screenshots, "22-narrow-key-detail")
+
     # The first Tab reaches the skip link, and a focused control shows a visible outline.
     await page.keyboard.press("Tab")
     focused = page.locator(":focus")
