@@ -14,7 +14,7 @@ from vibexp.api.endpoints.health import bench_router, health_router
 from vibexp.api.endpoints.keys import account_router, keys_router
 from vibexp.api.errors import install_error_handlers
 from vibexp.api.mcp import mount_mcp
-from vibexp.api.metrics import metrics_port_hook, metrics_router, observe_usage_flush
+from vibexp.api.metrics import metrics_lifespan, metrics_router, observe_usage_flush
 from vibexp.api.middleware.auth import ApiKeyAuthMiddleware
 from vibexp.api.middleware.body_limit import BodySizeLimitMiddleware
 from vibexp.core.config import Settings, get_settings
@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.runtime = runtime
     #: Context managers entered at start-up after the runtime (the MCP session manager registers one).
-    app.state.lifespan_hooks = [metrics_port_hook(settings)]
+    app.state.lifespan_hooks = [metrics_lifespan(app, settings)]
 
     install_error_handlers(app)
     api = APIRouter(prefix="/api/v1")

@@ -51,7 +51,7 @@ __all__ = [
     "AUTH_FAILURE_REASONS",
     "MULTIPROC_ENV",
     "UNMATCHED_ROUTE",
-    "metrics_port_hook",
+    "metrics_lifespan",
     "metrics_registry",
     "metrics_router",
     "observe_auth_failure",
@@ -284,8 +284,9 @@ async def metrics() -> PlainTextResponse:
     return PlainTextResponse(render_metrics(), media_type=CONTENT_TYPE_LATEST)
 
 
-def metrics_port_hook(settings: Settings) -> Callable[[], AbstractAsyncContextManager[None]]:
-    """A lifespan hook serving the metrics on ``settings.metrics_port`` too, when it is set.
+def metrics_lifespan(app: Any, settings: Settings) -> Callable[[], AbstractAsyncContextManager[None]]:
+    """A lifespan hook: compiles the app's route templates (so no request pays for it), and serves the metrics on
+    ``settings.metrics_port`` too, when it is set.
 
     With several workers only the first one binds the port; the others log it and go on (in multiprocess mode the
     one that binds answers for all of them).
@@ -293,6 +294,7 @@ def metrics_port_hook(settings: Settings) -> Callable[[], AbstractAsyncContextMa
 
     @asynccontextmanager
     async def serve() -> AsyncIterator[None]:
+        route_template({"app": app, "method": "GET", "path": "/"})
         if settings.metrics_port is None:
             yield
             return
