@@ -22,6 +22,8 @@ async def test_signed_out_visitor_is_sent_to_sign_in(client: httpx.AsyncClient) 
     assert response.headers["location"] == "/login?next=/settings/api-keys"
     page = await client.get("/login")
     assert page.status_code == 200
+    posted = await client.post("/settings/api-keys", data={"name": "x", "csrf_token": csrf_of(page.text)})
+    assert posted.status_code == 303 and posted.headers["location"] == "/login"  # a form target is no page to return to
     assert 'name="csrf_token"' in page.text
     assert page.headers["cache-control"] == "no-store"
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]

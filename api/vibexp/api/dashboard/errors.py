@@ -53,7 +53,9 @@ class DashboardRoute(APIRoute):
                 return await handler(request)
             except SignInRequired:
                 path = request.url.path
-                target = "/login" if path == "/" else f"/login?next={quote(path, safe='/')}"
+                # Come back to the page after signing in; a form's target is no page, so only for GET.
+                back = request.method == "GET" and path != "/"
+                target = f"/login?next={quote(path, safe='/')}" if back else "/login"
                 return redirect(request, target)
             except CsrfFailed:
                 return error_page(request, 403, "Request refused", CSRF_MESSAGE)
