@@ -84,6 +84,26 @@ async def test_taken_metrics_port_does_not_stop_the_api(database_url: str, tmp_p
         assert f"metrics port 127.0.0.1:{port} not served by this process" in server.log()  # one line at 500 cols
 
 
+async def test_taken_metrics_port_is_fatal_when_the_main_port_serves_no_metrics(
+    database_url: str, tmp_path: Path
+) -> None:
+    """As the chart runs it (VIBEXP_METRICS_ON_MAIN_PORT=false), a process without a metrics port would be blind."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {
+            "VIBEXP_METRICS_PORT": str(port),
+            "VIBEXP_METRICS_HOST": "127.0.0.1",
+            "VIBEXP_METRICS_ON_MAIN_PORT": "false",
+            "COLUMNS": "500",
+        }
+        server = LiveServer(database_url, env=env)
+        with pytest.raises(RuntimeError, match="server exited early"):
+            server.start(log_dir=tmp_path)
+        assert f"cannot serve metrics on 127.0.0.1:{port}" in server.log()
+
+
 @pytest.fixture
 def two_workers(database_url: str, tmp_path: Path) -> Iterator[tuple[str, int, Path]]:
     """``uvicorn --workers 2`` in multiprocess mode on loopback; yields (url, metrics port, multiprocess dir)."""

@@ -289,7 +289,8 @@ def metrics_lifespan(app: Any, settings: Settings) -> Callable[[], AbstractAsync
     ``settings.metrics_port`` too, when it is set.
 
     With several workers only the first one binds the port; the others log it and go on (in multiprocess mode the
-    one that binds answers for all of them).
+    one that binds answers for all of them). A single process that cannot bind it while ``/metrics`` is off on the
+    main port (``VIBEXP_METRICS_ON_MAIN_PORT=false``, as the chart runs it) refuses to start: it would be unobservable.
     """
 
     @asynccontextmanager
@@ -298,17 +299,23 @@ def metrics_lifespan(app: Any, settings: Settings) -> Callable[[], AbstractAsync
         if settings.metrics_port is None:
             yield
             return
+        where = f"{settings.metrics_host}:{settings.metrics_port}"
         try:
             server, thread = start_http_server(
                 settings.metrics_port, addr=settings.metrics_host, registry=metrics_registry()
             )
         except OSError as exc:
-            log.warning(
-                "metrics port %s:%d not served by this process (%s); /metrics on the main port still works",
-                settings.metrics_host,
-                settings.metrics_port,
-                exc.strerror or exc,
-            )
+            reason = exc.strerror or str(exc)
+            if os.environ.get(MULTIPROC_ENV):
+                log.warning("metrics port %s not served by this process (%s); another worker serves it", where, reason)
+            elif settings.metrics_on_main_port:
+                log.warning(
+                    "metrics port %s not served by this process (%s); /metrics on the main port works", where, reason
+                )
+            else:
+                raise RuntimeError(
+                    f"cannot serve metrics on {where} ({reason}) and VIBEXP_METRICS_ON_MAIN_PORT is false"
+                ) from exc
             yield
             return
         log.info("serving metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)

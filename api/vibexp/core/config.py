@@ -48,8 +48,8 @@ class Settings(BaseSettings):
     mcp_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     mcp_allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
-    #: Also serve the Prometheus metrics on this port (``/metrics`` on the main port always works). The Helm chart
-    #: scrapes this port, which no Service behind the Ingress exposes: metrics carry tenant names.
+    #: Also serve the Prometheus metrics on this port (besides ``/metrics`` on the main port, see below). The Helm
+    #: chart scrapes this port, which no Ingress path reaches: metrics carry tenant names.
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     #: Address the metrics port binds; all interfaces by default so the in-cluster scraper reaches the pod.
     metrics_host: str = "0.0.0.0"  # noqa: S104 - only used with metrics_port, a pod-internal port
