@@ -25,7 +25,7 @@ from vibexp.core.tenants.models import Tier
 pytestmark = pytest.mark.slow
 
 #: Cases per operation and generation mode; VIBEXP_FUZZ_EXAMPLES raises it for a deeper run by hand.
-FUZZ_EXAMPLES = int(os.environ.get("VIBEXP_FUZZ_EXAMPLES", "15"))
+FUZZ_EXAMPLES = int(os.environ.get("VIBEXP_FUZZ_EXAMPLES", "10"))
 
 #: Responses a schema-valid request may legitimately get besides 2xx, and why:
 #: 409 a generated name/slug is taken; 404 a generated id does not exist; 412 a generated If-Match is not the
@@ -64,32 +64,60 @@ def live_server(database_url: str, artifacts_dir: Path) -> LiveServer:
         server.stop()
 
 
+def _seed(url: str, session: requests.Session, key: str) -> dict[str, dict[str, str]]:
+    """Real objects, so path-addressed operations also run against something that exists (not only 404s)."""
+    auth = {"Authorization": f"Bearer {key}"}
+
+    def post(path: str, body: dict[str, str]) -> dict[str, str]:
+        response = session.post(f"{url}/api/v1{path}", json=body, headers=auth, timeout=30)
+        assert response.status_code == 201, response.text
+        created: dict[str, str] = response.json()
+        return created
+
+    prompt = post("/prompts", {"name": "seeded", "content": "seeded prompt"})
+    memory = post("/memories", {"content": "seeded memory"})
+    post("/artifacts", {"project": "seeded", "slug": "artifact", "title": "t", "content": "c"})
+    spare_key = post("/api-keys", {"name": "fuzzed key"})  # never the fuzzing key: rotating it would lock us out
+    return {
+        "/api/v1/prompts/": {"item_id": prompt["id"]},
+        "/api/v1/memories/": {"item_id": memory["id"]},
+        "/api/v1/artifacts/": {"project": "seeded", "slug": "artifact"},
+        "/api/v1/api-keys/": {"key_id": spare_key["id"]},
+    }
+
+
 def _fuzz(url: str, key: str) -> list[str]:
     schema = schemathesis.openapi.from_url(f"{url}/openapi.json", config=_config(key))
     failures: list[str] = []
     session = requests.Session()
+    seeds = _seed(url, session, key)
     for result in schema.get_all_operations():
         operation = result.ok()
-        for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
+        fixed = next((v for prefix, v in seeds.items() if operation.path.startswith(prefix)), None)
+        # Generated path values first (mostly 404s), then the seeded object's address.
+        for path_parameters in [None, fixed] if fixed else [None]:
+            for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
+                strategy = operation.as_strategy(generation_mode=mode, path_parameters=path_parameters)
 
-            @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
-            @hypothesis.settings(
-                max_examples=FUZZ_EXAMPLES,
-                deadline=None,
-                database=None,
-                derandomize=True,
-                phases=[Phase.explicit, Phase.generate],
-                suppress_health_check=list(HealthCheck),
-            )
-            def run(case: schemathesis.Case) -> None:
-                case.call_and_validate(base_url=url, session=session)
+                @hypothesis.given(case=strategy)
+                @hypothesis.settings(
+                    max_examples=FUZZ_EXAMPLES,
+                    deadline=None,
+                    database=None,
+                    derandomize=True,
+                    phases=[Phase.explicit, Phase.generate],
+                    suppress_health_check=list(HealthCheck),
+                )
+                def run(case: schemathesis.Case) -> None:
+                    case.call_and_validate(base_url=url, session=session)
 
-            try:
-                run()
-            except hypothesis.errors.Unsatisfiable:
-                pass  # nothing to make invalid (an operation without parameters or body)
-            except (Exception, BaseExceptionGroup) as exc:  # one per operation and mode; it includes a curl command
-                failures.append(f"{operation.label} [{mode.value}]: {str(exc)[:3000]}")
+                label = f"{operation.label} [{mode.value}{', seeded' if path_parameters else ''}]"
+                try:
+                    run()
+                except hypothesis.errors.Unsatisfiable:
+                    pass  # nothing to make invalid (an operation without parameters or body)
+                except (Exception, BaseExceptionGroup) as exc:  # one per operation and mode, with a curl command
+                    failures.append(f"{label}: {str(exc)[:3000]}")
     return failures
 
 
