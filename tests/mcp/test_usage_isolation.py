@@ -28,8 +28,10 @@ async def usage_actions(rest: httpx.AsyncClient, account: Account, want: int) ->
 
 
 async def test_usage_records_tool_names_and_the_client(mcp_url: str, account: Account, rest: httpx.AsyncClient) -> None:
-    # The handshake-era protocol (what Claude Code, Cursor and VS Code speak today): clientInfo only on initialize.
-    async with connect(mcp_url, account.key, client_name="claude-code", mode="legacy") as mcp:
+    # The handshake-era protocol (what Claude Code, Cursor and VS Code speak today): clientInfo only on initialize,
+    # remembered for the key's later requests when their User-Agent says nothing recognisable.
+    unknown_agent = {"User-Agent": "some-editor/1.0"}
+    async with connect(mcp_url, account.key, client_name="claude-code", mode="legacy", headers=unknown_agent) as mcp:
         await ok(mcp, "save_memory", {"content": "remember me"})
         await ok(mcp, "search_memories", {"query": "remember"})
         await mcp.list_prompts()
@@ -37,8 +39,7 @@ async def test_usage_records_tool_names_and_the_client(mcp_url: str, account: Ac
     actions = [a["action"] for a in reversed(usage["mcp_actions"])]  # oldest first
     assert actions[0] == "initialize"
     assert {"notifications/initialized", "save_memory", "search_memories", "prompts/list"} <= set(actions), actions
-    initialize = next(a for a in usage["mcp_actions"] if a["action"] == "initialize")
-    assert initialize["tool_type"] == "claude_code"  # from clientInfo.name
+    assert {a["tool_type"] for a in usage["mcp_actions"]} == {"claude_code"}, usage["mcp_actions"]
     assert all(a["status"] in (200, 202) for a in usage["mcp_actions"])
 
     # The 2026-era protocol carries clientInfo on every request.

@@ -9,6 +9,7 @@ from there. Nothing here verifies a key: a request without a principal never got
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -82,16 +83,40 @@ def mcp_action(body: bytes) -> str | None:
 class UsageTagger:
     """SDK server middleware: records the calling client, from its ``clientInfo``, as the request's tool type.
 
-    The handshake-era protocol sends ``clientInfo`` only with ``initialize``; the 2026-era one with every request.
-    Where the client names itself, its name wins over the User-Agent guess made by the auth middleware, unless
-    the name says nothing we recognise.
+    The 2026-era protocol sends ``clientInfo`` with every request; the handshake era (what Claude Code, Cursor and
+    VS Code speak today) only with ``initialize``, and a stateless server keeps no session to carry it over. So the
+    client last named on each key is remembered (in this process, for the most recent ``max_keys`` keys) and used
+    for that key's later requests whose User-Agent says nothing we recognise. A name we do not recognise never
+    overrides a User-Agent we do.
     """
+
+    def __init__(self, max_keys: int = 10_000) -> None:
+        self.max_keys = max_keys
+        self._by_key: OrderedDict[str, str] = OrderedDict()
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         usage = usage_of(ctx)
-        name = _client_name(ctx) if usage is not None else None
-        if usage is not None and name:
-            detected = detect_tool_type(name)
-            if detected is not ToolType.other or usage.tool_type == ToolType.other.value:
-                usage.tool_type = detected.value
+        principal = _state(ctx).get(PRINCIPAL_STATE)
+        if usage is not None and isinstance(principal, Principal):
+            self._tag(usage, principal.key_id, _client_name(ctx))
         return await call_next(ctx)
+
+    def recall(self, usage: RequestUsage, key_id: str) -> None:
+        """Give a request the client last named on its key, unless its User-Agent already told us who it is.
+
+        Also called by the HTTP front door before the SDK runs, for notifications: those are answered (202) before
+        the server task reaches any middleware.
+        """
+        if usage.tool_type == ToolType.other.value and key_id in self._by_key:
+            usage.tool_type = self._by_key[key_id]
+
+    def _tag(self, usage: RequestUsage, key_id: str, client_name: str | None) -> None:
+        detected = detect_tool_type(client_name) if client_name else ToolType.other
+        if detected is ToolType.other:
+            self.recall(usage, key_id)
+            return
+        usage.tool_type = detected.value
+        self._by_key[key_id] = detected.value
+        self._by_key.move_to_end(key_id)
+        while len(self._by_key) > self.max_keys:
+            self._by_key.popitem(last=False)

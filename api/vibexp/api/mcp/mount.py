@@ -21,10 +21,11 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vibexp.api.errors import error_payload, error_response
-from vibexp.api.mcp.context import mcp_action
+from vibexp.api.mcp.context import UsageTagger, mcp_action
 from vibexp.api.mcp.server import create_mcp_server
-from vibexp.api.middleware.auth import USAGE_STATE, RequestUsage
+from vibexp.api.middleware.auth import PRINCIPAL_STATE, USAGE_STATE, RequestUsage
 from vibexp.core.config import Settings
+from vibexp.core.keys.verifier import Principal
 from vibexp.core.runtime import Runtime
 
 __all__ = ["MCP_MOUNT", "MCP_PATH", "McpFrontDoor", "mount_mcp", "transport_security"]
@@ -63,8 +64,9 @@ class McpFrontDoor:
     """In front of the SDK app: refuses ``GET`` streams (405), names the usage action from the JSON-RPC body, and
     rewrites the SDK's non-JSON 4xx/5xx answers to our error body."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, tagger: UsageTagger) -> None:
         self.app = app
+        self.tagger = tagger
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -79,8 +81,12 @@ class McpFrontDoor:
             )
             await response(scope, receive, send)
             return
-        if scope["method"] == "POST":
-            receive = await self._name_action(scope, receive)
+        usage = scope.get("state", {}).get(USAGE_STATE)
+        principal = scope.get("state", {}).get(PRINCIPAL_STATE)
+        if isinstance(usage, RequestUsage) and isinstance(principal, Principal):
+            self.tagger.recall(usage, principal.key_id)
+            if scope["method"] == "POST":
+                receive = await self._name_action(usage, receive)
         start: Message | None = None
         body = bytearray()
 
@@ -110,7 +116,7 @@ class McpFrontDoor:
                 scope["app"] = outer_app
 
     @staticmethod
-    async def _name_action(scope: Scope, receive: Receive) -> Receive:
+    async def _name_action(usage: RequestUsage, receive: Receive) -> Receive:
         """Read the (size-limited) body, name the usage action after its JSON-RPC method, and replay the body."""
         chunks: list[bytes] = []
         trailing: Message | None = None
@@ -123,9 +129,7 @@ class McpFrontDoor:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        usage = scope.get("state", {}).get(USAGE_STATE)
-        if isinstance(usage, RequestUsage):
-            usage.action = mcp_action(body)
+        usage.action = mcp_action(body)
         pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
         if trailing is not None:
             pending.append(trailing)
@@ -160,5 +164,5 @@ def mount_mcp(app: FastAPI, runtime: Runtime) -> None:
         transport_security=transport_security(runtime.settings),
         max_request_body_size=runtime.settings.max_body_bytes,
     )
-    app.mount(MCP_MOUNT, McpFrontDoor(mcp_app), name="mcp")
+    app.mount(MCP_MOUNT, McpFrontDoor(mcp_app, server.usage_tagger), name="mcp")
     app.state.lifespan_hooks.append(server.session_manager.run)

@@ -94,15 +94,18 @@ class VibeXPMCPServer(MCPServer[Any]):
     """``MCPServer`` whose prompts and resources are the calling tenant's stored prompts and artifacts."""
 
     def __init__(self, runtime: Runtime) -> None:
+        tagger = UsageTagger()
         super().__init__(
             name="vibexp",
             title="VibeXP",
             description="Prompts, artifacts and memories for your AI tools",
             instructions=INSTRUCTIONS,
             version="1.0.0",
-            middleware=[UsageTagger()],
+            middleware=[tagger],
         )
         self.runtime = runtime
+        #: Names the client in each request's usage record; the HTTP front door shares it (see mount.py).
+        self.usage_tagger = tagger
         register_tools(self, runtime)
 
     async def call_tool(
