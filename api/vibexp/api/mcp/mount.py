@@ -72,6 +72,12 @@ class McpFrontDoor:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        usage = scope.get("state", {}).get(USAGE_STATE)
+        principal = scope.get("state", {}).get(PRINCIPAL_STATE)
+        if isinstance(usage, RequestUsage) and isinstance(principal, Principal):
+            self.tagger.recall(usage, principal.key_id)
+            if scope["method"] == "POST":
+                receive = await self._name_action(usage, receive)
         if scope["method"] == "GET":
             response = error_response(
                 405,
@@ -81,12 +87,6 @@ class McpFrontDoor:
             )
             await response(scope, receive, send)
             return
-        usage = scope.get("state", {}).get(USAGE_STATE)
-        principal = scope.get("state", {}).get(PRINCIPAL_STATE)
-        if isinstance(usage, RequestUsage) and isinstance(principal, Principal):
-            self.tagger.recall(usage, principal.key_id)
-            if scope["method"] == "POST":
-                receive = await self._name_action(usage, receive)
         start: Message | None = None
         body = bytearray()
 
