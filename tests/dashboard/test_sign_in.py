@@ -5,13 +5,18 @@ from __future__ import annotations
 import base64
 
 import httpx
+from argon2 import PasswordHasher
 from fastapi import FastAPI
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dashboard.pages import Person, csrf_of, csrf_token, sign_in
 from vibexp.api.app import create_app
 from vibexp.api.dashboard.state import DashboardState
 from vibexp.api.dashboard.throttle import SignInThrottle
 from vibexp.core.config import Settings
+from vibexp.core.db import session_scope
+from vibexp.core.users.models import User
 
 
 async def test_signed_out_visitor_is_sent_to_sign_in(client: httpx.AsyncClient) -> None:
@@ -160,3 +165,16 @@ async def test_the_password_never_authenticates_the_api(client: httpx.AsyncClien
             response = await client.get(path, headers=headers)
             assert response.status_code == 401, (path, headers)
             assert response.json()["error"]["code"] == "invalid_api_key"
+
+
+async def test_a_new_password_ends_existing_sessions(
+    client: httpx.AsyncClient, person: Person, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    await sign_in(client, person)
+    assert (await client.get("/")).status_code == 200
+    async with session_scope(session_factory) as session:
+        user = await session.scalar(select(User).where(User.email == person.email))
+        assert user is not None
+        user.password_hash = PasswordHasher().hash("a-brand-new-password")
+    response = await client.get("/")
+    assert response.status_code == 303 and response.headers["location"] == "/login"
