@@ -16,6 +16,8 @@ def test_a_session_round_trips_and_a_forgery_does_not() -> None:
     assert signer.loads(f"{body}x.{tag}") is None
     assert signer.loads(None) is None
     assert signer.loads("a.b.c") is None
+    assert signer.loads("é.ü") is None  # not base64, not ASCII: refused, not an error
+    assert signer.loads(f"{body}.{tag}é") is None
 
 
 def test_a_session_expires_after_its_lifetime() -> None:

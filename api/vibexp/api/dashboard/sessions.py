@@ -99,7 +99,7 @@ class SessionSigner:
         if not value or value.count(".") != 1 or len(value) > 4096:
             return None
         body, tag = value.split(".")
-        if not hmac.compare_digest(tag, self._tag(body)):
+        if not hmac.compare_digest(tag.encode(), self._tag(body).encode()):  # bytes: any text compares safely
             return None
         try:
             raw = json.loads(_unb64(body))
@@ -137,4 +137,4 @@ class SessionSigner:
         response.delete_cookie(self.cookie, path="/", secure=self.secure, httponly=True, samesite="lax")
 
     def _tag(self, body: str) -> str:
-        return _b64(hmac.new(self._key, body.encode("ascii"), hashlib.sha256).digest())
+        return _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
