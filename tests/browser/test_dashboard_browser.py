@@ -331,3 +331,23 @@ async def test_text_contrast_and_labelled_controls(
         assert await page.evaluate(UNLABELLED_JS) == [], path
         low = [(sel, ratio) for sel, ratio in await page.evaluate(CONTRAST_JS, TEXT) if ratio < 4.5]
         assert low == [], f"{path}: {low}"
+
+
+async def test_create_a_key_with_the_keyboard_alone(page: Page, dashboard_user: DashboardUser) -> None:
+    await sign_in(page, dashboard_user)
+    await page.goto("/settings/api-keys")
+    for _ in range(30):  # Tab through the page until the create control has focus
+        await page.keyboard.press("Tab")
+        if await page.evaluate("document.activeElement.tagName") == "SUMMARY":
+            break
+    await expect(page.locator(":focus")).to_have_text("Create New API Key")
+    await page.keyboard.press("Enter")
+    await page.keyboard.press("Tab")
+    await expect(page.locator(":focus")).to_have_attribute("name", "name")
+    await page.keyboard.type("Keyboard only")
+    await page.keyboard.press("Tab")  # description
+    await page.keyboard.press("Tab")  # the Create button
+    await expect(page.locator(":focus")).to_have_text("Create")
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_text(WARNING)).to_be_visible()
+    assert KEY_RE.match(await page.get_by_test_id("new-key").input_value())
