@@ -21,6 +21,11 @@ from vibexp.core.db import create_engine, create_session_factory
 
 pytestmark = pytest.mark.slow
 
+#: The metrics port does not depend on the database: one backend is enough there (the exposition tests run both).
+on_sqlite = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+#: Several workers per pod is a PostgreSQL deployment.
+on_postgres = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+
 
 async def new_account(database_url: str) -> Account:
     engine = create_engine(database_url)
@@ -48,6 +53,7 @@ def wait_for(predicate: object, timeout: float = 10.0) -> None:
     raise AssertionError("condition not met in time")
 
 
+@on_sqlite
 async def test_metrics_port_serves_the_same_metrics(database_url: str, tmp_path: Path) -> None:
     account = await new_account(database_url)
     port = free_port()
@@ -68,6 +74,7 @@ async def test_metrics_port_serves_the_same_metrics(database_url: str, tmp_path:
         sock.bind(("127.0.0.1", port))
 
 
+@on_sqlite
 async def test_taken_metrics_port_does_not_stop_the_api(database_url: str, tmp_path: Path) -> None:
     account = await new_account(database_url)
     with socket.socket() as taken:
@@ -84,6 +91,7 @@ async def test_taken_metrics_port_does_not_stop_the_api(database_url: str, tmp_p
         assert f"metrics port 127.0.0.1:{port} not served by this process" in server.log()  # one line at 500 cols
 
 
+@on_sqlite
 async def test_taken_metrics_port_is_fatal_when_the_main_port_serves_no_metrics(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -146,6 +154,7 @@ def two_workers(database_url: str, tmp_path: Path) -> Iterator[tuple[str, int, P
         log.close()
 
 
+@on_postgres
 async def test_two_workers_report_the_same_totals(database_url: str, two_workers: tuple[str, int, Path]) -> None:
     url, metrics_port, multiproc = two_workers
     account = await new_account(database_url)
