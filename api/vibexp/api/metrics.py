@@ -155,7 +155,7 @@ USAGE_EVENTS_FLUSHED = Counter(
 )
 USAGE_LAST_FLUSH = Gauge(
     "vibexp_usage_last_flush_timestamp_seconds",
-    "Unix time of the latest successful usage flush that wrote at least one event.",
+    "Unix time of the latest successful usage flush that wrote at least one event (or of the process start).",
     multiprocess_mode="max",
 )
 
@@ -296,6 +296,7 @@ def metrics_lifespan(app: Any, settings: Settings) -> Callable[[], AbstractAsync
     @asynccontextmanager
     async def serve() -> AsyncIterator[None]:
         route_template({"app": app, "method": "GET", "path": "/"})
+        USAGE_LAST_FLUSH.set(time.time())  # nothing is pending at start-up (VibeXPUsageNotWritten counts from here)
         if settings.metrics_port is None:
             yield
             return
