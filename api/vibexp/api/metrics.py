@@ -169,13 +169,14 @@ def route_template(scope: Scope) -> str:
     and after, and depends on no router internals.
     """
     app = scope.get("app")
-    if app is None:
+    state = getattr(app, "state", None)
+    if state is None:
         return UNMATCHED_ROUTE
-    table = _TABLES.get(id(app))
-    if table is None or table[0] is not app:
-        table = (app, _RouteTable.build(app))
-        _TABLES[id(app)] = table
-    return table[1].match(scope["path"])
+    table: _RouteTable | None = getattr(state, _TABLE_STATE, None)
+    if table is None:
+        table = _RouteTable.build(app)
+        setattr(state, _TABLE_STATE, table)
+    return table.match(scope["path"])
 
 
 class _RouteTable:
@@ -209,8 +210,8 @@ def _template_regex(template: str) -> str:
     )
 
 
-#: id(app) -> (app, table); apps are unhashable, the stored app guards against a reused id.
-_TABLES: dict[int, tuple[Any, _RouteTable]] = {}
+#: Where each app keeps its compiled table (``app.state``), so it lives and dies with the app.
+_TABLE_STATE = "metrics_route_table"
 
 
 def _method(method: str) -> str:
