@@ -6,8 +6,10 @@ Rendering needs only the helm binary; what the API server makes of these objects
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -17,6 +19,7 @@ from manifests import crd_copies_stale, expected_manifests
 pytestmark = pytest.mark.kube  # the helm binary comes from the test environment's build
 
 NS = "vibexp"
+EXAMPLES = CHART.parents[1] / "manifests" / "examples"
 API, OPERATOR = "vibexp-api", "vibexp-operator"
 NAMESPACED_KINDS = {
     "Deployment", "Service", "ServiceAccount", "ConfigMap", "Job", "Role", "RoleBinding", "Ingress",
@@ -539,3 +542,18 @@ def test_chart_files_exist() -> None:
         assert (CHART / name).is_file(), name
     assert Path(CHART / "dashboards" / "vibexp-usage.json").is_file()
     assert Path(CHART / "rules" / "vibexp-alerts.yaml").is_file()
+
+
+def test_examples_reach_the_api_through_the_charts_service(default_objects: list[dict[str, Any]]) -> None:
+    """URLs in manifests/examples name the API Service that `helm install vibexp -n vibexp` creates, on its port."""
+    service = find(default_objects, "Service", API)
+    http_port = next(p["port"] for p in service["spec"]["ports"] if p["name"] == "http")
+    hosts = env_of(container(find(default_objects, "Deployment", API), "api"))["VIBEXP_MCP_ALLOWED_HOSTS"].split(",")
+    urls = re.findall(r"https?://[^\s\"'$]+", "\n".join(p.read_text() for p in EXAMPLES.glob("*.yaml")))
+    cluster_urls = [u for u in urls if ".svc" in u]
+    assert cluster_urls, "no in-cluster URL in manifests/examples"
+    for url in cluster_urls:
+        parsed = urlsplit(url)
+        assert parsed.hostname == f"{API}.{NS}.svc.cluster.local", url
+        assert (parsed.port or 80) == http_port, url
+        assert parsed.hostname in hosts  # the MCP endpoint accepts that Host header too
