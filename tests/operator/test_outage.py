@@ -61,7 +61,10 @@ def database_outage(database_url: str) -> Iterator[None]:
 
 
 def temporary_errors(op: Operator) -> float:
-    text = httpx.get(f"http://127.0.0.1:{op.metrics_port}/metrics", timeout=5).text
+    try:
+        text = httpx.get(f"http://127.0.0.1:{op.metrics_port}/metrics", timeout=10).text
+    except httpx.TimeoutException:
+        return 0.0
     for line in text.splitlines():
         labels = ('handler="delete"', 'result="temporary_error"')
         if line.startswith("vibexp_operator_reconciles_total{") and all(label in line for label in labels):
