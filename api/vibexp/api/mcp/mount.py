@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 from fastapi import FastAPI
 from mcp.server.transport_security import TransportSecuritySettings
@@ -78,7 +79,7 @@ class McpFrontDoor:
             self.tagger.recall(usage, principal.key_id)
             if scope["method"] == "POST":
                 receive = await self._name_action(usage, receive)
-        if scope["method"] == "GET":
+        if scope["method"] == "GET" and scope["path"].rstrip("/") == MCP_MOUNT + MCP_PATH:
             response = error_response(
                 405,
                 "method_not_allowed",
@@ -156,6 +157,8 @@ class McpFrontDoor:
 
 def mount_mcp(app: FastAPI, runtime: Runtime) -> None:
     """Serve MCP at ``/mcp/v1/common`` in ``app`` and run the SDK's session manager in its lifespan."""
+    # Stateless transport: the SDK would log "Terminating session: None" at INFO for every single request.
+    logging.getLogger("mcp.server.streamable_http").setLevel(logging.WARNING)
     server = create_mcp_server(runtime)
     mcp_app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
