@@ -75,6 +75,23 @@ async def test_missing_fields_are_422_naming_the_field(
     assert error["details"][0]["type"] == "missing"
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 100_000 + b"]" * 100_000,  # nesting deep enough to exhaust a recursive parser
+        b'{"content": "x", "tags": ' + b"[" * 5_000 + b"]" * 5_000 + b"}",
+        b'{"content": 1' + b"0" * 5_000 + b"}",  # a 5,000-digit number
+        b'{"content": NaN}',
+    ],
+)
+async def test_pathological_json_is_a_clean_4xx(client: httpx.AsyncClient, account: Account, raw: bytes) -> None:
+    response = await client.post(
+        "/api/v1/memories", content=raw, headers={**account.headers, "Content-Type": "application/json"}
+    )
+    assert response.status_code in (400, 422), response.text[:500]
+    assert_error(response, response.status_code)
+
+
 async def test_no_body_is_422(client: httpx.AsyncClient, account: Account) -> None:
     response = await client.post("/api/v1/prompts", headers=account.headers)
     assert_error(response, 422, "validation_error")
