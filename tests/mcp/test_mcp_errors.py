@@ -159,6 +159,8 @@ async def test_host_origin_method_and_content_type_checks_answer_json(
     resp = await rest.get(MCP_PATH, headers={**account.headers, "Accept": "text/event-stream"})
     assert resp.status_code == 405 and error_code(resp) == "method_not_allowed"
     assert resp.headers["allow"] == "POST"
+    resp = await rest.get("/mcp/v1/other", headers=account.headers)
+    assert resp.status_code == 404 and error_code(resp) == "not_found"
     resp = await rest.post(MCP_PATH, content=b"x", headers={**account.headers, "Content-Type": "text/plain"})
     assert resp.status_code == 400 and error_code(resp) == "bad_request"
     resp = await rest.post(MCP_PATH, content=b"{not json", headers=headers)
