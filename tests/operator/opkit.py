@@ -90,7 +90,7 @@ class Operator:
         self.extra_env: dict[str, str] = {}
 
     # -- process --------------------------------------------------------------------------------------------------
-    def start(self, *namespaces: str, wait: bool = True) -> Operator:
+    def start(self, *namespaces: str, wait: bool = True, clusterwide: bool = False) -> Operator:
         self.starts += 1
         log = (self.log_dir / f"operator-{self.starts}.log").open("wb")
         env = {
@@ -108,7 +108,7 @@ class Operator:
             **self.extra_env,
         }
         args = []
-        for ns in namespaces or (self.ns,):
+        for ns in [] if clusterwide else namespaces or (self.ns,):
             args += ["-n", ns]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "vibexp.cli", "operator", *args],

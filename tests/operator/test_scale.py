@@ -77,6 +77,13 @@ def test_apply_to_usable_secret_and_200_keys(
 
     keys = {op.apikey(f"bulk-{i:03d}")["status"]["keyId"] for i in range(0, COUNT, 20)}
     assert len(keys) == COUNT // 20  # distinct keys (spot check)
+
+    # 3. Delete them all: every finalizer revokes its key and removes its Secret.
+    started = time.perf_counter()
+    kubectl(env, "delete", "apikeys", "--all", "-n", op.ns, "--wait=false")
+    wait_until(lambda: not op.admin.get(op.apikeys()).json()["items"], "all ApiKeys deleted", timeout=600, interval=0.5)
+    deleted = time.perf_counter() - started
+    assert not [s for s in op.admin.get(op.secrets()).json()["items"] if s["metadata"]["name"].startswith("bulk-")]
     backend = make_url(database_url).get_backend_name()
     figures = {
         "database": backend,
@@ -89,6 +96,7 @@ def test_apply_to_usable_secret_and_200_keys(
         "bulk_kubectl_apply_seconds": round(applied, 2),
         "bulk_all_ready_seconds": round(bulk, 2),
         "bulk_keys_per_second": round(COUNT / bulk, 1),
+        "bulk_delete_all_gone_seconds": round(deleted, 2),
     }
     (artifacts_dir / f"operator-bench-{backend}.json").write_text(json.dumps(figures, indent=2))
     print(json.dumps(figures, indent=2))
