@@ -1,5 +1,5 @@
 """The dashboard's operator panels against the real operator: a real `vibexp operator` reconciles VibeXPTenants and
-ApiKeys on the test kube-apiserver (one key waits for a missing tenant, so some reconciles fail), a real Prometheus
+ApiKeys on the test kube-apiserver (one delete meets a real database outage, so some reconciles fail), a real Prometheus
 (127.0.0.1 only, temporary data directory) scrapes the operator's metrics port, and every operator panel's query
 must return data. The API's panels are covered by tests/observability/test_dashboard_prometheus.py."""
 
@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-from opkit import Operator, unique
+from opkit import Operator, unique, wait_until
+from test_outage import database_outage
 
 from helpers.prometheus import panel_queries, panels_without_data, start_prometheus
 
@@ -17,7 +18,7 @@ pytestmark = [pytest.mark.kube, pytest.mark.slow]
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
-def test_every_operator_panel_returns_data(operator: Operator, tmp_path: Path) -> None:
+def test_every_operator_panel_returns_data(operator: Operator, database_url: str, tmp_path: Path) -> None:
     prometheus = start_prometheus(tmp_path, {"vibexp-operator": operator.metrics_port})
     try:
         started = time.time()
@@ -28,20 +29,15 @@ def test_every_operator_panel_returns_data(operator: Operator, tmp_path: Path) -
         op.create_apikey("two", tenant)
         op.wait_ready("one")
         op.wait_ready("two")
-        missing = unique("missing")
-        op.create_apikey("waiting", missing)  # TenantNotFound: retried, counted as errors until the tenant exists
-        op.wait_condition("waiting", "False", "TenantNotFound")
-
-        errors = prometheus.wait_for(
-            'sum by (resource, handler) (vibexp_operator_reconcile_errors_total{job="vibexp-operator"}) > 0',
-            "a scraped reconcile error",
-        )
-        assert errors
-        op.create_tenant(missing)
-        op.wait_ready("waiting")
-        prometheus.wait_for(
-            'vibexp_operator_reconciles_total{job="vibexp-operator",result="success"} > 2', "successful reconciles"
-        )
+        # A real fault: the database refuses connections while key "two" is deleted, so the delete handler fails
+        # (temporary errors, retried) until it is back.
+        with database_outage(database_url):
+            assert op.admin.delete(op.apikeys("two")).status_code == 200
+            prometheus.wait_for(
+                'sum by (resource, handler) (vibexp_operator_reconcile_errors_total{job="vibexp-operator"}) > 0',
+                "a scraped reconcile error",
+            )
+        wait_until(lambda: op.get(op.apikeys("two")) is None, "ApiKey deleted after the database came back", 60)
         time.sleep(5)  # a few more scrapes
 
         queries = panel_queries(lambda expr: "vibexp_operator_" in expr)
