@@ -223,15 +223,30 @@ def _tool(tool_type: str) -> str:
 
 
 # -- hooks called by the API-key middleware and the usage recorder ---------------------------------------------
+# Labelled children are looked up once and kept (``labels()`` takes a lock and costs a few microseconds each
+# time). These maps hold exactly the series the metrics hold, so they have the same bounds.
+_REQUEST_SERIES: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
+_KEY_SERIES: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+_TENANT_SERIES: dict[str, tuple[Any, ...]] = {}
+_TENANT_GAUGES = (TENANT_WINDOW_USED, TENANT_WINDOW_LIMIT, TENANT_WINDOW_RESET)
+
+
 def observe_request(scope: Scope, status: int, tool_type: str, started: float, principal: Principal | None) -> None:
     """Count one guarded request and its latency; per key too when the key was verified."""
     tool = _tool(tool_type)
     labels = (route_template(scope), _method(scope["method"]), str(status), tool)
-    HTTP_REQUESTS.labels(*labels).inc()
-    HTTP_LATENCY.labels(*labels).observe(time.perf_counter() - started)
+    series = _REQUEST_SERIES.get(labels)
+    if series is None:
+        series = _REQUEST_SERIES[labels] = (HTTP_REQUESTS.labels(*labels), HTTP_LATENCY.labels(*labels))
+    series[0].inc()
+    series[1].observe(time.perf_counter() - started)
     if principal is not None:
-        KEY_REQUESTS.labels(principal.tenant_name, principal.key_id, tool).inc()
-        KEY_LAST_USED.labels(principal.tenant_name, principal.key_id).set(time.time())
+        key = (principal.tenant_name, principal.key_id, tool)
+        key_series = _KEY_SERIES.get(key)
+        if key_series is None:
+            key_series = _KEY_SERIES[key] = (KEY_REQUESTS.labels(*key), KEY_LAST_USED.labels(*key[:2]))
+        key_series[0].inc()
+        key_series[1].set(time.time())
 
 
 def observe_auth_failure(
@@ -245,9 +260,13 @@ def observe_auth_failure(
 def observe_rate_decision(principal: Principal, decision: RateDecision) -> None:
     """The tenant's place in its hourly window (for the near-limit alert) and, when refused, a rate-limit hit."""
     tenant = principal.tenant_name
-    TENANT_WINDOW_USED.labels(tenant).set(decision.limit - decision.remaining)
-    TENANT_WINDOW_LIMIT.labels(tenant).set(decision.limit)
-    TENANT_WINDOW_RESET.labels(tenant).set(decision.reset_at)
+    series = _TENANT_SERIES.get(tenant)
+    if series is None:
+        series = _TENANT_SERIES[tenant] = tuple(g.labels(tenant) for g in _TENANT_GAUGES)
+    used, limit, reset = series
+    used.set(decision.limit - decision.remaining)
+    limit.set(decision.limit)
+    reset.set(decision.reset_at)
     if not decision.allowed:
         RATE_LIMITED.labels(tenant, principal.tier).inc()
 
