@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 
 from vibexp.api.dashboard import install_dashboard
 from vibexp.api.endpoints.content import artifacts_router, memories_router, prompts_router
@@ -58,10 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.lifespan_hooks = [metrics_lifespan(app, settings)]
 
     install_error_handlers(app)
-    api = APIRouter(prefix="/api/v1")
     for router in (prompts_router, artifacts_router, memories_router, keys_router, account_router):
-        api.include_router(router)
-    app.include_router(api)
+        app.include_router(router)
     mount_mcp(app, runtime)  # /mcp/v1/common; registers the SDK session manager in lifespan_hooks
     app.include_router(health_router)
     install_dashboard(app, settings)  # web dashboard at / (pages) and /static (its own assets)
