@@ -27,6 +27,7 @@ from vibexp.core.usage.tool_type import detect_tool_type
 __all__ = ["PRINCIPAL_STATE", "USAGE_STATE", "ApiKeyAuthMiddleware", "RequestUsage", "rate_limit_headers"]
 
 PRINCIPAL_STATE = "vibexp.principal"
+MCP_ENDPOINT = "/mcp/v1/common"
 USAGE_STATE = "vibexp.usage"
 
 
@@ -117,7 +118,8 @@ class ApiKeyAuthMiddleware:
         metrics.observe_request(scope, status, usage.tool_type, started, principal)
         method = scope["method"]
         if scope["path"].startswith("/mcp"):
-            template = scope["path"]  # fixed endpoint paths, no ids in them
+            # One MCP endpoint; any other path under /mcp is logged as unmatched so callers cannot vary the log.
+            template = MCP_ENDPOINT if scope["path"].rstrip("/") == MCP_ENDPOINT else "(unmatched)"
         else:
             route = scope.get("route")
             template = getattr(route, "path", None) or "(unmatched)"
