@@ -2,13 +2,15 @@
 
 The test server has no controllers (no pods ever run, no garbage collection), so these tests prove what the
 server can prove: every object the chart renders is accepted, validated and stored as rendered (nothing pruned
-by a schema, nothing dropped), upgrades add and remove objects, the migration hook Job is a valid Job, and CRDs
-survive an uninstall when `crds.keep` is on. Helm runs with `--no-hooks` (a hook Job would wait forever for a Job
-controller) and without waiting for readiness.
+by a schema, nothing dropped), upgrades add and remove objects, the migration hook Job is a valid Job, CRDs
+survive an uninstall when `crds.keep` is on, and every pod template passes the `restricted` Pod Security Standard
+as the server's own PodSecurity admission enforces it. Helm runs with `--no-hooks` (a hook Job would wait forever
+for a Job controller) and without waiting for readiness.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -173,3 +175,29 @@ def test_plain_manifests_apply_with_kubectl(kube_env: KubeEnv, kube_admin: httpx
     job = find(docs, "Job", "vibexp-migrate")  # an ordinary Job here, applied with everything else
     assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["db", "upgrade"]
     # Left in place: deleting the CRDs here would race the next module's re-apply of them.
+
+
+def test_pods_pass_the_restricted_pod_security_standard(kube_env: KubeEnv, kube_admin: httpx.Client) -> None:
+    """The API server's PodSecurity admission, enforcing `restricted`, admits a Pod of every pod template."""
+    ns = "vibexp-restricted"
+    labels = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "warn", "audit")}
+    resp = kube_admin.post("/api/v1/namespaces", json={"metadata": {"name": ns, "labels": labels}})
+    assert resp.status_code in (201, 409), resp.text
+    objects = Helm().template(namespace=ns)
+    templates = [(o["metadata"]["name"], o["spec"]["template"]) for o in objects if o["kind"] in ("Deployment", "Job")]
+    assert len(templates) == 3
+    for name, template in templates:
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": template["metadata"]["labels"]}}
+        pod["spec"] = template["spec"]
+        created = kube_admin.post(f"/api/v1/namespaces/{ns}/pods", json=pod)
+        assert created.status_code == 201, f"{name}: {created.text}"
+        assert not created.headers.get("warning"), created.headers.get("warning")
+    # The control: the same pod with privilege escalation allowed is refused, so the check above is real.
+    name, template = templates[0]
+    spec = copy.deepcopy(template["spec"])
+    spec["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
+    refused = kube_admin.post(
+        f"/api/v1/namespaces/{ns}/pods",
+        json={"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"{name}-escalating"}, "spec": spec},
+    )
+    assert refused.status_code == 403 and "violates PodSecurity" in refused.text, refused.text
