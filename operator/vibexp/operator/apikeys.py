@@ -15,6 +15,7 @@ The plaintext key is never logged: it travels from ``create_key`` straight into 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -41,6 +42,8 @@ from vibexp.operator.secrets import build_secret, holds_key, is_owned_by, metada
 from vibexp.operator.status import ReadyState, iso, ready_condition, ready_of, status_patch
 
 __all__ = ["delete_apikey", "desired_name", "latest_key", "reconcile_apikey", "sync_apikey"]
+
+log = logging.getLogger(__name__)
 
 
 #: Ready=False reasons that no periodic re-check can change.
@@ -79,6 +82,16 @@ async def _revoke_all(session: AsyncSession, uid: str, upto: int) -> list[ApiKey
 
 
 def _event(body: Mapping[str, Any], ok: bool, reason: str, message: str) -> None:
+    """A Kubernetes event on the ApiKey, and the same line in the operator's log (prefixes only, never a key)."""
+    meta = body["metadata"]
+    log.log(
+        logging.INFO if ok else logging.WARNING,
+        "ApiKey %s/%s: %s: %s",
+        meta.get("namespace"),
+        meta.get("name"),
+        reason,
+        message,
+    )
     kopf.event(dict(body), type="Normal" if ok else "Warning", reason=reason, message=message)
 
 
@@ -371,7 +384,13 @@ def apikey_status(
         "keyId": key.id if key else None,
         "prefix": key.prefix if key else None,
         "tenantId": (key.tenant_id if key else None) or outcome.tenant_id,
-        "secretName": secret_name if key is not None and outcome.phase == "Active" else status.get("secretName"),
+        "secretName": (
+            secret_name
+            if key is not None and outcome.phase == "Active"
+            else None
+            if outcome.state.reason == "Revoked"  # its Secret was deleted with the revocation
+            else status.get("secretName")
+        ),
         "createdAt": iso(key.created_at) if key else None,
         "expiresAt": iso(key.expires_at) if key else None,
         "lastUsedAt": iso(key.last_used_at) if key else None,

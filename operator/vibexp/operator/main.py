@@ -21,6 +21,10 @@ def run_operator(*, namespaces: list[str], all_namespaces: bool, settings: Setti
     """
     config = OperatorConfig()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.log_level.lower() != "debug":
+        # Kopf logs every handler and timer run at INFO (a line per ApiKey per sync interval); our own log lines
+        # and the Kubernetes events already say what changed.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     registry = kopf.OperatorRegistry()
     register(
         registry,

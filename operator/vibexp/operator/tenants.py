@@ -7,6 +7,7 @@ memories stay, its keys stop working (403 ``account_suspended``), and re-creatin
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,6 +26,8 @@ from vibexp.operator.runtime import OperatorRuntime
 from vibexp.operator.status import ReadyState, ready_condition, ready_of, status_patch
 
 __all__ = ["reconcile_tenant", "suspend_tenant", "sync_tenant"]
+
+log = logging.getLogger(__name__)
 
 
 def _changes(tenant: Tenant, spec: Mapping[str, Any], name: str) -> dict[str, Any]:
