@@ -82,7 +82,8 @@ def widget_crd(kube_admin: httpx.Client) -> Iterator[None]:
     assert resp.status_code == 201, resp.text
 
     def established() -> bool:
-        conds = kube_admin.get(f"{crds}/{PLURAL}.{GROUP}").json().get("status", {}).get("conditions", [])
+        status = kube_admin.get(f"{crds}/{PLURAL}.{GROUP}").json().get("status") or {}
+        conds = status.get("conditions") or []  # null right after creation
         return any(c["type"] == "Established" and c["status"] == "True" for c in conds)
 
     wait_until(established, "CRD Established")
@@ -193,17 +194,12 @@ def test_kubectl_gets_the_object(kube_env: KubeEnv, kube_admin: httpx.Client) ->
 
 
 @pytest.mark.usefixtures("widget_crd")
-def test_service_account_token_is_denied_until_rbac_grants(
-    kube_env: KubeEnv, kube_admin: httpx.Client
-) -> None:
+def test_service_account_token_is_denied_until_rbac_grants(kube_env: KubeEnv, kube_admin: httpx.Client) -> None:
     ns = unique("rbac")  # namespaces never finish deleting here (no controller-manager): leave it
     assert kube_admin.post("/api/v1/namespaces", json={"metadata": {"name": ns}}).status_code == 201
     sa = {"metadata": {"name": "robot"}}
     assert kube_admin.post(f"/api/v1/namespaces/{ns}/serviceaccounts", json=sa).status_code == 201
-    assert (
-        kube_admin.post(f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/{PLURAL}", json=widget("w1")).status_code
-        == 201
-    )
+    assert kube_admin.post(f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/{PLURAL}", json=widget("w1")).status_code == 201
 
     # TokenRequest API: a short-lived, audience-bound token signed with --service-account-signing-key-file.
     req = {

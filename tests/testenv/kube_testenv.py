@@ -34,7 +34,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-STATE_DIR = REPO / ".testenv"  # where `up` keeps its kubeconfig, pids and data (git-ignored)
+# Where `up` keeps its kubeconfig, pids and data (git-ignored); overridable to run a second one.
+STATE_DIR = Path(os.environ.get("VIBEXP_TESTENV_DIR") or REPO / ".testenv").resolve()
 HELM_DIR = HERE / "helm"
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"  # also the API audience
 
@@ -131,7 +132,8 @@ def ensure_built() -> Path:
             tmp = bin_dir / f".{b.name}.tmp{os.getpid()}"
             cmd = [_go(), "build", "-trimpath", "-buildvcs=false", "-mod=readonly"]
             cmd += [f"-ldflags=-s -w {b.ldflags}".strip(), "-o", str(tmp), b.package]
-            _log(f"building {b.name} (kube-apiserver takes 10-25 min cold on 2 cores) ...")
+            slow = " (4-15 min cold on 2 cores)" if b.name == "kube-apiserver" else ""
+            _log(f"building {b.name}{slow} ...")
             t0 = time.monotonic()
             subprocess.run(cmd, cwd=b.module_dir, check=True)
             tmp.replace(target)  # atomic: a half-written binary is never seen as built
@@ -351,9 +353,7 @@ def _write_kubeconfig(env: KubeEnv) -> None:
                 "user": {"client-certificate-data": b64("admin.crt"), "client-key-data": b64("admin.key")},
             }
         ],
-        "contexts": [
-            {"name": "testenv", "context": {"cluster": "testenv", "user": "admin", "namespace": "default"}}
-        ],
+        "contexts": [{"name": "testenv", "context": {"cluster": "testenv", "user": "admin", "namespace": "default"}}],
         "current-context": "testenv",
     }
     env.kubeconfig.write_text(json.dumps(config, indent=2))  # JSON is YAML; kubectl reads it
@@ -409,9 +409,7 @@ def start(workdir: Path, bin_dir: Path | None = None, watch_pid: int | None = No
         if watch_pid is not None:
             env._watchdog = _start_watchdog(watch_pid, env)
         ctx = env.ssl_context()
-        _wait_for(
-            env, "kube-apiserver /readyz", lambda: _get(f"{env.server}/readyz", ctx) == (200, "ok"), 120
-        )
+        _wait_for(env, "kube-apiserver /readyz", lambda: _get(f"{env.server}/readyz", ctx) == (200, "ok"), 120)
         # The `default` namespace is made by a bootstrap controller that /readyz does not wait for.
         ns_url = f"{env.server}/api/v1/namespaces/default"
         _wait_for(env, "namespace default", lambda: _get(ns_url, ctx)[0] == 200, 30)
