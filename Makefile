@@ -52,14 +52,16 @@ bench: install postgres
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
 	$(PY) tests/bench/bench.py
 
+# A real etcd + kube-apiserver (+ helm) built from Go modules, cached in ~/.cache/vibexp/testenv/<versions>/.
 testenv-build:
-	@true
+	python3 tests/testenv/kube_testenv.py build
 
-testenv-up:
-	@true
+# Starts them on free loopback ports and writes .testenv/kubeconfig (admin); testenv-down stops them, removes data.
+testenv-up: testenv-build
+	python3 tests/testenv/kube_testenv.py up
 
 testenv-down:
-	@true
+	python3 tests/testenv/kube_testenv.py down
 
 # Debian's Chromium for the Playwright browser tests (test tools cannot download browsers here). Idempotent.
 browser:
