@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import TypeVar
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp.core.config import Settings, get_settings
@@ -33,6 +34,19 @@ T = TypeVar("T")
 
 def _err(message: str) -> None:
     print(message, file=sys.stderr)
+
+
+def _validation_messages(exc: ValidationError) -> list[str]:
+    """One line per problem, naming the environment variable (settings) or the option (CLI input) at fault."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        field = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        if exc.title == Settings.__name__:
+            lines.append(f"error: VIBEXP_{field.upper()}: {message}" if field else f"error: {message}")
+        else:
+            lines.append(f"error: {field}: {message}" if field else f"error: {message}")
+    return lines
 
 
 def _in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -272,7 +286,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VibeXPError as exc:
         _err(f"error: {exc.message}")
         return 1
-    except ValueError as exc:  # pydantic validation of CLI input, settings
+    except ValidationError as exc:  # settings from the environment, CLI input
+        for line in _validation_messages(exc):
+            _err(line)
+        return 2
+    except ValueError as exc:  # other refused CLI input
         _err(f"error: {exc}")
         return 2
 

@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     auto_migrate: bool | None = None
     secret_key: str = DEFAULT_SECRET_KEY
     log_level: str = "info"
+    #: PostgreSQL connections each process keeps open, and how many more it may open under a burst. Keep the pool at
+    #: least as large as the requests one process serves at once: a connection opened beyond it is closed again on
+    #: return, and reopening one (TCP, TLS, SCRAM) costs more than the query it serves. Ignored for SQLite.
+    database_pool_size: int = Field(default=20, ge=1, le=500)
+    database_max_overflow: int = Field(default=20, ge=0, le=500)
 
     #: Largest request body accepted, in bytes (413 beyond it).
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)

@@ -34,7 +34,11 @@ class Runtime:
     @classmethod
     def create(cls, settings: Settings, *, on_usage_flush: Callable[[int, float], None] | None = None) -> Runtime:
         """``on_usage_flush(events, oldest_wait_seconds)`` is called after each usage flush (the API's metrics)."""
-        engine = create_engine(settings.database_url)
+        engine = create_engine(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+        )
         session_factory = create_session_factory(engine)
         return cls(
             settings=settings,

@@ -65,6 +65,12 @@ class ContentStore(Generic[ModelT]):
     async def get(self, session: AsyncSession, *, tenant_id: str, **key: str) -> ModelT:
         if not all(_storable(value) for value in key.values()):  # nothing stored can match it; PG would refuse it
             raise NotFound(f"{self.noun} not found")
+        if key.keys() == {"id"}:
+            # By primary key: the identity-map lookup skips building and compiling a SELECT on the hottest read.
+            found = await session.get(self.model, key["id"])
+            if found is None or found.tenant_id != tenant_id:
+                raise NotFound(f"{self.noun} not found")
+            return found
         query = select(self.model).where(self.model.tenant_id == tenant_id)
         for field, value in key.items():
             query = query.where(getattr(self.model, field) == value)
