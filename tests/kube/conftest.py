@@ -16,6 +16,15 @@ import kube_testenv
 from kube_testenv import KubeEnv
 
 
+def crd_established(client: httpx.Client, name: str) -> bool:
+    """Whether the CRD `name` (`<plural>.<group>`) reports Established=True.
+
+    Right after creation the server returns `status.conditions: null`, so a missing or null list means "not yet".
+    """
+    status = client.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}").json().get("status") or {}
+    return any(c["type"] == "Established" and c["status"] == "True" for c in status.get("conditions") or [])
+
+
 @pytest.fixture(scope="session")
 def kube_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeEnv]:
     """Builds the binaries if the cache lacks them, starts once per session, always stops."""

@@ -13,6 +13,8 @@ import httpx
 import pytest
 from kube_testenv import KubeEnv
 
+from kube.conftest import crd_established
+
 pytestmark = pytest.mark.kube
 
 GROUP, VERSION, PLURAL = "testenv.vibexp.io", "v1", "widgets"
@@ -81,12 +83,7 @@ def widget_crd(kube_admin: httpx.Client) -> Iterator[None]:
     resp = kube_admin.post(crds, json=WIDGET_CRD)
     assert resp.status_code == 201, resp.text
 
-    def established() -> bool:
-        status = kube_admin.get(f"{crds}/{PLURAL}.{GROUP}").json().get("status") or {}
-        conds = status.get("conditions") or []  # null right after creation
-        return any(c["type"] == "Established" and c["status"] == "True" for c in conds)
-
-    wait_until(established, "CRD Established")
+    wait_until(lambda: crd_established(kube_admin, f"{PLURAL}.{GROUP}"), "CRD Established")
     wait_until(lambda: kube_admin.get(f"/apis/{GROUP}/{VERSION}").status_code == 200, "CRD discovery")
     yield
     assert kube_admin.delete(f"{crds}/{PLURAL}.{GROUP}").status_code == 200

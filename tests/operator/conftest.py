@@ -25,13 +25,8 @@ def crds(kube_env: KubeEnv, kube_admin: httpx.Client) -> None:
     """The product CRDs, applied with kubectl exactly as the README says, and served."""
     kubectl(kube_env, "apply", "-f", str(CRDS))
     for plural in ("apikeys", "vibexptenants"):
-
-        def established(plural: str = plural) -> bool:
-            crd = kube_admin.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{plural}.{GROUP}").json()
-            conditions = crd.get("status", {}).get("conditions", [])
-            return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
-
-        wait_until(established, f"CRD {plural} established")
+        name = f"{plural}.{GROUP}"
+        wait_until(lambda name=name: shared.crd_established(kube_admin, name), f"CRD {name} established")
     wait_until(lambda: kube_admin.get(f"/apis/{GROUP}/{VERSION}").status_code == 200, "CRD discovery")
 
 
