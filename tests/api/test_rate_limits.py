@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 
@@ -12,16 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpers.api_errors import assert_error
 from helpers.factories import Account, make_account
+from helpers.windows import inside_one_hour_window
 
 POLICY_RE = re.compile(r'"hourly";q=(\d+);w=3600')
 RATELIMIT_RE = re.compile(r'"hourly";r=(\d+);t=(\d+)')
-
-
-async def _inside_one_window(margin: float = 20.0) -> None:
-    """Counts restart at the top of each UTC hour: start a counting test only when it can end before then."""
-    left = 3600 - time.time() % 3600
-    if left < margin:
-        await asyncio.sleep(left + 0.5)
 
 
 def _check_headers(response: httpx.Response, *, limit: int) -> int:
@@ -42,7 +35,7 @@ def _check_headers(response: httpx.Response, *, limit: int) -> int:
 
 
 async def test_headers_on_every_authenticated_response(client: httpx.AsyncClient, account: Account) -> None:
-    await _inside_one_window()
+    await inside_one_hour_window()
     requests = [
         ("GET", "/api/v1/prompts", None, 200),
         ("POST", "/api/v1/memories", {"content": "x"}, 201),
@@ -65,7 +58,7 @@ async def test_headers_on_every_authenticated_response(client: httpx.AsyncClient
 async def test_pro_tier_limit(client: httpx.AsyncClient, session_factory: async_sessionmaker[AsyncSession]) -> None:
     from vibexp.core.tenants.models import Tier
 
-    await _inside_one_window()
+    await inside_one_hour_window()
     pro = await make_account(session_factory, tier=Tier.pro)
     response = await client.get("/api/v1/prompts", headers=pro.headers)
     assert _check_headers(response, limit=10_000) == 9_999
@@ -74,7 +67,7 @@ async def test_pro_tier_limit(client: httpx.AsyncClient, session_factory: async_
 async def test_the_fourth_request_of_a_limit_of_three_is_429(
     client: httpx.AsyncClient, session_factory: async_sessionmaker[AsyncSession], account: Account
 ) -> None:
-    await _inside_one_window()
+    await inside_one_hour_window()
     small = await make_account(session_factory, rate_limit=3)
     for expected_remaining in (2, 1, 0):
         response = await client.get("/api/v1/prompts", headers=small.headers)

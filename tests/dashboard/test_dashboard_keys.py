@@ -9,6 +9,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dashboard.pages import Person, csrf_of, make_person, sign_in
+from helpers.windows import inside_one_hour_window
 from vibexp.core.keys import service as keys
 
 KEY_RE = re.compile(r'value="(vib_[0-9a-f]{64})"')
@@ -117,6 +118,7 @@ async def test_rotate_with_and_without_a_grace_period(client: httpx.AsyncClient,
 
 async def test_key_usage_page_shows_requests_and_actions(client: httpx.AsyncClient, person: Person) -> None:
     await sign_in(client, person)
+    await inside_one_hour_window()  # "used this hour" is read back after the request
     key, key_id = await create_via_dashboard(client, "watched")
     await client.get("/api/v1/prompts", headers={"Authorization": f"Bearer {key}", "User-Agent": "curl/8.5.0"})
     for _ in range(40):  # the usage recorder flushes every 0.5 s

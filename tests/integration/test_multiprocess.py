@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpers.factories import make_account
 from helpers.servers import LiveServer
+from helpers.windows import inside_one_hour_window
 from vibexp.core.keys.models import ApiKey
 from vibexp.core.usage.models import KeyAction
 
@@ -33,6 +34,7 @@ async def test_two_processes_admit_exactly_the_limit_together(
     two_servers: tuple[LiveServer, LiveServer], db_factory: async_sessionmaker[AsyncSession]
 ) -> None:
     limit = 400
+    await inside_one_hour_window()  # a new window mid-test would admit a second 400
     account = await make_account(db_factory, rate_limit=limit)
     statuses: list[int] = []
     async with httpx.AsyncClient(timeout=30) as client:

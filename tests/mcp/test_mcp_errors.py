@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 import httpx
@@ -13,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpers.factories import Account, make_account, make_key
 from helpers.servers import LiveServer
+from helpers.windows import inside_one_hour_window
 
 JSONRPC_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 TOOLS_LIST = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
@@ -116,8 +115,7 @@ async def test_suspended_account_gets_403(rest: httpx.AsyncClient, db: async_ses
 async def test_rate_limit_applies_to_mcp_requests(
     mcp_url: str, rest: httpx.AsyncClient, db: async_sessionmaker[AsyncSession]
 ) -> None:
-    if time.time() % 3600 > 3590:  # the counts below must all fall in one hourly window
-        await asyncio.sleep(3600 - time.time() % 3600 + 0.5)
+    await inside_one_hour_window()  # the counts below must all fall in one hourly window
     limited = await make_account(db, rate_limit=4)
     headers = {**JSONRPC_HEADERS, **limited.headers}
     for remaining in (3, 2, 1, 0):
