@@ -7,9 +7,18 @@ from typing import Any
 import httpx
 import pytest
 
+from helpers.factories import Account
+
 ERROR_REF = "#/components/schemas/ErrorBody"
 #: Every authenticated operation can answer these (bad JSON, key, suspension, not found, size, validation, limit).
 AUTHENTICATED_ERRORS = {"400", "401", "403", "404", "413", "422", "429"}
+RATE_LIMIT_HEADERS = {
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "RateLimit-Policy",
+    "RateLimit",
+}
 
 
 @pytest.fixture
@@ -46,6 +55,25 @@ async def test_every_api_operation_documents_its_errors(document: dict[str, Any]
         assert op.get("security") == [{"HTTPBearer": []}], (method, path)
         assert "WWW-Authenticate" in responses["401"]["headers"]
         assert {"Retry-After", "X-RateLimit-Reset"} <= set(responses["429"]["headers"])
+        for status, response in responses.items():
+            # The middleware adds them to every response after the key is accepted; 401/403/413 come before.
+            documented = set(response.get("headers", {}))
+            if status in {"401", "403", "413"}:
+                assert not documented & RATE_LIMIT_HEADERS, (method, path, status)
+            else:
+                assert documented >= RATE_LIMIT_HEADERS, (method, path, status)
+
+
+async def test_documented_rate_limit_headers_are_sent(
+    client: httpx.AsyncClient, account: Account, document: dict[str, Any]
+) -> None:
+    listed = await client.get("/api/v1/prompts", headers=account.headers)
+    missing = await client.get("/api/v1/prompts/nope", headers=account.headers)
+    assert (listed.status_code, missing.status_code) == (200, 404)
+    for response in (listed, missing):
+        responses = document["paths"][response.request.url.path.replace("nope", "{item_id}")]["get"]["responses"]
+        documented = responses[str(response.status_code)]["headers"]
+        assert {name.lower() for name in documented} <= set(response.headers), response.status_code
 
 
 async def test_conditional_writes_document_409_and_412(document: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from vibexp.api.mcp import mount_mcp
 from vibexp.api.metrics import metrics_lifespan, metrics_router, observe_usage_flush
 from vibexp.api.middleware.auth import ApiKeyAuthMiddleware
 from vibexp.api.middleware.body_limit import BodySizeLimitMiddleware
+from vibexp.api.openapi import install_openapi
 from vibexp.core.config import Settings, get_settings
 from vibexp.core.runtime import Runtime
 
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.lifespan_hooks = [metrics_lifespan(app, settings)]
 
     install_error_handlers(app)
+    install_openapi(app)  # documents the rate-limit headers on every response that carries them
     for router in (prompts_router, artifacts_router, memories_router, keys_router, account_router):
         app.include_router(router)
     mount_mcp(app, runtime)  # /mcp/v1/common; registers the SDK session manager in lifespan_hooks

@@ -90,9 +90,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     429: _describe(
         "Hourly rate limit exceeded (code rate_limited); see Retry-After",
         Retry_After="Seconds until the next hourly window",
-        X_RateLimit_Limit="Requests allowed per UTC hour",
-        X_RateLimit_Remaining="Requests left in this hour (0)",
-        X_RateLimit_Reset="Epoch seconds when the window resets",
     ),
 }
 
