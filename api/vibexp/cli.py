@@ -65,6 +65,22 @@ def _in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]
     return asyncio.run(run())
 
 
+def serve_log_config(level: str) -> dict[str, object]:
+    """One plain line per record on stderr, for uvicorn's loggers and everyone else's alike.
+
+    Configuring the root logger first also matters: the MCP SDK calls ``logging.basicConfig`` with a Rich handler,
+    which wraps lines at the terminal width and so splits records in a log collector; with a root handler in place
+    its call does nothing.
+    """
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}},
+        "root": {"handlers": ["stderr"], "level": level.upper()},
+    }
+
+
 # -- commands ----------------------------------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
@@ -74,6 +90,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         factory=True,
         host=args.host,
         port=args.port,
+        log_config=serve_log_config(settings.log_level),
         log_level=settings.log_level,
         proxy_headers=True,
         timeout_graceful_shutdown=10,
