@@ -13,10 +13,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpers.databases import create_postgres_database, drop_postgres_database, sqlite_url
 from helpers.factories import Account, make_account
+from helpers.servers import LiveServer
 from vibexp.api.app import create_app
 from vibexp.core.config import Settings
 from vibexp.core.db import create_engine
 from vibexp.core.migrate import upgrade_async
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_server_outlives_the_suite() -> Iterator[None]:
+    """A `vibexp serve` a test forgets keeps polling a database that is gone (and burning CPU) after the run."""
+    yield
+    leftovers = LiveServer.stop_leftovers()
+    assert not leftovers, f"servers that no test stopped (killed now): {leftovers}"
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])

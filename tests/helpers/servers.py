@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 
@@ -24,6 +25,9 @@ def free_port() -> int:
 
 
 class LiveServer:
+    #: Every process started and not yet stopped, so the suite can prove none outlives it (see tests/conftest.py).
+    _running: ClassVar[set[subprocess.Popen[bytes]]] = set()
+
     def __init__(self, database_url: str, *, env: dict[str, str] | None = None, port: int | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -48,6 +52,7 @@ class LiveServer:
             stderr=subprocess.STDOUT,
             cwd=REPO,
         )
+        LiveServer._running.add(self._proc)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -76,11 +81,25 @@ class LiveServer:
                 self._proc.kill()
                 self._proc.wait()
         code = self._proc.returncode
+        LiveServer._running.discard(self._proc)
         self._proc = None
         return code
 
+    @classmethod
+    def stop_leftovers(cls) -> list[str]:
+        """Kill every server that was started and never stopped; describe each one."""
+        leftovers = []
+        for proc in list(cls._running):
+            leftovers.append(f"pid {proc.pid}: {proc.args}")
+            proc.kill()
+            proc.wait()
+            cls._running.discard(proc)
+        return leftovers
+
     def __enter__(self) -> LiveServer:
-        return self.start()
+        # `with LiveServer(url).start(log_dir) as server` is fine too: never start a second process (it would leak
+        # the first, which nothing would stop).
+        return self if self._proc is not None else self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
