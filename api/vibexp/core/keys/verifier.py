@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vibexp.core.clock import utcnow
 from vibexp.core.errors import AccountSuspended, InvalidApiKey
+from vibexp.core.failure_log import FailureLog
 from vibexp.core.keys import changes
 from vibexp.core.keys.models import ApiKey, KeyStatus
 from vibexp.core.keys.tokens import hash_key, parse_authorization
@@ -190,6 +191,7 @@ class KeyVerifier:
         self._watermark = started
 
     async def _poll_forever(self) -> None:
+        failures = FailureLog(log, "key change poll")
         while True:
             await asyncio.sleep(self._poll_interval)
             try:
@@ -198,5 +200,7 @@ class KeyVerifier:
                 raise
             except Exception:
                 # The database is unreachable: we cannot learn of revocations, so stop trusting the cache.
-                log.warning("key change poll failed; clearing the key cache", exc_info=True)
                 self.clear()
+                failures.failed("the key cache is cleared until the database answers")
+            else:
+                failures.succeeded()

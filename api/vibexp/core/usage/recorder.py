@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vibexp.core.clock import utcnow
 from vibexp.core.db import UTCDateTime
+from vibexp.core.failure_log import FailureLog
 from vibexp.core.keys.models import ApiKey
 from vibexp.core.ratelimit.limiter import WINDOW_SECONDS
 from vibexp.core.ratelimit.models import RateWindow
@@ -87,6 +88,7 @@ class UsageRecorder:
         await self.flush()
 
     async def _run(self) -> None:
+        failures = FailureLog(log, "usage flush")
         while True:
             await asyncio.sleep(self._flush_interval)
             try:
@@ -96,7 +98,9 @@ class UsageRecorder:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.warning("usage flush failed; %d events kept for the next try", self.pending, exc_info=True)
+                failures.failed(f"{self.pending} events kept for the next try")
+            else:
+                failures.succeeded()
 
     async def flush(self) -> int:
         async with self._flush_lock:
