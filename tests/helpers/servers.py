@@ -44,18 +44,19 @@ class LiveServer:
     def start(self, log_dir: Path | None = None, timeout: float = 30.0) -> LiveServer:
         log_dir = log_dir or Path(os.environ.get("TMPDIR", "/tmp"))
         self.log_path = log_dir / f"vibexp-serve-{self.port}.log"
-        log = self.log_path.open("wb")
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "vibexp.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-            env=self._env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-        )
+        with self.log_path.open("wb") as log:  # the child keeps its own descriptor
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "vibexp.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                env=self._env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+            )
         LiveServer._running.add(self._proc)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
+                self.stop()  # reaps it and forgets it
                 raise RuntimeError(f"server exited early: {self.log()}")
             try:
                 if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
@@ -90,10 +91,11 @@ class LiveServer:
         """Kill every server that was started and never stopped; describe each one."""
         leftovers = []
         for proc in list(cls._running):
-            leftovers.append(f"pid {proc.pid}: {proc.args}")
-            proc.kill()
-            proc.wait()
             cls._running.discard(proc)
+            if proc.poll() is None:  # one that exited by itself leaks nothing
+                leftovers.append(f"pid {proc.pid}: {proc.args}")
+                proc.kill()
+                proc.wait()
         return leftovers
 
     def __enter__(self) -> LiveServer:
