@@ -41,11 +41,10 @@ def _validation_messages(exc: ValidationError) -> list[str]:
     lines = []
     for error in exc.errors(include_url=False):
         field = ".".join(str(part) for part in error["loc"])
+        if field and exc.title == Settings.__name__:
+            field = f"VIBEXP_{field.upper()}"
         message = error["msg"].removeprefix("Value error, ")
-        if exc.title == Settings.__name__:
-            lines.append(f"error: VIBEXP_{field.upper()}: {message}" if field else f"error: {message}")
-        else:
-            lines.append(f"error: {field}: {message}" if field else f"error: {message}")
+        lines.append(f"error: {field}: {message}" if field else f"error: {message}")
     return lines
 
 
