@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import time
 
+from vibexp.core.ratelimit.limiter import WINDOW_SECONDS
+
 __all__ = ["inside_one_hour_window", "inside_one_hour_window_blocking"]
 
 
 def _wait_needed(margin: float) -> float:
-    left = 3600 - time.time() % 3600
+    left = WINDOW_SECONDS - time.time() % WINDOW_SECONDS
     return left + 0.5 if left < margin else 0.0
 
 
 async def inside_one_hour_window(margin: float = 20.0) -> None:
-    """Return at once when at least `margin` seconds of this UTC hour are left, else after the next hour begins."""
+    """Return at once when at least `margin` seconds of this window are left, else after the next hour begins."""
     await asyncio.sleep(_wait_needed(margin))
 
 

@@ -44,9 +44,10 @@ class FailureLog:
             self._log.warning("%s failed; %s", self._what, consequence, exc_info=True)
         elif now - self._last_logged >= self._every:
             exc = sys.exc_info()[1]
-            cause = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}" if exc else "unknown"
+            first_line = str(exc).partition("\n")[0]
+            cause = f"{type(exc).__name__}: {first_line}"[:300]
             self._log.warning(
-                "%s still failing after %d attempts (%s); %s", self._what, self._failures, cause[:300], consequence
+                "%s still failing after %d attempts (%s); %s", self._what, self._failures, cause, consequence
             )
         else:
             return
