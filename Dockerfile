@@ -3,22 +3,29 @@
 # Build:  docker build -t ghcr.io/vibexp/vibexp:0.1.0 .
 # Try:    docker run --rm -p 8000:8000 ghcr.io/vibexp/vibexp:0.1.0      (embedded SQLite in /data)
 #
-# Two stages: `build` installs the package and its dependencies into a virtualenv (every dependency ships
-# manylinux wheels, so no compiler is needed even there); the final stage copies only that virtualenv onto a
-# fresh slim base and runs as an unprivileged user. The chart runs it with a read-only root filesystem.
+# Two stages: `build` installs the package and exactly the dependencies uv.lock pins (hashes checked) into a
+# virtualenv (every dependency ships manylinux wheels, so no compiler is needed even there); the final stage copies
+# only that virtualenv onto a fresh slim base and runs as an unprivileged user. The chart runs it with a read-only
+# root filesystem.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PYTHONDONTWRITEBYTECODE=1
-RUN python -m venv /opt/vibexp
+    PYTHONDONTWRITEBYTECODE=1 \
+    UV_NO_CACHE=1 \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PROJECT_ENVIRONMENT=/opt/vibexp
+# uv at the version the Makefile pins, in a virtualenv of its own: it never reaches the final stage.
+RUN python -m venv /opt/uv \
+    && /opt/uv/bin/pip install "uv==0.13.9"
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml uv.lock README.md ./
 COPY api/ api/
 COPY operator/ operator/
-RUN /opt/vibexp/bin/pip install --no-compile . \
+# --frozen: install uv.lock as it is (fail rather than re-resolve); the runtime dependencies only, no dev extra.
+RUN /opt/uv/bin/uv sync --frozen --no-editable --python /usr/local/bin/python \
     && /opt/vibexp/bin/vibexp --help > /dev/null
 
 FROM ${PYTHON_IMAGE}

@@ -9,7 +9,7 @@ PORT ?= 8000
 
 export VIBEXP_TEST_POSTGRES_URL ?= postgresql+asyncpg://vibexp:vibexp@127.0.0.1:5432/postgres
 
-.PHONY: help install run test test-fast lint format bench postgres testenv-build testenv-up testenv-down \
+.PHONY: help install lock run test test-fast lint format bench postgres testenv-build testenv-up testenv-down \
 	browser prometheus manifests clean
 
 help:
@@ -17,13 +17,25 @@ help:
 	@echo "make test    lint + the whole test suite (SQLite, PostgreSQL, kube-apiserver, Chromium)"
 	@echo "make bench   authenticated vs bare request throughput, SQLite and PostgreSQL"
 
-$(STAMP): pyproject.toml
+# Installs exactly what uv.lock pins (hashes checked), the project itself editable. A fresh machine needs only
+# python3 and PyPI: uv comes from PyPI into the virtualenv first, at the version pinned here.
+UV_VERSION := 0.13.9
+UV := $(BIN)/uv
+export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
+
+$(UV):
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q 'uv==$(UV_VERSION)'
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --extra dev --inexact --quiet
 	@touch $@
 
 install: $(STAMP)
+
+# Re-resolve uv.lock after a change to the dependencies in pyproject.toml (`uv lock --upgrade` moves every pin).
+lock: $(UV)
+	$(UV) lock
 
 run: install
 	$(BIN)/vibexp db upgrade

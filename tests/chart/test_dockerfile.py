@@ -10,10 +10,13 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -205,3 +208,72 @@ def test_build_stage_install_produces_the_whole_package(tmp_path: Path) -> None:
 @pytest.mark.parametrize("forbidden", ["ADD http", "latest", "sudo", "chmod 777"])
 def test_no_risky_instructions(forbidden: str) -> None:
     assert forbidden not in DOCKERFILE.read_text()
+
+
+# -- the lock file -----------------------------------------------------------------------------------------------
+def _make_variable(name: str) -> str:
+    found = re.search(rf"^{name} := (\S+)$", (REPO / "Makefile").read_text(), re.MULTILINE)
+    assert found, f"{name} not set in the Makefile"
+    return found.group(1)
+
+
+def test_image_installs_the_lock_with_the_uv_the_makefile_pins() -> None:
+    build = stages()[0]
+    runs = " ".join(a for k, a in build if k == "RUN")
+    assert f'"uv=={_make_variable("UV_VERSION")}"' in runs
+    assert "uv sync --frozen" in runs  # uv.lock as it is, never re-resolved inside the build
+    assert "--extra dev" not in runs
+    copied = " ".join(a for k, a in build if k == "COPY")
+    assert "uv.lock" in copied
+
+
+def test_uv_lock_matches_pyproject() -> None:
+    """`make lock` was run after the last dependency change: `uv lock --check` fails if pyproject.toml moved on."""
+    uv = Path(sys.executable).parent / "uv"
+    proc = subprocess.run([str(uv), "lock", "--check"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_build_stage_sync_installs_the_locked_runtime(tmp_path: Path) -> None:
+    """The build stage's `uv sync`, run on the filtered context into a fresh virtualenv: every locked runtime
+    package at its locked version, the CLI working, and none of the dev extra."""
+    context = build_context(tmp_path)
+    (sync,) = [a for k, a in stages()[0] if k == "RUN" and "uv sync" in a]
+    command = sync.split("&&")[0].split()
+    assert command[0] == "/opt/uv/bin/uv"
+    env_line = " ".join(a for k, a in stages()[0] if k == "ENV")
+    env = dict(pair.split("=", 1) for pair in env_line.split() if pair.startswith("UV_"))
+    env.pop("UV_NO_CACHE")  # the tests' uv cache makes this take seconds, not minutes
+    target = tmp_path / "venv"
+    env["UV_PROJECT_ENVIRONMENT"] = str(target)
+    argv = [str(Path(sys.executable).parent / "uv"), *command[1:-2], "--python", sys.executable]
+    proc = subprocess.run(argv, cwd=context, env={**os.environ, **env}, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert subprocess.run([str(target / "bin" / "vibexp"), "--help"], capture_output=True, timeout=60).returncode == 0
+    listed = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "uv"),
+            "pip",
+            "list",
+            "--format",
+            "json",
+            "--python",
+            str(target / "bin" / "python"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    installed = {p["name"].lower().replace("_", "-"): p["version"] for p in json.loads(listed)}
+    locked = {
+        p["name"]: p["version"] for p in tomllib.loads((REPO / "uv.lock").read_text())["package"] if "version" in p
+    }
+    assert installed, listed
+    for name, version in installed.items():
+        if name != "vibexp":
+            assert locked.get(name) == version, f"{name} {version} is not the locked {locked.get(name)}"
+    for runtime in ("mcp", "kopf", "kubernetes-asyncio", "fastapi", "sqlalchemy"):
+        assert runtime in installed
+    for dev_only in ("pytest", "ruff", "mypy", "import-linter"):
+        assert dev_only not in installed, f"{dev_only} (dev extra) in the image"
