@@ -13,7 +13,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vibexp.api.middleware.auth import PRINCIPAL_STATE
+from vibexp.api.request_state import request_state
 from vibexp.core.errors import InvalidApiKey
 from vibexp.core.keys.verifier import Principal
 from vibexp.core.runtime import Runtime
@@ -51,11 +51,10 @@ SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 async def get_principal(
     request: Request, _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 ) -> Principal:
-    principal = request.scope.get("state", {}).get(PRINCIPAL_STATE)
-    if principal is None:  # only reachable if a route is mounted outside the middleware's prefixes
+    state = request_state(request.scope)
+    if state is None or state.principal is None:  # only if a route were mounted outside the middleware's prefixes
         raise InvalidApiKey("Missing API key", reason="missing")
-    assert isinstance(principal, Principal)
-    return principal
+    return state.principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

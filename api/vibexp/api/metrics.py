@@ -6,8 +6,9 @@ Why this shape:
   key but must not be public: the Helm chart scrapes it on a separate port (``VIBEXP_METRICS_PORT``) that the
   Ingress never routes to. ``docs/metrics.md`` lists every metric, its labels and its cardinality bound.
 * Label values come only from bounded sets: route *templates* (``/api/v1/prompts/{item_id}``) resolved from the
-  app's routes, never raw paths; the fixed ``ToolType`` set; the fixed ``InvalidApiKey.reason`` set; key ids and
-  tenant names only after a key has been verified (so only keys that exist in the database ever become labels).
+  app's routes (``vibexp.api.route_templates``, the same value the usage log records), never raw paths; the fixed
+  ``ToolType`` set; the fixed ``InvalidApiKey.reason`` set; key ids and tenant names only after a key has been
+  verified (so only keys that exist in the database ever become labels).
 * Several uvicorn workers in one pod: when ``PROMETHEUS_MULTIPROC_DIR`` is set (before the process starts), every
   worker writes its samples to files there and any worker's ``/metrics`` answers for all of them. Gauges say how
   workers combine (``max`` for timestamps, ``mostrecent`` for the tenant's window). Without it, run one worker per
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -38,9 +38,9 @@ from prometheus_client import (
     multiprocess,
     start_http_server,
 )
-from starlette.routing import Mount
-from starlette.types import Scope
 
+from vibexp.api.request_state import RequestState
+from vibexp.api.route_templates import route_template
 from vibexp.core.config import Settings
 from vibexp.core.errors import AccountSuspended, InvalidApiKey
 from vibexp.core.keys.verifier import Principal
@@ -50,7 +50,6 @@ from vibexp.core.usage.tool_type import ToolType
 __all__ = [
     "AUTH_FAILURE_REASONS",
     "MULTIPROC_ENV",
-    "UNMATCHED_ROUTE",
     "metrics_lifespan",
     "metrics_registry",
     "metrics_router",
@@ -59,13 +58,11 @@ __all__ = [
     "observe_request",
     "observe_usage_flush",
     "render_metrics",
-    "route_template",
 ]
 
 log = logging.getLogger(__name__)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-UNMATCHED_ROUTE = "(unmatched)"
 #: ``InvalidApiKey.reason`` values (vibexp.core.keys.tokens and .verifier) plus the suspended account's code.
 #: Anything else is counted as ``other`` so a new reason can never add unbounded series.
 AUTH_FAILURE_REASONS = frozenset(
@@ -160,60 +157,6 @@ USAGE_LAST_FLUSH = Gauge(
 )
 
 
-# -- route templates -------------------------------------------------------------------------------------------
-def route_template(scope: Scope) -> str:
-    """The route template of a request (``/api/v1/prompts/{item_id}``), or ``(unmatched)``; never a raw path.
-
-    Templates are the app's OpenAPI paths plus its mounts (``/mcp/v1/{path:path}``), compiled once per app into one
-    regular expression. Matching the path ourselves works the same for requests answered before routing (401, 429)
-    and after, and depends on no router internals.
-    """
-    app = scope.get("app")
-    state = getattr(app, "state", None)
-    if state is None:
-        return UNMATCHED_ROUTE
-    table: _RouteTable | None = getattr(state, _TABLE_STATE, None)
-    if table is None:
-        table = _RouteTable.build(app)
-        setattr(state, _TABLE_STATE, table)
-    return table.match(scope["path"])
-
-
-class _RouteTable:
-    def __init__(self, templates: list[str]) -> None:
-        # Most specific first: fewer catch-alls, fewer parameters, longer text.
-        self.templates = sorted(set(templates), key=lambda t: (":path}" in t, t.count("{"), -len(t), t))
-        alternatives = (f"(?P<r{i}>{_template_regex(t)})" for i, t in enumerate(self.templates))
-        self.regex = re.compile(f"^(?:{'|'.join(alternatives)})$") if self.templates else None
-
-    @classmethod
-    def build(cls, app: Any) -> _RouteTable:
-        templates = list(app.openapi().get("paths", {}))
-        for route in app.router.routes:
-            if isinstance(route, Mount):
-                inner = [path for r in route.routes if isinstance(path := getattr(r, "path", None), str)]
-                templates += [route.path + path for path in inner] or [route.path + "/{path:path}"]
-        return cls(templates)
-
-    def match(self, path: str) -> str:
-        found = self.regex.match(path) if self.regex is not None else None
-        if found is None or found.lastgroup is None:
-            return UNMATCHED_ROUTE
-        return self.templates[int(found.lastgroup[1:])]
-
-
-def _template_regex(template: str) -> str:
-    """``/a/{id}/{rest:path}`` -> ``/a/[^/]+/.*`` (no capturing groups: ``lastgroup`` names the template)."""
-    parts = re.split(r"(\{[^}]*\})", template)
-    return "".join(
-        (".*" if part.endswith(":path}") else "[^/]+") if part.startswith("{") else re.escape(part) for part in parts
-    )
-
-
-#: Where each app keeps its compiled table (``app.state``), so it lives and dies with the app.
-_TABLE_STATE = "metrics_route_table"
-
-
 def _method(method: str) -> str:
     return method if method in _METHODS else "other"
 
@@ -231,15 +174,16 @@ _TENANT_SERIES: dict[str, tuple[Any, ...]] = {}
 _TENANT_GAUGES = (TENANT_WINDOW_USED, TENANT_WINDOW_LIMIT, TENANT_WINDOW_RESET)
 
 
-def observe_request(scope: Scope, status: int, tool_type: str, started: float, principal: Principal | None) -> None:
+def observe_request(state: RequestState) -> None:
     """Count one guarded request and its latency; per key too when the key was verified."""
-    tool = _tool(tool_type)
-    labels = (route_template(scope), _method(scope["method"]), str(status), tool)
+    tool = _tool(state.usage.tool_type)
+    labels = (state.route, _method(state.method), str(state.status), tool)
     series = _REQUEST_SERIES.get(labels)
     if series is None:
         series = _REQUEST_SERIES[labels] = (HTTP_REQUESTS.labels(*labels), HTTP_LATENCY.labels(*labels))
     series[0].inc()
-    series[1].observe(time.perf_counter() - started)
+    series[1].observe(time.perf_counter() - state.started)
+    principal = state.principal
     if principal is not None:
         key = (principal.tenant_name, principal.key_id, tool)
         key_series = _KEY_SERIES.get(key)
@@ -249,12 +193,10 @@ def observe_request(scope: Scope, status: int, tool_type: str, started: float, p
         key_series[1].set(time.time())
 
 
-def observe_auth_failure(
-    scope: Scope, exc: InvalidApiKey | AccountSuspended, status: int, tool_type: str, started: float
-) -> None:
+def observe_auth_failure(state: RequestState, exc: InvalidApiKey | AccountSuspended) -> None:
     reason = exc.reason if isinstance(exc, InvalidApiKey) else exc.code
     AUTH_FAILURES.labels(reason if reason in AUTH_FAILURE_REASONS else "other").inc()
-    observe_request(scope, status, tool_type, started, None)
+    observe_request(state)
 
 
 def observe_rate_decision(principal: Principal, decision: RateDecision) -> None:

@@ -1,9 +1,10 @@
 """Who is calling, from inside an MCP handler, and what the usage log should say about the call (action, client).
 
 Authentication, rate limiting and usage recording happen once, in ``ApiKeyAuthMiddleware``, before the request
-reaches the MCP transport. That middleware leaves the ``Principal`` and a mutable ``RequestUsage`` in the ASGI
-scope's state; the SDK hands handlers the Starlette ``Request`` of the HTTP call, so this module reads them back
-from there. Nothing here verifies a key: a request without a principal never got past the middleware.
+reaches the MCP transport. That middleware leaves the request's ``RequestState`` (the ``Principal``, a mutable
+``RequestUsage``) in the ASGI scope; the SDK hands handlers the Starlette ``Request`` of the HTTP call, so this
+module reads it back from there. Nothing here verifies a key: a request without a principal never got past the
+middleware.
 """
 
 from __future__ import annotations
@@ -16,33 +17,25 @@ from typing import Any
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from starlette.requests import Request
 
-from vibexp.api.middleware.auth import PRINCIPAL_STATE, USAGE_STATE, RequestUsage
+from vibexp.api.request_state import RequestState, RequestUsage, request_state
 from vibexp.core.errors import InvalidApiKey
 from vibexp.core.keys.verifier import Principal
 from vibexp.core.usage.tool_type import ToolType, detect_tool_type
 
-__all__ = ["UsageTagger", "mcp_action", "principal_of", "usage_of"]
+__all__ = ["UsageTagger", "mcp_action", "principal_of"]
 
 
-def _state(ctx: ServerRequestContext[Any, Any]) -> Mapping[str, Any]:
+def _state(ctx: ServerRequestContext[Any, Any]) -> RequestState | None:
     request = ctx.request
-    if not isinstance(request, Request):
-        return {}
-    state = request.scope.get("state")
-    return state if isinstance(state, Mapping) else {}
+    return request_state(request.scope) if isinstance(request, Request) else None
 
 
 def principal_of(ctx: ServerRequestContext[Any, Any]) -> Principal:
     """The authenticated caller of this MCP request (set by ``ApiKeyAuthMiddleware``)."""
-    principal = _state(ctx).get(PRINCIPAL_STATE)
-    if not isinstance(principal, Principal):  # only if the MCP app were mounted outside the middleware's prefixes
+    state = _state(ctx)
+    if state is None or state.principal is None:  # only if the MCP app were mounted outside the middleware's prefixes
         raise InvalidApiKey("Missing API key", reason="missing")
-    return principal
-
-
-def usage_of(ctx: ServerRequestContext[Any, Any]) -> RequestUsage | None:
-    usage = _state(ctx).get(USAGE_STATE)
-    return usage if isinstance(usage, RequestUsage) else None
+    return state.principal
 
 
 def _client_name(ctx: ServerRequestContext[Any, Any]) -> str | None:
@@ -95,10 +88,9 @@ class UsageTagger:
         self._by_key: OrderedDict[str, str] = OrderedDict()
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-        usage = usage_of(ctx)
-        principal = _state(ctx).get(PRINCIPAL_STATE)
-        if usage is not None and isinstance(principal, Principal):
-            self._tag(usage, principal.key_id, _client_name(ctx))
+        state = _state(ctx)
+        if state is not None and state.principal is not None:
+            self._tag(state.usage, state.principal.key_id, _client_name(ctx))
         return await call_next(ctx)
 
     def recall(self, usage: RequestUsage, key_id: str) -> None:

@@ -19,20 +19,22 @@ import logging
 
 from fastapi import FastAPI
 from mcp.server.transport_security import TransportSecuritySettings
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vibexp.api.errors import error_payload, error_response
 from vibexp.api.mcp.context import UsageTagger, mcp_action
 from vibexp.api.mcp.server import create_mcp_server
-from vibexp.api.middleware.auth import PRINCIPAL_STATE, USAGE_STATE, RequestUsage
+from vibexp.api.request_state import RequestUsage, request_state
 from vibexp.core.config import Settings
-from vibexp.core.keys.verifier import Principal
 from vibexp.core.runtime import Runtime
 
-__all__ = ["MCP_MOUNT", "MCP_PATH", "McpFrontDoor", "mount_mcp", "transport_security"]
+__all__ = ["MCP_ENDPOINT", "MCP_MOUNT", "MCP_PATH", "McpFrontDoor", "mount_mcp", "transport_security"]
 
 MCP_MOUNT = "/mcp/v1"
 MCP_PATH = "/common"
+#: The one MCP endpoint; its route template in the usage log and the metrics too (``McpFrontDoor.routes``).
+MCP_ENDPOINT = MCP_MOUNT + MCP_PATH
 
 _LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
@@ -69,17 +71,22 @@ class McpFrontDoor:
         self.app = app
         self.tagger = tagger
 
+    @property
+    def routes(self) -> list[BaseRoute]:
+        """The SDK app's routes (``/common``), so the mount's route template is ``/mcp/v1/common``, not a catch-all."""
+        routes = getattr(self.app, "routes", [])
+        return list(routes)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        usage = scope.get("state", {}).get(USAGE_STATE)
-        principal = scope.get("state", {}).get(PRINCIPAL_STATE)
-        if isinstance(usage, RequestUsage) and isinstance(principal, Principal):
-            self.tagger.recall(usage, principal.key_id)
+        state = request_state(scope)
+        if state is not None and state.principal is not None:
+            self.tagger.recall(state.usage, state.principal.key_id)
             if scope["method"] == "POST":
-                receive = await self._name_action(usage, receive)
-        if scope["method"] == "GET" and scope["path"].rstrip("/") == MCP_MOUNT + MCP_PATH:
+                receive = await self._name_action(state.usage, receive)
+        if scope["method"] == "GET" and scope["path"].rstrip("/") == MCP_ENDPOINT:
             response = error_response(
                 405,
                 "method_not_allowed",

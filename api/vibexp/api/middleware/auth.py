@@ -1,42 +1,33 @@
 """API key authentication for ``/api/v1`` and ``/mcp``, one ASGI layer shared by REST and MCP.
 
-For each request it: verifies the bearer key (401/403), counts the request against the tenant's hourly window
-(429), adds the rate-limit headers to the response, and records the request in usage once the response is sent.
-The route template (``/api/v1/prompts/{id}``), or the MCP tool an inner handler names in
-``scope["state"]["vibexp.usage"]``, becomes the action; raw paths are never logged, so ids and keys stay out.
+Each request goes through three steps: **authenticate** (verify the bearer key: 401/403), **admit** (count the
+request against the tenant's hourly window, then pass it on with the rate-limit headers, or answer 429) and
+**observe** (once the response is sent: the usage log and the metrics). The route template
+(``/api/v1/prompts/{id}``) is resolved once, when the request arrives, into the request's ``RequestState``; it (or
+the MCP tool an inner handler names in ``state.usage``) becomes the action. Raw paths are never logged, so ids and
+keys stay out.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vibexp.api import metrics
 from vibexp.api.errors import domain_error_response
+from vibexp.api.request_state import RequestState, RequestUsage
+from vibexp.api.route_templates import route_template
 from vibexp.core.clock import utcnow
 from vibexp.core.errors import AccountSuspended, InvalidApiKey, RateLimited
 from vibexp.core.keys.verifier import Principal
-from vibexp.core.ratelimit.limiter import RateDecision
+from vibexp.core.ratelimit.limiter import WINDOW_SECONDS, RateDecision
 from vibexp.core.runtime import Runtime
 from vibexp.core.usage.recorder import UsageEvent
 from vibexp.core.usage.tool_type import detect_tool_type
 
-__all__ = ["PRINCIPAL_STATE", "USAGE_STATE", "ApiKeyAuthMiddleware", "RequestUsage", "rate_limit_headers"]
-
-PRINCIPAL_STATE = "vibexp.principal"
-MCP_ENDPOINT = "/mcp/v1/common"
-USAGE_STATE = "vibexp.usage"
-
-
-@dataclass(slots=True)
-class RequestUsage:
-    """What the usage log says about this request; inner handlers (MCP) may refine ``action`` and ``tool_type``."""
-
-    tool_type: str
-    action: str | None = None
+__all__ = ["ApiKeyAuthMiddleware", "rate_limit_headers"]
 
 
 def rate_limit_headers(decision: RateDecision) -> list[tuple[bytes, bytes]]:
@@ -46,7 +37,7 @@ def rate_limit_headers(decision: RateDecision) -> list[tuple[bytes, bytes]]:
         (b"x-ratelimit-remaining", str(decision.remaining).encode()),
         (b"x-ratelimit-reset", str(decision.reset_at).encode()),
         (b"x-ratelimit-used", str(decision.limit - decision.remaining).encode()),
-        (b"ratelimit-policy", f'"hourly";q={decision.limit};w=3600'.encode()),
+        (b"ratelimit-policy", f'"hourly";q={decision.limit};w={WINDOW_SECONDS}'.encode()),
         (b"ratelimit", f'"hourly";r={decision.remaining};t={reset_in}'.encode()),
     ]
     if not decision.allowed:
@@ -64,29 +55,42 @@ class ApiKeyAuthMiddleware:
         if scope["type"] != "http" or not scope["path"].startswith(self.prefixes):
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
-        authorization = user_agent = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                authorization = value.decode("latin-1")
-            elif name == b"user-agent":
-                user_agent = value.decode("latin-1")
+        state, authorization = _open(scope)
+        principal = await self._authenticate(state, authorization, scope, receive, send)
+        if principal is None:
+            return
+        decision = await self._admit(principal)
+        try:
+            await self._respond(state, decision, scope, receive, send)
+        finally:
+            self._observe(state, principal, scope)
+
+    async def _authenticate(
+        self, state: RequestState, authorization: str | None, scope: Scope, receive: Receive, send: Send
+    ) -> Principal | None:
+        """The verified caller, or ``None`` once the 401/403 is sent (and counted)."""
         try:
             principal = await self.runtime.verifier.verify(authorization)
         except (InvalidApiKey, AccountSuspended) as exc:
             response = domain_error_response(exc)
             await response(scope, receive, send)
-            metrics.observe_auth_failure(scope, exc, response.status_code, detect_tool_type(user_agent).value, started)
-            return
+            state.status = response.status_code
+            metrics.observe_auth_failure(state, exc)
+            return None
+        state.principal = principal
+        return principal
 
+    async def _admit(self, principal: Principal) -> RateDecision:
+        """Count the request in the tenant's hourly window."""
         decision = await self.runtime.limiter.hit(tenant_id=principal.tenant_id, limit=principal.hourly_limit)
         metrics.observe_rate_decision(principal, decision)
-        usage = RequestUsage(tool_type=detect_tool_type(user_agent).value)
-        state = scope.setdefault("state", {})
-        state[PRINCIPAL_STATE] = principal
-        state[USAGE_STATE] = usage
-        extra_headers = rate_limit_headers(decision)
+        return decision
 
+    async def _respond(
+        self, state: RequestState, decision: RateDecision, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """Pass the request on with the rate-limit headers, or answer 429 when the window is used up."""
+        extra_headers = rate_limit_headers(decision)
         if not decision.allowed:
             limited = RateLimited(
                 f"Hourly limit of {decision.limit} requests reached; it resets at the top of the hour",
@@ -97,43 +101,50 @@ class ApiKeyAuthMiddleware:
             response = domain_error_response(limited)
             response.raw_headers.extend(h for h in extra_headers if h[0] != b"retry-after")
             await response(scope, receive, send)
-            self._record(scope, principal, usage, 429, started)
+            state.status = response.status_code
             return
 
-        status = 500
-
         async def send_with_headers(message: Message) -> None:
-            nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
+                state.status = message["status"]
                 message["headers"] = [*message.get("headers", []), *extra_headers]
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_with_headers)
-        finally:
-            self._record(scope, principal, usage, status, started)
+        await self.app(scope, receive, send_with_headers)
 
-    def _record(self, scope: Scope, principal: Principal, usage: RequestUsage, status: int, started: float) -> None:
-        metrics.observe_request(scope, status, usage.tool_type, started, principal)
-        method = scope["method"]
-        if scope["path"].startswith("/mcp"):
-            # One MCP endpoint; any other path under /mcp is logged as unmatched so callers cannot vary the log.
-            template = MCP_ENDPOINT if scope["path"].rstrip("/") == MCP_ENDPOINT else "(unmatched)"
-        else:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "(unmatched)"
+    def _observe(self, state: RequestState, principal: Principal, scope: Scope) -> None:
+        """After the response (or the inner app's failure): metrics, and one usage event for the key."""
+        metrics.observe_request(state)
         client = scope.get("client")
         self.runtime.usage.record(
             UsageEvent(
                 key_id=principal.key_id,
                 tenant_id=principal.tenant_id,
                 at=utcnow(),
-                method=method,
-                route=template[:200],
-                action=(usage.action or f"{method} {template}")[:200],
-                status=status,
-                tool_type=usage.tool_type,
+                method=state.method,
+                route=state.route[:200],
+                action=(state.usage.action or f"{state.method} {state.route}")[:200],
+                status=state.status,
+                tool_type=state.usage.tool_type,
                 client_ip=client[0] if client else None,
             )
         )
+
+
+def _open(scope: Scope) -> tuple[RequestState, str | None]:
+    """The request's state (route template resolved here, once) attached to ``scope``, and its Authorization."""
+    started = time.perf_counter()
+    authorization = user_agent = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            authorization = value.decode("latin-1")
+        elif name == b"user-agent":
+            user_agent = value.decode("latin-1")
+    state = RequestState(
+        method=scope["method"],
+        route=route_template(scope),
+        started=started,
+        usage=RequestUsage(tool_type=detect_tool_type(user_agent).value),
+    )
+    state.attach(scope)
+    return state, authorization
