@@ -15,7 +15,7 @@ from helpers.databases import create_postgres_database, drop_postgres_database, 
 from helpers.factories import Account, make_account
 from helpers.servers import LiveServer
 from vibexp.api.app import create_app
-from vibexp.core.config import Settings
+from vibexp.api.settings import ApiSettings
 from vibexp.core.db import create_engine
 from vibexp.core.migrate import upgrade_async
 
@@ -45,12 +45,12 @@ async def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, environment="test", auto_migrate=False, bench_endpoints=True)
+def settings(database_url: str) -> ApiSettings:
+    return ApiSettings(database_url=database_url, environment="test", auto_migrate=False, bench_endpoints=True)
 
 
 @pytest.fixture
-async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+async def app(settings: ApiSettings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
     # The lifespan runs in a task of its own: it holds anyio task groups (the MCP session manager) that must be
     # exited by the task that entered them, and a fixture's set-up and teardown may run in different tasks.

@@ -17,8 +17,9 @@ from typing import TypeVar
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vibexp.core.config import Settings, get_settings
-from vibexp.core.db import create_engine, create_session_factory, session_scope
+from vibexp.api.settings import ApiSettings, get_api_settings
+from vibexp.core.config import Settings
+from vibexp.core.db import Database, session_scope
 from vibexp.core.errors import VibeXPError
 from vibexp.core.keys import service as keys
 from vibexp.core.migrate import upgrade
@@ -41,7 +42,7 @@ def _validation_messages(exc: ValidationError) -> list[str]:
     lines = []
     for error in exc.errors(include_url=False):
         field = ".".join(str(part) for part in error["loc"])
-        if field and exc.title == Settings.__name__:
+        if field and exc.title in (Settings.__name__, ApiSettings.__name__):
             field = f"VIBEXP_{field.upper()}"
         message = error["msg"].removeprefix("Value error, ")
         lines.append(f"error: {field}: {message}" if field else f"error: {message}")
@@ -54,12 +55,12 @@ def _in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]
         upgrade(settings.database_url)
 
     async def run() -> T:
-        engine = create_engine(settings.database_url)
+        database = Database.from_settings(settings)
         try:
-            async with session_scope(create_session_factory(engine)) as session:
+            async with session_scope(database.session_factory) as session:
                 return await work(session)
         finally:
-            await engine.dispose()
+            await database.dispose()
 
     return asyncio.run(run())
 
@@ -296,7 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = get_settings()
+        # The API server's settings include every shared one: each command refuses a bad VIBEXP_ variable alike.
+        settings = get_api_settings()
         func: Callable[[argparse.Namespace, Settings], int] = args.func
         return func(args, settings)
     except VibeXPError as exc:

@@ -14,7 +14,7 @@ from dashboard.pages import Person, csrf_of, csrf_token, sign_in
 from vibexp.api.app import create_app
 from vibexp.api.dashboard.state import DashboardState
 from vibexp.api.dashboard.throttle import SignInThrottle
-from vibexp.core.config import Settings
+from vibexp.api.settings import ApiSettings
 from vibexp.core.db import session_scope
 from vibexp.core.users.models import User
 
@@ -139,7 +139,7 @@ async def test_a_tampered_cookie_is_ignored(client: httpx.AsyncClient, person: P
     assert (await client.get("/")).status_code == 303
 
 
-async def test_secure_cookies_behind_https(settings: Settings, person: Person) -> None:
+async def test_secure_cookies_behind_https(settings: ApiSettings, person: Person) -> None:
     app: FastAPI = create_app(settings.model_copy(update={"secure_cookies": True}))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

@@ -18,7 +18,7 @@ from vibexp.api.metrics import metrics_lifespan, metrics_router, observe_usage_f
 from vibexp.api.middleware.auth import ApiKeyAuthMiddleware
 from vibexp.api.middleware.body_limit import BodySizeLimitMiddleware
 from vibexp.api.openapi import install_openapi
-from vibexp.core.config import Settings, get_settings
+from vibexp.api.settings import ApiSettings, get_api_settings
 from vibexp.core.runtime import Runtime
 
 __all__ = ["create_app"]
@@ -34,8 +34,8 @@ over the limit the API answers 429 with `Retry-After`. Errors are `{"error": {"c
 """
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    settings = settings or get_api_settings()
     runtime = Runtime.create(settings, on_usage_flush=observe_usage_flush)
 
     @asynccontextmanager
@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_openapi(app)  # documents the rate-limit headers on every response that carries them
     for router in (prompts_router, artifacts_router, memories_router, keys_router, account_router):
         app.include_router(router)
-    mount_mcp(app, runtime)  # /mcp/v1/common; registers the SDK session manager in lifespan_hooks
+    mount_mcp(app, runtime, settings)  # /mcp/v1/common; registers the SDK session manager in lifespan_hooks
     app.include_router(health_router)
     install_dashboard(app, settings)  # web dashboard at / (pages) and /static (its own assets)
     if settings.metrics_on_main_port:  # the chart turns it off and scrapes VIBEXP_METRICS_PORT only

@@ -41,7 +41,7 @@ from prometheus_client import (
 
 from vibexp.api.request_state import RequestState
 from vibexp.api.route_templates import route_template
-from vibexp.core.config import Settings
+from vibexp.api.settings import ApiSettings
 from vibexp.core.errors import AccountSuspended, InvalidApiKey
 from vibexp.core.keys.verifier import Principal
 from vibexp.core.ratelimit.limiter import RateDecision
@@ -246,7 +246,7 @@ async def metrics() -> PlainTextResponse:
     return PlainTextResponse(render_metrics(), media_type=CONTENT_TYPE_LATEST)
 
 
-def metrics_lifespan(app: Any, settings: Settings) -> Callable[[], AbstractAsyncContextManager[None]]:
+def metrics_lifespan(app: Any, settings: ApiSettings) -> Callable[[], AbstractAsyncContextManager[None]]:
     """A lifespan hook: compiles the app's route templates (so no request pays for it), and serves the metrics on
     ``settings.metrics_port`` too, when it is set.
 

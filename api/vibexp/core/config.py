@@ -1,18 +1,21 @@
-"""Settings read from the environment (prefix ``VIBEXP_``) with validators that refuse unsafe production set-ups."""
+"""The settings every VibeXP process shares (the API, the operator, the CLI), read from the environment (prefix
+``VIBEXP_``): the database and its pool, the usage log, the key cache.
+
+The API server's own settings (MCP hosts, cookies, metrics port, body limit) are ``vibexp.api.settings.ApiSettings``,
+a subclass; the operator's are ``vibexp.operator.settings.OperatorConfig``.
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
 from functools import lru_cache
-from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DEFAULT_DATABASE_URL", "DEFAULT_SECRET_KEY", "Environment", "Settings", "get_settings"]
+__all__ = ["DEFAULT_DATABASE_URL", "Environment", "Settings", "get_settings"]
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./vibexp.db"
-DEFAULT_SECRET_KEY = "insecure-development-secret-change-me"  # noqa: S105 - refused in production by the validator below
 
 
 class Environment(StrEnum):
@@ -29,7 +32,6 @@ class Settings(BaseSettings):
     #: Run migrations at start-up. Defaults to on for the embedded SQLite database only; in Kubernetes a Helm hook
     #: Job runs ``vibexp db upgrade`` before the API starts.
     auto_migrate: bool | None = None
-    secret_key: str = DEFAULT_SECRET_KEY
     log_level: str = "info"
     #: PostgreSQL connections each process keeps open, and how many more it may open under a burst. Keep the pool at
     #: least as large as the requests one process serves at once: a connection opened beyond it is closed again on
@@ -37,8 +39,6 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=20, ge=1, le=500)
     database_max_overflow: int = Field(default=20, ge=0, le=500)
 
-    #: Largest request body accepted, in bytes (413 beyond it).
-    max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     #: How often buffered usage is written to the database (seconds).
     usage_flush_interval: float = Field(default=0.5, gt=0, le=1.0)
     #: How long the per-key action log is kept (days).
@@ -48,41 +48,6 @@ class Settings(BaseSettings):
     revocation_poll_interval: float = Field(default=0.25, gt=0, le=0.9)
     #: How long a verified key may be served from the in-process cache before it is read again.
     key_cache_ttl: float = Field(default=60.0, gt=0)
-
-    #: Hosts and origins the MCP transport accepts (DNS-rebinding protection). Empty: localhost only.
-    mcp_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    mcp_allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
-
-    #: Also serve the Prometheus metrics on this port (besides ``/metrics`` on the main port, see below). The Helm
-    #: chart scrapes this port, which no Ingress path reaches: metrics carry tenant names.
-    metrics_port: int | None = Field(default=None, ge=1, le=65535)
-    #: Address the metrics port binds; all interfaces by default so the in-cluster scraper reaches the pod.
-    metrics_host: str = "0.0.0.0"  # noqa: S104 - only used with metrics_port, a pod-internal port
-    #: Serve ``/metrics`` on the main (HTTP) port as well. The Helm chart turns it off: its Ingress routes every
-    #: path of the main port, so only the separate metrics port may answer ``/metrics`` there.
-    metrics_on_main_port: bool = True
-
-    #: Sessions cookies get the Secure flag (set behind HTTPS).
-    secure_cookies: bool = False
-    #: Expose the unauthenticated comparison endpoint used by ``make bench``. Never in production.
-    bench_endpoints: bool = False
-
-    @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", mode="before")
-    @classmethod
-    def _comma_separated(cls, value: object) -> object:
-        """Accept ``VIBEXP_MCP_ALLOWED_HOSTS=a.example,b.example`` as well as a list."""
-        if isinstance(value, str):
-            return [item.strip() for item in value.split(",") if item.strip()]
-        return value
-
-    @model_validator(mode="after")
-    def _refuse_unsafe_production(self) -> Settings:
-        if self.environment is Environment.production:
-            if self.secret_key == DEFAULT_SECRET_KEY or len(self.secret_key) < 32:
-                raise ValueError("VIBEXP_SECRET_KEY must be set to a random value of 32+ characters in production")
-            if self.bench_endpoints:
-                raise ValueError("VIBEXP_BENCH_ENDPOINTS must not be enabled in production")
-        return self
 
     @property
     def is_sqlite(self) -> bool:

@@ -1,5 +1,8 @@
 """Database plumbing: declarative base, engine and session factory for SQLite (aiosqlite) and PostgreSQL (asyncpg).
 
+Every process (the API, the operator, the CLI) opens its database the same way, ``Database.from_settings``: the
+pool settings (``VIBEXP_DATABASE_POOL_SIZE``, ``VIBEXP_DATABASE_MAX_OVERFLOW``) apply everywhere.
+
 Services receive an ``AsyncSession`` and only ``flush``; the caller that opened the session (an HTTP request, a
 CLI command, an operator handler) is the one place that commits or rolls back.
 """
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["Base", "UTCDateTime", "create_engine", "create_session_factory", "session_scope"]
+from vibexp.core.config import Settings
+
+__all__ = ["Base", "Database", "UTCDateTime", "create_engine", "create_session_factory", "session_scope"]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -69,14 +75,41 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
         engine = create_async_engine(database_url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    kwargs.setdefault("pool_size", 20)
-    kwargs.setdefault("max_overflow", 20)
+    # The pool's numbers are the settings' defaults, written once there (Database.from_settings passes the
+    # configured ones).
+    kwargs.setdefault("pool_size", Settings.model_fields["database_pool_size"].default)
+    kwargs.setdefault("max_overflow", Settings.model_fields["database_max_overflow"].default)
     kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(database_url, **kwargs)
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    """One process's engine (its connection pool) and the session factory on it."""
+
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        """The configured database with the configured pool (PostgreSQL; SQLite keeps SQLAlchemy's pool).
+
+        Connects lazily: building it opens no connection.
+        """
+        engine = create_engine(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+        )
+        return cls(engine=engine, session_factory=create_session_factory(engine))
+
+    async def dispose(self) -> None:
+        """Close every pooled connection (at shutdown)."""
+        await self.engine.dispose()
 
 
 @asynccontextmanager

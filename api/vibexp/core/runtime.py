@@ -11,7 +11,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from vibexp.core.config import Settings
-from vibexp.core.db import create_engine, create_session_factory
+from vibexp.core.db import Database
 from vibexp.core.keys.verifier import KeyVerifier
 from vibexp.core.migrate import upgrade_async
 from vibexp.core.ratelimit.limiter import RateLimiter
@@ -25,8 +25,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class Runtime:
     settings: Settings
-    engine: AsyncEngine
-    session_factory: async_sessionmaker[AsyncSession]
+    database: Database
     verifier: KeyVerifier
     limiter: RateLimiter
     usage: UsageRecorder
@@ -34,22 +33,16 @@ class Runtime:
     @classmethod
     def create(cls, settings: Settings, *, on_usage_flush: Callable[[int, float], None] | None = None) -> Runtime:
         """``on_usage_flush(events, oldest_wait_seconds)`` is called after each usage flush (the API's metrics)."""
-        engine = create_engine(
-            settings.database_url,
-            pool_size=settings.database_pool_size,
-            max_overflow=settings.database_max_overflow,
-        )
-        session_factory = create_session_factory(engine)
+        database = Database.from_settings(settings)
         return cls(
             settings=settings,
-            engine=engine,
-            session_factory=session_factory,
+            database=database,
             verifier=KeyVerifier(
-                session_factory, ttl=settings.key_cache_ttl, poll_interval=settings.revocation_poll_interval
+                database.session_factory, ttl=settings.key_cache_ttl, poll_interval=settings.revocation_poll_interval
             ),
-            limiter=RateLimiter(engine),
+            limiter=RateLimiter(database.engine),
             usage=UsageRecorder(
-                engine,
+                database.engine,
                 flush_interval=settings.usage_flush_interval,
                 retention=timedelta(days=settings.usage_retention_days),
                 on_flush=on_usage_flush,
@@ -68,4 +61,12 @@ class Runtime:
             await self.usage.stop()  # flushes what is buffered: a graceful shutdown loses no usage
         finally:
             await self.verifier.stop()
-            await self.engine.dispose()
+            await self.database.dispose()
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self.database.engine
+
+    @property
+    def session_factory(self) -> async_sessionmaker[AsyncSession]:
+        return self.database.session_factory

@@ -14,7 +14,7 @@ import kopf
 from sqlalchemy import text
 
 from vibexp.core.config import Settings
-from vibexp.core.db import create_engine, create_session_factory
+from vibexp.core.db import Database
 from vibexp.core.migrate import upgrade_async
 from vibexp.core.ratelimit.limiter import RateLimiter
 from vibexp.operator.apikeys import delete_apikey, reconcile_apikey, sync_apikey
@@ -72,12 +72,12 @@ def register(
         settings.networking.request_timeout = config.kube_timeout * 2
         if core_settings.should_auto_migrate:
             await upgrade_async(core_settings.database_url)
-        engine = create_engine(core_settings.database_url)
+        database = Database.from_settings(core_settings)  # the API's pool settings apply here too
         memo.runtime = OperatorRuntime(
             config=config,
-            engine=engine,
-            session_factory=create_session_factory(engine),
-            limiter=RateLimiter(engine),
+            engine=database.engine,
+            session_factory=database.session_factory,
+            limiter=RateLimiter(database.engine),
             kube=KubeClient(timeout=config.kube_timeout),
             metrics=metrics,
             namespaces=namespaces,

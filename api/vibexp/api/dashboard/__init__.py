@@ -15,14 +15,14 @@ from starlette.staticfiles import StaticFiles
 
 from vibexp.api.dashboard.routes import router
 from vibexp.api.dashboard.state import DashboardState
-from vibexp.core.config import Settings
+from vibexp.api.settings import ApiSettings
 
 __all__ = ["STATIC_DIR", "install_dashboard"]
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
-def install_dashboard(app: FastAPI, settings: Settings) -> None:
+def install_dashboard(app: FastAPI, settings: ApiSettings) -> None:
     """Add the dashboard's pages at ``/`` and its assets at ``/static``."""
     app.state.dashboard = DashboardState.from_settings(settings)
     app.include_router(router)

@@ -1,7 +1,7 @@
 """Dashboard sessions as HMAC-signed cookies (no session table).
 
 The cookie carries ``{sid, uid, csrf, iat, fp}`` as base64url JSON plus an HMAC-SHA256 tag keyed by a key derived
-from ``Settings.secret_key``. Why signed cookies rather than a table: every API replica can check a session without a
+from ``ApiSettings.secret_key``. Why signed cookies rather than a table: every API replica can check a session without a
 database round trip of its own beyond loading the user, and there is no schema to migrate. What bounds a session:
 
 * an absolute lifetime (``SESSION_LIFETIME``) checked against the signed ``iat``;

@@ -8,7 +8,7 @@ from starlette.requests import Request
 
 from vibexp.api.dashboard.sessions import SessionSigner
 from vibexp.api.dashboard.throttle import SignInThrottle
-from vibexp.core.config import Settings
+from vibexp.api.settings import ApiSettings
 
 __all__ = ["DashboardState", "dashboard_state"]
 
@@ -19,7 +19,7 @@ class DashboardState:
     throttle: SignInThrottle = field(default_factory=SignInThrottle)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> DashboardState:
+    def from_settings(cls, settings: ApiSettings) -> DashboardState:
         return cls(signer=SessionSigner(settings.secret_key, secure=settings.secure_cookies))
 
 

@@ -26,7 +26,7 @@ from vibexp.api.errors import error_payload, error_response
 from vibexp.api.mcp.context import UsageTagger, mcp_action
 from vibexp.api.mcp.server import create_mcp_server
 from vibexp.api.request_state import RequestUsage, request_state
-from vibexp.core.config import Settings
+from vibexp.api.settings import ApiSettings
 from vibexp.core.runtime import Runtime
 
 __all__ = ["MCP_ENDPOINT", "MCP_MOUNT", "MCP_PATH", "McpFrontDoor", "mount_mcp", "transport_security"]
@@ -50,7 +50,7 @@ _CODES = {
 }
 
 
-def transport_security(settings: Settings) -> TransportSecuritySettings:
+def transport_security(settings: ApiSettings) -> TransportSecuritySettings:
     hosts = [*_LOCAL_HOSTS, *(f"{h}:*" for h in _LOCAL_HOSTS), *settings.mcp_allowed_hosts]
     origins = [
         *(f"{scheme}://{h}{port}" for scheme in ("http", "https") for h in _LOCAL_HOSTS for port in ("", ":*")),
@@ -162,7 +162,7 @@ class McpFrontDoor:
         await send({"type": "http.response.body", "body": payload})
 
 
-def mount_mcp(app: FastAPI, runtime: Runtime) -> None:
+def mount_mcp(app: FastAPI, runtime: Runtime, settings: ApiSettings) -> None:
     """Serve MCP at ``/mcp/v1/common`` in ``app`` and run the SDK's session manager in its lifespan."""
     # Stateless transport: the SDK would log "Terminating session: None" at INFO for every single request.
     logging.getLogger("mcp.server.streamable_http").setLevel(logging.WARNING)
@@ -171,8 +171,8 @@ def mount_mcp(app: FastAPI, runtime: Runtime) -> None:
         streamable_http_path=MCP_PATH,
         stateless_http=True,
         json_response=True,
-        transport_security=transport_security(runtime.settings),
-        max_request_body_size=runtime.settings.max_body_bytes,
+        transport_security=transport_security(settings),
+        max_request_body_size=settings.max_body_bytes,
     )
     app.mount(MCP_MOUNT, McpFrontDoor(mcp_app, server.usage_tagger), name="mcp")
     app.state.lifespan_hooks.append(server.session_manager.run)

@@ -1,0 +1,67 @@
+"""The API server's own settings (MCP hosts, cookies, metrics port, body limit, bench endpoints), on top of the
+settings every process shares (:class:`vibexp.core.config.Settings`: database, pool, usage, key cache).
+
+Same ``VIBEXP_`` variables as before the split; the operator and the CLI's database commands never read these.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import NoDecode
+
+from vibexp.core.config import Environment, Settings
+
+__all__ = ["DEFAULT_SECRET_KEY", "ApiSettings", "get_api_settings"]
+
+DEFAULT_SECRET_KEY = "insecure-development-secret-change-me"  # noqa: S105 - refused in production by the validator below
+
+
+class ApiSettings(Settings):
+    #: Signs the dashboard's session cookies.
+    secret_key: str = DEFAULT_SECRET_KEY
+
+    #: Largest request body accepted, in bytes (413 beyond it).
+    max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+
+    #: Hosts and origins the MCP transport accepts (DNS-rebinding protection). Empty: localhost only.
+    mcp_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    mcp_allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    #: Also serve the Prometheus metrics on this port (besides ``/metrics`` on the main port, see below). The Helm
+    #: chart scrapes this port, which no Ingress path reaches: metrics carry tenant names.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    #: Address the metrics port binds; all interfaces by default so the in-cluster scraper reaches the pod.
+    metrics_host: str = "0.0.0.0"  # noqa: S104 - only used with metrics_port, a pod-internal port
+    #: Serve ``/metrics`` on the main (HTTP) port as well. The Helm chart turns it off: its Ingress routes every
+    #: path of the main port, so only the separate metrics port may answer ``/metrics`` there.
+    metrics_on_main_port: bool = True
+
+    #: Sessions cookies get the Secure flag (set behind HTTPS).
+    secure_cookies: bool = False
+    #: Expose the unauthenticated comparison endpoint used by ``make bench``. Never in production.
+    bench_endpoints: bool = False
+
+    @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        """Accept ``VIBEXP_MCP_ALLOWED_HOSTS=a.example,b.example`` as well as a list."""
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> ApiSettings:
+        if self.environment is Environment.production:
+            if self.secret_key == DEFAULT_SECRET_KEY or len(self.secret_key) < 32:
+                raise ValueError("VIBEXP_SECRET_KEY must be set to a random value of 32+ characters in production")
+            if self.bench_endpoints:
+                raise ValueError("VIBEXP_BENCH_ENDPOINTS must not be enabled in production")
+        return self
+
+
+@lru_cache
+def get_api_settings() -> ApiSettings:
+    return ApiSettings()
