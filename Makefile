@@ -41,10 +41,14 @@ run: install
 	$(BIN)/vibexp db upgrade
 	$(BIN)/vibexp serve --host $(HOST) --port $(PORT)
 
+# mypy --strict over every source root (the package, then the build tooling); lint-imports checks the layering
+# contracts in pyproject.toml ([tool.importlinter]).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/mypy hack
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff format .
@@ -87,7 +91,7 @@ prometheus:
 
 # Copy crds/ into the chart and render manifests/vibexp.yaml from it (helm from the test environment's build).
 manifests: install
-	$(PY) tests/chart/manifests.py write
+	$(PY) hack/manifests.py write
 
 clean:
 	rm -rf .testenv test-output .pytest_cache .mypy_cache .ruff_cache

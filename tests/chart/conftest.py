@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from helmlib import Helm
 
+from helmlib import Helm
 from kube.conftest import kube_admin, kube_env  # noqa: F401  (re-exported fixtures, one server for this folder)
 
 

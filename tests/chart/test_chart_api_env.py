@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-from helmlib import Helm, find
 
+from helmlib import Helm, find
 from helpers.databases import sqlite_url
 from helpers.servers import REPO, LiveServer, free_port
 from vibexp.core.migrate import upgrade_async

@@ -18,9 +18,10 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from helmlib import CHART, MANIFESTS, Helm, by_kind, find
 from kube_testenv import KubeEnv
 from kubelib import create_namespace, differences, kubectl, live_objects, wait_until
+
+from helmlib import CHART, MANIFESTS, Helm, by_kind, find
 
 pytestmark = [pytest.mark.kube, pytest.mark.slow]
 

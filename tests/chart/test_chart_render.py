@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+
 from helmlib import CHART, CRDS_IN_CHART, CRDS_SOURCE, MANIFESTS, Helm, HelmError, by_kind, find
 from manifests import crd_copies_stale, expected_manifests
 

@@ -23,10 +23,10 @@ from typing import Any
 
 import httpx
 import pytest
-from helmlib import CHART, CRDS_SOURCE, Helm
 from kube_testenv import KubeEnv
 from kubelib import create_namespace, kubectl, service_account_token, token_kubeconfig, wait_until
 
+from helmlib import CHART, CRDS_SOURCE, Helm
 from helpers.databases import create_postgres_database, drop_postgres_database
 from helpers.servers import REPO, LiveServer, free_port
 from vibexp.core.migrate import upgrade_async

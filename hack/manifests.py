@@ -1,7 +1,7 @@
 """`make manifests`: keep the chart's copy of crds/ and the plain manifests/vibexp.yaml in step with the chart.
 
-    python tests/chart/manifests.py write   # copy crds/*.yaml into the chart, render manifests/vibexp.yaml
-    python tests/chart/manifests.py check   # exit 1, naming the stale file, when either is out of date
+    python hack/manifests.py write   # copy crds/*.yaml into the chart, render manifests/vibexp.yaml
+    python hack/manifests.py check   # exit 1, naming the stale file, when either is out of date
 
 The manifests are `helm template` of charts/vibexp with its default values for release "vibexp" in namespace
 "vibexp", behind a header; the migration Job (a Helm hook in the chart) is an ordinary Job there.

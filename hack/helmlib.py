@@ -1,6 +1,6 @@
 """Run the real `helm` (built from Go by tests/testenv, never downloaded) against charts/vibexp.
 
-Shared by the chart tests and by `make manifests` (tests/chart/manifests.py), so both render the chart the same way.
+Shared by the chart tests and by `make manifests` (hack/manifests.py), so both render the chart the same way.
 Helm's own state (repositories, cache, plugins) goes to a private directory, never the user's ~/.config.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "charts" / "vibexp"
 CRDS_SOURCE = REPO / "crds"
 CRDS_IN_CHART = CHART / "files" / "crds"
