@@ -46,6 +46,8 @@ def id_keyed_router(
     read_model: type[BaseModel],
 ) -> APIRouter:
     """CRUD for a resource addressed by ``{id}`` (prompts, memories)."""
+    # Long on purpose: five endpoints closing over one resource's store and body models (FastAPI reads the body type
+    # from each endpoint's signature), so each resource kind gets the same routes from this one factory.
     router = APIRouter(prefix=API_PREFIX + path, tags=[tag], responses=ERROR_RESPONSES)
     noun = store.noun
 

@@ -20,9 +20,10 @@ from starlette.requests import Request
 from vibexp.api.request_state import RequestState, RequestUsage, request_state
 from vibexp.core.errors import InvalidApiKey
 from vibexp.core.keys.verifier import Principal
+from vibexp.core.runtime import Runtime
 from vibexp.core.usage.tool_type import ToolType, detect_tool_type
 
-__all__ = ["UsageTagger", "mcp_action", "principal_of"]
+__all__ = ["UsageTagger", "mcp_action", "principal_of", "runtime_of"]
 
 
 def _state(ctx: ServerRequestContext[Any, Any]) -> RequestState | None:
@@ -36,6 +37,14 @@ def principal_of(ctx: ServerRequestContext[Any, Any]) -> Principal:
     if state is None or state.principal is None:  # only if the MCP app were mounted outside the middleware's prefixes
         raise InvalidApiKey("Missing API key", reason="missing")
     return state.principal
+
+
+def runtime_of(ctx: ServerRequestContext[Any, Any]) -> Runtime:
+    """The process's runtime, which the MCP server's lifespan yields (``VibeXPMCPServer``)."""
+    runtime = ctx.lifespan_context
+    if not isinstance(runtime, Runtime):  # only if the server were run outside VibeXPMCPServer's lifespan
+        raise RuntimeError("the MCP server's lifespan did not yield the VibeXP runtime")
+    return runtime
 
 
 def _client_name(ctx: ServerRequestContext[Any, Any]) -> str | None:

@@ -1,17 +1,22 @@
 """The VibeXP MCP server: tools, stored prompts as MCP prompts, artifacts as MCP resources.
 
 ``MCPServer`` keeps prompts and resources in fixed in-process registries that it returns in one page. Ours are
-per-tenant rows in the database, so this subclass answers ``prompts/list``, ``prompts/get``, ``resources/list``,
-``resources/templates/list`` and ``resources/read`` itself, with the core services' cursors, for the tenant of
-the key that authenticated the HTTP request. Tools use the SDK's machinery unchanged (``tools.py``).
+per-tenant rows in the database, so ``prompts/list``, ``prompts/get``, ``resources/list``,
+``resources/templates/list`` and ``resources/read`` are answered by the module-level handlers below (the SDK's
+public low-level handler signature, registered with ``Server.add_request_handler``), with the core services'
+cursors, for the tenant of the key that authenticated the HTTP request. Tools use the SDK's machinery unchanged
+(``tools.py``). Both read the process's ``Runtime`` from the server's lifespan context.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel import Server
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.exceptions import MCPError
@@ -30,6 +35,7 @@ from mcp_types import (
     PromptMessage,
     ReadResourceRequestParams,
     ReadResourceResult,
+    RequestParams,
     Resource,
     ResourceTemplate,
     TextContent,
@@ -37,7 +43,7 @@ from mcp_types import (
 )
 from pydantic import ValidationError
 
-from vibexp.api.mcp.context import UsageTagger, principal_of
+from vibexp.api.mcp.context import UsageTagger, principal_of, runtime_of
 from vibexp.api.mcp.errors import describe_validation_error, protocol_errors
 from vibexp.api.mcp.schemas import artifact_uri
 from vibexp.api.mcp.templates import placeholders, render
@@ -49,7 +55,15 @@ from vibexp.core.db import session_scope
 from vibexp.core.errors import NotFound
 from vibexp.core.runtime import Runtime
 
-__all__ = ["ARTIFACT_URI_TEMPLATE", "INSTRUCTIONS", "LIST_PAGE_SIZE", "VibeXPMCPServer", "create_mcp_server"]
+__all__ = [
+    "ARTIFACT_URI_TEMPLATE",
+    "CATALOGUE_HANDLERS",
+    "INSTRUCTIONS",
+    "LIST_PAGE_SIZE",
+    "VibeXPMCPServer",
+    "create_mcp_server",
+    "lowlevel_server",
+]
 
 ARTIFACT_URI_TEMPLATE = "artifact://{project}/{slug}"
 #: Page size of prompts/list and resources/list (clients follow ``nextCursor`` for more).
@@ -90,7 +104,113 @@ def _resource(artifact: Artifact) -> Resource:
     )
 
 
-class VibeXPMCPServer(MCPServer[Any]):
+# -- the catalogue's low-level handlers (the SDK's public handler signature, registered in VibeXPMCPServer) ------
+async def list_prompts(ctx: ServerRequestContext[Runtime], params: PaginatedRequestParams | None) -> ListPromptsResult:
+    with protocol_errors():
+        tenant_id = principal_of(ctx).tenant_id
+        async with session_scope(runtime_of(ctx).session_factory) as session:
+            page = await prompts.list(
+                session, tenant_id=tenant_id, limit=LIST_PAGE_SIZE, cursor=params.cursor if params else None
+            )
+    return ListPromptsResult(prompts=[_mcp_prompt(p) for p in page.items], next_cursor=page.next_cursor)
+
+
+async def get_prompt(ctx: ServerRequestContext[Runtime], params: GetPromptRequestParams) -> GetPromptResult:
+    with protocol_errors():
+        tenant_id = principal_of(ctx).tenant_id
+        async with session_scope(runtime_of(ctx).session_factory) as session:
+            try:
+                prompt = await prompts.get(session, tenant_id=tenant_id, name=params.name)
+            except NotFound:
+                raise NotFound(f"Unknown prompt: {params.name!r}") from None
+        text = render(prompt.content, params.arguments)
+    return GetPromptResult(
+        description=prompt.description or None,
+        messages=[PromptMessage(role="user", content=TextContent(type="text", text=text))],
+    )
+
+
+async def list_resources(
+    ctx: ServerRequestContext[Runtime], params: PaginatedRequestParams | None
+) -> ListResourcesResult:
+    with protocol_errors():
+        tenant_id = principal_of(ctx).tenant_id
+        async with session_scope(runtime_of(ctx).session_factory) as session:
+            page = await artifacts.list(
+                session, tenant_id=tenant_id, limit=LIST_PAGE_SIZE, cursor=params.cursor if params else None
+            )
+    return ListResourcesResult(resources=[_resource(a) for a in page.items], next_cursor=page.next_cursor)
+
+
+async def list_resource_templates(
+    ctx: ServerRequestContext[Runtime], params: PaginatedRequestParams | None
+) -> ListResourceTemplatesResult:
+    template = ResourceTemplate(
+        uri_template=ARTIFACT_URI_TEMPLATE,
+        name="artifact",
+        title="Artifact",
+        description="A saved artifact of this account, by project and slug (MIME type as stored)",
+    )
+    return ListResourceTemplatesResult(resource_templates=[template])
+
+
+async def read_resource(ctx: ServerRequestContext[Runtime], params: ReadResourceRequestParams) -> ReadResourceResult:
+    uri = str(params.uri)
+    match = _ARTIFACT_URI.match(uri)
+    if match is None:
+        raise MCPError(
+            code=INVALID_PARAMS,
+            message=f"Unknown resource: {uri!r} (expected {ARTIFACT_URI_TEMPLATE})",
+            data={"uri": uri, "code": "not_found"},
+        )
+    project, slug = match.groups()
+    with protocol_errors():
+        tenant_id = principal_of(ctx).tenant_id
+        async with session_scope(runtime_of(ctx).session_factory) as session:
+            try:
+                artifact = await artifacts.get(session, tenant_id=tenant_id, project=project, slug=slug)
+            except NotFound:
+                raise NotFound(f"Unknown resource: {uri!r}") from None
+    return ReadResourceResult(
+        contents=[TextResourceContents(uri=uri, text=artifact.content, mime_type=artifact.content_type)]
+    )
+
+
+#: Method, params model and handler of each catalogue request answered from the tenant's rows. The same params
+#: models the SDK's own registrations use (checked by tests/mcp/test_mcp_sdk_contract.py).
+CATALOGUE_HANDLERS: tuple[tuple[str, type[RequestParams], Any], ...] = (
+    ("prompts/list", PaginatedRequestParams, list_prompts),
+    ("prompts/get", GetPromptRequestParams, get_prompt),
+    ("resources/list", PaginatedRequestParams, list_resources),
+    ("resources/templates/list", PaginatedRequestParams, list_resource_templates),
+    ("resources/read", ReadResourceRequestParams, read_resource),
+)
+
+
+def lowlevel_server(server: MCPServer[Any]) -> Server[Any]:
+    """The low-level ``Server`` inside an ``MCPServer``.
+
+    The one SDK internal we rely on: ``MCPServer`` keeps it as ``_lowlevel_server`` and offers no public accessor.
+    Everything done with it is public low-level API (``add_request_handler``). mcp is pinned to 2.3.x in
+    pyproject.toml, and tests/mcp/test_mcp_sdk_contract.py fails if the attribute or its behaviour changes.
+    """
+    inner = server._lowlevel_server
+    if not isinstance(inner, Server):
+        raise TypeError("MCPServer no longer keeps its low-level Server in _lowlevel_server")
+    return inner
+
+
+def _lifespan(runtime: Runtime) -> Callable[[MCPServer[Runtime]], AbstractAsyncContextManager[Runtime]]:
+    """The server's lifespan yields the process's runtime: tools and handlers read it from their context."""
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer[Runtime]) -> AsyncIterator[Runtime]:
+        yield runtime
+
+    return lifespan
+
+
+class VibeXPMCPServer(MCPServer[Runtime]):
     """``MCPServer`` whose prompts and resources are the calling tenant's stored prompts and artifacts."""
 
     def __init__(self, runtime: Runtime) -> None:
@@ -102,11 +222,15 @@ class VibeXPMCPServer(MCPServer[Any]):
             instructions=INSTRUCTIONS,
             version="1.0.0",
             middleware=[tagger],
+            lifespan=_lifespan(runtime),
         )
         self.runtime = runtime
         #: Names the client in each request's usage record; the HTTP front door shares it (see mount.py).
         self.usage_tagger = tagger
-        register_tools(self, runtime)
+        register_tools(self)
+        inner = lowlevel_server(self)
+        for method, params_type, handler in CATALOGUE_HANDLERS:
+            inner.add_request_handler(method, params_type, handler)
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
@@ -119,78 +243,6 @@ class VibeXPMCPServer(MCPServer[Any]):
                 message = f"Error executing tool {name}: invalid_input: {describe_validation_error(exc.__cause__)}"
                 raise ToolError(message) from exc.__cause__
             raise
-
-    async def _handle_list_prompts(
-        self, ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None
-    ) -> ListPromptsResult:
-        with protocol_errors():
-            tenant_id = principal_of(ctx).tenant_id
-            async with session_scope(self.runtime.session_factory) as session:
-                page = await prompts.list(
-                    session, tenant_id=tenant_id, limit=LIST_PAGE_SIZE, cursor=params.cursor if params else None
-                )
-        return ListPromptsResult(prompts=[_mcp_prompt(p) for p in page.items], next_cursor=page.next_cursor)
-
-    async def _handle_get_prompt(
-        self, ctx: ServerRequestContext[Any], params: GetPromptRequestParams
-    ) -> GetPromptResult:
-        with protocol_errors():
-            tenant_id = principal_of(ctx).tenant_id
-            async with session_scope(self.runtime.session_factory) as session:
-                try:
-                    prompt = await prompts.get(session, tenant_id=tenant_id, name=params.name)
-                except NotFound:
-                    raise NotFound(f"Unknown prompt: {params.name!r}") from None
-            text = render(prompt.content, params.arguments)
-        return GetPromptResult(
-            description=prompt.description or None,
-            messages=[PromptMessage(role="user", content=TextContent(type="text", text=text))],
-        )
-
-    async def _handle_list_resources(
-        self, ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None
-    ) -> ListResourcesResult:
-        with protocol_errors():
-            tenant_id = principal_of(ctx).tenant_id
-            async with session_scope(self.runtime.session_factory) as session:
-                page = await artifacts.list(
-                    session, tenant_id=tenant_id, limit=LIST_PAGE_SIZE, cursor=params.cursor if params else None
-                )
-        return ListResourcesResult(resources=[_resource(a) for a in page.items], next_cursor=page.next_cursor)
-
-    async def _handle_list_resource_templates(
-        self, ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None
-    ) -> ListResourceTemplatesResult:
-        template = ResourceTemplate(
-            uri_template=ARTIFACT_URI_TEMPLATE,
-            name="artifact",
-            title="Artifact",
-            description="A saved artifact of this account, by project and slug (MIME type as stored)",
-        )
-        return ListResourceTemplatesResult(resource_templates=[template])
-
-    async def _handle_read_resource(
-        self, ctx: ServerRequestContext[Any], params: ReadResourceRequestParams
-    ) -> ReadResourceResult:
-        uri = str(params.uri)
-        match = _ARTIFACT_URI.match(uri)
-        if match is None:
-            raise MCPError(
-                code=INVALID_PARAMS,
-                message=f"Unknown resource: {uri!r} (expected {ARTIFACT_URI_TEMPLATE})",
-                data={"uri": uri, "code": "not_found"},
-            )
-        project, slug = match.groups()
-        with protocol_errors():
-            tenant_id = principal_of(ctx).tenant_id
-            async with session_scope(self.runtime.session_factory) as session:
-                try:
-                    artifact = await artifacts.get(session, tenant_id=tenant_id, project=project, slug=slug)
-                except NotFound:
-                    raise NotFound(f"Unknown resource: {uri!r}") from None
-        return ReadResourceResult(
-            contents=[TextResourceContents(uri=uri, text=artifact.content, mime_type=artifact.content_type)]
-        )
 
 
 def create_mcp_server(runtime: Runtime) -> VibeXPMCPServer:

@@ -1,15 +1,16 @@
 """The MCP tools: prompts, artifacts and memories of the caller's account, through the core content services.
 
-Each tool opens one unit of work (``session_scope``: commit on success, roll back on error) on the runtime's
-session factory and calls the same ``ContentStore`` functions the REST endpoints call, scoped to the tenant of
-the key that authenticated the HTTP request. Arguments are validated against the same constraints as the REST
-schemas, and those limits are part of each tool's JSON input schema.
+Each tool is a module-level function, as in the SDK's examples: it takes the ``Runtime`` from the server's lifespan
+context (``ctx.request_context.lifespan_context``), opens one unit of work (``session_scope``: commit on success,
+roll back on error) on its session factory and calls the same ``ContentStore`` functions the REST endpoints call,
+scoped to the tenant of the key that authenticated the HTTP request. Arguments are validated against the same
+constraints as the REST schemas, and those limits are part of each tool's JSON input schema.
 """
 
 # No `from __future__ import annotations`: the SDK reads the tool functions' annotations at registration time
 # (typing.get_type_hints), so they must be real objects, not strings.
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -18,7 +19,7 @@ from mcp_types import ToolAnnotations
 from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vibexp.api.mcp.context import principal_of
+from vibexp.api.mcp.context import principal_of, runtime_of
 from vibexp.api.mcp.errors import tool_errors
 from vibexp.api.mcp.schemas import (
     ArtifactPage,
@@ -102,332 +103,363 @@ DELETE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent
 McpContext = Context[Any, Any]
 
 
-def register_tools(server: MCPServer[Any], runtime: Runtime) -> None:
-    """Add the fifteen tools to ``server``; they run on ``runtime``'s database."""
+_Tool = Callable[..., Awaitable[Any]]
+#: Every tool and its registration options, in catalogue order (``register_tools`` adds them to a server).
+_TOOLS: list[tuple[_Tool, dict[str, Any]]] = []
 
-    @asynccontextmanager
-    async def unit(ctx: McpContext) -> AsyncIterator[tuple[AsyncSession, str]]:
-        """One transaction for the calling tenant; domain errors leave as readable tool errors."""
-        with tool_errors():
-            tenant_id = principal_of(ctx.request_context).tenant_id
-            async with session_scope(runtime.session_factory) as session:
-                yield session, tenant_id
 
-    # -- prompts ------------------------------------------------------------------------------------------------
-    @server.tool(
-        name="list_prompts",
-        title="List prompts",
-        description=(
-            "List the saved prompts of this VibeXP account (name, description, tags; not the content). "
-            "Filter by `query` (text in name, description or content) or `tag`. Results are paginated: pass "
-            "`next_cursor` back as `cursor` for more. Use get_prompt with a name to read one."
-        ),
-        annotations=READ,
-    )
-    async def list_prompts(
-        ctx: McpContext,
-        query: OptionalQuery = None,
-        tag: TagFilter = None,
-        limit: Limit = 50,
-        cursor: Cursor = None,
-    ) -> PromptPage:
-        async with unit(ctx) as (session, tenant_id):
-            page = await prompts.list(session, tenant_id=tenant_id, q=query, tag=tag, limit=limit, cursor=cursor)
-            return PromptPage(items=[PromptSummary.model_validate(p) for p in page.items], next_cursor=page.next_cursor)
+def _tool(*, name: str, title: str, description: str, annotations: ToolAnnotations) -> Callable[[_Tool], _Tool]:
+    """Record a module-level tool function with its catalogue entry (what ``MCPServer.tool()`` would register)."""
 
-    @server.tool(
-        name="get_prompt",
-        title="Get a prompt",
-        description=(
-            "Read one saved prompt by its name, with its content and the list of {{variable}} arguments it takes. "
-            "Pass `arguments` (an object of variable -> value) to also get `rendered`, the content with the "
-            "values filled in; every variable is then required."
-        ),
-        annotations=READ,
-    )
-    async def get_prompt(ctx: McpContext, name: PromptName, arguments: PromptArguments = None) -> PromptDetail:
-        async with unit(ctx) as (session, tenant_id):
-            prompt = await prompts.get(session, tenant_id=tenant_id, name=name)
-            rendered = render(prompt.content, arguments) if arguments is not None else None
-            return PromptDetail.model_validate(
-                {
-                    **schemas.PromptRead.model_validate(prompt).model_dump(),
-                    "arguments": placeholders(prompt.content),
-                    "rendered": rendered,
-                }
+    def record(fn: _Tool) -> _Tool:
+        _TOOLS.append((fn, {"name": name, "title": title, "description": description, "annotations": annotations}))
+        return fn
+
+    return record
+
+
+def register_tools(server: MCPServer[Runtime]) -> None:
+    """Add the fifteen tools to ``server``; each one runs on the runtime its lifespan yields."""
+    for fn, options in _TOOLS:
+        server.add_tool(fn, **options)
+
+
+@asynccontextmanager
+async def _unit(ctx: McpContext) -> AsyncIterator[tuple[AsyncSession, str]]:
+    """One transaction for the calling tenant, on the server's runtime; domain errors leave as readable tool errors."""
+    with tool_errors():
+        tenant_id = principal_of(ctx.request_context).tenant_id
+        async with session_scope(runtime_of(ctx.request_context).session_factory) as session:
+            yield session, tenant_id
+
+
+# -- prompts --------------------------------------------------------------------------------------------------
+@_tool(
+    name="list_prompts",
+    title="List prompts",
+    description=(
+        "List the saved prompts of this VibeXP account (name, description, tags; not the content). "
+        "Filter by `query` (text in name, description or content) or `tag`. Results are paginated: pass "
+        "`next_cursor` back as `cursor` for more. Use get_prompt with a name to read one."
+    ),
+    annotations=READ,
+)
+async def list_prompts(
+    ctx: McpContext,
+    query: OptionalQuery = None,
+    tag: TagFilter = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> PromptPage:
+    async with _unit(ctx) as (session, tenant_id):
+        page = await prompts.list(session, tenant_id=tenant_id, q=query, tag=tag, limit=limit, cursor=cursor)
+        return PromptPage(items=[PromptSummary.model_validate(p) for p in page.items], next_cursor=page.next_cursor)
+
+
+@_tool(
+    name="get_prompt",
+    title="Get a prompt",
+    description=(
+        "Read one saved prompt by its name, with its content and the list of {{variable}} arguments it takes. "
+        "Pass `arguments` (an object of variable -> value) to also get `rendered`, the content with the "
+        "values filled in; every variable is then required."
+    ),
+    annotations=READ,
+)
+async def get_prompt(ctx: McpContext, name: PromptName, arguments: PromptArguments = None) -> PromptDetail:
+    async with _unit(ctx) as (session, tenant_id):
+        prompt = await prompts.get(session, tenant_id=tenant_id, name=name)
+        rendered = render(prompt.content, arguments) if arguments is not None else None
+        return PromptDetail.model_validate(
+            {
+                **schemas.PromptRead.model_validate(prompt).model_dump(),
+                "arguments": placeholders(prompt.content),
+                "rendered": rendered,
+            }
+        )
+
+
+@_tool(
+    name="create_prompt",
+    title="Create a prompt",
+    description=(
+        "Save a new reusable prompt under a unique `name` (letters, digits, '_', '.', '-'). Write {{variable}} "
+        "in the content for parts to fill in later. Fails with already_exists if the name is taken; use "
+        "update_prompt to change an existing prompt."
+    ),
+    annotations=CREATE,
+)
+async def create_prompt(
+    ctx: McpContext,
+    name: PromptName,
+    content: PromptContent,
+    description: Description = "",
+    tags: Tags = [],  # noqa: B006 - pydantic copies defaults; the list is never mutated
+) -> schemas.PromptRead:
+    async with _unit(ctx) as (session, tenant_id):
+        data = schemas.PromptCreate(name=name, content=content, description=description, tags=tags)
+        prompt = await prompts.create(session, tenant_id=tenant_id, data=data)
+        return schemas.PromptRead.model_validate(prompt)
+
+
+@_tool(
+    name="update_prompt",
+    title="Update a prompt",
+    description=(
+        "Change a saved prompt, found by its current `name`. Only the fields you pass change; pass `new_name` "
+        "to rename it. Pass `expected_version` (from get_prompt) to fail instead of overwriting a newer edit."
+    ),
+    annotations=OVERWRITE,
+)
+async def update_prompt(
+    ctx: McpContext,
+    name: PromptName,
+    new_name: PromptName | None = None,
+    content: PromptContent | None = None,
+    description: Description | None = None,
+    tags: Tags | None = None,
+    expected_version: ExpectedVersion = None,
+) -> schemas.PromptRead:
+    async with _unit(ctx) as (session, tenant_id):
+        changes = {"name": new_name, "content": content, "description": description, "tags": tags}
+        data = schemas.PromptUpdate(**{k: v for k, v in changes.items() if v is not None})
+        prompt = await prompts.get(session, tenant_id=tenant_id, name=name)
+        prompt = await prompts.update(session, obj=prompt, data=data, expected_version=expected_version)
+        return schemas.PromptRead.model_validate(prompt)
+
+
+@_tool(
+    name="delete_prompt",
+    title="Delete a prompt",
+    description="Delete a saved prompt by name. This cannot be undone.",
+    annotations=DELETE,
+)
+async def delete_prompt(ctx: McpContext, name: PromptName) -> Deleted:
+    async with _unit(ctx) as (session, tenant_id):
+        prompt = await prompts.get(session, tenant_id=tenant_id, name=name)
+        await prompts.delete(session, obj=prompt)
+        return Deleted(what=f"prompt {name!r}")
+
+
+# -- artifacts ------------------------------------------------------------------------------------------------
+@_tool(
+    name="list_artifacts",
+    title="List artifacts",
+    description=(
+        "List saved artifacts (documents, code, notes kept per project), without their content. Filter by "
+        "`project`, `query` (text in title, description, slug or content) or `tag`. Paginated: pass "
+        "`next_cursor` back as `cursor`. Read one with get_artifact or the resource artifact://{project}/{slug}."
+    ),
+    annotations=READ,
+)
+async def list_artifacts(
+    ctx: McpContext,
+    project: PathSegment | None = None,
+    query: OptionalQuery = None,
+    tag: TagFilter = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> ArtifactPage:
+    async with _unit(ctx) as (session, tenant_id):
+        page = await artifacts.list(
+            session,
+            tenant_id=tenant_id,
+            q=query,
+            tag=tag,
+            limit=limit,
+            cursor=cursor,
+            filters={"project": project} if project else None,
+        )
+        items = [
+            ArtifactSummary.model_validate(
+                {**_summary_fields(a), "uri": artifact_uri(a.project, a.slug)},
             )
+            for a in page.items
+        ]
+        return ArtifactPage(items=items, next_cursor=page.next_cursor)
 
-    @server.tool(
-        name="create_prompt",
-        title="Create a prompt",
-        description=(
-            "Save a new reusable prompt under a unique `name` (letters, digits, '_', '.', '-'). Write {{variable}} "
-            "in the content for parts to fill in later. Fails with already_exists if the name is taken; use "
-            "update_prompt to change an existing prompt."
-        ),
-        annotations=CREATE,
-    )
-    async def create_prompt(
-        ctx: McpContext,
-        name: PromptName,
-        content: PromptContent,
-        description: Description = "",
-        tags: Tags = [],  # noqa: B006 - pydantic copies defaults; the list is never mutated
-    ) -> schemas.PromptRead:
-        async with unit(ctx) as (session, tenant_id):
-            data = schemas.PromptCreate(name=name, content=content, description=description, tags=tags)
-            prompt = await prompts.create(session, tenant_id=tenant_id, data=data)
-            return schemas.PromptRead.model_validate(prompt)
 
-    @server.tool(
-        name="update_prompt",
-        title="Update a prompt",
-        description=(
-            "Change a saved prompt, found by its current `name`. Only the fields you pass change; pass `new_name` "
-            "to rename it. Pass `expected_version` (from get_prompt) to fail instead of overwriting a newer edit."
-        ),
-        annotations=OVERWRITE,
-    )
-    async def update_prompt(
-        ctx: McpContext,
-        name: PromptName,
-        new_name: PromptName | None = None,
-        content: PromptContent | None = None,
-        description: Description | None = None,
-        tags: Tags | None = None,
-        expected_version: ExpectedVersion = None,
-    ) -> schemas.PromptRead:
-        async with unit(ctx) as (session, tenant_id):
-            changes = {"name": new_name, "content": content, "description": description, "tags": tags}
-            data = schemas.PromptUpdate(**{k: v for k, v in changes.items() if v is not None})
-            prompt = await prompts.get(session, tenant_id=tenant_id, name=name)
-            prompt = await prompts.update(session, obj=prompt, data=data, expected_version=expected_version)
-            return schemas.PromptRead.model_validate(prompt)
+@_tool(
+    name="get_artifact",
+    title="Get an artifact",
+    description="Read one artifact, with its full content and MIME type, by `project` and `slug`.",
+    annotations=READ,
+)
+async def get_artifact(ctx: McpContext, project: PathSegment, slug: PathSegment) -> schemas.ArtifactRead:
+    async with _unit(ctx) as (session, tenant_id):
+        artifact = await artifacts.get(session, tenant_id=tenant_id, project=project, slug=slug)
+        return schemas.ArtifactRead.model_validate(artifact)
 
-    @server.tool(
-        name="delete_prompt",
-        title="Delete a prompt",
-        description="Delete a saved prompt by name. This cannot be undone.",
-        annotations=DELETE,
-    )
-    async def delete_prompt(ctx: McpContext, name: PromptName) -> Deleted:
-        async with unit(ctx) as (session, tenant_id):
-            prompt = await prompts.get(session, tenant_id=tenant_id, name=name)
-            await prompts.delete(session, obj=prompt)
-            return Deleted(what=f"prompt {name!r}")
 
-    # -- artifacts ----------------------------------------------------------------------------------------------
-    @server.tool(
-        name="list_artifacts",
-        title="List artifacts",
-        description=(
-            "List saved artifacts (documents, code, notes kept per project), without their content. Filter by "
-            "`project`, `query` (text in title, description, slug or content) or `tag`. Paginated: pass "
-            "`next_cursor` back as `cursor`. Read one with get_artifact or the resource artifact://{project}/{slug}."
-        ),
-        annotations=READ,
-    )
-    async def list_artifacts(
-        ctx: McpContext,
-        project: PathSegment | None = None,
-        query: OptionalQuery = None,
-        tag: TagFilter = None,
-        limit: Limit = 50,
-        cursor: Cursor = None,
-    ) -> ArtifactPage:
-        async with unit(ctx) as (session, tenant_id):
-            page = await artifacts.list(
-                session,
-                tenant_id=tenant_id,
-                q=query,
-                tag=tag,
-                limit=limit,
-                cursor=cursor,
-                filters={"project": project} if project else None,
+@_tool(
+    name="save_artifact",
+    title="Save an artifact",
+    description=(
+        "Create or replace the artifact at `project`/`slug` (lowercase letters, digits, '.', '_', '-'). "
+        "A new artifact gets `title` (default: the slug); for an existing one only the fields you pass "
+        "change, and `content` replaces the old content. Pass `expected_version` to refuse overwriting a "
+        "newer edit."
+    ),
+    annotations=OVERWRITE,
+)
+async def save_artifact(
+    ctx: McpContext,
+    project: PathSegment,
+    slug: PathSegment,
+    content: ArtifactContent,
+    title: Title | None = None,
+    content_type: ContentType | None = None,
+    description: Description | None = None,
+    tags: Tags | None = None,
+    expected_version: ExpectedVersion = None,
+) -> schemas.ArtifactRead:
+    async with _unit(ctx) as (session, tenant_id):
+        try:
+            existing = await artifacts.get(session, tenant_id=tenant_id, project=project, slug=slug)
+        except NotFound:
+            if expected_version is not None:
+                raise
+            create = schemas.ArtifactCreate(
+                project=project,
+                slug=slug,
+                title=title or slug,
+                content=content,
+                content_type=content_type or "text/markdown",
+                description=description or "",
+                tags=tags or [],
             )
-            items = [
-                ArtifactSummary.model_validate(
-                    {**_summary_fields(a), "uri": artifact_uri(a.project, a.slug)},
-                )
-                for a in page.items
-            ]
-            return ArtifactPage(items=items, next_cursor=page.next_cursor)
+            artifact = await artifacts.create(session, tenant_id=tenant_id, data=create)
+        else:
+            changes = {
+                "title": title,
+                "content": content,
+                "content_type": content_type,
+                "description": description,
+                "tags": tags,
+            }
+            update = schemas.ArtifactUpdate(**{k: v for k, v in changes.items() if v is not None})
+            artifact = await artifacts.update(session, obj=existing, data=update, expected_version=expected_version)
+        return schemas.ArtifactRead.model_validate(artifact)
 
-    @server.tool(
-        name="get_artifact",
-        title="Get an artifact",
-        description="Read one artifact, with its full content and MIME type, by `project` and `slug`.",
-        annotations=READ,
-    )
-    async def get_artifact(ctx: McpContext, project: PathSegment, slug: PathSegment) -> schemas.ArtifactRead:
-        async with unit(ctx) as (session, tenant_id):
-            artifact = await artifacts.get(session, tenant_id=tenant_id, project=project, slug=slug)
-            return schemas.ArtifactRead.model_validate(artifact)
 
-    @server.tool(
-        name="save_artifact",
-        title="Save an artifact",
-        description=(
-            "Create or replace the artifact at `project`/`slug` (lowercase letters, digits, '.', '_', '-'). "
-            "A new artifact gets `title` (default: the slug); for an existing one only the fields you pass "
-            "change, and `content` replaces the old content. Pass `expected_version` to refuse overwriting a "
-            "newer edit."
-        ),
-        annotations=OVERWRITE,
-    )
-    async def save_artifact(
-        ctx: McpContext,
-        project: PathSegment,
-        slug: PathSegment,
-        content: ArtifactContent,
-        title: Title | None = None,
-        content_type: ContentType | None = None,
-        description: Description | None = None,
-        tags: Tags | None = None,
-        expected_version: ExpectedVersion = None,
-    ) -> schemas.ArtifactRead:
-        async with unit(ctx) as (session, tenant_id):
-            try:
-                existing = await artifacts.get(session, tenant_id=tenant_id, project=project, slug=slug)
-            except NotFound:
-                if expected_version is not None:
-                    raise
-                create = schemas.ArtifactCreate(
-                    project=project,
-                    slug=slug,
-                    title=title or slug,
-                    content=content,
-                    content_type=content_type or "text/markdown",
-                    description=description or "",
-                    tags=tags or [],
-                )
-                artifact = await artifacts.create(session, tenant_id=tenant_id, data=create)
-            else:
-                changes = {
-                    "title": title,
-                    "content": content,
-                    "content_type": content_type,
-                    "description": description,
-                    "tags": tags,
-                }
-                update = schemas.ArtifactUpdate(**{k: v for k, v in changes.items() if v is not None})
-                artifact = await artifacts.update(session, obj=existing, data=update, expected_version=expected_version)
-            return schemas.ArtifactRead.model_validate(artifact)
+@_tool(
+    name="delete_artifact",
+    title="Delete an artifact",
+    description="Delete the artifact at `project`/`slug`. This cannot be undone.",
+    annotations=DELETE,
+)
+async def delete_artifact(ctx: McpContext, project: PathSegment, slug: PathSegment) -> Deleted:
+    async with _unit(ctx) as (session, tenant_id):
+        artifact = await artifacts.get(session, tenant_id=tenant_id, project=project, slug=slug)
+        await artifacts.delete(session, obj=artifact)
+        return Deleted(what=f"artifact {project}/{slug}")
 
-    @server.tool(
-        name="delete_artifact",
-        title="Delete an artifact",
-        description="Delete the artifact at `project`/`slug`. This cannot be undone.",
-        annotations=DELETE,
-    )
-    async def delete_artifact(ctx: McpContext, project: PathSegment, slug: PathSegment) -> Deleted:
-        async with unit(ctx) as (session, tenant_id):
-            artifact = await artifacts.get(session, tenant_id=tenant_id, project=project, slug=slug)
-            await artifacts.delete(session, obj=artifact)
-            return Deleted(what=f"artifact {project}/{slug}")
 
-    # -- memories -----------------------------------------------------------------------------------------------
-    @server.tool(
-        name="list_memories",
-        title="List memories",
-        description=(
-            "List remembered facts and notes, oldest first, optionally only those with `tag`. Paginated: pass "
-            "`next_cursor` back as `cursor`. To find memories about something, use search_memories."
-        ),
-        annotations=READ,
-    )
-    async def list_memories(
-        ctx: McpContext, tag: TagFilter = None, limit: Limit = 50, cursor: Cursor = None
-    ) -> MemoryPage:
-        async with unit(ctx) as (session, tenant_id):
-            page = await memories.list(session, tenant_id=tenant_id, tag=tag, limit=limit, cursor=cursor)
-            return MemoryPage(
-                items=[schemas.MemoryRead.model_validate(m) for m in page.items], next_cursor=page.next_cursor
-            )
+# -- memories -------------------------------------------------------------------------------------------------
+@_tool(
+    name="list_memories",
+    title="List memories",
+    description=(
+        "List remembered facts and notes, oldest first, optionally only those with `tag`. Paginated: pass "
+        "`next_cursor` back as `cursor`. To find memories about something, use search_memories."
+    ),
+    annotations=READ,
+)
+async def list_memories(ctx: McpContext, tag: TagFilter = None, limit: Limit = 50, cursor: Cursor = None) -> MemoryPage:
+    async with _unit(ctx) as (session, tenant_id):
+        page = await memories.list(session, tenant_id=tenant_id, tag=tag, limit=limit, cursor=cursor)
+        return MemoryPage(
+            items=[schemas.MemoryRead.model_validate(m) for m in page.items], next_cursor=page.next_cursor
+        )
 
-    @server.tool(
-        name="search_memories",
-        title="Search memories",
-        description=(
-            "Find remembered facts and notes whose text contains `query` (case-insensitive), optionally only "
-            "those with `tag`. Use this before answering questions about the user's preferences or past work."
-        ),
-        annotations=READ,
-    )
-    async def search_memories(
-        ctx: McpContext, query: Query, tag: TagFilter = None, limit: Limit = 50, cursor: Cursor = None
-    ) -> MemoryPage:
-        async with unit(ctx) as (session, tenant_id):
-            page = await memories.list(session, tenant_id=tenant_id, q=query, tag=tag, limit=limit, cursor=cursor)
-            return MemoryPage(
-                items=[schemas.MemoryRead.model_validate(m) for m in page.items], next_cursor=page.next_cursor
-            )
 
-    @server.tool(
-        name="save_memory",
-        title="Save a memory",
-        description=(
-            "Remember a fact, preference or note for later sessions (a new memory each call). Add `tags` to "
-            "group related memories. Returns the memory with its id."
-        ),
-        annotations=CREATE,
-    )
-    async def save_memory(
-        ctx: McpContext,
-        content: MemoryContent,
-        tags: Tags = [],  # noqa: B006 - pydantic copies defaults; the list is never mutated
-    ) -> schemas.MemoryRead:
-        async with unit(ctx) as (session, tenant_id):
-            memory = await memories.create(
-                session, tenant_id=tenant_id, data=schemas.MemoryCreate(content=content, tags=tags)
-            )
-            return schemas.MemoryRead.model_validate(memory)
+@_tool(
+    name="search_memories",
+    title="Search memories",
+    description=(
+        "Find remembered facts and notes whose text contains `query` (case-insensitive), optionally only "
+        "those with `tag`. Use this before answering questions about the user's preferences or past work."
+    ),
+    annotations=READ,
+)
+async def search_memories(
+    ctx: McpContext, query: Query, tag: TagFilter = None, limit: Limit = 50, cursor: Cursor = None
+) -> MemoryPage:
+    async with _unit(ctx) as (session, tenant_id):
+        page = await memories.list(session, tenant_id=tenant_id, q=query, tag=tag, limit=limit, cursor=cursor)
+        return MemoryPage(
+            items=[schemas.MemoryRead.model_validate(m) for m in page.items], next_cursor=page.next_cursor
+        )
 
-    @server.tool(
-        name="get_memory",
-        title="Get a memory",
-        description="Read one memory (content, tags, version) by the id that save_memory or a list/search returned.",
-        annotations=READ,
-    )
-    async def get_memory(ctx: McpContext, id: MemoryId) -> schemas.MemoryRead:
-        async with unit(ctx) as (session, tenant_id):
-            memory = await memories.get(session, tenant_id=tenant_id, id=id)
-            return schemas.MemoryRead.model_validate(memory)
 
-    @server.tool(
-        name="update_memory",
-        title="Update a memory",
-        description=(
-            "Change a memory's `content` and/or `tags` by id; fields you leave out stay as they are. Pass "
-            "`expected_version` to refuse overwriting a newer edit."
-        ),
-        annotations=OVERWRITE,
-    )
-    async def update_memory(
-        ctx: McpContext,
-        id: MemoryId,
-        content: MemoryContent | None = None,
-        tags: Tags | None = None,
-        expected_version: ExpectedVersion = None,
-    ) -> schemas.MemoryRead:
-        async with unit(ctx) as (session, tenant_id):
-            changes = {"content": content, "tags": tags}
-            data = schemas.MemoryUpdate(**{k: v for k, v in changes.items() if v is not None})
-            memory = await memories.get(session, tenant_id=tenant_id, id=id)
-            memory = await memories.update(session, obj=memory, data=data, expected_version=expected_version)
-            return schemas.MemoryRead.model_validate(memory)
+@_tool(
+    name="save_memory",
+    title="Save a memory",
+    description=(
+        "Remember a fact, preference or note for later sessions (a new memory each call). Add `tags` to "
+        "group related memories. Returns the memory with its id."
+    ),
+    annotations=CREATE,
+)
+async def save_memory(
+    ctx: McpContext,
+    content: MemoryContent,
+    tags: Tags = [],  # noqa: B006 - pydantic copies defaults; the list is never mutated
+) -> schemas.MemoryRead:
+    async with _unit(ctx) as (session, tenant_id):
+        memory = await memories.create(
+            session, tenant_id=tenant_id, data=schemas.MemoryCreate(content=content, tags=tags)
+        )
+        return schemas.MemoryRead.model_validate(memory)
 
-    @server.tool(
-        name="delete_memory",
-        title="Delete a memory",
-        description="Forget a memory by id. This cannot be undone.",
-        annotations=DELETE,
-    )
-    async def delete_memory(ctx: McpContext, id: MemoryId) -> Deleted:
-        async with unit(ctx) as (session, tenant_id):
-            memory = await memories.get(session, tenant_id=tenant_id, id=id)
-            await memories.delete(session, obj=memory)
-            return Deleted(what=f"memory {id}")
+
+@_tool(
+    name="get_memory",
+    title="Get a memory",
+    description="Read one memory (content, tags, version) by the id that save_memory or a list/search returned.",
+    annotations=READ,
+)
+async def get_memory(ctx: McpContext, id: MemoryId) -> schemas.MemoryRead:
+    async with _unit(ctx) as (session, tenant_id):
+        memory = await memories.get(session, tenant_id=tenant_id, id=id)
+        return schemas.MemoryRead.model_validate(memory)
+
+
+@_tool(
+    name="update_memory",
+    title="Update a memory",
+    description=(
+        "Change a memory's `content` and/or `tags` by id; fields you leave out stay as they are. Pass "
+        "`expected_version` to refuse overwriting a newer edit."
+    ),
+    annotations=OVERWRITE,
+)
+async def update_memory(
+    ctx: McpContext,
+    id: MemoryId,
+    content: MemoryContent | None = None,
+    tags: Tags | None = None,
+    expected_version: ExpectedVersion = None,
+) -> schemas.MemoryRead:
+    async with _unit(ctx) as (session, tenant_id):
+        changes = {"content": content, "tags": tags}
+        data = schemas.MemoryUpdate(**{k: v for k, v in changes.items() if v is not None})
+        memory = await memories.get(session, tenant_id=tenant_id, id=id)
+        memory = await memories.update(session, obj=memory, data=data, expected_version=expected_version)
+        return schemas.MemoryRead.model_validate(memory)
+
+
+@_tool(
+    name="delete_memory",
+    title="Delete a memory",
+    description="Forget a memory by id. This cannot be undone.",
+    annotations=DELETE,
+)
+async def delete_memory(ctx: McpContext, id: MemoryId) -> Deleted:
+    async with _unit(ctx) as (session, tenant_id):
+        memory = await memories.get(session, tenant_id=tenant_id, id=id)
+        await memories.delete(session, obj=memory)
+        return Deleted(what=f"memory {id}")
 
 
 def _summary_fields(artifact: Any) -> dict[str, Any]:

@@ -145,6 +145,8 @@ def _form_page(
 
 
 def _register(kind: Kind) -> None:
+    # Long on purpose: the list/new/edit/delete pages of one content kind close over that kind (its paths, key
+    # fields and forms), so every kind gets the same pages from this one function.
     item_path = f"/{kind.slug}/" + "/".join(f"{{{f}}}" for f in kind.key_fields)
     Handler = Callable[..., Coroutine[Any, Any, Response]]
 

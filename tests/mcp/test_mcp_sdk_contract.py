@@ -1,0 +1,65 @@
+"""What VibeXP relies on inside the MCP SDK (pinned to 2.3.x in pyproject.toml), checked directly so an SDK upgrade
+that changes it fails here, by name, rather than somewhere in the behaviour tests.
+
+* ``MCPServer._lowlevel_server``: the one private attribute we use (there is no public accessor). Through it the
+  catalogue handlers are registered with the public ``Server.add_request_handler``, replacing the SDK's
+  fixed-registry ones for the same methods and with the same params models.
+* ``MCPServer.call_tool`` is what a ``tools/call`` reaches (our override rewrites validation errors).
+* The lifespan given to ``MCPServer`` is what handlers and tools find as ``lifespan_context``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from mcp.server.lowlevel import Server
+from mcp.server.mcpserver import MCPServer
+
+from vibexp.api.mcp.server import CATALOGUE_HANDLERS, VibeXPMCPServer, lowlevel_server
+from vibexp.api.settings import ApiSettings
+from vibexp.core.runtime import Runtime
+
+
+@pytest.fixture
+async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
+    built = Runtime.create(ApiSettings(database_url=f"sqlite+aiosqlite:///{tmp_path}/contract.db", environment="test"))
+    yield built
+    await built.database.dispose()
+
+
+def test_mcpserver_keeps_its_lowlevel_server_where_we_read_it() -> None:
+    plain = MCPServer(name="contract")
+    assert isinstance(plain._lowlevel_server, Server)
+    assert lowlevel_server(plain) is plain._lowlevel_server
+
+
+def test_our_handlers_replace_the_sdks_with_the_same_params_models(runtime: Runtime) -> None:
+    sdk = lowlevel_server(MCPServer(name="contract"))
+    ours = lowlevel_server(VibeXPMCPServer(runtime))
+    for method, params_type, handler in CATALOGUE_HANDLERS:
+        sdk_entry, our_entry = sdk.get_request_handler(method), ours.get_request_handler(method)
+        assert sdk_entry is not None, f"the SDK no longer serves {method}"
+        assert our_entry is not None and our_entry.handler is handler, method
+        assert our_entry.params_type is params_type is sdk_entry.params_type, method
+        assert list(inspect.signature(handler).parameters) == ["ctx", "params"], method
+
+
+def test_the_catalogue_is_still_advertised(runtime: Runtime) -> None:
+    capabilities = lowlevel_server(VibeXPMCPServer(runtime)).get_capabilities()
+    assert capabilities.prompts is not None and capabilities.resources is not None and capabilities.tools is not None
+
+
+def test_tools_call_reaches_the_public_call_tool() -> None:
+    """The SDK's tools/call handler calls ``self.call_tool`` (what VibeXPMCPServer overrides)."""
+    source = inspect.getsource(MCPServer._handle_call_tool)
+    assert "self.call_tool(" in source
+    assert "call_tool" in VibeXPMCPServer.__dict__
+
+
+async def test_the_lifespan_yields_the_runtime(runtime: Runtime) -> None:
+    server = VibeXPMCPServer(runtime)
+    async with server._lowlevel_server.lifespan(server._lowlevel_server) as context:
+        assert context is runtime
