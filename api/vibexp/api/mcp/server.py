@@ -42,6 +42,7 @@ from mcp_types import (
     TextResourceContents,
 )
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp.api.mcp.context import UsageTagger, principal_of, runtime_of
 from vibexp.api.mcp.errors import describe_validation_error, protocol_errors
@@ -105,24 +106,30 @@ def _resource(artifact: Artifact) -> Resource:
 
 
 # -- the catalogue's low-level handlers (the SDK's public handler signature, registered in VibeXPMCPServer) ------
-async def list_prompts(ctx: ServerRequestContext[Runtime], params: PaginatedRequestParams | None) -> ListPromptsResult:
+@asynccontextmanager
+async def _tenant_session(ctx: ServerRequestContext[Runtime]) -> AsyncIterator[tuple[AsyncSession, str]]:
+    """One transaction for the calling tenant; domain errors leave as JSON-RPC errors."""
     with protocol_errors():
         tenant_id = principal_of(ctx).tenant_id
         async with session_scope(runtime_of(ctx).session_factory) as session:
-            page = await prompts.list(
-                session, tenant_id=tenant_id, limit=LIST_PAGE_SIZE, cursor=params.cursor if params else None
-            )
+            yield session, tenant_id
+
+
+async def list_prompts(ctx: ServerRequestContext[Runtime], params: PaginatedRequestParams | None) -> ListPromptsResult:
+    async with _tenant_session(ctx) as (session, tenant_id):
+        page = await prompts.list(
+            session, tenant_id=tenant_id, limit=LIST_PAGE_SIZE, cursor=params.cursor if params else None
+        )
     return ListPromptsResult(prompts=[_mcp_prompt(p) for p in page.items], next_cursor=page.next_cursor)
 
 
 async def get_prompt(ctx: ServerRequestContext[Runtime], params: GetPromptRequestParams) -> GetPromptResult:
+    async with _tenant_session(ctx) as (session, tenant_id):
+        try:
+            prompt = await prompts.get(session, tenant_id=tenant_id, name=params.name)
+        except NotFound:
+            raise NotFound(f"Unknown prompt: {params.name!r}") from None
     with protocol_errors():
-        tenant_id = principal_of(ctx).tenant_id
-        async with session_scope(runtime_of(ctx).session_factory) as session:
-            try:
-                prompt = await prompts.get(session, tenant_id=tenant_id, name=params.name)
-            except NotFound:
-                raise NotFound(f"Unknown prompt: {params.name!r}") from None
         text = render(prompt.content, params.arguments)
     return GetPromptResult(
         description=prompt.description or None,
@@ -133,12 +140,10 @@ async def get_prompt(ctx: ServerRequestContext[Runtime], params: GetPromptReques
 async def list_resources(
     ctx: ServerRequestContext[Runtime], params: PaginatedRequestParams | None
 ) -> ListResourcesResult:
-    with protocol_errors():
-        tenant_id = principal_of(ctx).tenant_id
-        async with session_scope(runtime_of(ctx).session_factory) as session:
-            page = await artifacts.list(
-                session, tenant_id=tenant_id, limit=LIST_PAGE_SIZE, cursor=params.cursor if params else None
-            )
+    async with _tenant_session(ctx) as (session, tenant_id):
+        page = await artifacts.list(
+            session, tenant_id=tenant_id, limit=LIST_PAGE_SIZE, cursor=params.cursor if params else None
+        )
     return ListResourcesResult(resources=[_resource(a) for a in page.items], next_cursor=page.next_cursor)
 
 
@@ -164,13 +169,11 @@ async def read_resource(ctx: ServerRequestContext[Runtime], params: ReadResource
             data={"uri": uri, "code": "not_found"},
         )
     project, slug = match.groups()
-    with protocol_errors():
-        tenant_id = principal_of(ctx).tenant_id
-        async with session_scope(runtime_of(ctx).session_factory) as session:
-            try:
-                artifact = await artifacts.get(session, tenant_id=tenant_id, project=project, slug=slug)
-            except NotFound:
-                raise NotFound(f"Unknown resource: {uri!r}") from None
+    async with _tenant_session(ctx) as (session, tenant_id):
+        try:
+            artifact = await artifacts.get(session, tenant_id=tenant_id, project=project, slug=slug)
+        except NotFound:
+            raise NotFound(f"Unknown resource: {uri!r}") from None
     return ReadResourceResult(
         contents=[TextResourceContents(uri=uri, text=artifact.content, mime_type=artifact.content_type)]
     )

@@ -221,8 +221,7 @@ async def update_prompt(
     expected_version: ExpectedVersion = None,
 ) -> schemas.PromptRead:
     async with _unit(ctx) as (session, tenant_id):
-        changes = {"name": new_name, "content": content, "description": description, "tags": tags}
-        data = schemas.PromptUpdate(**{k: v for k, v in changes.items() if v is not None})
+        data = schemas.PromptUpdate(**_given(name=new_name, content=content, description=description, tags=tags))
         prompt = await prompts.get(session, tenant_id=tenant_id, name=name)
         prompt = await prompts.update(session, obj=prompt, data=data, expected_version=expected_version)
         return schemas.PromptRead.model_validate(prompt)
@@ -330,14 +329,10 @@ async def save_artifact(
             )
             artifact = await artifacts.create(session, tenant_id=tenant_id, data=create)
         else:
-            changes = {
-                "title": title,
-                "content": content,
-                "content_type": content_type,
-                "description": description,
-                "tags": tags,
-            }
-            update = schemas.ArtifactUpdate(**{k: v for k, v in changes.items() if v is not None})
+            changes = _given(
+                title=title, content=content, content_type=content_type, description=description, tags=tags
+            )
+            update = schemas.ArtifactUpdate(**changes)
             artifact = await artifacts.update(session, obj=existing, data=update, expected_version=expected_version)
         return schemas.ArtifactRead.model_validate(artifact)
 
@@ -442,8 +437,7 @@ async def update_memory(
     expected_version: ExpectedVersion = None,
 ) -> schemas.MemoryRead:
     async with _unit(ctx) as (session, tenant_id):
-        changes = {"content": content, "tags": tags}
-        data = schemas.MemoryUpdate(**{k: v for k, v in changes.items() if v is not None})
+        data = schemas.MemoryUpdate(**_given(content=content, tags=tags))
         memory = await memories.get(session, tenant_id=tenant_id, id=id)
         memory = await memories.update(session, obj=memory, data=data, expected_version=expected_version)
         return schemas.MemoryRead.model_validate(memory)
@@ -460,6 +454,11 @@ async def delete_memory(ctx: McpContext, id: MemoryId) -> Deleted:
         memory = await memories.get(session, tenant_id=tenant_id, id=id)
         await memories.delete(session, obj=memory)
         return Deleted(what=f"memory {id}")
+
+
+def _given(**fields: Any) -> dict[str, Any]:
+    """The fields a caller passed (the tools' optional arguments default to None: not given, no change)."""
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 def _summary_fields(artifact: Any) -> dict[str, Any]:
