@@ -75,7 +75,10 @@ def serve_log_config(level: str) -> dict[str, object]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+        # uvicorn's access log prints query strings, where a careless client may put its key (issue 12).
+        "filters": {"redact": {"()": "vibexp.api.access_log.RedactQueryString"}},
         "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}},
+        "loggers": {"uvicorn.access": {"filters": ["redact"]}},
         "root": {"handlers": ["stderr"], "level": level.upper()},
     }
 

@@ -16,9 +16,13 @@ from vibexp.api.errors import install_error_handlers
 from vibexp.api.mcp import mount_mcp
 from vibexp.api.metrics import metrics_lifespan, metrics_router, observe_usage_flush
 from vibexp.api.middleware.auth import ApiKeyAuthMiddleware
+from vibexp.api.middleware.auth_throttle import AuthFailureThrottleMiddleware
 from vibexp.api.middleware.body_limit import BodySizeLimitMiddleware
+from vibexp.api.middleware.headers import HeaderGuardMiddleware
+from vibexp.api.middleware.outage import OutageMiddleware
 from vibexp.api.openapi import install_openapi
 from vibexp.core.config import Settings, get_settings
+from vibexp.core.ratelimit.failures import FailureThrottle
 from vibexp.core.runtime import Runtime
 
 __all__ = ["create_app"]
@@ -70,7 +74,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.bench_endpoints:
         app.include_router(bench_router)
 
-    # Outermost first at request time: body limit, then key auth/limits/usage.
+    # Outermost first at request time: outage → 503, header guard (431, duplicate Authorization), body limit,
+    # the failing-address throttle, then key auth/limits/usage.
     app.add_middleware(ApiKeyAuthMiddleware, runtime=runtime)
+    throttle = FailureThrottle(limit=settings.auth_failure_limit, window=settings.auth_failure_window)
+    app.add_middleware(AuthFailureThrottleMiddleware, throttle=throttle)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HeaderGuardMiddleware, max_header_bytes=settings.max_header_bytes)
+    app.add_middleware(OutageMiddleware)
     return app

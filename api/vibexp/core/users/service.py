@@ -45,7 +45,9 @@ async def get_user(session: AsyncSession, *, user_id: str) -> User | None:
 
 
 async def authenticate(session: AsyncSession, *, email: str, password: str) -> User:
-    user = await session.scalar(select(User).where(User.email == email.strip().lower()))
+    email = email.strip().lower()
+    # PostgreSQL cannot even compare text holding NUL (the driver raises); no stored address holds one.
+    user = await session.scalar(select(User).where(User.email == email)) if "\x00" not in email else None
     try:
         _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
