@@ -27,7 +27,7 @@ class BodySizeLimitMiddleware:
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
-        self.drain_bytes = drain_bytes if drain_bytes is not None else max(4 * max_bytes, 8 * 1024 * 1024)
+        self.drain_bytes = drain_bytes if drain_bytes is not None else max(8 * max_bytes, 16 * 1024 * 1024)
         self.drain_seconds = drain_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
