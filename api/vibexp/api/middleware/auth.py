@@ -29,6 +29,8 @@ __all__ = ["PRINCIPAL_STATE", "USAGE_STATE", "ApiKeyAuthMiddleware", "RequestUsa
 PRINCIPAL_STATE = "vibexp.principal"
 MCP_ENDPOINT = "/mcp/v1/common"
 USAGE_STATE = "vibexp.usage"
+#: Not counted against the hourly limit (issue 12).
+ACCOUNT_STATUS_PATH = "/api/v1/account"
 
 
 @dataclass(slots=True)
@@ -79,7 +81,11 @@ class ApiKeyAuthMiddleware:
             metrics.observe_auth_failure(scope, exc, response.status_code, detect_tool_type(user_agent).value, started)
             return
 
-        decision = await self.runtime.limiter.hit(tenant_id=principal.tenant_id, limit=principal.hourly_limit)
+        if scope["method"] == "GET" and scope["path"] == ACCOUNT_STATUS_PATH:
+            # The caller's own limit status stays readable over the limit and is not counted (GitHub's /rate_limit).
+            decision = await self.runtime.limiter.peek(tenant_id=principal.tenant_id, limit=principal.hourly_limit)
+        else:
+            decision = await self.runtime.limiter.hit(tenant_id=principal.tenant_id, limit=principal.hourly_limit)
         metrics.observe_rate_decision(principal, decision)
         usage = RequestUsage(tool_type=detect_tool_type(user_agent).value)
         state = scope.setdefault("state", {})
