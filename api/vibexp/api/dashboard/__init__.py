@@ -2,8 +2,9 @@
 
 Server-rendered pages (Jinja2) on the core services, served by the same FastAPI app as the API; every asset comes
 from this package's ``static/`` folder (no CDN). Sessions are signed cookies (see ``sessions``); every POST checks
-a CSRF token (see ``deps``); failed sign-ins are throttled (see ``throttle``). Passwords only open dashboard sessions:
-``/api/v1`` and ``/mcp`` accept API keys and nothing else.
+a CSRF token (see ``deps``); sign-in attempts are reserved in the database before a password is checked
+(``vibexp.core.users.attempts``). Passwords only open dashboard sessions: ``/api/v1`` and ``/mcp`` accept API keys
+and nothing else.
 """
 
 from __future__ import annotations
@@ -24,6 +25,6 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 def install_dashboard(app: FastAPI, settings: Settings) -> None:
     """Add the dashboard's pages at ``/`` and its assets at ``/static``."""
-    app.state.dashboard = DashboardState.from_settings(settings)
+    app.state.dashboard = DashboardState.from_settings(settings, engine=app.state.runtime.engine)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
