@@ -9,6 +9,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 
 from vibexp.api.dashboard import install_dashboard
+from vibexp.api.docs import install_docs
 from vibexp.api.endpoints.content import artifacts_router, memories_router, prompts_router
 from vibexp.api.endpoints.health import bench_router, health_router
 from vibexp.api.endpoints.keys import account_router, keys_router
@@ -57,6 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=API_DESCRIPTION,
         lifespan=lifespan,
         openapi_url="/openapi.json",
+        docs_url=None,  # served by install_docs, from this server (FastAPI's page loads a CDN)
+        redoc_url=None,
     )
     app.state.runtime = runtime
     #: Context managers entered at start-up after the runtime (the MCP session manager registers one).
@@ -64,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_error_handlers(app)
     install_openapi(app)  # documents the rate-limit headers on every response that carries them
+    install_docs(app)  # /docs: Swagger UI from the swagger-ui-bundle package, no CDN
     for router in (prompts_router, artifacts_router, memories_router, keys_router, account_router):
         app.include_router(router)
     mount_mcp(app, runtime)  # /mcp/v1/common; registers the SDK session manager in lifespan_hooks

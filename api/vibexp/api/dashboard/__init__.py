@@ -14,6 +14,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
+from vibexp.api.dashboard.first_run import setup_lifespan
 from vibexp.api.dashboard.routes import router
 from vibexp.api.dashboard.state import DashboardState
 from vibexp.core.config import Settings
@@ -25,6 +26,14 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 def install_dashboard(app: FastAPI, settings: Settings) -> None:
     """Add the dashboard's pages at ``/`` and its assets at ``/static``."""
-    app.state.dashboard = DashboardState.from_settings(settings, engine=app.state.runtime.engine)
+    app.state.dashboard = state = DashboardState.from_settings(settings, engine=app.state.runtime.engine)
+    app.state.lifespan_hooks.append(
+        setup_lifespan(
+            state.setup,
+            app.state.runtime.session_factory,
+            base_url=settings.public_url,
+            enabled=settings.first_run_setup,
+        )
+    )
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

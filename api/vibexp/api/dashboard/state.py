@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
+from vibexp.api.dashboard.first_run import FirstRunSetup
 from vibexp.api.dashboard.sessions import SessionSigner
 from vibexp.core.config import Settings
 from vibexp.core.keys.flash import Sealer
@@ -21,6 +22,7 @@ class DashboardState:
     signer: SessionSigner
     attempts: SignInAttempts
     sealer: Sealer
+    setup: FirstRunSetup = field(default_factory=FirstRunSetup)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, engine: AsyncEngine) -> DashboardState:

@@ -11,7 +11,7 @@ from vibexp.core.clock import utcnow
 from vibexp.core.errors import AlreadyExists, AuthenticationFailed, InvalidInput
 from vibexp.core.users.models import User
 
-__all__ = ["MIN_PASSWORD_LENGTH", "authenticate", "create_user", "get_user", "normalize_email"]
+__all__ = ["MIN_PASSWORD_LENGTH", "any_user_exists", "authenticate", "create_user", "get_user", "normalize_email"]
 
 MIN_PASSWORD_LENGTH = 10
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
@@ -37,6 +37,10 @@ async def create_user(session: AsyncSession, *, tenant_id: str, email: str, pass
     session.add(user)
     await session.flush()
     return user
+
+
+async def any_user_exists(session: AsyncSession) -> bool:
+    return await session.scalar(select(User.id).limit(1)) is not None
 
 
 async def get_user(session: AsyncSession, *, user_id: str) -> User | None:

@@ -27,11 +27,13 @@ def _client_ip(request: Request) -> str:
 
 
 @router.get("/login")
-async def login_page(request: Request, session: BrowserSession, next: str | None = None) -> Response:
+async def login_page(request: Request, session: BrowserSession, db: SessionDep, next: str | None = None) -> Response:
     if session.uid:
         return redirect(request, safe_next(next))
     notice = "You have signed out." if request.query_params.get("signed_out") else None
-    return render(request, "login.html", {"next": safe_next(next), "notice": notice, "email": ""})
+    first_run = await dashboard_state(request).setup.needed(db)  # no user yet: say how to make the first one
+    context = {"next": safe_next(next), "notice": notice, "email": "", "first_run": first_run}
+    return render(request, "login.html", context)
 
 
 @router.post("/login", dependencies=[CsrfChecked])
