@@ -24,11 +24,7 @@ async def test_docs_load_only_from_this_server_with_security_headers(client: htt
         assert response.headers["x-content-type-options"] == "nosniff"
         assert response.headers["x-frame-options"] == "DENY"
         assert response.headers["referrer-policy"] == "no-referrer"
-    assert (await client.get("/docs/assets/swagger-ui-bundle.js")).headers["content-type"].startswith(
-        "text/javascript"
-    ) or (await client.get("/docs/assets/swagger-ui-bundle.js")).headers["content-type"].startswith(
-        "application/javascript"
-    )
+    assert "javascript" in (await client.get("/docs/assets/swagger-ui-bundle.js")).headers["content-type"]
     # FastAPI's CDN pages are gone.
     assert (await client.get("/redoc")).status_code == 404
     assert (await client.get("/openapi.json")).status_code == 200
