@@ -76,14 +76,26 @@ def serve_log_config(level: str) -> dict[str, object]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+        # uvicorn's access log prints query strings, where a careless client may put its key (issue 12).
+        "filters": {"redact": {"()": "vibexp.api.access_log.RedactQueryString"}},
         "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}},
+        "loggers": {"uvicorn.access": {"filters": ["redact"]}},
         "root": {"handlers": ["stderr"], "level": level.upper()},
     }
 
 
 # -- commands ----------------------------------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import os
+
     import uvicorn
+
+    # The app (made by uvicorn's factory call) prints links with this address, e.g. the first-run setup link.
+    if "VIBEXP_PUBLIC_URL" not in os.environ:
+        wildcard = args.host in ("0.0.0.0", "::")  # noqa: S104 - recognising it, not binding it
+        host = "127.0.0.1" if wildcard else f"[{args.host}]" if ":" in args.host else args.host
+        os.environ["VIBEXP_PUBLIC_URL"] = f"http://{host}:{args.port}"
+        get_api_settings.cache_clear()
 
     uvicorn.run(
         "vibexp.api.app:create_app",

@@ -6,6 +6,7 @@ import asyncio
 import re
 
 import httpx
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dashboard.pages import Person, csrf_of, make_person, sign_in
@@ -16,13 +17,24 @@ KEY_RE = re.compile(r'value="(vib_[0-9a-f]{64})"')
 WARNING = "API keys are displayed only once during creation. Copy and save the key immediately."
 
 
+async def shown_once(posted: httpx.Response, client: httpx.AsyncClient) -> httpx.Response:
+    """A create/rotate POST answers 303 to the one-time page; that page (200) shows the key."""
+    assert posted.status_code == 303, posted.text
+    assert posted.headers["location"].startswith("/settings/api-keys/created/")
+    page = await client.get(posted.headers["location"])
+    assert page.status_code == 200, page.text
+    return page
+
+
 async def create_via_dashboard(client: httpx.AsyncClient, name: str, description: str = "") -> tuple[str, str]:
     """Returns (plaintext, key id) read from the once-shown page and the list."""
     page = await client.get("/settings/api-keys")
-    response = await client.post(
-        "/settings/api-keys", data={"name": name, "description": description, "csrf_token": csrf_of(page.text)}
+    response = await shown_once(
+        await client.post(
+            "/settings/api-keys", data={"name": name, "description": description, "csrf_token": csrf_of(page.text)}
+        ),
+        client,
     )
-    assert response.status_code == 200, response.text
     assert WARNING in response.text
     assert "data-copy" in response.text  # the copy button
     assert response.headers["cache-control"] == "no-store"
@@ -95,10 +107,11 @@ async def test_rotate_with_and_without_a_grace_period(client: httpx.AsyncClient,
     old, old_id = await create_via_dashboard(client, "rotating")
     detail = await client.get(f"/settings/api-keys/{old_id}")
     token = csrf_of(detail.text)
-    rotated = await client.post(
-        f"/settings/api-keys/{old_id}/rotate", data={"grace_period": "3600", "csrf_token": token}
+    rotated = await shown_once(
+        await client.post(f"/settings/api-keys/{old_id}/rotate", data={"grace_period": "3600", "csrf_token": token}),
+        client,
     )
-    assert rotated.status_code == 200 and WARNING in rotated.text
+    assert WARNING in rotated.text
     new = KEY_RE.search(rotated.text)
     assert new and new.group(1) != old
     assert "keeps working for 1 hour" in rotated.text
@@ -108,7 +121,10 @@ async def test_rotate_with_and_without_a_grace_period(client: httpx.AsyncClient,
     link = re.search(r'href="/settings/api-keys/([^"/]+)" data-key-link', rotated.text)
     assert link
     new_id = link.group(1)
-    again = await client.post(f"/settings/api-keys/{new_id}/rotate", data={"grace_period": "0", "csrf_token": token})
+    again = await shown_once(
+        await client.post(f"/settings/api-keys/{new_id}/rotate", data={"grace_period": "0", "csrf_token": token}),
+        client,
+    )
     assert "The old key was revoked" in again.text
     assert (await client.get("/api/v1/prompts", headers={"Authorization": f"Bearer {new.group(1)}"})).status_code == 401
     # A revoked key cannot be rotated: a readable error page, not a stack trace.
@@ -156,3 +172,40 @@ async def test_another_accounts_key_is_not_found(
 async def _key_count(factory: async_sessionmaker[AsyncSession], person: Person) -> int:
     async with factory() as session:
         return len(await keys.list_keys(session, tenant_id=person.account.tenant.id))
+
+
+async def test_reloading_the_created_page_neither_mints_nor_shows_a_key_again(
+    app: FastAPI, client: httpx.AsyncClient, person: Person
+) -> None:
+    await sign_in(client, person)
+    page = await client.get("/settings/api-keys")
+    posted = await client.post("/settings/api-keys", data={"name": "once", "csrf_token": csrf_of(page.text)})
+    shown = await shown_once(posted, client)
+    key = KEY_RE.search(shown.text)
+    assert key
+    for _ in range(3):  # reload, back/forward: the same GET
+        again = await client.get(posted.headers["location"])
+        assert again.status_code == 410 and "shown once and cannot be shown again" in again.text
+        assert not KEY_RE.search(again.text) and "vib_" not in again.text
+    listing = await client.get("/settings/api-keys")
+    assert listing.text.count(">once<") + listing.text.count(">once ") <= 1
+    keys = await client.get("/api/v1/api-keys", headers={"Authorization": f"Bearer {key.group(1)}"})
+    assert [k["name"] for k in keys.json()["items"]].count("once") == 1
+    # Another browser session cannot open the page, even with the URL.
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as other:
+        await sign_in(other, person)
+        posted = await client.post("/settings/api-keys", data={"name": "twice", "csrf_token": csrf_of(page.text)})
+        stolen = await other.get(posted.headers["location"])
+        assert stolen.status_code == 410 and "vib_" not in stolen.text
+        # ...and the rightful session still sees it once: the other session's attempt consumed nothing.
+        assert (await client.get(posted.headers["location"])).status_code == 200
+
+
+async def test_reloading_after_rotation_shows_nothing(client: httpx.AsyncClient, person: Person) -> None:
+    await sign_in(client, person)
+    _, old_id = await create_via_dashboard(client, "rotate-once")
+    token = csrf_of((await client.get(f"/settings/api-keys/{old_id}")).text)
+    posted = await client.post(f"/settings/api-keys/{old_id}/rotate", data={"grace_period": "0", "csrf_token": token})
+    assert "Key rotated" in (await shown_once(posted, client)).text
+    again = await client.get(posted.headers["location"])
+    assert again.status_code == 410 and "vib_" not in again.text

@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from dashboard.pages import Person, csrf_of, csrf_token, sign_in
 from vibexp.api.app import create_app
 from vibexp.api.dashboard.state import DashboardState
-from vibexp.api.dashboard.throttle import SignInThrottle
 from vibexp.api.settings import ApiSettings
 from vibexp.core.db import session_scope
+from vibexp.core.users.attempts import SignInLimits
 from vibexp.core.users.models import User
 
 
@@ -99,7 +99,7 @@ async def test_failed_sign_ins_are_throttled_per_client_ip(
     app: FastAPI, client: httpx.AsyncClient, person: Person
 ) -> None:
     # The real throttle with a smaller per-IP budget (default 20), so the test does not hash 20 wrong passwords.
-    app.state.dashboard.throttle = SignInThrottle(per_ip=4)
+    app.state.dashboard.attempts.limits = SignInLimits(per_ip=4)
     token = await csrf_token(client)
     for i in range(4):  # spraying many accounts from one address
         bad = {"email": f"user{i}@example.com", "password": "guess-guess", "csrf_token": token}

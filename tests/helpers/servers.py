@@ -86,6 +86,17 @@ class LiveServer:
         self._proc = None
         return code
 
+    def kill(self) -> int | None:
+        """SIGKILL (``kill -9``: no shutdown, nothing flushed) and reap it."""
+        if self._proc is None:
+            return None
+        self._proc.kill()
+        self._proc.wait()
+        code = self._proc.returncode
+        LiveServer._running.discard(self._proc)
+        self._proc = None
+        return code
+
     @classmethod
     def stop_leftovers(cls) -> list[str]:
         """Kill every server that was started and never stopped; describe each one."""

@@ -9,6 +9,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 
 from vibexp.api.dashboard import install_dashboard
+from vibexp.api.docs import install_docs
 from vibexp.api.endpoints.content import artifacts_router, memories_router, prompts_router
 from vibexp.api.endpoints.health import bench_router, health_router
 from vibexp.api.endpoints.keys import account_router, keys_router
@@ -16,9 +17,13 @@ from vibexp.api.errors import install_error_handlers
 from vibexp.api.mcp import mount_mcp
 from vibexp.api.metrics import metrics_lifespan, metrics_router, observe_usage_flush
 from vibexp.api.middleware.auth import ApiKeyAuthMiddleware
+from vibexp.api.middleware.auth_throttle import AuthFailureThrottleMiddleware
 from vibexp.api.middleware.body_limit import BodySizeLimitMiddleware
+from vibexp.api.middleware.headers import HeaderGuardMiddleware
+from vibexp.api.middleware.outage import OutageMiddleware
 from vibexp.api.openapi import install_openapi
 from vibexp.api.settings import ApiSettings, get_api_settings
+from vibexp.core.ratelimit.failures import FailureThrottle
 from vibexp.core.runtime import Runtime
 
 __all__ = ["create_app"]
@@ -53,6 +58,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         description=API_DESCRIPTION,
         lifespan=lifespan,
         openapi_url="/openapi.json",
+        docs_url=None,  # served by install_docs, from this server (FastAPI's page loads a CDN)
+        redoc_url=None,
     )
     app.state.runtime = runtime
     #: Context managers entered at start-up after the runtime (the MCP session manager registers one).
@@ -60,6 +67,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     install_error_handlers(app)
     install_openapi(app)  # documents the rate-limit headers on every response that carries them
+    install_docs(app)  # /docs: Swagger UI from the swagger-ui-bundle package, no CDN
     for router in (prompts_router, artifacts_router, memories_router, keys_router, account_router):
         app.include_router(router)
     mount_mcp(app, runtime, settings)  # /mcp/v1/common; registers the SDK session manager in lifespan_hooks
@@ -70,7 +78,12 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     if settings.bench_endpoints:
         app.include_router(bench_router)
 
-    # Outermost first at request time: body limit, then key auth/limits/usage.
+    # Outermost first at request time: outage → 503, header guard (431, duplicate Authorization), body limit,
+    # the failing-address throttle, then key auth/limits/usage.
     app.add_middleware(ApiKeyAuthMiddleware, runtime=runtime)
+    throttle = FailureThrottle(limit=settings.auth_failure_limit, window=settings.auth_failure_window)
+    app.add_middleware(AuthFailureThrottleMiddleware, throttle=throttle)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HeaderGuardMiddleware, max_header_bytes=settings.max_header_bytes)
+    app.add_middleware(OutageMiddleware)
     return app

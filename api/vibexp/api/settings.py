@@ -44,6 +44,21 @@ class ApiSettings(Settings):
     #: Expose the unauthenticated comparison endpoint used by ``make bench``. Never in production.
     bench_endpoints: bool = False
 
+    #: Largest single request header (name + value), in bytes; larger gets 431 before anything reads it.
+    max_header_bytes: int = Field(default=8192, ge=1024, le=65536)
+    #: Failed authentications (401s) one client address may cause per window before it gets 429 for a while.
+    auth_failure_limit: int = Field(default=100, ge=1)
+    auth_failure_window: float = Field(default=60.0, gt=0)
+    #: Failed dashboard sign-ins per e-mail / per client address within ``sign_in_window`` seconds, counted in the
+    #: database so every replica sees them.
+    sign_in_per_email: int = Field(default=5, ge=1)
+    sign_in_per_ip: int = Field(default=20, ge=1)
+    sign_in_window: float = Field(default=900.0, gt=0)
+    #: Print a one-time setup link at start-up while no dashboard user exists.
+    first_run_setup: bool = True
+    #: The address people open the dashboard at, for links in the log; ``vibexp serve`` sets it from --host/--port.
+    public_url: str = "http://127.0.0.1:8000"
+
     @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:

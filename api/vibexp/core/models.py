@@ -2,10 +2,26 @@
 
 from vibexp.core.content.models import Artifact, Memory, Prompt
 from vibexp.core.db import Base
+from vibexp.core.keys.flash import KeyFlash
 from vibexp.core.keys.models import ApiKey
 from vibexp.core.ratelimit.models import RateWindow
 from vibexp.core.tenants.models import Tenant
 from vibexp.core.usage.models import KeyAction
+from vibexp.core.users.attempts import SignInBucket
 from vibexp.core.users.models import User
+from vibexp.core.users.revoked_sessions import RevokedSession
 
-__all__ = ["ApiKey", "Artifact", "Base", "KeyAction", "Memory", "Prompt", "RateWindow", "Tenant", "User"]
+__all__ = [
+    "ApiKey",
+    "Artifact",
+    "Base",
+    "KeyAction",
+    "KeyFlash",
+    "Memory",
+    "Prompt",
+    "RateWindow",
+    "RevokedSession",
+    "SignInBucket",
+    "Tenant",
+    "User",
+]

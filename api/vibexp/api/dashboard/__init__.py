@@ -2,8 +2,9 @@
 
 Server-rendered pages (Jinja2) on the core services, served by the same FastAPI app as the API; every asset comes
 from this package's ``static/`` folder (no CDN). Sessions are signed cookies (see ``sessions``); every POST checks
-a CSRF token (see ``deps``); failed sign-ins are throttled (see ``throttle``). Passwords only open dashboard sessions:
-``/api/v1`` and ``/mcp`` accept API keys and nothing else.
+a CSRF token (see ``deps``); sign-in attempts are reserved in the database before a password is checked
+(``vibexp.core.users.attempts``). Passwords only open dashboard sessions: ``/api/v1`` and ``/mcp`` accept API keys
+and nothing else.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
+from vibexp.api.dashboard.first_run import setup_lifespan
 from vibexp.api.dashboard.routes import router
 from vibexp.api.dashboard.state import DashboardState
 from vibexp.api.settings import ApiSettings
@@ -24,6 +26,14 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 def install_dashboard(app: FastAPI, settings: ApiSettings) -> None:
     """Add the dashboard's pages at ``/`` and its assets at ``/static``."""
-    app.state.dashboard = DashboardState.from_settings(settings)
+    app.state.dashboard = state = DashboardState.from_settings(settings, engine=app.state.runtime.engine)
+    app.state.lifespan_hooks.append(
+        setup_lifespan(
+            state.setup,
+            app.state.runtime.session_factory,
+            base_url=settings.public_url,
+            enabled=settings.first_run_setup,
+        )
+    )
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -19,6 +19,7 @@ from vibexp.api.deps import SessionDep
 from vibexp.core.tenants.models import Tenant
 from vibexp.core.tenants.service import get_tenant
 from vibexp.core.users.models import User
+from vibexp.core.users.revoked_sessions import is_session_revoked
 from vibexp.core.users.service import get_user
 
 __all__ = [
@@ -72,6 +73,8 @@ async def current_viewer(request: Request, session: BrowserSession, db: SessionD
     user = await get_user(db, user_id=session.uid)
     if user is None or not hmac.compare_digest(session.fp, password_fingerprint(user.password_hash)):
         raise SignInRequired  # user deleted or password changed since sign-in
+    if await is_session_revoked(db, sid=session.sid):  # signed out, perhaps on another replica
+        raise SignInRequired
     tenant = await get_tenant(db, tenant_id=user.tenant_id)
     viewer = Viewer(user=user, tenant=tenant, session=session)
     request.state.dashboard_viewer = viewer

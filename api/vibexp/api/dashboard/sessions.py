@@ -6,8 +6,9 @@ database round trip of its own beyond loading the user, and there is no schema t
 
 * an absolute lifetime (``SESSION_LIFETIME``) checked against the signed ``iat``;
 * ``fp``, a fingerprint of the user's password hash: a new password (or a re-hash) ends every existing session;
-* sign-out deletes the cookie and puts its ``sid`` on this process's deny-list until the session would have expired,
-  so a copied cookie stops working at once on this process (other replicas refuse it at its expiry).
+* sign-out deletes the cookie, puts its ``sid`` on this process's deny-list, and records it in the database
+  (``vibexp.core.users.revoked_sessions``), which every replica checks when it loads the signed-in user; so a copied
+  cookie stops working at once everywhere.
 
 Anonymous visitors get a session too (``uid`` empty) so the sign-in form has a CSRF token to check.
 """

@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from vibexp.api.deps import RuntimeDep, SessionDep
 from vibexp.api.errors import UNAVAILABLE_RESPONSE, error_response
+from vibexp.api.middleware.outage import RETRY_AFTER_SECONDS
 from vibexp.api.schemas import Health
 from vibexp.core.content.models import Prompt
 from vibexp.core.content.schemas import PromptRead
@@ -32,7 +33,12 @@ async def readyz(runtime: RuntimeDep) -> Any:
         async with runtime.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
     except Exception:
-        return error_response(503, "unavailable", "database unreachable")
+        return error_response(
+            503,
+            "service_unavailable",
+            "database unreachable",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     return Health(status="ok")
 
 

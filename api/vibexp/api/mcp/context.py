@@ -67,7 +67,7 @@ def mcp_action(body: bytes) -> str | None:
     """
     try:
         message = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep; the SDK answers the parse error
         return None
     if isinstance(message, list) and message:
         message = message[0]

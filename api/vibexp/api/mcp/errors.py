@@ -21,7 +21,9 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
 from pydantic import ValidationError
 
+from vibexp.api.middleware.outage import note_database_unavailable
 from vibexp.core import errors
+from vibexp.core.outage import is_database_unavailable
 
 __all__ = ["describe_validation_error", "protocol_errors", "tool_errors"]
 
@@ -47,6 +49,9 @@ def tool_errors() -> Iterator[None]:
         raise ToolError(f"{exc.code}: {exc.message}") from exc
     except ValidationError as exc:
         raise ToolError(f"invalid_input: {describe_validation_error(exc)}") from exc
+    except Exception as exc:
+        _raise_if_unavailable(exc)
+        raise
 
 
 @contextmanager
@@ -58,3 +63,16 @@ def protocol_errors() -> Iterator[None]:
         raise MCPError(code=INVALID_PARAMS, message=exc.message, data={"code": exc.code}) from exc
     except errors.VibeXPError as exc:
         raise MCPError(code=INTERNAL_ERROR, message=exc.message, data={"code": exc.code}) from exc
+    except Exception as exc:
+        _raise_if_unavailable(exc)
+        raise
+
+
+def _raise_if_unavailable(exc: Exception) -> None:
+    """A database outage: the whole HTTP answer becomes 503 (``OutageMiddleware``), as for REST. An ``MCPError``
+    (not a tool error) so the SDK neither logs a traceback nor a line per call."""
+    if is_database_unavailable(exc):
+        note_database_unavailable()
+        raise MCPError(
+            code=INTERNAL_ERROR, message="The database is unreachable", data={"code": "service_unavailable"}
+        ) from exc

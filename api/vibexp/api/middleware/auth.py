@@ -29,6 +29,9 @@ from vibexp.core.usage.tool_type import detect_tool_type
 
 __all__ = ["ApiKeyAuthMiddleware", "rate_limit_headers"]
 
+#: The caller's own limit status: readable over the limit and not counted (GitHub's /rate_limit).
+ACCOUNT_STATUS_PATH = "/api/v1/account"
+
 
 def rate_limit_headers(decision: RateDecision) -> list[tuple[bytes, bytes]]:
     reset_in = decision.seconds_to_reset
@@ -59,7 +62,7 @@ class ApiKeyAuthMiddleware:
         principal = await self._authenticate(state, authorization, scope, receive, send)
         if principal is None:
             return
-        decision = await self._admit(principal)
+        decision = await self._admit(principal, scope)
         try:
             await self._respond(state, decision, scope, receive, send)
         finally:
@@ -80,9 +83,13 @@ class ApiKeyAuthMiddleware:
         state.principal = principal
         return principal
 
-    async def _admit(self, principal: Principal) -> RateDecision:
-        """Count the request in the tenant's hourly window."""
-        decision = await self.runtime.limiter.hit(tenant_id=principal.tenant_id, limit=principal.hourly_limit)
+    async def _admit(self, principal: Principal, scope: Scope) -> RateDecision:
+        """Count the request in the tenant's hourly window (the account status read only looks at it)."""
+        limiter = self.runtime.limiter
+        if scope["method"] == "GET" and scope["path"] == ACCOUNT_STATUS_PATH:
+            decision = await limiter.peek(tenant_id=principal.tenant_id, limit=principal.hourly_limit)
+        else:
+            decision = await limiter.hit(tenant_id=principal.tenant_id, limit=principal.hourly_limit)
         metrics.observe_rate_decision(principal, decision)
         return decision
 

@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import String, cast, or_, select
+from sqlalchemy import String, cast, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm.attributes import set_committed_value
 
 from vibexp.core.clock import utcnow
 from vibexp.core.content.models import Artifact, Memory, Prompt
@@ -113,20 +114,44 @@ class ContentStore(Generic[ModelT]):
     async def update(
         self, session: AsyncSession, *, obj: ModelT, data: BaseModel, expected_version: int | None = None
     ) -> ModelT:
+        """Apply ``data``; with ``expected_version`` only if the stored row still has that version.
+
+        The version check is part of the ``UPDATE`` itself (``WHERE id = ? AND version = ?``), so of concurrent
+        writers carrying the same version, in any number of processes, exactly one changes the row: PostgreSQL
+        re-checks the predicate after the row lock is released, SQLite serialises writers. Comparing in Python
+        after a read would let two of them win.
+        """
         if expected_version is not None and expected_version != obj.version:
-            raise PreconditionFailed(
-                f"the {self.noun} changed since you read it (version {obj.version}, If-Match {expected_version})"
-            )
+            raise self._stale(obj.version, expected_version)
         changes = data.model_dump(exclude_unset=True, exclude_none=True)
         changed_unique = {f: changes[f] for f in self._unique_fields if f in changes and changes[f] != getattr(obj, f)}
         if changed_unique:
             await self._ensure_unique(session, tenant_id=obj.tenant_id, values=changed_unique)
-        for field, value in changes.items():
-            setattr(obj, field, value)
-        obj.version += 1
-        obj.updated_at = utcnow()
-        await self._flush(session)
+        now = utcnow()
+        statement = (
+            update(self.model)
+            .where(self.model.id == obj.id, self.model.tenant_id == obj.tenant_id)
+            .values(**changes, version=self.model.version + 1, updated_at=now)
+            .returning(self.model.version)
+            .execution_options(synchronize_session=False)
+        )
+        if expected_version is not None:
+            statement = statement.where(self.model.version == expected_version)
+        try:
+            new_version = await session.scalar(statement)
+        except IntegrityError:  # a concurrent write took the unique name meanwhile
+            raise AlreadyExists(f"that {self.noun} already exists") from None
+        if new_version is None:
+            if expected_version is None:  # deleted meanwhile
+                raise NotFound(f"{self.noun} not found")
+            raise self._stale(None, expected_version)
+        for field, value in {**changes, "version": new_version, "updated_at": now}.items():
+            set_committed_value(obj, field, value)
         return obj
+
+    def _stale(self, current: int | None, expected: int) -> PreconditionFailed:
+        at = f"version {current}, " if current is not None else ""
+        return PreconditionFailed(f"the {self.noun} changed since you read it ({at}If-Match {expected})")
 
     async def delete(self, session: AsyncSession, *, obj: ModelT) -> None:
         await session.delete(obj)

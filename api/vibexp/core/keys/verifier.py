@@ -10,7 +10,9 @@ dict lookup. Changes reach the cache two ways:
   the previous poll began, so commits landing out of timestamp order, or replicas' clocks up to 5 s apart, are
   not missed; an entry is evicted only when the row's version differs from the cached one.
 
-Unknown, revoked and expired keys are never cached: they are refused from the database each time.
+Unknown and revoked keys are remembered for ``NEGATIVE_TTL`` seconds in a bounded negative cache (a key that does
+not exist cannot start to exist under the same 256-bit value, and revocation is final), so a client repeating a
+bad key costs a hash and a dict lookup, not a database query. Expired keys are refused from the cached entry.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ log = logging.getLogger(__name__)
 
 #: How far back each poll re-reads, to tolerate out-of-order commits and clock skew between replicas.
 POLL_OVERLAP = timedelta(seconds=5)
+#: How long an unknown or revoked key is refused from memory, and how many such keys are remembered at most.
+NEGATIVE_TTL = 10.0
+NEGATIVE_MAX = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +84,7 @@ class KeyVerifier:
         self._ttl = ttl
         self._poll_interval = poll_interval
         self._by_hash: dict[str, _Entry] = {}
+        self._refused: dict[str, tuple[float, InvalidApiKey]] = {}  # digest -> (monotonic deadline, the refusal)
         self._poll_task: asyncio.Task[None] | None = None
         self._watermark = utcnow()
 
@@ -103,6 +109,11 @@ class KeyVerifier:
         digest = hash_key(key)
         entry = self._by_hash.get(digest)
         if entry is None or time.monotonic() - entry.loaded_at > self._ttl:
+            refused = self._refused.get(digest)
+            if refused is not None:
+                if refused[0] > time.monotonic():
+                    raise InvalidApiKey(refused[1].message, reason=refused[1].reason)
+                del self._refused[digest]
             entry = await self._load(digest)
         elif not hmac.compare_digest(entry.key_hash, digest):  # defensive: the dict matched on the same digest
             raise InvalidApiKey("Unknown API key", reason="unknown")
@@ -124,12 +135,10 @@ class KeyVerifier:
                 )
             ).one_or_none()
         if row is None or not hmac.compare_digest(row[0].key_hash, digest):
-            self._by_hash.pop(digest, None)
-            raise InvalidApiKey("Unknown API key: check for copy-paste errors or create a new key", reason="unknown")
+            raise self._refuse(digest, "Unknown API key: check for copy-paste errors or create a new key", "unknown")
         key, tenant = row
         if key.status == KeyStatus.revoked.value:
-            self._by_hash.pop(digest, None)
-            raise InvalidApiKey("This API key has been revoked: create a new key", reason="revoked")
+            raise self._refuse(digest, "This API key has been revoked: create a new key", "revoked")
         entry = _Entry(
             principal=Principal(
                 key_id=key.id,
@@ -149,6 +158,15 @@ class KeyVerifier:
         )
         self._by_hash[digest] = entry
         return entry
+
+    def _refuse(self, digest: str, message: str, reason: str) -> InvalidApiKey:
+        """Remember a refusal for ``NEGATIVE_TTL`` seconds (oldest forgotten first beyond ``NEGATIVE_MAX``)."""
+        self._by_hash.pop(digest, None)
+        refusal = InvalidApiKey(message, reason=reason)
+        while len(self._refused) >= NEGATIVE_MAX:
+            self._refused.pop(next(iter(self._refused)))
+        self._refused[digest] = (time.monotonic() + NEGATIVE_TTL, refusal)
+        return refusal
 
     # -- invalidation ------------------------------------------------------------------------------------------
     def invalidate(self, *, key_ids: Collection[str] = (), tenant_ids: Collection[str] = ()) -> None:

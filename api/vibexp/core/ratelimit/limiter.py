@@ -102,6 +102,13 @@ class RateLimiter:
         state.row_ready = True
         state.used, state.lease_left = int(row[0]), int(row[1])
 
+    async def peek(self, *, tenant_id: str, limit: int, now: float | None = None) -> RateDecision:
+        """The tenant's limit status without counting a request (for the status endpoint); always allowed."""
+        now = time.time() if now is None else now
+        window_start = int(now) // WINDOW_SECONDS * WINDOW_SECONDS
+        used = await self.current_use(tenant_id=tenant_id, now=now)
+        return RateDecision(True, limit, max(0, limit - used), window_start + WINDOW_SECONDS, 0)
+
     async def current_use(self, *, tenant_id: str, now: float | None = None) -> int:
         """Requests counted in the tenant's current window, for dashboards and status."""
         now = time.time() if now is None else now

@@ -11,7 +11,7 @@ from vibexp.core.clock import utcnow
 from vibexp.core.errors import AlreadyExists, AuthenticationFailed, InvalidInput
 from vibexp.core.users.models import User
 
-__all__ = ["MIN_PASSWORD_LENGTH", "authenticate", "create_user", "get_user", "normalize_email"]
+__all__ = ["MIN_PASSWORD_LENGTH", "any_user_exists", "authenticate", "create_user", "get_user", "normalize_email"]
 
 MIN_PASSWORD_LENGTH = 10
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
@@ -39,13 +39,19 @@ async def create_user(session: AsyncSession, *, tenant_id: str, email: str, pass
     return user
 
 
+async def any_user_exists(session: AsyncSession) -> bool:
+    return await session.scalar(select(User.id).limit(1)) is not None
+
+
 async def get_user(session: AsyncSession, *, user_id: str) -> User | None:
     """The user a dashboard session names, or None when it no longer exists."""
     return await session.get(User, user_id)
 
 
 async def authenticate(session: AsyncSession, *, email: str, password: str) -> User:
-    user = await session.scalar(select(User).where(User.email == email.strip().lower()))
+    email = email.strip().lower()
+    # PostgreSQL cannot even compare text holding NUL (the driver raises); no stored address holds one.
+    user = await session.scalar(select(User).where(User.email == email)) if "\x00" not in email else None
     try:
         _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):

@@ -14,6 +14,7 @@ from vibexp.api.dashboard.sessions import SessionData, password_fingerprint
 from vibexp.api.dashboard.state import dashboard_state
 from vibexp.api.deps import SessionDep
 from vibexp.core.errors import AuthenticationFailed
+from vibexp.core.users.revoked_sessions import revoke_session
 from vibexp.core.users.service import authenticate
 
 __all__ = ["router"]
@@ -26,11 +27,13 @@ def _client_ip(request: Request) -> str:
 
 
 @router.get("/login")
-async def login_page(request: Request, session: BrowserSession, next: str | None = None) -> Response:
+async def login_page(request: Request, session: BrowserSession, db: SessionDep, next: str | None = None) -> Response:
     if session.uid:
         return redirect(request, safe_next(next))
     notice = "You have signed out." if request.query_params.get("signed_out") else None
-    return render(request, "login.html", {"next": safe_next(next), "notice": notice, "email": ""})
+    first_run = await dashboard_state(request).setup.needed(db)  # no user yet: say how to make the first one
+    context = {"next": safe_next(next), "notice": notice, "email": "", "first_run": first_run}
+    return render(request, "login.html", context)
 
 
 @router.post("/login", dependencies=[CsrfChecked])
@@ -47,19 +50,19 @@ async def login(
     context = {"next": safe_next(next), "email": email, "notice": None}
     if not who or not password:
         return render(request, "login.html", {**context, "error": "Enter your e-mail and password."}, status=422)
-    verdict = state.throttle.check(email=who, ip=ip)
-    if not verdict.allowed:
-        minutes = max(1, -(-verdict.retry_after // 60))
+    # Reserved (and committed) before the password is checked: concurrent attempts on any replica share the budget.
+    retry_after = await state.attempts.reserve(email=who, ip=ip)
+    if retry_after:
+        minutes = max(1, -(-retry_after // 60))
         message = f"Too many failed sign-ins. Try again in {minutes} minute{'s' if minutes != 1 else ''}."
         response = render(request, "login.html", {**context, "error": message}, status=429)
-        response.headers["Retry-After"] = str(verdict.retry_after)
+        response.headers["Retry-After"] = str(retry_after)
         return response
     try:
         user = await authenticate(db, email=who, password=password)
-    except AuthenticationFailed:
-        state.throttle.failed(email=who, ip=ip)
+    except AuthenticationFailed:  # the reservation stays: it is the failure
         return render(request, "login.html", {**context, "error": "Wrong e-mail or password."}, status=401)
-    state.throttle.succeeded(email=who)
+    await state.attempts.succeeded(db, email=who, ip=ip)
     new = SessionData.for_user(user_id=user.id, fingerprint=password_fingerprint(user.password_hash))
     response = redirect(request, safe_next(next))
     state.signer.set_cookie(response, new)
@@ -67,9 +70,11 @@ async def login(
 
 
 @router.post("/logout", dependencies=[CsrfChecked])
-async def logout(request: Request, session: BrowserSession) -> Response:
+async def logout(request: Request, session: BrowserSession, db: SessionDep) -> Response:
     signer = dashboard_state(request).signer
-    signer.deny(session)
+    signer.deny(session)  # at once in this process
+    if session.uid:  # and in the database, which every replica checks for signed-in pages
+        await revoke_session(db, sid=session.sid, expires_at=session.expires_at)
     response = redirect(request, "/login?signed_out=1")
     signer.clear_cookie(response)
     return response

@@ -1,4 +1,9 @@
-"""Settings → API Keys: the list, create (the key shown once), a key's usage page, revoke (confirmed), rotate."""
+"""Settings → API Keys: the list, create (the key shown once), a key's usage page, revoke (confirmed), rotate.
+
+Create and rotate are POST → 303 → GET: the POST mints the key and redirects to a one-time page
+(``vibexp.core.keys.flash``), so reloading, going back and forward, or resubmitting never mints another key and
+never shows a key twice.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,13 @@ from starlette.responses import Response
 
 from vibexp.api.dashboard.charts import usage_charts
 from vibexp.api.dashboard.deps import CsrfChecked, CurrentViewer
-from vibexp.api.dashboard.errors import DashboardRoute
+from vibexp.api.dashboard.errors import DashboardRoute, error_page
 from vibexp.api.dashboard.rendering import redirect, render
+from vibexp.api.dashboard.state import dashboard_state
 from vibexp.api.deps import SessionDep
 from vibexp.core.errors import NotFound
 from vibexp.core.keys import service as keys
+from vibexp.core.keys.flash import FLASH_LIFETIME, consume_flash, create_flash
 from vibexp.core.keys.models import ApiKey
 from vibexp.core.keys.schemas import ApiKeyCreate
 from vibexp.core.usage.service import key_usage
@@ -76,7 +83,65 @@ async def create(
     new = await keys.create_key(
         db, tenant_id=viewer.tenant.id, name=data.name, description=data.description, source="dashboard"
     )
-    return render(request, "keys/created.html", {"key": new.record, "plaintext": new.plaintext, "rotated": None})
+    return await _show_once(request, db, viewer, new)
+
+
+FLASH_COOKIE = "vibexp_new_key"
+CREATED_PATH = "/settings/api-keys/created"
+ALREADY_SHOWN = (
+    "This key was shown once and cannot be shown again. If you did not save it, revoke it and create a new one "
+    "under Settings → API Keys."
+)
+
+
+async def _show_once(
+    request: Request,
+    db: SessionDep,
+    viewer: CurrentViewer,
+    new: keys.NewKey,
+    *,
+    rotated: ApiKey | None = None,
+    grace: int | None = None,
+) -> Response:
+    """Redirect to the one-time page; the key travels sealed in a cookie for that one URL, never in the database."""
+    flash_id = await create_flash(
+        db, owner=viewer.session.sid, key_id=new.record.id, rotated_id=rotated.id if rotated else None,
+        grace_seconds=grace,
+    )  # fmt: skip
+    state = dashboard_state(request)
+    response = redirect(request, f"{CREATED_PATH}/{flash_id}")
+    response.set_cookie(
+        FLASH_COOKIE,
+        state.sealer.seal(flash_id, new.plaintext),
+        max_age=FLASH_LIFETIME,
+        path=f"{CREATED_PATH}/{flash_id}",
+        secure=state.signer.secure,
+        httponly=True,
+        samesite="strict",
+    )
+    return response
+
+
+@router.get("/created/{flash_id}")
+async def created(request: Request, flash_id: str, db: SessionDep, viewer: CurrentViewer) -> Response:
+    """The one GET that shows a new key: the flash is deleted as it is read, so a reload finds nothing."""
+    opened = await consume_flash(db, flash_id=flash_id, owner=viewer.session.sid)
+    sealed = request.cookies.get(FLASH_COOKIE)
+    plaintext = dashboard_state(request).sealer.open(flash_id, sealed) if opened and sealed else None
+    if opened is None or plaintext is None:
+        response = error_page(request, 410, "Key already shown", ALREADY_SHOWN)
+    else:
+        key = await _own_key(db, viewer, opened.key_id)
+        context: dict[str, Any] = {"key": key, "plaintext": plaintext, "rotated": None}
+        if opened.rotated_id:
+            context["rotated"] = await _own_key(db, viewer, opened.rotated_id)
+            context["grace"] = GRACE_PERIODS.get(opened.grace_seconds or 0, "")
+        response = render(request, "keys/created.html", context)
+    state = dashboard_state(request)
+    response.delete_cookie(
+        FLASH_COOKIE, path=f"{CREATED_PATH}/{flash_id}", secure=state.signer.secure, httponly=True, samesite="strict"
+    )
+    return response
 
 
 async def _own_key(db: SessionDep, viewer: CurrentViewer, key_id: str) -> ApiKey:
@@ -122,5 +187,4 @@ async def rotate(
     if grace_period not in GRACE_PERIODS:
         grace_period = 0
     new = await keys.rotate_key(db, key=key, grace_period=timedelta(seconds=grace_period), source="dashboard")
-    context = {"key": new.record, "plaintext": new.plaintext, "rotated": key, "grace": GRACE_PERIODS[grace_period]}
-    return render(request, "keys/created.html", context)
+    return await _show_once(request, db, viewer, new, rotated=key, grace=grace_period)

@@ -1,0 +1,31 @@
+"""Keep secrets out of the access log: uvicorn prints each request's full path, query string included.
+
+A key sent as ``?api_key=vib_...`` (or any token in a query string) would otherwise be written to the log of every
+process, and from there to every log collector. ``RedactQueryString`` is a ``logging.Filter`` for the
+``uvicorn.access`` logger: it replaces any query string by ``?[redacted]`` and masks anything shaped like a VibeXP
+key left in the path down to its display prefix.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+__all__ = ["RedactQueryString", "redact_target"]
+
+_KEY = re.compile(r"vib_([0-9a-fA-F]{8})[0-9a-fA-F]*")
+
+
+def redact_target(target: str) -> str:
+    path, sep, _query = target.partition("?")
+    path = _KEY.sub(r"vib_\1…", path)
+    return f"{path}?[redacted]" if sep else path
+
+
+class RedactQueryString(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        # uvicorn.access logs ("%s - \"%s %s HTTP/%s\" %d", client, method, full_path, version, status).
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], redact_target(args[2]), *args[3:])
+        return True
