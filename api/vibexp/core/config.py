@@ -31,9 +31,10 @@ class Settings(BaseSettings):
     auto_migrate: bool | None = None
     secret_key: str = DEFAULT_SECRET_KEY
     log_level: str = "info"
-    #: PostgreSQL connections each process keeps open, and how many more it may open under a burst. Keep the pool at
+    #: Database connections each process keeps open, and how many more it may open under a burst. Keep the pool at
     #: least as large as the requests one process serves at once: a connection opened beyond it is closed again on
-    #: return, and reopening one (TCP, TLS, SCRAM) costs more than the query it serves. Ignored for SQLite.
+    #: return, and reopening one (TCP, SCRAM; for SQLite a thread, a file and its PRAGMAs) costs more than the
+    #: query it serves. Both backends (SQLite ignored them before #13).
     database_pool_size: int = Field(default=20, ge=1, le=500)
     database_max_overflow: int = Field(default=20, ge=0, le=500)
 
@@ -61,6 +62,11 @@ class Settings(BaseSettings):
     #: Serve ``/metrics`` on the main (HTTP) port as well. The Helm chart turns it off: its Ingress routes every
     #: path of the main port, so only the separate metrics port may answer ``/metrics`` there.
     metrics_on_main_port: bool = True
+
+    # -- performance (issue #13) ---------------------------------------------------------------------------------
+    #: Answer single stateless JSON-RPC requests with the SDK's single-exchange driver instead of building its
+    #: per-request transport (``vibexp.api.mcp.fastpath``). Off: every MCP request takes the SDK's transport.
+    mcp_fast_path: bool = True
 
     #: Sessions cookies get the Secure flag (set behind HTTPS).
     secure_cookies: bool = False
