@@ -9,11 +9,11 @@ For each database one `vibexp serve` process (one worker) serves, in the same ru
 
 `wrk` (C, Debian package) drives each for a fixed time on loopback, the endpoints alternating round by round so a
 slow spell of the (shared) machine hits all of them alike; the median run of each is shown. Beside req/s it prints
-p50/p99 and the server's CPU time per request (utime+stime of the server process tree from /proc over the run,
-divided by the requests wrk completed), which is steadier than req/s on a busy machine. Targets (ratios in the same
-run): REST GET >= 0.30x of the ceiling, POST >= 0.15x, MCP >= 0.50x of the REST GET. Then the same GET with
-``--workers 2`` (Prometheus multiprocess mode) against one worker, and the key verifier's cached path in-process
-(target <= 5 us).
+p50/p99 and the server's CPU time per request (utime+stime of the server process tree from /proc over the run, less
+its idle background rate, divided by the requests wrk completed), which is steadier than req/s on a busy machine.
+Targets (ratios in the same run): REST GET >= 0.30x of the ceiling, POST >= 0.15x, MCP >= 0.50x of the REST GET.
+Then the same GET with ``--workers 2`` (Prometheus multiprocess mode) against one worker, and the key verifier's
+cached path in-process (target <= 5 us, CPU time).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -108,7 +109,16 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / CLOCK_TICKS
 
 
-def wrk(endpoint: Endpoint, *, seconds: int, connections: int, server_pid: int) -> Result:
+def idle_cpu_rate(server_pid: int, seconds: float = 2.0) -> float:
+    """CPU seconds per second the server spends with no requests (key-change poll, usage flusher): subtracted from
+    each run, so a slow run on a busy machine is not charged the background work of its longer wall time."""
+    pids = process_tree(server_pid)
+    before = cpu_seconds(pids)
+    time.sleep(seconds)
+    return (cpu_seconds(pids) - before) / seconds
+
+
+def wrk(endpoint: Endpoint, *, seconds: int, connections: int, server_pid: int, idle_rate: float = 0.0) -> Result:
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "--latency"]
     if endpoint.key:
         cmd += ["-H", f"Authorization: Bearer {endpoint.key}", "-H", "User-Agent: vibexp-bench"]
@@ -117,7 +127,7 @@ def wrk(endpoint: Endpoint, *, seconds: int, connections: int, server_pid: int) 
     pids = process_tree(server_pid)
     cpu_before = cpu_seconds(pids)
     out = subprocess.run([*cmd, endpoint.url], capture_output=True, text=True, check=True).stdout
-    cpu = cpu_seconds(pids) - cpu_before
+    cpu = max(0.0, cpu_seconds(pids) - cpu_before - idle_rate * seconds)
     if "Non-2xx" in out or "Socket errors" in out:
         raise RuntimeError(f"wrk saw errors on {endpoint.label}:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -217,16 +227,27 @@ class Run:
 
     def serve(self, database_url: str, workers: int) -> LiveServer:
         env = {"VIBEXP_BENCH_ENDPOINTS": "true", "VIBEXP_LOG_LEVEL": "warning"}
+        metrics_dir = Path(tempfile.mkdtemp(dir=self.logs, prefix="prom-"))
         if workers > 1:
-            env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(dir=self.logs, prefix="prom-")
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         server = LiveServer(database_url, env=env, serve_args=("--workers", str(workers)))
-        return server.start(self.logs, timeout=120)
+        server.start(self.logs, timeout=120)
+        # start() returns once one worker answers; the CPU of a worker still importing must not count as serving.
+        # Each worker's start-up sets a `max` gauge, which creates its gauge_max_<pid>.db file.
+        deadline = time.monotonic() + 120
+        while workers > 1 and len(list(metrics_dir.glob("gauge_max_*.db"))) < workers:
+            if time.monotonic() > deadline:
+                server.stop()
+                raise RuntimeError(f"not all {workers} workers started:\n{server.log()}")
+            time.sleep(0.2)
+        return server
 
     def measure(self, server: LiveServer, chosen: list[Endpoint]) -> list[Result]:
         """Warm each endpoint up, then alternate them for ``rounds`` runs; the median run of each."""
-        opts = {"connections": self.args.connections, "server_pid": server.pid}
+        opts: dict[str, Any] = {"connections": self.args.connections, "server_pid": server.pid}
         for endpoint in chosen:
             wrk(endpoint, seconds=1, **opts)
+        opts["idle_rate"] = idle_cpu_rate(server.pid)
         runs: list[list[Result]] = [[] for _ in chosen]
         for _ in range(self.args.rounds):
             for endpoint, results in zip(chosen, runs, strict=True):
