@@ -231,10 +231,10 @@ class Run:
         if workers > 1:
             env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         server = LiveServer(database_url, env=env, serve_args=("--workers", str(workers)))
-        server.start(self.logs, timeout=120)
+        server.start(self.logs, timeout=300)  # a busy 2-core machine can take minutes to import two workers
         # start() returns once one worker answers; the CPU of a worker still importing must not count as serving.
         # Each worker's start-up sets a `max` gauge, which creates its gauge_max_<pid>.db file.
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300
         while workers > 1 and len(list(metrics_dir.glob("gauge_max_*.db"))) < workers:
             if time.monotonic() > deadline:
                 server.stop()
