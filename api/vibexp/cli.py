@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
+import os
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import TypeVar
 
 from pydantic import ValidationError
@@ -31,6 +35,9 @@ from vibexp.core.users.service import create_user
 __all__ = ["main"]
 
 T = TypeVar("T")
+
+#: Read by prometheus_client at import, in each worker (vibexp.api.metrics reads the same name).
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def _err(message: str) -> None:
@@ -97,17 +104,47 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         os.environ["VIBEXP_PUBLIC_URL"] = f"http://{host}:{args.port}"
         get_api_settings.cache_clear()
 
-    uvicorn.run(
-        "vibexp.api.app:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        log_config=serve_log_config(settings.log_level),
-        log_level=settings.log_level,
-        proxy_headers=True,
-        timeout_graceful_shutdown=10,
-    )
+    with multiprocess_metrics_dir(args.workers):
+        uvicorn.run(
+            "vibexp.api.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_config=serve_log_config(settings.log_level),
+            log_level=settings.log_level,
+            proxy_headers=True,
+            timeout_graceful_shutdown=10,
+        )
     return 0
+
+
+@contextlib.contextmanager
+def multiprocess_metrics_dir(workers: int) -> Iterator[None]:
+    """Prometheus multiprocess mode for several workers: each writes its samples to files in one directory and any
+    worker's ``/metrics`` answers for all of them.
+
+    ``PROMETHEUS_MULTIPROC_DIR`` (set by the operator of the process, e.g. the chart's emptyDir) is used if given
+    and emptied of the previous run's files first (stale files would add a dead run's counts); else a private
+    directory is made and removed at exit. One worker needs none: its registry is in memory.
+    """
+    if workers <= 1:
+        yield
+        return
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        directory = Path(given)
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="vibexp-metrics-") as tmp:
+        os.environ[MULTIPROC_ENV] = tmp  # inherited by the workers uvicorn spawns
+        try:
+            yield
+        finally:
+            os.environ.pop(MULTIPROC_ENV, None)
 
 
 def cmd_operator(args: argparse.Namespace, settings: Settings) -> int:
@@ -245,6 +282,13 @@ def cmd_user_create(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError("must be between 1 and 64")
+    return value
+
+
 # -- parser ------------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vibexp", description="VibeXP: prompts, artifacts and memories over REST/MCP")
@@ -253,6 +297,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the API, MCP endpoint and dashboard")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=os.environ.get("VIBEXP_WORKERS", "1"),  # argparse converts a string default with `type`
+        help="worker processes (default 1, or VIBEXP_WORKERS); metrics then use Prometheus multiprocess mode",
+    )
     serve.set_defaults(func=cmd_serve)
 
     operator = sub.add_parser("operator", help="run the Kubernetes operator")

@@ -558,3 +558,16 @@ def test_examples_reach_the_api_through_the_charts_service(default_objects: list
         assert parsed.hostname == f"{API}.{NS}.svc.cluster.local", url
         assert (parsed.port or 80) == http_port, url
         assert parsed.hostname in hosts  # the MCP endpoint accepts that Host header too
+
+
+def test_api_workers_run_in_prometheus_multiprocess_mode(helm: Helm) -> None:
+    """`api.workers` > 1: `vibexp serve --workers N`, metrics files on the /tmp emptyDir; 1 (the default) adds
+    neither (test_api_deployment checks the default arguments)."""
+    api = container(find(helm.template({"api": {"workers": 3}}), "Deployment", API), "api")
+    assert api["args"] == ["serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "3"]
+    assert env_of(api)["PROMETHEUS_MULTIPROC_DIR"].startswith("/tmp/")
+    assert any(m["mountPath"] == "/tmp" for m in api["volumeMounts"])
+    default = container(find(helm.template({}), "Deployment", API), "api")
+    assert "PROMETHEUS_MULTIPROC_DIR" not in env_of(default)
+    with pytest.raises(HelmError):
+        helm.template({"api": {"workers": 0}})

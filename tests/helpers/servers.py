@@ -28,8 +28,17 @@ class LiveServer:
     #: Every process started and not yet stopped, so the suite can prove none outlives it (see tests/conftest.py).
     _running: ClassVar[set[subprocess.Popen[bytes]]] = set()
 
-    def __init__(self, database_url: str, *, env: dict[str, str] | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+        serve_args: tuple[str, ...] = (),
+    ) -> None:
         self.port = port or free_port()
+        #: Extra ``vibexp serve`` arguments (``("--workers", "2")``).
+        self.serve_args = serve_args
         self.url = f"http://127.0.0.1:{self.port}"
         self._env = {
             **os.environ,
@@ -41,12 +50,16 @@ class LiveServer:
         self._proc: subprocess.Popen[bytes] | None = None
         self.log_path: Path | None = None
 
-    def start(self, log_dir: Path | None = None, timeout: float = 30.0) -> LiveServer:
+    def start(self, log_dir: Path | None = None, timeout: float = 90.0) -> LiveServer:
         log_dir = log_dir or Path(os.environ.get("TMPDIR", "/tmp"))
         self.log_path = log_dir / f"vibexp-serve-{self.port}.log"
         with self.log_path.open("wb") as log:  # the child keeps its own descriptor
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "vibexp.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                [
+                    sys.executable,
+                    *("-m", "vibexp.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)),
+                    *self.serve_args,
+                ],
                 env=self._env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -66,6 +79,13 @@ class LiveServer:
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"server did not become ready: {self.log()}")
+
+    @property
+    def pid(self) -> int:
+        """The ``vibexp serve`` process (with ``--workers``, the supervisor of the worker processes)."""
+        if self._proc is None:
+            raise RuntimeError("server not started")
+        return self._proc.pid
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""

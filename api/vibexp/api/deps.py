@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp.api.request_state import request_state
@@ -20,8 +20,26 @@ from vibexp.core.runtime import Runtime
 
 __all__ = ["CurrentPrincipal", "RuntimeDep", "SessionDep", "bearer_scheme", "get_runtime"]
 
+
+class _AuthenticatedBearer(HTTPBearer):
+    """The bearer scheme in OpenAPI, and the caller that ``ApiKeyAuthMiddleware`` authenticated before routing.
+
+    One dependency does both: as an ``HTTPBearer`` FastAPI documents it as the operation's security; called, it
+    only reads the principal the middleware left in the scope (the header was parsed and the key verified there
+    already, so parsing it again would be wasted work on every request).
+    """
+
+    async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
+        state = request_state(request.scope)
+        if state is None or state.principal is None:  # only if a route were mounted outside the middleware's prefixes
+            raise InvalidApiKey("Missing API key", reason="missing")
+        return state.principal
+
+
 #: Declares the bearer scheme in OpenAPI; the key itself is checked by ApiKeyAuthMiddleware before routing.
-bearer_scheme = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer vib_...`")
+bearer_scheme = _AuthenticatedBearer(
+    scheme_name="HTTPBearer", auto_error=False, description="An API key: `Authorization: Bearer vib_...`"
+)
 
 
 async def get_runtime(request: Request) -> Runtime:
@@ -48,13 +66,4 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-async def get_principal(
-    request: Request, _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
-) -> Principal:
-    state = request_state(request.scope)
-    if state is None or state.principal is None:  # only if a route were mounted outside the middleware's prefixes
-        raise InvalidApiKey("Missing API key", reason="missing")
-    return state.principal
-
-
-CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+CurrentPrincipal = Annotated[Principal, Depends(bearer_scheme)]

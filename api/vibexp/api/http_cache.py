@@ -6,11 +6,15 @@ from fastapi import Response
 
 from vibexp.core.errors import PreconditionFailed
 
-__all__ = ["parse_if_match", "set_etag"]
+__all__ = ["etag", "parse_if_match", "set_etag"]
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
 
 
 def set_etag(response: Response, version: int) -> None:
-    response.headers["ETag"] = f'"{version}"'
+    response.headers["ETag"] = etag(version)
 
 
 def parse_if_match(header: str | None) -> int | None:

@@ -30,6 +30,10 @@ class ApiSettings(Settings):
     mcp_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     mcp_allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    #: Answer single stateless JSON-RPC requests with the SDK's single-exchange driver instead of building its
+    #: per-request transport (``vibexp.api.mcp.fastpath``). Off: every MCP request takes the SDK's transport.
+    mcp_fast_path: bool = True
+
     #: Also serve the Prometheus metrics on this port (besides ``/metrics`` on the main port, see below). The Helm
     #: chart scrapes this port, which no Ingress path reaches: metrics carry tenant names.
     metrics_port: int | None = Field(default=None, ge=1, le=65535)

@@ -33,9 +33,10 @@ class Settings(BaseSettings):
     #: Job runs ``vibexp db upgrade`` before the API starts.
     auto_migrate: bool | None = None
     log_level: str = "info"
-    #: PostgreSQL connections each process keeps open, and how many more it may open under a burst. Keep the pool at
+    #: Database connections each process keeps open, and how many more it may open under a burst. Keep the pool at
     #: least as large as the requests one process serves at once: a connection opened beyond it is closed again on
-    #: return, and reopening one (TCP, TLS, SCRAM) costs more than the query it serves. Ignored for SQLite.
+    #: return, and reopening one (TCP, SCRAM; for SQLite a thread, a file and its PRAGMAs) costs more than the
+    #: query it serves. Both backends (SQLite ignored them before #13).
     database_pool_size: int = Field(default=20, ge=1, le=500)
     database_max_overflow: int = Field(default=20, ge=0, le=500)
 

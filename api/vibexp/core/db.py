@@ -9,6 +9,7 @@ CLI command, an operator handler) is the one place that commits or rolls back.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -16,14 +17,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, MetaData, event
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import PoolResetState
 from sqlalchemy.types import TypeDecorator
 
 from vibexp.core.config import Settings
 
-__all__ = ["Base", "Database", "UTCDateTime", "create_engine", "create_session_factory", "session_scope"]
+__all__ = [
+    "Base",
+    "Database",
+    "UTCDateTime",
+    "create_engine",
+    "create_session_factory",
+    "engine_options",
+    "session_scope",
+]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -68,19 +78,70 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
-    if database_url.startswith("sqlite"):
-        kwargs.pop("pool_size", None)  # the pool settings are PostgreSQL's; SQLite keeps SQLAlchemy's defaults
-        kwargs.pop("max_overflow", None)
-        engine = create_async_engine(database_url, **kwargs)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        return engine
+#: Hosts on which a PostgreSQL connection never leaves the machine: TLS there costs a handshake and per-packet
+#: crypto (asyncpg's default ``sslmode=prefer`` negotiates it even on loopback) and protects nothing.
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+
+def _is_loopback(host: str | None) -> bool:
+    return host is None or host in _LOOPBACK_HOSTS or host.startswith(("127.", "/"))
+
+
+def engine_options(database_url: str, **kwargs: Any) -> dict[str, Any]:
+    """The ``create_async_engine`` options for a URL; ``pool_size``/``max_overflow`` apply to both backends.
+
+    * Both backends keep ``pool_size`` connections open (SQLAlchemy's SQLite default, 5 + 10 overflow, closed and
+      reopened a connection — a thread, a file open and four PRAGMAs — for about every 8th request under load).
+    * SQLite: no rollback when a connection returns to the pool unless it is inside a transaction (aiosqlite makes
+      each rollback a round trip to the connection's thread; a read never opened one). See ``_sqlite_reset``.
+    * PostgreSQL: no pre-ping (BEGIN; ``;``; ROLLBACK on every checkout). A connection the server dropped fails
+      its next statement, and SQLAlchemy then invalidates the whole pool, so a restarted database is reconnected
+      to by the next request (the hot reads in ``vibexp.core.hotread`` do the same for their own errors).
+      ``pool_recycle`` retires connections after half an hour so idle ones do not outlive NAT/proxy timeouts.
+    * PostgreSQL on loopback: ``ssl=False`` unless the URL or ``PGSSLMODE`` asks for TLS explicitly.
+    """
     # The pool's numbers are the settings' defaults, written once there (Database.from_settings passes the
     # configured ones).
-    kwargs.setdefault("pool_size", Settings.model_fields["database_pool_size"].default)
-    kwargs.setdefault("max_overflow", Settings.model_fields["database_max_overflow"].default)
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_async_engine(database_url, **kwargs)
+    options: dict[str, Any] = {
+        "pool_size": Settings.model_fields["database_pool_size"].default,
+        "max_overflow": Settings.model_fields["database_max_overflow"].default,
+        **kwargs,
+    }
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        if url.database in (None, "", ":memory:"):  # one in-memory database per connection: SQLAlchemy's own pool
+            options.pop("pool_size", None)
+            options.pop("max_overflow", None)
+        else:
+            options.setdefault("pool_reset_on_return", None)
+        return options
+    options.setdefault("pool_pre_ping", False)
+    options.setdefault("pool_recycle", 1800)
+    explicit_tls = {"ssl", "sslmode"} & set(url.query) or os.environ.get("PGSSLMODE")
+    if url.get_driver_name() == "asyncpg" and not explicit_tls and _is_loopback(url.host):
+        options["connect_args"] = {"ssl": False, **options.get("connect_args", {})}
+    return options
+
+
+def _sqlite_reset(dbapi_connection: Any, _record: Any, reset_state: PoolResetState) -> None:
+    """Pool reset for SQLite (``pool_reset_on_return=None`` hands it to this hook): roll back only an open
+    transaction. Python's sqlite3 opens one only for a write, so a returning reader skips the round trip."""
+    if not reset_state.asyncio_safe:  # garbage-collected connection: nothing may be awaited, the pool discards it
+        return
+    if reset_state.transaction_was_reset:
+        return
+    if dbapi_connection.driver_connection.in_transaction:
+        dbapi_connection.rollback()
+
+
+def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
+    options = engine_options(database_url, **kwargs)
+    engine = create_async_engine(database_url, **options)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        if "pool_reset_on_return" in options and options["pool_reset_on_return"] is None:
+            event.listen(engine.sync_engine.pool, "reset", _sqlite_reset)
+    return engine
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

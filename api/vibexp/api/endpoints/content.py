@@ -7,10 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Response, status
 from pydantic import BaseModel
 
-from vibexp.api.deps import CurrentPrincipal, SessionDep
+from vibexp.api.deps import CurrentPrincipal, RuntimeDep, SessionDep
 from vibexp.api.endpoints import API_PREFIX
 from vibexp.api.errors import ERROR_RESPONSES
-from vibexp.api.http_cache import parse_if_match, set_etag
+from vibexp.api.http_cache import etag, parse_if_match, set_etag
 from vibexp.api.schemas import PageRead
 from vibexp.core.content import schemas
 from vibexp.core.content.service import ContentStore, artifacts, memories, prompts
@@ -81,10 +81,12 @@ def id_keyed_router(
         return obj
 
     @router.get("/{item_id}", response_model=read_model, summary=f"Get a {noun}")
-    async def get_item(item_id: str, session: SessionDep, principal: CurrentPrincipal, response: Response) -> Any:
-        obj = await store.get(session, tenant_id=principal.tenant_id, id=item_id)
-        set_etag(response, obj.version)
-        return obj
+    async def get_item(item_id: str, runtime: RuntimeDep, principal: CurrentPrincipal) -> Response:
+        # The hottest read: one row without an ORM session or transaction, validated and serialised once by
+        # pydantic-core (returning the row would have FastAPI validate it again against response_model).
+        row = await store.read(runtime.engine, tenant_id=principal.tenant_id, id=item_id)
+        body = read_model.model_validate(row).model_dump_json().encode()
+        return Response(body, media_type="application/json", headers={"ETag": etag(row["version"])})
 
     @router.put("/{item_id}", response_model=read_model, responses=ETAG_RESPONSES, summary=f"Update a {noun}")
     async def update_item(

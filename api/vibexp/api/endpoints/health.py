@@ -45,6 +45,12 @@ async def readyz(runtime: RuntimeDep) -> Any:
 bench_router = APIRouter(prefix="/bench", include_in_schema=False)
 
 
+@bench_router.get("/constant")
+async def bench_constant() -> dict[str, str]:
+    """Constant JSON, no database: the framework's own ceiling, which ``make bench`` states every ratio against."""
+    return {"status": "ok", "service": "vibexp"}
+
+
 @bench_router.get("/prompts/{item_id}")
 async def bench_prompt(item_id: str, session: SessionDep) -> PromptRead:
     """The same row as GET /api/v1/prompts/{id}, without auth, limits or usage: the baseline of ``make bench``."""

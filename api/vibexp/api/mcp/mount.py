@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vibexp.api.errors import error_payload, error_response
 from vibexp.api.mcp.context import UsageTagger, mcp_action
+from vibexp.api.mcp.fastpath import McpFastPath
 from vibexp.api.mcp.server import create_mcp_server
 from vibexp.api.request_state import RequestUsage, request_state
 from vibexp.api.settings import ApiSettings
@@ -174,5 +175,15 @@ def mount_mcp(app: FastAPI, runtime: Runtime, settings: ApiSettings) -> None:
         transport_security=transport_security(settings),
         max_request_body_size=settings.max_body_bytes,
     )
-    app.mount(MCP_MOUNT, McpFrontDoor(mcp_app, server.usage_tagger), name="mcp")
+    inner: ASGIApp = mcp_app
     app.state.lifespan_hooks.append(server.session_manager.run)
+    if settings.mcp_fast_path:  # single stateless JSON requests skip the SDK's per-request transport
+        fast = McpFastPath(
+            mcp_app,
+            path=MCP_MOUNT + MCP_PATH,
+            server=server.session_manager.app,
+            security=transport_security(settings),
+        )
+        app.state.lifespan_hooks.append(fast.lifespan)
+        inner = fast
+    app.mount(MCP_MOUNT, McpFrontDoor(inner, server.usage_tagger), name="mcp")

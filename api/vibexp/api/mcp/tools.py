@@ -167,15 +167,14 @@ async def list_prompts(
     annotations=READ,
 )
 async def get_prompt(ctx: McpContext, name: PromptName, arguments: PromptArguments = None) -> PromptDetail:
-    async with _unit(ctx) as (session, tenant_id):
-        prompt = await prompts.get(session, tenant_id=tenant_id, name=name)
-        rendered = render(prompt.content, arguments) if arguments is not None else None
+    # perf (#13): the hottest tool reads its row without a session or transaction (vibexp.core.hotread).
+    with tool_errors():
+        tenant_id = principal_of(ctx.request_context).tenant_id
+        engine = runtime_of(ctx.request_context).engine
+        prompt = await prompts.read(engine, tenant_id=tenant_id, name=name)
+        rendered = render(prompt["content"], arguments) if arguments is not None else None
         return PromptDetail.model_validate(
-            {
-                **schemas.PromptRead.model_validate(prompt).model_dump(),
-                "arguments": placeholders(prompt.content),
-                "rendered": rendered,
-            }
+            {**prompt, "arguments": placeholders(prompt["content"]), "rendered": rendered}
         )
 
 

@@ -9,17 +9,19 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
+from weakref import WeakKeyDictionary
 
 from pydantic import BaseModel
-from sqlalchemy import String, cast, or_, select, update
+from sqlalchemy import String, bindparam, cast, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.orm.attributes import set_committed_value
 
 from vibexp.core.clock import utcnow
 from vibexp.core.content.models import Artifact, Memory, Prompt
 from vibexp.core.errors import AlreadyExists, InvalidInput, NotFound, PreconditionFailed
+from vibexp.core.hotread import RowReader
 from vibexp.core.pagination import DEFAULT_PAGE_SIZE, Page, decode_cursor, encode_cursor
 from vibexp.core.text import check_storable
 
@@ -54,6 +56,8 @@ class ContentStore(Generic[ModelT]):
         self.noun = noun
         self._search_columns = search_columns
         self._unique_fields = unique_fields
+        #: Compiled hot reads per engine and key fields (an app has one engine; tests make many: weak keys).
+        self._readers: WeakKeyDictionary[AsyncEngine, dict[tuple[str, ...], RowReader]] = WeakKeyDictionary()
 
     async def create(self, session: AsyncSession, *, tenant_id: str, data: BaseModel) -> ModelT:
         values = data.model_dump()
@@ -79,6 +83,25 @@ class ContentStore(Generic[ModelT]):
         if obj is None:
             raise NotFound(f"{self.noun} not found")
         return obj
+
+    async def read(self, engine: AsyncEngine, *, tenant_id: str, **key: str) -> dict[str, Any]:
+        """The tenant's object with these key fields (``id=...``, ``name=...``) as a dict of its columns, read
+        without a session (``vibexp.core.hotread``): the hottest reads, REST ``GET`` by id and MCP ``get_prompt``.
+        Always from the database, never from a cache, so every replica reads every committed write."""
+        if not all(_storable(value) for value in key.values()):  # nothing stored can match it; PG would refuse it
+            raise NotFound(f"{self.noun} not found")
+        fields = tuple(sorted(key))
+        reader = self._readers.setdefault(engine, {}).get(fields)
+        if reader is None:
+            table = self.model.__table__
+            query = select(*table.columns).where(
+                table.c.tenant_id == bindparam("tenant_id"), *(table.c[f] == bindparam(f) for f in fields)
+            )
+            reader = self._readers[engine][fields] = RowReader(engine, query)
+        row = await reader.one(tenant_id=tenant_id, **key)
+        if row is None:
+            raise NotFound(f"{self.noun} not found")
+        return row
 
     async def list(
         self,

@@ -1,0 +1,184 @@
+"""A lighter path for the common MCP POST: one JSON-RPC request, stateless, JSON response.
+
+For every stateless POST the SDK's transport builds a ``StreamableHTTPServerTransport``, memory streams, a
+``JSONRPCDispatcher`` and a task in its task group, then tears them down (~2 ms of CPU, more than the tool call).
+A single request needs none of that: this module answers it with the SDK's public single-exchange driver,
+``mcp.server.runner.serve_one`` (the one its own 2026-era HTTP entry uses), on a born-ready ``Connection`` built
+the way the stateless transport builds one, through the low-level server's full middleware chain and handlers.
+
+Only requests the SDK would answer in exactly this way take the fast path: a POST with a JSON body holding one
+JSON-RPC request (not a batch, notification or response), no ``initialize`` (its version negotiation stays with
+the SDK), a handshake-era or absent ``MCP-Protocol-Version`` (other versions are the SDK's modern entry), an
+``Accept`` that allows JSON and a JSON ``Content-Type``, and Host/Origin accepted by the same
+``TransportSecurityMiddleware``. Everything else, including every malformed request, goes to the SDK unchanged
+(with the body replayed), so its answers and error codes stay the SDK's.
+
+Errors map as the SDK's stateless transport maps them: ``handler_exception_to_error_data`` for ``MCPError`` and
+validation errors, else code 0 with the message (logged), as its dispatcher does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from mcp.server.connection import Connection
+from mcp.server.lowlevel import Server
+from mcp.server.runner import serve_one
+from mcp.server.streamable_http import check_accept_headers
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
+from mcp.shared.dispatcher import CallOptions
+from mcp.shared.exceptions import NoBackChannelError
+from mcp.shared.jsonrpc_dispatcher import handler_exception_to_error_data
+from mcp.shared.message import ServerMessageMetadata
+from mcp.shared.transport_context import TransportContext
+from mcp_types import DEFAULT_NEGOTIATED_VERSION, ErrorData, JSONRPCError, JSONRPCResponse, RequestId
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["McpFastPath"]
+
+log = logging.getLogger(__name__)
+
+_PROTOCOL_HEADER = b"mcp-protocol-version"
+_FIELDS = frozenset({"jsonrpc", "id", "method", "params"})
+
+
+@dataclass
+class _OneRequestContext:
+    """``mcp.shared.dispatcher.DispatchContext`` of one stateless JSON exchange: no back channel (a stateless
+    client's reply would have nowhere to land) and nowhere to stream notifications (the answer is one JSON body),
+    exactly what the SDK's stateless JSON transport offers a handler."""
+
+    transport: TransportContext
+    request_id: RequestId
+    message_metadata: ServerMessageMetadata
+    cancel_requested: anyio.Event = field(default_factory=anyio.Event)
+    can_send_request: bool = False
+
+    async def send_raw_request(
+        self, method: str, params: Mapping[str, Any] | None, opts: CallOptions | None = None
+    ) -> dict[str, Any]:
+        raise NoBackChannelError(method)
+
+    async def notify(self, method: str, params: Mapping[str, Any] | None, opts: CallOptions | None = None) -> None:
+        return None  # a JSON response has no room for notifications; the SDK's JSON mode drops them too
+
+    async def progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
+        return None
+
+
+def _single_request(body: bytes) -> dict[str, Any] | None:
+    """The JSON-RPC request in ``body`` if it is exactly one well-formed request the fast path may answer."""
+    try:
+        message = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(message, dict) or message.get("jsonrpc") != "2.0" or not _FIELDS.issuperset(message):
+        return None
+    request_id, method, params = message.get("id"), message.get("method"), message.get("params")
+    if isinstance(request_id, bool) or not isinstance(request_id, (str, int)):
+        return None
+    if not isinstance(method, str) or method == "initialize" or not (params is None or isinstance(params, dict)):
+        return None
+    return message
+
+
+class McpFastPath:
+    """ASGI app in front of the SDK's streamable-HTTP app (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp, *, path: str, server: Server[Any], security: TransportSecuritySettings) -> None:
+        self.app = app
+        self.path = path
+        self.server = server
+        self.security = TransportSecurityMiddleware(security)
+        self._lifespan_state: Any = None
+        self._running = False
+
+    @asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[None]:
+        """Enter the low-level server's lifespan (its handlers may use the state) for as long as the app runs."""
+        async with self.server.lifespan(self.server) as state:
+            self._lifespan_state, self._running = state, True
+            try:
+                yield
+            finally:
+                self._lifespan_state, self._running = None, False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not (
+            self._running
+            and scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"] == self.path
+            and self._legacy_era(scope)
+        ):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        body = await request.body()
+        message = _single_request(body) if self._acceptable(request) else None
+        if message is None or await self.security.validate_request(request, is_post=True) is not None:
+            await self.app(scope, _replay(body, receive), send)
+            return
+        payload = await self._answer(request, message)
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+    @staticmethod
+    def _legacy_era(scope: Scope) -> bool:
+        version = next((v for k, v in scope["headers"] if k == _PROTOCOL_HEADER), None)
+        return version is None or version.decode("latin-1") in HANDSHAKE_PROTOCOL_VERSIONS
+
+    @staticmethod
+    def _acceptable(request: Request) -> bool:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        return content_type == "application/json" and check_accept_headers(request)[0]
+
+    async def _answer(self, request: Request, message: dict[str, Any]) -> bytes:
+        request_id: RequestId = message["id"]
+        version = request.headers.get("mcp-protocol-version") or DEFAULT_NEGOTIATED_VERSION
+        context = _OneRequestContext(
+            transport=TransportContext(kind="streamable-http", can_send_request=False, headers=request.headers),
+            request_id=request_id,
+            message_metadata=ServerMessageMetadata(request_context=request),
+        )
+        reply: JSONRPCResponse | JSONRPCError
+        try:
+            result = await serve_one(
+                self.server,
+                context,
+                message["method"],
+                message.get("params"),
+                connection=Connection.from_envelope(version, None, None),
+                lifespan_state=self._lifespan_state,
+            )
+        except Exception as exc:
+            error = handler_exception_to_error_data(exc)
+            if error is None:  # as the SDK's dispatcher answers an unmapped handler failure
+                log.exception("handler for %r raised", message["method"])
+                error = ErrorData(code=0, message=str(exc))
+            reply = JSONRPCError(jsonrpc="2.0", id=request_id, error=error)
+        else:
+            reply = JSONRPCResponse(jsonrpc="2.0", id=request_id, result=result)
+        return reply.model_dump_json(by_alias=True, exclude_unset=True).encode()
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay

@@ -1,0 +1,100 @@
+"""One-row reads on the request hot path: a Core ``SELECT`` compiled once, run in a single driver call.
+
+The ORM session costs, for one row by primary key, an identity map, a unit of work, a transaction (BEGIN/COMMIT,
+or on aiosqlite a cursor, execute, fetch, close and commit — each a hop to the connection's thread) and a rollback
+on return. A read needs none of it: in autocommit mode each statement sees every transaction committed before it,
+so a replica reads its own and every other replica's writes (read-your-writes holds; nothing here is cached but the
+compiled SQL). ``RowReader`` checks out a pooled connection, runs the statement on the driver connection
+(``aiosqlite.execute_fetchall`` or ``asyncpg.fetchrow`` — one hop / one round trip, the statement prepared once per
+connection by asyncpg) and converts the columns with SQLAlchemy's own result processors for the dialect, so values
+come back exactly as the ORM would return them (UTC datetimes, JSON lists).
+
+Errors leave as SQLAlchemy's ``DBAPIError`` (``OperationalError`` for a lost connection), as from any other query.
+A lost PostgreSQL connection is invalidated and the pool recreated, as SQLAlchemy does for its own statements, and
+the read is repeated once on a new connection, so a restarted database is reconnected to by the very request that
+finds the old connections dead (there is no pre-ping on checkout any more, see ``vibexp.core.db``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import Select
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+__all__ = ["RowReader"]
+
+#: SQLSTATE classes of a connection that is gone or refused (08: connection exception, 57P: operator intervention
+#: such as a server shutting down), and the Python errors a dropped socket raises.
+_LOST_SQLSTATES = ("08", "57P")
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    if isinstance(exc, (OSError, ConnectionError)):
+        return True
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate.startswith(_LOST_SQLSTATES):
+        return True
+    # asyncpg.InterfaceError ("connection is closed"), without importing asyncpg for SQLite-only installs.
+    return type(exc).__name__ in {"InterfaceError", "ConnectionDoesNotExistError"}
+
+
+class _LostConnection(Exception):
+    """The connection was gone; the read may be repeated on a new one."""
+
+
+class RowReader:
+    """``await reader.one(name=value, ...)``: the first row of ``query`` as a dict of column name to value, or
+    ``None``. ``query`` takes its parameters as named ``bindparam``s."""
+
+    def __init__(self, engine: AsyncEngine, query: Select[Any]) -> None:
+        self._engine = engine
+        dialect = engine.dialect
+        compiled = query.compile(dialect=dialect)
+        self._sql = str(compiled)
+        self._param_names: Sequence[str] = tuple(compiled.positiontup or ())
+        self._columns = [str(column.key) for column in query.selected_columns]
+        self._processors: list[Callable[[Any], Any] | None] = [
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in query.selected_columns
+        ]
+        self._sqlite = dialect.name == "sqlite"
+
+    async def one(self, **values: Any) -> dict[str, Any] | None:
+        if values.keys() != set(self._param_names):
+            raise TypeError(f"expected the parameters {', '.join(sorted(set(self._param_names)))}")
+        params = tuple(values[name] for name in self._param_names)
+        try:
+            return await self._run(params)
+        except _LostConnection:
+            # The server dropped the pooled connections (a restart, a failover): the pool is new now, and a read
+            # is safe to repeat, so the request that notices the restart is answered too.
+            return await self._run(params, retry=False)
+
+    async def _run(self, params: tuple[Any, ...], *, retry: bool = True) -> dict[str, Any] | None:
+        async with self._engine.connect() as conn:
+            driver: Any = (await conn.get_raw_connection()).driver_connection
+            try:
+                if self._sqlite:
+                    rows = await driver.execute_fetchall(self._sql, params)
+                    row: Sequence[Any] | None = rows[0] if rows else None
+                else:
+                    row = await driver.fetchrow(self._sql, *params)
+            except Exception as exc:
+                lost = _connection_lost(exc)
+                if lost:
+                    await conn.invalidate()
+                    await self._engine.dispose(close=False)  # the pool's other connections went with the server
+                    if retry:
+                        raise _LostConnection from exc
+                error = OperationalError if lost or self._sqlite else DBAPIError
+                raise error(self._sql, params, exc, connection_invalidated=lost) from exc
+        return None if row is None else self._convert(row)
+
+    def _convert(self, row: Sequence[Any]) -> dict[str, Any]:
+        # sqlite3 rows are tuples; an asyncpg Record iterates over its values in column order, too.
+        return {
+            name: value if process is None else process(value)
+            for name, value, process in zip(self._columns, row, self._processors, strict=True)
+        }

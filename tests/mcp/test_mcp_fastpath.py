@@ -1,0 +1,112 @@
+"""The fast path for single stateless JSON-RPC POSTs (``vibexp.api.mcp.fastpath``): it answers exactly as the SDK's
+transport does, and it is really taken (no SDK transport is built for it)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from mcpkit import MCP_PATH
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from helpers.factories import Account
+from helpers.servers import LiveServer
+from vibexp.core.content.schemas import PromptCreate
+from vibexp.core.content.service import prompts
+from vibexp.core.db import session_scope
+
+HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+#: What the SDK logs (at DEBUG) each time it builds a per-request transport for a stateless POST.
+SDK_TRANSPORT_LINE = "Stateless mode: Creating new transport for this request"
+
+
+def _calls() -> list[tuple[dict[str, Any], dict[str, str]]]:
+    def call(
+        method: str, params: dict[str, Any] | None = None, **headers: str
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        body: dict[str, Any] = {"jsonrpc": "2.0", "id": 7, "method": method}
+        if params is not None:
+            body["params"] = params
+        return body, headers
+
+    return [
+        call("tools/call", {"name": "get_prompt", "arguments": {"name": "fast"}}),
+        call("tools/call", {"name": "get_prompt", "arguments": {"name": "fast", "arguments": {"file": "a.py"}}}),
+        call("tools/call", {"name": "get_prompt", "arguments": {"name": "missing"}}),
+        call("tools/call", {"name": "get_prompt", "arguments": {}}),
+        call("tools/call", {"name": "no_such_tool", "arguments": {}}),
+        call("tools/list", **{"MCP-Protocol-Version": "2025-06-18"}),
+        call("prompts/list"),
+        call("prompts/get", {"name": "fast", "arguments": {"file": "b.py"}}),
+        call("resources/templates/list"),
+        call("resources/read", {"uri": "artifact://nope/nope"}),
+        call("ping"),
+        call("no/such/method"),
+        call("prompts/get", {"name": 5}),
+    ]
+
+
+@pytest.fixture
+def sdk_only(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    """The same server with the fast path off: every request takes the SDK's transport."""
+    server = LiveServer(database_url, env={"VIBEXP_MCP_FAST_PATH": "false"}).start(tmp_path, timeout=120)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def _seed(db: async_sessionmaker[AsyncSession], account: Account) -> None:
+    async with session_scope(db) as session:
+        await prompts.create(
+            session, tenant_id=account.tenant.id, data=PromptCreate(name="fast", content="Explain {{file}}.")
+        )
+
+
+async def test_fast_path_answers_exactly_as_the_sdk_transport(
+    server: LiveServer, sdk_only: LiveServer, db: async_sessionmaker[AsyncSession], account: Account
+) -> None:
+    await _seed(db, account)
+    async with httpx.AsyncClient(timeout=30, headers=account.headers | HEADERS) as client:
+        for body, extra in _calls():
+            fast = await client.post(server.url + MCP_PATH, json=body, headers=extra)
+            sdk = await client.post(sdk_only.url + MCP_PATH, json=body, headers=extra)
+            assert (fast.status_code, fast.headers["content-type"]) == (sdk.status_code, sdk.headers["content-type"])
+            assert fast.json() == sdk.json(), body
+
+
+async def test_a_stateless_tool_call_builds_no_sdk_transport(
+    database_url: str, tmp_path: Path, db: async_sessionmaker[AsyncSession], account: Account
+) -> None:
+    await _seed(db, account)
+    server = LiveServer(database_url, env={"VIBEXP_LOG_LEVEL": "debug"}).start(tmp_path, timeout=120)
+    try:
+        async with httpx.AsyncClient(timeout=30, headers=account.headers | HEADERS) as client:
+            before = server.log().count(SDK_TRANSPORT_LINE)
+            for _ in range(3):
+                body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "get_prompt"}}
+                body["params"]["arguments"] = {"name": "fast"}
+                answer = await client.post(server.url + MCP_PATH, json=body)
+                assert answer.status_code == 200 and answer.json()["result"]["isError"] is False
+            time.sleep(0.2)  # let the log catch up
+            assert server.log().count(SDK_TRANSPORT_LINE) == before
+            # initialize still goes to the SDK (its version negotiation is the SDK's), and so is seen in the log.
+            init = {
+                "jsonrpc": "2.0",
+                "id": 2,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {},
+                    "clientInfo": {"name": "t", "version": "1"},
+                },
+            }
+            assert (await client.post(server.url + MCP_PATH, json=init)).status_code == 200
+            time.sleep(0.2)
+            assert server.log().count(SDK_TRANSPORT_LINE) == before + 1
+    finally:
+        server.stop()
