@@ -80,6 +80,7 @@ AUTH_FAILURE_REASONS = frozenset(
         "not_hex",
         "unknown",
         "revoked",
+        "suspended",
         "expired",
         AccountSuspended.code,
     }

@@ -10,7 +10,7 @@ dict lookup. Changes reach the cache two ways:
   the previous poll began, so commits landing out of timestamp order, or replicas' clocks up to 5 s apart, are
   not missed; an entry is evicted only when the row's version differs from the cached one.
 
-Unknown, revoked and expired keys are never cached: they are refused from the database each time.
+Unknown, suspended, revoked and expired keys are never cached: they are refused from the database each time.
 """
 
 from __future__ import annotations
@@ -130,6 +130,12 @@ class KeyVerifier:
         if key.status == KeyStatus.revoked.value:
             self._by_hash.pop(digest, None)
             raise InvalidApiKey("This API key has been revoked: create a new key", reason="revoked")
+        # A suspended key of a suspended account answers as the account (403 account_suspended, from _check).
+        if key.status == KeyStatus.suspended.value and not tenant.suspended:
+            self._by_hash.pop(digest, None)
+            raise InvalidApiKey(
+                "This API key is suspended: its tenant's policy does not allow it now", reason="suspended"
+            )
         entry = _Entry(
             principal=Principal(
                 key_id=key.id,
