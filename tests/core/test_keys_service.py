@@ -164,3 +164,23 @@ def test_a_well_formed_key_parses() -> None:
     key = "vib_" + "0123456789abcdef" * 4
     assert parse_authorization(f"Bearer {key}") == key
     validate_key_format(key)
+
+
+async def test_suspend_and_resume(session: AsyncSession) -> None:
+    """The operator's policy hold: reversible, visible to other processes (updated_at), never on a revoked key."""
+    tenant = await _tenant(session)
+    key = (await keys.create_key(session, tenant_id=tenant.id, name="held")).record
+    before = key.updated_at
+    await keys.suspend_key(session, key=key)
+    assert key.status == KeyStatus.suspended.value and key.updated_at >= before
+    await keys.suspend_key(session, key=key)  # idempotent
+    with pytest.raises(InvalidInput, match="suspended key cannot be rotated"):
+        await keys.rotate_key(session, key=key)
+    assert [k.id for k in await keys.list_keys(session, tenant_id=tenant.id, status=KeyStatus.suspended)] == [key.id]
+    await keys.resume_key(session, key=key)
+    assert key.status == KeyStatus.active.value and key.revoked_at is None
+    await keys.revoke_key(session, key=key)
+    with pytest.raises(InvalidInput, match="revoked key cannot be suspended"):
+        await keys.suspend_key(session, key=key)
+    with pytest.raises(InvalidInput, match="revoked key cannot be resumed"):
+        await keys.resume_key(session, key=key)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 from opkit import KubeEnv, kubectl, unique
 
@@ -91,3 +92,85 @@ def test_printer_columns_and_short_names(kube_env: KubeEnv) -> None:
     assert names[:5] == ["Tenant", "Prefix", "Status", "Ready", "Last Used"] and "Age" in names
     assert "vak" in crd["spec"]["names"]["shortNames"]
     kubectl(kube_env, "get", "vxt")  # the tenant short name works
+
+
+@pytest.mark.parametrize("field", ["secretName", "expiresAt"])
+def test_immutable_fields_cannot_be_added_or_removed(kube_env: KubeEnv, kube_admin: httpx.Client, field: str) -> None:
+    """`self == oldSelf` on the field does not run when it appears or disappears; the spec-level rule does.
+    Both ways, with `kubectl apply` and with a merge patch through the API."""
+    value = {"secretName": "late-secret", "expiresAt": "2099-01-01T00:00:00Z"}[field]
+    message = f"spec.{field} cannot be added or removed after creation"
+    without, with_field = unique("without"), unique("with")
+    kubectl(kube_env, "apply", "-f", "-", input=apikey_yaml(without, {"tenant": "nobody"}))
+    kubectl(kube_env, "apply", "-f", "-", input=apikey_yaml(with_field, {"tenant": "nobody", field: value}))
+    base = "/apis/vibexp.io/v1alpha1/namespaces/default/apikeys"
+    merge = {"Content-Type": "application/merge-patch+json"}
+    try:
+        # Adding: kubectl apply, then the API.
+        assert message in rejected(kube_env, apikey_yaml(without, {"tenant": "nobody", field: value}))
+        resp = kube_admin.patch(f"{base}/{without}", json={"spec": {field: value}}, headers=merge)
+        assert resp.status_code == 422 and message in resp.text
+        # Removing: kubectl apply (the field left out of the manifest), then the API (null in a merge patch).
+        assert message in rejected(kube_env, apikey_yaml(with_field, {"tenant": "nobody"}))
+        resp = kube_admin.patch(f"{base}/{with_field}", json={"spec": {field: None}}, headers=merge)
+        assert resp.status_code == 422 and message in resp.text
+        # Other changes still go through.
+        resp = kube_admin.patch(f"{base}/{with_field}", json={"spec": {"description": "ok"}}, headers=merge)
+        assert resp.status_code == 200, resp.text
+        assert kube_admin.get(f"{base}/{with_field}").json()["spec"][field] == value
+        assert field not in kube_admin.get(f"{base}/{without}").json()["spec"]
+    finally:
+        for name in (without, with_field):
+            kubectl(kube_env, "delete", "apikey", name, "-n", "default", "--wait=false")
+
+
+@pytest.mark.parametrize(
+    ("name", "spec", "message"),
+    [
+        ("k" * 64, {"tenant": "acme"}, "an ApiKey name is at most 63 characters"),
+        (
+            "bad-label-key",
+            {"tenant": "acme", "secretTemplate": {"labels": {"not a key": "x"}}},
+            "must be valid label keys",
+        ),
+        (
+            "bad-label-key2",
+            {"tenant": "acme", "secretTemplate": {"labels": {"a/b/c": "x"}}},
+            "must be valid label keys",
+        ),
+        (
+            "bad-label-value",
+            {"tenant": "acme", "secretTemplate": {"labels": {"team": "two words"}}},
+            "secretTemplate.labels.team",
+        ),
+        (
+            "long-label-value",
+            {"tenant": "acme", "secretTemplate": {"labels": {"team": "x" * 64}}},
+            "secretTemplate.labels.team",
+        ),
+        (
+            "bad-annotation-key",
+            {"tenant": "acme", "secretTemplate": {"annotations": {"-x": "y"}}},
+            "must be valid annotation keys",
+        ),
+        (
+            "big-annotation",
+            {"tenant": "acme", "secretTemplate": {"annotations": {"notes": "x" * 2049}}},
+            "secretTemplate.annotations.notes",
+        ),
+    ],
+)
+def test_specs_the_operator_cannot_build_are_refused(
+    kube_env: KubeEnv, name: str, spec: dict[str, object], message: str
+) -> None:
+    assert message in rejected(kube_env, apikey_yaml(name, spec))
+
+
+def test_valid_label_and_annotation_keys_are_accepted(kube_env: KubeEnv) -> None:
+    name = unique("keys")
+    template = {
+        "labels": {"team": "a", "example.com/owner": "b_c.d", "x": ""},
+        "annotations": {"example.com/notes": "free text, spaces and all", "a.b-c/d_e.f": "1"},
+    }
+    kubectl(kube_env, "apply", "-f", "-", input=apikey_yaml(name, {"tenant": "acme", "secretTemplate": template}))
+    kubectl(kube_env, "delete", "apikey", name, "-n", "default", "--wait=false")

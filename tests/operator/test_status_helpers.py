@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 from datetime import UTC, datetime
 
+from kubernetes_asyncio.client import V1ObjectMeta, V1OwnerReference, V1Secret
+
 from vibexp.core.keys.tokens import generate_key, hash_key
-from vibexp.operator.secrets import build_secret, holds_key, is_owned_by, metadata_drift
+from vibexp.operator.models import ApiKeySpec, SecretTemplate
+from vibexp.operator.secrets import (
+    SecretMetadata,
+    build_secret,
+    holds_key,
+    is_owned_by,
+    metadata_current,
+    secret_trigger,
+)
 from vibexp.operator.status import ReadyState, ready_condition, status_patch
 
-APIKEY = {
-    "metadata": {"name": "k", "namespace": "ns", "uid": "u-1"},
-    "spec": {"tenant": "acme", "secretTemplate": {"labels": {"team": "a"}, "annotations": {"owner": "me"}}},
-}
+APIKEY = ApiKeySpec.from_body(
+    {
+        "metadata": {"name": "k", "namespace": "ns", "uid": "u-1"},
+        "spec": {"tenant": "acme", "secretTemplate": {"labels": {"team": "a"}, "annotations": {"owner": "me"}}},
+    }
+)
 
 
 def test_status_patch_is_empty_when_nothing_changed() -> None:
@@ -37,18 +50,33 @@ def test_transition_time_moves_only_when_status_flips() -> None:
 
 def test_secret_ownership_and_content() -> None:
     key = generate_key()
-    secret = build_secret(APIKEY, name="k", plaintext=key, key_id="id", prefix=key[:12], rotation=0, trigger="")
+    want = SecretMetadata(APIKEY, key_id="id", prefix=key[:12], rotation=0)
+    secret = build_secret(APIKEY, plaintext=key, want=want, resource_version=None)
     assert is_owned_by(secret, "u-1") and not is_owned_by(secret, "u-2")
-    assert not is_owned_by({"metadata": {"ownerReferences": [{"uid": "u-1", "controller": False}]}}, "u-1")
+    foreign = V1Secret(
+        metadata=V1ObjectMeta(owner_references=[V1OwnerReference(api_version="v1", kind="ApiKey", name="k", uid="u-1")])
+    )
+    assert not is_owned_by(foreign, "u-1")
     assert holds_key(secret, hash_key(key)) and not holds_key(secret, hash_key(generate_key()))
-    assert base64.b64decode(secret["data"]["apiKey"]).decode() == key
-    labels = secret["metadata"]["labels"]
+    assert base64.b64decode(secret.data["apiKey"]).decode() == key
+    labels = secret.metadata.labels
     assert labels["app.kubernetes.io/managed-by"] == "vibexp-operator" and labels["team"] == "a"
-    assert metadata_drift(APIKEY, secret) is None
-    changed = {**APIKEY, "spec": {**APIKEY["spec"], "secretTemplate": {"labels": {"team": "b"}}}}
-    assert metadata_drift(changed, secret) == {"metadata": {"labels": {**labels, "team": "b"}}}
+    assert metadata_current(secret, want, trigger="")
+    changed = dataclasses.replace(APIKEY, template=SecretTemplate(labels={"team": "b"}))
+    assert not metadata_current(secret, SecretMetadata(changed, key_id="id", prefix=key[:12], rotation=0), trigger="")
+
+
+def test_lost_labels_and_annotations_are_not_current() -> None:
+    key = generate_key()
+    want = SecretMetadata(APIKEY, key_id="id", prefix=key[:12], rotation=0)
+    secret = build_secret(APIKEY, plaintext=key, want=want, resource_version="7")
+    secret.metadata.labels = {}
+    assert not metadata_current(secret, want, trigger="")
+    secret = build_secret(APIKEY, plaintext=key, want=want, resource_version="7")
+    secret.metadata.annotations = {}
+    assert secret_trigger(secret) is None and not metadata_current(secret, want, trigger=None)
 
 
 def test_garbage_in_the_secret_is_not_the_key() -> None:
-    assert not holds_key({"data": {"apiKey": "!!not base64!!"}}, hash_key(generate_key()))
-    assert not holds_key({"data": {}}, hash_key(generate_key()))
+    assert not holds_key(V1Secret(data={"apiKey": "!!not base64!!"}), hash_key(generate_key()))
+    assert not holds_key(V1Secret(data={}), hash_key(generate_key()))

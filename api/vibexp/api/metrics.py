@@ -77,6 +77,7 @@ AUTH_FAILURE_REASONS = frozenset(
         "not_hex",
         "unknown",
         "revoked",
+        "suspended",
         "expired",
         AccountSuspended.code,
     }

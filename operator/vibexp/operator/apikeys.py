@@ -1,8 +1,8 @@
-"""ApiKey reconciliation: mint once, deliver through a Secret, repair drift, rotate, revoke, report status.
+"""ApiKey reconciliation: observe, :func:`~vibexp.operator.plan.plan`, apply, report.
 
 One level-based function, :func:`reconcile_apikey`, is called by every trigger (create/update/resume, the sync
-timer when something is off, Secret events), always under the object's lock and on a freshly read object, and
-drives the object to its desired state from three sources of truth:
+timer, Secret events), always under the object's lock, and drives the object to its desired state from three
+sources of truth:
 
 * the database: the ApiKey's n-th key has ``external_ref = "k8s:<uid>:<n>"`` (unique), so the newest key is found
   by looking refs up, whatever the status says — a crash between any two steps never mints twice;
@@ -10,7 +10,8 @@ drives the object to its desired state from three sources of truth:
   key (commit after the Secret is written), so a committed key always reached its Secret;
 * the spec: tenant, names, revocation, rotation requests and schedule.
 
-The plaintext key is never logged: it travels from ``create_key`` straight into the Secret body.
+The decision is pure (``plan``); this module only gathers its inputs and applies it. The plaintext key is never
+logged: it travels from ``create_key`` straight into the Secret body.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-import kopf
+from kubernetes_asyncio.client import V1Secret
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp.core.clock import utcnow
@@ -29,34 +30,49 @@ from vibexp.core.errors import NotFound
 from vibexp.core.keys import service as keys
 from vibexp.core.keys.models import ApiKey, KeyStatus
 from vibexp.core.tenants import service as tenants
-from vibexp.core.tenants.models import Tenant
-from vibexp.operator.resources import (
-    ANN_TRIGGER,
-    apikey_path,
-    external_ref,
-    secret_path,
-    tenant_path,
+from vibexp.operator.events import post_event
+from vibexp.operator.kube import KubeApiError
+from vibexp.operator.models import ApiKeySpec, SpecError, TenantSpec
+from vibexp.operator.plan import (
+    Blocked,
+    CurrentKey,
+    Decision,
+    KeyState,
+    Mint,
+    Phase,
+    Refresh,
+    Replace,
+    Revoke,
+    SecretView,
+    TenantRecord,
+    TenantView,
+    plan,
 )
+from vibexp.operator.resources import external_ref
 from vibexp.operator.runtime import OperatorRuntime
-from vibexp.operator.secrets import build_secret, holds_key, is_owned_by, metadata_drift
+from vibexp.operator.secrets import (
+    SecretMetadata,
+    build_secret,
+    holds_key,
+    is_owned_by,
+    metadata_current,
+    secret_trigger,
+)
 from vibexp.operator.status import ReadyState, iso, ready_condition, ready_of, status_patch
 
-__all__ = ["delete_apikey", "desired_name", "latest_key", "reconcile_apikey", "sync_apikey"]
+__all__ = ["delete_apikey", "latest_key", "reconcile_apikey", "report_apikey_outage", "sync_apikey"]
 
 log = logging.getLogger(__name__)
 
-
-#: Ready=False reasons that no periodic re-check can change.
-TERMINAL_REASONS = frozenset({"Revoked", "RevokedElsewhere", "Expired"})
-
-
-def desired_name(body: Mapping[str, Any]) -> str:
-    meta, spec = body["metadata"], body.get("spec") or {}
-    return str(spec.get("displayName") or f"{meta['namespace']}/{meta['name']}")
+KEY_READY = "KeyReady"
+INVALID_SPEC = "InvalidSpec"
+INVALID_SECRET = "InvalidSecret"  # noqa: S105 - a condition reason
+#: Ready reasons only a spec change can clear: the sync does not retry them at the same generation.
+NEEDS_SPEC_CHANGE = frozenset({INVALID_SPEC, INVALID_SECRET})
 
 
 async def latest_key(session: AsyncSession, uid: str, start: int = 0) -> tuple[int, ApiKey | None]:
-    """The newest key minted for this ApiKey and its rotation number; (slot to use, None) when none exists."""
+    """The newest key minted for this ApiKey and its rotation number; (0, None) when none exists."""
     n = max(0, start)
     current = await keys.find_key_by_external_ref(session, external_ref=external_ref(uid, n))
     while current is None and n > 0:  # the status ran ahead of the database (never expected, but be safe)
@@ -71,393 +87,377 @@ async def latest_key(session: AsyncSession, uid: str, start: int = 0) -> tuple[i
         n, current = n + 1, newer
 
 
-async def _revoke_all(session: AsyncSession, uid: str, upto: int) -> list[ApiKey]:
-    """Revoke every still-active key this ApiKey ever minted (the current one and any in a grace period)."""
-    revoked = []
+async def _unrevoked(session: AsyncSession, uid: str, upto: int) -> list[ApiKey]:
+    """Every key this ApiKey minted that is not revoked yet (the current one and any in a grace period)."""
+    found = []
     for n in range(upto + 1):
         key = await keys.find_key_by_external_ref(session, external_ref=external_ref(uid, n))
         if key is not None and key.status != KeyStatus.revoked.value:
-            revoked.append(await keys.revoke_key(session, key=key))
-    return revoked
+            found.append(key)
+    return found
 
 
-def _event(body: Mapping[str, Any], ok: bool, reason: str, message: str) -> None:
+async def _revoke_all(session: AsyncSession, uid: str, upto: int) -> list[ApiKey]:
+    return [await keys.revoke_key(session, key=key) for key in await _unrevoked(session, uid, upto)]
+
+
+def _event(body: Mapping[str, Any], ok: bool | None, reason: str, message: str) -> None:
     """A Kubernetes event on the ApiKey, and the same line in the operator's log (prefixes only, never a key)."""
     meta = body["metadata"]
-    log.log(
-        logging.INFO if ok else logging.WARNING,
-        "ApiKey %s/%s: %s: %s",
-        meta.get("namespace"),
-        meta.get("name"),
-        reason,
-        message,
+    level = logging.INFO if ok else logging.WARNING
+    log.log(level, "ApiKey %s/%s: %s: %s", meta.get("namespace"), meta.get("name"), reason, message)
+    post_event(body, warning=not ok, reason=reason, message=message)
+
+
+def _current(record: ApiKey | None, slot: int) -> CurrentKey | None:
+    if record is None:
+        return None
+    return CurrentKey(
+        id=record.id,
+        prefix=record.prefix,
+        slot=slot,
+        tenant_id=record.tenant_id,
+        state=KeyState(record.status),
+        created_at=record.created_at,
+        expires_at=record.expires_at,
+        name=record.name,
+        description=record.description,
     )
-    kopf.event(dict(body), type="Normal" if ok else "Warning", reason=reason, message=message)
+
+
+def _secret_view(spec: ApiKeySpec, secret: V1Secret | None, record: ApiKey | None, slot: int) -> SecretView | None:
+    if secret is None:
+        return None
+    trigger = secret_trigger(secret)
+    current = record is not None and holds_key(secret, record.key_hash)
+    want = _metadata(spec, record, slot) if record is not None else None
+    return SecretView(
+        owned=is_owned_by(secret, spec.uid),
+        holds_key=current,
+        trigger=trigger,
+        metadata_current=want is not None and metadata_current(secret, want, trigger=trigger),
+    )
+
+
+def _metadata(spec: ApiKeySpec, record: ApiKey, slot: int) -> SecretMetadata:
+    return SecretMetadata(spec, key_id=record.id, prefix=record.prefix, rotation=slot)
 
 
 @dataclass
-class _Outcome:
-    """What one reconcile decided: the Ready state, the key shown in status, and the events already posted."""
+class Outcome:
+    """What one reconcile did: the Ready state, the phase, the key shown in status, the events already posted."""
 
     state: ReadyState
-    phase: str
+    phase: Phase
     key: ApiKey | None = None
     rotation: int = 0
     tenant_id: str | None = None
     events: list[str] = field(default_factory=list)
 
 
-class _ApiKeyReconcile:
-    def __init__(self, rt: OperatorRuntime, body: Mapping[str, Any]) -> None:
-        self.rt = rt
-        self.body = body
-        self.meta = body["metadata"]
-        self.spec: Mapping[str, Any] = body.get("spec") or {}
-        self.status: Mapping[str, Any] = body.get("status") or {}
-        self.uid: str = self.meta["uid"]
-        self.ns: str = self.meta["namespace"]
-        self.name: str = self.meta["name"]
-        self.secret_name: str = self.status.get("secretName") or self.spec.get("secretName") or self.name
-        self.trigger: str = (self.spec.get("rotation") or {}).get("trigger") or ""
-        self.grace = timedelta(seconds=int((self.spec.get("rotation") or {}).get("gracePeriodSeconds") or 0))
+def _ready(spec: ApiKeySpec) -> ReadyState:
+    return ReadyState(True, KEY_READY, f"key delivered in Secret {spec.secret_name}")
 
-    # -- entry point --------------------------------------------------------------------------------------------
-    async def run(self) -> None:
-        start = int((self.status.get("rotation") or {}).get("count") or 0)
-        secret_to_delete = False
-        async with self.rt.unit_of_work() as session:
-            n, current = await latest_key(session, self.uid, start)
-            if self.spec.get("revoked"):
-                outcome = await self._revoke(session, n, current)
-                secret_to_delete = True
-            else:
-                outcome = await self._converge(session, n, current)
-        if secret_to_delete:
-            await self._delete_own_secret()
-        await self._report(outcome)
 
-    # -- revocation ---------------------------------------------------------------------------------------------
-    async def _revoke(self, session: AsyncSession, n: int, current: ApiKey | None) -> _Outcome:
-        revoked = await _revoke_all(session, self.uid, n if current is not None else n - 1)
-        outcome = _Outcome(ReadyState(False, "Revoked", "revoked by spec.revoked"), "Revoked", current, n)
+def current_slot(decision: Replace) -> int:
+    return decision.slot - 1
+
+
+class _Executor:
+    """Applies one decision inside the reconcile's database transaction."""
+
+    def __init__(self, rt: OperatorRuntime, body: Mapping[str, Any], spec: ApiKeySpec, session: AsyncSession) -> None:
+        self.rt, self.body, self.spec, self.session = rt, body, spec, session
+
+    async def apply(self, decision: Decision, slot: int, current: ApiKey | None, secret: V1Secret | None) -> Outcome:
+        match decision:
+            case Revoke():
+                return await self._revoke(slot, current)
+            case Blocked():
+                return await self._blocked(decision, slot, current)
+            case Mint():
+                return await self._mint(decision, secret)
+            case Replace():
+                assert current is not None
+                return await self._replace(decision, current, secret)
+            case Refresh():
+                assert current is not None and secret is not None
+                return await self._refresh(decision, slot, current)
+        raise AssertionError(decision)  # pragma: no cover - the match is exhaustive
+
+    async def _revoke(self, slot: int, current: ApiKey | None) -> Outcome:
+        revoked = await _revoke_all(self.session, self.spec.uid, slot if current is not None else slot - 1)
+        outcome = Outcome(ReadyState(False, "Revoked", "revoked by spec.revoked"), Phase.revoked, current, slot)
         if revoked:
             prefixes = ", ".join(f"{k.prefix}..." for k in revoked)
-            _event(self.body, True, "Revoked", f"revoked {prefixes} and deleted Secret {self.secret_name}")
+            _event(self.body, True, "Revoked", f"revoked {prefixes} and deleted Secret {self.spec.secret_name}")
             outcome.events.append("Revoked")
         return outcome
 
-    async def _delete_own_secret(self) -> None:
-        secret = await self.rt.kube.get(secret_path(self.ns, self.secret_name))
-        if secret is not None and is_owned_by(secret, self.uid):
-            await self.rt.kube.delete(secret_path(self.ns, self.secret_name), uid=secret["metadata"]["uid"])
+    async def _blocked(self, decision: Blocked, slot: int, current: ApiKey | None) -> Outcome:
+        if decision.suspend and current is not None:
+            # The current key and any predecessor still in its grace period: none may work while forbidden.
+            for key in await _unrevoked(self.session, self.spec.uid, slot):
+                await keys.suspend_key(self.session, key=key)
+        return Outcome(decision.state, decision.phase, current, slot, current.tenant_id if current else None)
 
-    # -- the normal path ----------------------------------------------------------------------------------------
-    async def _tenant(self, session: AsyncSession) -> tuple[Tenant | None, ReadyState | None]:
-        """The tenant, or why this namespace may not hold its keys now."""
-        tenant_name = self.spec.get("tenant", "")
-        cr = await self.rt.kube.get(tenant_path(tenant_name))
-        if cr is None or cr["metadata"].get("deletionTimestamp"):
-            return None, ReadyState(False, "TenantNotFound", f"no VibeXPTenant named {tenant_name!r}")
-        allowed = (cr.get("spec") or {}).get("allowedNamespaces") or []
-        if "*" not in allowed and self.ns not in allowed:
-            return None, ReadyState(
-                False,
-                "NamespaceNotAllowed",
-                f"VibeXPTenant {tenant_name} does not allow keys in namespace {self.ns} (spec.allowedNamespaces)",
-            )
-        if (cr.get("spec") or {}).get("suspended"):
-            return None, ReadyState(False, "TenantSuspended", f"VibeXPTenant {tenant_name} is suspended")
-        try:
-            tenant = await tenants.get_tenant_by_name(session, name=tenant_name)
-        except NotFound:
-            return None, ReadyState(False, "TenantNotReady", f"tenant {tenant_name} is not in the database yet")
-        if tenant.suspended:
-            return None, ReadyState(False, "TenantSuspended", f"tenant {tenant_name} is suspended")
-        return tenant, None
-
-    async def _converge(self, session: AsyncSession, n: int, current: ApiKey | None) -> _Outcome:
-        if current is not None and current.status == KeyStatus.revoked.value:
-            return _Outcome(
-                ReadyState(False, "RevokedElsewhere", f"key {current.prefix}... was revoked outside Kubernetes"),
-                "Revoked",
-                current,
-                n,
-                current.tenant_id,
-            )
-        if current is not None and current.expires_at is not None and current.expires_at <= utcnow():
-            return _Outcome(
-                ReadyState(False, "Expired", f"key expired at {iso(current.expires_at)}"), "Expired", current, n
-            )
-        tenant, problem = await self._tenant(session)
-        if problem is not None or tenant is None:
-            assert problem is not None
-            phase = "Active" if current is not None else "Pending"
-            return _Outcome(problem, phase, current, n, current.tenant_id if current else None)
-
-        secret = await self.rt.kube.get(secret_path(self.ns, self.secret_name))
-        if secret is not None and not is_owned_by(secret, self.uid):
-            message = f"Secret {self.secret_name} exists and is not owned by this ApiKey; it is left untouched"
-            phase = "Active" if current is not None else "Pending"
-            return _Outcome(ReadyState(False, "SecretConflict", message), phase, current, n, tenant.id)
-
-        if current is None:
-            return await self._mint(session, tenant, n, secret)
-        return await self._maintain(session, tenant, n, current, secret)
-
-    async def _mint(self, session: AsyncSession, tenant: Tenant, n: int, secret: Mapping[str, Any] | None) -> _Outcome:
-        expires_at = _parse_time(self.spec.get("expiresAt"))
-        if expires_at is not None and expires_at <= utcnow():
-            return _Outcome(
-                ReadyState(False, "Expired", "spec.expiresAt is in the past"), "Expired", None, n, tenant.id
-            )
-        new = await keys.create_key(
-            session,
-            tenant_id=tenant.id,
-            name=desired_name(self.body),
-            description=self.spec.get("description") or "",
-            source="operator",
-            expires_at=expires_at,
-            external_ref=external_ref(self.uid, n),
-        )
-        await self._write_secret(new, n, secret)
-        _event(
-            self.body,
-            True,
-            "KeyCreated",
-            f"minted key {new.record.prefix}... ({new.record.id}) for tenant {tenant.name}"
-            f" into Secret {self.secret_name}",
-        )
-        return _Outcome(
-            ReadyState(True, "KeyReady", f"key delivered in Secret {self.secret_name}"),
-            "Active",
-            new.record,
-            n,
-            tenant.id,
-            ["KeyCreated"],
-        )
-
-    async def _write_secret(self, new: keys.NewKey, n: int, existing: Mapping[str, Any] | None) -> None:
+    async def _write_secret(self, new: keys.NewKey, slot: int, existing: V1Secret | None) -> None:
         """Put the plaintext into the Secret before the caller commits the key (see the module docstring)."""
+        version = existing.metadata.resource_version if existing is not None and existing.metadata else None
         obj = build_secret(
-            self.body,
-            name=self.secret_name,
-            plaintext=new.plaintext,
-            key_id=new.record.id,
-            prefix=new.record.prefix,
-            rotation=n,
-            trigger=self.trigger,
+            self.spec, plaintext=new.plaintext, want=_metadata(self.spec, new.record, slot), resource_version=version
         )
         if existing is None:
-            await self.rt.kube.create(secret_path(self.ns), obj)
+            await self.rt.kube.create_secret(self.spec.namespace, obj)
         else:
-            obj["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
-            await self.rt.kube.replace(secret_path(self.ns, self.secret_name), obj)
+            await self.rt.kube.replace_secret(self.spec.namespace, self.spec.secret_name, obj)
 
-    async def _maintain(
-        self, session: AsyncSession, tenant: Tenant, n: int, current: ApiKey, secret: Mapping[str, Any] | None
-    ) -> _Outcome:
-        now = utcnow()
-        every = (self.spec.get("rotation") or {}).get("everyDays")
-        why: tuple[str, str, bool, timedelta] | None = None  # (reason, message, ok, grace)
-        if current.tenant_id != tenant.id:
-            why = (
-                "TenantChanged",
-                f"moved to tenant {tenant.name}: new key minted, old key revoked",
-                True,
-                timedelta(0),
-            )
-        elif secret is None:
-            why = (
-                "SecretDrift",
-                f"Secret {self.secret_name} was deleted; the key cannot be recovered (only its hash is stored), "
-                f"so it was rotated and {current.prefix}... revoked",
-                False,
-                timedelta(0),
-            )
-        elif not holds_key(secret, current.key_hash):
-            why = (
-                "SecretDrift",
-                f"Secret {self.secret_name} no longer holds key {current.prefix}...; rotated to a new key and "
-                f"revoked {current.prefix}...",
-                False,
-                timedelta(0),
-            )
-        elif self.trigger and self.trigger != ((secret.get("metadata") or {}).get("annotations") or {}).get(
-            ANN_TRIGGER, ""
-        ):
-            why = ("Rotated", f"rotation requested (trigger {self.trigger!r})", True, self.grace)
-        elif every and current.created_at + timedelta(days=int(every)) <= now:
-            why = ("Rotated", f"scheduled rotation: the key is {every} days old", True, self.grace)
+    async def _create(
+        self, *, tenant_id: str, slot: int, expires_at: datetime | None, rotated_from_id: str | None = None
+    ) -> keys.NewKey:
+        """The one way this ApiKey's keys are made: its names, source operator, the slot's idempotency reference."""
+        return await keys.create_key(
+            self.session,
+            tenant_id=tenant_id,
+            name=self.spec.display_name,
+            description=self.spec.description,
+            source="operator",
+            expires_at=expires_at,
+            external_ref=external_ref(self.spec.uid, slot),
+            rotated_from_id=rotated_from_id,
+        )
 
-        if why is not None:
-            reason, message, ok, grace = why
-            if reason == "TenantChanged":
-                new = await keys.create_key(
-                    session,
-                    tenant_id=tenant.id,
-                    name=desired_name(self.body),
-                    description=self.spec.get("description") or "",
-                    source="operator",
-                    expires_at=current.expires_at,
-                    external_ref=external_ref(self.uid, n + 1),
-                    rotated_from_id=current.id,
-                )
-                await keys.revoke_key(session, key=current)
-            else:
-                new = await keys.rotate_key(
-                    session,
-                    key=current,
-                    grace_period=grace,
-                    source="operator",
-                    external_ref=external_ref(self.uid, n + 1),
-                )
+    async def _mint(self, decision: Mint, secret: V1Secret | None) -> Outcome:
+        new = await self._create(tenant_id=decision.tenant_id, slot=0, expires_at=decision.expires_at)
+        await self._write_secret(new, 0, secret)
+        message = (
+            f"minted key {new.record.prefix}... ({new.record.id}) for tenant {self.spec.tenant}"
+            f" into Secret {self.spec.secret_name}"
+        )
+        _event(self.body, True, "KeyCreated", message)
+        return Outcome(_ready(self.spec), Phase.active, new.record, 0, decision.tenant_id, ["KeyCreated"])
+
+    async def _replace(self, decision: Replace, current: ApiKey, secret: V1Secret | None) -> Outcome:
+        ref = external_ref(self.spec.uid, decision.slot)
+        if decision.new_tenant_id is not None:
+            new = await self._create(
+                tenant_id=decision.new_tenant_id,
+                slot=decision.slot,
+                expires_at=current.expires_at,
+                rotated_from_id=current.id,
+            )
+            await keys.revoke_key(self.session, key=current)
+        else:
+            if decision.resume:
+                for key in await _unrevoked(self.session, self.spec.uid, current_slot(decision)):
+                    await keys.resume_key(self.session, key=key)
+            new = await keys.rotate_key(
+                self.session, key=current, grace_period=decision.grace, source="operator", external_ref=ref
+            )
             await keys.update_key(
-                session, key=new.record, name=desired_name(self.body), description=self.spec.get("description") or ""
+                self.session, key=new.record, name=self.spec.display_name, description=self.spec.description
             )
-            await self._write_secret(new, n + 1, secret)
-            if grace:
-                message += f"; {current.prefix}... keeps working until {iso(current.expires_at)}"
-            _event(self.body, ok, reason, f"{message}; new key {new.record.prefix}... in Secret {self.secret_name}")
-            return _Outcome(
-                ReadyState(True, "KeyReady", f"key delivered in Secret {self.secret_name}"),
-                "Active",
-                new.record,
-                n + 1,
-                tenant.id,
-                [reason],
-            )
-
-        name, description = desired_name(self.body), self.spec.get("description") or ""
-        if current.name != name or current.description != description:
-            await keys.update_key(session, key=current, name=name, description=description)
-        assert secret is not None
-        meta_patch = metadata_drift(self.body, secret)
-        if meta_patch is not None:
-            await self.rt.kube.merge_patch(secret_path(self.ns, self.secret_name), meta_patch)
-        return _Outcome(
-            ReadyState(True, "KeyReady", f"key delivered in Secret {self.secret_name}"), "Active", current, n, tenant.id
+        await self._write_secret(new, decision.slot, secret)
+        message = decision.message
+        if decision.grace:
+            message += f"; {current.prefix}... keeps working until {iso(current.expires_at)}"
+        reason = decision.change.event_reason
+        _event(
+            self.body,
+            decision.change.expected,
+            reason,
+            f"{message}; new key {new.record.prefix}... in Secret {self.spec.secret_name}",
         )
+        return Outcome(_ready(self.spec), Phase.active, new.record, decision.slot, new.record.tenant_id, [reason])
 
-    # -- status -------------------------------------------------------------------------------------------------
-    async def _report(self, outcome: _Outcome) -> None:
-        previous = ready_of(self.status)
-        generation = int(self.meta.get("generation") or 0)
-        desired = apikey_status(self.body, outcome, generation, previous)
-        patch = status_patch(self.status, desired)
-        if patch:
-            await self.rt.kube.merge_patch(
-                apikey_path(self.ns, self.name, status=True), {"status": patch}, missing_ok=True
+    async def _refresh(self, decision: Refresh, slot: int, current: ApiKey) -> Outcome:
+        events = []
+        if decision.rename:
+            await keys.update_key(
+                self.session, key=current, name=self.spec.display_name, description=self.spec.description
             )
-        changed = previous is None or (previous.get("status"), previous.get("reason")) != (
-            "True" if outcome.state.ready else "False",
-            outcome.state.reason,
-        )
-        if changed and not outcome.events:
-            _event(self.body, outcome.state.ready, outcome.state.reason, outcome.state.message)
+        if decision.resume:
+            for key in await _unrevoked(self.session, self.spec.uid, slot):
+                await keys.resume_key(self.session, key=key)
+            _event(self.body, True, "KeyResumed", f"the policy allows key {current.prefix}... again: it works again")
+            events.append("KeyResumed")
+        if decision.repair_metadata:
+            want = _metadata(self.spec, current, slot)
+            await self.rt.kube.patch_secret_metadata(
+                self.spec.namespace, self.spec.secret_name, labels=want.labels, annotations=want.annotations
+            )
+        return Outcome(_ready(self.spec), Phase.active, current, slot, current.tenant_id, events)
 
 
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def apikey_status(
-    body: Mapping[str, Any], outcome: _Outcome, generation: int, previous: Mapping[str, Any] | None
-) -> dict[str, Any]:
-    spec = body.get("spec") or {}
-    status = body.get("status") or {}
+# -- status -------------------------------------------------------------------------------------------------------
+def apikey_status(spec: ApiKeySpec, status: Mapping[str, Any], outcome: Outcome) -> dict[str, Any]:
     key = outcome.key
-    every = (spec.get("rotation") or {}).get("everyDays")
     rotation: dict[str, Any] = {"count": outcome.rotation}
     if key is not None:
         if outcome.rotation > 0:
             rotation["lastRotatedAt"] = iso(key.created_at)
-        if every and outcome.phase == "Active":
-            rotation["nextRotationAt"] = iso(key.created_at + timedelta(days=int(every)))
+        if outcome.phase is Phase.active:
+            rotation["nextRotationAt"] = iso(spec.rotation.next_at(key.created_at))
         if key.rotated_from_id:
             rotation["previousKeyId"] = key.rotated_from_id
-    secret_name = status.get("secretName") or spec.get("secretName") or body["metadata"]["name"]
+    delivered = key is not None and outcome.phase in (Phase.active, Phase.suspended)
     return {
-        "observedGeneration": generation,
-        "phase": outcome.phase,
+        "observedGeneration": spec.generation,
+        "phase": outcome.phase.value,
         "keyId": key.id if key else None,
         "prefix": key.prefix if key else None,
         "tenantId": (key.tenant_id if key else None) or outcome.tenant_id,
-        "secretName": (
-            secret_name
-            if key is not None and outcome.phase == "Active"
-            else None
-            if outcome.state.reason == "Revoked"  # its Secret was deleted with the revocation
-            else status.get("secretName")
-        ),
+        # Revocation deletes the Secret; otherwise a Secret once named stays named.
+        "secretName": spec.secret_name
+        if delivered
+        else None
+        if outcome.phase is Phase.revoked
+        else status.get("secretName"),
         "createdAt": iso(key.created_at) if key else None,
         "expiresAt": iso(key.expires_at) if key else None,
         "lastUsedAt": iso(key.last_used_at) if key else None,
         "requestCount": key.request_count if key else None,
         "rotation": rotation,
-        "conditions": [ready_condition(outcome.state, generation=generation, previous=previous)],
     }
 
 
+async def _report(rt: OperatorRuntime, body: Mapping[str, Any], spec: ApiKeySpec, outcome: Outcome) -> None:
+    status = body.get("status") or {}
+    await _patch_ready(rt, body, spec, outcome.state, apikey_status(spec, status, outcome), posted=outcome.events)
+
+
+async def _patch_ready(
+    rt: OperatorRuntime,
+    body: Mapping[str, Any],
+    spec: ApiKeySpec,
+    state: ReadyState,
+    extra: Mapping[str, Any],
+    *,
+    posted: list[str] | None = None,
+) -> None:
+    """Patch the status (only what differs) and post an event when the Ready condition changes."""
+    status = body.get("status") or {}
+    previous = ready_of(status)
+    desired = {**extra, "conditions": [ready_condition(state, generation=spec.generation, previous=previous)]}
+    patch = status_patch(status, desired)
+    if patch:
+        await rt.kube.patch_apikey_status(spec.namespace, spec.name, patch)
+    changed = previous is None or (previous.get("status"), previous.get("reason")) != (state.status, state.reason)
+    if changed and not posted:
+        _event(body, state.ready, state.reason, state.message)
+
+
+async def _tenant(session: AsyncSession, name: str, cr: Mapping[str, Any] | None) -> TenantView:
+    try:
+        record = await tenants.get_tenant_by_name(session, name=name)
+    except NotFound:
+        found = None
+    else:
+        found = TenantRecord(id=record.id, name=record.name, suspended=record.suspended)
+    return TenantView(spec=TenantSpec.from_body(cr) if cr is not None else None, record=found)
+
+
+async def _run(rt: OperatorRuntime, body: Mapping[str, Any], spec: ApiKeySpec) -> None:
+    # Kubernetes reads first, so the database transaction (and SQLite's one writer) is not held across them.
+    secret = await rt.kube.read_secret(spec.namespace, spec.secret_name)
+    tenant_cr = await rt.kube.read_tenant(spec.tenant)
+    try:
+        async with rt.unit_of_work() as session:
+            slot, record = await latest_key(session, spec.uid, spec.rotation_count)
+            tenant = await _tenant(session, spec.tenant, tenant_cr)
+            decision = plan(spec, _current(record, slot), tenant, _secret_view(spec, secret, record, slot), utcnow())
+            outcome = await _Executor(rt, body, spec, session).apply(decision, slot, record, secret)
+    except KubeApiError as exc:
+        if not exc.refused:
+            raise
+        # The apiserver refused the Secret built from this spec (nothing was committed): say so, do not retry.
+        state = ReadyState(False, INVALID_SECRET, f"the apiserver refused Secret {spec.secret_name}: {exc.message}")
+        phase = (body.get("status") or {}).get("phase") or Phase.pending.value
+        await _patch_ready(rt, body, spec, state, {"observedGeneration": spec.generation, "phase": phase})
+        return
+    if isinstance(decision, Revoke):
+        await _delete_own_secret(rt, spec)
+    await _report(rt, body, spec, outcome)
+
+
+async def _delete_own_secret(rt: OperatorRuntime, spec: ApiKeySpec) -> None:
+    secret = await rt.kube.read_secret(spec.namespace, spec.secret_name)
+    if secret is not None and secret.metadata is not None and is_owned_by(secret, spec.uid):
+        await rt.kube.delete_secret(spec.namespace, spec.secret_name, uid=str(secret.metadata.uid))
+
+
 # -- entry points used by the handlers --------------------------------------------------------------------------
-async def reconcile_apikey(rt: OperatorRuntime, body: Mapping[str, Any]) -> None:
-    """Drive one ApiKey to its desired state (re-reading it under its lock first)."""
+async def reconcile_apikey(rt: OperatorRuntime, body: Mapping[str, Any], *, fresh: bool = False) -> None:
+    """Drive one ApiKey to its desired state (re-reading it under its lock first, unless ``fresh``)."""
     meta = body["metadata"]
     async with rt.lock(meta["uid"]):
-        fresh = await rt.kube.get(apikey_path(meta["namespace"], meta["name"]))
-        if fresh is None or fresh["metadata"]["uid"] != meta["uid"] or fresh["metadata"].get("deletionTimestamp"):
+        current: Mapping[str, Any] | None = body
+        if not fresh:
+            current = await rt.kube.read_apikey(meta["namespace"], meta["name"])
+        if current is None or current["metadata"]["uid"] != meta["uid"] or current["metadata"].get("deletionTimestamp"):
             return
-        await _ApiKeyReconcile(rt, fresh).run()
+        try:
+            spec = ApiKeySpec.from_body(current)
+        except SpecError as exc:
+            await _report_invalid(rt, current, str(exc))
+            return
+        await _run(rt, current, spec)
+
+
+async def _report_invalid(rt: OperatorRuntime, body: Mapping[str, Any], message: str) -> None:
+    meta = body["metadata"]
+    generation = int(meta.get("generation") or 0)
+    previous = ready_of(body.get("status"))
+    condition = ready_condition(ReadyState(False, INVALID_SPEC, message), generation=generation, previous=previous)
+    patch = status_patch(body.get("status"), {"observedGeneration": generation, "conditions": [condition]})
+    if patch:
+        await rt.kube.patch_apikey_status(meta["namespace"], meta["name"], patch)
+    if previous is None or previous.get("reason") != INVALID_SPEC:
+        _event(body, False, INVALID_SPEC, message)
 
 
 async def delete_apikey(rt: OperatorRuntime, body: Mapping[str, Any]) -> None:
     """Finalizer: revoke every key of this ApiKey, then delete its Secret. Raises while the database is down."""
-    meta = body["metadata"]
-    uid = meta["uid"]
-    job = _ApiKeyReconcile(rt, body)
-    async with rt.lock(uid):
-        start = int((job.status.get("rotation") or {}).get("count") or 0)
+    spec = ApiKeySpec.from_body({**body, "spec": {**(body.get("spec") or {}), "expiresAt": None}})
+    async with rt.lock(spec.uid):
         async with rt.unit_of_work() as session:
-            n, current = await latest_key(session, uid, start)
-            revoked = await _revoke_all(session, uid, n if current is not None else n - 1)
-        await job._delete_own_secret()
+            n, current = await latest_key(session, spec.uid, spec.rotation_count)
+            revoked = await _revoke_all(session, spec.uid, n if current is not None else n - 1)
+        await _delete_own_secret(rt, spec)
     if revoked:
         prefixes = ", ".join(f"{k.prefix}..." for k in revoked)
-        _event(body, True, "Revoked", f"ApiKey deleted: revoked {prefixes} and deleted Secret {job.secret_name}")
-    rt.forget(uid)
+        _event(body, True, "Revoked", f"ApiKey deleted: revoked {prefixes} and deleted Secret {spec.secret_name}")
+    rt.forget(spec.uid)
 
 
 async def sync_apikey(rt: OperatorRuntime, body: Mapping[str, Any]) -> None:
-    """Periodic: copy usage into status when it changed; hand anything else that is off to the full reconcile."""
-    meta, spec, status = body["metadata"], body.get("spec") or {}, body.get("status") or {}
-    if meta.get("deletionTimestamp"):
+    """Periodic: the full reconcile on the watched body (it verifies the Secret and the key, patches only changes).
+
+    Final phases (Revoked, Expired) and specs the apiserver refused are skipped: only a spec change, which the update
+    handler sees, can change them.
+    """
+    status = body.get("status") or {}
+    if body["metadata"].get("deletionTimestamp") or status.get("phase") in (Phase.revoked.value, Phase.expired.value):
         return
-    ready = ready_of(status)
-    key_id = status.get("keyId")
-    if status.get("phase") in ("Revoked", "Expired") and (ready or {}).get("reason") in TERMINAL_REASONS:
-        return  # final states: only a spec change (handled by the update handler) can matter
-    if ready is None or ready.get("status") != "True" or not key_id:
-        await reconcile_apikey(rt, body)
-        return
-    async with rt.unit_of_work() as session:
-        try:
-            key: ApiKey | None = await keys.get_key(session, key_id=key_id)
-        except NotFound:
-            key = None
-    every = (spec.get("rotation") or {}).get("everyDays")
-    if (
-        key is None
-        or key.status != KeyStatus.active.value
-        or (key.expires_at is not None and key.expires_at <= utcnow())
-        or key.name != desired_name(body)
-        or key.description != (spec.get("description") or "")
-        or (every and key.created_at + timedelta(days=int(every)) <= utcnow())
+    ready = ready_of(status) or {}
+    if ready.get("reason") in NEEDS_SPEC_CHANGE and status.get("observedGeneration") == body["metadata"].get(
+        "generation"
     ):
-        await reconcile_apikey(rt, body)
         return
-    patch = status_patch(status, {"lastUsedAt": iso(key.last_used_at), "requestCount": key.request_count})
-    if patch:
-        await rt.kube.merge_patch(
-            apikey_path(meta["namespace"], meta["name"], status=True), {"status": patch}, missing_ok=True
+    await reconcile_apikey(rt, body, fresh=True)
+
+
+async def report_apikey_outage(rt: OperatorRuntime, body: Mapping[str, Any], cause: str) -> None:
+    """The database is unreachable: say so on the ApiKey (a key being deleted never keeps showing Ready=True)."""
+    spec = ApiKeySpec.from_body({**body, "spec": {**(body.get("spec") or {}), "expiresAt": None}})
+    if spec.deleting:
+        state = ReadyState(
+            False,
+            "RevocationPending",
+            f"the ApiKey is being deleted; its key is revoked once the VibeXP database is reachable ({cause})",
         )
+    else:
+        state = ReadyState(
+            None, "DatabaseUnavailable", f"the VibeXP database is unreachable ({cause}); retrying with backoff"
+        )
+    await _patch_ready(rt, body, spec, state, {})

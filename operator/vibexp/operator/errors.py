@@ -19,7 +19,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from vibexp.core.errors import InvalidInput, VibeXPError
 from vibexp.operator.kube import KubeApiError
 
-__all__ = ["is_temporary", "kopf_errors"]
+__all__ = ["is_database_error", "is_temporary", "kopf_errors"]
+
+
+def is_database_error(exc: BaseException | None) -> bool:
+    """The VibeXP database failed (unreachable, locked, timed out), as opposed to the Kubernetes API."""
+    return isinstance(exc, SQLAlchemyError | OSError | TimeoutError) and not isinstance(exc, KubeApiError)
 
 
 def is_temporary(exc: BaseException) -> bool:

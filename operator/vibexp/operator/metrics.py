@@ -2,7 +2,9 @@
 
 Names (dashboards depend on them): ``vibexp_operator_reconciles_total{resource,handler,result}`` with result one of
 ``success``, ``temporary_error``, ``permanent_error``, ``error``; ``vibexp_operator_reconcile_errors_total
-{resource,handler}``; ``vibexp_operator_reconcile_duration_seconds{resource,handler}`` (histogram). The metrics
+{resource,handler}``; ``vibexp_operator_reconcile_duration_seconds{resource,handler}`` (histogram);
+``vibexp_operator_kube_requests_total{verb,resource}``: the operator's own Kubernetes API requests (Kopf's watches
+and finalizer patches are not included). The metrics
 live in a registry of their own, held by the operator's memo, so two operators in one process never collide.
 """
 
@@ -42,6 +44,12 @@ class OperatorMetrics:
             "Time a handler run took.",
             ["resource", "handler"],
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
+        self.kube_requests = Counter(
+            "vibexp_operator_kube_requests_total",
+            "Kubernetes API requests made by the operator's client, by verb and resource.",
+            ["verb", "resource"],
             registry=self.registry,
         )
         self._server: Any = None

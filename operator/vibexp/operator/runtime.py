@@ -11,9 +11,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from vibexp.core.db import session_scope
+from vibexp.core.failure_log import FailureLog
 from vibexp.core.ratelimit.limiter import RateLimiter
 from vibexp.operator.kube import KubeClient
 from vibexp.operator.metrics import OperatorMetrics
+from vibexp.operator.retry import Backoff
 from vibexp.operator.settings import OperatorConfig
 
 __all__ = ["OperatorRuntime", "runtime_of"]
@@ -29,6 +31,9 @@ class OperatorRuntime:
     metrics: OperatorMetrics
     #: Namespaces served, or None for the whole cluster.
     namespaces: list[str] | None
+    #: One retry schedule per object (see ``vibexp.operator.retry``) and one log of failing attempts.
+    backoff: Backoff
+    failures: FailureLog
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     _sqlite_writer: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -53,6 +58,7 @@ class OperatorRuntime:
 
     def forget(self, uid: str) -> None:
         self._locks.pop(uid, None)
+        self.backoff.succeeded(uid)
 
 
 def runtime_of(memo: Any) -> OperatorRuntime:

@@ -13,10 +13,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-from collections.abc import Mapping
-from typing import Any
+
+from kubernetes_asyncio.client import V1ObjectMeta, V1OwnerReference, V1Secret
 
 from vibexp.core.keys.tokens import hash_key
+from vibexp.operator.models import ApiKeySpec
 from vibexp.operator.resources import (
     ANN_KEY_ID,
     ANN_KEY_PREFIX,
@@ -31,16 +32,24 @@ from vibexp.operator.resources import (
     VERSION,
 )
 
-__all__ = ["build_secret", "holds_key", "is_owned_by", "metadata_drift", "secret_plaintext"]
+__all__ = [
+    "SecretMetadata",
+    "build_secret",
+    "holds_key",
+    "is_owned_by",
+    "metadata_current",
+    "secret_plaintext",
+    "secret_trigger",
+]
 
 
-def is_owned_by(secret: Mapping[str, Any], uid: str) -> bool:
-    refs = (secret.get("metadata") or {}).get("ownerReferences") or []
-    return any(ref.get("uid") == uid and ref.get("controller") for ref in refs)
+def is_owned_by(secret: V1Secret, uid: str) -> bool:
+    refs = (secret.metadata.owner_references if secret.metadata else None) or []
+    return any(ref.uid == uid and ref.controller for ref in refs)
 
 
-def secret_plaintext(secret: Mapping[str, Any]) -> str | None:
-    encoded = (secret.get("data") or {}).get(SECRET_DATA_KEY)
+def secret_plaintext(secret: V1Secret) -> str | None:
+    encoded = (secret.data or {}).get(SECRET_DATA_KEY)
     if not encoded:
         return None
     try:
@@ -49,60 +58,72 @@ def secret_plaintext(secret: Mapping[str, Any]) -> str | None:
         return None
 
 
-def holds_key(secret: Mapping[str, Any], key_hash: str) -> bool:
+def holds_key(secret: V1Secret, key_hash: str) -> bool:
     """Does the Secret still deliver the key with this hash (compared in constant time)?"""
     plaintext = secret_plaintext(secret)
     return plaintext is not None and hmac.compare_digest(hash_key(plaintext), key_hash)
 
 
-def _labels(apikey: Mapping[str, Any]) -> dict[str, str]:
-    meta, spec = apikey["metadata"], apikey.get("spec") or {}
-    template = (spec.get("secretTemplate") or {}).get("labels") or {}
-    return {**template, LABEL_MANAGED_BY: MANAGER, LABEL_APIKEY: meta["name"], LABEL_TENANT: spec.get("tenant", "")}
+def secret_trigger(secret: V1Secret) -> str | None:
+    """The rotation request the Secret's key satisfies; None when someone removed the annotation."""
+    annotations = (secret.metadata.annotations if secret.metadata else None) or {}
+    value = annotations.get(ANN_TRIGGER)
+    return None if value is None else str(value)
 
 
-def _annotations(apikey: Mapping[str, Any], *, key_id: str, prefix: str, rotation: int, trigger: str) -> dict[str, str]:
-    template = ((apikey.get("spec") or {}).get("secretTemplate") or {}).get("annotations") or {}
-    return {**template, ANN_KEY_ID: key_id, ANN_KEY_PREFIX: prefix, ANN_ROTATION: str(rotation), ANN_TRIGGER: trigger}
+class SecretMetadata:
+    """The labels and annotations the operator wants on an ApiKey's Secret for its current key."""
+
+    def __init__(self, spec: ApiKeySpec, *, key_id: str, prefix: str, rotation: int) -> None:
+        self.labels = {
+            **spec.template.labels,
+            LABEL_MANAGED_BY: MANAGER,
+            LABEL_APIKEY: spec.name,
+            LABEL_TENANT: spec.tenant,
+        }
+        self.annotations = {
+            **spec.template.annotations,
+            ANN_KEY_ID: key_id,
+            ANN_KEY_PREFIX: prefix,
+            ANN_ROTATION: str(rotation),
+            ANN_TRIGGER: spec.rotation.trigger,
+        }
 
 
-def build_secret(
-    apikey: Mapping[str, Any], *, name: str, plaintext: str, key_id: str, prefix: str, rotation: int, trigger: str
-) -> dict[str, Any]:
-    meta = apikey["metadata"]
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "Opaque",
-        "metadata": {
-            "name": name,
-            "namespace": meta["namespace"],
-            "labels": _labels(apikey),
-            "annotations": _annotations(apikey, key_id=key_id, prefix=prefix, rotation=rotation, trigger=trigger),
-            "ownerReferences": [
-                {
-                    "apiVersion": f"{GROUP}/{VERSION}",
-                    "kind": "ApiKey",
-                    "name": meta["name"],
-                    "uid": meta["uid"],
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
-        },
-        "data": {SECRET_DATA_KEY: base64.b64encode(plaintext.encode("ascii")).decode("ascii")},
+def metadata_current(secret: V1Secret, want: SecretMetadata, *, trigger: str | None) -> bool:
+    """Do the Secret's labels and annotations include what the operator wants (the trigger as it is, if any)?"""
+    labels = (secret.metadata.labels if secret.metadata else None) or {}
+    annotations = (secret.metadata.annotations if secret.metadata else None) or {}
+    wanted_annotations = {
+        **want.annotations,
+        ANN_TRIGGER: trigger if trigger is not None else want.annotations[ANN_TRIGGER],
     }
+    return all(labels.get(k) == v for k, v in want.labels.items()) and all(
+        annotations.get(k) == v for k, v in wanted_annotations.items()
+    )
 
 
-def metadata_drift(apikey: Mapping[str, Any], secret: Mapping[str, Any]) -> dict[str, Any] | None:
-    """A merge patch bringing the Secret's labels/annotations in line with ``secretTemplate``, or None."""
-    meta = secret.get("metadata") or {}
-    labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
-    want_labels = _labels(apikey)
-    template_ann = ((apikey.get("spec") or {}).get("secretTemplate") or {}).get("annotations") or {}
-    patch: dict[str, Any] = {}
-    if any(labels.get(k) != v for k, v in want_labels.items()):
-        patch["labels"] = want_labels
-    if any(annotations.get(k) != v for k, v in template_ann.items()):
-        patch["annotations"] = template_ann
-    return {"metadata": patch} if patch else None
+def build_secret(spec: ApiKeySpec, *, plaintext: str, want: SecretMetadata, resource_version: str | None) -> V1Secret:
+    return V1Secret(
+        api_version="v1",
+        kind="Secret",
+        type="Opaque",
+        metadata=V1ObjectMeta(
+            name=spec.secret_name,
+            namespace=spec.namespace,
+            labels=dict(want.labels),
+            annotations=dict(want.annotations),
+            resource_version=resource_version,
+            owner_references=[
+                V1OwnerReference(
+                    api_version=f"{GROUP}/{VERSION}",
+                    kind="ApiKey",
+                    name=spec.name,
+                    uid=spec.uid,
+                    controller=True,
+                    block_owner_deletion=True,
+                )
+            ],
+        ),
+        data={SECRET_DATA_KEY: base64.b64encode(plaintext.encode("ascii")).decode("ascii")},
+    )

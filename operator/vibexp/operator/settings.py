@@ -24,7 +24,9 @@ class OperatorConfig(BaseSettings):
     #: How often each ApiKey's usage (last used, request count) and revocation state are read back from the
     #: database, and each tenant's counters. Status is patched only when something changed.
     sync_interval: float = Field(default=30.0, gt=0)
-    #: Delay before retrying after a temporary failure (database or Kubernetes API unreachable).
+    #: Delay before the first retry after a temporary failure (database or Kubernetes API unreachable); each
+    #: further failure of the same object doubles it, up to ``retry_max_delay``.
     retry_delay: float = Field(default=5.0, gt=0)
+    retry_max_delay: float = Field(default=60.0, gt=0)
     #: Timeout of one Kubernetes API request made by the operator itself (Secrets, status).
     kube_timeout: float = Field(default=30.0, gt=0)

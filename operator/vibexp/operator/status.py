@@ -28,9 +28,14 @@ def _utc(value: datetime) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ReadyState:
-    ready: bool
+    #: None: unknown (the operator cannot tell now, e.g. the database is unreachable).
+    ready: bool | None
     reason: str
     message: str
+
+    @property
+    def status(self) -> str:
+        return "Unknown" if self.ready is None else str(self.ready)
 
 
 def ready_of(status: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
@@ -42,15 +47,17 @@ def ready_of(status: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
 
 
 def ready_condition(state: ReadyState, *, generation: int, previous: Mapping[str, Any] | None) -> dict[str, Any]:
-    value = "True" if state.ready else "False"
-    changed = previous is None or previous.get("status") != value
+    value = state.status
+    since = _utc(utcnow())
+    if previous is not None and previous.get("status") == value:
+        since = str(previous.get("lastTransitionTime") or since)
     return {
         "type": "Ready",
         "status": value,
         "reason": state.reason,
         "message": state.message,
         "observedGeneration": generation,
-        "lastTransitionTime": _utc(utcnow()) if changed else previous.get("lastTransitionTime", _utc(utcnow())),
+        "lastTransitionTime": since,
     }
 
 

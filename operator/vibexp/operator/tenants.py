@@ -11,7 +11,6 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import kopf
 from pydantic import ValidationError
 
 from vibexp.core.errors import InvalidInput, NotFound
@@ -21,11 +20,11 @@ from vibexp.core.tenants import service as tenants
 from vibexp.core.tenants.models import Tenant, Tier
 from vibexp.core.tenants.schemas import TenantCreate, TenantUpdate
 from vibexp.operator.apikeys import reconcile_apikey
-from vibexp.operator.resources import apikeys_path, tenant_path
+from vibexp.operator.events import post_event
 from vibexp.operator.runtime import OperatorRuntime
 from vibexp.operator.status import ReadyState, ready_condition, ready_of, status_patch
 
-__all__ = ["reconcile_tenant", "suspend_tenant", "sync_tenant"]
+__all__ = ["reconcile_tenant", "report_tenant_outage", "suspend_tenant", "sync_tenant"]
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +53,7 @@ async def _counters(rt: OperatorRuntime, tenant: Tenant) -> dict[str, Any]:
 async def _patch_status(rt: OperatorRuntime, body: Mapping[str, Any], desired: Mapping[str, Any]) -> None:
     patch = status_patch(body.get("status") or {}, desired)
     if patch:
-        await rt.kube.merge_patch(
-            tenant_path(body["metadata"]["name"], status=True), {"status": patch}, missing_ok=True
-        )
+        await rt.kube.patch_tenant_status(body["metadata"]["name"], patch)
 
 
 async def _report(rt: OperatorRuntime, body: Mapping[str, Any], state: ReadyState, extra: Mapping[str, Any]) -> None:
@@ -68,11 +65,8 @@ async def _report(rt: OperatorRuntime, body: Mapping[str, Any], state: ReadyStat
         "conditions": [ready_condition(state, generation=generation, previous=previous)],
     }
     await _patch_status(rt, body, desired)
-    if previous is None or (previous.get("status"), previous.get("reason")) != (
-        "True" if state.ready else "False",
-        state.reason,
-    ):
-        kopf.event(dict(body), type="Normal" if state.ready else "Warning", reason=state.reason, message=state.message)
+    if previous is None or (previous.get("status"), previous.get("reason")) != (state.status, state.reason):
+        post_event(body, warning=not state.ready, reason=state.reason, message=state.message)
 
 
 async def reconcile_tenant(rt: OperatorRuntime, body: Mapping[str, Any], *, kick_all: bool) -> None:
@@ -94,16 +88,16 @@ async def reconcile_tenant(rt: OperatorRuntime, body: Mapping[str, Any], *, kick
                         suspended=bool(spec.get("suspended")),
                     ),
                 )
-                kopf.event(dict(body), type="Normal", reason="TenantCreated", message=f"created tenant {name}")
+                post_event(body, warning=False, reason="TenantCreated", message=f"created tenant {name}")
             else:
                 changes = _changes(tenant, spec, name)
                 if changes:
                     tenant = await tenants.update_tenant(
                         session, tenant=tenant, data=TenantUpdate.model_validate(changes)
                     )
-                    kopf.event(
-                        dict(body),
-                        type="Normal",
+                    post_event(
+                        body,
+                        warning=False,
                         reason="TenantUpdated",
                         message=f"updated {', '.join(sorted(changes))}",
                     )
@@ -129,9 +123,7 @@ async def suspend_tenant(rt: OperatorRuntime, body: Mapping[str, Any]) -> None:
             return
         if not tenant.suspended:
             await tenants.update_tenant(session, tenant=tenant, data=TenantUpdate(suspended=True))
-    kopf.event(
-        dict(body), type="Normal", reason="TenantSuspended", message=f"VibeXPTenant deleted: tenant {name} suspended"
-    )
+    post_event(body, warning=False, reason="TenantSuspended", message=f"VibeXPTenant deleted: tenant {name} suspended")
     await kick_apikeys(rt, name, only_unready=False)
 
 
@@ -150,12 +142,20 @@ async def sync_tenant(rt: OperatorRuntime, body: Mapping[str, Any]) -> None:
 
 async def kick_apikeys(rt: OperatorRuntime, tenant: str, *, only_unready: bool) -> None:
     """Reconcile the served ApiKeys that name this tenant (a tenant change can make them ready, or not)."""
-    paths = [apikeys_path()] if rt.namespaces is None else [apikeys_path(ns) for ns in rt.namespaces]
-    for path in paths:
-        for item in await rt.kube.list(path):
+    namespaces: list[str | None] = [None] if rt.namespaces is None else list(rt.namespaces)
+    for namespace in namespaces:
+        for item in await rt.kube.list_apikeys(namespace):
             if (item.get("spec") or {}).get("tenant") != tenant or item["metadata"].get("deletionTimestamp"):
                 continue
             ready = ready_of(item.get("status"))
             if only_unready and ready is not None and ready.get("status") == "True":
                 continue
             await reconcile_apikey(rt, item)
+
+
+async def report_tenant_outage(rt: OperatorRuntime, body: Mapping[str, Any], cause: str) -> None:
+    """The database is unreachable: the tenant's Ready condition says so until it answers again."""
+    state = ReadyState(
+        None, "DatabaseUnavailable", f"the VibeXP database is unreachable ({cause}); retrying with backoff"
+    )
+    await _report(rt, body, state, {})

@@ -15,6 +15,8 @@ __all__ = ["ApiKey", "KeyStatus"]
 
 class KeyStatus(StrEnum):
     active = "active"
+    #: Refused while a policy forbids it (the operator: its tenant or namespace no longer allows it); reversible.
+    suspended = "suspended"
     revoked = "revoked"
 
 

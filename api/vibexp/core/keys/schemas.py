@@ -63,7 +63,7 @@ class ApiKeyRead(ApiKeyBase):
 
     id: str
     prefix: str = Field(description="'vib_' and the first 8 hex characters of the key")
-    status: str = Field(description="active or revoked")
+    status: str = Field(description="active, suspended (refused while a policy forbids it) or revoked")
     created_at: datetime
     last_used_at: datetime | None
     request_count: int

@@ -21,8 +21,10 @@ __all__ = [
     "find_key_by_external_ref",
     "get_key",
     "list_keys",
+    "resume_key",
     "revoke_key",
     "rotate_key",
+    "suspend_key",
     "update_key",
 ]
 
@@ -112,6 +114,30 @@ async def revoke_key(session: AsyncSession, *, key: ApiKey) -> ApiKey:
     return key
 
 
+async def suspend_key(session: AsyncSession, *, key: ApiKey) -> ApiKey:
+    """Refuse the key until :func:`resume_key`; other processes learn of it as of a revocation (``updated_at``)."""
+    if key.status == KeyStatus.revoked.value:
+        raise InvalidInput("a revoked key cannot be suspended")
+    if key.status != KeyStatus.suspended.value:
+        key.status = KeyStatus.suspended.value
+        key.updated_at = utcnow()
+        mark_key_changed(session, key.id)
+        await session.flush()
+    return key
+
+
+async def resume_key(session: AsyncSession, *, key: ApiKey) -> ApiKey:
+    """Accept a suspended key again (a revoked key stays revoked)."""
+    if key.status == KeyStatus.revoked.value:
+        raise InvalidInput("a revoked key cannot be resumed")
+    if key.status != KeyStatus.active.value:
+        key.status = KeyStatus.active.value
+        key.updated_at = utcnow()
+        mark_key_changed(session, key.id)
+        await session.flush()
+    return key
+
+
 async def rotate_key(
     session: AsyncSession,
     *,
@@ -123,6 +149,8 @@ async def rotate_key(
     """Replace ``key`` with a new key of the same name; the old one stops now or when the grace period ends."""
     if key.status == KeyStatus.revoked.value:
         raise InvalidInput("a revoked key cannot be rotated; create a new key instead")
+    if key.status == KeyStatus.suspended.value:
+        raise InvalidInput("a suspended key cannot be rotated while it is suspended")
     new = await create_key(
         session,
         tenant_id=key.tenant_id,

@@ -13,6 +13,8 @@ dict lookup. Changes reach the cache two ways:
 Unknown and revoked keys are remembered for ``NEGATIVE_TTL`` seconds in a bounded negative cache (a key that does
 not exist cannot start to exist under the same 256-bit value, and revocation is final), so a client repeating a
 bad key costs a hash and a dict lookup, not a database query. Expired keys are refused from the cached entry.
+Suspended keys are never cached either way: suspension is reversible (the operator resumes a key when its tenant's
+policy allows it again), so each attempt reads the database.
 """
 
 from __future__ import annotations
@@ -148,6 +150,12 @@ class KeyVerifier:
         key, tenant = row
         if key.status == KeyStatus.revoked.value:
             raise self._refuse(digest, "This API key has been revoked: create a new key", "revoked")
+        # A suspended key of a suspended account answers as the account (403 account_suspended, from _check).
+        if key.status == KeyStatus.suspended.value and not tenant.suspended:
+            self._by_hash.pop(digest, None)
+            raise InvalidApiKey(
+                "This API key is suspended: its tenant's policy does not allow it now", reason="suspended"
+            )
         entry = _Entry(
             principal=Principal(
                 key_id=key.id,
