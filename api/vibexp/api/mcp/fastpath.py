@@ -101,6 +101,11 @@ class McpFastPath:
         self._lifespan_state: Any = None
         self._running = False
 
+    @property
+    def routes(self) -> list[Any]:
+        """The SDK app's routes, so the mount's route template stays ``/mcp/v1/common`` (see ``McpFrontDoor``)."""
+        return list(getattr(self.app, "routes", []))
+
     @asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
         """Enter the low-level server's lifespan (its handlers may use the state) for as long as the app runs."""
