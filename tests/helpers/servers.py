@@ -72,7 +72,7 @@ class LiveServer:
                 self.stop()  # reaps it and forgets it
                 raise RuntimeError(f"server exited early: {self.log()}")
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}/readyz", timeout=5).status_code == 200:  # slow on a busy machine
                     return self
             except httpx.HTTPError:
                 pass
