@@ -201,7 +201,8 @@ async def test_postgres_stop_and_start_under_load_is_503_then_recovers_losing_no
             report.append(f"{failed} failed requests, log lines {lines}")
         print(f"outage: stopped {restarted - stopped:.1f} s; recovered after {recovered}; " + "; ".join(report))
 
-        # Every acknowledged write is stored.
+        # Every acknowledged write is stored (this engine's pooled connections died with the old server).
+        await engine.dispose()
         async with factory() as session:
             stored = set(
                 await session.scalars(select(Memory.content).where(Memory.tenant_id == person.account.tenant.id))

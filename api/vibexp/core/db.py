@@ -156,15 +156,20 @@ class Database:
     session_factory: async_sessionmaker[AsyncSession]
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Database:
-        """The configured database with the configured pool (PostgreSQL; SQLite keeps SQLAlchemy's pool).
+    def from_settings(cls, settings: Settings, *, pre_ping: bool = False) -> Database:
+        """The configured database with the configured pool.
 
-        Connects lazily: building it opens no connection.
+        ``pre_ping`` checks each PostgreSQL connection on checkout (a round trip). The API leaves it off for its hot
+        path: after a database restart one request per process meets a dead connection (answered 503) and the pool
+        is rebuilt. Background processes with no such budget (the operator) turn it on, so a restart costs them
+        nothing. Connects lazily: building it opens no connection.
         """
+        options: dict[str, Any] = {"pool_pre_ping": True} if pre_ping and not settings.is_sqlite else {}
         engine = create_engine(
             settings.database_url,
             pool_size=settings.database_pool_size,
             max_overflow=settings.database_max_overflow,
+            **options,
         )
         return cls(engine=engine, session_factory=create_session_factory(engine))
 

@@ -180,7 +180,8 @@ def register(
         logging.getLogger("kopf.objects").addFilter(_QuietRetries())
         if core_settings.should_auto_migrate:
             await upgrade_async(core_settings.database_url)
-        database = Database.from_settings(core_settings)  # the API's pool settings apply here too
+        # The API's pool settings apply here too; pre-ping, so a database restart costs the operator no failed step.
+        database = Database.from_settings(core_settings, pre_ping=True)
         memo.runtime = OperatorRuntime(
             config=config,
             engine=database.engine,
