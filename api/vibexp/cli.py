@@ -291,6 +291,7 @@ def _positive_int(text: str) -> int:
 
 # -- parser ------------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
+    # Long on purpose: the whole command line in one place, one block of add_argument calls per sub-command.
     parser = argparse.ArgumentParser(prog="vibexp", description="VibeXP: prompts, artifacts and memories over REST/MCP")
     sub = parser.add_subparsers(dest="command", required=True)
 

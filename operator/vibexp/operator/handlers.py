@@ -166,6 +166,9 @@ def register(
     namespaces: list[str] | None,
 ) -> None:
     """Register every handler of the operator into ``registry``."""
+    # Long on purpose: Kopf handlers are closures registered into one registry, and the lifecycle ones (start-up,
+    # login, clean-up, probe) close over this operator's settings; the ApiKey/VibeXPTenant handlers are one loop
+    # over the HANDLERS table, and the Secret-drift handler is the one event handler left.
     core_settings = settings
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
