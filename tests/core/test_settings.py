@@ -130,6 +130,11 @@ async def test_the_operators_engine_honours_the_pool_settings(monkeypatch: pytes
     registry = kopf.OperatorRegistry()
     config = OperatorConfig(metrics_port=0, health_port=0)
     register(registry, settings=settings, config=config, metrics=OperatorMetrics(), namespaces=["default"])
+
+    async def no_cluster(**_: object) -> object:  # this test is about the engine; no kubeconfig exists here
+        return None
+
+    monkeypatch.setattr("vibexp.operator.handlers.KubeClient.connect", no_cluster)
     (startup,) = [h for h in registry._activities.get_all_handlers() if h.id == "startup"]
     memo = kopf.Memo()
     await startup.fn(settings=kopf.OperatorSettings(), memo=memo)

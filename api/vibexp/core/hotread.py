@@ -37,8 +37,10 @@ def _connection_lost(exc: BaseException) -> bool:
     sqlstate = getattr(exc, "sqlstate", None)
     if isinstance(sqlstate, str) and sqlstate.startswith(_LOST_SQLSTATES):
         return True
-    # asyncpg.InterfaceError ("connection is closed"), without importing asyncpg for SQLite-only installs.
-    return type(exc).__name__ in {"InterfaceError", "ConnectionDoesNotExistError"}
+    # asyncpg.InterfaceError ("connection is closed"), without importing asyncpg for SQLite-only installs; its
+    # InternalClientError ("cannot switch to state …; another operation is in progress") is a connection whose
+    # protocol was cut mid-operation by the server's termination: unusable, so it counts as lost too.
+    return type(exc).__name__ in {"InterfaceError", "ConnectionDoesNotExistError", "InternalClientError"}
 
 
 class _LostConnection(Exception):
