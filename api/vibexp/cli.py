@@ -26,6 +26,8 @@ from vibexp.core.config import Settings
 from vibexp.core.db import Database, session_scope
 from vibexp.core.errors import VibeXPError
 from vibexp.core.keys import service as keys
+from vibexp.core.keys.leaks import revoke_leaked
+from vibexp.core.keys.scan import ScanError, scan_git, scan_paths
 from vibexp.core.migrate import upgrade
 from vibexp.core.tenants import service as tenants
 from vibexp.core.tenants.models import Tier
@@ -261,6 +263,27 @@ def cmd_key_rotate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
+    """Exit 1 when a key is found, 0 when none, 2 when the input cannot be scanned (CI reads these)."""
+    paths = args.paths or ["."]
+    try:
+        findings = [f for path in paths for f in scan_git(path)] if args.git else scan_paths(paths)
+    except ScanError as exc:
+        _err(f"error: {exc.message}")
+        return 2
+    for finding in findings:
+        print(finding.line_text())
+    if findings and args.revoke:
+        plaintexts = [finding.key for finding in findings]
+
+        async def work(session: AsyncSession) -> list[str]:
+            return [f"{key.prefix}..." for key in await revoke_leaked(session, plaintexts=plaintexts)]
+
+        revoked = _in_session(settings, work)
+        _err(f"revoked {len(revoked)} active key(s): {', '.join(revoked) or 'none was active'}")
+    return 1 if findings else 0
+
+
 def _read_password() -> str:
     if sys.stdin.isatty():
         first = getpass.getpass("Password: ")
@@ -348,6 +371,12 @@ def build_parser() -> argparse.ArgumentParser:
     k_rotate.add_argument("id")
     k_rotate.add_argument("--grace-period", type=int, default=0, help="seconds the old key keeps working")
     k_rotate.set_defaults(func=cmd_key_rotate)
+
+    scan = sub.add_parser("scan", help="find API keys in files or a git history (exit 1 found, 0 none, 2 bad input)")
+    scan.add_argument("paths", nargs="*", metavar="PATH", help="files or directories (default: .)")
+    scan.add_argument("--git", action="store_true", help="search every commit of the repositories at PATH")
+    scan.add_argument("--revoke", action="store_true", help="revoke the active keys found (needs the database)")
+    scan.set_defaults(func=cmd_scan)
 
     user = sub.add_parser("user", help="dashboard users").add_subparsers(dest="user_command", required=True)
     u_create = user.add_parser("create", help="create a user (password from a prompt, or stdin)")

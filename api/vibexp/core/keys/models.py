@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, ForeignKey, String
+from sqlalchemy import BigInteger, Boolean, ForeignKey, String, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vibexp.core.clock import utcnow
@@ -48,3 +48,6 @@ class ApiKey(Base):
     request_count: Mapped[int] = mapped_column(BigInteger, default=0)
     tool_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
     last_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: Made before keys carried a checksum (64 random hex). Rows that predate the column, or that a replica still
+    #: running the previous release inserts, get ``true`` from the server default; every key made since is false.
+    legacy_format: Mapped[bool] = mapped_column(Boolean, default=False, server_default=true())

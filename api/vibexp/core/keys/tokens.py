@@ -1,17 +1,26 @@
-"""The API key format: ``vib_`` + 64 lowercase hex characters (256 bits from ``secrets``), stored as SHA-256 hex."""
+"""The API key format: ``vib_`` + 64 lowercase hex characters, stored as SHA-256 hex.
+
+New keys are ``vib_`` + 56 random hex characters (224 bits from ``secrets``) + 8 hex characters of checksum, the
+CRC-32 of ``"vib_" + the 56``: a scanner or the server can tell a typo'd key from a real one without a database.
+Keys made before the checksum (64 random hex characters) keep the same format and keep working.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+import zlib
 
 from vibexp.core.errors import InvalidApiKey
 
 __all__ = [
     "KEY_PREFIX",
+    "KEY_RANDOM_LENGTH",
     "KEY_TOKEN_LENGTH",
+    "checksum",
     "display_prefix",
     "generate_key",
+    "has_valid_checksum",
     "hash_key",
     "parse_authorization",
     "validate_key_format",
@@ -19,12 +28,26 @@ __all__ = [
 
 KEY_PREFIX = "vib_"
 KEY_TOKEN_LENGTH = 64
+#: Random hex characters of a checksummed key; the remaining 8 are the checksum.
+KEY_RANDOM_LENGTH = 56
 _HEX = frozenset("0123456789abcdef")
 _QUOTES = "\"'`"
 
 
 def generate_key() -> str:
-    return KEY_PREFIX + secrets.token_hex(KEY_TOKEN_LENGTH // 2)
+    head = KEY_PREFIX + secrets.token_hex(KEY_RANDOM_LENGTH // 2)
+    return head + checksum(head)
+
+
+def checksum(head: str) -> str:
+    """The 8 hex checksum characters of ``"vib_" + 56 hex``: ``format(zlib.crc32(head.encode()), "08x")``."""
+    return format(zlib.crc32(head.encode()), "08x")
+
+
+def has_valid_checksum(key: str) -> bool:
+    """Whether a well-formed key ends with the checksum of what precedes it (true of every key made since)."""
+    cut = len(KEY_PREFIX) + KEY_RANDOM_LENGTH
+    return checksum(key[:cut]) == key[cut:]
 
 
 def hash_key(key: str) -> str:

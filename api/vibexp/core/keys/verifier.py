@@ -13,6 +13,12 @@ dict lookup. Changes reach the cache two ways:
 Unknown and revoked keys are remembered for ``NEGATIVE_TTL`` seconds in a bounded negative cache (a key that does
 not exist cannot start to exist under the same 256-bit value, and revocation is final), so a client repeating a
 bad key costs a hash and a dict lookup, not a database query. Expired keys are refused from the cached entry.
+A well-formed key whose checksum fails (``tokens.has_valid_checksum``) is refused as a typo without a database
+query unless its digest is one of a key made before checksums existed (``legacy_format``). Those digests are read
+once, on the first checksum failure, and kept up to date by the poll (a replica still running the previous release
+may insert more); no new key is ever legacy, so the set only grows by such inserts. Typo'd keys are not put in the
+negative cache: refusing them costs a CRC-32, and a flood of them must not push real refusals out.
+
 Suspended keys are never cached either way: suspension is reversible (the operator resumes a key when its tenant's
 policy allows it again), so each attempt reads the database.
 """
@@ -37,7 +43,13 @@ from vibexp.core.errors import AccountSuspended, InvalidApiKey
 from vibexp.core.failure_log import FailureLog
 from vibexp.core.keys import changes
 from vibexp.core.keys.models import ApiKey, KeyStatus
-from vibexp.core.keys.tokens import KEY_PREFIX, KEY_TOKEN_LENGTH, hash_key, parse_authorization
+from vibexp.core.keys.tokens import (
+    KEY_PREFIX,
+    KEY_TOKEN_LENGTH,
+    has_valid_checksum,
+    hash_key,
+    parse_authorization,
+)
 from vibexp.core.tenants.models import Tenant
 
 __all__ = ["KeyVerifier", "Principal"]
@@ -52,6 +64,10 @@ POLL_OVERLAP = timedelta(seconds=5)
 #: How long an unknown or revoked key is refused from memory, and how many such keys are remembered at most.
 NEGATIVE_TTL = 10.0
 NEGATIVE_MAX = 10_000
+#: The 401 message for a key whose checksum fails: it was mistyped or truncated and re-padded, never issued.
+TYPO_MESSAGE = (
+    "Unknown API key: it has a typo (its last 8 characters are not its checksum); check for copy-paste errors"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +109,8 @@ class KeyVerifier:
         self._refused: dict[str, tuple[float, InvalidApiKey]] = {}  # digest -> (monotonic deadline, the refusal)
         self._poll_task: asyncio.Task[None] | None = None
         self._watermark = utcnow()
+        #: Digests of keys made before checksums; None until first needed (and again after a failed poll).
+        self._legacy: set[str] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -125,6 +143,8 @@ class KeyVerifier:
                 if refused[0] > time.monotonic():
                     raise InvalidApiKey(refused[1].message, reason=refused[1].reason)
                 del self._refused[digest]
+            if not has_valid_checksum(key) and not await self._is_legacy(digest):
+                raise InvalidApiKey(TYPO_MESSAGE, reason="unknown")
             entry = await self._load(digest)
         elif not hmac.compare_digest(entry.key_hash, digest):  # defensive: the dict matched on the same digest
             raise InvalidApiKey("Unknown API key", reason="unknown")
@@ -137,6 +157,13 @@ class KeyVerifier:
         if principal.suspended:
             raise AccountSuspended("This account is suspended: check its status in the dashboard")
         return principal
+
+    async def _is_legacy(self, digest: str) -> bool:
+        if self._legacy is None:
+            async with self._session_factory() as session:
+                hashes = await session.scalars(select(ApiKey.key_hash).where(ApiKey.legacy_format.is_(True)))
+                self._legacy = set(hashes)
+        return digest in self._legacy
 
     async def _load(self, digest: str) -> _Entry:
         async with self._session_factory() as session:
@@ -208,11 +235,19 @@ class KeyVerifier:
         started = utcnow()
         since = self._watermark - POLL_OVERLAP
         async with self._session_factory() as session:
-            keys = (await session.execute(select(ApiKey.id, ApiKey.updated_at).where(ApiKey.updated_at >= since))).all()
+            keys = (
+                await session.execute(
+                    select(ApiKey.id, ApiKey.updated_at, ApiKey.key_hash, ApiKey.legacy_format).where(
+                        ApiKey.updated_at >= since
+                    )
+                )
+            ).all()
             tenants = (
                 await session.execute(select(Tenant.id, Tenant.updated_at).where(Tenant.updated_at >= since))
             ).all()
         key_versions = {row[0]: row[1] for row in keys}
+        if self._legacy is not None:
+            self._legacy.update(row[2] for row in keys if row[3])
         tenant_versions = {row[0]: row[1] for row in tenants}
         stale = [
             digest
@@ -236,6 +271,7 @@ class KeyVerifier:
             except Exception:
                 # The database is unreachable: we cannot learn of revocations, so stop trusting the cache.
                 self.clear()
+                self._legacy = None  # re-read in full once the database answers: inserts may have been missed
                 failures.failed("the key cache is cleared until the database answers")
             else:
                 failures.succeeded()

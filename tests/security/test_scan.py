@@ -1,0 +1,153 @@
+"""`vibexp scan`: keys in files, trees and git history, only prefixes printed, CI exit codes (1 found, 0 none,
+2 bad input), binary files and .git skipped, --revoke, and the vibexp-scan hook run by the real pre-commit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from helpers.factories import Account
+from vibexp.core.keys.models import ApiKey, KeyStatus
+from vibexp.core.keys.scan import ScanError, scan_git, scan_paths
+from vibexp.core.keys.tokens import generate_key
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _vibexp(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "vibexp.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+        timeout=120,
+    )
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def test_finds_keys_in_files_and_trees_printing_only_prefixes(tmp_path: Path) -> None:
+    key, other = generate_key(), generate_key()
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "config.py").write_text(f"x = 1\nAPI_KEY = '{key}'\n")
+    (tmp_path / "notes.md").write_text(f"token: {other} and again {other}\n")
+    (tmp_path / "clean.txt").write_text("vib_ followed by nothing; vib_" + "a" * 63 + "\n")
+    # Not keys: glued to more identifier characters.
+    (tmp_path / "glued.txt").write_text(f"x{key}\n{key}ab\n")
+    result = _vibexp("scan", ".", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.splitlines() == [
+        f"notes.md:1: {other[:12]}…",
+        f"notes.md:1: {other[:12]}…",
+        f"src/config.py:2: {key[:12]}…",
+    ]
+    assert key[12:] not in result.stdout + result.stderr and other[12:] not in result.stdout + result.stderr
+    assert "Finding" in repr(scan_paths([tmp_path / "src"])[0]) and key not in repr(scan_paths([tmp_path / "src"]))
+
+
+def test_nothing_found_exits_0_and_skips_binary_files_and_dot_git(tmp_path: Path) -> None:
+    key = generate_key()
+    (tmp_path / "image.bin").write_bytes(b"\x89PNG\0\0" + key.encode() + b"\n")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "COMMIT_EDITMSG").write_text(key)
+    (tmp_path / "ok.txt").write_text("nothing here\n")
+    assert scan_paths([tmp_path]) == []
+    result = _vibexp("scan", str(tmp_path), cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (0, "")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["scan", "missing.txt"], "no such file or directory: missing.txt"),
+        (["scan", "/proc/self/mem"], "cannot read /proc/self/mem"),  # read fails (EIO) even for root
+        (["scan", "--git", "."], "not a git repository"),
+    ],
+)
+def test_bad_input_exits_2_with_a_clear_message(tmp_path: Path, args: list[str], message: str) -> None:
+    result = _vibexp(*args, cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr, (result.returncode, result.stderr)
+    assert result.stdout == ""
+
+
+def test_git_finds_a_key_removed_from_the_tree_but_still_in_history(tmp_path: Path) -> None:
+    repo, key = tmp_path / "repo", generate_key()
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    (repo / "settings.env").write_text(f"A=1\nVIBEXP_KEY={key}\n")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "oops")
+    (repo / "settings.env").write_text("A=1\n")
+    _git(repo, "commit", "-qam", "remove the key")
+    assert scan_paths([repo]) == []
+    [finding] = scan_git(repo)
+    assert finding.location.endswith(":settings.env") and finding.line == 2 and finding.key == key
+    result = _vibexp("scan", "--git", str(repo), cwd=tmp_path)
+    assert result.returncode == 1 and result.stdout.endswith(f":settings.env:2: {key[:12]}…\n"), result
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _git(empty, "init", "-q")
+    assert scan_git(empty) == []
+    with pytest.raises(ScanError, match="not a git repository"):
+        scan_git(tmp_path / "nowhere")
+
+
+async def test_revoke_revokes_the_active_keys_found(
+    tmp_path: Path, database_url: str, account: Account, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    (tmp_path / "leak.txt").write_text(f"{account.key}\n{generate_key()}\n")
+    result = _vibexp("scan", "--revoke", "leak.txt", cwd=tmp_path, env={"VIBEXP_DATABASE_URL": database_url})
+    assert result.returncode == 1, result.stderr
+    assert f"revoked 1 active key(s): {account.key[:12]}..." in result.stderr
+    assert account.key not in result.stdout + result.stderr
+    async with session_factory() as session:
+        record = await session.get(ApiKey, account.key_id)
+        assert record is not None and record.status == KeyStatus.revoked.value
+
+
+def test_pre_commit_hook_refuses_a_commit_with_a_key(tmp_path: Path) -> None:
+    """The real pre-commit runs the hook as `.pre-commit-hooks.yaml` defines it (as a `repo: local` hook with the
+    installed `vibexp` on PATH, so no network is needed to build a hook environment)."""
+    [hook] = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    assert hook["id"] == "vibexp-scan" and hook["entry"] == "vibexp scan"
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    local = {**hook, "language": "system"}
+    (repo / ".pre-commit-config.yaml").write_text(yaml.safe_dump({"repos": [{"repo": "local", "hooks": [local]}]}))
+    (repo / "app.py").write_text("print('hello')\n")
+    env = {
+        **os.environ,
+        "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+    pre_commit = str(Path(sys.executable).parent / "pre-commit")
+
+    def run() -> subprocess.CompletedProcess[str]:
+        _git(repo, "add", "-A")
+        return subprocess.run(
+            [pre_commit, "run"], cwd=repo, env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+
+    clean = run()
+    assert clean.returncode == 0 and "Passed" in clean.stdout, clean.stdout + clean.stderr
+    key = generate_key()
+    (repo / "app.py").write_text(f"KEY = '{key}'\n")
+    dirty = run()
+    assert dirty.returncode == 1 and f"app.py:1: {key[:12]}…" in dirty.stdout, dirty.stdout + dirty.stderr
+    assert key not in dirty.stdout + dirty.stderr
