@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp.api.settings import ApiSettings, get_api_settings
+from vibexp.core.audit.service import Actor
 from vibexp.core.config import Settings
 from vibexp.core.db import Database, session_scope
 from vibexp.core.errors import VibeXPError
@@ -189,7 +190,7 @@ def cmd_tenant_update(args: argparse.Namespace, settings: Settings) -> int:
 
     async def work(session: AsyncSession) -> str:
         tenant = await tenants.get_tenant_by_name(session, name=args.name)
-        tenant = await tenants.update_tenant(session, tenant=tenant, data=data)
+        tenant = await tenants.update_tenant(session, tenant=tenant, data=data, actor=Actor.cli())
         state = "suspended" if tenant.suspended else "active"
         return f"tenant {tenant.name}: tier {tenant.tier}, {tenant.hourly_limit} requests/hour, {state}"
 
@@ -214,7 +215,7 @@ def cmd_key_create(args: argparse.Namespace, settings: Settings) -> int:
     async def work(session: AsyncSession) -> keys.NewKey:
         tenant = await tenants.get_tenant_by_name(session, name=args.tenant)
         return await keys.create_key(
-            session, tenant_id=tenant.id, name=args.name, description=args.description, source="cli"
+            session, tenant_id=tenant.id, name=args.name, description=args.description, source="cli", actor=Actor.cli()
         )
 
     new = _in_session(settings, work)
@@ -243,7 +244,7 @@ def cmd_key_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_key_revoke(args: argparse.Namespace, settings: Settings) -> int:
     async def work(session: AsyncSession) -> str:
-        key = await keys.revoke_key(session, key=await keys.get_key(session, key_id=args.id))
+        key = await keys.revoke_key(session, key=await keys.get_key(session, key_id=args.id), actor=Actor.cli())
         return f"revoked API key {key.id} ({key.prefix}...)"
 
     _err(_in_session(settings, work))
@@ -253,7 +254,8 @@ def cmd_key_revoke(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_key_rotate(args: argparse.Namespace, settings: Settings) -> int:
     async def work(session: AsyncSession) -> keys.NewKey:
         key = await keys.get_key(session, key_id=args.id)
-        return await keys.rotate_key(session, key=key, grace_period=timedelta(seconds=args.grace_period))
+        grace = timedelta(seconds=args.grace_period)
+        return await keys.rotate_key(session, key=key, grace_period=grace, actor=Actor.cli())
 
     new = _in_session(settings, work)
     when = f"in {args.grace_period} s" if args.grace_period else "now"
@@ -277,7 +279,10 @@ def cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
         plaintexts = [finding.key for finding in findings]
 
         async def work(session: AsyncSession) -> list[str]:
-            return [f"{key.prefix}..." for key in await revoke_leaked(session, plaintexts=plaintexts)]
+            found = await revoke_leaked(
+                session, plaintexts=plaintexts, actor=Actor.cli(), details={"source": "vibexp scan"}
+            )
+            return [f"{key.prefix}..." for key in found]
 
         revoked = _in_session(settings, work)
         _err(f"revoked {len(revoked)} active key(s): {', '.join(revoked) or 'none was active'}")

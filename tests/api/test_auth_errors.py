@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpers.api_errors import assert_error
-from helpers.factories import Account
+from helpers.factories import TEST_ACTOR, Account
 from vibexp.core.clock import utcnow
 from vibexp.core.db import session_scope
 from vibexp.core.keys import service as keys
@@ -99,7 +99,7 @@ async def test_revoked_key(
 ) -> None:
     assert (await client.get(URL, headers=account.headers)).status_code == 200  # cached as valid first
     async with session_scope(session_factory) as session:
-        await keys.revoke_key(session, key=await keys.get_key(session, key_id=account.key_id))
+        await keys.revoke_key(session, actor=TEST_ACTOR, key=await keys.get_key(session, key_id=account.key_id))
     await _refused(client, f"Bearer {account.key}", expect="revoked")
 
 
@@ -108,7 +108,11 @@ async def test_expired_key(
 ) -> None:
     async with session_scope(session_factory) as session:
         new = await keys.create_key(
-            session, tenant_id=account.tenant.id, name="short-lived", expires_at=utcnow() + timedelta(seconds=1)
+            session,
+            actor=TEST_ACTOR,
+            tenant_id=account.tenant.id,
+            name="short-lived",
+            expires_at=utcnow() + timedelta(seconds=1),
         )
     headers = {"Authorization": f"Bearer {new.plaintext}"}
     assert (await client.get(URL, headers=headers)).status_code == 200  # valid, and now in the cache
@@ -122,14 +126,14 @@ async def test_suspended_tenant_gets_403_then_access_again_when_reinstated(
     assert (await client.get(URL, headers=account.headers)).status_code == 200
     async with session_scope(session_factory) as session:
         tenant = await tenants.get_tenant(session, tenant_id=account.tenant.id)
-        await tenants.update_tenant(session, tenant=tenant, data=TenantUpdate(suspended=True))
+        await tenants.update_tenant(session, actor=TEST_ACTOR, tenant=tenant, data=TenantUpdate(suspended=True))
     response = await client.get(URL, headers=account.headers)
     error = assert_error(response, 403, "account_suspended")
     assert "suspended" in error["message"]
 
     async with session_scope(session_factory) as session:
         tenant = await tenants.get_tenant(session, tenant_id=account.tenant.id)
-        await tenants.update_tenant(session, tenant=tenant, data=TenantUpdate(suspended=False))
+        await tenants.update_tenant(session, actor=TEST_ACTOR, tenant=tenant, data=TenantUpdate(suspended=False))
     assert (await client.get(URL, headers=account.headers)).status_code == 200
 
 

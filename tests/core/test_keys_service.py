@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from helpers.factories import TEST_ACTOR
 from vibexp.core import models  # noqa: F401 - registers every table on Base.metadata
 from vibexp.core.clock import utcnow
 from vibexp.core.db import Base
@@ -32,7 +33,7 @@ async def _tenant(session: AsyncSession) -> Tenant:
 
 async def test_key_format_hash_and_prefix(session: AsyncSession) -> None:
     tenant = await _tenant(session)
-    new = await keys.create_key(session, tenant_id=tenant.id, name="laptop", description="notes")
+    new = await keys.create_key(session, actor=TEST_ACTOR, tenant_id=tenant.id, name="laptop", description="notes")
     assert KEY_RE.fullmatch(new.plaintext)
     assert new.record.key_hash == hashlib.sha256(new.plaintext.encode()).hexdigest()
     assert re.fullmatch(r"[0-9a-f]{64}", new.record.key_hash)
@@ -43,7 +44,7 @@ async def test_key_format_hash_and_prefix(session: AsyncSession) -> None:
 
 async def test_keys_are_unique_and_random(session: AsyncSession) -> None:
     tenant = await _tenant(session)
-    made = [await keys.create_key(session, tenant_id=tenant.id, name=f"k{i}") for i in range(40)]
+    made = [await keys.create_key(session, actor=TEST_ACTOR, tenant_id=tenant.id, name=f"k{i}") for i in range(40)]
     assert len({k.plaintext for k in made}) == 40
     assert len({k.record.key_hash for k in made}) == 40
     # 256 bits from `secrets`: all 16 hex digits turn up across 40 keys.
@@ -52,8 +53,8 @@ async def test_keys_are_unique_and_random(session: AsyncSession) -> None:
 
 async def test_plaintext_is_stored_nowhere(session: AsyncSession) -> None:
     tenant = await _tenant(session)
-    created = await keys.create_key(session, tenant_id=tenant.id, name="scan me")
-    rotated = await keys.rotate_key(session, key=created.record, grace_period=timedelta(minutes=5))
+    created = await keys.create_key(session, actor=TEST_ACTOR, tenant_id=tenant.id, name="scan me")
+    rotated = await keys.rotate_key(session, actor=TEST_ACTOR, key=created.record, grace_period=timedelta(minutes=5))
     secrets_to_find = [created.plaintext, rotated.plaintext]
     bodies = [s[4:] for s in secrets_to_find]
     scanned = 0
@@ -70,8 +71,8 @@ async def test_plaintext_is_stored_nowhere(session: AsyncSession) -> None:
 
 async def test_rotate_without_grace_revokes_the_old_key(session: AsyncSession) -> None:
     tenant = await _tenant(session)
-    old = await keys.create_key(session, tenant_id=tenant.id, name="ci", description="pipeline")
-    new = await keys.rotate_key(session, key=old.record)
+    old = await keys.create_key(session, actor=TEST_ACTOR, tenant_id=tenant.id, name="ci", description="pipeline")
+    new = await keys.rotate_key(session, actor=TEST_ACTOR, key=old.record)
     assert old.record.status == KeyStatus.revoked.value and old.record.revoked_at is not None
     assert old.record.replaced_by_id == new.record.id and new.record.rotated_from_id == old.record.id
     assert (new.record.name, new.record.description) == ("ci", "pipeline")
@@ -80,49 +81,53 @@ async def test_rotate_without_grace_revokes_the_old_key(session: AsyncSession) -
 
 async def test_rotate_with_grace_sets_the_old_keys_expiry(session: AsyncSession) -> None:
     tenant = await _tenant(session)
-    old = await keys.create_key(session, tenant_id=tenant.id, name="ci")
+    old = await keys.create_key(session, actor=TEST_ACTOR, tenant_id=tenant.id, name="ci")
     before = utcnow()
-    new = await keys.rotate_key(session, key=old.record, grace_period=timedelta(hours=1))
+    new = await keys.rotate_key(session, actor=TEST_ACTOR, key=old.record, grace_period=timedelta(hours=1))
     assert old.record.status == KeyStatus.active.value and old.record.revoked_at is None
     assert old.record.expires_at is not None
     assert before + timedelta(hours=1) <= old.record.expires_at <= utcnow() + timedelta(hours=1)
     assert new.record.expires_at is None
     # A grace period never extends an expiry that comes sooner.
-    soon = await keys.create_key(session, tenant_id=tenant.id, name="s", expires_at=utcnow() + timedelta(minutes=1))
-    await keys.rotate_key(session, key=soon.record, grace_period=timedelta(days=1))
+    soon = await keys.create_key(
+        session, actor=TEST_ACTOR, tenant_id=tenant.id, name="s", expires_at=utcnow() + timedelta(minutes=1)
+    )
+    await keys.rotate_key(session, actor=TEST_ACTOR, key=soon.record, grace_period=timedelta(days=1))
     assert soon.record.expires_at is not None and soon.record.expires_at <= utcnow() + timedelta(minutes=1)
 
 
 async def test_revoked_key_cannot_be_rotated(session: AsyncSession) -> None:
     tenant = await _tenant(session)
-    key = await keys.create_key(session, tenant_id=tenant.id, name="x")
-    await keys.revoke_key(session, key=key.record)
+    key = await keys.create_key(session, actor=TEST_ACTOR, tenant_id=tenant.id, name="x")
+    await keys.revoke_key(session, actor=TEST_ACTOR, key=key.record)
     with pytest.raises(InvalidInput):
-        await keys.rotate_key(session, key=key.record)
+        await keys.rotate_key(session, actor=TEST_ACTOR, key=key.record)
 
 
 async def test_expiry_must_be_in_the_future(session: AsyncSession) -> None:
     tenant = await _tenant(session)
     with pytest.raises(InvalidInput):
-        await keys.create_key(session, tenant_id=tenant.id, name="x", expires_at=utcnow() - timedelta(seconds=1))
+        await keys.create_key(
+            session, actor=TEST_ACTOR, tenant_id=tenant.id, name="x", expires_at=utcnow() - timedelta(seconds=1)
+        )
     later = utcnow() + timedelta(days=90)
-    key = await keys.create_key(session, tenant_id=tenant.id, name="x", expires_at=later)
+    key = await keys.create_key(session, actor=TEST_ACTOR, tenant_id=tenant.id, name="x", expires_at=later)
     assert key.record.expires_at == later
 
 
 async def test_revoke_is_idempotent(session: AsyncSession) -> None:
     tenant = await _tenant(session)
-    key = await keys.create_key(session, tenant_id=tenant.id, name="x")
-    first = await keys.revoke_key(session, key=key.record)
+    key = await keys.create_key(session, actor=TEST_ACTOR, tenant_id=tenant.id, name="x")
+    first = await keys.revoke_key(session, actor=TEST_ACTOR, key=key.record)
     revoked_at = first.revoked_at
     assert first.status == KeyStatus.revoked.value and revoked_at is not None
-    second = await keys.revoke_key(session, key=key.record)
+    second = await keys.revoke_key(session, actor=TEST_ACTOR, key=key.record)
     assert second.revoked_at == revoked_at and second.status == KeyStatus.revoked.value
 
 
 async def test_get_key_is_scoped_to_the_tenant(session: AsyncSession) -> None:
     owner, stranger = await _tenant(session), await _tenant(session)
-    key = await keys.create_key(session, tenant_id=owner.id, name="x")
+    key = await keys.create_key(session, actor=TEST_ACTOR, tenant_id=owner.id, name="x")
     assert (await keys.get_key(session, key_id=key.record.id, tenant_id=owner.id)).id == key.record.id
     with pytest.raises(NotFound):
         await keys.get_key(session, key_id=key.record.id, tenant_id=stranger.id)
@@ -133,9 +138,9 @@ async def test_get_key_is_scoped_to_the_tenant(session: AsyncSession) -> None:
 
 async def test_list_keys_filters_by_status(session: AsyncSession) -> None:
     tenant = await _tenant(session)
-    a = await keys.create_key(session, tenant_id=tenant.id, name="a")
-    b = await keys.create_key(session, tenant_id=tenant.id, name="b")
-    await keys.revoke_key(session, key=b.record)
+    a = await keys.create_key(session, actor=TEST_ACTOR, tenant_id=tenant.id, name="a")
+    b = await keys.create_key(session, actor=TEST_ACTOR, tenant_id=tenant.id, name="b")
+    await keys.revoke_key(session, actor=TEST_ACTOR, key=b.record)
     assert [k.id for k in await keys.list_keys(session, tenant_id=tenant.id)] == [a.record.id, b.record.id]
     assert [k.id for k in await keys.list_keys(session, tenant_id=tenant.id, status=KeyStatus.active)] == [a.record.id]
 
@@ -169,18 +174,18 @@ def test_a_well_formed_key_parses() -> None:
 async def test_suspend_and_resume(session: AsyncSession) -> None:
     """The operator's policy hold: reversible, visible to other processes (updated_at), never on a revoked key."""
     tenant = await _tenant(session)
-    key = (await keys.create_key(session, tenant_id=tenant.id, name="held")).record
+    key = (await keys.create_key(session, actor=TEST_ACTOR, tenant_id=tenant.id, name="held")).record
     before = key.updated_at
-    await keys.suspend_key(session, key=key)
+    await keys.suspend_key(session, actor=TEST_ACTOR, key=key)
     assert key.status == KeyStatus.suspended.value and key.updated_at >= before
-    await keys.suspend_key(session, key=key)  # idempotent
+    await keys.suspend_key(session, actor=TEST_ACTOR, key=key)  # idempotent
     with pytest.raises(InvalidInput, match="suspended key cannot be rotated"):
-        await keys.rotate_key(session, key=key)
+        await keys.rotate_key(session, actor=TEST_ACTOR, key=key)
     assert [k.id for k in await keys.list_keys(session, tenant_id=tenant.id, status=KeyStatus.suspended)] == [key.id]
-    await keys.resume_key(session, key=key)
+    await keys.resume_key(session, actor=TEST_ACTOR, key=key)
     assert key.status == KeyStatus.active.value and key.revoked_at is None
-    await keys.revoke_key(session, key=key)
+    await keys.revoke_key(session, actor=TEST_ACTOR, key=key)
     with pytest.raises(InvalidInput, match="revoked key cannot be suspended"):
-        await keys.suspend_key(session, key=key)
+        await keys.suspend_key(session, actor=TEST_ACTOR, key=key)
     with pytest.raises(InvalidInput, match="revoked key cannot be resumed"):
-        await keys.resume_key(session, key=key)
+        await keys.resume_key(session, actor=TEST_ACTOR, key=key)

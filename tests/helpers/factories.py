@@ -7,13 +7,17 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from vibexp.core.audit.service import Actor
 from vibexp.core.db import session_scope
 from vibexp.core.keys import service as keys
 from vibexp.core.tenants import service as tenants
 from vibexp.core.tenants.models import Tenant, Tier
 from vibexp.core.tenants.schemas import TenantCreate
 
-__all__ = ["Account", "make_account", "make_key"]
+#: Who the audit trail says acted when a test calls a core service directly.
+TEST_ACTOR = Actor.system("tests")
+
+__all__ = ["TEST_ACTOR", "Account", "make_account", "make_key"]
 
 
 @dataclass
@@ -45,11 +49,11 @@ async def make_account(
                 suspended=suspended,
             ),
         )
-        new = await keys.create_key(session, tenant_id=tenant.id, name="test key", source="cli")
+        new = await keys.create_key(session, actor=TEST_ACTOR, tenant_id=tenant.id, name="test key", source="cli")
     return Account(tenant=tenant, key=new.plaintext, key_id=new.record.id)
 
 
 async def make_key(factory: async_sessionmaker[AsyncSession], *, tenant_id: str, name: str = "another key") -> str:
     async with session_scope(factory) as session:
-        new = await keys.create_key(session, tenant_id=tenant_id, name=name, source="cli")
+        new = await keys.create_key(session, actor=TEST_ACTOR, tenant_id=tenant_id, name=name, source="cli")
     return new.plaintext

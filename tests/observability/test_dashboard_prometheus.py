@@ -15,7 +15,7 @@ import httpx
 import pytest
 import yaml
 
-from helpers.factories import Account, make_account
+from helpers.factories import TEST_ACTOR, Account, make_account
 from helpers.prometheus import RULES, panel_queries, panels_without_data, start_prometheus
 from helpers.servers import LiveServer, free_port
 from vibexp.core.db import create_engine, create_session_factory, session_scope
@@ -32,9 +32,13 @@ async def accounts(database_url: str) -> tuple[Account, Account, str, Account, s
         busy = await make_account(factory)
         limited = await make_account(factory, rate_limit=10)
         async with session_scope(factory) as session:
-            second = await keys.create_key(session, tenant_id=busy.tenant.id, name="second tool", source="cli")
-            revoked = await keys.create_key(session, tenant_id=busy.tenant.id, name="old", source="cli")
-            await keys.revoke_key(session, key=revoked.record)
+            second = await keys.create_key(
+                session, actor=TEST_ACTOR, tenant_id=busy.tenant.id, name="second tool", source="cli"
+            )
+            revoked = await keys.create_key(
+                session, actor=TEST_ACTOR, tenant_id=busy.tenant.id, name="old", source="cli"
+            )
+            await keys.revoke_key(session, actor=TEST_ACTOR, key=revoked.record)
         suspended = await make_account(factory, suspended=True)
     finally:
         await engine.dispose()

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from helpers.factories import Account, make_account, make_key
+from helpers.factories import TEST_ACTOR, Account, make_account, make_key
 from vibexp.core.db import session_scope
 from vibexp.core.keys import service as keys
 from vibexp.core.usage.tool_type import ToolType
@@ -117,7 +117,7 @@ async def test_no_key_or_hash_in_any_label(
     async with session_scope(session_factory) as session:
         record = next(r for r in await keys.list_keys(session, tenant_id=account.tenant.id) if r.id != account.key_id)
         second_id = record.id
-        await keys.revoke_key(session, key=record)
+        await keys.revoke_key(session, actor=TEST_ACTOR, key=record)
     unknown = "vib_" + secrets.token_hex(32)
     for key in (account.key, second, unknown):
         await client.get("/api/v1/prompts", headers={"Authorization": f"Bearer {key}"})

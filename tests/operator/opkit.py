@@ -19,6 +19,7 @@ import httpx
 from sqlalchemy import select
 
 from helpers.servers import REPO, free_port
+from vibexp.core.audit.models import AuditEvent
 from vibexp.core.db import create_engine, create_session_factory
 from vibexp.core.keys.models import ApiKey as KeyRecord
 
@@ -252,6 +253,22 @@ class Operator:
                         .order_by(KeyRecord.created_at)
                     )
                     return list(rows)
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(query())
+
+    def audit_of(self, key_id: str) -> list[tuple[str, str, str | None]]:
+        """(action, actor type, actor id) of the audit events on one key record, oldest first."""
+
+        async def query() -> list[tuple[str, str, str | None]]:
+            engine = create_engine(self.database_url)
+            try:
+                async with create_session_factory(engine)() as session:
+                    rows = await session.scalars(
+                        select(AuditEvent).where(AuditEvent.target_id == key_id).order_by(AuditEvent.id)
+                    )
+                    return [(e.action, e.actor_type, e.actor_id) for e in rows]
             finally:
                 await engine.dispose()
 

@@ -63,6 +63,9 @@ def test_create_use_update_revoke(operator: Operator, api: LiveServer) -> None:
     wait_until(lambda: op.get(op.secrets("laptop")) is None, "Secret deleted")
     assert all(r.status == "revoked" for r in op.keys_of(obj["metadata"]["uid"]))
     op.wait_event("laptop", "Revoked")
+    # The audit trail names the operator and the object it reconciled.
+    where = f"{op.ns}/laptop"
+    assert op.audit_of(status["keyId"]) == [("key.created", "operator", where), ("key.revoked", "operator", where)]
 
 
 def test_delete_revokes_key_and_removes_secret(operator: Operator, api: LiveServer) -> None:

@@ -15,12 +15,13 @@ from fastapi.security import HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp.api.request_state import request_state
+from vibexp.core.audit.service import Actor, ActorType
 from vibexp.core.db import writing
 from vibexp.core.errors import InvalidApiKey
 from vibexp.core.keys.verifier import Principal
 from vibexp.core.runtime import Runtime
 
-__all__ = ["CurrentPrincipal", "RuntimeDep", "SessionDep", "bearer_scheme", "get_runtime"]
+__all__ = ["CurrentActor", "CurrentPrincipal", "RuntimeDep", "SessionDep", "bearer_scheme", "get_runtime", "key_actor"]
 
 
 class _AuthenticatedBearer(HTTPBearer):
@@ -74,3 +75,23 @@ SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 CurrentPrincipal = Annotated[Principal, Depends(bearer_scheme)]
+
+
+def key_actor(principal: Principal, *, client_ip: str | None, user_agent: str | None) -> Actor:
+    """The audit trail's actor for a request made with an API key (REST and MCP)."""
+    return Actor(
+        ActorType.api_key,
+        id=principal.key_id,
+        name=f"{principal.key_name} ({principal.key_prefix}…)",
+        client_ip=client_ip,
+        user_agent=user_agent,
+    )
+
+
+async def get_actor(request: Request, principal: CurrentPrincipal) -> Actor:
+    client = request.client
+    return key_actor(principal, client_ip=client.host if client else None, user_agent=request.headers.get("user-agent"))
+
+
+#: The caller as the audit trail names it: the key, the client address and the user agent.
+CurrentActor = Annotated[Actor, Depends(get_actor)]

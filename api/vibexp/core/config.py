@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     usage_flush_interval: float = Field(default=0.5, gt=0, le=1.0)
     #: How long the per-key action log is kept (days).
     usage_retention_days: int = Field(default=30, ge=1)
+    #: How long the audit trail is kept (days); older events are deleted with the usage log's pruning.
+    audit_retention_days: int = Field(default=365, ge=1)
     #: How often each process looks for keys and tenants changed by other processes (seconds).
     #: Revocation reaches every replica within this interval plus one query.
     revocation_poll_interval: float = Field(default=0.25, gt=0, le=0.9)

@@ -1,5 +1,6 @@
 """Every table, imported in one place so the metadata (and Alembic's autogenerate) sees them all."""
 
+from vibexp.core.audit.models import AuditEvent
 from vibexp.core.content.models import Artifact, Memory, Prompt
 from vibexp.core.db import Base
 from vibexp.core.keys.flash import KeyFlash
@@ -14,6 +15,7 @@ from vibexp.core.users.revoked_sessions import RevokedSession
 __all__ = [
     "ApiKey",
     "Artifact",
+    "AuditEvent",
     "Base",
     "KeyAction",
     "KeyFlash",

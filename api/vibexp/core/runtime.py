@@ -45,6 +45,7 @@ class Runtime:
                 database.engine,
                 flush_interval=settings.usage_flush_interval,
                 retention=timedelta(days=settings.usage_retention_days),
+                audit_retention=timedelta(days=settings.audit_retention_days),
                 on_flush=on_usage_flush,
             ),
         )

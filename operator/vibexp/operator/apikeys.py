@@ -25,6 +25,7 @@ from typing import Any
 from kubernetes_asyncio.client import V1Secret
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vibexp.core.audit.service import Actor, ActorType
 from vibexp.core.clock import utcnow
 from vibexp.core.errors import NotFound
 from vibexp.core.keys import service as keys
@@ -97,8 +98,14 @@ async def _unrevoked(session: AsyncSession, uid: str, upto: int) -> list[ApiKey]
     return found
 
 
-async def _revoke_all(session: AsyncSession, uid: str, upto: int) -> list[ApiKey]:
-    return [await keys.revoke_key(session, key=key) for key in await _unrevoked(session, uid, upto)]
+async def _revoke_all(session: AsyncSession, uid: str, upto: int, *, actor: Actor) -> list[ApiKey]:
+    return [await keys.revoke_key(session, key=key, actor=actor) for key in await _unrevoked(session, uid, upto)]
+
+
+def operator_actor(spec: ApiKeySpec) -> Actor:
+    """The audit trail's actor for what the operator does to an ApiKey's keys: the object it reconciled."""
+    where = f"{spec.namespace}/{spec.name}"
+    return Actor(ActorType.operator, id=where, name=f"operator (ApiKey {where})")
 
 
 def _event(body: Mapping[str, Any], ok: bool | None, reason: str, message: str) -> None:
@@ -168,6 +175,7 @@ class _Executor:
 
     def __init__(self, rt: OperatorRuntime, body: Mapping[str, Any], spec: ApiKeySpec, session: AsyncSession) -> None:
         self.rt, self.body, self.spec, self.session = rt, body, spec, session
+        self.actor = operator_actor(spec)
 
     async def apply(self, decision: Decision, slot: int, current: ApiKey | None, secret: V1Secret | None) -> Outcome:
         match decision:
@@ -186,7 +194,8 @@ class _Executor:
         raise AssertionError(decision)  # pragma: no cover - the match is exhaustive
 
     async def _revoke(self, slot: int, current: ApiKey | None) -> Outcome:
-        revoked = await _revoke_all(self.session, self.spec.uid, slot if current is not None else slot - 1)
+        upto = slot if current is not None else slot - 1
+        revoked = await _revoke_all(self.session, self.spec.uid, upto, actor=self.actor)
         outcome = Outcome(ReadyState(False, "Revoked", "revoked by spec.revoked"), Phase.revoked, current, slot)
         if revoked:
             prefixes = ", ".join(f"{k.prefix}..." for k in revoked)
@@ -198,7 +207,7 @@ class _Executor:
         if decision.suspend and current is not None:
             # The current key and any predecessor still in its grace period: none may work while forbidden.
             for key in await _unrevoked(self.session, self.spec.uid, slot):
-                await keys.suspend_key(self.session, key=key)
+                await keys.suspend_key(self.session, key=key, actor=self.actor)
         return Outcome(decision.state, decision.phase, current, slot, current.tenant_id if current else None)
 
     async def _write_secret(self, new: keys.NewKey, slot: int, existing: V1Secret | None) -> None:
@@ -222,6 +231,7 @@ class _Executor:
             name=self.spec.display_name,
             description=self.spec.description,
             source="operator",
+            actor=self.actor,
             expires_at=expires_at,
             external_ref=external_ref(self.spec.uid, slot),
             rotated_from_id=rotated_from_id,
@@ -246,13 +256,18 @@ class _Executor:
                 expires_at=current.expires_at,
                 rotated_from_id=current.id,
             )
-            await keys.revoke_key(self.session, key=current)
+            await keys.revoke_key(self.session, key=current, actor=self.actor)
         else:
             if decision.resume:
                 for key in await _unrevoked(self.session, self.spec.uid, current_slot(decision)):
-                    await keys.resume_key(self.session, key=key)
+                    await keys.resume_key(self.session, key=key, actor=self.actor)
             new = await keys.rotate_key(
-                self.session, key=current, grace_period=decision.grace, source="operator", external_ref=ref
+                self.session,
+                key=current,
+                grace_period=decision.grace,
+                source="operator",
+                external_ref=ref,
+                actor=self.actor,
             )
             await keys.update_key(
                 self.session, key=new.record, name=self.spec.display_name, description=self.spec.description
@@ -278,7 +293,7 @@ class _Executor:
             )
         if decision.resume:
             for key in await _unrevoked(self.session, self.spec.uid, slot):
-                await keys.resume_key(self.session, key=key)
+                await keys.resume_key(self.session, key=key, actor=self.actor)
             _event(self.body, True, "KeyResumed", f"the policy allows key {current.prefix}... again: it works again")
             events.append("KeyResumed")
         if decision.repair_metadata:
@@ -422,7 +437,8 @@ async def delete_apikey(rt: OperatorRuntime, body: Mapping[str, Any]) -> None:
     async with rt.lock(spec.uid):
         async with rt.unit_of_work() as session:
             n, current = await latest_key(session, spec.uid, spec.rotation_count)
-            revoked = await _revoke_all(session, spec.uid, n if current is not None else n - 1)
+            upto = n if current is not None else n - 1
+            revoked = await _revoke_all(session, spec.uid, upto, actor=operator_actor(spec))
         await _delete_own_secret(rt, spec)
     if revoked:
         prefixes = ", ".join(f"{k.prefix}..." for k in revoked)

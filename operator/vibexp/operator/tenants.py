@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from vibexp.core.audit.service import Actor, ActorType
 from vibexp.core.errors import InvalidInput, NotFound
 from vibexp.core.keys import service as keys
 from vibexp.core.keys.models import KeyStatus
@@ -37,6 +38,11 @@ def _changes(tenant: Tenant, spec: Mapping[str, Any], name: str) -> dict[str, An
         "suspended": bool(spec.get("suspended")),
     }
     return {field: value for field, value in wanted.items() if getattr(tenant, field) != value}
+
+
+def tenant_actor(name: str) -> Actor:
+    """The audit trail's actor for what the operator does to a tenant: the VibeXPTenant it reconciled."""
+    return Actor(ActorType.operator, id=name, name=f"operator (VibeXPTenant {name})")
 
 
 async def _counters(rt: OperatorRuntime, tenant: Tenant) -> dict[str, Any]:
@@ -93,7 +99,7 @@ async def reconcile_tenant(rt: OperatorRuntime, body: Mapping[str, Any], *, kick
                 changes = _changes(tenant, spec, name)
                 if changes:
                     tenant = await tenants.update_tenant(
-                        session, tenant=tenant, data=TenantUpdate.model_validate(changes)
+                        session, tenant=tenant, data=TenantUpdate.model_validate(changes), actor=tenant_actor(name)
                     )
                     post_event(
                         body,
@@ -122,7 +128,9 @@ async def suspend_tenant(rt: OperatorRuntime, body: Mapping[str, Any]) -> None:
         except NotFound:
             return
         if not tenant.suspended:
-            await tenants.update_tenant(session, tenant=tenant, data=TenantUpdate(suspended=True))
+            await tenants.update_tenant(
+                session, tenant=tenant, data=TenantUpdate(suspended=True), actor=tenant_actor(name)
+            )
     post_event(body, warning=False, reason="TenantSuspended", message=f"VibeXPTenant deleted: tenant {name} suspended")
     await kick_apikeys(rt, name, only_unready=False)
 

@@ -16,11 +16,12 @@ from fastapi import Depends, Form, Header, Request
 from vibexp.api.dashboard.sessions import SessionData, password_fingerprint
 from vibexp.api.dashboard.state import dashboard_state
 from vibexp.api.deps import SessionDep
+from vibexp.core.audit.service import Actor
 from vibexp.core.tenants.models import Tenant
 from vibexp.core.tenants.service import get_tenant
 from vibexp.core.users.models import User
 from vibexp.core.users.revoked_sessions import is_session_revoked
-from vibexp.core.users.service import get_user
+from vibexp.core.users.service import get_user, user_actor
 
 __all__ = [
     "NEW_SESSION_STATE",
@@ -31,6 +32,7 @@ __all__ = [
     "SignInRequired",
     "Viewer",
     "browser_session",
+    "viewer_actor",
 ]
 
 NEW_SESSION_STATE = "dashboard_new_session"
@@ -96,3 +98,9 @@ def verify_csrf(
 
 
 CsrfChecked = Depends(verify_csrf)
+
+
+def viewer_actor(request: Request, viewer: Viewer) -> Actor:
+    """The audit trail's actor for a dashboard action: the signed-in user, from the browser's address."""
+    client_ip = request.client.host if request.client else None
+    return user_actor(viewer.user, client_ip=client_ip, user_agent=request.headers.get("user-agent"))

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Response, status
 from pydantic import BaseModel
 
-from vibexp.api.deps import CurrentPrincipal, RuntimeDep, SessionDep
+from vibexp.api.deps import CurrentActor, CurrentPrincipal, RuntimeDep, SessionDep
 from vibexp.api.endpoints import API_PREFIX
 from vibexp.api.errors import ERROR_RESPONSES
 from vibexp.api.http_cache import etag, parse_if_match, set_etag
@@ -117,9 +117,11 @@ def id_keyed_router(
         return obj
 
     @router.delete("/{item_id}", status_code=status.HTTP_204_NO_CONTENT, summary=f"Delete a {noun}")
-    async def delete_item(item_id: str, session: SessionDep, principal: CurrentPrincipal) -> Response:
+    async def delete_item(
+        item_id: str, session: SessionDep, principal: CurrentPrincipal, actor: CurrentActor
+    ) -> Response:
         obj = await store.get(session, tenant_id=principal.tenant_id, id=item_id)
-        await store.delete(session, obj=obj)
+        await store.delete(session, obj=obj, actor=actor)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     return router
@@ -213,7 +215,9 @@ async def update_artifact(
 
 
 @artifacts_router.delete("/{project}/{slug}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete an artifact")
-async def delete_artifact(project: str, slug: str, session: SessionDep, principal: CurrentPrincipal) -> Response:
+async def delete_artifact(
+    project: str, slug: str, session: SessionDep, principal: CurrentPrincipal, actor: CurrentActor
+) -> Response:
     obj = await artifacts.get(session, tenant_id=principal.tenant_id, project=project, slug=slug)
-    await artifacts.delete(session, obj=obj)
+    await artifacts.delete(session, obj=obj, actor=actor)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

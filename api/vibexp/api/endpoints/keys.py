@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 
-from vibexp.api.deps import CurrentPrincipal, RuntimeDep, SessionDep
+from vibexp.api.deps import CurrentActor, CurrentPrincipal, RuntimeDep, SessionDep
 from vibexp.api.endpoints import API_PREFIX
 from vibexp.api.errors import ERROR_RESPONSES
 from vibexp.api.schemas import AccountRead, PageRead
@@ -42,9 +42,10 @@ async def list_keys(
     status_code=status.HTTP_201_CREATED,
     summary="Create an API key (the key is in this response only)",
 )
-async def create_key(body: ApiKeyCreate, session: SessionDep, principal: CurrentPrincipal) -> Any:
+async def create_key(body: ApiKeyCreate, session: SessionDep, principal: CurrentPrincipal, actor: CurrentActor) -> Any:
     new = await keys.create_key(
         session,
+        actor=actor,
         tenant_id=principal.tenant_id,
         name=body.name,
         description=body.description,
@@ -60,9 +61,9 @@ async def get_key(key_id: str, session: SessionDep, principal: CurrentPrincipal)
 
 
 @keys_router.delete("/{key_id}", response_model=ApiKeyRead, summary="Revoke an API key (effective at once)")
-async def revoke_key(key_id: str, session: SessionDep, principal: CurrentPrincipal) -> Any:
+async def revoke_key(key_id: str, session: SessionDep, principal: CurrentPrincipal, actor: CurrentActor) -> Any:
     key = await keys.get_key(session, key_id=key_id, tenant_id=principal.tenant_id)
-    return await keys.revoke_key(session, key=key)
+    return await keys.revoke_key(session, key=key, actor=actor)
 
 
 @keys_router.post(
@@ -72,11 +73,15 @@ async def revoke_key(key_id: str, session: SessionDep, principal: CurrentPrincip
     summary="Replace a key with a new one; the old one works for the grace period, if any",
 )
 async def rotate_key(
-    key_id: str, session: SessionDep, principal: CurrentPrincipal, body: ApiKeyRotate | None = None
+    key_id: str,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    actor: CurrentActor,
+    body: ApiKeyRotate | None = None,
 ) -> Any:
     key = await keys.get_key(session, key_id=key_id, tenant_id=principal.tenant_id)
     grace = timedelta(seconds=body.grace_period_seconds if body else 0)
-    return _created(await keys.rotate_key(session, key=key, grace_period=grace))
+    return _created(await keys.rotate_key(session, key=key, grace_period=grace, actor=actor))
 
 
 @keys_router.get("/{key_id}/usage", response_model=KeyUsageRead, summary="Usage of an API key")

@@ -17,13 +17,15 @@ from typing import Any
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from starlette.requests import Request
 
+from vibexp.api.deps import key_actor
 from vibexp.api.request_state import RequestState, RequestUsage, request_state
+from vibexp.core.audit.service import Actor
 from vibexp.core.errors import InvalidApiKey
 from vibexp.core.keys.verifier import Principal
 from vibexp.core.runtime import Runtime
 from vibexp.core.usage.tool_type import ToolType, detect_tool_type
 
-__all__ = ["UsageTagger", "mcp_action", "principal_of", "runtime_of"]
+__all__ = ["UsageTagger", "actor_of", "mcp_action", "principal_of", "runtime_of"]
 
 
 def _state(ctx: ServerRequestContext[Any, Any]) -> RequestState | None:
@@ -37,6 +39,14 @@ def principal_of(ctx: ServerRequestContext[Any, Any]) -> Principal:
     if state is None or state.principal is None:  # only if the MCP app were mounted outside the middleware's prefixes
         raise InvalidApiKey("Missing API key", reason="missing")
     return state.principal
+
+
+def actor_of(ctx: ServerRequestContext[Any, Any]) -> Actor:
+    """The audit trail's actor for this MCP request: its key, client address and user agent."""
+    request = ctx.request
+    client = request.client if isinstance(request, Request) else None
+    user_agent = request.headers.get("user-agent") if isinstance(request, Request) else None
+    return key_actor(principal_of(ctx), client_ip=client.host if client else None, user_agent=user_agent)
 
 
 def runtime_of(ctx: ServerRequestContext[Any, Any]) -> Runtime:

@@ -19,7 +19,7 @@ from mcp_types import ToolAnnotations
 from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vibexp.api.mcp.context import principal_of, runtime_of
+from vibexp.api.mcp.context import actor_of, principal_of, runtime_of
 from vibexp.api.mcp.errors import tool_errors
 from vibexp.api.mcp.schemas import (
     ArtifactPage,
@@ -235,7 +235,7 @@ async def update_prompt(
 async def delete_prompt(ctx: McpContext, name: PromptName) -> Deleted:
     async with _unit(ctx) as (session, tenant_id):
         prompt = await prompts.get(session, tenant_id=tenant_id, name=name)
-        await prompts.delete(session, obj=prompt)
+        await prompts.delete(session, obj=prompt, actor=actor_of(ctx.request_context))
         return Deleted(what=f"prompt {name!r}")
 
 
@@ -345,7 +345,7 @@ async def save_artifact(
 async def delete_artifact(ctx: McpContext, project: PathSegment, slug: PathSegment) -> Deleted:
     async with _unit(ctx) as (session, tenant_id):
         artifact = await artifacts.get(session, tenant_id=tenant_id, project=project, slug=slug)
-        await artifacts.delete(session, obj=artifact)
+        await artifacts.delete(session, obj=artifact, actor=actor_of(ctx.request_context))
         return Deleted(what=f"artifact {project}/{slug}")
 
 
@@ -451,7 +451,7 @@ async def update_memory(
 async def delete_memory(ctx: McpContext, id: MemoryId) -> Deleted:
     async with _unit(ctx) as (session, tenant_id):
         memory = await memories.get(session, tenant_id=tenant_id, id=id)
-        await memories.delete(session, obj=memory)
+        await memories.delete(session, obj=memory, actor=actor_of(ctx.request_context))
         return Deleted(what=f"memory {id}")
 
 

@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.orm.attributes import set_committed_value
 
+from vibexp.core.audit import service as audit
+from vibexp.core.audit.service import Actor, Target
 from vibexp.core.clock import utcnow
 from vibexp.core.content.models import Artifact, Memory, Prompt
 from vibexp.core.errors import AlreadyExists, InvalidInput, NotFound, PreconditionFailed
@@ -38,6 +40,15 @@ def _storable(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _describe(obj: Prompt | Artifact | Memory) -> str:
+    """How the audit trail names a content object: a prompt's name, an artifact's path, a memory's first words."""
+    if isinstance(obj, Prompt):
+        return obj.name
+    if isinstance(obj, Artifact):
+        return f"{obj.project}/{obj.slug}"
+    return obj.content[:80]
 
 
 def _like_pattern(text: str) -> str:
@@ -202,8 +213,16 @@ class ContentStore(Generic[ModelT]):
         at = f"version {current}, " if current is not None else ""
         return PreconditionFailed(f"the {self.noun} changed since you read it ({at}If-Match {expected})")
 
-    async def delete(self, session: AsyncSession, *, obj: ModelT) -> None:
+    async def delete(self, session: AsyncSession, *, obj: ModelT, actor: Actor) -> None:
+        """Delete, audited as ``<noun>.deleted`` in the same transaction."""
         await session.delete(obj)
+        await audit.record(
+            session,
+            tenant_id=obj.tenant_id,
+            action=f"{self.noun}.deleted",
+            actor=actor,
+            target=Target(self.noun, id=obj.id, name=_describe(obj)),
+        )
         await session.flush()
 
     async def _ensure_unique(self, session: AsyncSession, *, tenant_id: str, values: dict[str, Any]) -> None:

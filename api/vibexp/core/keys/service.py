@@ -1,4 +1,7 @@
-"""API key lifecycle: create (plaintext returned once), list, revoke, rotate with an optional grace period."""
+"""API key lifecycle: create (plaintext returned once), list, revoke, rotate with an optional grace period.
+
+Each change records its audit event (``vibexp.core.audit``) in the same transaction; the caller says who acts.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vibexp.core.audit import service as audit
+from vibexp.core.audit.service import Actor, Target
 from vibexp.core.clock import utcnow
 from vibexp.core.errors import InvalidInput, NotFound
 from vibexp.core.ids import is_id
@@ -16,6 +21,7 @@ from vibexp.core.keys.models import ApiKey, KeyStatus
 from vibexp.core.keys.tokens import display_prefix, generate_key, hash_key
 
 __all__ = [
+    "REVOCATION_ACTIONS",
     "NewKey",
     "create_key",
     "find_key_by_external_ref",
@@ -27,6 +33,14 @@ __all__ = [
     "suspend_key",
     "update_key",
 ]
+
+
+#: The audit actions a revocation may be recorded as: by a person or tool, a leak report, expiry, a policy.
+REVOCATION_ACTIONS = frozenset({"key.revoked", "key.leaked", "key.expired", "key.auto_revoked"})
+
+
+def _target(key: ApiKey) -> Target:
+    return Target("key", id=key.id, name=key.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +59,43 @@ async def create_key(
     *,
     tenant_id: str,
     name: str,
+    actor: Actor,
     description: str = "",
     source: str = "api",
     expires_at: datetime | None = None,
     external_ref: str | None = None,
+    rotated_from_id: str | None = None,
+) -> NewKey:
+    new = await _mint(
+        session,
+        tenant_id=tenant_id,
+        name=name,
+        description=description,
+        source=source,
+        expires_at=expires_at,
+        external_ref=external_ref,
+        rotated_from_id=rotated_from_id,
+    )
+    details = {"prefix": new.record.prefix, "source": source, "expires_at": _iso(expires_at)}
+    await audit.record(
+        session, tenant_id=tenant_id, action="key.created", actor=actor, target=_target(new.record), details=details
+    )
+    return new
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+async def _mint(
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    name: str,
+    description: str,
+    source: str,
+    expires_at: datetime | None,
+    external_ref: str | None,
     rotated_from_id: str | None = None,
 ) -> NewKey:
     if expires_at is not None and expires_at <= utcnow():
@@ -102,19 +149,36 @@ async def update_key(
     return key
 
 
-async def revoke_key(session: AsyncSession, *, key: ApiKey) -> ApiKey:
-    """Revoke at once. Idempotent: revoking a revoked key keeps its first revocation time."""
+async def revoke_key(
+    session: AsyncSession,
+    *,
+    key: ApiKey,
+    actor: Actor,
+    action: str = "key.revoked",
+    details: dict[str, object] | None = None,
+) -> ApiKey:
+    """Revoke at once, recorded as ``action`` (one of ``REVOCATION_ACTIONS``). Idempotent: revoking a revoked key
+    keeps its first revocation time and records nothing."""
+    if action not in REVOCATION_ACTIONS:
+        raise ValueError(f"not a revocation action: {action!r}")
     if key.status != KeyStatus.revoked.value:
-        now = utcnow()
-        key.status = KeyStatus.revoked.value
-        key.revoked_at = now
-        key.updated_at = now
-        mark_key_changed(session, key.id)
+        _revoke(session, key)
+        await audit.record(
+            session, tenant_id=key.tenant_id, action=action, actor=actor, target=_target(key), details=details
+        )
         await session.flush()
     return key
 
 
-async def suspend_key(session: AsyncSession, *, key: ApiKey) -> ApiKey:
+def _revoke(session: AsyncSession, key: ApiKey) -> None:
+    now = utcnow()
+    key.status = KeyStatus.revoked.value
+    key.revoked_at = now
+    key.updated_at = now
+    mark_key_changed(session, key.id)
+
+
+async def suspend_key(session: AsyncSession, *, key: ApiKey, actor: Actor) -> ApiKey:
     """Refuse the key until :func:`resume_key`; other processes learn of it as of a revocation (``updated_at``)."""
     if key.status == KeyStatus.revoked.value:
         raise InvalidInput("a revoked key cannot be suspended")
@@ -122,11 +186,11 @@ async def suspend_key(session: AsyncSession, *, key: ApiKey) -> ApiKey:
         key.status = KeyStatus.suspended.value
         key.updated_at = utcnow()
         mark_key_changed(session, key.id)
-        await session.flush()
+        await audit.record(session, tenant_id=key.tenant_id, action="key.suspended", actor=actor, target=_target(key))
     return key
 
 
-async def resume_key(session: AsyncSession, *, key: ApiKey) -> ApiKey:
+async def resume_key(session: AsyncSession, *, key: ApiKey, actor: Actor) -> ApiKey:
     """Accept a suspended key again (a revoked key stays revoked)."""
     if key.status == KeyStatus.revoked.value:
         raise InvalidInput("a revoked key cannot be resumed")
@@ -134,7 +198,7 @@ async def resume_key(session: AsyncSession, *, key: ApiKey) -> ApiKey:
         key.status = KeyStatus.active.value
         key.updated_at = utcnow()
         mark_key_changed(session, key.id)
-        await session.flush()
+        await audit.record(session, tenant_id=key.tenant_id, action="key.resumed", actor=actor, target=_target(key))
     return key
 
 
@@ -142,6 +206,7 @@ async def rotate_key(
     session: AsyncSession,
     *,
     key: ApiKey,
+    actor: Actor,
     grace_period: timedelta = timedelta(0),
     source: str | None = None,
     external_ref: str | None = None,
@@ -151,7 +216,7 @@ async def rotate_key(
         raise InvalidInput("a revoked key cannot be rotated; create a new key instead")
     if key.status == KeyStatus.suspended.value:
         raise InvalidInput("a suspended key cannot be rotated while it is suspended")
-    new = await create_key(
+    new = await _mint(
         session,
         tenant_id=key.tenant_id,
         name=key.name,
@@ -168,7 +233,14 @@ async def rotate_key(
         key.expires_at = ends if key.expires_at is None else min(key.expires_at, ends)
         key.updated_at = now
         mark_key_changed(session, key.id)
-        await session.flush()
     else:
-        await revoke_key(session, key=key)
+        _revoke(session, key)
+    details = {
+        "new_key_id": new.record.id,
+        "new_prefix": new.record.prefix,
+        "grace_period_seconds": int(grace_period.total_seconds()),
+    }
+    await audit.record(
+        session, tenant_id=key.tenant_id, action="key.rotated", actor=actor, target=_target(key), details=details
+    )
     return new

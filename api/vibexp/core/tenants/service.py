@@ -5,6 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vibexp.core.audit import service as audit
+from vibexp.core.audit.service import Actor, Target
 from vibexp.core.clock import utcnow
 from vibexp.core.errors import AlreadyExists, InvalidInput, NotFound
 from vibexp.core.keys.changes import mark_tenant_changed
@@ -53,14 +55,29 @@ async def list_tenants(session: AsyncSession) -> list[Tenant]:
     return list(await session.scalars(select(Tenant).order_by(Tenant.name)))
 
 
-async def update_tenant(session: AsyncSession, *, tenant: Tenant, data: TenantUpdate) -> Tenant:
+async def update_tenant(session: AsyncSession, *, tenant: Tenant, data: TenantUpdate, actor: Actor) -> Tenant:
+    """Apply the fields ``data`` sets; a change is audited (``tenant.updated``, the old and new values)."""
     changes = data.model_dump(exclude_unset=True)
     tier = Tier(changes.get("tier", tenant.tier))
     limit = changes.get("rate_limit_per_hour", tenant.rate_limit_per_hour)
     _check_limit(tier, limit)
+    diff: dict[str, object] = {}
     for field, value in changes.items():
-        setattr(tenant, field, value.value if isinstance(value, Tier) else value)
+        stored = value.value if isinstance(value, Tier) else value
+        if getattr(tenant, field) != stored:
+            diff[field] = {"from": getattr(tenant, field), "to": stored}
+        setattr(tenant, field, stored)
+    if not diff:
+        return tenant
     tenant.updated_at = utcnow()
+    await audit.record(
+        session,
+        tenant_id=tenant.id,
+        action="tenant.updated",
+        actor=actor,
+        target=Target("tenant", id=tenant.id, name=tenant.name),
+        details={"changes": diff},
+    )
     mark_tenant_changed(session, tenant.id)
     await session.flush()
     return tenant

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import case, delete, insert, literal, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from vibexp.core.audit import service as audit
 from vibexp.core.clock import utcnow
 from vibexp.core.db import UTCDateTime, writing
 from vibexp.core.failure_log import FailureLog
@@ -56,12 +57,14 @@ class UsageRecorder:
         *,
         flush_interval: float = 0.5,
         retention: timedelta = timedelta(days=30),
+        audit_retention: timedelta = timedelta(days=365),
         max_buffer: int = 200_000,
         on_flush: Callable[[int, float], None] | None = None,
     ) -> None:
         self._engine = engine
         self._flush_interval = flush_interval
         self._retention = retention
+        self._audit_retention = audit_retention
         self._buffer: deque[UsageEvent] = deque(maxlen=max_buffer)
         self._task: asyncio.Task[None] | None = None
         self._flush_lock = asyncio.Lock()
@@ -158,9 +161,11 @@ class UsageRecorder:
             )
 
     async def prune(self) -> None:
-        """Drop action-log rows past the retention period and rate windows older than the previous hour."""
+        """Drop action-log rows and audit events past their retention periods, and rate windows older than the
+        previous hour."""
         self._last_prune = time.monotonic()
         oldest_window = int(time.time()) // WINDOW_SECONDS * WINDOW_SECONDS - WINDOW_SECONDS
         async with writing(self._engine), self._engine.begin() as conn:
             await conn.execute(delete(KeyAction).where(KeyAction.at < utcnow() - self._retention))
             await conn.execute(delete(RateWindow).where(RateWindow.window_start < oldest_window))
+            await conn.execute(audit.expired(before=utcnow() - self._audit_retention))

@@ -7,11 +7,21 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vibexp.core.audit import service as audit
+from vibexp.core.audit.service import Actor, ActorType, Target
 from vibexp.core.clock import utcnow
 from vibexp.core.errors import AlreadyExists, AuthenticationFailed, InvalidInput
 from vibexp.core.users.models import User
 
-__all__ = ["MIN_PASSWORD_LENGTH", "any_user_exists", "authenticate", "create_user", "get_user", "normalize_email"]
+__all__ = [
+    "MIN_PASSWORD_LENGTH",
+    "any_user_exists",
+    "authenticate",
+    "create_user",
+    "get_user",
+    "normalize_email",
+    "user_actor",
+]
 
 MIN_PASSWORD_LENGTH = 10
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
@@ -48,18 +58,44 @@ async def get_user(session: AsyncSession, *, user_id: str) -> User | None:
     return await session.get(User, user_id)
 
 
-async def authenticate(session: AsyncSession, *, email: str, password: str) -> User:
+async def authenticate(
+    session: AsyncSession,
+    *,
+    email: str,
+    password: str,
+    client_ip: str | None = None,
+    user_agent: str | None = None,
+) -> User:
+    """The user with this e-mail and password. Both outcomes for an existing user are audited in the caller's
+    transaction (``user.signed_in``, ``user.sign_in_failed``): commit it on a failure too. An unknown e-mail has no
+    tenant to record it for."""
     email = email.strip().lower()
     # PostgreSQL cannot even compare text holding NUL (the driver raises); no stored address holds one.
     user = await session.scalar(select(User).where(User.email == email)) if "\x00" not in email else None
     try:
         _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
+        if user is not None:
+            await _audit_sign_in(session, user, "user.sign_in_failed", client_ip=client_ip, user_agent=user_agent)
         raise AuthenticationFailed("wrong e-mail or password") from None
     if user is None:
         raise AuthenticationFailed("wrong e-mail or password")
+    await _audit_sign_in(session, user, "user.signed_in", client_ip=client_ip, user_agent=user_agent)
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
     user.last_login_at = utcnow()
     await session.flush()
     return user
+
+
+def user_actor(user: User, *, client_ip: str | None = None, user_agent: str | None = None) -> Actor:
+    """The audit trail's actor for a signed-in dashboard user."""
+    return Actor(ActorType.user, id=user.id, name=user.email, client_ip=client_ip, user_agent=user_agent)
+
+
+async def _audit_sign_in(
+    session: AsyncSession, user: User, action: str, *, client_ip: str | None, user_agent: str | None
+) -> None:
+    actor = user_actor(user, client_ip=client_ip, user_agent=user_agent)
+    target = Target("user", id=user.id, name=user.email)
+    await audit.record(session, tenant_id=user.tenant_id, action=action, actor=actor, target=target)

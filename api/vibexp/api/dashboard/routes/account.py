@@ -59,7 +59,9 @@ async def login(
         response.headers["Retry-After"] = str(retry_after)
         return response
     try:
-        user = await authenticate(db, email=who, password=password)
+        user = await authenticate(
+            db, email=who, password=password, client_ip=ip, user_agent=request.headers.get("user-agent")
+        )
     except AuthenticationFailed:  # the reservation stays: it is the failure
         return render(request, "login.html", {**context, "error": "Wrong e-mail or password."}, status=401)
     await state.attempts.succeeded(db, email=who, ip=ip)

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
-from vibexp.api.dashboard.deps import CsrfChecked, CurrentViewer
+from vibexp.api.dashboard.deps import CsrfChecked, CurrentViewer, viewer_actor
 from vibexp.api.dashboard.errors import DashboardRoute
 from vibexp.api.dashboard.rendering import redirect, render
 from vibexp.api.deps import SessionDep
@@ -226,7 +226,7 @@ def _register(kind: Kind) -> None:
     @route(item_path + "/delete", "POST", csrf=True)
     async def delete(request: Request, db: SessionDep, viewer: CurrentViewer) -> Response:
         obj = await load(request, db, viewer)
-        await kind.store.delete(db, obj=obj)
+        await kind.store.delete(db, obj=obj, actor=viewer_actor(request, viewer))
         return redirect(request, f"/{kind.slug}?deleted=1")
 
 

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from vibexp.api.dashboard.charts import usage_charts
-from vibexp.api.dashboard.deps import CsrfChecked, CurrentViewer
+from vibexp.api.dashboard.deps import CsrfChecked, CurrentViewer, viewer_actor
 from vibexp.api.dashboard.errors import DashboardRoute, error_page
 from vibexp.api.dashboard.rendering import redirect, render
 from vibexp.api.dashboard.state import dashboard_state
@@ -81,7 +81,12 @@ async def create(
         form = {"name": name, "description": description}
         return await _list_page(request, db, viewer, status=422, form=form, errors=_form_errors(exc), open_form=True)
     new = await keys.create_key(
-        db, tenant_id=viewer.tenant.id, name=data.name, description=data.description, source="dashboard"
+        db,
+        tenant_id=viewer.tenant.id,
+        name=data.name,
+        description=data.description,
+        source="dashboard",
+        actor=viewer_actor(request, viewer),
     )
     return await _show_once(request, db, viewer, new)
 
@@ -171,7 +176,9 @@ async def confirm_revoke(request: Request, key_id: str, db: SessionDep, viewer: 
 @router.post("/{key_id}/revoke", dependencies=[CsrfChecked])
 async def revoke(request: Request, key_id: str, db: SessionDep, viewer: CurrentViewer) -> Response:
     key = await _own_key(db, viewer, key_id)
-    await keys.revoke_key(db, key=key)  # the commit's after-commit hook drops it from every verifier cache
+    await keys.revoke_key(
+        db, key=key, actor=viewer_actor(request, viewer)
+    )  # the commit's after-commit hook drops it from every verifier cache
     return redirect(request, f"/settings/api-keys?revoked={key.id}")
 
 
@@ -186,5 +193,8 @@ async def rotate(
     key = await _own_key(db, viewer, key_id)
     if grace_period not in GRACE_PERIODS:
         grace_period = 0
-    new = await keys.rotate_key(db, key=key, grace_period=timedelta(seconds=grace_period), source="dashboard")
+    grace = timedelta(seconds=grace_period)
+    new = await keys.rotate_key(
+        db, key=key, grace_period=grace, source="dashboard", actor=viewer_actor(request, viewer)
+    )
     return await _show_once(request, db, viewer, new, rotated=key, grace=grace_period)
