@@ -28,6 +28,7 @@ from vibexp.core.db import Database, session_scope
 from vibexp.core.errors import VibeXPError
 from vibexp.core.keys import service as keys
 from vibexp.core.keys.leaks import revoke_leaked
+from vibexp.core.keys.report import ReportError, report_findings
 from vibexp.core.keys.scan import ScanError, scan_git, scan_paths
 from vibexp.core.migrate import upgrade
 from vibexp.core.tenants import service as tenants
@@ -286,6 +287,13 @@ def cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
 
         revoked = _in_session(settings, work)
         _err(f"revoked {len(revoked)} active key(s): {', '.join(revoked) or 'none was active'}")
+    if findings and args.report_to:
+        try:
+            sent = report_findings(args.report_to, findings, source="vibexp scan")
+        except ReportError as exc:
+            _err(f"error: {exc.message}")
+            return 2
+        _err(f"reported {sent} key(s) to {args.report_to}: the server revokes each active one")
     return 1 if findings else 0
 
 
@@ -381,6 +389,11 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("paths", nargs="*", metavar="PATH", help="files or directories (default: .)")
     scan.add_argument("--git", action="store_true", help="search every commit of the repositories at PATH")
     scan.add_argument("--revoke", action="store_true", help="revoke the active keys found (needs the database)")
+    scan.add_argument(
+        "--report-to",
+        metavar="URL",
+        help="send the keys found to this VibeXP server's POST /api/v1/leaked-keys (no database needed)",
+    )
     scan.set_defaults(func=cmd_scan)
 
     user = sub.add_parser("user", help="dashboard users").add_subparsers(dest="user_command", required=True)

@@ -151,3 +151,29 @@ def test_pre_commit_hook_refuses_a_commit_with_a_key(tmp_path: Path) -> None:
     dirty = run()
     assert dirty.returncode == 1 and f"app.py:1: {key[:12]}…" in dirty.stdout, dirty.stdout + dirty.stderr
     assert key not in dirty.stdout + dirty.stderr
+
+
+async def test_report_to_sends_the_keys_found_to_the_server_which_revokes_them(
+    database_url: str, tmp_path: Path, session_factory: async_sessionmaker[AsyncSession], account: Account
+) -> None:
+    """A CI job with no database access: ``--report-to`` posts the findings to ``POST /api/v1/leaked-keys``."""
+    import asyncio
+
+    from helpers.servers import LiveServer
+
+    repo, logs = tmp_path / "repo", tmp_path / "logs"
+    repo.mkdir(), logs.mkdir()
+    (repo / "leak.env").write_text(f"VIBEXP_KEY={account.key}\n")
+    with LiveServer(database_url).start(logs) as server:
+        result = await asyncio.to_thread(_vibexp, "scan", ".", "--report-to", server.url, cwd=repo)
+        assert result.returncode == 1, result.stderr  # still a find: CI fails the job
+        assert "reported 1 key(s)" in result.stderr and account.key not in result.stdout + result.stderr
+        async with session_factory() as session:
+            key = await session.get(ApiKey, account.key_id)
+            assert key is not None and key.status == KeyStatus.revoked.value
+
+        for bad in ("ftp://x", "not a url"):
+            refused = await asyncio.to_thread(_vibexp, "scan", ".", "--report-to", bad, cwd=repo)
+            assert refused.returncode == 2 and refused.stderr.startswith("error: --report-to"), refused.stderr
+    gone = await asyncio.to_thread(_vibexp, "scan", ".", "--report-to", server.url, cwd=repo)  # server stopped
+    assert gone.returncode == 2 and "cannot reach" in gone.stderr, gone.stderr

@@ -21,6 +21,7 @@ from vibexp.api.request_state import RequestState, RequestUsage
 from vibexp.api.route_templates import route_template
 from vibexp.core.clock import utcnow
 from vibexp.core.errors import AccountSuspended, InvalidApiKey, RateLimited
+from vibexp.core.keys.report import LEAK_REPORT_PATH
 from vibexp.core.keys.verifier import Principal
 from vibexp.core.ratelimit.limiter import WINDOW_SECONDS, RateDecision
 from vibexp.core.runtime import Runtime
@@ -29,6 +30,8 @@ from vibexp.core.usage.tool_type import detect_tool_type
 
 __all__ = ["ApiKeyAuthMiddleware", "rate_limit_headers"]
 
+#: Answered without an API key: the leaked-key report (a scanner has no key of the account it reports on).
+PUBLIC_PATHS = frozenset({LEAK_REPORT_PATH})
 #: The caller's own limit status: readable over the limit and not counted (GitHub's /rate_limit).
 ACCOUNT_STATUS_PATH = "/api/v1/account"
 
@@ -55,7 +58,7 @@ class ApiKeyAuthMiddleware:
         self.prefixes = tuple(prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.prefixes):
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefixes) or scope["path"] in PUBLIC_PATHS:
             await self.app(scope, receive, send)
             return
         state, authorization = _open(scope)

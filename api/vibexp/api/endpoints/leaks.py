@@ -1,0 +1,75 @@
+"""``POST /api/v1/leaked-keys``: where a secret scanner reports keys it found in public (no API key needed).
+
+Blind on purpose: the answer is 202 whatever the tokens were, so the endpoint cannot be used to test whether a
+guessed key exists. Each active key among them is revoked at once (every replica refuses it within the
+revocation poll) and recorded as ``key.leaked`` with where it was found. Throttled per client address, in
+process memory (``FailureThrottle`` as a sliding window): a flood of reports costs a dict lookup each.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Request, status
+from pydantic import BaseModel, Field
+from starlette.responses import Response
+
+from vibexp.api.deps import SessionDep
+from vibexp.api.errors import ERROR_RESPONSES, error_response
+from vibexp.core.audit.service import Actor, ActorType
+from vibexp.core.keys.leaks import revoke_leaked
+from vibexp.core.keys.report import LEAK_REPORT_PATH
+from vibexp.core.ratelimit.failures import FailureThrottle
+from vibexp.core.text import StorableText
+
+__all__ = ["LeakReport", "leaks_router"]
+
+MAX_REPORTS = 100
+#: Reports (requests) per client address and minute.
+REPORTS_PER_MINUTE = 30
+
+leaks_router = APIRouter(prefix=LEAK_REPORT_PATH, tags=["security"], responses=ERROR_RESPONSES)
+
+
+class LeakReport(BaseModel):
+    token: str = Field(pattern=r"^vib_[0-9a-f]{64}$", description="The key as found")
+    url: StorableText | None = Field(default=None, max_length=2000, description="Where it was found")
+    source: StorableText | None = Field(default=None, max_length=100, description="Who found it, e.g. a scanner")
+
+
+class LeakReportAccepted(BaseModel):
+    received: int = Field(description="How many reports were read (not how many matched a key)")
+
+
+def _throttle(request: Request) -> FailureThrottle:
+    throttle = getattr(request.app.state, "leak_report_throttle", None)
+    if not isinstance(throttle, FailureThrottle):
+        throttle = request.app.state.leak_report_throttle = FailureThrottle(limit=REPORTS_PER_MINUTE, window=60.0)
+    return throttle
+
+
+@leaks_router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=LeakReportAccepted,
+    summary="Report leaked keys (no API key needed); each active one is revoked at once",
+)
+async def report_leaked_keys(
+    request: Request,
+    session: SessionDep,
+    reports: Annotated[list[LeakReport], Body(min_length=1, max_length=MAX_REPORTS)],
+) -> Response | LeakReportAccepted:
+    address = request.client.host if request.client else "unknown"
+    throttle = _throttle(request)
+    wait = throttle.retry_after(address)
+    if wait:
+        message = f"Too many leak reports from this address; retry in {wait} s"
+        return error_response(429, "rate_limited", message, headers={"Retry-After": str(wait)})
+    throttle.failed(address)  # counts the report (the throttle is a sliding window of events per address)
+    reporter = Actor(
+        ActorType.system, name="leaked-key report", client_ip=address, user_agent=request.headers.get("user-agent")
+    )
+    for report in reports:
+        details: dict[str, object] = {"url": report.url, "source": report.source}
+        await revoke_leaked(session, plaintexts=[report.token], actor=reporter, details=details)
+    return LeakReportAccepted(received=len(reports))
