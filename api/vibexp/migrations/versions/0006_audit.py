@@ -1,6 +1,6 @@
 """audit trail: one row per management action
 
-Revision ID: 0009_audit
+Revision ID: 0006_audit
 Revises: 0005_security
 Create Date: 2026-12-02 14:00:00
 """
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009_audit"
+revision: str = "0006_audit"
 down_revision: str | None = "0005_security"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
