@@ -1,6 +1,7 @@
 """Every table, imported in one place so the metadata (and Alembic's autogenerate) sees them all."""
 
 from vibexp.core.content.models import Artifact, Memory, Prompt
+from vibexp.core.content.versions import PromptLabel, PromptVersion
 from vibexp.core.db import Base
 from vibexp.core.keys.flash import KeyFlash
 from vibexp.core.keys.models import ApiKey
@@ -19,6 +20,8 @@ __all__ = [
     "KeyFlash",
     "Memory",
     "Prompt",
+    "PromptLabel",
+    "PromptVersion",
     "RateWindow",
     "RevokedSession",
     "SignInBucket",

@@ -7,7 +7,7 @@ expected version (from ``If-Match``) and fail with ``PreconditionFailed`` when t
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 from weakref import WeakKeyDictionary
 
@@ -20,6 +20,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from vibexp.core.clock import utcnow
 from vibexp.core.content.models import Artifact, Memory, Prompt
+from vibexp.core.content.versions import record_version
 from vibexp.core.errors import AlreadyExists, InvalidInput, NotFound, PreconditionFailed
 from vibexp.core.hotread import RowReader
 from vibexp.core.pagination import DEFAULT_PAGE_SIZE, Page, decode_cursor, encode_cursor
@@ -51,8 +52,11 @@ class ContentStore(Generic[ModelT]):
         noun: str,
         search_columns: Sequence[InstrumentedAttribute[Any]],
         unique_fields: Sequence[str] = (),
+        after_write: Callable[[AsyncSession, ModelT], Awaitable[None]] | None = None,
     ) -> None:
         self.model: type[ModelT] = model
+        #: Called with each created or updated object in the writer's transaction (prompts: record the version).
+        self._after_write = after_write
         self.noun = noun
         self._search_columns = search_columns
         self._unique_fields = unique_fields
@@ -65,6 +69,8 @@ class ContentStore(Generic[ModelT]):
         obj: ModelT = self.model(tenant_id=tenant_id, version=1, **values)
         session.add(obj)
         await self._flush(session)
+        if self._after_write is not None:
+            await self._after_write(session, obj)
         return obj
 
     async def get(self, session: AsyncSession, *, tenant_id: str, **key: str) -> ModelT:
@@ -170,6 +176,8 @@ class ContentStore(Generic[ModelT]):
             raise self._stale(None, expected_version)
         for field, value in {**changes, "version": new_version, "updated_at": now}.items():
             set_committed_value(obj, field, value)
+        if self._after_write is not None:
+            await self._after_write(session, obj)
         return obj
 
     def _stale(self, current: int | None, expected: int) -> PreconditionFailed:
@@ -202,6 +210,7 @@ prompts = ContentStore(
     noun="prompt",
     search_columns=(Prompt.name, Prompt.description, Prompt.content),
     unique_fields=("name",),
+    after_write=record_version,
 )
 artifacts = ContentStore(
     Artifact,
