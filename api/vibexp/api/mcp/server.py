@@ -51,6 +51,7 @@ from vibexp.api.mcp.templates import placeholders, render
 from vibexp.api.mcp.tools import register_tools
 from vibexp.core.content.models import Artifact
 from vibexp.core.content.models import Prompt as StoredPrompt
+from vibexp.core.content import versions
 from vibexp.core.content.service import artifacts, prompts
 from vibexp.core.db import session_scope
 from vibexp.core.errors import NotFound
@@ -124,9 +125,10 @@ async def list_prompts(ctx: ServerRequestContext[Runtime], params: PaginatedRequ
 
 
 async def get_prompt(ctx: ServerRequestContext[Runtime], params: GetPromptRequestParams) -> GetPromptResult:
+    """The version labelled ``production`` when there is one, else the latest (DESIGN.md)."""
     async with _tenant_session(ctx) as (session, tenant_id):
         try:
-            prompt = await prompts.get(session, tenant_id=tenant_id, name=params.name)
+            prompt = await versions.serving_version(session, tenant_id=tenant_id, name=params.name)
         except NotFound:
             raise NotFound(f"Unknown prompt: {params.name!r}") from None
     with protocol_errors():
