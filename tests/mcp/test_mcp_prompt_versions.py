@@ -103,7 +103,12 @@ async def test_get_prompt_with_label_or_version_same_on_fast_path_and_sdk(
     ]
     async with httpx.AsyncClient(timeout=30, headers=account.headers | HEADERS) as client:
         for arguments in calls:
-            body = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "get_prompt", "arguments": arguments}}
+            body = {
+                "jsonrpc": "2.0",
+                "id": 3,
+                "method": "tools/call",
+                "params": {"name": "get_prompt", "arguments": arguments},
+            }
             fast = await client.post(server.url + MCP_PATH, json=body)
             sdk = await client.post(sdk_only.url + MCP_PATH, json=body)
             assert fast.status_code == sdk.status_code == 200
@@ -113,7 +118,12 @@ async def test_get_prompt_with_label_or_version_same_on_fast_path_and_sdk(
                 assert result["structuredContent"]["content"] == "v2 {{who}}", result
             if arguments == {"name": "fastv", "label": "production"}:
                 assert result["structuredContent"]["version"] == 1, result
-        prompts_get = {"jsonrpc": "2.0", "id": 4, "method": "prompts/get", "params": {"name": "fastv", "arguments": {"who": "y"}}}
+        prompts_get = {
+            "jsonrpc": "2.0",
+            "id": 4,
+            "method": "prompts/get",
+            "params": {"name": "fastv", "arguments": {"who": "y"}},
+        }
         fast = await client.post(server.url + MCP_PATH, json=prompts_get)
         sdk = await client.post(sdk_only.url + MCP_PATH, json=prompts_get)
         assert fast.json() == sdk.json()

@@ -69,7 +69,14 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_openapi(app)  # documents the rate-limit headers on every response that carries them
     install_docs(app)  # /docs: Swagger UI from the swagger-ui-bundle package, no CDN
-    for router in (prompts_router, prompt_versions_router, artifacts_router, memories_router, keys_router, account_router):
+    for router in (
+        prompts_router,
+        prompt_versions_router,
+        artifacts_router,
+        memories_router,
+        keys_router,
+        account_router,
+    ):
         app.include_router(router)
     mount_mcp(app, runtime, settings)  # /mcp/v1/common; registers the SDK session manager in lifespan_hooks
     app.include_router(health_router)

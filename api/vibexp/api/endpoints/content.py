@@ -8,7 +8,6 @@ from fastapi import APIRouter, Header, Query, Response, status
 from pydantic import BaseModel
 
 from vibexp.api.deps import CurrentPrincipal, RuntimeDep, SessionDep
-from vibexp.core.runtime import Runtime
 from vibexp.api.endpoints import API_PREFIX
 from vibexp.api.errors import ERROR_RESPONSES
 from vibexp.api.http_cache import etag, parse_if_match, set_etag
@@ -16,6 +15,7 @@ from vibexp.api.schemas import PageRead
 from vibexp.core.content import schemas
 from vibexp.core.content.service import ContentStore, artifacts, memories, prompts
 from vibexp.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from vibexp.core.runtime import Runtime
 from vibexp.core.text import NUL_FREE_PATTERN
 
 __all__ = ["artifacts_router", "hot_get", "id_keyed_router", "memories_router", "prompts_router"]

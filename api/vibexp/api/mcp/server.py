@@ -49,9 +49,9 @@ from vibexp.api.mcp.errors import describe_validation_error, protocol_errors
 from vibexp.api.mcp.schemas import artifact_uri
 from vibexp.api.mcp.templates import placeholders, render
 from vibexp.api.mcp.tools import register_tools
+from vibexp.core.content import versions
 from vibexp.core.content.models import Artifact
 from vibexp.core.content.models import Prompt as StoredPrompt
-from vibexp.core.content import versions
 from vibexp.core.content.service import artifacts, prompts
 from vibexp.core.db import session_scope
 from vibexp.core.errors import NotFound

@@ -32,7 +32,7 @@ from vibexp.api.mcp.schemas import (
     artifact_uri,
 )
 from vibexp.api.mcp.templates import placeholders, render
-from vibexp.core.content import schemas
+from vibexp.core.content import schemas, versions
 from vibexp.core.content.schemas import (
     MAX_ARTIFACT,
     MAX_TEXT,
@@ -42,7 +42,6 @@ from vibexp.core.content.schemas import (
     PromptName,
     Tags,
 )
-from vibexp.core.content import versions
 from vibexp.core.content.service import artifacts, memories, prompts
 from vibexp.core.content.version_schemas import LabelName
 from vibexp.core.db import session_scope

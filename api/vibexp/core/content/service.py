@@ -56,7 +56,7 @@ class ContentStore(Generic[ModelT]):
     ) -> None:
         self.model: type[ModelT] = model
         #: Called with each created or updated object in the writer's transaction (prompts: record the version).
-        self._after_write = after_write
+        self._after_write: Callable[[AsyncSession, ModelT], Awaitable[None]] | None = after_write
         self.noun = noun
         self._search_columns = search_columns
         self._unique_fields = unique_fields

@@ -235,9 +235,7 @@ async def serving_version(session: AsyncSession, *, tenant_id: str, name: str) -
     return await _entry(session, prompt, prompt.version if pointed is None else pointed)
 
 
-async def set_label(
-    session: AsyncSession, *, tenant_id: str, prompt_id: str, label: str, version: int
-) -> PromptLabel:
+async def set_label(session: AsyncSession, *, tenant_id: str, prompt_id: str, label: str, version: int) -> PromptLabel:
     """Create ``label`` or move it to ``version``. A version the prompt does not have is ``InvalidInput`` (422):
     the prompt exists, the body names something that does not."""
     check_label(label)
