@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpers.api_errors import assert_error
 from helpers.factories import Account
@@ -43,6 +44,19 @@ async def test_every_write_is_a_version_listed_newest_first(client: httpx.AsyncC
     assert renamed.json()["version"] == 4 and renamed.headers["etag"] == '"4"'
     four = await client.get(f"{URL}/{prompt_id}/versions/4", headers=account.headers)
     assert (four.json()["name"], four.json()["content"]) == ("hello", "v3 {{who}}")
+
+
+async def test_a_refused_write_leaves_no_version(client: httpx.AsyncClient, account: Account) -> None:
+    prompt_id = await _prompt_with_three_versions(client, account)
+    await client.post(URL, json={"name": "taken", "content": "x"}, headers=account.headers)
+    stale = await client.put(
+        f"{URL}/{prompt_id}", json={"content": "lost"}, headers=account.headers | {"If-Match": '"1"'}
+    )
+    assert_error(stale, 412)
+    assert_error(await client.put(f"{URL}/{prompt_id}", json={"name": "taken"}, headers=account.headers), 409)
+    assert_error(await client.put(f"{URL}/{prompt_id}", json={"content": ""}, headers=account.headers), 422)
+    listed = (await client.get(f"{URL}/{prompt_id}/versions", headers=account.headers)).json()["items"]
+    assert [v["version"] for v in listed] == [3, 2, 1]
 
 
 async def test_versions_are_cursor_paginated(client: httpx.AsyncClient, account: Account) -> None:
@@ -179,3 +193,25 @@ async def test_unknown_label_or_version_on_get_is_404(client: httpx.AsyncClient,
     assert_error(await client.get(f"{URL}/{prompt_id}", params={"version": 9}, headers=account.headers), 404)
     assert_error(await client.get(f"{URL}/{prompt_id}/versions/9", headers=account.headers), 404, "not_found")
     assert_error(await client.get(f"{URL}/nope", params={"version": 1}, headers=account.headers), 404)
+
+
+async def test_plain_get_stays_session_less(
+    client: httpx.AsyncClient, account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hot read (vibexp.core.hotread) is untouched: no ORM session for ``GET /prompts/{id}``; one only when
+    the request asks for a label or version."""
+    prompt_id = await _prompt_with_three_versions(client, account)
+    await client.get(f"{URL}/{prompt_id}", headers=account.headers)  # the key is verified and cached now
+    opened: list[object] = []
+    original = AsyncSession.__init__
+
+    def counting(self: AsyncSession, *args: Any, **kwargs: Any) -> None:
+        opened.append(self)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncSession, "__init__", counting)
+    for _ in range(3):
+        assert (await client.get(f"{URL}/{prompt_id}", headers=account.headers)).json()["version"] == 3
+    assert opened == []
+    assert (await client.get(f"{URL}/{prompt_id}", params={"version": 1}, headers=account.headers)).is_success
+    assert len(opened) == 1

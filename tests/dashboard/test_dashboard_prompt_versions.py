@@ -52,6 +52,14 @@ async def test_history_diff_and_promote(client: httpx.AsyncClient, person: Perso
     page = await client.get(f"/prompts/{prompt_id}")
     assert page.text.count("Promote to production") == 1  # not on the version already in production
 
+    # Saving the dashboard's form is a version too; production stays where it was.
+    form = {"name": "review", "description": "", "tags": "x", "content": "three", "version": "2", "csrf_token": token}
+    assert (await client.post(f"/prompts/{prompt_id}", data=form)).status_code == 303
+    page = await client.get(f"/prompts/{prompt_id}")
+    assert re.findall(rf'href="/prompts/{prompt_id}/versions/(\d+)"', page.text) == ["3", "2", "1"]
+    api = await client.get(f"{API}/{prompt_id}", params={"label": "production"}, headers=person.account.headers)
+    assert api.json()["version"] == 1
+
 
 async def test_promote_needs_the_csrf_token_and_a_real_version(client: httpx.AsyncClient, person: Person) -> None:
     await sign_in(client, person)

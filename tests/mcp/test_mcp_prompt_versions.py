@@ -42,7 +42,12 @@ async def test_prompts_get_serves_production_else_latest(
         latest = await mcp.get_prompt("greet", {"who": "Ann", "when": "now"})
         assert isinstance(latest.messages[0].content, TextContent)
         assert latest.messages[0].content.text == "v3 Ann and now"
+        listed = {p.name: p for p in (await mcp.list_prompts()).prompts}
+        assert [a.name for a in listed["greet"].arguments or []] == ["who", "when"]
         await _label(rest, account, prompt_id, 1)
+        # prompts/list describes what prompts/get serves: version 1 takes only {{who}}.
+        listed = {p.name: p for p in (await mcp.list_prompts()).prompts}
+        assert [a.name for a in listed["greet"].arguments or []] == ["who"]
         prod = await mcp.get_prompt("greet", {"who": "Ann"})
         assert isinstance(prod.messages[0].content, TextContent) and prod.messages[0].content.text == "v1 Ann"
         # Rollforward and removal are seen at once (nothing is cached).
@@ -76,6 +81,17 @@ async def test_get_prompt_tool_by_label_and_version(mcp_url: str, account: Accou
         assert "invalid_input" in await tool_error(mcp, "get_prompt", {"name": "greet", "label": "Not A Slug"})
         assert "invalid_input" in await tool_error(mcp, "get_prompt", {"name": "greet", "version": 0})
         assert "invalid_input" in await tool_error(mcp, "get_prompt", {"name": "greet", "version": "two"})
+
+
+async def test_mcp_writes_are_versions(mcp_url: str, account: Account, rest: httpx.AsyncClient) -> None:
+    async with connect(mcp_url, account.key, mode="legacy") as mcp:
+        created = await ok(mcp, "create_prompt", {"name": "viamcp", "content": "one"})
+        await ok(mcp, "update_prompt", {"name": "viamcp", "content": "two", "expected_version": 1})
+        assert "precondition_failed" in await tool_error(
+            mcp, "update_prompt", {"name": "viamcp", "content": "lost", "expected_version": 1}
+        )
+    listed = await rest.get(f"{URL}/{created['id']}/versions", headers=account.headers)
+    assert [(v["version"], v["content"]) for v in listed.json()["items"]] == [(2, "two"), (1, "one")]
 
 
 @pytest.fixture

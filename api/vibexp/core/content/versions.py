@@ -48,6 +48,7 @@ __all__ = [
     "get_version",
     "labels_by_version",
     "list_versions",
+    "production_versions",
     "record_version",
     "resolve",
     "serving_version",
@@ -233,6 +234,22 @@ async def serving_version(session: AsyncSession, *, tenant_id: str, name: str) -
         select(PromptLabel.version).where(PromptLabel.prompt_id == prompt.id, PromptLabel.label == PRODUCTION)
     )
     return await _entry(session, prompt, prompt.version if pointed is None else pointed)
+
+
+async def production_versions(session: AsyncSession, *, prompt_ids: list[str]) -> dict[str, PromptVersion]:
+    """The ``production`` version of each of these prompts that has one (one query for a page of prompts), so
+    MCP ``prompts/list`` describes the arguments of what ``prompts/get`` serves."""
+    if not prompt_ids:
+        return {}
+    rows = await session.scalars(
+        select(PromptVersion)
+        .join(
+            PromptLabel,
+            (PromptLabel.prompt_id == PromptVersion.prompt_id) & (PromptLabel.version == PromptVersion.version),
+        )
+        .where(PromptLabel.label == PRODUCTION, PromptLabel.prompt_id.in_(prompt_ids))
+    )
+    return {entry.prompt_id: entry for entry in rows}
 
 
 async def set_label(session: AsyncSession, *, tenant_id: str, prompt_id: str, label: str, version: int) -> PromptLabel:
