@@ -7,6 +7,7 @@ the work they do.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import nullcontext
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -14,6 +15,7 @@ from fastapi.security import HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp.api.request_state import request_state
+from vibexp.core.db import writing
 from vibexp.core.errors import InvalidApiKey
 from vibexp.core.keys.verifier import Principal
 from vibexp.core.runtime import Runtime
@@ -50,10 +52,15 @@ async def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
+#: Methods that never write: their sessions need not queue behind writers (``vibexp.core.db.writing``).
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The unit of work of one request: the only place REST requests commit or roll back."""
     runtime: Runtime = request.app.state.runtime
-    async with runtime.session_factory() as session:
+    turn = nullcontext() if request.method in _READ_METHODS else writing(runtime.engine)
+    async with turn, runtime.session_factory() as session:
         try:
             yield session
             await session.commit()

@@ -24,14 +24,15 @@ from sqlalchemy import Select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-__all__ = ["RowReader"]
+__all__ = ["RowReader", "connection_lost"]
 
 #: SQLSTATE classes of a connection that is gone or refused (08: connection exception, 57P: operator intervention
 #: such as a server shutting down), and the Python errors a dropped socket raises.
 _LOST_SQLSTATES = ("08", "57P")
 
 
-def _connection_lost(exc: BaseException) -> bool:
+def connection_lost(exc: BaseException) -> bool:
+    """Whether a driver error means the connection is gone (the database restarted, failed over or went away)."""
     if isinstance(exc, (OSError, ConnectionError)):
         return True
     sqlstate = getattr(exc, "sqlstate", None)
@@ -84,7 +85,7 @@ class RowReader:
                 else:
                     row = await driver.fetchrow(self._sql, *params)
             except Exception as exc:
-                lost = _connection_lost(exc)
+                lost = connection_lost(exc)
                 if lost:
                     await conn.invalidate()
                     await self._engine.dispose(close=False)  # the pool's other connections went with the server

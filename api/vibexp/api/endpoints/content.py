@@ -76,14 +76,7 @@ def id_keyed_router(
         page = await store.list(session, tenant_id=principal.tenant_id, q=q, tag=tag, limit=limit, cursor=cursor)
         return {"items": page.items, "next_cursor": page.next_cursor}
 
-    @router.post(
-        "",
-        response_model=read_model,
-        status_code=status.HTTP_201_CREATED,
-        responses=ETAG_RESPONSES,
-        summary=f"Create a {noun}",
-    )
-    async def create_item(
+    async def create_in_session(
         body: create_model,  # type: ignore[valid-type]
         session: SessionDep,
         principal: CurrentPrincipal,
@@ -92,6 +85,27 @@ def id_keyed_router(
         obj = await store.create(session, tenant_id=principal.tenant_id, data=body)
         set_etag(response, obj.version)
         return obj
+
+    async def create_single_row(
+        body: create_model,  # type: ignore[valid-type]
+        runtime: RuntimeDep,
+        principal: CurrentPrincipal,
+    ) -> Response:
+        # The write hot path (agents store memories all the time): one autocommitted INSERT, no session, and the
+        # body validated and serialised once, as in get_item.
+        row = await store.insert(runtime.engine, tenant_id=principal.tenant_id, data=body)
+        created = read_model.model_validate(row).model_dump_json().encode()
+        return Response(created, status_code=201, media_type="application/json", headers={"ETag": etag(1)})
+
+    router.add_api_route(
+        "",
+        create_single_row if store.single_row_create else create_in_session,
+        methods=["POST"],
+        response_model=read_model,
+        status_code=status.HTTP_201_CREATED,
+        responses=ETAG_RESPONSES,
+        summary=f"Create a {noun}",
+    )
 
     if with_get:
 

@@ -12,7 +12,7 @@ from typing import Any, Generic, TypeVar
 from weakref import WeakKeyDictionary
 
 from pydantic import BaseModel
-from sqlalchemy import String, bindparam, cast, or_, select, update
+from sqlalchemy import String, Table, bindparam, cast, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -23,6 +23,8 @@ from vibexp.core.content.models import Artifact, Memory, Prompt
 from vibexp.core.content.versions import record_version
 from vibexp.core.errors import AlreadyExists, InvalidInput, NotFound, PreconditionFailed
 from vibexp.core.hotread import RowReader
+from vibexp.core.hotwrite import RowInserter
+from vibexp.core.ids import new_id
 from vibexp.core.pagination import DEFAULT_PAGE_SIZE, Page, decode_cursor, encode_cursor
 from vibexp.core.text import check_storable
 
@@ -52,9 +54,14 @@ class ContentStore(Generic[ModelT]):
         noun: str,
         search_columns: Sequence[InstrumentedAttribute[Any]],
         unique_fields: Sequence[str] = (),
+        single_row_create: bool = False,
         after_write: Callable[[AsyncSession, ModelT], Awaitable[None]] | None = None,
     ) -> None:
+        if single_row_create and after_write is not None:
+            raise ValueError("a store with an after-write hook writes more than the row: no single_row_create")
         self.model: type[ModelT] = model
+        #: Creating one is a single row and nothing else: adapters may use ``insert`` instead of ``create``.
+        self.single_row_create = single_row_create
         #: Called with each created or updated object in the writer's transaction (prompts: record the version).
         self._after_write: Callable[[AsyncSession, ModelT], Awaitable[None]] | None = after_write
         self.noun = noun
@@ -62,6 +69,7 @@ class ContentStore(Generic[ModelT]):
         self._unique_fields = unique_fields
         #: Compiled hot reads per engine and key fields (an app has one engine; tests make many: weak keys).
         self._readers: WeakKeyDictionary[AsyncEngine, dict[tuple[str, ...], RowReader]] = WeakKeyDictionary()
+        self._inserters: WeakKeyDictionary[AsyncEngine, RowInserter] = WeakKeyDictionary()
 
     async def create(self, session: AsyncSession, *, tenant_id: str, data: BaseModel) -> ModelT:
         values = data.model_dump()
@@ -72,6 +80,26 @@ class ContentStore(Generic[ModelT]):
         if self._after_write is not None:
             await self._after_write(session, obj)
         return obj
+
+    async def insert(self, engine: AsyncEngine, *, tenant_id: str, data: BaseModel) -> dict[str, Any]:
+        """Create an object in one autocommitted statement, without a session (``vibexp.core.hotwrite``), and
+        return its columns as ``read`` would. Only for kinds whose create is the single row: a caller that must
+        write more in the same transaction uses ``create``. Uniqueness is the database's constraint alone."""
+        now = utcnow()
+        values = {"id": new_id(), "tenant_id": tenant_id, "version": 1, "created_at": now, "updated_at": now}
+        values |= data.model_dump()
+        inserter = self._inserters.get(engine)
+        if inserter is None:
+            table = self.model.__table__
+            assert isinstance(table, Table)  # a declarative model's is
+            inserter = self._inserters[engine] = RowInserter(engine, table)
+        try:
+            await inserter.insert(values)
+        except IntegrityError:
+            if self._unique_fields:  # a unique key taken meanwhile (the id is new)
+                raise AlreadyExists(f"that {self.noun} already exists") from None
+            raise NotFound("the tenant no longer exists") from None  # the only other constraint: deleted meanwhile
+        return values
 
     async def get(self, session: AsyncSession, *, tenant_id: str, **key: str) -> ModelT:
         if not all(_storable(value) for value in key.values()):  # nothing stored can match it; PG would refuse it
@@ -218,4 +246,4 @@ artifacts = ContentStore(
     search_columns=(Artifact.title, Artifact.description, Artifact.content, Artifact.slug),
     unique_fields=("project", "slug"),
 )
-memories = ContentStore(Memory, noun="memory", search_columns=(Memory.content,))
+memories = ContentStore(Memory, noun="memory", search_columns=(Memory.content,), single_row_create=True)

@@ -21,6 +21,7 @@ from sqlalchemy import case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from vibexp.core.db import writing
 from vibexp.core.ratelimit.models import RateWindow
 
 __all__ = ["WINDOW_SECONDS", "RateDecision", "RateLimiter"]
@@ -84,7 +85,7 @@ class RateLimiter:
         wanted = max(1, min(MAX_LEASE, (limit - state.used) // LEASE_FRACTION))
         room = limit - RateWindow.used
         grant = case((RateWindow.used >= limit, 0), (room < wanted, room), else_=wanted)
-        async with self._engine.begin() as conn:
+        async with writing(self._engine), self._engine.begin() as conn:
             if not state.row_ready:
                 await conn.execute(
                     self._insert(RateWindow)

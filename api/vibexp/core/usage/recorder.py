@@ -21,7 +21,7 @@ from sqlalchemy import case, delete, insert, literal, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vibexp.core.clock import utcnow
-from vibexp.core.db import UTCDateTime
+from vibexp.core.db import UTCDateTime, writing
 from vibexp.core.failure_log import FailureLog
 from vibexp.core.keys.models import ApiKey
 from vibexp.core.ratelimit.limiter import WINDOW_SECONDS
@@ -121,7 +121,7 @@ class UsageRecorder:
         per_key: dict[str, list[UsageEvent]] = {}
         for event in events:
             per_key.setdefault(event.key_id, []).append(event)
-        async with self._engine.begin() as conn:
+        async with writing(self._engine), self._engine.begin() as conn:
             for key_id, key_events in per_key.items():
                 last = max(key_events, key=lambda e: e.at)
                 last_at = literal(last.at, type_=UTCDateTime())
@@ -161,6 +161,6 @@ class UsageRecorder:
         """Drop action-log rows past the retention period and rate windows older than the previous hour."""
         self._last_prune = time.monotonic()
         oldest_window = int(time.time()) // WINDOW_SECONDS * WINDOW_SECONDS - WINDOW_SECONDS
-        async with self._engine.begin() as conn:
+        async with writing(self._engine), self._engine.begin() as conn:
             await conn.execute(delete(KeyAction).where(KeyAction.at < utcnow() - self._retention))
             await conn.execute(delete(RateWindow).where(RateWindow.window_start < oldest_window))
