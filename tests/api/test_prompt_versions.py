@@ -12,6 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpers.api_errors import assert_error
 from helpers.factories import Account
+from vibexp.core.content.models import Prompt
+from vibexp.core.content.service import ContentStore, prompts
+from vibexp.core.content.versions import record_version
 
 URL = "/api/v1/prompts"
 
@@ -215,3 +218,10 @@ async def test_plain_get_stays_session_less(
     assert opened == []
     assert (await client.get(f"{URL}/{prompt_id}", params={"version": 1}, headers=account.headers)).is_success
     assert len(opened) == 1
+
+
+def test_a_store_with_an_after_write_hook_cannot_create_in_one_row() -> None:
+    """The session-less single-row create (core/hotwrite.py) would skip the hook: prompts must not get it."""
+    assert prompts.single_row_create is False
+    with pytest.raises(ValueError, match="after-write hook"):
+        ContentStore(Prompt, noun="prompt", search_columns=(), single_row_create=True, after_write=record_version)
