@@ -351,3 +351,26 @@ async def test_create_a_key_with_the_keyboard_alone(page: Page, dashboard_user: 
     await page.keyboard.press("Enter")
     await expect(page.get_by_text(WARNING)).to_be_visible()
     assert KEY_RE.match(await page.get_by_test_id("new-key").input_value())
+
+
+async def test_prompt_history_diff_and_promote(page: Page, dashboard_user: DashboardUser, screenshots: Path) -> None:
+    await sign_in(page, dashboard_user)
+    await page.goto("/prompts/new")
+    await page.get_by_label("Name").fill("versioned")
+    await page.get_by_label("Content").fill("Check {{file}}.\nBe brief.")
+    await page.get_by_role("button", name="Create").click()
+    await page.get_by_label("Content").fill("Check {{file}} <carefully>.\nBe brief.")
+    await page.get_by_role("button", name="Save").click()
+    history = page.get_by_role("region", name="Version history")
+    await expect(history.get_by_role("link", name=re.compile(r"^v\d$"))).to_have_text(["v2", "v1"])
+    await history.get_by_role("link", name="v2").click()
+    await expect(page.locator("pre.diff .diff-add")).to_have_text("+Check {{file}} <carefully>.")
+    await expect(page.locator("pre.diff .diff-remove")).to_have_text("-Check {{file}}.")
+    assert await page.evaluate(UNLABELLED_JS) == []
+    low = [(sel, r) for sel, r in await page.evaluate(CONTRAST_JS, [*TEXT, ".diff-add", ".diff-remove"]) if r < 4.5]
+    assert low == []
+    await shot(page, screenshots, "23-prompt-version-diff")
+    await page.goto(page.url.replace("/versions/2", "/versions/1"))
+    await page.get_by_role("button", name="Promote to production").click()
+    await expect(page.get_by_role("status")).to_have_text("Promoted to production.")
+    await expect(page.get_by_role("button", name="Promote to production")).to_have_count(0)

@@ -19,6 +19,12 @@ async def person(session_factory: async_sessionmaker[AsyncSession]) -> Person:
 
 
 @pytest.fixture
+async def other_person(session_factory: async_sessionmaker[AsyncSession]) -> Person:
+    """A second, unrelated account."""
+    return await make_person(session_factory)
+
+
+@pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """Like the suite's client, from a client address of its own: sign-in attempts are counted per address in the
     database, which the whole session shares."""

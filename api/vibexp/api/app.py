@@ -15,6 +15,7 @@ from vibexp.api.endpoints.content import artifacts_router, memories_router, prom
 from vibexp.api.endpoints.health import bench_router, health_router
 from vibexp.api.endpoints.keys import account_router, keys_router
 from vibexp.api.endpoints.leaks import leaks_router
+from vibexp.api.endpoints.prompt_versions import prompt_versions_router
 from vibexp.api.errors import install_error_handlers
 from vibexp.api.mcp import mount_mcp
 from vibexp.api.metrics import metrics_lifespan, metrics_router, observe_usage_flush
@@ -72,6 +73,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     install_docs(app)  # /docs: Swagger UI from the swagger-ui-bundle package, no CDN
     for router in (
         prompts_router,
+        prompt_versions_router,
         artifacts_router,
         memories_router,
         keys_router,

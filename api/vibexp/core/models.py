@@ -2,6 +2,7 @@
 
 from vibexp.core.audit.models import AuditEvent
 from vibexp.core.content.models import Artifact, Memory, Prompt
+from vibexp.core.content.versions import PromptLabel, PromptVersion
 from vibexp.core.db import Base
 from vibexp.core.keys.flash import KeyFlash
 from vibexp.core.keys.models import ApiKey
@@ -21,6 +22,8 @@ __all__ = [
     "KeyFlash",
     "Memory",
     "Prompt",
+    "PromptLabel",
+    "PromptVersion",
     "RateWindow",
     "RevokedSession",
     "SignInBucket",

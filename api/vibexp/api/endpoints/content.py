@@ -15,9 +15,10 @@ from vibexp.api.schemas import PageRead
 from vibexp.core.content import schemas
 from vibexp.core.content.service import ContentStore, artifacts, memories, prompts
 from vibexp.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from vibexp.core.runtime import Runtime
 from vibexp.core.text import NUL_FREE_PATTERN
 
-__all__ = ["artifacts_router", "memories_router", "prompts_router"]
+__all__ = ["artifacts_router", "hot_get", "id_keyed_router", "memories_router", "prompts_router"]
 
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size")]
 Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")]
@@ -36,6 +37,16 @@ ETAG_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+async def hot_get(
+    store: ContentStore[Any], read_model: type[BaseModel], runtime: Runtime, *, tenant_id: str, item_id: str
+) -> Response:
+    """The hottest read: one row without an ORM session or transaction, validated and serialised once by
+    pydantic-core (returning the row would have FastAPI validate it again against response_model)."""
+    row = await store.read(runtime.engine, tenant_id=tenant_id, id=item_id)
+    body = read_model.model_validate(row).model_dump_json().encode()
+    return Response(body, media_type="application/json", headers={"ETag": etag(row["version"])})
+
+
 def id_keyed_router(
     store: ContentStore[Any],
     *,
@@ -44,8 +55,10 @@ def id_keyed_router(
     create_model: type[BaseModel],
     update_model: type[BaseModel],
     read_model: type[BaseModel],
+    with_get: bool = True,
 ) -> APIRouter:
-    """CRUD for a resource addressed by ``{id}`` (prompts, memories)."""
+    """CRUD for a resource addressed by ``{id}`` (prompts, memories). ``with_get=False`` leaves ``GET /{id}`` to
+    another router (prompts: ``endpoints.prompt_versions`` adds ``?label=`` / ``?version=``)."""
     # Long on purpose: five endpoints closing over one resource's store and body models (FastAPI reads the body type
     # from each endpoint's signature), so each resource kind gets the same routes from this one factory.
     router = APIRouter(prefix=API_PREFIX + path, tags=[tag], responses=ERROR_RESPONSES)
@@ -94,13 +107,11 @@ def id_keyed_router(
         summary=f"Create a {noun}",
     )
 
-    @router.get("/{item_id}", response_model=read_model, summary=f"Get a {noun}")
-    async def get_item(item_id: str, runtime: RuntimeDep, principal: CurrentPrincipal) -> Response:
-        # The hottest read: one row without an ORM session or transaction, validated and serialised once by
-        # pydantic-core (returning the row would have FastAPI validate it again against response_model).
-        row = await store.read(runtime.engine, tenant_id=principal.tenant_id, id=item_id)
-        body = read_model.model_validate(row).model_dump_json().encode()
-        return Response(body, media_type="application/json", headers={"ETag": etag(row["version"])})
+    if with_get:
+
+        @router.get("/{item_id}", response_model=read_model, summary=f"Get a {noun}")
+        async def get_item(item_id: str, runtime: RuntimeDep, principal: CurrentPrincipal) -> Response:
+            return await hot_get(store, read_model, runtime, tenant_id=principal.tenant_id, item_id=item_id)
 
     @router.put("/{item_id}", response_model=read_model, responses=ETAG_RESPONSES, summary=f"Update a {noun}")
     async def update_item(
@@ -134,6 +145,7 @@ prompts_router = id_keyed_router(
     create_model=schemas.PromptCreate,
     update_model=schemas.PromptUpdate,
     read_model=schemas.PromptRead,
+    with_get=False,  # endpoints.prompt_versions: the same hot read, or a version by ?label= / ?version=
 )
 memories_router = id_keyed_router(
     memories,

@@ -49,6 +49,7 @@ from vibexp.api.mcp.errors import describe_validation_error, protocol_errors
 from vibexp.api.mcp.schemas import artifact_uri
 from vibexp.api.mcp.templates import placeholders, render
 from vibexp.api.mcp.tools import register_tools
+from vibexp.core.content import versions
 from vibexp.core.content.models import Artifact
 from vibexp.core.content.models import Prompt as StoredPrompt
 from vibexp.core.content.service import artifacts, prompts
@@ -86,11 +87,14 @@ def _prompt_argument(name: str) -> PromptArgument:
     return PromptArgument(name=name, description=f"Value for {{{{{name}}}}}", required=True)
 
 
-def _mcp_prompt(prompt: StoredPrompt) -> Prompt:
+def _mcp_prompt(prompt: StoredPrompt, served: versions.PromptVersion | None = None) -> Prompt:
+    """The MCP prompt under the prompt's current name, described as ``prompts/get`` serves it (``served``: the
+    version labelled production, if any)."""
+    shown: StoredPrompt | versions.PromptVersion = served or prompt
     return Prompt(
         name=prompt.name,
-        description=prompt.description or None,
-        arguments=[_prompt_argument(name) for name in placeholders(prompt.content)],
+        description=shown.description or None,
+        arguments=[_prompt_argument(name) for name in placeholders(shown.content)],
     )
 
 
@@ -120,13 +124,16 @@ async def list_prompts(ctx: ServerRequestContext[Runtime], params: PaginatedRequ
         page = await prompts.list(
             session, tenant_id=tenant_id, limit=LIST_PAGE_SIZE, cursor=params.cursor if params else None
         )
-    return ListPromptsResult(prompts=[_mcp_prompt(p) for p in page.items], next_cursor=page.next_cursor)
+        served = await versions.production_versions(session, prompt_ids=[p.id for p in page.items])
+    items = [_mcp_prompt(p, served.get(p.id)) for p in page.items]
+    return ListPromptsResult(prompts=items, next_cursor=page.next_cursor)
 
 
 async def get_prompt(ctx: ServerRequestContext[Runtime], params: GetPromptRequestParams) -> GetPromptResult:
+    """The version labelled ``production`` when there is one, else the latest (DESIGN.md)."""
     async with _tenant_session(ctx) as (session, tenant_id):
         try:
-            prompt = await prompts.get(session, tenant_id=tenant_id, name=params.name)
+            prompt = await versions.serving_version(session, tenant_id=tenant_id, name=params.name)
         except NotFound:
             raise NotFound(f"Unknown prompt: {params.name!r}") from None
     with protocol_errors():

@@ -32,7 +32,7 @@ from vibexp.api.mcp.schemas import (
     artifact_uri,
 )
 from vibexp.api.mcp.templates import placeholders, render
-from vibexp.core.content import schemas
+from vibexp.core.content import schemas, versions
 from vibexp.core.content.schemas import (
     MAX_ARTIFACT,
     MAX_TEXT,
@@ -43,8 +43,9 @@ from vibexp.core.content.schemas import (
     Tags,
 )
 from vibexp.core.content.service import artifacts, memories, prompts
+from vibexp.core.content.version_schemas import LabelName
 from vibexp.core.db import session_scope
-from vibexp.core.errors import NotFound
+from vibexp.core.errors import InvalidInput, NotFound
 from vibexp.core.pagination import MAX_PAGE_SIZE
 from vibexp.core.runtime import Runtime
 
@@ -88,6 +89,13 @@ PromptContent = Annotated[
 PromptArguments = Annotated[
     dict[str, Annotated[str, Field(max_length=MAX_TEXT)]] | None,
     Field(max_length=64, description="Values for the prompt's {{variable}} placeholders; returns `rendered`"),
+]
+PromptLabel = Annotated[
+    LabelName | None,
+    Field(description="Read the version this label points at, e.g. production (not with `version`)"),
+]
+PromptVersionNumber = Annotated[
+    int | None, Field(ge=1, description="Read this version of the prompt (not with `label`); omit for the latest")
 ]
 ArtifactContent = Annotated[str, Field(max_length=MAX_ARTIFACT, description="The artifact's full content")]
 Title = Annotated[str, Field(min_length=1, max_length=300, description="Human-readable title")]
@@ -162,16 +170,29 @@ async def list_prompts(
     description=(
         "Read one saved prompt by its name, with its content and the list of {{variable}} arguments it takes. "
         "Pass `arguments` (an object of variable -> value) to also get `rendered`, the content with the "
-        "values filled in; every variable is then required."
+        "values filled in; every variable is then required. By default the latest version; pass `label` "
+        "(e.g. production) or `version` (a number) to read an earlier one."
     ),
     annotations=READ,
 )
-async def get_prompt(ctx: McpContext, name: PromptName, arguments: PromptArguments = None) -> PromptDetail:
-    # perf (#13): the hottest tool reads its row without a session or transaction (vibexp.core.hotread).
+async def get_prompt(
+    ctx: McpContext,
+    name: PromptName,
+    arguments: PromptArguments = None,
+    label: PromptLabel = None,
+    version: PromptVersionNumber = None,
+) -> PromptDetail:
     with tool_errors():
         tenant_id = principal_of(ctx.request_context).tenant_id
-        engine = runtime_of(ctx.request_context).engine
-        prompt = await prompts.read(engine, tenant_id=tenant_id, name=name)
+        if label is None and version is None:
+            # perf (#13): the hottest tool reads its row without a session or transaction (vibexp.core.hotread).
+            prompt = await prompts.read(runtime_of(ctx.request_context).engine, tenant_id=tenant_id, name=name)
+        else:
+            if label is not None and version is not None:
+                raise InvalidInput("pass either label or version, not both")
+            async with session_scope(runtime_of(ctx.request_context).session_factory) as session:
+                found = await versions.resolve(session, tenant_id=tenant_id, name=name, label=label, version=version)
+            prompt = found.as_dict()
         rendered = render(prompt["content"], arguments) if arguments is not None else None
         return PromptDetail.model_validate(
             {**prompt, "arguments": placeholders(prompt["content"]), "rendered": rendered}

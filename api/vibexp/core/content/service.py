@@ -7,7 +7,7 @@ expected version (from ``If-Match``) and fail with ``PreconditionFailed`` when t
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 from weakref import WeakKeyDictionary
 
@@ -22,6 +22,7 @@ from vibexp.core.audit import service as audit
 from vibexp.core.audit.service import Actor, Target
 from vibexp.core.clock import utcnow
 from vibexp.core.content.models import Artifact, Memory, Prompt
+from vibexp.core.content.versions import record_version
 from vibexp.core.errors import AlreadyExists, InvalidInput, NotFound, PreconditionFailed
 from vibexp.core.hotread import RowReader
 from vibexp.core.hotwrite import RowInserter
@@ -65,10 +66,15 @@ class ContentStore(Generic[ModelT]):
         search_columns: Sequence[InstrumentedAttribute[Any]],
         unique_fields: Sequence[str] = (),
         single_row_create: bool = False,
+        after_write: Callable[[AsyncSession, ModelT], Awaitable[None]] | None = None,
     ) -> None:
+        if single_row_create and after_write is not None:
+            raise ValueError("a store with an after-write hook writes more than the row: no single_row_create")
         self.model: type[ModelT] = model
         #: Creating one is a single row and nothing else: adapters may use ``insert`` instead of ``create``.
         self.single_row_create = single_row_create
+        #: Called with each created or updated object in the writer's transaction (prompts: record the version).
+        self._after_write: Callable[[AsyncSession, ModelT], Awaitable[None]] | None = after_write
         self.noun = noun
         self._search_columns = search_columns
         self._unique_fields = unique_fields
@@ -82,6 +88,8 @@ class ContentStore(Generic[ModelT]):
         obj: ModelT = self.model(tenant_id=tenant_id, version=1, **values)
         session.add(obj)
         await self._flush(session)
+        if self._after_write is not None:
+            await self._after_write(session, obj)
         return obj
 
     async def insert(self, engine: AsyncEngine, *, tenant_id: str, data: BaseModel) -> dict[str, Any]:
@@ -207,6 +215,8 @@ class ContentStore(Generic[ModelT]):
             raise self._stale(None, expected_version)
         for field, value in {**changes, "version": new_version, "updated_at": now}.items():
             set_committed_value(obj, field, value)
+        if self._after_write is not None:
+            await self._after_write(session, obj)
         return obj
 
     def _stale(self, current: int | None, expected: int) -> PreconditionFailed:
@@ -247,6 +257,7 @@ prompts = ContentStore(
     noun="prompt",
     search_columns=(Prompt.name, Prompt.description, Prompt.content),
     unique_fields=("name",),
+    after_write=record_version,
 )
 artifacts = ContentStore(
     Artifact,

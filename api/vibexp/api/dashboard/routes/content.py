@@ -13,11 +13,13 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from vibexp.api.dashboard.deps import CsrfChecked, CurrentViewer, viewer_actor
 from vibexp.api.dashboard.errors import DashboardRoute
 from vibexp.api.dashboard.rendering import redirect, render
+from vibexp.api.dashboard.routes.prompt_versions import history_context
 from vibexp.api.deps import SessionDep
 from vibexp.api.errors import status_for
 from vibexp.core.content import schemas
@@ -50,6 +52,8 @@ class Kind:
     key_fields: tuple[str, ...]
     fields: tuple[FormField, ...]
     label_field: str
+    #: More for the object's page (prompts: the version history), loaded in the same session.
+    page_extras: Callable[..., Coroutine[Any, Any, dict[str, Any]]] | None = None
 
     def url(self, obj: Any) -> str:
         return f"/{self.slug}/" + "/".join(str(getattr(obj, f)) for f in self.key_fields)
@@ -57,6 +61,10 @@ class Kind:
     def label(self, obj: Any) -> str:
         text = str(getattr(obj, self.label_field))
         return text if len(text) <= 90 else text[:89] + "…"
+
+
+async def _prompt_history(session: AsyncSession, *, tenant_id: str, obj: Any) -> dict[str, Any]:
+    return await history_context(session, tenant_id=tenant_id, prompt_id=obj.id)
 
 
 TAGS = FormField("tags", "Tags", "tags", help="Comma-separated, e.g. review, python")
@@ -76,6 +84,7 @@ KINDS: tuple[Kind, ...] = (
             FormField("content", "Content", "textarea", required=True, help="{{variable}} marks an argument"),
         ),
         label_field="name",
+        page_extras=_prompt_history,
     ),
     Kind(
         slug="artifacts",
@@ -203,7 +212,8 @@ def _register(kind: Kind) -> None:
         obj = await load(request, db, viewer)
         values = {f.name: getattr(obj, f.name) for f in kind.fields}
         notice = "Saved." if request.query_params.get("saved") else None
-        return _form_page(request, kind, obj=obj, values=values, notice=notice)
+        extras = await kind.page_extras(db, tenant_id=viewer.tenant.id, obj=obj) if kind.page_extras else {}
+        return _form_page(request, kind, obj=obj, values=values, notice=notice, **extras)
 
     @route(item_path, "POST", csrf=True)
     async def save(request: Request, db: SessionDep, viewer: CurrentViewer) -> Response:

@@ -1,0 +1,124 @@
+"""Prompt versions and labels over REST, and ``GET /prompts/{id}`` (the latest, or a version by label or number).
+
+``GET /prompts/{id}`` without parameters stays the session-less hot read (``content.hot_get``): no query is added
+for it. Only ``?label=`` / ``?version=`` open a session. A served version's ETag is its version number, so an
+``If-Match`` built from an old version is refused (412) as any stale write is; moving a label does not change the
+prompt's version, so the ETag of the latest version stays valid across label moves.
+
+Bad input: a label that is not a slug, ``version`` not an integer >= 1, or both ``label`` and ``version`` are 422;
+an unknown label or version on a read is 404; a label ``PUT`` naming a version the prompt does not have is 422
+(the prompt exists; the body names nothing).
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the endpoints' annotations.
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Response, status
+
+from vibexp.api.deps import CurrentPrincipal, RuntimeDep, SessionDep
+from vibexp.api.endpoints import API_PREFIX
+from vibexp.api.endpoints.content import Cursor, Limit, hot_get
+from vibexp.api.errors import ERROR_RESPONSES
+from vibexp.api.http_cache import etag
+from vibexp.api.schemas import PageRead
+from vibexp.core.content import versions
+from vibexp.core.content.schemas import PromptRead
+from vibexp.core.content.service import prompts
+from vibexp.core.content.version_schemas import LabelSet, PromptAtVersion, PromptLabelRead, PromptVersionRead
+from vibexp.core.content.versions import LABEL_PATTERN
+from vibexp.core.errors import InvalidInput
+from vibexp.core.pagination import DEFAULT_PAGE_SIZE
+
+__all__ = ["prompt_versions_router"]
+
+prompt_versions_router = APIRouter(prefix=API_PREFIX + "/prompts", tags=["prompts"], responses=ERROR_RESPONSES)
+
+LabelQuery = Annotated[
+    str | None,
+    Query(pattern=LABEL_PATTERN, max_length=63, description="Serve the version this label points at"),
+]
+VersionQuery = Annotated[int | None, Query(ge=1, description="Serve this version")]
+LabelPath = Annotated[str, Path(pattern=LABEL_PATTERN, max_length=63, description="A slug, e.g. production")]
+VersionPath = Annotated[int, Path(ge=1, description="A version number")]
+
+
+def _json(model: Any, version: int) -> Response:
+    return Response(model.model_dump_json().encode(), media_type="application/json", headers={"ETag": etag(version)})
+
+
+@prompt_versions_router.get(
+    "/{item_id}",
+    response_model=PromptRead | PromptAtVersion,
+    summary="Get a prompt (the latest, or a version by ?label= or ?version=)",
+)
+async def get_prompt(
+    item_id: str,
+    runtime: RuntimeDep,
+    principal: CurrentPrincipal,
+    label: LabelQuery = None,
+    version: VersionQuery = None,
+) -> Response:
+    if label is None and version is None:
+        return await hot_get(prompts, PromptRead, runtime, tenant_id=principal.tenant_id, item_id=item_id)
+    if label is not None and version is not None:
+        raise InvalidInput("pass either label or version, not both")
+    async with runtime.session_factory() as session:
+        found = await versions.resolve(
+            session, tenant_id=principal.tenant_id, prompt_id=item_id, label=label, version=version
+        )
+    return _json(PromptAtVersion.model_validate(found.as_dict()), found.entry.version)
+
+
+@prompt_versions_router.get(
+    "/{item_id}/versions", response_model=PageRead[PromptVersionRead], summary="List a prompt's versions, newest first"
+)
+async def list_prompt_versions(
+    item_id: str,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    limit: Limit = DEFAULT_PAGE_SIZE,
+    cursor: Cursor = None,
+) -> Any:
+    page, labels = await versions.list_versions(
+        session, tenant_id=principal.tenant_id, prompt_id=item_id, limit=limit, cursor=cursor
+    )
+    items = [
+        PromptVersionRead.model_validate(entry).model_copy(update={"labels": labels.get(entry.version, [])})
+        for entry in page.items
+    ]
+    return {"items": items, "next_cursor": page.next_cursor}
+
+
+@prompt_versions_router.get(
+    "/{item_id}/versions/{number}", response_model=PromptVersionRead, summary="Get one version of a prompt"
+)
+async def get_prompt_version(
+    item_id: str, number: VersionPath, session: SessionDep, principal: CurrentPrincipal
+) -> Response:
+    found = await versions.get_version(session, tenant_id=principal.tenant_id, prompt_id=item_id, version=number)
+    read = PromptVersionRead.model_validate(found.entry).model_copy(update={"labels": found.labels})
+    return _json(read, found.entry.version)
+
+
+@prompt_versions_router.put(
+    "/{item_id}/labels/{label}",
+    response_model=PromptLabelRead,
+    summary="Point a label at a version (creates or moves it; roll back by moving production)",
+)
+async def put_prompt_label(
+    item_id: str, label: LabelPath, body: LabelSet, session: SessionDep, principal: CurrentPrincipal
+) -> Any:
+    return await versions.set_label(
+        session, tenant_id=principal.tenant_id, prompt_id=item_id, label=label, version=body.version
+    )
+
+
+@prompt_versions_router.delete(
+    "/{item_id}/labels/{label}", status_code=status.HTTP_204_NO_CONTENT, summary="Remove a label"
+)
+async def delete_prompt_label(
+    item_id: str, label: LabelPath, session: SessionDep, principal: CurrentPrincipal
+) -> Response:
+    await versions.delete_label(session, tenant_id=principal.tenant_id, prompt_id=item_id, label=label)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

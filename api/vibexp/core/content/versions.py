@@ -1,0 +1,284 @@
+"""Immutable prompt versions and the labels that point at them.
+
+Every prompt write (create, update; from REST, MCP or the dashboard, all through ``service.prompts``) appends the
+prompt as it now is to ``prompt_versions`` in the same transaction: ``record_version`` is the prompts store's
+after-write hook. The prompt row keeps the latest content, and its ``version`` stays the ETag, equal to the newest
+version number. Labels (``production``, ``staging``, …) are movable names for one version each; rolling back is
+moving ``production`` to an older version. ``PRODUCTION`` is what MCP ``prompts/get`` serves when it exists.
+
+A version or label of another tenant's prompt is indistinguishable from a missing one (``NotFound``): every read
+goes through the prompt row, scoped to the tenant.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Integer,
+    String,
+    Text,
+    delete,
+    insert,
+    select,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from vibexp.core.clock import utcnow
+from vibexp.core.content.models import Prompt
+from vibexp.core.db import Base, UTCDateTime
+from vibexp.core.errors import AlreadyExists, InvalidInput, NotFound
+from vibexp.core.pagination import DEFAULT_PAGE_SIZE, Page, decode_cursor, encode_cursor
+
+__all__ = [
+    "LABEL_PATTERN",
+    "PRODUCTION",
+    "PromptLabel",
+    "PromptVersion",
+    "VersionedPrompt",
+    "check_label",
+    "delete_label",
+    "get_version",
+    "labels_by_version",
+    "list_versions",
+    "production_versions",
+    "record_version",
+    "resolve",
+    "serving_version",
+    "set_label",
+]
+
+#: A label is a slug: lowercase letters, digits and '-', starting with a letter or digit, at most 63 characters
+#: (it appears in URLs and query strings unescaped).
+LABEL_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+_LABEL = re.compile(LABEL_PATTERN)
+PRODUCTION = "production"
+
+
+class PromptVersion(Base):
+    """The prompt's fields as they were written at ``version``; never changed, removed only with the prompt."""
+
+    __tablename__ = "prompt_versions"
+
+    prompt_id: Mapped[str] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(String(2000), default="")
+    content: Mapped[str] = mapped_column(Text)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PromptLabel(Base):
+    """``label`` of a prompt names one of its versions (the composite key refuses a version that does not exist)."""
+
+    __tablename__ = "prompt_labels"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["prompt_id", "version"],
+            ["prompt_versions.prompt_id", "prompt_versions.version"],
+            ondelete="CASCADE",
+        ),
+    )
+
+    prompt_id: Mapped[str] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"), primary_key=True)
+    label: Mapped[str] = mapped_column(String(63), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+@dataclass(frozen=True, slots=True)
+class VersionedPrompt:
+    """A prompt as it was at one version: the live row (id, created_at, latest version) and that version."""
+
+    prompt: Prompt
+    entry: PromptVersion
+    labels: list[str]
+
+    def as_dict(self) -> dict[str, object]:
+        """The prompt's JSON fields with the version's content; ``updated_at`` is when that version was written."""
+        return {
+            "id": self.prompt.id,
+            "name": self.entry.name,
+            "description": self.entry.description,
+            "content": self.entry.content,
+            "tags": self.entry.tags,
+            "version": self.entry.version,
+            "created_at": self.prompt.created_at,
+            "updated_at": self.entry.created_at,
+            "latest_version": self.prompt.version,
+            "labels": self.labels,
+        }
+
+
+async def record_version(session: AsyncSession, prompt: Prompt) -> None:
+    """The prompts store's after-write hook: append the row as just written (same transaction, so a rolled-back
+    write leaves no version). A Core insert: nothing is added to the session's identity map."""
+    await session.execute(
+        insert(PromptVersion).values(
+            prompt_id=prompt.id,
+            version=prompt.version,
+            tenant_id=prompt.tenant_id,
+            name=prompt.name,
+            description=prompt.description,
+            content=prompt.content,
+            tags=list(prompt.tags),
+            created_at=prompt.updated_at,
+        )
+    )
+
+
+def check_label(label: str) -> str:
+    if not _LABEL.match(label):
+        raise InvalidInput(f"label {label[:80]!r} is not a slug (lowercase letters, digits, '-'; up to 63)")
+    return label
+
+
+async def _prompt(session: AsyncSession, *, tenant_id: str, prompt_id: str | None, name: str | None) -> Prompt:
+    query = select(Prompt).where(Prompt.tenant_id == tenant_id)
+    query = query.where(Prompt.id == prompt_id) if prompt_id is not None else query.where(Prompt.name == name)
+    found = await session.scalar(query)
+    if found is None:
+        raise NotFound("prompt not found")
+    return found
+
+
+async def labels_by_version(session: AsyncSession, *, prompt_id: str) -> dict[int, list[str]]:
+    rows = await session.execute(
+        select(PromptLabel.version, PromptLabel.label)
+        .where(PromptLabel.prompt_id == prompt_id)
+        .order_by(PromptLabel.label)
+    )
+    found: dict[int, list[str]] = {}
+    for version, label in rows:
+        found.setdefault(version, []).append(label)
+    return found
+
+
+async def list_versions(
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    prompt_id: str,
+    limit: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+) -> tuple[Page[PromptVersion], dict[int, list[str]]]:
+    """The prompt's versions, newest first, and the labels on each (cursor: the last version number seen)."""
+    prompt = await _prompt(session, tenant_id=tenant_id, prompt_id=prompt_id, name=None)
+    query = select(PromptVersion).where(PromptVersion.prompt_id == prompt.id)
+    if cursor:
+        before = decode_cursor(cursor)
+        if not before.isdigit():
+            raise InvalidInput("invalid cursor: pass the next_cursor value of the previous page")
+        query = query.where(PromptVersion.version < int(before))
+    rows = list(await session.scalars(query.order_by(PromptVersion.version.desc()).limit(limit + 1)))
+    next_cursor = encode_cursor(str(rows[limit - 1].version)) if len(rows) > limit else None
+    page = Page(items=rows[:limit], next_cursor=next_cursor)
+    return page, await labels_by_version(session, prompt_id=prompt.id)
+
+
+async def _entry(session: AsyncSession, prompt: Prompt, version: int) -> PromptVersion:
+    entry = await session.get(PromptVersion, (prompt.id, version))
+    if entry is None:
+        raise NotFound(f"prompt has no version {version} (the latest is {prompt.version})")
+    return entry
+
+
+async def get_version(session: AsyncSession, *, tenant_id: str, prompt_id: str, version: int) -> VersionedPrompt:
+    prompt = await _prompt(session, tenant_id=tenant_id, prompt_id=prompt_id, name=None)
+    entry = await _entry(session, prompt, version)
+    labels = (await labels_by_version(session, prompt_id=prompt.id)).get(version, [])
+    return VersionedPrompt(prompt=prompt, entry=entry, labels=labels)
+
+
+async def resolve(
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    prompt_id: str | None = None,
+    name: str | None = None,
+    label: str | None = None,
+    version: int | None = None,
+) -> VersionedPrompt:
+    """The prompt (by id or name) at ``version`` or at the version ``label`` points at; at most one of the two,
+    neither: the latest. An unknown label or version is ``NotFound``."""
+    if label is not None and version is not None:
+        raise InvalidInput("pass either label or version, not both")
+    if version is not None and version < 1:
+        raise InvalidInput("version must be an integer >= 1")
+    prompt = await _prompt(session, tenant_id=tenant_id, prompt_id=prompt_id, name=name)
+    if label is not None:
+        pointed = await session.scalar(
+            select(PromptLabel.version).where(PromptLabel.prompt_id == prompt.id, PromptLabel.label == label)
+        )
+        if pointed is None:
+            raise NotFound(f"prompt has no label {label[:80]!r}")
+        version = pointed
+    entry = await _entry(session, prompt, prompt.version if version is None else version)
+    labels = (await labels_by_version(session, prompt_id=prompt.id)).get(entry.version, [])
+    return VersionedPrompt(prompt=prompt, entry=entry, labels=labels)
+
+
+async def serving_version(session: AsyncSession, *, tenant_id: str, name: str) -> PromptVersion:
+    """What MCP ``prompts/get`` serves: the version labelled ``production`` if there is one, else the latest."""
+    prompt = await _prompt(session, tenant_id=tenant_id, prompt_id=None, name=name)
+    pointed = await session.scalar(
+        select(PromptLabel.version).where(PromptLabel.prompt_id == prompt.id, PromptLabel.label == PRODUCTION)
+    )
+    return await _entry(session, prompt, prompt.version if pointed is None else pointed)
+
+
+async def production_versions(session: AsyncSession, *, prompt_ids: list[str]) -> dict[str, PromptVersion]:
+    """The ``production`` version of each of these prompts that has one (one query for a page of prompts), so
+    MCP ``prompts/list`` describes the arguments of what ``prompts/get`` serves."""
+    if not prompt_ids:
+        return {}
+    rows = await session.scalars(
+        select(PromptVersion)
+        .join(
+            PromptLabel,
+            (PromptLabel.prompt_id == PromptVersion.prompt_id) & (PromptLabel.version == PromptVersion.version),
+        )
+        .where(PromptLabel.label == PRODUCTION, PromptLabel.prompt_id.in_(prompt_ids))
+    )
+    return {entry.prompt_id: entry for entry in rows}
+
+
+async def set_label(session: AsyncSession, *, tenant_id: str, prompt_id: str, label: str, version: int) -> PromptLabel:
+    """Create ``label`` or move it to ``version``. A version the prompt does not have is ``InvalidInput`` (422):
+    the prompt exists, the body names something that does not."""
+    check_label(label)
+    prompt = await _prompt(session, tenant_id=tenant_id, prompt_id=prompt_id, name=None)
+    if version < 1 or await session.get(PromptVersion, (prompt.id, version)) is None:
+        raise InvalidInput(f"prompt has no version {version} (the latest is {prompt.version})")
+    now = utcnow()
+    existing = await session.get(PromptLabel, (prompt.id, label))
+    if existing is not None:
+        existing.version, existing.updated_at = version, now
+        await session.flush()
+        return existing
+    created = PromptLabel(prompt_id=prompt.id, label=label, version=version, updated_at=now)
+    session.add(created)
+    try:
+        await session.flush()
+    except IntegrityError:  # a concurrent PUT created the same label first: repeating the request moves it
+        raise AlreadyExists(f"label {label!r} was just created by another request; repeat the request") from None
+    return created
+
+
+async def delete_label(session: AsyncSession, *, tenant_id: str, prompt_id: str, label: str) -> None:
+    check_label(label)
+    prompt = await _prompt(session, tenant_id=tenant_id, prompt_id=prompt_id, name=None)
+    result = await session.execute(
+        delete(PromptLabel).where(PromptLabel.prompt_id == prompt.id, PromptLabel.label == label)
+    )
+    if not getattr(result, "rowcount", 0):
+        raise NotFound(f"prompt has no label {label!r}")
