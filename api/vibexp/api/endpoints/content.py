@@ -2,9 +2,10 @@
 
 # No `from __future__ import annotations`: the router factory's annotations must be real classes for FastAPI.
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Response, status
 from pydantic import BaseModel
 
 from vibexp.api.deps import CurrentPrincipal, RuntimeDep, SessionDep
@@ -36,6 +37,15 @@ ETAG_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def no_filters() -> dict[str, str]:
+    return {}
+
+
+def project_filter(project: ProjectFilter = None) -> dict[str, str]:
+    """``?project=`` as a ``ContentStore.list`` filter (memories; artifacts take it in their own route)."""
+    return {"project": project} if project else {}
+
+
 def id_keyed_router(
     store: ContentStore[Any],
     *,
@@ -44,8 +54,10 @@ def id_keyed_router(
     create_model: type[BaseModel],
     update_model: type[BaseModel],
     read_model: type[BaseModel],
+    list_filters: Callable[..., dict[str, str]] = no_filters,
 ) -> APIRouter:
-    """CRUD for a resource addressed by ``{id}`` (prompts, memories)."""
+    """CRUD for a resource addressed by ``{id}`` (prompts, memories). ``list_filters`` is a dependency that reads
+    the resource's own list filters from the query (memories: ``?project=``) into ``ContentStore.list`` filters."""
     # Long on purpose: five endpoints closing over one resource's store and body models (FastAPI reads the body type
     # from each endpoint's signature), so each resource kind gets the same routes from this one factory.
     router = APIRouter(prefix=API_PREFIX + path, tags=[tag], responses=ERROR_RESPONSES)
@@ -55,12 +67,15 @@ def id_keyed_router(
     async def list_items(
         session: SessionDep,
         principal: CurrentPrincipal,
+        filters: Annotated[dict[str, str], Depends(list_filters)],
         q: Search = None,
         tag: TagFilter = None,
         limit: Limit = DEFAULT_PAGE_SIZE,
         cursor: Cursor = None,
     ) -> Any:
-        page = await store.list(session, tenant_id=principal.tenant_id, q=q, tag=tag, limit=limit, cursor=cursor)
+        page = await store.list(
+            session, tenant_id=principal.tenant_id, q=q, tag=tag, limit=limit, cursor=cursor, filters=filters or None
+        )
         return {"items": page.items, "next_cursor": page.next_cursor}
 
     @router.post(
@@ -126,6 +141,7 @@ memories_router = id_keyed_router(
     create_model=schemas.MemoryCreate,
     update_model=schemas.MemoryUpdate,
     read_model=schemas.MemoryRead,
+    list_filters=project_filter,
 )
 
 artifacts_router = APIRouter(prefix=f"{API_PREFIX}/artifacts", tags=["artifacts"], responses=ERROR_RESPONSES)

@@ -120,6 +120,8 @@ class ArtifactRead(ArtifactBase, _Read):
 class MemoryBase(BaseModel):
     content: Text
     tags: Tags = []
+    #: Validated like an artifact's project; None (the default) is a memory of no project.
+    project: PathSegment | None = None
 
 
 class MemoryCreate(MemoryBase):
@@ -129,7 +131,9 @@ class MemoryCreate(MemoryBase):
 class MemoryUpdate(BaseModel):
     content: Text | None = None
     tags: Tags | None = None
+    project: PathSegment | None = None
 
 
 class MemoryRead(MemoryBase, _Read):
-    pass
+    # Read back as stored: not re-validated against PathSegment (a row is what a validated write made).
+    project: str | None = None
