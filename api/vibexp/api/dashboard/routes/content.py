@@ -50,6 +50,8 @@ class Kind:
     key_fields: tuple[str, ...]
     fields: tuple[FormField, ...]
     label_field: str
+    #: Exact-match list filters the list page offers besides search and tag (``ContentStore.list`` filters).
+    list_filters: tuple[str, ...] = ()
 
     def url(self, obj: Any) -> str:
         return f"/{self.slug}/" + "/".join(str(getattr(obj, f)) for f in self.key_fields)
@@ -95,6 +97,7 @@ KINDS: tuple[Kind, ...] = (
             FormField("content", "Content", "textarea"),
         ),
         label_field="title",
+        list_filters=("project",),
     ),
     Kind(
         slug="memories",
@@ -104,8 +107,13 @@ KINDS: tuple[Kind, ...] = (
         create_model=schemas.MemoryCreate,
         update_model=schemas.MemoryUpdate,
         key_fields=("id",),
-        fields=(FormField("content", "Content", "textarea", required=True), TAGS),
+        fields=(
+            FormField("content", "Content", "textarea", required=True),
+            TAGS,
+            FormField("project", "Project", help="Optional; lowercase letters, digits, . _ - (as artifact projects)"),
+        ),
         label_field="content",
+        list_filters=("project",),
     ),
 )
 
@@ -172,12 +180,16 @@ def _register(kind: Kind) -> None:
         q = request.query_params.get("q", "").strip() or None
         tag = request.query_params.get("tag", "").strip() or None
         cursor = request.query_params.get("cursor") or None
-        page = await kind.store.list(db, tenant_id=viewer.tenant.id, q=q, tag=tag, cursor=cursor, limit=25)
+        filters = {f: v for f in kind.list_filters if (v := request.query_params.get(f, "").strip())}
+        page = await kind.store.list(
+            db, tenant_id=viewer.tenant.id, q=q, tag=tag, cursor=cursor, limit=25, filters=filters or None
+        )
         next_url = None
         if page.next_cursor:
-            params = {k: v for k, v in (("q", q), ("tag", tag), ("cursor", page.next_cursor)) if v}
+            params = {k: v for k, v in (("q", q), ("tag", tag), *filters.items(), ("cursor", page.next_cursor)) if v}
             next_url = f"/{kind.slug}?{urlencode(params)}"
         context = {"kind": kind, "items": page.items, "q": q or "", "tag": tag or "", "next_url": next_url}
+        context["filters"] = filters
         context["notice"] = "Deleted." if request.query_params.get("deleted") else None
         return render(request, "content/list.html", context)
 
