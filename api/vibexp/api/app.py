@@ -13,6 +13,7 @@ from vibexp.api.docs import install_docs
 from vibexp.api.endpoints.content import artifacts_router, memories_router, prompts_router
 from vibexp.api.endpoints.health import bench_router, health_router
 from vibexp.api.endpoints.keys import account_router, keys_router
+from vibexp.api.endpoints.transfer import transfer_router
 from vibexp.api.errors import install_error_handlers
 from vibexp.api.mcp import mount_mcp
 from vibexp.api.metrics import metrics_lifespan, metrics_router, observe_usage_flush
@@ -68,7 +69,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_openapi(app)  # documents the rate-limit headers on every response that carries them
     install_docs(app)  # /docs: Swagger UI from the swagger-ui-bundle package, no CDN
-    for router in (prompts_router, artifacts_router, memories_router, keys_router, account_router):
+    for router in (prompts_router, artifacts_router, memories_router, transfer_router, keys_router, account_router):
         app.include_router(router)
     mount_mcp(app, runtime, settings)  # /mcp/v1/common; registers the SDK session manager in lifespan_hooks
     app.include_router(health_router)

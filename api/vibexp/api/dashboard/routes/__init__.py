@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from vibexp.api.dashboard.errors import DashboardRoute
-from vibexp.api.dashboard.routes import account, content, keys, setup, usage
+from vibexp.api.dashboard.routes import account, content, keys, setup, transfer, usage
 
 __all__ = ["router"]
 
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
-for module in (account, setup, keys, usage, content):
+for module in (account, setup, keys, usage, content, transfer):
     router.include_router(module.router)
