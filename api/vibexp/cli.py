@@ -285,10 +285,10 @@ def cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if findings else 0
 
 
-def _database(settings: Settings) -> Database:
+def _migrated(settings: Settings) -> None:
+    """Migrate the embedded SQLite file first, as ``_in_session`` does (before the event loop: alembic runs its own)."""
     if settings.should_auto_migrate:
         upgrade(settings.database_url)
-    return Database.from_settings(settings)
 
 
 async def _tenant_id(database: Database, name: str) -> str:
@@ -304,7 +304,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     """Write the tenant's content to stdout as JSON Lines, one keyset page at a time."""
 
     async def run() -> None:
-        database = _database(settings)
+        database = Database.from_settings(settings)
         try:
             tenant_id = await _tenant_id(database, args.tenant)
             async for line in export_lines(database.session_factory, tenant_id=tenant_id):
@@ -312,6 +312,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         finally:
             await database.dispose()
 
+    _migrated(settings)
     asyncio.run(run())
     sys.stdout.flush()
     return 0
@@ -326,7 +327,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
             raise ValueError(f"{args.file}: {exc.strerror or exc}") from None
 
         async def run() -> dict[str, Any]:
-            database = _database(settings)
+            database = Database.from_settings(settings)
             try:
                 tenant_id = await _tenant_id(database, args.tenant)
                 async with session_scope(database.session_factory) as session:
@@ -335,6 +336,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
             finally:
                 await database.dispose()
 
+        _migrated(settings)
         try:
             counts = asyncio.run(run())
         except InvalidInput as exc:  # a bad line: nothing was imported

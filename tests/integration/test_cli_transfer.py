@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -84,3 +87,20 @@ def test_bad_input_is_one_line_on_stderr_and_exit_2(database_url: str, export_fi
         assert message in result.stderr, (message, result.stderr)
     # The bad file's two good lines before line 3 were not kept.
     assert vibexp(database_url, "export", "--tenant", tenant).stdout == ""
+
+
+def test_on_a_fresh_sqlite_file_that_the_commands_migrate_first(tmp_path: Path, export_file: Path) -> None:
+    # As in the README: no VIBEXP_AUTO_MIGRATE, an embedded SQLite file that each command migrates before its work.
+    env = {**os.environ, "VIBEXP_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"}
+    env.pop("VIBEXP_AUTO_MIGRATE", None)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "vibexp.cli", *args]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+
+    assert run("tenant", "create", "fresh").returncode == 0
+    imported = run("import", "--tenant", "fresh", str(export_file))
+    assert imported.returncode == 0, imported.stderr
+    exported = run("export", "--tenant", "fresh")
+    assert exported.returncode == 0, exported.stderr
+    assert _sorted(exported.stdout) == _sorted(export_file.read_text(encoding="utf-8"))
