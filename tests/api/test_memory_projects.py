@@ -35,6 +35,11 @@ async def test_project_is_stored_filtered_and_optional(
     kept = await client.put(f"{URL}/{web['id']}", json={"content": "web uses tabs, width 4"}, headers=h)
     assert kept.json()["project"] == "web"  # an update that does not name the project leaves it
     assert len((await client.get(URL, params={"project": "web"}, headers=h)).json()["items"]) == 2
+    # An explicit null moves a memory to no project (for the other fields a null still means "unchanged").
+    cleared = await client.put(f"{URL}/{loose['id']}", json={"project": None, "content": None}, headers=h)
+    assert cleared.status_code == 200, cleared.text
+    assert cleared.json()["project"] is None and cleared.json()["content"] == "no project"
+    assert len((await client.get(URL, params={"project": "web"}, headers=h)).json()["items"]) == 1
 
 
 async def test_bad_project_names_are_422(client: httpx.AsyncClient, account: Account) -> None:

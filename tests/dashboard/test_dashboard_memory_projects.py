@@ -42,6 +42,16 @@ async def test_memory_project_field_and_filter(client: httpx.AsyncClient, person
     assert saved.status_code == 303
     web = await client.get("/memories", params={"project": "web"})
     assert "loose note" in web.text
+    # Emptying the field moves it back to no project.
+    edit = await client.get(f"/memories/{loose['id']}")
+    assert 'name="project" type="text" value="web"' in edit.text
+    emptied = await client.post(
+        f"/memories/{loose['id']}",
+        data={"content": "loose note", "tags": "", "project": "", "version": "2", "csrf_token": csrf_of(edit.text)},
+    )
+    assert emptied.status_code == 303
+    api = await client.get(f"/api/v1/memories/{loose['id']}", headers=person.account.headers)
+    assert api.json()["project"] is None
 
 
 async def test_bad_memory_project_is_explained(client: httpx.AsyncClient, person: Person) -> None:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -129,9 +129,12 @@ class MemoryCreate(MemoryBase):
 
 
 class MemoryUpdate(BaseModel):
+    #: Fields whose explicit null is a change (to "none"), not "leave as is" (see ContentStore.update).
+    CLEARABLE: ClassVar[frozenset[str]] = frozenset({"project"})
+
     content: Text | None = None
     tags: Tags | None = None
-    project: PathSegment | None = None
+    project: Annotated[PathSegment | None, Field(description="A project name; null moves it to no project")] = None
 
 
 class MemoryRead(MemoryBase, _Read):

@@ -37,6 +37,7 @@ class FormField:
     help: str = ""
     required: bool = False
     create_only: bool = False  # part of the object's address: set once
+    clearable: bool = False  # optional, and emptying it on an edit clears it (sent as null)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +111,12 @@ KINDS: tuple[Kind, ...] = (
         fields=(
             FormField("content", "Content", "textarea", required=True),
             TAGS,
-            FormField("project", "Project", help="Optional; lowercase letters, digits, . _ - (as artifact projects)"),
+            FormField(
+                "project",
+                "Project",
+                help="Optional; lowercase letters, digits, . _ - (as artifact projects)",
+                clearable=True,
+            ),
         ),
         label_field="content",
         list_filters=("project",),
@@ -130,6 +136,8 @@ def _values(kind: Kind, form: Any, *, creating: bool) -> dict[str, Any]:
             values[field.name] = raw.replace("\r\n", "\n")
         elif raw.strip() or field.required:
             values[field.name] = raw.strip()
+        elif field.clearable and not creating:
+            values[field.name] = None
     return values
 
 
