@@ -63,14 +63,16 @@ async def test_export_has_every_object_without_ids(client: httpx.AsyncClient, ac
     assert [line["type"] for line in lines] == ["prompt"] * 2 + ["artifact"] * 2 + ["memory"] * 3
     for line in lines:
         assert not {"id", "version", "created_at", "updated_at", "tenant_id"} & set(line), line
-    assert lines[0] == {
+    by_name = {line["name"]: line for line in lines if line["type"] == "prompt"}
+    assert by_name["review"] == {
         "type": "prompt",
         "name": "review",
         "description": "Code review",
         "content": "Review {{file}}",
         "tags": ["code"],
     }
-    assert lines[1]["content"] == "Grüße \u2028 line separator inside"  # a raw U+2028 does not split the line
+    # A raw U+2028 does not split the line.
+    assert by_name["unicode.prompt"]["content"] == "Grüße \u2028 line separator inside"
     assert {"type": "memory", "project": None, "content": "Deploys on Fridays", "tags": []} in lines
 
 
@@ -107,9 +109,13 @@ async def test_round_trip_into_another_tenant_and_twice_adds_nothing(
 async def test_changed_lines_update_by_natural_key(client: httpx.AsyncClient, account: Account) -> None:
     await _seed(client, account)
     lines = _lines(await _export(client, account))
-    lines[0]["content"] = "Review {{file}} carefully"
-    lines[2]["title"] = "The plan"
-    lines[4]["tags"] = ["style", "go"]
+    # Picked by natural key: rows made in one millisecond have no creation order.
+    (review,) = [line for line in lines if line.get("name") == "review"]
+    (plan,) = [line for line in lines if line.get("slug") == "plan"]
+    (web_memory,) = [line for line in lines if line["type"] == "memory" and line["project"] == "web"]
+    review["content"] = "Review {{file}} carefully"
+    plan["title"] = "The plan"
+    web_memory["tags"] = ["style", "go"]
     body = "".join(json.dumps(line) + "\n" for line in lines)
     result = (await _import(client, account, body)).json()
     assert (result["created"], result["updated"], result["unchanged"]) == (0, 3, 4)
