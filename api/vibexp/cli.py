@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,8 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vibexp.api.settings import ApiSettings, get_api_settings
 from vibexp.core.audit.service import Actor
 from vibexp.core.config import Settings
+from vibexp.core.content.transfer import export_lines, import_lines
 from vibexp.core.db import Database, session_scope
-from vibexp.core.errors import VibeXPError
+from vibexp.core.errors import InvalidInput, NotFound, VibeXPError
 from vibexp.core.keys import service as keys
 from vibexp.core.keys.leaks import revoke_leaked
 from vibexp.core.keys.report import ReportError, report_findings
@@ -297,6 +298,69 @@ def cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if findings else 0
 
 
+def _migrated(settings: Settings) -> None:
+    """Migrate the embedded SQLite file first, as ``_in_session`` does (before the event loop: alembic runs its own)."""
+    if settings.should_auto_migrate:
+        upgrade(settings.database_url)
+
+
+async def _tenant_id(database: Database, name: str) -> str:
+    """The tenant's id; an unknown name is bad input (exit 2), as a missing file is."""
+    async with session_scope(database.session_factory) as session:
+        try:
+            return (await tenants.get_tenant_by_name(session, name=name)).id
+        except NotFound:
+            raise ValueError(f"no tenant named {name!r}") from None
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    """Write the tenant's content to stdout as JSON Lines, one keyset page at a time."""
+
+    async def run() -> None:
+        database = Database.from_settings(settings)
+        try:
+            tenant_id = await _tenant_id(database, args.tenant)
+            async for line in export_lines(database.session_factory, tenant_id=tenant_id):
+                sys.stdout.write(line)
+        finally:
+            await database.dispose()
+
+    _migrated(settings)
+    asyncio.run(run())
+    sys.stdout.flush()
+    return 0
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    """Apply a JSONL file to the tenant in one transaction: all of it, or (at the first bad line) none of it."""
+    with contextlib.ExitStack() as stack:
+        try:  # bytes: a line that is not UTF-8 is reported by its number
+            lines = stack.enter_context(Path(args.file).open("rb"))
+        except OSError as exc:
+            raise ValueError(f"{args.file}: {exc.strerror or exc}") from None
+
+        async def run() -> dict[str, Any]:
+            database = Database.from_settings(settings)
+            try:
+                tenant_id = await _tenant_id(database, args.tenant)
+                async with session_scope(database.session_factory) as session:
+                    counts = await import_lines(session, tenant_id=tenant_id, lines=lines)
+                return counts.as_dict()
+            finally:
+                await database.dispose()
+
+        _migrated(settings)
+        try:
+            counts = asyncio.run(run())
+        except InvalidInput as exc:  # a bad line: nothing was imported
+            raise ValueError(f"{args.file}: {exc.message}; nothing imported") from None
+    _err(
+        f"imported into {args.tenant}: {counts['created']} created, {counts['updated']} updated, "
+        f"{counts['unchanged']} unchanged"
+    )
+    return 0
+
+
 def _read_password() -> str:
     if sys.stdin.isatty():
         first = getpass.getpass("Password: ")
@@ -395,6 +459,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="send the keys found to this VibeXP server's POST /api/v1/leaked-keys (no database needed)",
     )
     scan.set_defaults(func=cmd_scan)
+
+    export = sub.add_parser("export", help="write a tenant's prompts, artifacts and memories to stdout as JSON Lines")
+    export.add_argument("--tenant", required=True)
+    export.set_defaults(func=cmd_export)
+    import_ = sub.add_parser("import", help="import a JSON Lines file (an export, or memory.jsonl); all or nothing")
+    import_.add_argument("--tenant", required=True)
+    import_.add_argument("file", metavar="FILE")
+    import_.set_defaults(func=cmd_import)
 
     user = sub.add_parser("user", help="dashboard users").add_subparsers(dest="user_command", required=True)
     u_create = user.add_parser("create", help="create a user (password from a prompt, or stdin)")

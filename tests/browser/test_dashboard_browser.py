@@ -324,7 +324,16 @@ async def test_text_contrast_and_labelled_controls(
     await sign_in(page, dashboard_user)
     key = await create_key(page, "contrast check")
     assert rest(live_server, key) == 200
-    for path in ("/", "/settings/api-keys", "/usage", "/prompts/new", "/memories", "/artifacts/new"):
+    for path in (
+        "/",
+        "/settings/api-keys",
+        "/usage",
+        "/prompts/new",
+        "/memories",
+        "/memories/new",
+        "/artifacts/new",
+        "/settings/export",
+    ):
         await page.goto(path)
         if path == "/settings/api-keys":
             await page.locator("summary", has_text="Create New API Key").click()

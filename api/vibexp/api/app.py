@@ -16,6 +16,7 @@ from vibexp.api.endpoints.health import bench_router, health_router
 from vibexp.api.endpoints.keys import account_router, keys_router
 from vibexp.api.endpoints.leaks import leaks_router
 from vibexp.api.endpoints.prompt_versions import prompt_versions_router
+from vibexp.api.endpoints.transfer import transfer_router
 from vibexp.api.errors import install_error_handlers
 from vibexp.api.mcp import mount_mcp
 from vibexp.api.metrics import metrics_lifespan, metrics_router, observe_usage_flush
@@ -76,6 +77,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         prompt_versions_router,
         artifacts_router,
         memories_router,
+        transfer_router,
         keys_router,
         account_router,
         audit_router,

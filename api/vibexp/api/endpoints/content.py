@@ -2,9 +2,10 @@
 
 # No `from __future__ import annotations`: the router factory's annotations must be real classes for FastAPI.
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Response, status
 from pydantic import BaseModel
 
 from vibexp.api.deps import CurrentActor, CurrentPrincipal, RuntimeDep, SessionDep
@@ -47,6 +48,15 @@ async def hot_get(
     return Response(body, media_type="application/json", headers={"ETag": etag(row["version"])})
 
 
+def no_filters() -> dict[str, str]:
+    return {}
+
+
+def project_filter(project: ProjectFilter = None) -> dict[str, str]:
+    """``?project=`` as a ``ContentStore.list`` filter (memories; artifacts take it in their own route)."""
+    return {"project": project} if project else {}
+
+
 def id_keyed_router(
     store: ContentStore[Any],
     *,
@@ -56,9 +66,12 @@ def id_keyed_router(
     update_model: type[BaseModel],
     read_model: type[BaseModel],
     with_get: bool = True,
+    list_filters: Callable[..., dict[str, str]] = no_filters,
 ) -> APIRouter:
     """CRUD for a resource addressed by ``{id}`` (prompts, memories). ``with_get=False`` leaves ``GET /{id}`` to
-    another router (prompts: ``endpoints.prompt_versions`` adds ``?label=`` / ``?version=``)."""
+    another router (prompts: ``endpoints.prompt_versions`` adds ``?label=`` / ``?version=``). ``list_filters`` is a
+    dependency that reads the resource's own list filters from the query (memories: ``?project=``) into
+    ``ContentStore.list`` filters."""
     # Long on purpose: five endpoints closing over one resource's store and body models (FastAPI reads the body type
     # from each endpoint's signature), so each resource kind gets the same routes from this one factory.
     router = APIRouter(prefix=API_PREFIX + path, tags=[tag], responses=ERROR_RESPONSES)
@@ -68,12 +81,15 @@ def id_keyed_router(
     async def list_items(
         session: SessionDep,
         principal: CurrentPrincipal,
+        filters: Annotated[dict[str, str], Depends(list_filters)],
         q: Search = None,
         tag: TagFilter = None,
         limit: Limit = DEFAULT_PAGE_SIZE,
         cursor: Cursor = None,
     ) -> Any:
-        page = await store.list(session, tenant_id=principal.tenant_id, q=q, tag=tag, limit=limit, cursor=cursor)
+        page = await store.list(
+            session, tenant_id=principal.tenant_id, q=q, tag=tag, limit=limit, cursor=cursor, filters=filters or None
+        )
         return {"items": page.items, "next_cursor": page.next_cursor}
 
     async def create_in_session(
@@ -154,6 +170,7 @@ memories_router = id_keyed_router(
     create_model=schemas.MemoryCreate,
     update_model=schemas.MemoryUpdate,
     read_model=schemas.MemoryRead,
+    list_filters=project_filter,
 )
 
 artifacts_router = APIRouter(prefix=f"{API_PREFIX}/artifacts", tags=["artifacts"], responses=ERROR_RESPONSES)

@@ -101,6 +101,10 @@ ArtifactContent = Annotated[str, Field(max_length=MAX_ARTIFACT, description="The
 Title = Annotated[str, Field(min_length=1, max_length=300, description="Human-readable title")]
 MemoryId = Annotated[str, Field(min_length=1, max_length=64, description="The memory's id")]
 MemoryContent = Annotated[str, Field(min_length=1, max_length=MAX_TEXT, description="The fact or note to remember")]
+MemoryProject = Annotated[
+    PathSegment | None, Field(description="The project the memory belongs to (as artifact projects); optional")
+]
+ProjectFilter = Annotated[PathSegment | None, Field(description="Only memories of this project")]
 
 # -- annotations ----------------------------------------------------------------------------------------------
 READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
@@ -375,14 +379,19 @@ async def delete_artifact(ctx: McpContext, project: PathSegment, slug: PathSegme
     name="list_memories",
     title="List memories",
     description=(
-        "List remembered facts and notes, oldest first, optionally only those with `tag`. Paginated: pass "
+        "List remembered facts and notes, oldest first, optionally only those with `tag` or of `project`. "
+        "Paginated: pass "
         "`next_cursor` back as `cursor`. To find memories about something, use search_memories."
     ),
     annotations=READ,
 )
-async def list_memories(ctx: McpContext, tag: TagFilter = None, limit: Limit = 50, cursor: Cursor = None) -> MemoryPage:
+async def list_memories(
+    ctx: McpContext, tag: TagFilter = None, project: ProjectFilter = None, limit: Limit = 50, cursor: Cursor = None
+) -> MemoryPage:
     async with _unit(ctx) as (session, tenant_id):
-        page = await memories.list(session, tenant_id=tenant_id, tag=tag, limit=limit, cursor=cursor)
+        page = await memories.list(
+            session, tenant_id=tenant_id, tag=tag, limit=limit, cursor=cursor, filters=_project(project)
+        )
         return MemoryPage(
             items=[schemas.MemoryRead.model_validate(m) for m in page.items], next_cursor=page.next_cursor
         )
@@ -393,15 +402,23 @@ async def list_memories(ctx: McpContext, tag: TagFilter = None, limit: Limit = 5
     title="Search memories",
     description=(
         "Find remembered facts and notes whose text contains `query` (case-insensitive), optionally only "
-        "those with `tag`. Use this before answering questions about the user's preferences or past work."
+        "those with `tag` or of `project`. Use this before answering questions about the user's preferences or "
+        "past work."
     ),
     annotations=READ,
 )
 async def search_memories(
-    ctx: McpContext, query: Query, tag: TagFilter = None, limit: Limit = 50, cursor: Cursor = None
+    ctx: McpContext,
+    query: Query,
+    tag: TagFilter = None,
+    project: ProjectFilter = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> MemoryPage:
     async with _unit(ctx) as (session, tenant_id):
-        page = await memories.list(session, tenant_id=tenant_id, q=query, tag=tag, limit=limit, cursor=cursor)
+        page = await memories.list(
+            session, tenant_id=tenant_id, q=query, tag=tag, limit=limit, cursor=cursor, filters=_project(project)
+        )
         return MemoryPage(
             items=[schemas.MemoryRead.model_validate(m) for m in page.items], next_cursor=page.next_cursor
         )
@@ -412,7 +429,7 @@ async def search_memories(
     title="Save a memory",
     description=(
         "Remember a fact, preference or note for later sessions (a new memory each call). Add `tags` to "
-        "group related memories. Returns the memory with its id."
+        "group related memories and `project` to file it under a project. Returns the memory with its id."
     ),
     annotations=CREATE,
 )
@@ -420,10 +437,11 @@ async def save_memory(
     ctx: McpContext,
     content: MemoryContent,
     tags: Tags = [],  # noqa: B006 - pydantic copies defaults; the list is never mutated
+    project: MemoryProject = None,
 ) -> schemas.MemoryRead:
     async with _unit(ctx) as (session, tenant_id):
         memory = await memories.create(
-            session, tenant_id=tenant_id, data=schemas.MemoryCreate(content=content, tags=tags)
+            session, tenant_id=tenant_id, data=schemas.MemoryCreate(content=content, tags=tags, project=project)
         )
         return schemas.MemoryRead.model_validate(memory)
 
@@ -444,7 +462,7 @@ async def get_memory(ctx: McpContext, id: MemoryId) -> schemas.MemoryRead:
     name="update_memory",
     title="Update a memory",
     description=(
-        "Change a memory's `content` and/or `tags` by id; fields you leave out stay as they are. Pass "
+        "Change a memory's `content`, `tags` and/or `project` by id; fields you leave out stay as they are. Pass "
         "`expected_version` to refuse overwriting a newer edit."
     ),
     annotations=OVERWRITE,
@@ -454,10 +472,11 @@ async def update_memory(
     id: MemoryId,
     content: MemoryContent | None = None,
     tags: Tags | None = None,
+    project: MemoryProject = None,
     expected_version: ExpectedVersion = None,
 ) -> schemas.MemoryRead:
     async with _unit(ctx) as (session, tenant_id):
-        data = schemas.MemoryUpdate(**_given(content=content, tags=tags))
+        data = schemas.MemoryUpdate(**_given(content=content, tags=tags, project=project))
         memory = await memories.get(session, tenant_id=tenant_id, id=id)
         memory = await memories.update(session, obj=memory, data=data, expected_version=expected_version)
         return schemas.MemoryRead.model_validate(memory)
@@ -479,6 +498,10 @@ async def delete_memory(ctx: McpContext, id: MemoryId) -> Deleted:
 def _given(**fields: Any) -> dict[str, Any]:
     """The fields a caller passed (the tools' optional arguments default to None: not given, no change)."""
     return {name: value for name, value in fields.items() if value is not None}
+
+
+def _project(project: str | None) -> dict[str, str] | None:
+    return {"project": project} if project else None
 
 
 def _summary_fields(artifact: Any) -> dict[str, Any]:

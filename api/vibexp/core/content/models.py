@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vibexp.core.clock import utcnow
@@ -48,6 +48,10 @@ class Artifact(_Content, Base):
 
 class Memory(_Content, Base):
     __tablename__ = "memories"
+    # `?project=` pages through one project's memories in id order (migration 0008_memory_project).
+    __table_args__ = (Index("ix_memories_tenant_project_id", "tenant_id", "project", "id"),)
 
     content: Mapped[str] = mapped_column(Text)
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: Optional: a memory may belong to one project (same names as artifact projects) or to none.
+    project: Mapped[str | None] = mapped_column(String(128), default=None)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -120,6 +120,8 @@ class ArtifactRead(ArtifactBase, _Read):
 class MemoryBase(BaseModel):
     content: Text
     tags: Tags = []
+    #: Validated like an artifact's project; None (the default) is a memory of no project.
+    project: PathSegment | None = None
 
 
 class MemoryCreate(MemoryBase):
@@ -127,9 +129,14 @@ class MemoryCreate(MemoryBase):
 
 
 class MemoryUpdate(BaseModel):
+    #: Fields whose explicit null is a change (to "none"), not "leave as is" (see ContentStore.update).
+    CLEARABLE: ClassVar[frozenset[str]] = frozenset({"project"})
+
     content: Text | None = None
     tags: Tags | None = None
+    project: Annotated[PathSegment | None, Field(description="A project name; null moves it to no project")] = None
 
 
 class MemoryRead(MemoryBase, _Read):
-    pass
+    # Read back as stored: not re-validated against PathSegment (a row is what a validated write made).
+    project: str | None = None

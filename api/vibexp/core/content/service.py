@@ -191,7 +191,9 @@ class ContentStore(Generic[ModelT]):
         """
         if expected_version is not None and expected_version != obj.version:
             raise self._stale(obj.version, expected_version)
-        changes = data.model_dump(exclude_unset=True, exclude_none=True)
+        # A null means "leave as is", except for the fields a schema declares clearable (a memory's project).
+        clearable: frozenset[str] = getattr(data, "CLEARABLE", frozenset())
+        changes = {f: v for f, v in data.model_dump(exclude_unset=True).items() if v is not None or f in clearable}
         changed_unique = {f: changes[f] for f in self._unique_fields if f in changes and changes[f] != getattr(obj, f)}
         if changed_unique:
             await self._ensure_unique(session, tenant_id=obj.tenant_id, values=changed_unique)

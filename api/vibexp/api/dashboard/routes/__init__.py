@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from vibexp.api.dashboard.errors import DashboardRoute
-from vibexp.api.dashboard.routes import account, audit, content, keys, prompt_versions, setup, usage
+from vibexp.api.dashboard.routes import account, audit, content, keys, prompt_versions, setup, transfer, usage
 
 __all__ = ["router"]
 
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
-for module in (account, setup, keys, usage, content, prompt_versions, audit):
+for module in (account, setup, keys, usage, content, prompt_versions, transfer, audit):
     router.include_router(module.router)

@@ -39,6 +39,7 @@ class FormField:
     help: str = ""
     required: bool = False
     create_only: bool = False  # part of the object's address: set once
+    clearable: bool = False  # optional, and emptying it on an edit clears it (sent as null)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,8 @@ class Kind:
     label_field: str
     #: More for the object's page (prompts: the version history), loaded in the same session.
     page_extras: Callable[..., Coroutine[Any, Any, dict[str, Any]]] | None = None
+    #: Exact-match list filters the list page offers besides search and tag (``ContentStore.list`` filters).
+    list_filters: tuple[str, ...] = ()
 
     def url(self, obj: Any) -> str:
         return f"/{self.slug}/" + "/".join(str(getattr(obj, f)) for f in self.key_fields)
@@ -104,6 +107,7 @@ KINDS: tuple[Kind, ...] = (
             FormField("content", "Content", "textarea"),
         ),
         label_field="title",
+        list_filters=("project",),
     ),
     Kind(
         slug="memories",
@@ -113,8 +117,18 @@ KINDS: tuple[Kind, ...] = (
         create_model=schemas.MemoryCreate,
         update_model=schemas.MemoryUpdate,
         key_fields=("id",),
-        fields=(FormField("content", "Content", "textarea", required=True), TAGS),
+        fields=(
+            FormField("content", "Content", "textarea", required=True),
+            TAGS,
+            FormField(
+                "project",
+                "Project",
+                help="Optional; lowercase letters, digits, . _ - (as artifact projects)",
+                clearable=True,
+            ),
+        ),
         label_field="content",
+        list_filters=("project",),
     ),
 )
 
@@ -131,6 +145,8 @@ def _values(kind: Kind, form: Any, *, creating: bool) -> dict[str, Any]:
             values[field.name] = raw.replace("\r\n", "\n")
         elif raw.strip() or field.required:
             values[field.name] = raw.strip()
+        elif field.clearable and not creating:
+            values[field.name] = None
     return values
 
 
@@ -181,12 +197,16 @@ def _register(kind: Kind) -> None:
         q = request.query_params.get("q", "").strip() or None
         tag = request.query_params.get("tag", "").strip() or None
         cursor = request.query_params.get("cursor") or None
-        page = await kind.store.list(db, tenant_id=viewer.tenant.id, q=q, tag=tag, cursor=cursor, limit=25)
+        filters = {f: v for f in kind.list_filters if (v := request.query_params.get(f, "").strip())}
+        page = await kind.store.list(
+            db, tenant_id=viewer.tenant.id, q=q, tag=tag, cursor=cursor, limit=25, filters=filters or None
+        )
         next_url = None
         if page.next_cursor:
-            params = {k: v for k, v in (("q", q), ("tag", tag), ("cursor", page.next_cursor)) if v}
+            params = {k: v for k, v in (("q", q), ("tag", tag), *filters.items(), ("cursor", page.next_cursor)) if v}
             next_url = f"/{kind.slug}?{urlencode(params)}"
         context = {"kind": kind, "items": page.items, "q": q or "", "tag": tag or "", "next_url": next_url}
+        context["filters"] = filters
         context["notice"] = "Deleted." if request.query_params.get("deleted") else None
         return render(request, "content/list.html", context)
 

@@ -1,0 +1,106 @@
+"""`vibexp export` / `vibexp import` as a user runs them: subprocesses against the test database."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from test_cli import vibexp
+
+LINES = [
+    {"type": "prompt", "name": "review", "description": "", "content": "Review {{file}}", "tags": ["code"]},
+    {
+        "type": "artifact",
+        "project": "web",
+        "slug": "plan",
+        "title": "Plan",
+        "description": "",
+        "content_type": "text/markdown",
+        "content": "# Plan",
+        "tags": [],
+    },
+    {"type": "memory", "project": "web", "content": "Prefers tabs", "tags": ["style"]},
+    {"type": "memory", "project": None, "content": "Grüße", "tags": []},
+]
+
+
+def _new_tenant(database_url: str) -> str:
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    assert vibexp(database_url, "tenant", "create", name).returncode == 0
+    return name
+
+
+@pytest.fixture
+def export_file(tmp_path: Path) -> Path:
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in LINES), encoding="utf-8")
+    return path
+
+
+def _sorted(text: str) -> list[str]:
+    return sorted(json.dumps(json.loads(line), sort_keys=True) for line in text.splitlines() if line)
+
+
+def test_import_export_round_trip_and_import_twice(database_url: str, export_file: Path) -> None:
+    first, second = _new_tenant(database_url), _new_tenant(database_url)
+    empty = vibexp(database_url, "export", "--tenant", first)
+    assert empty.returncode == 0 and empty.stdout == ""
+
+    imported = vibexp(database_url, "import", "--tenant", first, str(export_file))
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stderr.strip() == f"imported into {first}: 4 created, 0 updated, 0 unchanged"
+    again = vibexp(database_url, "import", "--tenant", first, str(export_file))
+    assert again.stderr.strip() == f"imported into {first}: 0 created, 0 updated, 4 unchanged"
+
+    exported = vibexp(database_url, "export", "--tenant", first)
+    assert exported.returncode == 0 and exported.stderr == ""
+    assert _sorted(exported.stdout) == _sorted(export_file.read_text(encoding="utf-8"))
+
+    out = export_file.parent / "first.jsonl"
+    out.write_text(exported.stdout, encoding="utf-8")
+    assert vibexp(database_url, "import", "--tenant", second, str(out)).returncode == 0
+    assert _sorted(vibexp(database_url, "export", "--tenant", second).stdout) == _sorted(exported.stdout)
+
+
+def test_bad_input_is_one_line_on_stderr_and_exit_2(database_url: str, export_file: Path, tmp_path: Path) -> None:
+    tenant = _new_tenant(database_url)
+    cases = [
+        (["import", "--tenant", tenant, str(tmp_path / "missing.jsonl")], "missing.jsonl: No such file"),
+        (["import", "--tenant", tenant, str(tmp_path)], "Is a directory"),
+        (["import", "--tenant", "no-such-tenant", str(export_file)], "no tenant named 'no-such-tenant'"),
+        (["export", "--tenant", "no-such-tenant"], "no tenant named 'no-such-tenant'"),
+    ]
+    bad = tmp_path / "bad.jsonl"
+    lines = export_file.read_text(encoding="utf-8").splitlines()
+    bad.write_text("\n".join([lines[0], lines[1], "{not json", lines[2]]) + "\n", encoding="utf-8")
+    cases.append((["import", "--tenant", tenant, str(bad)], "line 3: not JSON"))
+    for args, message in cases:
+        result = vibexp(database_url, *args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stdout == "", args
+        assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("error: "), result.stderr
+        assert message in result.stderr, (message, result.stderr)
+    # The bad file's two good lines before line 3 were not kept.
+    assert vibexp(database_url, "export", "--tenant", tenant).stdout == ""
+
+
+def test_on_a_fresh_sqlite_file_that_the_commands_migrate_first(tmp_path: Path, export_file: Path) -> None:
+    # As in the README: no VIBEXP_AUTO_MIGRATE, an embedded SQLite file that each command migrates before its work.
+    env = {**os.environ, "VIBEXP_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"}
+    env.pop("VIBEXP_AUTO_MIGRATE", None)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "vibexp.cli", *args]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+
+    assert run("tenant", "create", "fresh").returncode == 0
+    imported = run("import", "--tenant", "fresh", str(export_file))
+    assert imported.returncode == 0, imported.stderr
+    exported = run("export", "--tenant", "fresh")
+    assert exported.returncode == 0, exported.stderr
+    assert _sorted(exported.stdout) == _sorted(export_file.read_text(encoding="utf-8"))
