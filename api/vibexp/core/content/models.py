@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vibexp.core.clock import utcnow
@@ -15,17 +15,27 @@ __all__ = ["Artifact", "Memory", "Prompt"]
 
 
 class _Content:
+    # Plain (unmapped) annotations such as ``score`` are ordinary Python attributes, not columns.
+    __allow_unmapped__ = True
+
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    #: Indexed as (tenant_id, id) in each table's __table_args__ (migration 0006): every list filters by tenant and
+    #: orders by id, and a tenant_id-only index made PostgreSQL sort all of a tenant's rows for each page.
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     #: Incremented on each update; the ETag, checked against If-Match.
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Relevance of this object in the ranked search (``q=``) that loaded it; not stored, None otherwise.
+    score: float | None = None
 
 
 class Prompt(_Content, Base):
     __tablename__ = "prompts"
-    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name"),
+        Index("ix_prompts_tenant_id_id", "tenant_id", "id"),
+    )
 
     name: Mapped[str] = mapped_column(String(128))
     description: Mapped[str] = mapped_column(String(2000), default="")
@@ -35,7 +45,11 @@ class Prompt(_Content, Base):
 
 class Artifact(_Content, Base):
     __tablename__ = "artifacts"
-    __table_args__ = (UniqueConstraint("tenant_id", "project", "slug"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "project", "slug"),
+        Index("ix_artifacts_tenant_id_id", "tenant_id", "id"),
+        Index("ix_artifacts_tenant_id_project_id", "tenant_id", "project", "id"),
+    )
 
     project: Mapped[str] = mapped_column(String(128))
     slug: Mapped[str] = mapped_column(String(128))
@@ -48,6 +62,7 @@ class Artifact(_Content, Base):
 
 class Memory(_Content, Base):
     __tablename__ = "memories"
+    __table_args__ = (Index("ix_memories_tenant_id_id", "tenant_id", "id"),)
 
     content: Mapped[str] = mapped_column(Text)
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
