@@ -97,4 +97,7 @@ def ranking(table_name: str, *, dialect: str, words: list[str]) -> Ranking:
         literal_column("'english'::regconfig"), literal(" ".join(f'"{word}"' for word in words), String)
     )
     vector = literal_column(f"{table_name}.search_vector")
-    return Ranking(func.ts_rank(vector, query, type_=Float), None, vector.op("@@")(query))
+    # Normalisation 1 divides by 1 + log(length): a word in a short text ranks above the same word in a long one,
+    # as bm25 does on SQLite (plain ts_rank would tie them).
+    score = func.ts_rank(vector, query, literal_column("1"), type_=Float)
+    return Ranking(score, None, vector.op("@@")(query))

@@ -138,6 +138,8 @@ class ContentStore(Generic[ModelT]):
         if cursor:
             query = query.where(self.model.id > decode_cursor(cursor))
         rows = list(await session.scalars(query.order_by(self.model.id).limit(limit + 1)))
+        for row in rows:  # the session's identity map may hand back an object an earlier search scored
+            row.score = None
         next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
         return Page(items=rows[:limit], next_cursor=next_cursor)
 
