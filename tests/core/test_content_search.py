@@ -8,11 +8,12 @@ import secrets
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpers.databases import create_postgres_database, drop_postgres_database, sqlite_url
 from vibexp.core.content import schemas
+from vibexp.core.content.models import Artifact, Memory, Prompt
 from vibexp.core.content.search import MAX_QUERY_CHARS, MAX_WORDS, query_words
 from vibexp.core.content.service import artifacts, memories, prompts
 from vibexp.core.db import create_engine, create_session_factory, session_scope
@@ -274,3 +275,21 @@ async def test_upgrade_from_0005_indexes_existing_rows_postgres() -> None:
         await _upgrade_with_data(url)
     finally:
         await drop_postgres_database(url)
+
+
+@pytest.mark.parametrize("model", [Memory, Prompt, Artifact])
+async def test_migrated_indexes_match_the_models(database_url: str, model: type[Memory | Prompt | Artifact]) -> None:
+    """The ORM's __table_args__ and migration 0006 agree: (tenant_id, id) and friends, no tenant_id-only index."""
+    engine = create_engine(database_url)
+    table = model.__tablename__
+    try:
+        async with engine.connect() as conn:
+            found = await conn.run_sync(lambda sync: {i["name"] for i in inspect(sync).get_indexes(table)})
+            dialect = conn.dialect.name
+    finally:
+        await engine.dispose()
+    postgres_only = {f"ix_{table}_search_vector", f"ix_{table}_tags"}
+    declared = {str(i.name) for i in model.__table__.indexes}
+    expected = declared if dialect == "postgresql" else declared - postgres_only
+    assert {name for name in found if name and name.startswith("ix_")} == expected
+    assert f"ix_{table}_tenant_id" not in found

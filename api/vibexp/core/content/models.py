@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vibexp.core.clock import utcnow
@@ -12,6 +12,18 @@ from vibexp.core.db import Base, UTCDateTime
 from vibexp.core.ids import new_id
 
 __all__ = ["Artifact", "Memory", "Prompt"]
+
+
+def _postgres_search_indexes(table: str) -> tuple[Index, Index]:
+    """The PostgreSQL-only indexes of migration 0006: GIN on the generated ``search_vector`` column (created by the
+    migration and deliberately not mapped: SQLite has no such column, search goes through FTS5 there) and GIN on
+    ``tags::jsonb`` for ``?tag=``."""
+    return (
+        Index(f"ix_{table}_search_vector", text("search_vector"), postgresql_using="gin").ddl_if(dialect="postgresql"),
+        Index(f"ix_{table}_tags", text("(tags::jsonb) jsonb_path_ops"), postgresql_using="gin").ddl_if(
+            dialect="postgresql"
+        ),
+    )
 
 
 class _Content:
@@ -35,6 +47,7 @@ class Prompt(_Content, Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "name"),
         Index("ix_prompts_tenant_id_id", "tenant_id", "id"),
+        *_postgres_search_indexes("prompts"),
     )
 
     name: Mapped[str] = mapped_column(String(128))
@@ -49,6 +62,7 @@ class Artifact(_Content, Base):
         UniqueConstraint("tenant_id", "project", "slug"),
         Index("ix_artifacts_tenant_id_id", "tenant_id", "id"),
         Index("ix_artifacts_tenant_id_project_id", "tenant_id", "project", "id"),
+        *_postgres_search_indexes("artifacts"),
     )
 
     project: Mapped[str] = mapped_column(String(128))
@@ -62,7 +76,7 @@ class Artifact(_Content, Base):
 
 class Memory(_Content, Base):
     __tablename__ = "memories"
-    __table_args__ = (Index("ix_memories_tenant_id_id", "tenant_id", "id"),)
+    __table_args__ = (Index("ix_memories_tenant_id_id", "tenant_id", "id"), *_postgres_search_indexes("memories"))
 
     content: Mapped[str] = mapped_column(Text)
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)

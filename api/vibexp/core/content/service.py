@@ -13,8 +13,10 @@ from weakref import WeakKeyDictionary
 
 from pydantic import BaseModel
 from sqlalchemy import Select, String, bindparam, cast, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.orm.attributes import set_committed_value
 
 from vibexp.core.clock import utcnow
@@ -129,10 +131,7 @@ class ContentStore(Generic[ModelT]):
         for field, value in (filters or {}).items():
             query = query.where(getattr(self.model, field) == value)
         if tag:
-            # Tags are a JSON list; match the element in its serialised text form, encoded by the same json.dumps
-            # that wrote it (non-ASCII as \u escapes, quotes escaped), so it matches alike on SQLite and PostgreSQL.
-            element = json.dumps(tag.strip())
-            query = query.where(cast(self.model.tags, String).like(_like_pattern(element), escape="\\"))
+            query = query.where(self._has_tag(tag.strip(), dialect=session.get_bind().dialect.name))
         if words:
             return await self._ranked(session, query, words=words, limit=limit, cursor=cursor)
         if cursor:
@@ -142,6 +141,15 @@ class ContentStore(Generic[ModelT]):
             row.score = None
         next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
         return Page(items=rows[:limit], next_cursor=next_cursor)
+
+    def _has_tag(self, tag: str, *, dialect: str) -> ColumnElement[bool]:
+        if dialect == "postgresql":
+            # Containment, served by the GIN index on tags::jsonb (migration 0006): exact element match.
+            return cast(self.model.tags, JSONB).contains([tag])
+        # Tags are a JSON list; match the element in its serialised text form, encoded by the same json.dumps that
+        # wrote it (non-ASCII as \u escapes, quotes escaped), so it matches exactly what PostgreSQL's @> matches.
+        element = json.dumps(tag)
+        return cast(self.model.tags, String).like(_like_pattern(element), escape="\\")
 
     async def _ranked(
         self, session: AsyncSession, query: Select[tuple[ModelT]], *, words: list[str], limit: int, cursor: str | None

@@ -6,7 +6,8 @@ Create Date: 2026-12-02 13:45:00
 
 The single-column ``ix_<table>_tenant_id`` indexes go: PostgreSQL's planner picked them for a tenant's list page and
 then sorted all of the tenant's rows by id; ``(tenant_id, id)`` serves the filter, the order and the ``LIMIT`` at once
-(and the ``ON DELETE CASCADE`` from tenants). Artifacts also get ``(tenant_id, project, id)`` for ``?project=``.
+(and the ``ON DELETE CASCADE`` from tenants). Artifacts also get ``(tenant_id, project, id)`` for ``?project=``. On
+PostgreSQL a GIN index on ``tags::jsonb`` serves ``?tag=``.
 
 Search (queried by ``vibexp.core.content.search``; the searchable columns below must match its ``SEARCHABLE``):
 
@@ -109,6 +110,9 @@ def upgrade() -> None:
                 f"GENERATED ALWAYS AS ({_tsvector_expression(table)}) STORED"
             )
             op.execute(f"CREATE INDEX ix_{table}_search_vector ON {table} USING gin (search_vector)")
+            # ?tag= is `tags::jsonb @> '["tag"]'` on PostgreSQL: a rare tag is found from this index instead of
+            # filtering every row of the tenant (SQLite has no index on JSON array elements; it walks (tenant_id, id)).
+            op.execute(f"CREATE INDEX ix_{table}_tags ON {table} USING gin ((tags::jsonb) jsonb_path_ops)")
 
 
 def downgrade() -> None:
@@ -117,6 +121,7 @@ def downgrade() -> None:
         if sqlite:
             drop_sqlite_search(table)
         else:
+            op.execute(f"DROP INDEX IF EXISTS ix_{table}_tags")
             op.execute(f"DROP INDEX IF EXISTS ix_{table}_search_vector")
             op.execute(f"ALTER TABLE {table} DROP COLUMN IF EXISTS search_vector")
     for table, indexes in LIST_INDEXES.items():
