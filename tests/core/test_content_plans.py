@@ -157,4 +157,3 @@ async def test_search_miss_starts_from_the_search_index(scaled: Scaled, tenant: 
     count, plan = await _plan(scaled, tenant_id=tenant_id, q=MISS_WORD, limit=50)
     assert count == 0
     _assert_ranked_from_the_search_index(scaled, plan)
-

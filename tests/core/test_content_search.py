@@ -106,7 +106,7 @@ async def test_best_first_with_a_score_and_plain_lists_without(session: AsyncSes
         "deploy the service",
     )
     page = await memories.list(session, tenant_id=tenant_id, q="deploy")
-    assert [m.content for m in page.items][0] == "deploy deploy deploy"
+    assert page.items[0].content == "deploy deploy deploy"
     assert page.items[-1].content.startswith("deploy once")
     scores = [m.score for m in page.items]
     assert all(isinstance(s, float) for s in scores)
@@ -209,7 +209,8 @@ async def test_ranked_cursor_checks(session: AsyncSession) -> None:
             await memories.list(session, tenant_id=tenant_id, q="word", cursor=bad)
     after = await memories.list(session, tenant_id=tenant_id, q="word", cursor=encode_ranked_cursor(1e9, "0"))
     assert [m.id for m in after.items] == [memory_id]  # a lower score comes after
-    assert (await memories.list(session, tenant_id=tenant_id, q="word", cursor=encode_ranked_cursor(-1e9, "0"))).items == []
+    last = await memories.list(session, tenant_id=tenant_id, q="word", cursor=encode_ranked_cursor(-1e9, "0"))
+    assert last.items == []
 
 
 # -- upgrading a database that has data -------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Cursor pagination on time-ordered primary keys: stable under inserts, no OFFSET scans.
 
-Ranked search pages (``q=``) are ordered by (score descending, id): their cursor carries both (``encode_ranked_cursor``).
+Ranked search pages (``q=``) are ordered by (score descending, id): their cursor carries both
+(``encode_ranked_cursor``).
 """
 
 from __future__ import annotations

@@ -26,10 +26,12 @@ then be shown twice or skipped), while ``ts_rank`` depends only on the row.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Float, Select, String, and_, func, literal, literal_column, or_, table
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
 from vibexp.core.errors import InvalidInput
@@ -72,12 +74,14 @@ class Ranking:
             query = query.join(*self._join)
         return query.where(self._match)
 
-    def after(self, score: float, last_id: ColumnElement[str], last: str) -> ColumnElement[bool]:
+    def after(
+        self, score: float, last_id: ColumnElement[str] | InstrumentedAttribute[str], last: str
+    ) -> ColumnElement[bool]:
         """Rows that come after (``score``, ``last``) in the order (score descending, id)."""
         return or_(self.score < score, and_(self.score == score, last_id > last))
 
 
-def ranking(table_name: str, *, dialect: str, words: list[str]) -> Ranking:
+def ranking(table_name: str, *, dialect: str, words: Sequence[str]) -> Ranking:
     if not words:
         raise ValueError("no words to search for")
     columns = SEARCHABLE[table_name]
@@ -86,8 +90,8 @@ def ranking(table_name: str, *, dialect: str, words: list[str]) -> Ranking:
         fts = table(fts_name, literal_column("rowid"))
         # Each word an FTS5 string: quoted, so NEAR/AND/OR/NOT and * are plain text; the words hold no quote.
         expression = " ".join(f'"{word}"' for word in words)
-        fts_column = literal_column(fts_name)
-        weights = [literal_column(repr(_BM25_WEIGHTS[weight])) for _, weight in columns]
+        fts_column: ColumnElement[Any] = literal_column(fts_name)
+        weights: list[ColumnElement[Any]] = [literal_column(repr(_BM25_WEIGHTS[weight])) for _, weight in columns]
         # bm25 is lower for better matches; negated so that both engines rank higher-is-better.
         score: ColumnElement[float] = -func.bm25(fts_column, *weights, type_=Float)
         onclause = literal_column(f"{fts_name}.rowid") == literal_column(f"{table_name}.rowid")
@@ -96,7 +100,7 @@ def ranking(table_name: str, *, dialect: str, words: list[str]) -> Ranking:
     query = func.websearch_to_tsquery(
         literal_column("'english'::regconfig"), literal(" ".join(f'"{word}"' for word in words), String)
     )
-    vector = literal_column(f"{table_name}.search_vector")
+    vector: ColumnElement[Any] = literal_column(f"{table_name}.search_vector")
     # Normalisation 1 divides by 1 + log(length): a word in a short text ranks above the same word in a long one,
     # as bm25 does on SQLite (plain ts_rank would tie them).
     score = func.ts_rank(vector, query, literal_column("1"), type_=Float)

@@ -16,8 +16,8 @@ from sqlalchemy import Select, String, bindparam, cast, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql.elements import ColumnElement
 
 from vibexp.core.clock import utcnow
 from vibexp.core.content import search
@@ -50,6 +50,11 @@ def _storable(value: str) -> bool:
 def _like_pattern(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+def _scored(obj: ModelT, score: float) -> ModelT:
+    obj.score = float(score)
+    return obj
 
 
 class ContentStore(Generic[ModelT]):
@@ -152,7 +157,7 @@ class ContentStore(Generic[ModelT]):
         return cast(self.model.tags, String).like(_like_pattern(element), escape="\\")
 
     async def _ranked(
-        self, session: AsyncSession, query: Select[tuple[ModelT]], *, words: list[str], limit: int, cursor: str | None
+        self, session: AsyncSession, query: Select[Any], *, words: Sequence[str], limit: int, cursor: str | None
     ) -> Page[ModelT]:
         """Matching rows best first, ties by id; each object's ``score`` set."""
         rank = search.ranking(self.model.__tablename__, dialect=session.get_bind().dialect.name, words=words)
@@ -161,10 +166,7 @@ class ContentStore(Generic[ModelT]):
             score, last_id = decode_ranked_cursor(cursor)
             ranked = ranked.where(rank.after(score, self.model.id, last_id))
         result = await session.execute(ranked.order_by(rank.score.desc(), self.model.id).limit(limit + 1))
-        items: list[ModelT] = []
-        for obj, score in result:
-            obj.score = float(score)
-            items.append(obj)
+        items = [_scored(obj, score) for obj, score in result]
         last = items[limit - 1] if len(items) > limit else None
         next_cursor = encode_ranked_cursor(last.score or 0.0, last.id) if last is not None else None
         return Page(items=items[:limit], next_cursor=next_cursor)
