@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from helpers.databases import create_postgres_database, drop_postgres_database, sqlite_url
+from helpers.databases import POSTGRES_URL, create_postgres_database, drop_postgres_database, sqlite_url
 from vibexp.core.content import schemas
 from vibexp.core.content.models import Artifact, Memory, Prompt
-from vibexp.core.content.search import MAX_QUERY_CHARS, MAX_WORDS, query_words
+from vibexp.core.content.search import MAX_QUERY_CHARS, MAX_WORDS, STOP_WORDS, query_words
 from vibexp.core.content.service import artifacts, memories, prompts
 from vibexp.core.db import create_engine, create_session_factory, session_scope
 from vibexp.core.errors import InvalidInput
@@ -48,14 +48,15 @@ async def _found(session: AsyncSession, tenant_id: str, q: str, **kwargs: object
     [
         ("running shoes", ["running", "shoes"]),
         ('"unbalanced', ["unbalanced"]),
-        ('say "hi" there', ["say", "hi", "there"]),
+        ('say "hi" there', ["say", "hi"]),  # "there" is a stop word
         ("cat*", ["cat"]),
         ("-excluded word", ["excluded", "word"]),
-        ("a NEAR b", ["a", "NEAR", "b"]),
-        ("NEAR(a b, 2)", ["NEAR", "a", "b", "2"]),
-        ("AND OR NOT", ["AND", "OR", "NOT"]),
-        ("(x OR y) AND z", ["x", "OR", "y", "AND", "z"]),
-        ("content:secret ^start {a b}", ["content", "secret", "start", "a", "b"]),
+        ("x NEAR y", ["x", "NEAR", "y"]),
+        ("NEAR(x y, 2)", ["NEAR", "x", "y", "2"]),
+        ("AND OR NOT", []),  # English stop words, dropped on both databases
+        ("The Only Way", ["Way"]),
+        ("(x OR y) AND z", ["x", "y", "z"]),
+        ("content:secret ^start {x y}", ["content", "secret", "start", "x", "y"]),
         ("snake_case 100%", ["snake", "case", "100"]),
         ("漢字 עברית café", ["漢字", "עברית", "café"]),
         ('*** "" -- () :', []),
@@ -166,7 +167,8 @@ _CAT = "near the cat and the dog"
         ("-", []),
         ("-cat", [_CAT]),  # not a negation
         ("cat -dog", [_CAT]),
-        ("AND OR NOT", []),  # three words no memory holds (and English stop words on PostgreSQL)
+        ("AND OR NOT", []),  # stop words only: nothing to search for
+        ("cat AND dog", [_CAT]),
         ("cat OR unrelated", []),  # not a disjunction: every word must match
         ("(", []),
         ("())", []),
@@ -294,3 +296,19 @@ async def test_migrated_indexes_match_the_models(database_url: str, model: type[
     expected = declared if dialect == "postgresql" else declared - postgres_only
     assert {name for name in found if name and name.startswith("ix_")} == expected
     assert f"ix_{table}_tenant_id" not in found
+
+
+async def test_the_stop_words_are_postgresqls() -> None:
+    """Every word of STOP_WORDS is one PostgreSQL's english configuration drops (and a plain word is not)."""
+    engine = create_engine(POSTGRES_URL)
+    try:
+        async with engine.connect() as conn:
+            kept = await conn.scalar(
+                text(
+                    "SELECT array_agg(w) FROM unnest(CAST(:words AS text[])) AS w WHERE to_tsvector('english', w) != ''"
+                ),
+                {"words": [*sorted(STOP_WORDS), "deploy"]},
+            )
+    finally:
+        await engine.dispose()
+    assert kept == ["deploy"]
