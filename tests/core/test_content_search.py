@@ -4,10 +4,12 @@ data upgraded to the search schema."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from pathlib import Path
 
 import pytest
+from alembic import command
 from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,7 +20,7 @@ from vibexp.core.content.search import MAX_QUERY_CHARS, MAX_WORDS, STOP_WORDS, q
 from vibexp.core.content.service import artifacts, memories, prompts
 from vibexp.core.db import create_engine, create_session_factory, session_scope
 from vibexp.core.errors import InvalidInput
-from vibexp.core.migrate import upgrade_async
+from vibexp.core.migrate import alembic_config, upgrade_async
 from vibexp.core.pagination import encode_cursor, encode_ranked_cursor
 from vibexp.core.tenants import service as tenants
 from vibexp.core.tenants.schemas import TenantCreate
@@ -262,6 +264,15 @@ async def _upgrade_with_data(url: str) -> None:
             assert [a.id for a in (await artifacts.list(session, tenant_id="t1", q="migrations")).items] == ["a1"]
             # Written after the upgrade: indexed by the new triggers / generated column alike.
             await memories.create(session, tenant_id="t1", data=schemas.MemoryCreate(content="staging again"))
+        async with session_scope(create_session_factory(engine)) as session:
+            assert len((await memories.list(session, tenant_id="t1", q="staging")).items) == 2
+    finally:
+        await engine.dispose()
+    # The downgrade undoes it all (the tenant_id indexes back), and upgrading again re-indexes every row.
+    await asyncio.to_thread(command.downgrade, alembic_config(url), "0005_security")
+    await upgrade_async(url)
+    engine = create_engine(url)
+    try:
         async with session_scope(create_session_factory(engine)) as session:
             assert len((await memories.list(session, tenant_id="t1", q="staging")).items) == 2
     finally:
