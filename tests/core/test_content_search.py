@@ -5,6 +5,7 @@ data upgraded to the search schema."""
 from __future__ import annotations
 
 import asyncio
+import random
 import secrets
 from pathlib import Path
 
@@ -323,3 +324,18 @@ async def test_the_stop_words_are_postgresqls() -> None:
     finally:
         await engine.dispose()
     assert kept == ["deploy"]
+
+
+async def test_arbitrary_text_never_breaks_a_search(session: AsyncSession) -> None:
+    """Random strings from scripts, marks, joiners, digits of other systems, operators and quotes; and single words
+    as long as q allows in 3-byte characters (past PostgreSQL's 2,047-byte lexeme limit)."""
+    tenant_id = await _tenant_id(session)
+    await _memories(session, tenant_id, "plain text ٣ ² café 漢字 e\u0301 a\u200db")
+    alphabet = 'ab漢字ée\u0301\u200d\u202e٣²🚀 "*-()^:{}+!&|<>\\%_\'NEARORAND\t\n'
+    rng = random.Random(15)
+    queries = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 60))) for _ in range(150)]
+    queries += ["漢" * MAX_QUERY_CHARS, "é" * MAX_QUERY_CHARS, "٣" * MAX_QUERY_CHARS, "e\u0301" * 500]
+    for q in queries:
+        page = await memories.list(session, tenant_id=tenant_id, q=q)
+        assert all(m.score is not None for m in page.items), q
+    assert await _found(session, tenant_id, "漢字") == ["plain text ٣ ² café 漢字 e\u0301 a\u200db"]
