@@ -331,7 +331,7 @@ async def test_arbitrary_text_never_breaks_a_search(session: AsyncSession) -> No
     as long as q allows in 3-byte characters (past PostgreSQL's 2,047-byte lexeme limit)."""
     tenant_id = await _tenant_id(session)
     await _memories(session, tenant_id, "plain text ٣ ² café 漢字 e\u0301 a\u200db")
-    alphabet = 'ab漢字ée\u0301\u200d\u202e٣²🚀 "*-()^:{}+!&|<>\\%_\'NEARORAND\t\n'
+    alphabet = "ab漢字ée\u0301\u200d\u202e٣²🚀 \"*-()^:{}+!&|<>\\%_'NEARORAND\t\n"
     rng = random.Random(15)
     queries = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 60))) for _ in range(150)]
     queries += ["漢" * MAX_QUERY_CHARS, "é" * MAX_QUERY_CHARS, "٣" * MAX_QUERY_CHARS, "e\u0301" * 500]
