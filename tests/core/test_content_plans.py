@@ -20,8 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from helpers.databases import create_postgres_database, drop_postgres_database, sqlite_url
 from helpers.scale_data import MISS_WORD, RARE_TAG, RARE_WORD, ScaleTenants, seed_scale
-from vibexp.core.content.service import memories
+from vibexp.core.content.service import ContentStore, artifacts, memories, prompts
 from vibexp.core.db import create_engine, create_session_factory, session_scope
+
+#: Prompts and artifacts in the big tenant (fewer than memories: enough for the planner to tell the indexes apart).
+OTHERS = 20_000
 
 
 @dataclass
@@ -38,13 +41,13 @@ async def scaled(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     else:
         url = await create_postgres_database()
     try:
-        tenants = await seed_scale(url)
+        tenants = await seed_scale(url, others=OTHERS)
         engine = create_engine(url)
         captured: list[tuple[str, Any]] = []
 
         @event.listens_for(engine.sync_engine, "before_cursor_execute")
         def _capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-            if statement.lstrip().upper().startswith("SELECT") and "memories" in statement:
+            if statement.lstrip().upper().startswith("SELECT") and "FROM tenants" not in statement:
                 captured.append((statement, parameters))
 
         yield Scaled(engine, tenants, captured)
@@ -54,11 +57,11 @@ async def scaled(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
             await drop_postgres_database(url)
 
 
-async def _plan(scaled: Scaled, **list_args: Any) -> tuple[int, Any]:
-    """Run ``memories.list`` with these arguments; (number of items, plan of the SELECT it sent)."""
+async def _plan(scaled: Scaled, store: ContentStore[Any] = memories, **list_args: Any) -> tuple[int, Any]:
+    """Run ``store.list`` with these arguments; (number of items, plan of the SELECT it sent)."""
     scaled.captured.clear()
     async with session_scope(create_session_factory(scaled.engine)) as session:
-        page = await memories.list(session, **list_args)
+        page = await store.list(session, **list_args)
     ((statement, parameters),) = scaled.captured
     async with scaled.engine.connect() as conn:
         if scaled.engine.dialect.name == "sqlite":
@@ -157,3 +160,27 @@ async def test_search_miss_starts_from_the_search_index(scaled: Scaled, tenant: 
     count, plan = await _plan(scaled, tenant_id=tenant_id, q=MISS_WORD, limit=50)
     assert count == 0
     _assert_ranked_from_the_search_index(scaled, plan)
+
+
+@pytest.mark.parametrize("tenant", ["big", "small"])
+async def test_prompt_and_artifact_lists_read_their_tenant_index_in_order(scaled: Scaled, tenant: str) -> None:
+    """Not the unique (tenant_id, name) / (tenant_id, project, slug) indexes followed by a sort: (tenant_id, id),
+    and (tenant_id, project, id) for ?project=."""
+    tenant_id = scaled.tenants.big_id if tenant == "big" else scaled.tenants.small_id
+    cases = [
+        (prompts, {}, "prompts", {"ix_prompts_tenant_id_id", "pk_prompts"}),
+        (artifacts, {}, "artifacts", {"ix_artifacts_tenant_id_id", "pk_artifacts"}),
+        (artifacts, {"filters": {"project": "project-3"}}, "artifacts", {"ix_artifacts_tenant_id_project_id"}),
+    ]
+    for store, extra, table, indexes in cases:
+        count, plan = await _plan(scaled, store, tenant_id=tenant_id, limit=50, **extra)
+        assert count == (50 if tenant == "big" else 1 if extra else 10)  # the small tenant: one doc per project
+        if scaled.engine.dialect.name == "sqlite":
+            assert not [d for d in plan if re.match(rf"SCAN {table}\b", d)], plan
+            assert "USE TEMP B-TREE FOR ORDER BY" not in plan, plan
+            used = {m.group(2) for d in plan if (m := re.match(r"SEARCH \w+ USING (COVERING )?INDEX (\w+)", d))}
+        else:
+            nodes = list(_nodes(plan))
+            assert not [n for n in nodes if n["Node Type"] in ("Sort", "Incremental Sort", "Seq Scan")], plan
+            used = {str(n.get("Index Name")) for n in nodes if "Index Name" in n}
+        assert used & indexes, (table, extra, plan)

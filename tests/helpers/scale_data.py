@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from vibexp.core.content.models import Memory
+from vibexp.core.content.models import Artifact, Memory, Prompt
 from vibexp.core.db import create_engine
 from vibexp.core.ids import new_id
 from vibexp.core.migrate import upgrade_async
@@ -128,6 +128,28 @@ _VOCABULARY = [
 ]
 
 
+def _other_rows(kind: str, tenant_id: str, count: int, now: datetime) -> list[dict[str, Any]]:
+    """Prompts or artifacts: 20 projects, unique names/slugs, the same kind of text as the memories."""
+    rows = []
+    for memory in _rows(tenant_id, count, now):
+        i = int(memory["content"].split(":")[0].removeprefix("Note "))
+        common = {k: memory[k] for k in ("id", "tenant_id", "content", "tags", "version", "created_at", "updated_at")}
+        if kind == "prompts":
+            rows.append(common | {"name": f"prompt-{i}", "description": ""})
+        else:
+            rows.append(
+                common
+                | {
+                    "project": f"project-{i % 20}",
+                    "slug": f"doc-{i}",
+                    "title": f"Document {i}",
+                    "description": "",
+                    "content_type": "text/markdown",
+                }
+            )
+    return rows
+
+
 @dataclass(frozen=True)
 class ScaleTenants:
     big_id: str
@@ -158,10 +180,13 @@ def _rows(tenant_id: str, count: int, now: datetime) -> list[dict[str, Any]]:
     return rows
 
 
-async def seed_scale(url: str, *, big_rows: int = 100_000, small_rows: int = 10, analyze: bool = True) -> ScaleTenants:
+async def seed_scale(
+    url: str, *, big_rows: int = 100_000, small_rows: int = 10, others: int = 0, analyze: bool = True
+) -> ScaleTenants:
     """Migrate ``url`` (an empty database), add the two tenants and their memories; VACUUM ANALYZE on PostgreSQL
     (as autovacuum soon would after a bulk load) unless ``analyze`` is false. SQLite is left without statistics, as a
-    deployment's database is."""
+    deployment's database is. ``others``: also that many prompts and artifacts in the big tenant (and 10 each in
+    the small one)."""
     await upgrade_async(url)
     engine = create_engine(url)
     now = datetime.now(UTC)
@@ -177,12 +202,16 @@ async def seed_scale(url: str, *, big_rows: int = 100_000, small_rows: int = 10,
             # a plan that walks the primary key in id order and filters by tenant.
             await conn.execute(Memory.__table__.insert(), _rows(big_id, big_rows, now))
             await conn.execute(Memory.__table__.insert(), _rows(small_id, small_rows, now))
+            for model in (Prompt, Artifact) if others else ():
+                table = model.__table__
+                await conn.execute(table.insert(), _other_rows(table.name, big_id, others, now))
+                await conn.execute(table.insert(), _other_rows(table.name, small_id, 10, now))
         if analyze and engine.dialect.name == "postgresql":
             # What autovacuum does soon after a bulk load (PostgreSQL 13+ vacuums on inserts too): statistics for
             # the planner, and the GIN indexes' pending lists merged (until then each search reads them linearly).
             async with engine.connect() as conn:
                 autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                await autocommit.execute(text("VACUUM ANALYZE memories"))
+                await autocommit.execute(text("VACUUM ANALYZE memories, prompts, artifacts"))
     finally:
         await engine.dispose()
     return ScaleTenants(big_id, small_id, big_rows, small_rows)
