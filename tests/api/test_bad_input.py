@@ -229,10 +229,15 @@ async def test_search_with_sql_metacharacters_finds_the_text_literally(
 ) -> None:
     await client.post("/api/v1/memories", json={"content": _nasty("findme")}, headers=account.headers)
     await client.post("/api/v1/memories", json={"content": "harmless"}, headers=account.headers)
-    for needle in ["'; DROP TABLE prompts; --", '" OR 1=1', "👩‍💻", "עברית", "% _ \\ `"]:
+    # q is read as words (letters and digits, vibexp.core.content.search): the words of each needle are in the text.
+    for needle in ["'; DROP TABLE prompts; --", '" OR 1=1', "עברית", "漢字 findme", "$1 ? :name"]:
         listed = await client.get("/api/v1/memories", params={"q": needle}, headers=account.headers)
         assert listed.status_code == 200, listed.text
         assert [m["content"] for m in listed.json()["items"]] == [_nasty("findme")], needle
+    for no_words in ["👩‍💻", "% _ \\ `", "/* */"]:  # no letter or digit: nothing to search for, an empty page
+        listed = await client.get("/api/v1/memories", params={"q": no_words}, headers=account.headers)
+        assert listed.status_code == 200, listed.text
+        assert listed.json()["items"] == [], no_words
 
 
 # -- NUL and invalid unicode: refused cleanly on both backends ----------------------------------------------------

@@ -1,5 +1,5 @@
-"""Cursor pagination (no duplicates, no gaps, stable under inserts), ``q=`` text search with ``%`` and ``_`` taken
-literally, and the ``tag=`` filter."""
+"""Cursor pagination (no duplicates, no gaps, stable under inserts), ``q=`` word search with ``%`` and ``_`` only
+separating words, and the ``tag=`` filter."""
 
 from __future__ import annotations
 
@@ -86,7 +86,9 @@ async def test_invalid_limit_is_422(client: httpx.AsyncClient, account: Account,
     assert "limit" in error["message"]
 
 
-async def test_search_treats_percent_and_underscore_literally(client: httpx.AsyncClient, account: Account) -> None:
+async def test_search_reads_words_and_ignores_punctuation(client: httpx.AsyncClient, account: Account) -> None:
+    """``q`` is a list of words (letters and digits): ``%``, ``_`` and ``\\`` only separate them (see
+    vibexp.core.content.search); a ``q`` without a word finds nothing."""
     texts = ["100% sure", "100 percent", "snake_case", "snakeXcase", "back\\slash", "plain"]
     for text in texts:
         await client.post("/api/v1/memories", json={"content": text}, headers=account.headers)
@@ -96,13 +98,15 @@ async def test_search_treats_percent_and_underscore_literally(client: httpx.Asyn
         assert response.status_code == 200, response.text
         return sorted(m["content"] for m in response.json()["items"])
 
-    assert await search("%") == ["100% sure"]
-    assert await search("_") == ["snake_case"]
-    assert await search("e_c") == ["snake_case"]
-    assert await search("0%") == ["100% sure"]
-    assert await search("\\") == ["back\\slash"]
-    assert await search("SNAKE") == ["snakeXcase", "snake_case"]  # case-insensitive
+    assert await search("%") == []
+    assert await search("_") == []
+    assert await search("\\") == []
+    assert await search("snake_case") == ["snake_case"]  # the words "snake" and "case"
+    assert await search("SNAKE") == ["snake_case"]  # case-insensitive, whole words: not "snakeXcase"
+    assert await search("snakexcase") == ["snakeXcase"]
     assert await search("100") == ["100 percent", "100% sure"]
+    assert await search("100%") == ["100 percent", "100% sure"]
+    assert await search("slash") == ["back\\slash"]
     assert await search("nothing like it") == []
 
 
@@ -128,7 +132,7 @@ async def test_search_pages_too(client: httpx.AsyncClient, account: Account) -> 
 async def test_tag_filter(client: httpx.AsyncClient, account: Account) -> None:
     samples = [
         ("a and b", ["a", "b"]),
-        ("b only", ["b"]),
+        ("b solo", ["b"]),
         ("none", []),
         ("ab", ["ab"]),  # "a" must not match "ab"
         ("unicode", ["日本", "🚀"]),
@@ -147,7 +151,7 @@ async def test_tag_filter(client: httpx.AsyncClient, account: Account) -> None:
         return sorted(m["content"] for m in response.json()["items"])
 
     assert await tagged("a") == ["a and b"]
-    assert await tagged("b") == ["a and b", "b only"]
+    assert await tagged("b") == ["a and b", "b solo"]
     assert await tagged("ab") == ["ab"]
     assert await tagged("日本") == ["unicode"]
     assert await tagged("🚀") == ["unicode"]
@@ -158,5 +162,5 @@ async def test_tag_filter(client: httpx.AsyncClient, account: Account) -> None:
     assert await tagged("x_y") == ["like chars"]
     assert await tagged("xzy") == []
     assert await tagged("missing") == []
-    both = await client.get("/api/v1/memories", params={"tag": "b", "q": "only"}, headers=account.headers)
-    assert [m["content"] for m in both.json()["items"]] == ["b only"]
+    both = await client.get("/api/v1/memories", params={"tag": "b", "q": "solo"}, headers=account.headers)
+    assert [m["content"] for m in both.json()["items"]] == ["b solo"]

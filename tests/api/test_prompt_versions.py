@@ -224,4 +224,4 @@ def test_a_store_with_an_after_write_hook_cannot_create_in_one_row() -> None:
     """The session-less single-row create (core/hotwrite.py) would skip the hook: prompts must not get it."""
     assert prompts.single_row_create is False
     with pytest.raises(ValueError, match="after-write hook"):
-        ContentStore(Prompt, noun="prompt", search_columns=(), single_row_create=True, after_write=record_version)
+        ContentStore(Prompt, noun="prompt", single_row_create=True, after_write=record_version)

@@ -13,7 +13,8 @@ p50/p99 and the server's CPU time per request (utime+stime of the server process
 its idle background rate, divided by the requests wrk completed), which is steadier than req/s on a busy machine.
 Targets (ratios in the same run): REST GET >= 0.30x of the ceiling, POST >= 0.15x, MCP >= 0.50x of the REST GET.
 Then the same GET with ``--workers 2`` (Prometheus multiprocess mode) against one worker, and the key verifier's
-cached path in-process (target <= 5 us, CPU time).
+cached path in-process (target <= 5 us, CPU time). Last, tests/bench/scale.py: list and search at 100,000 memories
+as a ratio to a 10-row tenant (target <= 3x).
 """
 
 from __future__ import annotations
@@ -327,6 +328,10 @@ def main() -> int:
             finally:
                 asyncio.run(drop_postgres_database(url))
     print(f"\n{'all targets met' if ok else 'some targets MISSED'} ({time.monotonic() - started:.0f} s)")
+    # Then lists and search at 100,000 rows against a 10-row tenant, in-process (scale.py, beside this file).
+    from scale import run as scale_run
+
+    scale_run(backend=args.backend)
     return 0
 
 

@@ -116,3 +116,19 @@ async def test_every_asset_is_served_by_the_app(client: httpx.AsyncClient, perso
     for page in ("/", "/usage", "/settings/api-keys", "/prompts", "/artifacts", "/memories"):
         html = (await client.get(page)).text
         assert not re.search(r'(src|href)="(https?:)?//', html), page  # no CDN, no external asset
+
+
+async def test_search_box_takes_any_text(client: httpx.AsyncClient, person: Person) -> None:
+    """The dashboard's search box reads q like the API (vibexp.core.content.search): operators are words, a query of
+    no words finds nothing, one over 1,000 characters is a clear 422 page; never a 500."""
+    await sign_in(client, person)
+    token = await _token(client, "/memories/new")
+    await client.post("/memories/new", data={"content": "Deploys run on Tuesdays", "tags": "", "csrf_token": token})
+    for q in ['"deploy', "deploy*", "-deploy", "deploy:tuesdays", "(deploy OR"]:
+        response = await client.get("/memories", params={"q": q})
+        assert response.status_code == 200 and "Deploys run on Tuesdays" in response.text, q
+    for q in ["!!!", '"', "AND OR NOT"]:
+        response = await client.get("/memories", params={"q": q})
+        assert response.status_code == 200 and "Deploys run on Tuesdays" not in response.text, q
+    too_long = await client.get("/memories", params={"q": "deploy " * 200})
+    assert too_long.status_code == 422 and "1000 characters" in too_long.text

@@ -14,6 +14,7 @@ from vibexp.api.errors import ERROR_RESPONSES
 from vibexp.api.http_cache import etag, parse_if_match, set_etag
 from vibexp.api.schemas import PageRead
 from vibexp.core.content import schemas
+from vibexp.core.content.search import MAX_QUERY_CHARS
 from vibexp.core.content.service import ContentStore, artifacts, memories, prompts
 from vibexp.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from vibexp.core.runtime import Runtime
@@ -24,7 +25,15 @@ __all__ = ["artifacts_router", "hot_get", "id_keyed_router", "memories_router", 
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size")]
 Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")]
 Search = Annotated[
-    str | None, Query(max_length=200, pattern=NUL_FREE_PATTERN, description="Text to search for (case-insensitive)")
+    str | None,
+    Query(
+        max_length=MAX_QUERY_CHARS,
+        pattern=NUL_FREE_PATTERN,
+        description=(
+            "Ranked full-text search: objects containing every word (letters and digits; punctuation and operators "
+            "such as NEAR, OR, -, * only separate words), any word form, best first with a score"
+        ),
+    ),
 ]
 TagFilter = Annotated[
     str | None, Query(max_length=64, pattern=NUL_FREE_PATTERN, description="Only objects with this tag")

@@ -38,6 +38,7 @@ class PromptSummary(BaseModel):
     tags: list[str]
     version: int
     updated_at: datetime
+    score: float | None = Field(default=None, description="Search relevance (higher is better); only with `query`")
 
 
 class PromptPage(BaseModel):
@@ -65,6 +66,7 @@ class ArtifactSummary(BaseModel):
     tags: list[str]
     version: int
     updated_at: datetime
+    score: float | None = Field(default=None, description="Search relevance (higher is better); only with `query`")
 
 
 class ArtifactPage(BaseModel):

@@ -42,6 +42,7 @@ from vibexp.core.content.schemas import (
     PromptName,
     Tags,
 )
+from vibexp.core.content.search import MAX_QUERY_CHARS
 from vibexp.core.content.service import artifacts, memories, prompts
 from vibexp.core.content.version_schemas import LabelName
 from vibexp.core.db import session_scope
@@ -74,10 +75,12 @@ Limit = Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE, description=f"Page size, 1 
 Cursor = Annotated[
     str | None, Field(max_length=200, description="next_cursor from the previous page; omit for the first page")
 ]
-Query = Annotated[str, Field(min_length=1, max_length=200, description="Text to search for (case-insensitive)")]
-OptionalQuery = Annotated[
-    str | None, Field(min_length=1, max_length=200, description="Only items containing this text (case-insensitive)")
-]
+_SEARCH = (
+    "Words to search for: items containing every word in any word form (run/running), best first with a score; "
+    "punctuation and operators (OR, NEAR, -, *) only separate words"
+)
+Query = Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS, description=_SEARCH)]
+OptionalQuery = Annotated[str | None, Field(min_length=1, max_length=MAX_QUERY_CHARS, description=_SEARCH)]
 TagFilter = Annotated[str | None, Field(min_length=1, max_length=64, description="Only items with this tag")]
 ExpectedVersion = Annotated[
     int | None,
@@ -151,7 +154,7 @@ async def _unit(ctx: McpContext) -> AsyncIterator[tuple[AsyncSession, str]]:
     title="List prompts",
     description=(
         "List the saved prompts of this VibeXP account (name, description, tags; not the content). "
-        "Filter by `query` (text in name, description or content) or `tag`. Results are paginated: pass "
+        "Filter by `query` (ranked search of name, description and content) or `tag`. Results are paginated: pass "
         "`next_cursor` back as `cursor` for more. Use get_prompt with a name to read one."
     ),
     annotations=READ,
@@ -270,7 +273,7 @@ async def delete_prompt(ctx: McpContext, name: PromptName) -> Deleted:
     title="List artifacts",
     description=(
         "List saved artifacts (documents, code, notes kept per project), without their content. Filter by "
-        "`project`, `query` (text in title, description, slug or content) or `tag`. Paginated: pass "
+        "`project`, `query` (ranked search of title, description, slug and content) or `tag`. Paginated: pass "
         "`next_cursor` back as `cursor`. Read one with get_artifact or the resource artifact://{project}/{slug}."
     ),
     annotations=READ,
@@ -401,9 +404,9 @@ async def list_memories(
     name="search_memories",
     title="Search memories",
     description=(
-        "Find remembered facts and notes whose text contains `query` (case-insensitive), optionally only "
-        "those with `tag` or of `project`. Use this before answering questions about the user's preferences or "
-        "past work."
+        "Find remembered facts and notes containing every word of `query` (any word form), best match first, "
+        "each with a `score`; optionally only those with `tag` or of `project`. Use this before answering "
+        "questions about the user's preferences or past work."
     ),
     annotations=READ,
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vibexp.core.clock import utcnow
@@ -14,18 +14,41 @@ from vibexp.core.ids import new_id
 __all__ = ["Artifact", "Memory", "Prompt"]
 
 
+def _postgres_search_indexes(table: str) -> tuple[Index, Index]:
+    """The PostgreSQL-only indexes of migration 0009_content_search: GIN on the generated ``search_vector`` column (created by the
+    migration and deliberately not mapped: SQLite has no such column, search goes through FTS5 there) and GIN on
+    ``tags::jsonb`` for ``?tag=``."""
+    return (
+        Index(f"ix_{table}_search_vector", text("search_vector"), postgresql_using="gin").ddl_if(dialect="postgresql"),
+        Index(f"ix_{table}_tags", text("(tags::jsonb) jsonb_path_ops"), postgresql_using="gin").ddl_if(
+            dialect="postgresql"
+        ),
+    )
+
+
 class _Content:
+    # Plain (unmapped) annotations such as ``score`` are ordinary Python attributes, not columns.
+    __allow_unmapped__ = True
+
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    #: Indexed as (tenant_id, id) in each table's __table_args__ (migration 0006): every list filters by tenant and
+    #: orders by id, and a tenant_id-only index made PostgreSQL sort all of a tenant's rows for each page.
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     #: Incremented on each update; the ETag, checked against If-Match.
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Relevance of this object in the ranked search (``q=``) that loaded it; not stored, None otherwise.
+    score: float | None = None
 
 
 class Prompt(_Content, Base):
     __tablename__ = "prompts"
-    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name"),
+        Index("ix_prompts_tenant_id_id", "tenant_id", "id"),
+        *_postgres_search_indexes("prompts"),
+    )
 
     name: Mapped[str] = mapped_column(String(128))
     description: Mapped[str] = mapped_column(String(2000), default="")
@@ -35,7 +58,12 @@ class Prompt(_Content, Base):
 
 class Artifact(_Content, Base):
     __tablename__ = "artifacts"
-    __table_args__ = (UniqueConstraint("tenant_id", "project", "slug"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "project", "slug"),
+        Index("ix_artifacts_tenant_id_id", "tenant_id", "id"),
+        Index("ix_artifacts_tenant_id_project_id", "tenant_id", "project", "id"),
+        *_postgres_search_indexes("artifacts"),
+    )
 
     project: Mapped[str] = mapped_column(String(128))
     slug: Mapped[str] = mapped_column(String(128))
@@ -49,7 +77,11 @@ class Artifact(_Content, Base):
 class Memory(_Content, Base):
     __tablename__ = "memories"
     # `?project=` pages through one project's memories in id order (migration 0008_memory_project).
-    __table_args__ = (Index("ix_memories_tenant_project_id", "tenant_id", "project", "id"),)
+    __table_args__ = (
+        Index("ix_memories_tenant_id_id", "tenant_id", "id"),
+        Index("ix_memories_tenant_project_id", "tenant_id", "project", "id"),
+        *_postgres_search_indexes("memories"),
+    )
 
     content: Mapped[str] = mapped_column(Text)
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)

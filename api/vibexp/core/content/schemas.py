@@ -64,6 +64,9 @@ class _Read(BaseModel):
     version: int = Field(description="Incremented on each update; sent as the ETag")
     created_at: datetime
     updated_at: datetime
+    score: float | None = Field(
+        default=None, description="Search relevance, higher is better; only in the results of a q= search"
+    )
 
 
 # -- prompts ---------------------------------------------------------------------------------------------------

@@ -12,22 +12,31 @@ from typing import Any, Generic, TypeVar
 from weakref import WeakKeyDictionary
 
 from pydantic import BaseModel
-from sqlalchemy import String, Table, bindparam, cast, or_, select, update
+from sqlalchemy import Select, String, Table, bindparam, cast, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql.elements import ColumnElement
 
 from vibexp.core.audit import service as audit
 from vibexp.core.audit.service import Actor, Target
 from vibexp.core.clock import utcnow
+from vibexp.core.content import search
 from vibexp.core.content.models import Artifact, Memory, Prompt
 from vibexp.core.content.versions import record_version
 from vibexp.core.errors import AlreadyExists, InvalidInput, NotFound, PreconditionFailed
 from vibexp.core.hotread import RowReader
 from vibexp.core.hotwrite import RowInserter
 from vibexp.core.ids import new_id
-from vibexp.core.pagination import DEFAULT_PAGE_SIZE, Page, decode_cursor, encode_cursor
+from vibexp.core.pagination import (
+    DEFAULT_PAGE_SIZE,
+    Page,
+    decode_cursor,
+    decode_ranked_cursor,
+    encode_cursor,
+    encode_ranked_cursor,
+)
 from vibexp.core.text import check_storable
 
 __all__ = ["ContentStore", "artifacts", "memories", "prompts"]
@@ -57,13 +66,17 @@ def _like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
+def _scored(obj: ModelT, score: float) -> ModelT:
+    obj.score = float(score)
+    return obj
+
+
 class ContentStore(Generic[ModelT]):
     def __init__(
         self,
         model: type[ModelT],
         *,
         noun: str,
-        search_columns: Sequence[InstrumentedAttribute[Any]],
         unique_fields: Sequence[str] = (),
         single_row_create: bool = False,
         after_write: Callable[[AsyncSession, ModelT], Awaitable[None]] | None = None,
@@ -76,7 +89,6 @@ class ContentStore(Generic[ModelT]):
         #: Called with each created or updated object in the writer's transaction (prompts: record the version).
         self._after_write: Callable[[AsyncSession, ModelT], Awaitable[None]] | None = after_write
         self.noun = noun
-        self._search_columns = search_columns
         self._unique_fields = unique_fields
         #: Compiled hot reads per engine and key fields (an app has one engine; tests make many: weak keys).
         self._readers: WeakKeyDictionary[AsyncEngine, dict[tuple[str, ...], RowReader]] = WeakKeyDictionary()
@@ -162,22 +174,47 @@ class ContentStore(Generic[ModelT]):
         for name, value in {"q": q, "tag": tag, **(filters or {})}.items():
             if value is not None and not _storable(value):
                 raise InvalidInput(f"{name} must not contain NUL (U+0000) or lone surrogates")
+        words = search.query_words(q) if q else None
+        if words == []:  # a q of only punctuation: nothing can match it (documented in core/content/search.py)
+            return Page(items=[], next_cursor=None)
         query = select(self.model).where(self.model.tenant_id == tenant_id)
         for field, value in (filters or {}).items():
             query = query.where(getattr(self.model, field) == value)
-        if q:
-            pattern = _like_pattern(q)
-            query = query.where(or_(*(col.ilike(pattern, escape="\\") for col in self._search_columns)))
         if tag:
-            # Tags are a JSON list; match the element in its serialised text form, encoded by the same json.dumps
-            # that wrote it (non-ASCII as \u escapes, quotes escaped), so it matches alike on SQLite and PostgreSQL.
-            element = json.dumps(tag.strip())
-            query = query.where(cast(self.model.tags, String).like(_like_pattern(element), escape="\\"))
+            query = query.where(self._has_tag(tag.strip(), dialect=session.get_bind().dialect.name))
+        if words:
+            return await self._ranked(session, query, words=words, limit=limit, cursor=cursor)
         if cursor:
             query = query.where(self.model.id > decode_cursor(cursor))
         rows = list(await session.scalars(query.order_by(self.model.id).limit(limit + 1)))
+        for row in rows:  # the session's identity map may hand back an object an earlier search scored
+            row.score = None
         next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
         return Page(items=rows[:limit], next_cursor=next_cursor)
+
+    def _has_tag(self, tag: str, *, dialect: str) -> ColumnElement[bool]:
+        if dialect == "postgresql":
+            # Containment, served by the GIN index on tags::jsonb (migration 0006): exact element match.
+            return cast(self.model.tags, JSONB).contains([tag])
+        # Tags are a JSON list; match the element in its serialised text form, encoded by the same json.dumps that
+        # wrote it (non-ASCII as \u escapes, quotes escaped), so it matches exactly what PostgreSQL's @> matches.
+        element = json.dumps(tag)
+        return cast(self.model.tags, String).like(_like_pattern(element), escape="\\")
+
+    async def _ranked(
+        self, session: AsyncSession, query: Select[Any], *, words: Sequence[str], limit: int, cursor: str | None
+    ) -> Page[ModelT]:
+        """Matching rows best first, ties by id; each object's ``score`` set."""
+        rank = search.ranking(self.model.__tablename__, dialect=session.get_bind().dialect.name, words=words)
+        ranked = rank.apply(query.add_columns(rank.score.label("score")))
+        if cursor:
+            score, last_id = decode_ranked_cursor(cursor)
+            ranked = ranked.where(rank.after(score, self.model.id, last_id))
+        result = await session.execute(ranked.order_by(rank.score.desc(), self.model.id).limit(limit + 1))
+        items = [_scored(obj, score) for obj, score in result]
+        last = items[limit - 1] if len(items) > limit else None
+        next_cursor = encode_ranked_cursor(last.score or 0.0, last.id) if last is not None else None
+        return Page(items=items[:limit], next_cursor=next_cursor)
 
     async def update(
         self, session: AsyncSession, *, obj: ModelT, data: BaseModel, expected_version: int | None = None
@@ -257,14 +294,12 @@ class ContentStore(Generic[ModelT]):
 prompts = ContentStore(
     Prompt,
     noun="prompt",
-    search_columns=(Prompt.name, Prompt.description, Prompt.content),
     unique_fields=("name",),
     after_write=record_version,
 )
 artifacts = ContentStore(
     Artifact,
     noun="artifact",
-    search_columns=(Artifact.title, Artifact.description, Artifact.content, Artifact.slug),
     unique_fields=("project", "slug"),
 )
-memories = ContentStore(Memory, noun="memory", search_columns=(Memory.content,), single_row_create=True)
+memories = ContentStore(Memory, noun="memory", single_row_create=True)
