@@ -294,7 +294,8 @@ async def test_upgrade_from_0005_indexes_existing_rows_postgres() -> None:
 
 @pytest.mark.parametrize("model", [Memory, Prompt, Artifact])
 async def test_migrated_indexes_match_the_models(database_url: str, model: type[Memory | Prompt | Artifact]) -> None:
-    """The ORM's __table_args__ and migration 0006 agree: (tenant_id, id) and friends, no tenant_id-only index."""
+    """The ORM's __table_args__ and migration 0009_content_search agree: (tenant_id, id) and friends, no
+    tenant_id-only index."""
     engine = create_engine(database_url)
     table = model.__tablename__
     try:

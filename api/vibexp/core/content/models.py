@@ -15,9 +15,9 @@ __all__ = ["Artifact", "Memory", "Prompt"]
 
 
 def _postgres_search_indexes(table: str) -> tuple[Index, Index]:
-    """The PostgreSQL-only indexes of migration 0009_content_search: GIN on the generated ``search_vector`` column (created by the
-    migration and deliberately not mapped: SQLite has no such column, search goes through FTS5 there) and GIN on
-    ``tags::jsonb`` for ``?tag=``."""
+    """The PostgreSQL-only indexes of migration 0009_content_search: GIN on the generated ``search_vector`` column
+    (created by the migration and deliberately not mapped: SQLite has no such column, search goes through FTS5
+    there) and GIN on ``tags::jsonb`` for ``?tag=``."""
     return (
         Index(f"ix_{table}_search_vector", text("search_vector"), postgresql_using="gin").ddl_if(dialect="postgresql"),
         Index(f"ix_{table}_tags", text("(tags::jsonb) jsonb_path_ops"), postgresql_using="gin").ddl_if(
@@ -31,8 +31,8 @@ class _Content:
     __allow_unmapped__ = True
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    #: Indexed as (tenant_id, id) in each table's __table_args__ (migration 0006): every list filters by tenant and
-    #: orders by id, and a tenant_id-only index made PostgreSQL sort all of a tenant's rows for each page.
+    #: Indexed as (tenant_id, id) in each table's __table_args__ (migration 0009_content_search): every list filters
+    #: by tenant and orders by id, and a tenant_id-only index made PostgreSQL sort all of a tenant's rows per page.
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     #: Incremented on each update; the ETag, checked against If-Match.
     version: Mapped[int] = mapped_column(Integer, default=1)

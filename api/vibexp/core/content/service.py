@@ -194,7 +194,7 @@ class ContentStore(Generic[ModelT]):
 
     def _has_tag(self, tag: str, *, dialect: str) -> ColumnElement[bool]:
         if dialect == "postgresql":
-            # Containment, served by the GIN index on tags::jsonb (migration 0006): exact element match.
+            # Containment, served by the GIN index on tags::jsonb (migration 0009_content_search): exact element match.
             return cast(self.model.tags, JSONB).contains([tag])
         # Tags are a JSON list; match the element in its serialised text form, encoded by the same json.dumps that
         # wrote it (non-ASCII as \u escapes, quotes escaped), so it matches exactly what PostgreSQL's @> matches.
