@@ -1,5 +1,6 @@
 """Every table, imported in one place so the metadata (and Alembic's autogenerate) sees them all."""
 
+from vibexp.core.alerts.models import Alert, KeyNetwork, WebhookDelivery
 from vibexp.core.audit.models import AuditEvent
 from vibexp.core.content.models import Artifact, Memory, Prompt
 from vibexp.core.content.versions import PromptLabel, PromptVersion
@@ -14,12 +15,14 @@ from vibexp.core.users.models import User
 from vibexp.core.users.revoked_sessions import RevokedSession
 
 __all__ = [
+    "Alert",
     "ApiKey",
     "Artifact",
     "AuditEvent",
     "Base",
     "KeyAction",
     "KeyFlash",
+    "KeyNetwork",
     "Memory",
     "Prompt",
     "PromptLabel",
@@ -29,4 +32,5 @@ __all__ = [
     "SignInBucket",
     "Tenant",
     "User",
+    "WebhookDelivery",
 ]

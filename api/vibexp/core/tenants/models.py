@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, Integer, String
+from sqlalchemy import JSON, Boolean, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vibexp.core.clock import utcnow
@@ -36,6 +36,12 @@ class Tenant(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     #: Bumped on every change that affects authentication, so other processes can refresh their caches.
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    # Alerts (vibexp.core.alerts): where they are POSTed, the HMAC secret that signs them, the working hours that
+    # ``after_hours`` is measured against (``Mon-Fri 08:00-19:00 Europe/Berlin``) and the kinds that revoke the key.
+    alert_webhook_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    alert_webhook_secret: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    working_hours: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    auto_revoke_on: Mapped[list[str]] = mapped_column(JSON, default=list)
 
     @property
     def hourly_limit(self) -> int:

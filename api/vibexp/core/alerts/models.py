@@ -1,0 +1,107 @@
+"""Alerts, their webhook deliveries, and the networks each key was used from (for ``new_network``).
+
+One open alert per key and kind: a partial unique index on (key_id, kind) WHERE status = 'open' makes the database
+the arbiter when several processes notice the same thing at once; until the alert is acknowledged, a repeat only
+bumps its ``count`` and ``last_seen_at``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from vibexp.core.clock import utcnow
+from vibexp.core.db import Base, UTCDateTime
+from vibexp.core.ids import new_id
+
+__all__ = ["Alert", "AlertKind", "AlertStatus", "DeliveryState", "KeyNetwork", "WebhookDelivery"]
+
+
+class AlertKind(StrEnum):
+    """DESIGN.md's five kinds, and a leak report (``POST /api/v1/leaked-keys``) as a sixth."""
+
+    new_network = "new_network"
+    request_spike = "request_spike"
+    failed_auth = "failed_auth"
+    retired_key_used = "retired_key_used"
+    after_hours = "after_hours"
+    key_leaked = "key_leaked"
+
+
+class AlertStatus(StrEnum):
+    open = "open"
+    acknowledged = "acknowledged"
+
+
+class DeliveryState(StrEnum):
+    pending = "pending"  # waiting for its (next) attempt
+    delivered = "delivered"  # the receiver answered 2xx
+    failed = "failed"  # out of attempts, or refused for good (bad URL)
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index("ix_alerts_tenant_id_id", "tenant_id", "id"),
+        Index(
+            "uq_alerts_open_key_kind",
+            "key_id",
+            "kind",
+            unique=True,
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default=AlertStatus.open.value)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: How many times it was noticed while open (the first included).
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    #: What was seen: the network, the request rate, the address, the local time ... never a plaintext key.
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+
+class WebhookDelivery(Base):
+    """One alert's delivery to the tenant's webhook: its attempts so far and the last outcome (the delivery log)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_tenant_id_id", "tenant_id", "id"),
+        Index("ix_webhook_deliveries_state_next_attempt_at", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    #: The exact JSON body sent (and signed) on every attempt.
+    payload: Mapped[str] = mapped_column(String(20000))
+    state: Mapped[str] = mapped_column(String(16), default=DeliveryState.pending.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, default=utcnow)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class KeyNetwork(Base):
+    """A network (IPv4 /24, IPv6 /48) a key was used from, and when last: ``new_network`` looks back 30 days."""
+
+    __tablename__ = "key_networks"
+
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True)
+    network: Mapped[str] = mapped_column(String(64), primary_key=True)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,42 @@
+"""Queue an alert for the tenant's webhook (the sender, ``vibexp.core.alerts.sender``, delivers it later).
+
+Queued in the transaction that opened the alert, as a ``WebhookDelivery`` row holding the exact body that will be
+signed and sent: so an alert that committed is delivered even if this process dies right after, and the request
+that noticed it never waits on the receiver. The body is DESIGN.md's: ``kind``, ``key_id``, ``at``, ``details``
+(plus the alert's ``id`` and ``tenant``, which a receiver needs to acknowledge it or tell accounts apart).
+"""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vibexp.core.alerts.models import Alert, WebhookDelivery
+from vibexp.core.tenants.models import Tenant
+
+__all__ = ["alert_payload", "enqueue_delivery"]
+
+
+def alert_payload(alert: Alert, tenant: Tenant) -> str:
+    body = {
+        "id": alert.id,
+        "kind": alert.kind,
+        "key_id": alert.key_id,
+        "tenant": tenant.name,
+        "at": alert.first_seen_at.isoformat(),
+        "details": alert.details,
+    }
+    return json.dumps(body, separators=(",", ":"), sort_keys=True)
+
+
+async def enqueue_delivery(session: AsyncSession, *, tenant: Tenant, alert: Alert) -> WebhookDelivery | None:
+    """A pending delivery of ``alert`` to the tenant's webhook, or ``None`` when the tenant has none; flushes."""
+    if not tenant.alert_webhook_url:
+        return None
+    delivery = WebhookDelivery(
+        tenant_id=tenant.id, alert_id=alert.id, url=tenant.alert_webhook_url, payload=alert_payload(alert, tenant)
+    )
+    session.add(delivery)
+    await session.flush()
+    return delivery
