@@ -32,6 +32,7 @@ module: created as version 1, or updated as one more version.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from datetime import datetime
 from itertools import pairwise
@@ -122,10 +123,27 @@ async def export_history(session: AsyncSession, page: Sequence[Prompt]) -> list[
     return [{"versions": history[prompt.id], "labels": labels[prompt.id]} for prompt in page]
 
 
-def _match(stored: dict[int, _Fields], number: int, fields: _Fields, *, after: int) -> int | None:
-    if number > after and stored.get(number) == fields:
-        return number
-    return next((n for n in sorted(stored) if n > after and stored[n] == fields), None)
+class _History:
+    """A prompt's versions as the import merges into them: by number, and the numbers of each set of fields in
+    ascending order (so finding "the lowest match after n" is a bisection, not a scan, for long histories)."""
+
+    def __init__(self, stored: dict[int, _Fields]) -> None:
+        self.by_number = stored
+        self._by_fields: dict[_Fields, list[int]] = {}
+        for number in sorted(stored):
+            self._by_fields.setdefault(stored[number], []).append(number)
+
+    def match(self, number: int, fields: _Fields, *, after: int) -> int | None:
+        if number > after and self.by_number.get(number) == fields:
+            return number
+        numbers = self._by_fields.get(fields, [])
+        index = bisect_right(numbers, after)
+        return numbers[index] if index < len(numbers) else None
+
+    def append(self, number: int, fields: _Fields) -> None:
+        """Add a version numbered above every one there (so each list stays in order)."""
+        self.by_number[number] = fields
+        self._by_fields.setdefault(fields, []).append(number)
 
 
 async def import_history(
@@ -138,22 +156,22 @@ async def import_history(
         return None
     current: _Fields = (line.name, line.description, line.content, tuple(line.tags))
     now = utcnow()
-    stored = await _stored_versions(session, existing)
-    newest = max([*stored, existing.version if existing is not None else 0])
+    history = _History(await _stored_versions(session, existing))
+    newest = max([*history.by_number, existing.version if existing is not None else 0])
     mapping: dict[int, int] = {}  # the file's version number -> the prompt's
     added: list[dict[str, Any]] = []
     previous = 0
     for entry in line.versions:
         fields: _Fields = (entry.name or line.name, entry.description, entry.content, tuple(entry.tags))
-        found = _match(stored, entry.version, fields, after=previous)
+        found = history.match(entry.version, fields, after=previous)
         if found is None:
             found = newest = max(entry.version, newest + 1)
-            stored[found] = fields
+            history.append(found, fields)
             added.append(_version_row(found, fields, entry.created_at or now))
         mapping[entry.version] = previous = found
-    if stored[newest] != current:  # the line's own fields are the prompt now: one more version, as an update
+    if history.by_number.get(newest) != current:  # the line's own fields are the prompt now: one more version
         newest += 1
-        stored[newest] = current
+        history.append(newest, current)
         added.append(_version_row(newest, current, now))
 
     if existing is None:
