@@ -126,7 +126,8 @@ async def run_backend(name: str, url: str, *, rounds: int) -> bool:
 
 def run(*, backend: str = "both", rounds: int = 30) -> bool:
     print(
-        f"\nScale: memories.list in-process, median of {rounds} alternating rounds; ratio to listing the 10-row tenant"
+        f"\nScale: memories.list and export_lines in-process, median of {rounds} alternating rounds (export: the first"
+        f" {EXPORT_ROUNDS}); ratio to listing the 10-row tenant"
     )
     ok = True
     if backend in ("sqlite", "both"):
