@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -353,15 +354,15 @@ async def test_retired_key_used_expired_key(
 def test_working_hours_are_read_in_the_tenants_zone() -> None:
     berlin = parse_working_hours("Mon-Fri 08:00-19:00 Europe/Berlin")
     wednesday = datetime(2026, 12, 2, tzinfo=UTC)  # winter: Berlin is UTC+1
-    assert berlin.contains(wednesday.replace(hour=7, minute=30))  # 08:30 in Berlin
-    assert not berlin.contains(wednesday.replace(hour=6, minute=59))  # 07:59
-    assert berlin.contains(wednesday.replace(hour=17, minute=59))  # 18:59
-    assert not berlin.contains(wednesday.replace(hour=18))  # 19:00, the end is excluded
-    assert not berlin.contains(datetime(2026, 12, 5, 10, tzinfo=UTC))  # a Saturday
-    assert berlin.contains(datetime(2026, 7, 1, 6, 30, tzinfo=UTC))  # summer: UTC+2, 08:30
+    assert berlin.within(wednesday.replace(hour=7, minute=30))  # 08:30 in Berlin
+    assert not berlin.within(wednesday.replace(hour=6, minute=59))  # 07:59
+    assert berlin.within(wednesday.replace(hour=17, minute=59))  # 18:59
+    assert not berlin.within(wednesday.replace(hour=18))  # 19:00, the end is excluded
+    assert not berlin.within(datetime(2026, 12, 5, 10, tzinfo=UTC))  # a Saturday
+    assert berlin.within(datetime(2026, 7, 1, 6, 30, tzinfo=UTC))  # summer: UTC+2, 08:30
     weekend = parse_working_hours("sat-sun 00:00-24:00")
-    assert weekend.contains(datetime(2026, 12, 6, 23, 59, tzinfo=UTC))
-    assert not weekend.contains(datetime(2026, 12, 7, 0, 0, tzinfo=UTC))
+    assert weekend.within(datetime(2026, 12, 6, 23, 59, tzinfo=UTC))
+    assert not weekend.within(datetime(2026, 12, 7, 0, 0, tzinfo=UTC))
     assert parse_working_hours("Fri-Mon,Wed 09:00-17:00 UTC").days == frozenset({4, 5, 6, 0, 2})
 
 
@@ -495,3 +496,20 @@ async def test_end_to_end_in_a_live_server_new_network_and_retired_key(database_
         assert sorted(networks) == ["127.0.0.0/24", "127.0.1.0/24"]
     finally:
         await engine.dispose()
+
+
+# -- thresholds ------------------------------------------------------------------------------------------------------
+def test_limits_come_from_the_alert_settings_with_the_documented_defaults() -> None:
+    assert DetectorLimits.from_settings(object()) == DetectorLimits(
+        new_network_days=30, spike_per_minute=600, spike_factor=10.0, failed_auth_threshold=5, failed_auth_window=300.0
+    )
+    configured = SimpleNamespace(
+        alert_new_network_days=7,
+        alert_spike_per_minute=50,
+        alert_spike_factor=4.5,
+        alert_failed_auth_threshold=3,
+        alert_failed_auth_window=60,
+    )
+    assert DetectorLimits.from_settings(configured) == DetectorLimits(
+        new_network_days=7, spike_per_minute=50, spike_factor=4.5, failed_auth_threshold=3, failed_auth_window=60.0
+    )

@@ -37,6 +37,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, Protocol
 
 from sqlalchemy import case, select
@@ -48,6 +49,7 @@ from vibexp.core.alerts.refusals import DISALLOWED_ADDRESS, RETIRED_REASONS, TYP
 from vibexp.core.alerts.working_hours import WorkingHours, parse_working_hours
 from vibexp.core.clock import utcnow
 from vibexp.core.db import Database, writing
+from vibexp.core.errors import InvalidInput
 from vibexp.core.keys.models import ApiKey, KeyStatus
 from vibexp.core.tenants.models import Tenant
 from vibexp.core.usage.recorder import UsageEvent
@@ -153,6 +155,7 @@ class Finding:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+@lru_cache(maxsize=8192)  # a flush sees the same few addresses over and over: parse each once
 def network_of(client_ip: str | None) -> str | None:
     """The IPv4 /24 or IPv6 /48 of an address (an IPv4-mapped IPv6 address counts as IPv4); None if unparseable."""
     if not client_ip:
@@ -331,10 +334,10 @@ class AlertDetector:
         findings: dict[str, Finding] = {}
         for event in events:
             hours = self._hours[event.tenant_id][1]
-            if hours is None or event.key_id in findings or hours.contains(event.at):
+            if hours is None or event.key_id in findings or hours.within(event.at):
                 continue
             details = {
-                "local_time": hours.local(event.at).isoformat(timespec="minutes"),
+                "local_time": event.at.astimezone(hours.zone).isoformat(timespec="minutes"),
                 "working_hours": hours.text,
                 "client_ip": event.client_ip,
             }
@@ -356,7 +359,10 @@ class AlertDetector:
                 entry.last_at = max(entry.last_at, event.at)
         if not seen:
             return []
-        key_ids = {key_id for key_id, _ in seen}
+        per_key: dict[str, list[tuple[str, _Seen]]] = {}
+        for (key_id, network), entry in seen.items():
+            per_key.setdefault(key_id, []).append((network, entry))
+        key_ids = set(per_key)
         known: dict[str, dict[str, datetime]] = {}
         rows = await session.execute(
             select(KeyNetwork.key_id, KeyNetwork.network, KeyNetwork.last_seen_at).where(KeyNetwork.key_id.in_(key_ids))
@@ -367,7 +373,7 @@ class AlertDetector:
         findings = []
         for key_id in sorted(key_ids):
             history = known.get(key_id, {})
-            batch = sorted(((n, s) for (k, n), s in seen.items() if k == key_id), key=lambda item: item[1].first_at)
+            batch = sorted(per_key[key_id], key=lambda item: item[1].first_at)
             for index, (network, entry) in enumerate(batch):
                 last = history.get(network)
                 if last is not None and last >= entry.first_at - lookback:
@@ -426,6 +432,7 @@ def _parse(tenant_id: str, text: str | None) -> WorkingHours | None:
         return None
     try:
         return parse_working_hours(text)
-    except ValueError as exc:  # validated when set; an unparseable stored value disables the check, loudly
+    except (ValueError, InvalidInput) as exc:  # validated when set; a stored value that does not parse turns the
+        # check off for the tenant, loudly
         log.warning("tenant %s has working hours that do not parse (%s): after_hours is off for it", tenant_id, exc)
         return None

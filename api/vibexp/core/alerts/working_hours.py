@@ -5,6 +5,10 @@ The text is ``DAYS HH:MM-HH:MM [ZONE]``: DAYS a comma-separated list of days or 
 ``Mon,Wed,Fri``, ``Sat-Sun``, ``Fri-Mon`` wraps past Sunday), the hours in the zone's local time (start before end,
 ``24:00`` allowed as the end), and the zone an IANA name (``UTC`` when omitted). Parsing is strict and names the
 problem, so an adapter can answer a bad value with a 422.
+
+The alert settings' change brings its own parser (``vibexp.core.alerts.hours``, the one that validates the stored
+value, with night shifts); this module has the same shape (``within``, ``zone``, ``text``) so the detectors can
+switch to it by changing one import when both are merged.
 """
 
 from __future__ import annotations
@@ -30,12 +34,9 @@ class WorkingHours:
     zone: ZoneInfo
     text: str
 
-    def local(self, at: datetime) -> datetime:
-        return at.astimezone(self.zone)
-
-    def contains(self, at: datetime) -> bool:
+    def within(self, instant: datetime) -> bool:
         """Whether the (timezone-aware) instant falls inside the working hours, in the tenant's zone."""
-        local = self.local(at)
+        local = instant.astimezone(self.zone)
         minute = local.hour * 60 + local.minute
         return local.weekday() in self.days and self.start <= minute < self.end
 
