@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +34,7 @@ from vibexp.core.db import create_engine, create_session_factory, session_scope
 from vibexp.core.errors import InvalidApiKey
 from vibexp.core.keys import service as keys
 from vibexp.core.keys.models import ApiKey
+from vibexp.core.keys.tokens import generate_key
 from vibexp.core.tenants.models import Tenant
 from vibexp.core.usage.recorder import UsageEvent
 
@@ -513,3 +514,58 @@ def test_limits_come_from_the_alert_settings_with_the_documented_defaults() -> N
     assert DetectorLimits.from_settings(configured) == DetectorLimits(
         new_network_days=7, spike_per_minute=50, spike_factor=4.5, failed_auth_threshold=3, failed_auth_window=60.0
     )
+
+
+# -- what the request path hands the flush ---------------------------------------------------------------------------
+class SpyDetector:
+    def __init__(self) -> None:
+        self.events: list[UsageEvent] = []
+        self.refusals: list[Refusal] = []
+
+    async def detect(self, events: Sequence[UsageEvent], refusals: Sequence[Refusal]) -> None:
+        self.events += events
+        self.refusals += refusals
+
+
+async def test_refused_requests_append_one_refusal_with_the_prefix_or_the_key_id_never_the_key(
+    app: FastAPI,
+    account: Account,
+    clients: dict[str, httpx.AsyncClient],
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    spy = SpyDetector()
+    app.state.runtime.usage.detector = spy
+    revoked = await make_account(session_factory)
+    async with session_scope(session_factory) as session:
+        key = await session.get(ApiKey, revoked.key_id)
+        assert key is not None
+        await keys.revoke_key(session, key=key, actor=TEST_ACTOR)
+    client = clients["203.0.113.5"]
+    assert (await client.get(ACCOUNT_PATH, headers=account.headers)).status_code == 200
+    assert (
+        await client.get(ACCOUNT_PATH, headers={"Authorization": f"Bearer {typo_of(account.key)}"})
+    ).status_code == 401
+    assert (await client.get(ACCOUNT_PATH, headers=revoked.headers)).status_code == 401
+    # Not about any key (missing, malformed, a well-formed key that exists nowhere): no refusal recorded for them.
+    for headers in (
+        {},
+        {"Authorization": "Bearer vib_short"},
+        {"Authorization": f"Bearer {generate_key()}"},
+    ):
+        assert (await client.get(ACCOUNT_PATH, headers=headers)).status_code == 401
+    await flush(app)
+    assert [event.key_id for event in spy.events] == [account.key_id]
+    typo, retired = spy.refusals
+    assert (typo.reason, typo.key_prefix, typo.key_id, typo.client_ip) == (
+        "typo",
+        account.key[:12],
+        None,
+        "203.0.113.5",
+    )
+    assert (retired.reason, retired.key_id, retired.tenant_id, retired.key_prefix) == (
+        "revoked",
+        revoked.key_id,
+        revoked.tenant.id,
+        None,
+    )
+    assert account.key not in repr(spy.refusals) and typo_of(account.key) not in repr(spy.refusals)

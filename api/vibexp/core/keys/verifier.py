@@ -19,6 +19,11 @@ once, on the first checksum failure, and kept up to date by the poll (a replica 
 may insert more); no new key is ever legacy, so the set only grows by such inserts. Typo'd keys are not put in the
 negative cache: refusing them costs a CRC-32, and a flood of them must not push real refusals out.
 
+For the alert detectors, a refusal of a revoked or expired key carries the key's id and tenant
+(``InvalidApiKey.key_id``/``tenant_id``, remembered with the negative cache entry, so no query either), and a typo
+carries the key's display prefix (``typo_prefix``); the auth middleware appends them to the usage recorder's
+refusal buffer.
+
 Suspended keys are never cached either way: suspension is reversible (the operator resumes a key when its tenant's
 policy allows it again), so each attempt reads the database.
 """
