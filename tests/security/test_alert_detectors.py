@@ -569,3 +569,27 @@ async def test_refused_requests_append_one_refusal_with_the_prefix_or_the_key_id
         None,
     )
     assert account.key not in repr(spy.refusals) and typo_of(account.key) not in repr(spy.refusals)
+
+
+async def test_each_new_network_is_reported_but_a_lasting_condition_once_a_minute(
+    app: FastAPI,
+    account: Account,
+    sink: RecordingSink,
+    clients: dict[str, httpx.AsyncClient],
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    now = datetime.now(UTC)
+    if now.minute == 59 and now.second >= 55:
+        await asyncio.sleep(6)
+    async with session_scope(session_factory) as session:
+        await session.execute(
+            update(Tenant).where(Tenant.id == account.tenant.id).values(working_hours=hours_around_now("Asia/Tokyo"))
+        )
+    for address in ("10.81.0.1", "10.82.0.1", "10.83.0.1"):
+        assert (await clients[address].get(ACCOUNT_PATH, headers=account.headers)).status_code == 200
+        await flush(app)
+    assert [call.details["network"] for call in sink.of(account.key_id, AlertKind.new_network)] == [
+        "10.82.0.0/24",
+        "10.83.0.0/24",
+    ]
+    assert len(sink.of(account.key_id, AlertKind.after_hours)) == 1  # three flushes outside hours, one alert

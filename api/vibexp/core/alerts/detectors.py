@@ -23,8 +23,9 @@ opens one session and, in one transaction:
 
 Alerts go to an ``AlertSink`` (the alert service's ``raise_alert``: it dedupes in the database, one open alert per
 key and kind, and writes the audit event, the webhook delivery and any auto-revoke in the same transaction). So
-that a lasting condition (a key used all night) does not cost a write per flush, this process does not hand the
-same key and kind to the sink again for ``repeat_after`` seconds.
+that a lasting condition (a key used all night, a spike, a client retrying its revoked key) does not cost a write per
+flush, this process does not hand the same key and one of those kinds to the sink again for ``repeat_after`` seconds.
+``new_network`` (once per network, by nature) and ``failed_auth`` (a fresh run of attempts each time) always go.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ HOURS_TTL = 10.0
 #: How often per-key in-memory state that can no longer matter is dropped (seconds).
 SWEEP_INTERVAL = 600.0
 _SPIKE_HISTORY_MINUTES = 60
+#: The kinds whose condition lasts from one flush to the next (see ``repeat_after``).
+LASTING_KINDS = frozenset({AlertKind.request_spike, AlertKind.after_hours, AlertKind.retired_key_used})
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +77,7 @@ class DetectorLimits:
     spike_factor: float = 10.0
     failed_auth_threshold: int = 5
     failed_auth_window: float = 300.0
-    #: Seconds before this process hands the sink the same key and kind again.
+    #: Seconds before this process hands the sink the same key and lasting kind again (``LASTING_KINDS``).
     repeat_after: float = 60.0
 
     @classmethod
@@ -216,7 +219,7 @@ class AlertDetector:
             now = self._clock()
             for finding in findings:
                 token = (finding.key_id, finding.kind)
-                last = self._raised.get(token)
+                last = self._raised.get(token) if finding.kind in LASTING_KINDS else None
                 if last is not None and now - last < self.limits.repeat_after:
                     continue
                 await self.sink(
