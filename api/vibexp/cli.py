@@ -43,6 +43,8 @@ T = TypeVar("T")
 
 #: Read by prometheus_client at import, in each worker (vibexp.api.metrics reads the same name).
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: An option value that means "read it from stdin" (secrets kept out of the shell history and the process list).
+STDIN_ARGUMENT = "-"
 
 
 def _err(message: str) -> None:
@@ -191,8 +193,8 @@ def _alert_changes(args: argparse.Namespace) -> dict[str, object]:
         changes["alert_webhook_url"] = args.alert_webhook_url
     if args.alert_webhook_secret is not None:
         # "-": read it from stdin, so it stays out of the shell history and the process list.
-        secret = sys.stdin.readline().strip() if args.alert_webhook_secret == "-" else args.alert_webhook_secret
-        changes["alert_webhook_secret"] = secret
+        given: str = args.alert_webhook_secret
+        changes["alert_webhook_secret"] = sys.stdin.readline().strip() if given == STDIN_ARGUMENT else given
     if args.working_hours is not None:
         changes["working_hours"] = None if args.working_hours.strip().lower() == "none" else args.working_hours
     if args.auto_revoke_on:

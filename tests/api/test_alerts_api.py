@@ -34,7 +34,9 @@ async def _raise(factory: Factory, account: Account, kind: AlertKind) -> str | N
         return alert.id if alert else None
 
 
-async def test_list_filter_page_and_acknowledge(client: httpx.AsyncClient, session_factory: Factory, account: Account) -> None:
+async def test_list_filter_page_and_acknowledge(
+    client: httpx.AsyncClient, session_factory: Factory, account: Account
+) -> None:
     kinds = [AlertKind.new_network, AlertKind.request_spike, AlertKind.failed_auth]
     ids = [await _raise(session_factory, account, kind) for kind in kinds]
     await _raise(session_factory, account, AlertKind.request_spike)  # a repeat: count 2

@@ -185,7 +185,9 @@ async def test_auto_revoke_on_revokes_the_key_when_its_kind_opens(session_factor
     # The key is revoked already: a chosen kind opening again revokes (and records) nothing more.
     assert await _raise(session_factory, account, AlertKind.retired_key_used) is not None
     async with session_factory() as session:
-        assert len((await audit.list_events(session, tenant_id=account.tenant.id, action="key.auto_revoked")).items) == 1
+        assert (
+            len((await audit.list_events(session, tenant_id=account.tenant.id, action="key.auto_revoked")).items) == 1
+        )
 
 
 async def test_the_observer_hears_each_new_alert_once_after_commit_and_never_a_rolled_back_one(
@@ -211,7 +213,9 @@ async def test_the_observer_hears_each_new_alert_once_after_commit_and_never_a_r
 
 
 async def test_a_leaked_key_is_revoked_and_raises_key_leaked(session_factory: Factory, account: Account) -> None:
-    await _configure(session_factory, account, alert_webhook_url="https://hooks.example.com/x", alert_webhook_secret=SECRET)
+    await _configure(
+        session_factory, account, alert_webhook_url="https://hooks.example.com/x", alert_webhook_secret=SECRET
+    )
     async with session_scope(session_factory) as session:
         found = await revoke_leaked(
             session, plaintexts=[account.key], actor=TEST_ACTOR, details={"source": "vibexp scan"}

@@ -52,10 +52,10 @@ from vibexp.core.usage.tool_type import ToolType
 __all__ = [
     "AUTH_FAILURE_REASONS",
     "MULTIPROC_ENV",
-    "observe_alert_opened",
     "metrics_lifespan",
     "metrics_registry",
     "metrics_router",
+    "observe_alert_opened",
     "observe_auth_failure",
     "observe_rate_decision",
     "observe_request",
@@ -146,7 +146,9 @@ AUTH_FAILURES = Counter(
 for _reason in (*sorted(AUTH_FAILURE_REASONS), "other"):
     AUTH_FAILURES.labels(_reason)  # every reason starts at 0, so increase() sees even the first failure
 # -- alerts (vibexp.core.alerts) -------------------------------------------------------------------------------
-ALERTS = Counter("vibexp_alerts", "Alerts opened in this process (repeats of an open alert not counted), by kind.", ["kind"])
+ALERTS = Counter(
+    "vibexp_alerts", "Alerts opened in this process (repeats of an open alert not counted), by kind.", ["kind"]
+)
 _ALERT_SERIES = {kind.value: ALERTS.labels(kind.value) for kind in AlertKind}  # each kind starts at 0
 
 

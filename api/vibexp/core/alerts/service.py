@@ -112,13 +112,13 @@ async def _upsert(session: AsyncSession, *, values: dict[str, Any]) -> str:
         (statement.excluded.last_seen_at > Alert.last_seen_at, statement.excluded.last_seen_at),
         else_=Alert.last_seen_at,
     )
-    statement = statement.on_conflict_do_update(
+    upsert = statement.on_conflict_do_update(
         index_elements=[Alert.key_id, Alert.kind],
         # Literal, not a bound parameter: the database must see that this is the partial index's own predicate.
         index_where=text("status = 'open'"),
         set_={"count": Alert.count + 1, "last_seen_at": later},
     ).returning(Alert.id)
-    written: str = (await session.execute(statement)).scalar_one()
+    written: str = (await session.execute(upsert)).scalar_one()
     return written
 
 

@@ -80,17 +80,14 @@ def check_webhook_url(url: str, *, server_urls: Iterable[str]) -> str:
         except ValueError:  # a malformed setting cannot match anything
             continue
         if mine is not None and mine == target:
-            raise InvalidInput(
-                f"webhook URL {url!r} points at this server ({own}); alerts must go to another receiver"
-            )
+            raise InvalidInput(f"webhook URL {url!r} points at this server ({own}); alerts must go to another receiver")
     return url
 
 
 def check_webhook_secret(secret: str) -> str:
     if not MIN_SECRET <= len(secret) <= MAX_SECRET:
         raise InvalidInput(
-            f"webhook secret: {MIN_SECRET} to {MAX_SECRET} characters (got {len(secret)}); e.g. "
-            "`openssl rand -hex 32`"
+            f"webhook secret: {MIN_SECRET} to {MAX_SECRET} characters (got {len(secret)}); e.g. `openssl rand -hex 32`"
         )
     if not secret.isprintable() or any(char.isspace() for char in secret):
         raise InvalidInput("webhook secret: printable characters without spaces")

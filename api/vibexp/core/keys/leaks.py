@@ -38,5 +38,7 @@ async def revoke_leaked(
         alert_details: dict[str, object] = {**(details or {}), "reported_by": actor.name}
         if actor.client_ip:
             alert_details["client_ip"] = actor.client_ip
-        await raise_alert(session, tenant_id=key.tenant_id, key_id=key.id, kind=AlertKind.key_leaked, details=alert_details)
+        await raise_alert(
+            session, tenant_id=key.tenant_id, key_id=key.id, kind=AlertKind.key_leaked, details=alert_details
+        )
     return revoked

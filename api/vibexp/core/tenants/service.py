@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vibexp.core.alerts import hours
 from vibexp.core.alerts.service import parse_kind
 from vibexp.core.alerts.targets import check_webhook_secret, check_webhook_url
-
 from vibexp.core.audit import service as audit
 from vibexp.core.audit.service import Actor, Target
 from vibexp.core.clock import utcnow
@@ -72,7 +71,9 @@ def _server_urls() -> list[str]:
 def _alert_settings(tenant: Tenant, changes: dict[str, Any], server_urls: Iterable[str] | None) -> None:
     """Check and normalise the alert settings among ``changes`` in place (``InvalidInput`` for a bad one)."""
     if changes.get("alert_webhook_url") is not None:
-        check_webhook_url(changes["alert_webhook_url"], server_urls=_server_urls() if server_urls is None else server_urls)
+        check_webhook_url(
+            changes["alert_webhook_url"], server_urls=_server_urls() if server_urls is None else server_urls
+        )
     if changes.get("alert_webhook_secret") is not None:
         check_webhook_secret(changes["alert_webhook_secret"])
     url = changes.get("alert_webhook_url", tenant.alert_webhook_url)
