@@ -35,7 +35,9 @@ async def revoke_leaked(
     revoked = []
     for key in list(found):
         revoked.append(await revoke_key(session, key=key, actor=actor, action="key.leaked", details=details))
-        alert_details: dict[str, object] = {**(details or {}), "reported_by": actor.name}
+        # Where it was found, without the blanks a report may leave (no url, say), and who reported it.
+        alert_details = {name: value for name, value in (details or {}).items() if value is not None}
+        alert_details["reported_by"] = actor.name
         if actor.client_ip:
             alert_details["client_ip"] = actor.client_ip
         await raise_alert(
