@@ -6,7 +6,9 @@ partial unique index ``uq_alerts_open_key_kind`` decides atomically whether this
 one, so two processes noticing the same thing at once make one alert with ``count`` 2, and the caller's transaction
 never sees an ``IntegrityError`` (no savepoint needed: pysqlite's SAVEPOINT handling would commit early when the
 savepoint opened the transaction). On PostgreSQL the second writer waits for the first one's commit and then bumps
-(or inserts, if the first rolled back).
+(or inserts, if the first rolled back). A caller raising several alerts in one transaction should raise them in a
+stable order (say by key id, then kind): two replicas locking the same open alerts in opposite orders would
+deadlock, and PostgreSQL would abort one of their transactions.
 
 A newly opened alert, in the caller's transaction: ``alert.raised`` in the audit trail, the key revoked when the
 tenant's ``auto_revoke_on`` names the kind (``key.auto_revoked``; the alert's details then say ``auto_revoked``), and
