@@ -43,6 +43,8 @@ T = TypeVar("T")
 
 #: Read by prometheus_client at import, in each worker (vibexp.api.metrics reads the same name).
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: An option value that means "read it from stdin" (secrets kept out of the shell history and the process list).
+STDIN_ARGUMENT = "-"
 
 
 def _err(message: str) -> None:
@@ -180,6 +182,35 @@ def cmd_tenant_create(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _alert_changes(args: argparse.Namespace) -> dict[str, object]:
+    """The alert settings ``tenant update`` was given (``none`` clears working hours / auto-revoke kinds)."""
+    changes: dict[str, object] = {}
+    if args.clear_alert_webhook:
+        if args.alert_webhook_url is not None or args.alert_webhook_secret is not None:
+            raise ValueError("--clear-alert-webhook cannot be combined with --alert-webhook-url/--alert-webhook-secret")
+        changes["alert_webhook_url"] = changes["alert_webhook_secret"] = None
+    if args.alert_webhook_url is not None:
+        changes["alert_webhook_url"] = args.alert_webhook_url
+    if args.alert_webhook_secret is not None:
+        # "-": read it from stdin, so it stays out of the shell history and the process list.
+        given: str = args.alert_webhook_secret
+        changes["alert_webhook_secret"] = sys.stdin.readline().strip() if given == STDIN_ARGUMENT else given
+    if args.working_hours is not None:
+        changes["working_hours"] = None if args.working_hours.strip().lower() == "none" else args.working_hours
+    if args.auto_revoke_on:
+        kinds = [kind for kind in args.auto_revoke_on if kind.lower() != "none"]
+        if kinds and len(kinds) != len(args.auto_revoke_on):
+            raise ValueError("--auto-revoke-on none clears the kinds; do not combine it with a kind")
+        changes["auto_revoke_on"] = kinds
+    return changes
+
+
+def _alert_summary(tenant: Any) -> str:
+    webhook = tenant.alert_webhook_url or "none"
+    kinds = ", ".join(tenant.auto_revoke_on or []) or "none"
+    return f"alerts: webhook {webhook}, working hours {tenant.working_hours or 'none'}, auto-revoke on {kinds}"
+
+
 def cmd_tenant_update(args: argparse.Namespace, settings: Settings) -> int:
     changes: dict[str, object] = {}
     if args.tier:
@@ -188,15 +219,23 @@ def cmd_tenant_update(args: argparse.Namespace, settings: Settings) -> int:
         changes["rate_limit_per_hour"] = args.rate_limit
     if args.suspended is not None:
         changes["suspended"] = args.suspended
-    data = TenantUpdate.model_validate(changes)
+    alert_changes = _alert_changes(args)
+    data = TenantUpdate.model_validate({**changes, **alert_changes})
 
-    async def work(session: AsyncSession) -> str:
+    async def work(session: AsyncSession) -> list[str]:
         tenant = await tenants.get_tenant_by_name(session, name=args.name)
-        tenant = await tenants.update_tenant(session, tenant=tenant, data=data, actor=Actor.cli())
+        try:
+            tenant = await tenants.update_tenant(session, tenant=tenant, data=data, actor=Actor.cli())
+        except InvalidInput as exc:  # a bad value given on the command line: exit 2, like argparse's own errors
+            raise ValueError(exc.message) from None
         state = "suspended" if tenant.suspended else "active"
-        return f"tenant {tenant.name}: tier {tenant.tier}, {tenant.hourly_limit} requests/hour, {state}"
+        lines = [f"tenant {tenant.name}: tier {tenant.tier}, {tenant.hourly_limit} requests/hour, {state}"]
+        if alert_changes:
+            lines.append(_alert_summary(tenant))
+        return lines
 
-    print(_in_session(settings, work))
+    for line in _in_session(settings, work):
+        print(line)
     return 0
 
 
@@ -428,6 +467,21 @@ def build_parser() -> argparse.ArgumentParser:
     t_update.add_argument("--rate-limit", type=int)
     t_update.add_argument("--suspend", dest="suspended", action="store_const", const=True)
     t_update.add_argument("--unsuspend", dest="suspended", action="store_const", const=False)
+    t_update.add_argument("--alert-webhook-url", metavar="URL", help="POST each alert here (http/https)")
+    t_update.add_argument(
+        "--alert-webhook-secret", metavar="SECRET", help="signs deliveries, 16-200 characters; '-' reads it from stdin"
+    )
+    t_update.add_argument("--clear-alert-webhook", action="store_true", help="stop delivering alerts to a webhook")
+    t_update.add_argument(
+        "--working-hours", metavar="HOURS", help="e.g. 'Mon-Fri 08:00-19:00 Europe/Berlin'; 'none' clears them"
+    )
+    t_update.add_argument(
+        "--auto-revoke-on",
+        metavar="KIND",
+        action="append",
+        default=[],
+        help="revoke the key when an alert of this kind opens (repeatable); 'none' clears the kinds",
+    )
     t_update.set_defaults(func=cmd_tenant_update, suspended=None)
     t_list = tenant.add_parser("list", help="list tenants")
     t_list.set_defaults(func=cmd_tenant_list)

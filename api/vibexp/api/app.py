@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from vibexp.api.dashboard import install_dashboard
 from vibexp.api.docs import install_docs
+from vibexp.api.endpoints.alerts import alerts_router
 from vibexp.api.endpoints.audit import audit_router
 from vibexp.api.endpoints.content import artifacts_router, memories_router, prompts_router
 from vibexp.api.endpoints.health import bench_router, health_router
@@ -81,6 +82,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         keys_router,
         account_router,
         audit_router,
+        alerts_router,
         leaks_router,
     ):
         app.include_router(router)

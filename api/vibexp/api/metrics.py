@@ -42,6 +42,8 @@ from prometheus_client import (
 from vibexp.api.request_state import RequestState
 from vibexp.api.route_templates import route_template
 from vibexp.api.settings import ApiSettings
+from vibexp.core.alerts.models import AlertKind
+from vibexp.core.alerts.service import observe_opened
 from vibexp.core.errors import AccountSuspended, InvalidApiKey
 from vibexp.core.keys.verifier import Principal
 from vibexp.core.ratelimit.limiter import RateDecision
@@ -53,6 +55,7 @@ __all__ = [
     "metrics_lifespan",
     "metrics_registry",
     "metrics_router",
+    "observe_alert_opened",
     "observe_auth_failure",
     "observe_rate_decision",
     "observe_request",
@@ -142,6 +145,21 @@ AUTH_FAILURES = Counter(
 )
 for _reason in (*sorted(AUTH_FAILURE_REASONS), "other"):
     AUTH_FAILURES.labels(_reason)  # every reason starts at 0, so increase() sees even the first failure
+# -- alerts (vibexp.core.alerts) -------------------------------------------------------------------------------
+ALERTS = Counter(
+    "vibexp_alerts", "Alerts opened in this process (repeats of an open alert not counted), by kind.", ["kind"]
+)
+_ALERT_SERIES = {kind.value: ALERTS.labels(kind.value) for kind in AlertKind}  # each kind starts at 0
+
+
+def observe_alert_opened(kind: str) -> None:
+    """``vibexp.core.alerts.service.observe_opened``: one newly opened alert, once its transaction committed."""
+    series = _ALERT_SERIES.get(kind)
+    if series is not None:  # the kinds are a fixed set; anything else would be a new, unbounded label
+        series.inc()
+
+
+observe_opened(observe_alert_opened)  # at import: once per process, whichever app or test imports the metrics
 # -- usage recorder --------------------------------------------------------------------------------------------
 USAGE_FLUSH_LAG = Histogram(
     "vibexp_usage_flush_lag_seconds",

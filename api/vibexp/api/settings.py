@@ -60,8 +60,8 @@ class ApiSettings(Settings):
     sign_in_window: float = Field(default=900.0, gt=0)
     #: Print a one-time setup link at start-up while no dashboard user exists.
     first_run_setup: bool = True
-    #: The address people open the dashboard at, for links in the log; ``vibexp serve`` sets it from --host/--port.
-    public_url: str = "http://127.0.0.1:8000"
+    # ``public_url`` (the address people open the dashboard at) is a shared setting (vibexp.core.config): the CLI
+    # and the operator check alert webhook URLs against it.
 
     @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", mode="before")
     @classmethod

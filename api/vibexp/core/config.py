@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import lru_cache
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["DEFAULT_DATABASE_URL", "Environment", "Settings", "get_settings"]
 
@@ -51,6 +52,32 @@ class Settings(BaseSettings):
     revocation_poll_interval: float = Field(default=0.25, gt=0, le=0.9)
     #: How long a verified key may be served from the in-process cache before it is read again.
     key_cache_ttl: float = Field(default=60.0, gt=0)
+
+    # -- alert thresholds (vibexp.core.alerts.detectors); README "Alerts" lists them -------------------------------
+    #: ``request_spike``: a key's requests in one minute at or above this ...
+    alert_spike_per_minute: int = Field(default=600, ge=1)
+    #: ... and at least this many times its usual rate per minute.
+    alert_spike_factor: float = Field(default=10.0, ge=1)
+    #: ``failed_auth``: this many refused attempts against one key ...
+    alert_failed_auth_threshold: int = Field(default=5, ge=1)
+    #: ... within this many seconds.
+    alert_failed_auth_window: float = Field(default=300.0, gt=0)
+    #: ``new_network``: a network the key has not used for this many days counts as new.
+    alert_new_network_days: int = Field(default=30, ge=1)
+    #: The address people reach this server at (``vibexp serve`` sets it from --host/--port): dashboard links in the
+    #: log, and alert webhooks may not point at it (``vibexp.core.alerts.targets``).
+    public_url: str = "http://127.0.0.1:8000"
+    #: Other addresses this server answers at (comma-separated: its Service, its Ingress host ...); alert webhooks
+    #: may not point at any of them either.
+    server_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("server_urls", mode="before")
+    @classmethod
+    def _comma_separated_urls(cls, value: object) -> object:
+        # Not named like ApiSettings' own validator: a subclass's method of the same name would replace this one.
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
 
     @property
     def is_sqlite(self) -> bool:

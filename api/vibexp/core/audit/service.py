@@ -44,6 +44,7 @@ ACTIONS = frozenset(
         "artifact.deleted",
         "memory.deleted",
         "alert.raised",
+        "alert.acknowledged",
     }
 )
 

@@ -1,4 +1,8 @@
-"""Revoke keys whose plaintext turned up where it should not (``vibexp scan --revoke``)."""
+"""Revoke keys whose plaintext turned up where it should not (``POST /api/v1/leaked-keys``, ``vibexp scan --revoke``).
+
+Each key revoked here also opens a ``key_leaked`` alert (``vibexp.core.alerts.service.raise_alert``), in the same
+transaction: the tenant's webhook and dashboard learn of the leak as of any other alert.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vibexp.core.alerts.models import AlertKind
+from vibexp.core.alerts.service import raise_alert
 from vibexp.core.audit.service import Actor
 from vibexp.core.keys.models import ApiKey, KeyStatus
 from vibexp.core.keys.service import revoke_key
@@ -19,11 +25,22 @@ async def revoke_leaked(
     session: AsyncSession, *, plaintexts: Iterable[str], actor: Actor, details: dict[str, object] | None = None
 ) -> list[ApiKey]:
     """Revoke every active key among ``plaintexts`` (unknown and already revoked ones are ignored), each recorded as
-    ``key.leaked`` with ``details`` (where it was found); flushes only."""
+    ``key.leaked`` with ``details`` (where it was found) and raised as a ``key_leaked`` alert; flushes only."""
     digests = {hash_key(text) for text in plaintexts}
     if not digests:
         return []
     found = await session.scalars(
         select(ApiKey).where(ApiKey.key_hash.in_(digests), ApiKey.status != KeyStatus.revoked.value)
     )
-    return [await revoke_key(session, key=key, actor=actor, action="key.leaked", details=details) for key in found]
+    revoked = []
+    for key in list(found):
+        revoked.append(await revoke_key(session, key=key, actor=actor, action="key.leaked", details=details))
+        # Where it was found, without the blanks a report may leave (no url, say), and who reported it.
+        alert_details = {name: value for name, value in (details or {}).items() if value is not None}
+        alert_details["reported_by"] = actor.name
+        if actor.client_ip:
+            alert_details["client_ip"] = actor.client_ip
+        await raise_alert(
+            session, tenant_id=key.tenant_id, key_id=key.id, kind=AlertKind.key_leaked, details=alert_details
+        )
+    return revoked

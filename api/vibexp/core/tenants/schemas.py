@@ -25,10 +25,21 @@ class TenantCreate(TenantBase):
 
 
 class TenantUpdate(BaseModel):
+    """The fields to change (unset ones stay). The alert settings are checked by ``update_tenant`` (one clear
+    ``InvalidInput`` each; see ``vibexp.core.alerts.targets`` and ``.hours``); ``None`` clears one."""
+
     display_name: StorableText | None = Field(default=None, max_length=200)
     tier: Tier | None = None
     rate_limit_per_hour: int | None = Field(default=None, ge=1, le=100_000_000)
     suspended: bool | None = None
+    #: Where alerts are POSTed: http(s), not this server. Needs a secret (set now or before).
+    alert_webhook_url: str | None = Field(default=None, max_length=10_000)
+    #: Signs each delivery (HMAC-SHA256), 16 to 200 characters. Never shown or recorded again.
+    alert_webhook_secret: str | None = Field(default=None, max_length=10_000)
+    #: ``Mon-Fri 08:00-19:00 Europe/Berlin``: outside them, use of a key raises ``after_hours``. None or "": no hours.
+    working_hours: str | None = Field(default=None, max_length=10_000)
+    #: Alert kinds that revoke the key at once; None or []: none.
+    auto_revoke_on: list[str] | None = Field(default=None, max_length=20)
 
 
 class TenantRead(TenantBase):

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vibexp.core.alerts import hours
+from vibexp.core.alerts.service import parse_kind
+from vibexp.core.alerts.targets import check_webhook_secret, check_webhook_url
 from vibexp.core.audit import service as audit
 from vibexp.core.audit.service import Actor, Target
 from vibexp.core.clock import utcnow
+from vibexp.core.config import get_settings
 from vibexp.core.errors import AlreadyExists, InvalidInput, NotFound
 from vibexp.core.keys.changes import mark_tenant_changed
 from vibexp.core.tenants.models import Tenant, Tier
@@ -55,17 +62,55 @@ async def list_tenants(session: AsyncSession) -> list[Tenant]:
     return list(await session.scalars(select(Tenant).order_by(Tenant.name)))
 
 
-async def update_tenant(session: AsyncSession, *, tenant: Tenant, data: TenantUpdate, actor: Actor) -> Tenant:
-    """Apply the fields ``data`` sets; a change is audited (``tenant.updated``, the old and new values)."""
+def _server_urls() -> list[str]:
+    """The addresses this server answers at, from the shared settings (every process reads the same variables)."""
+    settings = get_settings()
+    return [settings.public_url, *settings.server_urls]
+
+
+def _alert_settings(tenant: Tenant, changes: dict[str, Any], server_urls: Iterable[str] | None) -> None:
+    """Check and normalise the alert settings among ``changes`` in place (``InvalidInput`` for a bad one)."""
+    if changes.get("alert_webhook_url") is not None:
+        check_webhook_url(
+            changes["alert_webhook_url"], server_urls=_server_urls() if server_urls is None else server_urls
+        )
+    if changes.get("alert_webhook_secret") is not None:
+        check_webhook_secret(changes["alert_webhook_secret"])
+    url = changes.get("alert_webhook_url", tenant.alert_webhook_url)
+    secret = changes.get("alert_webhook_secret", tenant.alert_webhook_secret)
+    if url is not None and secret is None:  # every delivery is signed (X-VibeXP-Signature)
+        raise InvalidInput("a webhook URL needs a webhook secret (16 to 200 characters) to sign its deliveries")
+    if "working_hours" in changes:
+        text = (changes["working_hours"] or "").strip()
+        changes["working_hours"] = hours.parse(text).text if text else None
+    if "auto_revoke_on" in changes:
+        changes["auto_revoke_on"] = sorted({parse_kind(kind).value for kind in changes["auto_revoke_on"] or []})
+
+
+async def update_tenant(
+    session: AsyncSession,
+    *,
+    tenant: Tenant,
+    data: TenantUpdate,
+    actor: Actor,
+    server_urls: Iterable[str] | None = None,
+) -> Tenant:
+    """Apply the fields ``data`` sets; a change is audited (``tenant.updated``, the old and new values; for the
+    webhook secret only that it changed). ``server_urls``: the addresses an alert webhook may not point at (default:
+    ``VIBEXP_PUBLIC_URL`` and ``VIBEXP_SERVER_URLS``)."""
     changes = data.model_dump(exclude_unset=True)
     tier = Tier(changes.get("tier", tenant.tier))
     limit = changes.get("rate_limit_per_hour", tenant.rate_limit_per_hour)
     _check_limit(tier, limit)
+    _alert_settings(tenant, changes, server_urls)
     diff: dict[str, object] = {}
     for field, value in changes.items():
         stored = value.value if isinstance(value, Tier) else value
         if getattr(tenant, field) != stored:
-            diff[field] = {"from": getattr(tenant, field), "to": stored}
+            if field == "alert_webhook_secret":  # never its value, not even in the trail
+                diff[field] = "changed" if stored is not None else "cleared"
+            else:
+                diff[field] = {"from": getattr(tenant, field), "to": stored}
         setattr(tenant, field, stored)
     if not diff:
         return tenant

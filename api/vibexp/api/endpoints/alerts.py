@@ -1,0 +1,55 @@
+"""Alerts over REST: ``GET /api/v1/alerts`` (newest first) and ``POST /api/v1/alerts/{id}/acknowledge``.
+
+DESIGN.md puts both under the ``audit:read`` scope. Key scopes do not exist yet (issue 14): until they do, any key
+of the tenant may call them, as every key has full account access. Add the scope check here when scopes land.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+
+from vibexp.api.deps import CurrentActor, CurrentPrincipal, SessionDep
+from vibexp.api.endpoints import API_PREFIX
+from vibexp.api.errors import ERROR_RESPONSES
+from vibexp.api.schemas import PageRead
+from vibexp.core.alerts import service as alerts
+from vibexp.core.alerts.models import AlertKind, AlertStatus
+from vibexp.core.alerts.schemas import AlertRead
+from vibexp.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+
+__all__ = ["alerts_router"]
+
+alerts_router = APIRouter(prefix=f"{API_PREFIX}/alerts", tags=["alerts"], responses=ERROR_RESPONSES)
+
+
+@alerts_router.get("", response_model=PageRead[AlertRead], summary="The account's alerts, newest first")
+async def list_alerts(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    status: Annotated[AlertStatus | None, Query(description="open or acknowledged")] = None,
+    kind: Annotated[AlertKind | None, Query(description="Only this kind")] = None,
+    key_id: Annotated[str | None, Query(max_length=36, description="Only alerts on this key")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size")] = DEFAULT_PAGE_SIZE,
+    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
+) -> Any:
+    page = await alerts.list_alerts(
+        session, tenant_id=principal.tenant_id, status=status, kind=kind, key_id=key_id, limit=limit, cursor=cursor
+    )
+    return {"items": [AlertRead.model_validate(alert) for alert in page.items], "next_cursor": page.next_cursor}
+
+
+@alerts_router.post(
+    "/{alert_id}/acknowledge",
+    response_model=AlertRead,
+    summary="Acknowledge an alert (idempotent); the next time its kind is noticed on the key, a new alert opens",
+)
+async def acknowledge_alert(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    actor: CurrentActor,
+    alert_id: Annotated[str, Path(max_length=36)],
+) -> Any:
+    alert = await alerts.acknowledge(session, tenant_id=principal.tenant_id, alert_id=alert_id, actor=actor)
+    return AlertRead.model_validate(alert)

@@ -1,0 +1,242 @@
+"""Raise, list and acknowledge alerts.
+
+``raise_alert`` is what the detectors (``vibexp.core.alerts.detectors``) and the leak report call. It is one
+``INSERT ... ON CONFLICT (key_id, kind) WHERE status = 'open' DO UPDATE`` (SQLite and PostgreSQL both have it): the
+partial unique index ``uq_alerts_open_key_kind`` decides atomically whether this opens an alert or repeats an open
+one, so two processes noticing the same thing at once make one alert with ``count`` 2, and the caller's transaction
+never sees an ``IntegrityError`` (no savepoint needed: pysqlite's SAVEPOINT handling would commit early when the
+savepoint opened the transaction). On PostgreSQL the second writer waits for the first one's commit and then bumps
+(or inserts, if the first rolled back). A caller raising several alerts in one transaction should raise them in a
+stable order (say by key id, then kind): two replicas locking the same open alerts in opposite orders would
+deadlock, and PostgreSQL would abort one of their transactions.
+
+A newly opened alert, in the caller's transaction: ``alert.raised`` in the audit trail, the key revoked when the
+tenant's ``auto_revoke_on`` names the kind (``key.auto_revoked``; the alert's details then say ``auto_revoked``), and
+a delivery queued for the tenant's webhook (``vibexp.core.alerts.webhooks``). A repeat only bumps ``count`` and
+``last_seen_at`` (never backwards) and returns ``None``.
+
+Metrics without a framework in the core: ``observe_opened(callback)`` registers a process-level callback that gets
+the kind of each newly opened alert once the transaction that opened it has committed (a rolled-back alert is not
+counted). The API registers one that increments ``vibexp_alerts_total{kind}`` (``vibexp.api.metrics``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, event, func, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from vibexp.core.alerts.models import Alert, AlertKind, AlertStatus
+from vibexp.core.alerts.webhooks import enqueue_delivery
+from vibexp.core.audit import service as audit
+from vibexp.core.audit.service import Actor, Target
+from vibexp.core.clock import utcnow
+from vibexp.core.errors import InvalidInput, NotFound
+from vibexp.core.ids import is_id, new_id
+from vibexp.core.keys.models import ApiKey, KeyStatus
+from vibexp.core.keys.service import revoke_key
+from vibexp.core.pagination import DEFAULT_PAGE_SIZE, Page, decode_cursor, encode_cursor
+from vibexp.core.tenants.models import Tenant
+
+__all__ = [
+    "AUTO_REVOKE_ACTOR",
+    "SYSTEM_ACTOR",
+    "acknowledge",
+    "count_open",
+    "get_alert",
+    "list_alerts",
+    "observe_opened",
+    "parse_kind",
+    "raise_alert",
+    "unobserve_opened",
+]
+
+SYSTEM_ACTOR = Actor.system("alerts")
+AUTO_REVOKE_ACTOR = Actor.system("alerts: auto_revoke_on")
+
+Observer = Callable[[str], None]
+_observers: list[Observer] = []
+_OPENED = "vibexp_opened_alerts"
+
+
+def observe_opened(observer: Observer) -> None:
+    """Call ``observer(kind)`` once per newly opened alert, after its transaction commits (this process only)."""
+    if observer not in _observers:
+        _observers.append(observer)
+
+
+def unobserve_opened(observer: Observer) -> None:
+    if observer in _observers:
+        _observers.remove(observer)
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint released: the alerts are not committed yet
+        return
+    for kind in session.info.pop(_OPENED, []):
+        for observer in list(_observers):
+            observer(kind)
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint rolled back; raise_alert marks nothing inside one it opened
+        return
+    session.info.pop(_OPENED, None)
+
+
+def parse_kind(kind: AlertKind | str) -> AlertKind:
+    try:
+        return AlertKind(kind)
+    except ValueError:
+        raise InvalidInput(f"unknown alert kind {kind!r}; one of: {', '.join(k.value for k in AlertKind)}") from None
+
+
+def _parse_status(status: AlertStatus | str) -> AlertStatus:
+    try:
+        return AlertStatus(status)
+    except ValueError:
+        raise InvalidInput(f"unknown alert status {status!r}; one of: open, acknowledged") from None
+
+
+async def _upsert(session: AsyncSession, *, values: dict[str, Any]) -> str:
+    """Open the alert or bump the open one; the id of the row written."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(Alert).values(**values)
+    later = case(
+        (statement.excluded.last_seen_at > Alert.last_seen_at, statement.excluded.last_seen_at),
+        else_=Alert.last_seen_at,
+    )
+    upsert = statement.on_conflict_do_update(
+        index_elements=[Alert.key_id, Alert.kind],
+        # Literal, not a bound parameter: the database must see that this is the partial index's own predicate.
+        index_where=text("status = 'open'"),
+        set_={"count": Alert.count + 1, "last_seen_at": later},
+    ).returning(Alert.id)
+    written: str = (await session.execute(upsert)).scalar_one()
+    return written
+
+
+async def raise_alert(
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    key_id: str,
+    kind: AlertKind,
+    details: dict[str, Any],
+    at: datetime | None = None,
+) -> Alert | None:
+    """Open an alert of ``kind`` on the key, or count a repeat of the open one (then ``None``); flushes only.
+
+    ``details`` is what was seen (the network, the rate, the address ...; never a plaintext key), JSON-serialisable.
+    """
+    kind = parse_kind(kind)
+    at = at or utcnow()
+    await session.flush()  # rows the caller added (the key itself, say) must exist before the statement runs
+    alert_id = new_id()
+    values = {
+        "id": alert_id,
+        "tenant_id": tenant_id,
+        "key_id": key_id,
+        "kind": kind.value,
+        "status": AlertStatus.open.value,
+        "first_seen_at": at,
+        "last_seen_at": at,
+        "count": 1,
+        "details": details,
+    }
+    if await _upsert(session, values=values) != alert_id:
+        return None  # an open alert of this kind existed (or another process opened it a moment ago): bumped
+    alert = await session.get(Alert, alert_id)
+    tenant = await session.get(Tenant, tenant_id)
+    key = await session.get(ApiKey, key_id)
+    if alert is None or tenant is None or key is None:  # the statement just wrote the alert, and its foreign keys
+        raise RuntimeError("alert, tenant or key vanished inside its own transaction")
+    await audit.record(
+        session,
+        tenant_id=tenant_id,
+        action="alert.raised",
+        actor=SYSTEM_ACTOR,
+        target=Target("key", id=key.id, name=key.name),
+        details={**details, "kind": kind.value, "alert_id": alert.id},
+    )
+    if kind.value in (tenant.auto_revoke_on or []) and key.status != KeyStatus.revoked.value:
+        await revoke_key(
+            session,
+            key=key,
+            actor=AUTO_REVOKE_ACTOR,
+            action="key.auto_revoked",
+            details={"alert_id": alert.id, "kind": kind.value},
+        )
+        alert.details = {**alert.details, "auto_revoked": True}  # a new dict: the JSON column sees the change
+    await session.flush()
+    await enqueue_delivery(session, tenant=tenant, alert=alert)
+    session.sync_session.info.setdefault(_OPENED, []).append(kind.value)
+    return alert
+
+
+async def get_alert(session: AsyncSession, *, tenant_id: str, alert_id: str) -> Alert:
+    """An alert of the tenant; another tenant's (or no) alert is not found."""
+    alert = await session.get(Alert, alert_id) if is_id(alert_id) else None
+    if alert is None or alert.tenant_id != tenant_id:
+        raise NotFound("alert not found")
+    return alert
+
+
+async def list_alerts(
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    status: AlertStatus | str | None = None,
+    kind: AlertKind | str | None = None,
+    key_id: str | None = None,
+    limit: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+) -> Page[Alert]:
+    """The tenant's alerts, newest (most recently opened) first; ids are time-ordered, so the cursor is the id."""
+    query = select(Alert).where(Alert.tenant_id == tenant_id)
+    if status is not None:
+        query = query.where(Alert.status == _parse_status(status).value)
+    if kind is not None:
+        query = query.where(Alert.kind == parse_kind(kind).value)
+    if key_id is not None:
+        query = query.where(Alert.key_id == key_id)
+    if cursor:
+        query = query.where(Alert.id < decode_cursor(cursor))
+    rows = list(await session.scalars(query.order_by(Alert.id.desc()).limit(limit + 1)))
+    next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+    return Page(items=rows[:limit], next_cursor=next_cursor)
+
+
+async def acknowledge(session: AsyncSession, *, tenant_id: str, alert_id: str, actor: Actor) -> Alert:
+    """Close the alert: the next time its kind is noticed on the key a new alert opens. Idempotent: acknowledging
+    an acknowledged alert changes (and records) nothing. Audited as ``alert.acknowledged``; flushes only."""
+    alert = await get_alert(session, tenant_id=tenant_id, alert_id=alert_id)
+    if alert.status == AlertStatus.acknowledged.value:
+        return alert
+    alert.status = AlertStatus.acknowledged.value
+    alert.acknowledged_at = utcnow()
+    alert.acknowledged_by = actor.name[:255]
+    await audit.record(
+        session,
+        tenant_id=tenant_id,
+        action="alert.acknowledged",
+        actor=actor,
+        target=Target("alert", id=alert.id, name=alert.kind),
+        details={"kind": alert.kind, "key_id": alert.key_id, "count": alert.count},
+    )
+    await session.flush()
+    return alert
+
+
+async def count_open(session: AsyncSession, *, tenant_id: str) -> int:
+    """Open alerts of the tenant (the dashboard's badge)."""
+    query = select(func.count()).select_from(Alert).where(Alert.tenant_id == tenant_id, Alert.status == "open")
+    return int(await session.scalar(query) or 0)
