@@ -28,7 +28,6 @@ from helpers.servers import LiveServer
 from vibexp.core.alerts.detectors import AlertDetector, DetectorLimits, network_of
 from vibexp.core.alerts.models import AlertKind, KeyNetwork
 from vibexp.core.alerts.refusals import Refusal
-from vibexp.core.alerts.working_hours import parse_working_hours
 from vibexp.core.clock import utcnow
 from vibexp.core.db import create_engine, create_session_factory, session_scope
 from vibexp.core.errors import InvalidApiKey
@@ -349,46 +348,6 @@ async def test_retired_key_used_expired_key(
     [alert] = sink.of(new.record.id, AlertKind.retired_key_used)
     assert alert.details["reason"] == "expired"
     assert sink.of(account.key_id, AlertKind.retired_key_used) == []
-
-
-# -- after_hours ---------------------------------------------------------------------------------------------------
-def test_working_hours_are_read_in_the_tenants_zone() -> None:
-    berlin = parse_working_hours("Mon-Fri 08:00-19:00 Europe/Berlin")
-    wednesday = datetime(2026, 12, 2, tzinfo=UTC)  # winter: Berlin is UTC+1
-    assert berlin.within(wednesday.replace(hour=7, minute=30))  # 08:30 in Berlin
-    assert not berlin.within(wednesday.replace(hour=6, minute=59))  # 07:59
-    assert berlin.within(wednesday.replace(hour=17, minute=59))  # 18:59
-    assert not berlin.within(wednesday.replace(hour=18))  # 19:00, the end is excluded
-    assert not berlin.within(datetime(2026, 12, 5, 10, tzinfo=UTC))  # a Saturday
-    assert berlin.within(datetime(2026, 7, 1, 6, 30, tzinfo=UTC))  # summer: UTC+2, 08:30
-    weekend = parse_working_hours("sat-sun 00:00-24:00")
-    assert weekend.within(datetime(2026, 12, 6, 23, 59, tzinfo=UTC))
-    assert not weekend.within(datetime(2026, 12, 7, 0, 0, tzinfo=UTC))
-    assert parse_working_hours("Fri-Mon,Wed 09:00-17:00 UTC").days == frozenset({4, 5, 6, 0, 2})
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "",
-        "Mon-Fri",
-        "Mon-Fri 08:00-19:00 Europe/Berlin extra",
-        "Mon-Fry 08:00-19:00",
-        "Monday 08:00-19:00",
-        "Mon-Fri 8-19",
-        "Mon-Fri 08:00",
-        "Mon-Fri 19:00-08:00",
-        "Mon-Fri 08:00-08:00",
-        "Mon-Fri 08:00-25:00",
-        "Mon-Fri 08:61-19:00",
-        "Mon-Fri 24:00-24:00",
-        "Mon-Fri 08:00-19:00 Mars/Olympus",
-        "Mon-Fri 08:00-19:00 ../etc/passwd",
-    ],
-)
-def test_working_hours_that_do_not_parse_say_why(text: str) -> None:
-    with pytest.raises(ValueError, match=r"\S"):
-        parse_working_hours(text)
 
 
 def hours_around_now(zone: str) -> str:

@@ -30,7 +30,6 @@ flush, this process does not hand the same key and one of those kinds to the sin
 
 from __future__ import annotations
 
-import importlib
 import ipaddress
 import logging
 import time
@@ -45,9 +44,11 @@ from sqlalchemy import case, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vibexp.core.alerts.hours import WorkingHours
+from vibexp.core.alerts.hours import parse as parse_working_hours
 from vibexp.core.alerts.models import AlertKind, KeyNetwork
 from vibexp.core.alerts.refusals import DISALLOWED_ADDRESS, RETIRED_REASONS, TYPO, Refusal
-from vibexp.core.alerts.working_hours import WorkingHours, parse_working_hours
+from vibexp.core.alerts.service import raise_alert
 from vibexp.core.clock import utcnow
 from vibexp.core.db import Database, writing
 from vibexp.core.errors import InvalidInput
@@ -111,12 +112,8 @@ class AlertSink(Protocol):
 
 
 class DefaultAlertSink:
-    """Logs each alert (kind, key id, details: never a key) and hands it to ``vibexp.core.alerts.service.raise_alert``
-    when that module exists (imported on first use, so this module does not depend on it)."""
-
-    def __init__(self) -> None:
-        self._resolved = False
-        self._raise_alert: AlertSink | None = None
+    """Logs each alert (kind, key id, details: never a key) and hands it to ``vibexp.core.alerts.service.raise_alert``,
+    which dedupes it, records it and queues its webhook delivery in the detection's transaction."""
 
     async def __call__(
         self,
@@ -130,23 +127,7 @@ class DefaultAlertSink:
         at: datetime | None = None,
     ) -> object:
         log.warning("alert %s: key %s of tenant %s %s", kind.value, key_id, tenant_id, details)
-        raise_alert = self._service()
-        if raise_alert is None:
-            return None
         return await raise_alert(session, tenant_id=tenant_id, key_id=key_id, kind=kind, details=details, at=at)
-
-    def _service(self) -> AlertSink | None:
-        if not self._resolved:
-            self._resolved = True
-            try:
-                module = importlib.import_module("vibexp.core.alerts.service")
-            except ModuleNotFoundError as exc:
-                if exc.name != "vibexp.core.alerts.service":
-                    raise
-                log.warning("vibexp.core.alerts.service is missing: alerts are only logged")
-            else:
-                self._raise_alert = getattr(module, "raise_alert", None)
-        return self._raise_alert
 
 
 @dataclass(slots=True)
