@@ -1,15 +1,16 @@
-"""The long-lived pieces one process needs (engine, key cache, rate limiter, usage recorder), started and stopped
-together. The HTTP app holds one; the CLI and the operator make their own."""
+"""The long-lived pieces one process needs (engine, key cache, rate limiter, usage recorder, webhook sender),
+started and stopped together. The HTTP app holds one; the CLI and the operator make their own."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from vibexp.core.alerts.sender import WebhookSender
 from vibexp.core.config import Settings
 from vibexp.core.db import Database
 from vibexp.core.keys.verifier import KeyVerifier
@@ -29,10 +30,18 @@ class Runtime:
     verifier: KeyVerifier
     limiter: RateLimiter
     usage: UsageRecorder
+    webhooks: WebhookSender
 
     @classmethod
-    def create(cls, settings: Settings, *, on_usage_flush: Callable[[int, float], None] | None = None) -> Runtime:
-        """``on_usage_flush(events, oldest_wait_seconds)`` is called after each usage flush (the API's metrics)."""
+    def create(
+        cls,
+        settings: Settings,
+        *,
+        on_usage_flush: Callable[[int, float], None] | None = None,
+        own_urls: Sequence[str] = (),
+    ) -> Runtime:
+        """``on_usage_flush(events, oldest_wait_seconds)`` is called after each usage flush (the API's metrics);
+        ``own_urls`` are this server's addresses, which the webhook sender refuses to call (no alert loops)."""
         database = Database.from_settings(settings)
         return cls(
             settings=settings,
@@ -48,6 +57,7 @@ class Runtime:
                 audit_retention=timedelta(days=settings.audit_retention_days),
                 on_flush=on_usage_flush,
             ),
+            webhooks=WebhookSender(database.engine, own_urls=own_urls),
         )
 
     async def start(self) -> None:
@@ -56,9 +66,11 @@ class Runtime:
             await upgrade_async(self.settings.database_url)
         await self.verifier.start()
         await self.usage.start()
+        await self.webhooks.start()
 
     async def stop(self) -> None:
         try:
+            await self.webhooks.stop()
             await self.usage.stop()  # flushes what is buffered: a graceful shutdown loses no usage
         finally:
             await self.verifier.stop()
