@@ -384,7 +384,8 @@ def test_watch_namespaces_confine_secrets_to_those_namespaces(helm: Helm) -> Non
     assert set(roles) == {("team-a", OPERATOR), ("team-b", OPERATOR), (NS, f"{OPERATOR}-events")}
     for ns in ("team-a", "team-b"):
         assert rules_of(roles[(ns, OPERATOR)]) == NAMESPACED_RULES
-    assert rules_of(roles[(NS, f"{OPERATOR}-events")]) == {("", "events", ("create",))}
+    # Events about VibeXPTenants, and the Secrets their spec.alerts.webhookSecretRef names (get only).
+    assert rules_of(roles[(NS, f"{OPERATOR}-events")]) == {("", "events", ("create",)), ("", "secrets", ("get",))}
     bindings = {(b["metadata"]["namespace"], b["metadata"]["name"]): b for b in by_kind(objects, "RoleBinding")}
     assert set(bindings) == set(roles)
     for (_ns, name), binding in bindings.items():

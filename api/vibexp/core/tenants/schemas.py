@@ -29,6 +29,12 @@ class TenantUpdate(BaseModel):
     tier: Tier | None = None
     rate_limit_per_hour: int | None = Field(default=None, ge=1, le=100_000_000)
     suspended: bool | None = None
+    # Alert settings (#16), named like the columns. Their validation (URL, working hours) belongs to the alerts
+    # service; these are the minimal fields the operator sets (spec.alerts).
+    alert_webhook_url: str | None = Field(default=None, max_length=2000)
+    alert_webhook_secret: str | None = Field(default=None, max_length=200)
+    working_hours: str | None = Field(default=None, max_length=100)
+    auto_revoke_on: list[str] | None = None
 
 
 class TenantRead(TenantBase):

@@ -55,6 +55,14 @@ async def list_tenants(session: AsyncSession) -> list[Tenant]:
     return list(await session.scalars(select(Tenant).order_by(Tenant.name)))
 
 
+#: Tenant fields whose values never go into the audit trail.
+_SECRET_FIELDS = frozenset({"alert_webhook_secret"})
+
+
+def _redacted(value: object) -> str | None:
+    return None if value is None else "(secret)"
+
+
 async def update_tenant(session: AsyncSession, *, tenant: Tenant, data: TenantUpdate, actor: Actor) -> Tenant:
     """Apply the fields ``data`` sets; a change is audited (``tenant.updated``, the old and new values)."""
     changes = data.model_dump(exclude_unset=True)
@@ -66,6 +74,8 @@ async def update_tenant(session: AsyncSession, *, tenant: Tenant, data: TenantUp
         stored = value.value if isinstance(value, Tier) else value
         if getattr(tenant, field) != stored:
             diff[field] = {"from": getattr(tenant, field), "to": stored}
+            if field in _SECRET_FIELDS:  # the audit trail says that it changed, never what it is
+                diff[field] = {"from": _redacted(getattr(tenant, field)), "to": _redacted(stored)}
         setattr(tenant, field, stored)
     if not diff:
         return tenant
