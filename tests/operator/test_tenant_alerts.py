@@ -108,6 +108,16 @@ def test_spec_alerts_reach_the_tenant_and_a_missing_secret_is_reported(operator:
     assert audit and SECRET not in json.dumps(audit)  # the change is audited, the secret is not
     assert any(d["changes"].get("alert_webhook_secret", {}).get("to") == "(secret)" for d in audit)
 
+    # The Secret is rotated: the periodic sync follows it, no edit of the VibeXPTenant needed.
+    rotated = "whsec-rotated-value"
+    resp = op.admin.patch(
+        op.secrets("vibexp-webhook"),
+        json={"data": {"secret": base64.b64encode(rotated.encode()).decode()}},
+        headers=MERGE,
+    )
+    assert resp.status_code == 200, resp.text
+    wait_until(lambda: (r := tenant_row(op, name)) is not None and r.alert_webhook_secret == rotated, "secret rotated")
+
     # A spec change follows; dropping a field clears it (a merge patch's null removes webhookUrl).
     changed = {"webhookUrl": None, "autoRevokeOn": [], "workingHours": "Mon-Sun 00:00-23:59 UTC"}
     resp = op.admin.patch(op.tenants(name), json={"spec": {"alerts": changed}}, headers=MERGE)
@@ -118,7 +128,7 @@ def test_spec_alerts_reach_the_tenant_and_a_missing_secret_is_reported(operator:
         return found if found is not None and found.working_hours == "Mon-Sun 00:00-23:59 UTC" else None
 
     row = wait_until(updated, "working hours updated")
-    assert row.alert_webhook_url is None and row.auto_revoke_on == [] and row.alert_webhook_secret == SECRET
+    assert row.alert_webhook_url is None and row.auto_revoke_on == [] and row.alert_webhook_secret == rotated
 
 
 def test_a_secret_ref_outside_the_tenants_namespaces_is_refused(operator: Operator) -> None:

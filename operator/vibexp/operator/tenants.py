@@ -153,16 +153,35 @@ async def suspend_tenant(rt: OperatorRuntime, body: Mapping[str, Any]) -> None:
 
 
 async def sync_tenant(rt: OperatorRuntime, body: Mapping[str, Any]) -> None:
-    """Periodic: active keys and requests this hour, patched only when they changed."""
+    """Periodic: active keys and requests this hour, patched only when they changed; and the webhook secret
+    followed when its Secret changed (a rotated secret needs no edit of the VibeXPTenant)."""
     name = body["metadata"]["name"]
     if body["metadata"].get("deletionTimestamp"):
         return
+    alerts = await _alerts_to_follow(rt, body.get("spec") or {})
     async with rt.unit_of_work() as session:
         try:
             tenant = await tenants.get_tenant_by_name(session, name=name)
         except NotFound:
             return
+        changes = {field: value for field, value in (alerts or {}).items() if getattr(tenant, field) != value}
+        if changes:
+            tenant = await tenants.update_tenant(
+                session, tenant=tenant, data=TenantUpdate.model_validate(changes), actor=tenant_actor(name)
+            )
+            post_event(body, warning=False, reason="TenantUpdated", message=f"updated {', '.join(sorted(changes))}")
     await _patch_status(rt, body, await _counters(rt, tenant))
+
+
+async def _alerts_to_follow(rt: OperatorRuntime, spec: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``spec.alerts`` as tenant fields for the periodic sync; a missing or refused Secret is the reconcile's to
+    report (its condition says so), so the sync leaves the settings alone then."""
+    if not (spec.get("alerts") or {}).get("webhookSecretRef"):
+        return None  # nothing outside the spec can have changed: the change handler applied it
+    try:
+        return await alert_settings(rt, spec)
+    except (WebhookSecretMissing, SecretRefRefused):
+        return None
 
 
 async def kick_apikeys(rt: OperatorRuntime, tenant: str, *, only_unready: bool) -> None:
