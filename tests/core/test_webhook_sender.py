@@ -11,9 +11,12 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import secrets
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
@@ -30,6 +33,8 @@ from vibexp.core.db import create_engine, create_session_factory, session_scope
 from vibexp.core.tenants.models import Tenant
 
 SECRET = "whsec-" + "s3cr3t" * 4
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
+DOCS_SNIPPET = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
 
 @pytest.fixture
@@ -141,6 +146,13 @@ async def test_delivery_is_signed_with_the_tenant_secret(
     assert (row.state, row.attempts, row.last_status, row.last_error) == ("delivered", 1, 204, None)
     assert row.next_attempt_at is None and row.last_attempt_at is not None
     assert SECRET not in caplog.text
+    # The receiver's check that docs/webhooks.md shows, run as written, accepts it (and only it).
+    namespace: dict[str, Any] = {}
+    snippet = DOCS_SNIPPET.search(DOCS.read_text())
+    assert snippet is not None, "docs/webhooks.md lost its verification example"
+    exec(snippet.group(1), namespace)
+    assert namespace["verified"](SECRET, got.body, got.headers["x-vibexp-signature"])
+    assert not namespace["verified"](SECRET, got.body + b" ", got.headers["x-vibexp-signature"])
 
 
 async def test_no_secret_means_no_signature_header(
