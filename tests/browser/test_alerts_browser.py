@@ -94,3 +94,10 @@ async def test_badge_delivery_log_and_acknowledge(
     await expect(page.get_by_test_id("open-alerts")).to_have_count(0)  # no open alert: no badge
     await expect(page.get_by_test_id("no-open-alerts")).to_be_visible()
     await shot(page, screenshots, "alerts-acknowledged")
+
+    # On a phone the alert tables stack: nothing scrolls sideways.
+    await page.set_viewport_size({"width": 375, "height": 740})
+    await page.goto("/alerts")
+    overflow = await page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0, f"/alerts scrolls sideways by {overflow}px"
+    await shot(page, screenshots, "alerts-narrow")
