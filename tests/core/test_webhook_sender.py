@@ -18,7 +18,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -226,7 +228,8 @@ async def test_a_receiver_that_is_down_is_retried_with_backoff(
     assert row.last_error == "request failed: ConnectError"
     assert row.next_attempt_at is not None
     assert before + timedelta(seconds=10) <= row.next_attempt_at <= utcnow() + timedelta(seconds=10)
-    assert await worker.run_once() == 0  # not due yet
+    await worker.run_once()
+    assert (await delivery(factory, delivery_id)).attempts == 1  # not due yet: not attempted again
     # Time passes: the second failure waits the second delay.
     async with engine.begin() as conn:
         await conn.execute(
@@ -353,3 +356,26 @@ def test_the_signature_depends_on_the_secret_and_the_body() -> None:
     assert sign("a", body) != sign("b", body) != sign("a", body + b" ")
     assert sign("a", body).startswith("sha256=") and len(sign("a", body)) == 7 + 64
     assert secrets.compare_digest(sign("a", body), sign("a", body))
+
+
+async def test_a_hanging_receiver_never_blocks_requests(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    session_factory: async_sessionmaker[AsyncSession],
+    engine: AsyncEngine,  # its teardown retires the abandoned delivery
+) -> None:
+    """The app's own sender (its Runtime's) is mid-attempt against a receiver that hangs: requests still answer at
+    once, and the app stops without waiting for the attempt."""
+    with Receiver(Answer(200, delay=4.0)) as receiver:
+        [delivery_id] = await queue_alert(session_factory, url=receiver.url())
+        account = await make_account(session_factory)
+        for _ in range(60):  # the sender polls every second
+            if receiver.received:
+                break
+            await asyncio.sleep(0.05)
+        assert receiver.received, "the app's sender did not attempt the delivery"
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        response = await client.get("/api/v1/prompts", headers=account.headers)
+        assert response.status_code == 200 and loop.time() - began < 1.0
+        assert receiver.received[0].headers["x-vibexp-delivery"] == delivery_id
