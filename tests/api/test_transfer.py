@@ -64,12 +64,24 @@ async def test_export_has_every_object_without_ids(client: httpx.AsyncClient, ac
     for line in lines:
         assert not {"id", "version", "created_at", "updated_at", "tenant_id"} & set(line), line
     by_name = {line["name"]: line for line in lines if line["type"] == "prompt"}
-    assert by_name["review"] == {
+    review = by_name["review"]
+    # A prompt's history: its versions (numbers and times are history, not this server's ids) and labels.
+    (first,) = review.pop("versions")
+    assert first.pop("created_at").endswith("+00:00")
+    assert first == {
+        "version": 1,
+        "name": "review",
+        "description": "Code review",
+        "content": "Review {{file}}",
+        "tags": ["code"],
+    }
+    assert review == {
         "type": "prompt",
         "name": "review",
         "description": "Code review",
         "content": "Review {{file}}",
         "tags": ["code"],
+        "labels": {},
     }
     # A raw U+2028 does not split the line.
     assert by_name["unicode.prompt"]["content"] == "Grüße \u2028 line separator inside"
@@ -127,7 +139,8 @@ async def test_changed_lines_update_by_natural_key(client: httpx.AsyncClient, ac
     assert [m["tags"] for m in web["items"]] == [["style", "go"]]
 
 
-async def test_prompt_versions_and_labels_fields_are_accepted(client: httpx.AsyncClient, account: Account) -> None:
+async def test_prompt_versions_and_labels_are_imported(client: httpx.AsyncClient, account: Account) -> None:
+    # More in tests/api/test_transfer_versions.py.
     line = {
         "type": "prompt",
         "name": "versioned",
@@ -138,6 +151,12 @@ async def test_prompt_versions_and_labels_fields_are_accepted(client: httpx.Asyn
     result = await _import(client, account, json.dumps(line) + "\n")
     assert result.status_code == 200, result.text
     assert result.json()["created"] == 1
+    (prompt,) = (await client.get("/api/v1/prompts", headers=account.headers)).json()["items"]
+    assert (prompt["content"], prompt["version"]) == ("v2", 2)
+    served = await client.get(
+        f"/api/v1/prompts/{prompt['id']}", params={"label": "production"}, headers=account.headers
+    )
+    assert served.json()["content"] == "v1"
 
 
 async def test_reference_memory_server_file(client: httpx.AsyncClient, account: Account) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpers.databases import POSTGRES_URL, create_postgres_database, drop_postgres_database, sqlite_url
+from helpers.factories import TEST_ACTOR
 from vibexp.core.content import schemas
 from vibexp.core.content.models import Artifact, Memory, Prompt
 from vibexp.core.content.search import MAX_QUERY_CHARS, MAX_WORDS, STOP_WORDS, query_words
@@ -147,8 +148,8 @@ async def test_updates_and_deletes_keep_the_index_in_step(session: AsyncSession)
     prompt = await prompts.create(session, tenant_id=tenant_id, data=schemas.PromptCreate(name="p", content="c"))
     await prompts.update(session, obj=prompt, data=schemas.PromptUpdate(description="migration helper"))
     assert [p.name for p in (await prompts.list(session, tenant_id=tenant_id, q="migrations")).items] == ["p"]
-    await memories.delete(session, obj=memory)
-    await prompts.delete(session, obj=prompt)
+    await memories.delete(session, obj=memory, actor=TEST_ACTOR)
+    await prompts.delete(session, obj=prompt, actor=TEST_ACTOR)
     assert await _found(session, tenant_id, "phrasing") == []
     assert (await prompts.list(session, tenant_id=tenant_id, q="migration")).items == []
 

@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpers.factories import make_account
 from vibexp.core.content import schemas
-from vibexp.core.content.service import ContentStore, memories
+from vibexp.core.content.service import ContentStore, memories, prompts
 from vibexp.core.content.transfer import export_lines, memory_key
 from vibexp.core.db import create_engine, create_session_factory, session_scope
 
@@ -53,3 +54,31 @@ def test_memory_key_separates_project_and_text() -> None:
     assert memory_key("web", "tabs") == memory_key("web", "tabs")
     assert memory_key("web", "tabs") != memory_key(None, "tabs")
     assert memory_key("a", "b c") != memory_key("a b", "c")
+
+
+async def test_prompt_history_is_two_queries_per_page_not_one_per_prompt(
+    factory: async_sessionmaker[AsyncSession],
+) -> None:
+    account = await make_account(factory)
+    async with session_scope(factory) as session:
+        for n in range(7):
+            created = await prompts.create(
+                session, tenant_id=account.tenant.id, data=schemas.PromptCreate(name=f"p{n}", content="one")
+            )
+            await prompts.update(session, obj=created, data=schemas.PromptUpdate(content="two"))
+    engine = factory.kw["bind"]
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        lines = [json.loads(line) async for line in export_lines(factory, tenant_id=account.tenant.id, page_size=3)]
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+    assert sorted(line["name"] for line in lines) == [f"p{n}" for n in range(7)]
+    assert all([v["content"] for v in line["versions"]] == ["one", "two"] for line in lines)
+    # 7 prompts in pages of 3: three pages, each one query for versions and one for labels.
+    assert sum("FROM prompt_versions" in s for s in statements) == 3
+    assert sum("FROM prompt_labels" in s for s in statements) == 3

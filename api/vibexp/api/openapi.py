@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from vibexp.api.endpoints import API_PREFIX
+from vibexp.api.middleware.auth import PUBLIC_PATHS
 
 __all__ = ["RATE_LIMIT_HEADERS", "install_openapi"]
 
@@ -40,7 +41,7 @@ def install_openapi(app: FastAPI) -> None:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
             for path, operations in schema.get("paths", {}).items():
-                if not path.startswith(API_PREFIX):
+                if not path.startswith(API_PREFIX) or path in PUBLIC_PATHS:  # no key: no rate-limit headers
                     continue
                 for operation in operations.values():
                     for status, response in operation["responses"].items():

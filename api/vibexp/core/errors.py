@@ -40,9 +40,22 @@ class VibeXPError(Exception):
 class InvalidApiKey(VibeXPError):
     code = "invalid_api_key"
 
-    def __init__(self, message: str, *, reason: str) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        key_id: str | None = None,
+        tenant_id: str | None = None,
+        typo_prefix: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.reason = reason
+        #: The refused key when it exists (revoked, expired): the ``retired_key_used`` alert needs it.
+        self.key_id = key_id
+        self.tenant_id = tenant_id
+        #: The display prefix of a key refused for its checksum (a typo): the ``failed_auth`` alert counts these.
+        self.typo_prefix = typo_prefix
 
 
 class AccountSuspended(VibeXPError):

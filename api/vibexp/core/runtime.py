@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from vibexp.core.alerts.detectors import AlertDetector, AlertSink, DefaultAlertSink, DetectorLimits
 from vibexp.core.alerts.sender import WebhookSender
 from vibexp.core.config import Settings
 from vibexp.core.db import Database
@@ -38,11 +39,17 @@ class Runtime:
         settings: Settings,
         *,
         on_usage_flush: Callable[[int, float], None] | None = None,
+        alert_sink: AlertSink | None = None,
         own_urls: Sequence[str] = (),
     ) -> Runtime:
-        """``on_usage_flush(events, oldest_wait_seconds)`` is called after each usage flush (the API's metrics);
+        """``on_usage_flush(events, oldest_wait_seconds)`` is called after each usage flush (the API's metrics).
+        Each flush also runs the alert detectors on the batch; they hand alerts to ``alert_sink`` (by default the
+        alert service, ``vibexp.core.alerts.service.raise_alert``, when present, each alert also logged).
         ``own_urls`` are this server's addresses, which the webhook sender refuses to call (no alert loops)."""
         database = Database.from_settings(settings)
+        detector = AlertDetector(
+            database, sink=alert_sink or DefaultAlertSink(), limits=DetectorLimits.from_settings(settings)
+        )
         return cls(
             settings=settings,
             database=database,
@@ -56,6 +63,7 @@ class Runtime:
                 retention=timedelta(days=settings.usage_retention_days),
                 audit_retention=timedelta(days=settings.audit_retention_days),
                 on_flush=on_usage_flush,
+                detector=detector,
             ),
             webhooks=WebhookSender(database.engine, own_urls=own_urls),
         )

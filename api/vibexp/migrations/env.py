@@ -14,14 +14,26 @@ target_metadata = Base.metadata
 
 
 def _run(connection: Connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # A batch ALTER rebuilds the table (copy, DROP, rename). With foreign keys on (vibexp.core.db turns them on
+        # for every connection), the DROP of a parent table cascades: rebuilding `tenants` deleted every key and
+        # object. Off for the migration (it only takes effect outside a transaction, so first), checked after.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
-        render_as_batch=connection.dialect.name == "sqlite",  # SQLite needs table rebuilds for ALTERs
+        render_as_batch=sqlite,  # SQLite needs table rebuilds for ALTERs
         compare_type=True,
     )
     with context.begin_transaction():
         context.run_migrations()
+        if sqlite:
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"migration left rows whose foreign keys point nowhere: {broken[:5]}")
+    if sqlite:
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
 
 
 async def _run_async(url: str) -> None:

@@ -8,7 +8,7 @@ process memory (``FailureThrottle`` as a sliding window): a flood of reports cos
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request, status
 from pydantic import BaseModel, Field
@@ -28,7 +28,16 @@ MAX_REPORTS = 100
 #: Reports (requests) per client address and minute.
 REPORTS_PER_MINUTE = 30
 
-leaks_router = APIRouter(prefix=LEAK_REPORT_PATH, tags=["security"], responses=ERROR_RESPONSES)
+#: No key, so none of the key's errors (401, 403) or rate-limit headers; its own throttle's 429.
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **{status: ERROR_RESPONSES[status] for status in (400, 413, 422)},
+    429: {
+        "model": ERROR_RESPONSES[429]["model"],
+        "description": f"More than {REPORTS_PER_MINUTE} reports a minute from this address (code rate_limited)",
+        "headers": {"Retry-After": {"description": "Seconds until a report is accepted", "schema": {"type": "string"}}},
+    },
+}
+leaks_router = APIRouter(prefix=LEAK_REPORT_PATH, tags=["security"], responses=_RESPONSES)
 
 
 class LeakReport(BaseModel):

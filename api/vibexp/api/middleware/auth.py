@@ -19,6 +19,7 @@ from vibexp.api import metrics
 from vibexp.api.errors import domain_error_response
 from vibexp.api.request_state import RequestState, RequestUsage
 from vibexp.api.route_templates import route_template
+from vibexp.core.alerts.refusals import TYPO, Refusal
 from vibexp.core.clock import utcnow
 from vibexp.core.errors import AccountSuspended, InvalidApiKey, RateLimited
 from vibexp.core.keys.report import LEAK_REPORT_PATH
@@ -82,9 +83,25 @@ class ApiKeyAuthMiddleware:
             await response(scope, receive, send)
             state.status = response.status_code
             metrics.observe_auth_failure(state, exc)
+            if isinstance(exc, InvalidApiKey) and (exc.key_id is not None or exc.typo_prefix is not None):
+                self._report_refusal(exc, scope)
             return None
         state.principal = principal
         return principal
+
+    def _report_refusal(self, exc: InvalidApiKey, scope: Scope) -> None:
+        """A refusal the alert detectors look at (a typo'd or retired key): one append, read by the usage flush."""
+        client = scope.get("client")
+        self.runtime.usage.record_refusal(
+            Refusal(
+                reason=TYPO if exc.typo_prefix is not None else exc.reason,
+                at=utcnow(),
+                client_ip=client[0] if client else None,
+                key_id=exc.key_id,
+                tenant_id=exc.tenant_id,
+                key_prefix=exc.typo_prefix,
+            )
+        )
 
     async def _admit(self, principal: Principal, scope: Scope) -> RateDecision:
         """Count the request in the tenant's hourly window (the account status read only looks at it)."""

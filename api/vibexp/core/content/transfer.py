@@ -1,9 +1,11 @@
 """Export and import of a tenant's content as JSON Lines (DESIGN.md "Content: versions, search, projects, export").
 
-One JSON object a line, ``"type"`` first, then the object's own fields; never this server's ids or timestamps, so
-a file moves between tenants and servers::
+One JSON object a line, ``"type"`` first, then the object's own fields; never this server's ids or timestamps (a
+prompt's version numbers and their ``created_at`` are its history, so they are kept), so a file moves between
+tenants and servers::
 
-    {"type": "prompt", "name": "review", "description": "", "content": "...", "tags": ["code"]}
+    {"type": "prompt", "name": "review", "description": "", "content": "...", "tags": ["code"], "versions": [...],
+     "labels": {"production": 1}}
     {"type": "artifact", "project": "web", "slug": "plan", "title": "Plan", "content": "...", ...}
     {"type": "memory", "content": "Prefers tabs", "tags": ["style"], "project": null}
 
@@ -26,9 +28,10 @@ entity's name and ``entityType``; a ``relation`` line becomes a memory ``"<from>
 Export streams: ``export_lines`` reads one keyset page at a time, each in a short session of its own, so neither the
 tenant nor a long transaction is held while a slow client reads.
 
-Prompt lines may carry ``"versions": [...]`` and ``"labels": {...}``; they are accepted and, until prompt versions
-are stored, ignored. ``LINE_TYPES`` is the per-type table: a type's ``export_extra`` / ``import_extra`` hooks are
-where those fields get written and applied.
+Prompt lines carry the prompt's history, ``"versions": [...]`` oldest first and ``"labels": {...}``, written and
+applied by the hooks of ``LINE_TYPES["prompt"]`` (``vibexp.core.content.prompt_history``, which documents how a
+history merges into a prompt that exists). ``LINE_TYPES`` is the per-type table: a type's ``export_extra`` adds
+fields to a page of lines (a few queries per page, not one per object), its ``import_extra`` applies them.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vibexp.core.content import schemas
 from vibexp.core.content.models import Memory
+from vibexp.core.content.prompt_history import HistoryFields, export_history, import_history
 from vibexp.core.content.service import ContentStore, artifacts, memories, prompts
 from vibexp.core.db import session_scope
 from vibexp.core.errors import InvalidInput, NotFound
@@ -70,11 +74,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not silently lost content
 
 
-class PromptLine(schemas.PromptCreate, _Strict):
+class PromptLine(schemas.PromptCreate, HistoryFields, _Strict):
+    """A prompt and, optionally, its ``versions`` and ``labels`` (``vibexp.core.content.prompt_history``)."""
+
     type: Literal["prompt"]
-    # Accepted now so files from a server with prompt versions import here; applied once versions are stored.
-    versions: list[dict[str, Any]] | None = None
-    labels: dict[str, int] | None = None
 
 
 class ArtifactLine(schemas.ArtifactCreate, _Strict):
@@ -105,8 +108,12 @@ class RelationLine(_Reference):
 
 #: Export a page of objects' extra fields (one dict per object, merged into its line).
 ExportExtra = Callable[[AsyncSession, Sequence[Any]], Awaitable[list[dict[str, Any]]]]
-#: Apply a line's extra fields to the stored object; True if that changed anything.
-ImportExtra = Callable[[AsyncSession, Any, BaseModel], Awaitable[bool]]
+#: Import a line whose extra fields need more than the store's create/update: given the session, the tenant id,
+#: the object the line's natural key found (or None) and the line, apply it all and say what happened; None when
+#: the line has no extra fields (the plain create or update then applies).
+ImportExtra = Callable[
+    [AsyncSession, str, Any, BaseModel], Awaitable[Literal["created", "updated", "unchanged"] | None]
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +138,8 @@ LINE_TYPES: dict[str, LineType] = {
         update_model=schemas.PromptUpdate,
         key=("name",),
         fields=("name", "description", "content", "tags"),
+        export_extra=export_history,
+        import_extra=import_history,
     ),
     "artifact": LineType(
         store=artifacts,
@@ -250,13 +259,16 @@ class _Importer:
     async def _apply(self, type_name: str, line_type: LineType, line: BaseModel) -> None:
         values = {f: getattr(line, f) for f in line_type.fields}
         existing = await self._find(type_name, line_type, values)
+        if line_type.import_extra is not None:
+            outcome = await line_type.import_extra(self.session, self.tenant_id, existing, line)
+            if outcome is not None:
+                self.counts.add(type_name, outcome)
+                return
         if existing is None:
             data = line_type.create_model.model_validate(values)
             obj = await line_type.store.create(self.session, tenant_id=self.tenant_id, data=data)
             if type_name == "memory" and self._memory_ids is not None:
                 self._memory_ids[memory_key(obj.project, obj.content)] = obj.id
-            if line_type.import_extra:
-                await line_type.import_extra(self.session, obj, line)
             self.counts.add(type_name, "created")
             return
         changes = {f: v for f, v in values.items() if f not in line_type.key and getattr(existing, f) != v}
@@ -264,8 +276,7 @@ class _Importer:
             await line_type.store.update(
                 self.session, obj=existing, data=line_type.update_model.model_validate(changes)
             )
-        extra_changed = bool(line_type.import_extra and await line_type.import_extra(self.session, existing, line))
-        self.counts.add(type_name, "updated" if changes or extra_changed else "unchanged")
+        self.counts.add(type_name, "updated" if changes else "unchanged")
 
     async def _find(self, type_name: str, line_type: LineType, values: dict[str, Any]) -> Any:
         if type_name == "memory":

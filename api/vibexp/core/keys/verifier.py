@@ -19,6 +19,11 @@ once, on the first checksum failure, and kept up to date by the poll (a replica 
 may insert more); no new key is ever legacy, so the set only grows by such inserts. Typo'd keys are not put in the
 negative cache: refusing them costs a CRC-32, and a flood of them must not push real refusals out.
 
+For the alert detectors, a refusal of a revoked or expired key carries the key's id and tenant
+(``InvalidApiKey.key_id``/``tenant_id``, remembered with the negative cache entry, so no query either), and a typo
+carries the key's display prefix (``typo_prefix``); the auth middleware appends them to the usage recorder's
+refusal buffer.
+
 Suspended keys are never cached either way: suspension is reversible (the operator resumes a key when its tenant's
 policy allows it again), so each attempt reads the database.
 """
@@ -46,6 +51,7 @@ from vibexp.core.keys.models import ApiKey, KeyStatus
 from vibexp.core.keys.tokens import (
     KEY_PREFIX,
     KEY_TOKEN_LENGTH,
+    display_prefix,
     has_valid_checksum,
     hash_key,
     parse_authorization,
@@ -141,10 +147,13 @@ class KeyVerifier:
             refused = self._refused.get(digest)
             if refused is not None:
                 if refused[0] > time.monotonic():
-                    raise InvalidApiKey(refused[1].message, reason=refused[1].reason)
+                    known = refused[1]
+                    raise InvalidApiKey(
+                        known.message, reason=known.reason, key_id=known.key_id, tenant_id=known.tenant_id
+                    )
                 del self._refused[digest]
             if not has_valid_checksum(key) and not await self._is_legacy(digest):
-                raise InvalidApiKey(TYPO_MESSAGE, reason="unknown")
+                raise InvalidApiKey(TYPO_MESSAGE, reason="unknown", typo_prefix=display_prefix(key))
             entry = await self._load(digest)
         elif not hmac.compare_digest(entry.key_hash, digest):  # defensive: the dict matched on the same digest
             raise InvalidApiKey("Unknown API key", reason="unknown")
@@ -153,7 +162,12 @@ class KeyVerifier:
     @staticmethod
     def _check(principal: Principal) -> Principal:
         if principal.expires_at is not None and principal.expires_at <= utcnow():
-            raise InvalidApiKey("This API key has expired: create a new key", reason="expired")
+            raise InvalidApiKey(
+                "This API key has expired: create a new key",
+                reason="expired",
+                key_id=principal.key_id,
+                tenant_id=principal.tenant_id,
+            )
         if principal.suspended:
             raise AccountSuspended("This account is suspended: check its status in the dashboard")
         return principal
@@ -176,7 +190,13 @@ class KeyVerifier:
             raise self._refuse(digest, "Unknown API key: check for copy-paste errors or create a new key", "unknown")
         key, tenant = row
         if key.status == KeyStatus.revoked.value:
-            raise self._refuse(digest, "This API key has been revoked: create a new key", "revoked")
+            raise self._refuse(
+                digest,
+                "This API key has been revoked: create a new key",
+                "revoked",
+                key_id=key.id,
+                tenant_id=key.tenant_id,
+            )
         # A suspended key of a suspended account answers as the account (403 account_suspended, from _check).
         if key.status == KeyStatus.suspended.value and not tenant.suspended:
             self._by_hash.pop(digest, None)
@@ -203,10 +223,13 @@ class KeyVerifier:
         self._by_hash[digest] = entry
         return entry
 
-    def _refuse(self, digest: str, message: str, reason: str) -> InvalidApiKey:
-        """Remember a refusal for ``NEGATIVE_TTL`` seconds (oldest forgotten first beyond ``NEGATIVE_MAX``)."""
+    def _refuse(
+        self, digest: str, message: str, reason: str, *, key_id: str | None = None, tenant_id: str | None = None
+    ) -> InvalidApiKey:
+        """Remember a refusal for ``NEGATIVE_TTL`` seconds (oldest forgotten first beyond ``NEGATIVE_MAX``), with
+        the key's id when it exists, so a revoked key presented again is reported as that key without a query."""
         self._by_hash.pop(digest, None)
-        refusal = InvalidApiKey(message, reason=reason)
+        refusal = InvalidApiKey(message, reason=reason, key_id=key_id, tenant_id=tenant_id)
         while len(self._refused) >= NEGATIVE_MAX:
             self._refused.pop(next(iter(self._refused)))
         self._refused[digest] = (time.monotonic() + NEGATIVE_TTL, refusal)

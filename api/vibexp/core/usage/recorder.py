@@ -4,6 +4,10 @@ The request path only appends an event to a list. A background task flushes the 
 ``flush_interval`` seconds (at most one second): one UPDATE per key that was used (count, last used, tool type,
 client IP) and one multi-row INSERT into the action log. Stopping the recorder flushes what is left, so a graceful
 shutdown loses nothing. If the database is unreachable the events are kept (up to ``max_buffer``) and retried.
+
+Refused authentication attempts (``vibexp.core.alerts.refusals``) are buffered beside the events, and each flush,
+once the usage is written, hands both to the ``detector`` (the alert detectors, ``vibexp.core.alerts.detectors``):
+alerts are computed per batch, never per request. A detector failure is logged and never loses usage.
 """
 
 from __future__ import annotations
@@ -13,13 +17,15 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import case, delete, insert, literal, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from vibexp.core.alerts.refusals import Refusal
 from vibexp.core.audit import service as audit
 from vibexp.core.clock import utcnow
 from vibexp.core.db import UTCDateTime, writing
@@ -29,12 +35,14 @@ from vibexp.core.ratelimit.limiter import WINDOW_SECONDS
 from vibexp.core.ratelimit.models import RateWindow
 from vibexp.core.usage.models import KeyAction
 
-__all__ = ["UsageEvent", "UsageRecorder"]
+__all__ = ["BatchDetector", "UsageEvent", "UsageRecorder"]
 
 log = logging.getLogger(__name__)
 
 #: Old action-log rows and rate windows are pruned this often (seconds).
 PRUNE_INTERVAL = 600.0
+#: Refusals kept between flushes at most (a flood of bad keys must not grow memory without bound).
+MAX_REFUSALS = 20_000
 
 
 @dataclass(slots=True)
@@ -50,6 +58,12 @@ class UsageEvent:
     client_ip: str | None
 
 
+class BatchDetector(Protocol):
+    """What the flush hands each batch to (the alert detectors)."""
+
+    async def detect(self, events: Sequence[UsageEvent], refusals: Sequence[Refusal]) -> None: ...
+
+
 class UsageRecorder:
     def __init__(
         self,
@@ -60,6 +74,7 @@ class UsageRecorder:
         audit_retention: timedelta = timedelta(days=365),
         max_buffer: int = 200_000,
         on_flush: Callable[[int, float], None] | None = None,
+        detector: BatchDetector | None = None,
     ) -> None:
         self._engine = engine
         self._flush_interval = flush_interval
@@ -71,9 +86,17 @@ class UsageRecorder:
         self._last_prune = 0.0
         #: Called after each successful flush with (events written, seconds the oldest one waited).
         self._on_flush = on_flush
+        self._refusals: deque[Refusal] = deque(maxlen=MAX_REFUSALS)
+        self.detector = detector
+        self._detect_failures = FailureLog(log, "alert detection")
 
     def record(self, event: UsageEvent) -> None:
         self._buffer.append(event)
+
+    def record_refusal(self, refusal: Refusal) -> None:
+        """A refused authentication attempt, for the alert detectors (dropped when no detector is set)."""
+        if self.detector is not None:
+            self._refusals.append(refusal)
 
     @property
     def pending(self) -> int:
@@ -107,18 +130,36 @@ class UsageRecorder:
 
     async def flush(self) -> int:
         async with self._flush_lock:
-            if not self._buffer:
+            if not self._buffer and not self._refusals:
                 return 0
             events = list(self._buffer)
             self._buffer.clear()
-            try:
-                await self._write(events)
-            except BaseException:
-                self._buffer.extendleft(reversed(events))  # keep order; retried next time
-                raise
-            if self._on_flush is not None:
-                self._on_flush(len(events), (utcnow() - events[0].at).total_seconds())
+            refusals = list(self._refusals)
+            self._refusals.clear()
+            if events:
+                try:
+                    await self._write(events)
+                except BaseException:
+                    self._buffer.extendleft(reversed(events))  # keep order; retried next time
+                    self._refusals.extendleft(reversed(refusals))  # detected with them, next time
+                    raise
+                if self._on_flush is not None:
+                    self._on_flush(len(events), (utcnow() - events[0].at).total_seconds())
+            if self.detector is not None:
+                await self._detect(self.detector, events, refusals)
             return len(events)
+
+    async def _detect(self, detector: BatchDetector, events: list[UsageEvent], refusals: list[Refusal]) -> None:
+        # After the usage commit, under the flush lock (the detectors' in-memory state sees batches in order).
+        # Best effort: a failure loses this batch's alerts, never its usage.
+        try:
+            await detector.detect(events, refusals)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self._detect_failures.failed("this batch raised no alerts")
+        else:
+            self._detect_failures.succeeded()
 
     async def _write(self, events: list[UsageEvent]) -> None:
         per_key: dict[str, list[UsageEvent]] = {}
