@@ -375,6 +375,17 @@ def test_network_policies_keep_metrics_ports_for_prometheus(helm: Helm) -> None:
     assert http_rule["from"] == ingress_ctl and metrics_rule["from"] == custom
 
 
+def test_alert_secrets_are_readable_by_name_only(helm: Helm) -> None:
+    """spec.alerts.webhookSecretRef Secrets in the release namespace: get, by name, nothing else there."""
+    objects = helm.template({"operator": {"watchNamespaces": ["team-a"], "alertSecrets": ["acme-webhook"]}})
+    roles = {(r["metadata"]["namespace"], r["metadata"]["name"]): r for r in by_kind(objects, "Role")}
+    rules = roles[(NS, f"{OPERATOR}-events")]["rules"]
+    secret_rules = [r for r in rules if "secrets" in r["resources"]]
+    assert secret_rules == [
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["acme-webhook"], "verbs": ["get"]}
+    ]
+
+
 def test_watch_namespaces_confine_secrets_to_those_namespaces(helm: Helm) -> None:
     objects = helm.template({"operator": {"watchNamespaces": ["team-a", "team-b"]}})
     cluster_role = find(objects, "ClusterRole", OPERATOR)
@@ -384,7 +395,7 @@ def test_watch_namespaces_confine_secrets_to_those_namespaces(helm: Helm) -> Non
     assert set(roles) == {("team-a", OPERATOR), ("team-b", OPERATOR), (NS, f"{OPERATOR}-events")}
     for ns in ("team-a", "team-b"):
         assert rules_of(roles[(ns, OPERATOR)]) == NAMESPACED_RULES
-    assert rules_of(roles[(NS, f"{OPERATOR}-events")]) == {("", "events", ("create",))}
+    assert rules_of(roles[(NS, f"{OPERATOR}-events")]) == {("", "events", ("create",))}  # no Secret of its own ns
     bindings = {(b["metadata"]["namespace"], b["metadata"]["name"]): b for b in by_kind(objects, "RoleBinding")}
     assert set(bindings) == set(roles)
     for (_ns, name), binding in bindings.items():

@@ -100,6 +100,10 @@ async def _readyz(servers: tuple[LiveServer, ...]) -> list[int]:
         return [(await http.get(f"{s.url}/readyz")).status_code for s in servers]
 
 
+#: Background loops of a server process; each logs an outage once (with a traceback), then a line a minute.
+BACKGROUND_LOGGERS = ("vibexp.core.keys.verifier", "vibexp.core.usage.recorder", "vibexp.core.alerts.sender")
+
+
 def _outage_log_lines(server: LiveServer, start: int, end: int) -> dict[str, int]:
     """Lines the server logged between two offsets of its log, by kind."""
     raw = server.log()[start:end].splitlines()
@@ -110,8 +114,8 @@ def _outage_log_lines(server: LiveServer, start: int, end: int) -> dict[str, int
             in_traceback = False
             if "uvicorn.access" in line:
                 kinds["access 503" if line.rstrip().endswith(" 503") else "access other"] += 1
-            elif "vibexp.core.keys.verifier" in line or "vibexp.core.usage.recorder" in line:
-                kinds["background"] += 1  # the key poll and usage flush: once per outage, with a traceback
+            elif any(task in line for task in BACKGROUND_LOGGERS):
+                kinds["background"] += 1  # the key poll, usage flush, webhook sender: once per outage, with a traceback
                 in_traceback = True
             else:
                 kinds["other"] += 1

@@ -36,6 +36,14 @@ def rejected(env: KubeEnv, manifest: str) -> str:
         ({"rateLimitPerHour": 0}, "spec.rateLimitPerHour: Invalid value: 0"),
         ({"allowedNamespaces": ["Not_A_Namespace"]}, "spec.allowedNamespaces[0]"),
         ({"suspended": "yes"}, "spec.suspended: Invalid value"),
+        (
+            {"alerts": {"autoRevokeOn": ["key_leaked", "bogus"]}},
+            'spec.alerts.autoRevokeOn[1]: Unsupported value: "bogus"',
+        ),
+        ({"alerts": {"webhookUrl": "ftp://hooks.example.com/x"}}, "spec.alerts.webhookUrl: Invalid value"),
+        ({"alerts": {"webhookUrl": "hooks.example.com"}}, "spec.alerts.webhookUrl: Invalid value"),
+        ({"alerts": {"webhookSecretRef": {"name": "hook"}}}, "spec.alerts.webhookSecretRef.key: Required value"),
+        ({"alerts": {"workingHours": "x" * 101}}, "spec.alerts.workingHours: Too long"),
     ],
 )
 def test_tenant_spec_validation(kube_env: KubeEnv, spec: dict[str, object], message: str) -> None:

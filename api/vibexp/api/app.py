@@ -46,7 +46,8 @@ over the limit the API answers 429 with `Retry-After`. Errors are `{"error": {"c
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or get_api_settings()
-    runtime = Runtime.create(settings, on_usage_flush=observe_usage_flush)
+    # The webhook sender refuses URLs that reach this server: an alert must not cause requests to it.
+    runtime = Runtime.create(settings, on_usage_flush=observe_usage_flush, own_urls=[settings.public_url])
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -1,16 +1,17 @@
-"""The long-lived pieces one process needs (engine, key cache, rate limiter, usage recorder), started and stopped
-together. The HTTP app holds one; the CLI and the operator make their own."""
+"""The long-lived pieces one process needs (engine, key cache, rate limiter, usage recorder, webhook sender),
+started and stopped together. The HTTP app holds one; the CLI and the operator make their own."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from vibexp.core.alerts.detectors import AlertDetector, AlertSink, DefaultAlertSink, DetectorLimits
+from vibexp.core.alerts.sender import WebhookSender
 from vibexp.core.config import Settings
 from vibexp.core.db import Database
 from vibexp.core.keys.verifier import KeyVerifier
@@ -30,6 +31,7 @@ class Runtime:
     verifier: KeyVerifier
     limiter: RateLimiter
     usage: UsageRecorder
+    webhooks: WebhookSender
 
     @classmethod
     def create(
@@ -38,10 +40,12 @@ class Runtime:
         *,
         on_usage_flush: Callable[[int, float], None] | None = None,
         alert_sink: AlertSink | None = None,
+        own_urls: Sequence[str] = (),
     ) -> Runtime:
         """``on_usage_flush(events, oldest_wait_seconds)`` is called after each usage flush (the API's metrics).
         Each flush also runs the alert detectors on the batch; they hand alerts to ``alert_sink`` (by default the
-        alert service, ``vibexp.core.alerts.service.raise_alert``, when present, each alert also logged)."""
+        alert service, ``vibexp.core.alerts.service.raise_alert``, when present, each alert also logged).
+        ``own_urls`` are this server's addresses, which the webhook sender refuses to call (no alert loops)."""
         database = Database.from_settings(settings)
         detector = AlertDetector(
             database, sink=alert_sink or DefaultAlertSink(), limits=DetectorLimits.from_settings(settings)
@@ -61,6 +65,7 @@ class Runtime:
                 on_flush=on_usage_flush,
                 detector=detector,
             ),
+            webhooks=WebhookSender(database.engine, own_urls=own_urls),
         )
 
     async def start(self) -> None:
@@ -69,9 +74,11 @@ class Runtime:
             await upgrade_async(self.settings.database_url)
         await self.verifier.start()
         await self.usage.start()
+        await self.webhooks.start()
 
     async def stop(self) -> None:
         try:
+            await self.webhooks.stop()
             await self.usage.stop()  # flushes what is buffered: a graceful shutdown loses no usage
         finally:
             await self.verifier.stop()

@@ -6,10 +6,15 @@ these only tune the operator's loops and its two HTTP ports.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["OperatorConfig"]
+__all__ = ["SERVICE_ACCOUNT_NAMESPACE", "OperatorConfig"]
+
+#: Where a pod reads the namespace it runs in.
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 class OperatorConfig(BaseSettings):
@@ -30,3 +35,15 @@ class OperatorConfig(BaseSettings):
     retry_max_delay: float = Field(default=60.0, gt=0)
     #: Timeout of one Kubernetes API request made by the operator itself (Secrets, status).
     kube_timeout: float = Field(default=30.0, gt=0)
+    #: The operator's own namespace: where a VibeXPTenant's ``spec.alerts.webhookSecretRef`` Secret is looked up
+    #: when the reference names no namespace. Unset: the pod's (from its service account), else ``default``.
+    namespace: str | None = Field(default=None, max_length=63)
+
+    @property
+    def own_namespace(self) -> str:
+        if self.namespace:
+            return self.namespace
+        try:
+            return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
+        except OSError:
+            return "default"

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import kopf
 from pydantic import ValidationError
 
 from vibexp.core.audit.service import Actor, ActorType
@@ -20,6 +21,7 @@ from vibexp.core.keys.models import KeyStatus
 from vibexp.core.tenants import service as tenants
 from vibexp.core.tenants.models import Tenant, Tier
 from vibexp.core.tenants.schemas import TenantCreate, TenantUpdate
+from vibexp.operator.alerts import SecretRefRefused, WebhookSecretMissing, alert_settings
 from vibexp.operator.apikeys import reconcile_apikey
 from vibexp.operator.events import post_event
 from vibexp.operator.runtime import OperatorRuntime
@@ -30,12 +32,13 @@ __all__ = ["reconcile_tenant", "report_tenant_outage", "suspend_tenant", "sync_t
 log = logging.getLogger(__name__)
 
 
-def _changes(tenant: Tenant, spec: Mapping[str, Any], name: str) -> dict[str, Any]:
+def _changes(tenant: Tenant, spec: Mapping[str, Any], name: str, alerts: Mapping[str, Any] | None) -> dict[str, Any]:
     wanted: dict[str, Any] = {
         "display_name": spec.get("displayName") or name,
         "tier": spec.get("tier") or Tier.free.value,
         "rate_limit_per_hour": spec.get("rateLimitPerHour"),
         "suspended": bool(spec.get("suspended")),
+        **(alerts or {}),
     }
     return {field: value for field, value in wanted.items() if getattr(tenant, field) != value}
 
@@ -79,6 +82,16 @@ async def reconcile_tenant(rt: OperatorRuntime, body: Mapping[str, Any], *, kick
     """Create, adopt or update the tenant record; then re-check the ApiKeys that depend on it."""
     name = body["metadata"]["name"]
     spec = body.get("spec") or {}
+    # spec.alerts' Secret is read first (outside the transaction). Missing, everything else is still applied and
+    # the alert settings stay as they were; the Ready condition says why and the reconcile is retried.
+    waiting_for: str | None = None
+    try:
+        alerts = await alert_settings(rt, spec)
+    except WebhookSecretMissing as exc:
+        alerts, waiting_for = None, str(exc)
+    except SecretRefRefused as exc:
+        await _report(rt, body, ReadyState(False, "InvalidSpec", str(exc)[:1000]), {})
+        raise kopf.PermanentError(str(exc)) from exc
     try:
         async with rt.unit_of_work() as session:
             try:
@@ -95,28 +108,32 @@ async def reconcile_tenant(rt: OperatorRuntime, body: Mapping[str, Any], *, kick
                     ),
                 )
                 post_event(body, warning=False, reason="TenantCreated", message=f"created tenant {name}")
-            else:
-                changes = _changes(tenant, spec, name)
-                if changes:
-                    tenant = await tenants.update_tenant(
-                        session, tenant=tenant, data=TenantUpdate.model_validate(changes), actor=tenant_actor(name)
-                    )
-                    post_event(
-                        body,
-                        warning=False,
-                        reason="TenantUpdated",
-                        message=f"updated {', '.join(sorted(changes))}",
-                    )
+            changes = _changes(tenant, spec, name, alerts)
+            if changes:
+                tenant = await tenants.update_tenant(
+                    session, tenant=tenant, data=TenantUpdate.model_validate(changes), actor=tenant_actor(name)
+                )
+                post_event(
+                    body,
+                    warning=False,
+                    reason="TenantUpdated",
+                    message=f"updated {', '.join(sorted(changes))}",  # field names only: never the secret
+                )
     except (InvalidInput, ValidationError) as exc:
         await _report(rt, body, ReadyState(False, "InvalidSpec", str(exc)[:1000]), {})
         raise
-    state = (
-        ReadyState(False, "Suspended", f"tenant {name} is suspended: its keys are refused")
-        if tenant.suspended
-        else ReadyState(True, "Reconciled", f"tenant {name}: tier {tenant.tier}, {tenant.hourly_limit} requests/hour")
-    )
+    if waiting_for is not None:
+        state = ReadyState(False, "WebhookSecretMissing", waiting_for)
+    elif tenant.suspended:
+        state = ReadyState(False, "Suspended", f"tenant {name} is suspended: its keys are refused")
+    else:
+        state = ReadyState(
+            True, "Reconciled", f"tenant {name}: tier {tenant.tier}, {tenant.hourly_limit} requests/hour"
+        )
     await _report(rt, body, state, await _counters(rt, tenant))
     await kick_apikeys(rt, name, only_unready=not kick_all)
+    if waiting_for is not None:
+        raise kopf.TemporaryError(waiting_for, delay=rt.config.retry_delay)
 
 
 async def suspend_tenant(rt: OperatorRuntime, body: Mapping[str, Any]) -> None:
@@ -136,16 +153,35 @@ async def suspend_tenant(rt: OperatorRuntime, body: Mapping[str, Any]) -> None:
 
 
 async def sync_tenant(rt: OperatorRuntime, body: Mapping[str, Any]) -> None:
-    """Periodic: active keys and requests this hour, patched only when they changed."""
+    """Periodic: active keys and requests this hour, patched only when they changed; and the webhook secret
+    followed when its Secret changed (a rotated secret needs no edit of the VibeXPTenant)."""
     name = body["metadata"]["name"]
     if body["metadata"].get("deletionTimestamp"):
         return
+    alerts = await _alerts_to_follow(rt, body.get("spec") or {})
     async with rt.unit_of_work() as session:
         try:
             tenant = await tenants.get_tenant_by_name(session, name=name)
         except NotFound:
             return
+        changes = {field: value for field, value in (alerts or {}).items() if getattr(tenant, field) != value}
+        if changes:
+            tenant = await tenants.update_tenant(
+                session, tenant=tenant, data=TenantUpdate.model_validate(changes), actor=tenant_actor(name)
+            )
+            post_event(body, warning=False, reason="TenantUpdated", message=f"updated {', '.join(sorted(changes))}")
     await _patch_status(rt, body, await _counters(rt, tenant))
+
+
+async def _alerts_to_follow(rt: OperatorRuntime, spec: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``spec.alerts`` as tenant fields for the periodic sync; a missing or refused Secret is the reconcile's to
+    report (its condition says so), so the sync leaves the settings alone then."""
+    if not (spec.get("alerts") or {}).get("webhookSecretRef"):
+        return None  # nothing outside the spec can have changed: the change handler applied it
+    try:
+        return await alert_settings(rt, spec)
+    except (WebhookSecretMissing, SecretRefRefused):
+        return None
 
 
 async def kick_apikeys(rt: OperatorRuntime, tenant: str, *, only_unready: bool) -> None:

@@ -16,6 +16,7 @@ from fastapi import Depends, Form, Header, Request
 from vibexp.api.dashboard.sessions import SessionData, password_fingerprint
 from vibexp.api.dashboard.state import dashboard_state
 from vibexp.api.deps import SessionDep
+from vibexp.core.alerts.ack import count_open
 from vibexp.core.audit.service import Actor
 from vibexp.core.tenants.models import Tenant
 from vibexp.core.tenants.service import get_tenant
@@ -80,6 +81,8 @@ async def current_viewer(request: Request, session: BrowserSession, db: SessionD
     tenant = await get_tenant(db, tenant_id=user.tenant_id)
     viewer = Viewer(user=user, tenant=tenant, session=session)
     request.state.dashboard_viewer = viewer
+    if request.method == "GET":  # the navigation's badge: one COUNT per page shown (a POST only redirects)
+        request.state.dashboard_open_alerts = await count_open(db, tenant_id=tenant.id)
     return viewer
 
 

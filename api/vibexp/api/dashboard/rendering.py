@@ -64,6 +64,7 @@ def render(request: Request, template: str, context: dict[str, Any] | None = Non
     page_context = {
         "csrf_token": session.csrf,
         "viewer": getattr(request.state, "dashboard_viewer", None),
+        "open_alerts": getattr(request.state, "dashboard_open_alerts", 0),
         "signed_in": bool(session.uid),
         "path": request.url.path,
         **(context or {}),

@@ -5,10 +5,20 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from vibexp.api.dashboard.errors import DashboardRoute
-from vibexp.api.dashboard.routes import account, audit, content, keys, prompt_versions, setup, transfer, usage
+from vibexp.api.dashboard.routes import (
+    account,
+    alerts,
+    audit,
+    content,
+    keys,
+    prompt_versions,
+    setup,
+    transfer,
+    usage,
+)
 
 __all__ = ["router"]
 
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
-for module in (account, setup, keys, usage, content, prompt_versions, transfer, audit):
+for module in (account, setup, keys, usage, content, prompt_versions, transfer, audit, alerts):
     router.include_router(module.router)
