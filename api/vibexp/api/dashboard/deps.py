@@ -16,7 +16,7 @@ from fastapi import Depends, Form, Header, Request
 from vibexp.api.dashboard.sessions import SessionData, password_fingerprint
 from vibexp.api.dashboard.state import dashboard_state
 from vibexp.api.deps import SessionDep
-from vibexp.core.alerts.ack import count_open
+from vibexp.core.alerts.service import count_open
 from vibexp.core.audit.service import Actor
 from vibexp.core.tenants.models import Tenant
 from vibexp.core.tenants.service import get_tenant

@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from vibexp.api.dashboard.deps import CsrfChecked, CurrentViewer
+from vibexp.api.dashboard.deps import CsrfChecked, CurrentViewer, viewer_actor
 from vibexp.api.dashboard.errors import DashboardRoute
 from vibexp.api.dashboard.rendering import redirect, render
 from vibexp.api.deps import SessionDep
-from vibexp.core.alerts import ack
+from vibexp.core.alerts import service as alerts
+from vibexp.core.alerts.overview import alerts_with_deliveries
 from vibexp.core.keys import service as keys
 
 __all__ = ["router"]
@@ -19,7 +20,7 @@ router = APIRouter(prefix="/alerts", route_class=DashboardRoute)
 
 @router.get("")
 async def alerts_page(request: Request, db: SessionDep, viewer: CurrentViewer, acknowledged: str = "") -> Response:
-    items = await ack.alerts_with_deliveries(db, tenant_id=viewer.tenant.id)
+    items = await alerts_with_deliveries(db, tenant_id=viewer.tenant.id)
     context = {
         "open_items": [i for i in items if i.alert.status == "open"],
         "acknowledged_items": [i for i in items if i.alert.status != "open"],
@@ -33,5 +34,6 @@ async def alerts_page(request: Request, db: SessionDep, viewer: CurrentViewer, a
 @router.post("/{alert_id}/acknowledge", dependencies=[CsrfChecked])
 async def acknowledge(request: Request, alert_id: str, db: SessionDep, viewer: CurrentViewer) -> Response:
     # Another account's alert is NotFound: the route class answers it with a 404 page.
-    alert = await ack.acknowledge(db, tenant_id=viewer.tenant.id, alert_id=alert_id, by=viewer.user.email)
+    actor = viewer_actor(request, viewer)  # its name is the user's e-mail: the alert's acknowledged_by
+    alert = await alerts.acknowledge(db, tenant_id=viewer.tenant.id, alert_id=alert_id, actor=actor)
     return redirect(request, f"/alerts?acknowledged={alert.id}")
