@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -70,11 +71,26 @@ def create_secret(op: Operator, name: str, data: dict[str, str]) -> None:
     assert resp.status_code == 201, resp.text
 
 
-def test_spec_alerts_reach_the_tenant_and_a_missing_secret_is_reported(operator: Operator) -> None:
+@pytest.fixture
+def tenant_names(operator: Operator) -> Iterator[list[str]]:
+    """The test's VibeXPTenants, deleted while its operator still runs: tenants are cluster-scoped, and one left
+    behind (say, waiting for a webhook Secret) would be reconciled by every later test's operator."""
+    names: list[str] = []
+    yield names
+    for name in names:
+        operator.admin.delete(operator.tenants(name))
+    for name in names:
+        wait_until(lambda n=name: operator.get(operator.tenants(n)) is None, f"VibeXPTenant {name} deleted", 60)
+
+
+def test_spec_alerts_reach_the_tenant_and_a_missing_secret_is_reported(
+    operator: Operator, tenant_names: list[str]
+) -> None:
     op = operator
     op.extra_env["VIBEXP_OPERATOR_NAMESPACE"] = op.ns  # the Secret is looked up here when the ref names none
     op.start()
     name = unique("alerts")
+    tenant_names.append(name)
     alerts = {
         "webhookUrl": "https://hooks.example.com/vibexp",
         "webhookSecretRef": {"name": "vibexp-webhook", "key": "secret"},
@@ -131,11 +147,12 @@ def test_spec_alerts_reach_the_tenant_and_a_missing_secret_is_reported(operator:
     assert row.alert_webhook_url is None and row.auto_revoke_on == [] and row.alert_webhook_secret == rotated
 
 
-def test_a_secret_ref_outside_the_tenants_namespaces_is_refused(operator: Operator) -> None:
+def test_a_secret_ref_outside_the_tenants_namespaces_is_refused(operator: Operator, tenant_names: list[str]) -> None:
     op = operator
     op.extra_env["VIBEXP_OPERATOR_NAMESPACE"] = op.ns
     op.start()
     name = unique("alerts")
+    tenant_names.append(name)
     ref = {"name": "vibexp-webhook", "key": "secret", "namespace": "kube-system"}
     op.create_tenant(name, alerts={"webhookUrl": "https://hooks.example.com/x", "webhookSecretRef": ref})
     tenant_ready(op, name, "False", "InvalidSpec", "'kube-system' is neither the operator's namespace")

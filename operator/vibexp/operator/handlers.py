@@ -122,8 +122,10 @@ async def attempt(rt: OperatorRuntime, entry: Handler, body: Mapping[str, Any]) 
             await entry.action(rt, body)
     except kopf.TemporaryError as exc:
         delay = rt.backoff.failed(uid)
-        rt.failures.failed(f"objects are retried with backoff (up to {rt.config.retry_max_delay:.0f}s apart)")
         if is_database_error(exc.__cause__):
+            # Only the database's failures: a temporary wait of another kind (a webhook Secret not there yet, the
+            # Kubernetes API) is no "reconciling with the VibeXP database failed" and must not be logged as one.
+            rt.failures.failed(f"objects are retried with backoff (up to {rt.config.retry_max_delay:.0f}s apart)")
             try:
                 await entry.report_outage(rt, body, _cause(exc))
             except Exception:  # the condition is best effort; the retry below is what matters
