@@ -54,16 +54,41 @@ def test_first_failure_has_the_traceback_then_one_line_a_minute_then_recovery(
 
 def test_a_new_outage_after_recovery_is_logged_in_full_again(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger=LOGGER)
-    failures = FailureLog(logging.getLogger(LOGGER), "key change poll", clock=FakeClock())
+    clock = FakeClock()
+    failures = FailureLog(logging.getLogger(LOGGER), "key change poll", every=60, clock=clock)
     failures.succeeded()  # nothing to report
     _fail(failures)
     failures.succeeded()
+    clock.now += 61
     _fail(failures, "second outage")
     messages = [(r.getMessage(), r.exc_info is not None) for r in caplog.records]
     assert messages == [
         ("key change poll failed; 3 events kept", True),
         ("key change poll recovered after 1 failed attempts", False),
         ("key change poll failed; 3 events kept", True),
+    ]
+
+
+def test_a_flapping_database_is_one_line_not_a_second_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    """A shutdown in progress lets one attempt through between failures: the relapse within ``every`` seconds of
+    the recovery is a single line (this is what the operator's outage test saw as a second full report)."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    clock = FakeClock()
+    failures = FailureLog(logging.getLogger(LOGGER), "reconciling", every=60, clock=clock)
+    _fail(failures)
+    failures.succeeded()
+    clock.now += 0.3
+    _fail(failures, "the database system is shutting down")
+    _fail(failures)  # and then it stays down: no more lines until a minute has passed
+    messages = [(r.getMessage(), r.exc_info is not None) for r in caplog.records]
+    assert messages == [
+        ("reconciling failed; 3 events kept", True),
+        ("reconciling recovered after 1 failed attempts", False),
+        (
+            "reconciling failing again 0.3 s after it recovered (OSError: the database system is shutting down);"
+            " 3 events kept",
+            False,
+        ),
     ]
 
 
