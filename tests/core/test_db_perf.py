@@ -8,12 +8,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 
-from helpers.databases import create_postgres_database, drop_postgres_database, sqlite_url
+from helpers.databases import create_postgres_database, drop_postgres_database, sqlite_url, terminate_connections
 from helpers.factories import make_account
 from vibexp.core.content.schemas import PromptCreate, PromptUpdate
 from vibexp.core.content.service import prompts
@@ -132,18 +131,7 @@ async def test_hot_read_recovers_when_the_database_drops_its_connections(postgre
                 session, tenant_id=account.tenant.id, data=PromptCreate(name="survivor", content="x")
             )
         await asyncio.gather(*(prompts.read(engine, tenant_id=account.tenant.id, id=created.id) for _ in range(4)))
-        url = make_url(postgres_url)
-        admin = await asyncpg.connect(
-            host=url.host, port=url.port, user=url.username, password=url.password, database="postgres", ssl=False
-        )
-        try:
-            killed = await admin.fetchval(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                " WHERE datname = $1 AND pid <> pg_backend_pid()",
-                url.database,
-            )
-        finally:
-            await admin.close()
+        killed = await terminate_connections(postgres_url)
         assert killed >= 1
         for _ in range(3):  # every request succeeds, the first one included
             row = await prompts.read(engine, tenant_id=account.tenant.id, id=created.id)

@@ -8,13 +8,11 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from helpers.databases import create_postgres_database, drop_postgres_database, sqlite_url
+from helpers.databases import create_postgres_database, drop_postgres_database, sqlite_url, terminate_connections
 from helpers.factories import make_account
 from vibexp.core.content.schemas import MemoryCreate
 from vibexp.core.content.service import memories
@@ -100,18 +98,7 @@ async def test_insert_on_a_connection_the_server_dropped_fails_and_the_next_one_
     try:
         account = await make_account(create_session_factory(engine))
         await memories.insert(engine, tenant_id=account.tenant.id, data=MemoryCreate(content="before"))
-        url = make_url(postgres_url)
-        admin = await asyncpg.connect(
-            host=url.host, port=url.port, user=url.username, password=url.password, database="postgres", ssl=False
-        )
-        try:
-            killed = await admin.fetchval(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                " WHERE datname = $1 AND pid <> pg_backend_pid()",
-                url.database,
-            )
-        finally:
-            await admin.close()
+        killed = await terminate_connections(postgres_url)
         assert killed >= 1
         with pytest.raises(OperationalError):
             await memories.insert(engine, tenant_id=account.tenant.id, data=MemoryCreate(content="lost"))
