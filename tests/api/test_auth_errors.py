@@ -112,7 +112,7 @@ async def test_expired_key(
             actor=TEST_ACTOR,
             tenant_id=account.tenant.id,
             name="short-lived",
-            expires_at=utcnow() + timedelta(seconds=1),
+            permissions=keys.KeyPermissions(expires_at=utcnow() + timedelta(seconds=1)),
         )
     headers = {"Authorization": f"Bearer {new.plaintext}"}
     assert (await client.get(URL, headers=headers)).status_code == 200  # valid, and now in the cache

@@ -90,7 +90,11 @@ async def test_rotate_with_grace_sets_the_old_keys_expiry(session: AsyncSession)
     assert new.record.expires_at is None
     # A grace period never extends an expiry that comes sooner.
     soon = await keys.create_key(
-        session, actor=TEST_ACTOR, tenant_id=tenant.id, name="s", expires_at=utcnow() + timedelta(minutes=1)
+        session,
+        actor=TEST_ACTOR,
+        tenant_id=tenant.id,
+        name="s",
+        permissions=keys.KeyPermissions(expires_at=utcnow() + timedelta(minutes=1)),
     )
     await keys.rotate_key(session, actor=TEST_ACTOR, key=soon.record, grace_period=timedelta(days=1))
     assert soon.record.expires_at is not None and soon.record.expires_at <= utcnow() + timedelta(minutes=1)
@@ -108,10 +112,16 @@ async def test_expiry_must_be_in_the_future(session: AsyncSession) -> None:
     tenant = await _tenant(session)
     with pytest.raises(InvalidInput):
         await keys.create_key(
-            session, actor=TEST_ACTOR, tenant_id=tenant.id, name="x", expires_at=utcnow() - timedelta(seconds=1)
+            session,
+            actor=TEST_ACTOR,
+            tenant_id=tenant.id,
+            name="x",
+            permissions=keys.KeyPermissions(expires_at=utcnow() - timedelta(seconds=1)),
         )
     later = utcnow() + timedelta(days=90)
-    key = await keys.create_key(session, actor=TEST_ACTOR, tenant_id=tenant.id, name="x", expires_at=later)
+    key = await keys.create_key(
+        session, actor=TEST_ACTOR, tenant_id=tenant.id, name="x", permissions=keys.KeyPermissions(expires_at=later)
+    )
     assert key.record.expires_at == later
 
 

@@ -89,8 +89,9 @@ def key_actor(principal: Principal, *, client_ip: str | None, user_agent: str | 
 
 
 async def get_actor(request: Request, principal: CurrentPrincipal) -> Actor:
-    client = request.client
-    return key_actor(principal, client_ip=client.host if client else None, user_agent=request.headers.get("user-agent"))
+    state = request_state(request.scope)
+    client_ip = state.client_ip if state is not None else None
+    return key_actor(principal, client_ip=client_ip, user_agent=request.headers.get("user-agent"))
 
 
 #: The caller as the audit trail names it: the key, the client address and the user agent.

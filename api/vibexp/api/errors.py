@@ -21,6 +21,7 @@ __all__ = [
     "error_payload",
     "error_response",
     "install_error_handlers",
+    "scope_challenge",
     "status_for",
     "www_authenticate",
 ]
@@ -31,6 +32,8 @@ _STATUS: dict[type[errors.VibeXPError], int] = {
     errors.InvalidApiKey: 401,
     errors.AuthenticationFailed: 401,
     errors.AccountSuspended: 403,
+    errors.InsufficientScope: 403,
+    errors.IpNotAllowed: 403,
     errors.NotFound: 404,
     errors.AlreadyExists: 409,
     errors.PreconditionFailed: 412,
@@ -83,7 +86,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         "Missing, malformed, unknown, revoked or expired API key (code invalid_api_key)",
         WWW_Authenticate="Bearer challenge; error_description names the problem",
     ),
-    403: _describe("The account is suspended (code account_suspended)"),
+    403: _describe(
+        "The key lacks the scope needed (code insufficient_scope), the client address is outside the key's "
+        "allowed_cidrs (code ip_not_allowed), or the account is suspended (code account_suspended)",
+        WWW_Authenticate='For insufficient_scope: Bearer error="insufficient_scope", scope="<the scope needed>"',
+    ),
     404: _describe("No such object in this account"),
     413: _describe("Request body too large"),
     422: _describe("Validation failed (code validation_error)"),
@@ -111,6 +118,11 @@ def www_authenticate(exc: errors.InvalidApiKey) -> str:
     return f'Bearer realm="vibexp", error="invalid_token", error_description="{message}"'
 
 
+def scope_challenge(exc: errors.InsufficientScope) -> str:
+    """RFC 6750 section 3: the scope the request needed."""
+    return f'Bearer realm="vibexp", error="insufficient_scope", scope="{exc.scope}"'
+
+
 def error_payload(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"code": code, "message": message}
     if details is not None:
@@ -128,6 +140,8 @@ def domain_error_response(exc: errors.VibeXPError) -> JSONResponse:
     headers: dict[str, str] = {}
     if isinstance(exc, errors.InvalidApiKey):
         headers["WWW-Authenticate"] = www_authenticate(exc)
+    if isinstance(exc, errors.InsufficientScope):
+        headers["WWW-Authenticate"] = scope_challenge(exc)
     if isinstance(exc, errors.RateLimited):
         headers["Retry-After"] = str(exc.retry_after)
     return error_response(status_for(exc), exc.code, exc.message, headers=headers or None)

@@ -44,7 +44,7 @@ from vibexp.api.route_templates import route_template
 from vibexp.api.settings import ApiSettings
 from vibexp.core.alerts.models import AlertKind
 from vibexp.core.alerts.service import observe_opened
-from vibexp.core.errors import AccountSuspended, InvalidApiKey
+from vibexp.core.errors import AccountSuspended, InvalidApiKey, IpNotAllowed
 from vibexp.core.keys.verifier import Principal
 from vibexp.core.ratelimit.limiter import RateDecision
 from vibexp.core.usage.tool_type import ToolType
@@ -71,6 +71,7 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 AUTH_FAILURE_REASONS = frozenset(
     {
         "missing",
+        "ip_not_allowed",
         "wrong_scheme",
         "empty",
         "whitespace",
@@ -212,7 +213,7 @@ def observe_request(state: RequestState) -> None:
         key_series[1].set(time.time())
 
 
-def observe_auth_failure(state: RequestState, exc: InvalidApiKey | AccountSuspended) -> None:
+def observe_auth_failure(state: RequestState, exc: InvalidApiKey | AccountSuspended | IpNotAllowed) -> None:
     reason = exc.reason if isinstance(exc, InvalidApiKey) else exc.code
     AUTH_FAILURES.labels(reason if reason in AUTH_FAILURE_REASONS else "other").inc()
     observe_request(state)

@@ -36,6 +36,8 @@ class RequestState:
     #: ``time.perf_counter()`` when the request reached the API-key layer.
     started: float
     usage: RequestUsage
+    #: The client's address: the socket peer, or X-Forwarded-For from a trusted proxy (``core.client_address``).
+    client_ip: str | None = None
     #: Set once the key is verified; ``None`` on a refused (401/403) request.
     principal: Principal | None = None
     #: The response status, once it started (500 if the inner app failed before sending one).

@@ -14,6 +14,8 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from vibexp.core.keys import cidrs
+
 __all__ = ["DEFAULT_DATABASE_URL", "Environment", "Settings", "get_settings"]
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./vibexp.db"
@@ -71,13 +73,22 @@ class Settings(BaseSettings):
     #: may not point at any of them either.
     server_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
-    @field_validator("server_urls", mode="before")
+    #: Proxies (comma-separated CIDRs) whose ``X-Forwarded-For`` names the client (``vibexp.core.client_address``);
+    #: empty: the socket peer is the client. The Helm chart sets it for its Ingress path.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("server_urls", "trusted_proxies", mode="before")
     @classmethod
     def _comma_separated_urls(cls, value: object) -> object:
         # Not named like ApiSettings' own validator: a subclass's method of the same name would replace this one.
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_cidrs(cls, value: list[str]) -> list[str]:
+        return list(cidrs.normalise(value))
 
     @property
     def is_sqlite(self) -> bool:

@@ -6,6 +6,8 @@ retry semantics in the operator. The hierarchy::
     VibeXPError                 base; ``code`` is the stable machine-readable error code
     ├── InvalidApiKey           missing, malformed, unknown, revoked or expired key (``reason`` says which)
     ├── AccountSuspended        the tenant is suspended
+    ├── InsufficientScope       the key lacks the scope an operation needs (``scope`` names it)
+    ├── IpNotAllowed            the client address is outside the key's ``allowed_cidrs``
     ├── RateLimited             the tenant's hourly window is used up (``limit``, ``reset_at``, ``retry_after``)
     ├── NotFound                no such object for this tenant (also for another tenant's objects)
     ├── AlreadyExists           a unique name is taken
@@ -20,8 +22,10 @@ __all__ = [
     "AccountSuspended",
     "AlreadyExists",
     "AuthenticationFailed",
+    "InsufficientScope",
     "InvalidApiKey",
     "InvalidInput",
+    "IpNotAllowed",
     "NotFound",
     "PreconditionFailed",
     "RateLimited",
@@ -60,6 +64,19 @@ class InvalidApiKey(VibeXPError):
 
 class AccountSuspended(VibeXPError):
     code = "account_suspended"
+
+
+class InsufficientScope(VibeXPError):
+    code = "insufficient_scope"
+
+    def __init__(self, scope: str, message: str | None = None) -> None:
+        super().__init__(message or f"This API key lacks the scope {scope!r} this operation needs")
+        #: The scope needed, for the RFC 6750 challenge (``WWW-Authenticate: Bearer error=..., scope=...``).
+        self.scope = scope
+
+
+class IpNotAllowed(VibeXPError):
+    code = "ip_not_allowed"
 
 
 class RateLimited(VibeXPError):

@@ -232,7 +232,7 @@ class _Executor:
             description=self.spec.description,
             source="operator",
             actor=self.actor,
-            expires_at=expires_at,
+            permissions=keys.KeyPermissions(expires_at=expires_at),
             external_ref=external_ref(self.spec.uid, slot),
             rotated_from_id=rotated_from_id,
         )

@@ -1,7 +1,6 @@
 """Alerts over REST: ``GET /api/v1/alerts`` (newest first) and ``POST /api/v1/alerts/{id}/acknowledge``.
 
-DESIGN.md puts both under the ``audit:read`` scope. Key scopes do not exist yet (issue 14): until they do, any key
-of the tenant may call them, as every key has full account access. Add the scope check here when scopes land.
+Both need the ``audit:read`` scope (DESIGN.md).
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from vibexp.api.schemas import PageRead
 from vibexp.core.alerts import service as alerts
 from vibexp.core.alerts.models import AlertKind, AlertStatus
 from vibexp.core.alerts.schemas import AlertRead
+from vibexp.core.keys.scopes import require
 from vibexp.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 __all__ = ["alerts_router"]
@@ -34,6 +34,7 @@ async def list_alerts(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size")] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
 ) -> Any:
+    require(principal, "audit:read")
     page = await alerts.list_alerts(
         session, tenant_id=principal.tenant_id, status=status, kind=kind, key_id=key_id, limit=limit, cursor=cursor
     )
@@ -51,5 +52,6 @@ async def acknowledge_alert(
     actor: CurrentActor,
     alert_id: Annotated[str, Path(max_length=36)],
 ) -> Any:
+    require(principal, "audit:read")
     alert = await alerts.acknowledge(session, tenant_id=principal.tenant_id, alert_id=alert_id, actor=actor)
     return AlertRead.model_validate(alert)

@@ -12,6 +12,7 @@ from vibexp.api.errors import ERROR_RESPONSES
 from vibexp.api.schemas import PageRead
 from vibexp.core.audit import service as audit
 from vibexp.core.audit.schemas import AuditEventRead
+from vibexp.core.keys.scopes import require
 from vibexp.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 __all__ = ["audit_router"]
@@ -28,6 +29,7 @@ async def list_audit_events(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size")] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
 ) -> Any:
+    require(principal, "audit:read")
     page = await audit.list_events(
         session, tenant_id=principal.tenant_id, action=action, key_id=key_id, limit=limit, cursor=cursor
     )

@@ -1,4 +1,5 @@
-"""API key management with a key (keys have full account access), and the caller's account."""
+"""API key management with a key (``keys:read`` / ``keys:write``, checked in ``vibexp.core.keys.usecases``), and
+the caller's account (``account:read``)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from vibexp.api.endpoints import API_PREFIX
 from vibexp.api.errors import ERROR_RESPONSES
 from vibexp.api.schemas import AccountRead, PageRead
 from vibexp.core.keys import service as keys
+from vibexp.core.keys import usecases
 from vibexp.core.keys.models import KeyStatus
 from vibexp.core.keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead, ApiKeyRotate, KeyUsageRead
+from vibexp.core.keys.scopes import require
 from vibexp.core.tenants.service import get_tenant
 from vibexp.core.usage.service import key_usage
 
@@ -32,7 +35,7 @@ async def list_keys(
     principal: CurrentPrincipal,
     status_filter: Annotated[KeyStatus | None, Query(alias="status")] = None,
 ) -> Any:
-    items = await keys.list_keys(session, tenant_id=principal.tenant_id, status=status_filter)
+    items = await usecases.list_keys(session, caller=principal, status=status_filter)
     return {"items": items, "next_cursor": None}
 
 
@@ -43,27 +46,21 @@ async def list_keys(
     summary="Create an API key (the key is in this response only)",
 )
 async def create_key(body: ApiKeyCreate, session: SessionDep, principal: CurrentPrincipal, actor: CurrentActor) -> Any:
-    new = await keys.create_key(
-        session,
-        actor=actor,
-        tenant_id=principal.tenant_id,
-        name=body.name,
-        description=body.description,
-        expires_at=body.expires_at,
-        source="api",
+    permissions = keys.KeyPermissions(scopes=body.scopes, allowed_cidrs=body.allowed_cidrs, expires_at=body.expires_at)
+    new = await usecases.create(
+        session, caller=principal, actor=actor, name=body.name, description=body.description, permissions=permissions
     )
     return _created(new)
 
 
 @keys_router.get("/{key_id}", response_model=ApiKeyRead, summary="Get an API key")
 async def get_key(key_id: str, session: SessionDep, principal: CurrentPrincipal) -> Any:
-    return await keys.get_key(session, key_id=key_id, tenant_id=principal.tenant_id)
+    return await usecases.get(session, caller=principal, key_id=key_id)
 
 
 @keys_router.delete("/{key_id}", response_model=ApiKeyRead, summary="Revoke an API key (effective at once)")
 async def revoke_key(key_id: str, session: SessionDep, principal: CurrentPrincipal, actor: CurrentActor) -> Any:
-    key = await keys.get_key(session, key_id=key_id, tenant_id=principal.tenant_id)
-    return await keys.revoke_key(session, key=key, actor=actor)
+    return await usecases.revoke(session, caller=principal, actor=actor, key_id=key_id)
 
 
 @keys_router.post(
@@ -79,9 +76,13 @@ async def rotate_key(
     actor: CurrentActor,
     body: ApiKeyRotate | None = None,
 ) -> Any:
-    key = await keys.get_key(session, key_id=key_id, tenant_id=principal.tenant_id)
-    grace = timedelta(seconds=body.grace_period_seconds if body else 0)
-    return _created(await keys.rotate_key(session, key=key, grace_period=grace, actor=actor))
+    body = body or ApiKeyRotate()
+    permissions = keys.KeyPermissions(scopes=body.scopes, allowed_cidrs=body.allowed_cidrs, expires_at=body.expires_at)
+    grace = timedelta(seconds=body.grace_period_seconds)
+    new = await usecases.rotate(
+        session, caller=principal, actor=actor, key_id=key_id, grace_period=grace, permissions=permissions
+    )
+    return _created(new)
 
 
 @keys_router.get("/{key_id}/usage", response_model=KeyUsageRead, summary="Usage of an API key")
@@ -91,7 +92,7 @@ async def get_key_usage(
     principal: CurrentPrincipal,
     limit: Annotated[int, Query(ge=1, le=500, description="How many recent actions")] = 50,
 ) -> Any:
-    key = await keys.get_key(session, key_id=key_id, tenant_id=principal.tenant_id)
+    key = await usecases.get(session, caller=principal, key_id=key_id)
     return await key_usage(session, key=key, limit=limit)
 
 
@@ -100,6 +101,7 @@ account_router = APIRouter(prefix=f"{API_PREFIX}/account", tags=["account"], res
 
 @account_router.get("", response_model=AccountRead, summary="The caller's account: tier, limit and use this hour")
 async def get_account(session: SessionDep, principal: CurrentPrincipal, runtime: RuntimeDep) -> Any:
+    require(principal, "account:read")
     tenant = await get_tenant(session, tenant_id=principal.tenant_id)
     return AccountRead(
         tenant=tenant.name,

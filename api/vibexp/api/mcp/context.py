@@ -44,9 +44,9 @@ def principal_of(ctx: ServerRequestContext[Any, Any]) -> Principal:
 def actor_of(ctx: ServerRequestContext[Any, Any]) -> Actor:
     """The audit trail's actor for this MCP request: its key, client address and user agent."""
     request = ctx.request
-    client = request.client if isinstance(request, Request) else None
+    state = _state(ctx)
     user_agent = request.headers.get("user-agent") if isinstance(request, Request) else None
-    return key_actor(principal_of(ctx), client_ip=client.host if client else None, user_agent=user_agent)
+    return key_actor(principal_of(ctx), client_ip=state.client_ip if state is not None else None, user_agent=user_agent)
 
 
 def runtime_of(ctx: ServerRequestContext[Any, Any]) -> Runtime:

@@ -1,11 +1,13 @@
 """API key authentication for ``/api/v1`` and ``/mcp``, one ASGI layer shared by REST and MCP.
 
-Each request goes through three steps: **authenticate** (verify the bearer key: 401/403), **admit** (count the
+Each request goes through three steps: **authenticate** (verify the bearer key and check the client address against
+its ``allowed_cidrs``: 401/403), **admit** (count the
 request against the tenant's hourly window, then pass it on with the rate-limit headers, or answer 429) and
 **observe** (once the response is sent: the usage log and the metrics). The route template
 (``/api/v1/prompts/{id}``) is resolved once, when the request arrives, into the request's ``RequestState``; it (or
 the MCP tool an inner handler names in ``state.usage``) becomes the action. Raw paths are never logged, so ids and
-keys stay out.
+keys stay out. The client address is resolved once, in ``_open``: the socket peer, or ``X-Forwarded-For`` when
+the peer is one of ``VIBEXP_TRUSTED_PROXIES`` (``vibexp.core.client_address``).
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from vibexp.api import metrics
 from vibexp.api.errors import domain_error_response
 from vibexp.api.request_state import RequestState, RequestUsage
 from vibexp.api.route_templates import route_template
-from vibexp.core.alerts.refusals import TYPO, Refusal
+from vibexp.core.alerts.refusals import DISALLOWED_ADDRESS, TYPO, Refusal
+from vibexp.core.client_address import ClientAddressResolver
 from vibexp.core.clock import utcnow
-from vibexp.core.errors import AccountSuspended, InvalidApiKey, RateLimited
+from vibexp.core.errors import AccountSuspended, InvalidApiKey, IpNotAllowed, RateLimited
+from vibexp.core.keys.cidrs import client_allowed
 from vibexp.core.keys.report import LEAK_REPORT_PATH
 from vibexp.core.keys.verifier import Principal
 from vibexp.core.ratelimit.limiter import WINDOW_SECONDS, RateDecision
@@ -57,12 +61,13 @@ class ApiKeyAuthMiddleware:
         self.app = app
         self.runtime = runtime
         self.prefixes = tuple(prefixes)
+        self.addresses = ClientAddressResolver(runtime.settings.trusted_proxies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(self.prefixes) or scope["path"] in PUBLIC_PATHS:
             await self.app(scope, receive, send)
             return
-        state, authorization = _open(scope)
+        state, authorization = _open(scope, self.addresses)
         principal = await self._authenticate(state, authorization, scope, receive, send)
         if principal is None:
             return
@@ -84,22 +89,42 @@ class ApiKeyAuthMiddleware:
             state.status = response.status_code
             metrics.observe_auth_failure(state, exc)
             if isinstance(exc, InvalidApiKey) and (exc.key_id is not None or exc.typo_prefix is not None):
-                self._report_refusal(exc, scope)
+                self.runtime.usage.record_refusal(
+                    Refusal(
+                        reason=TYPO if exc.typo_prefix is not None else exc.reason,
+                        at=utcnow(),
+                        client_ip=state.client_ip,
+                        key_id=exc.key_id,
+                        tenant_id=exc.tenant_id,
+                        key_prefix=exc.typo_prefix,
+                    )
+                )
+            return None
+        if principal.networks and not client_allowed(principal.networks, state.client_ip):
+            await self._refuse_address(state, principal, scope, receive, send)
             return None
         state.principal = principal
         return principal
 
-    def _report_refusal(self, exc: InvalidApiKey, scope: Scope) -> None:
-        """A refusal the alert detectors look at (a typo'd or retired key): one append, read by the usage flush."""
-        client = scope.get("client")
+    async def _refuse_address(
+        self, state: RequestState, principal: Principal, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """403 ``ip_not_allowed``, counted by the ``failed_auth`` detector against the key like a typo."""
+        refused = IpNotAllowed(
+            f"This API key may not be used from {state.client_ip or 'an unknown address'}: "
+            "it is limited to its allowed_cidrs"
+        )
+        response = domain_error_response(refused)
+        await response(scope, receive, send)
+        state.status = response.status_code
+        metrics.observe_auth_failure(state, refused)
         self.runtime.usage.record_refusal(
             Refusal(
-                reason=TYPO if exc.typo_prefix is not None else exc.reason,
+                reason=DISALLOWED_ADDRESS,
                 at=utcnow(),
-                client_ip=client[0] if client else None,
-                key_id=exc.key_id,
-                tenant_id=exc.tenant_id,
-                key_prefix=exc.typo_prefix,
+                client_ip=state.client_ip,
+                key_id=principal.key_id,
+                tenant_id=principal.tenant_id,
             )
         )
 
@@ -142,7 +167,6 @@ class ApiKeyAuthMiddleware:
     def _observe(self, state: RequestState, principal: Principal, scope: Scope) -> None:
         """After the response (or the inner app's failure): metrics, and one usage event for the key."""
         metrics.observe_request(state)
-        client = scope.get("client")
         self.runtime.usage.record(
             UsageEvent(
                 key_id=principal.key_id,
@@ -153,25 +177,31 @@ class ApiKeyAuthMiddleware:
                 action=(state.usage.action or f"{state.method} {state.route}")[:200],
                 status=state.status,
                 tool_type=state.usage.tool_type,
-                client_ip=client[0] if client else None,
+                client_ip=state.client_ip,
             )
         )
 
 
-def _open(scope: Scope) -> tuple[RequestState, str | None]:
-    """The request's state (route template resolved here, once) attached to ``scope``, and its Authorization."""
+def _open(scope: Scope, addresses: ClientAddressResolver) -> tuple[RequestState, str | None]:
+    """The request's state (route template and client address resolved here, once) attached to ``scope``, and
+    its Authorization."""
     started = time.perf_counter()
-    authorization = user_agent = None
+    authorization = user_agent = forwarded_for = None
     for name, value in scope["headers"]:
         if name == b"authorization":
             authorization = value.decode("latin-1")
         elif name == b"user-agent":
             user_agent = value.decode("latin-1")
+        elif name == b"x-forwarded-for":
+            forwarded_for = value.decode("latin-1")
+    client = scope.get("client")
+    peer = client[0] if client else None
     state = RequestState(
         method=scope["method"],
         route=route_template(scope),
         started=started,
         usage=RequestUsage(tool_type=detect_tool_type(user_agent).value),
+        client_ip=addresses.resolve(peer, forwarded_for) if addresses.trusts_proxies else peer,
     )
     state.attach(scope)
     return state, authorization

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, String, true
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, String, text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vibexp.core.clock import utcnow
@@ -51,3 +51,7 @@ class ApiKey(Base):
     #: Made before keys carried a checksum (64 random hex). Rows that predate the column, or that a replica still
     #: running the previous release inserts, get ``true`` from the server default; every key made since is false.
     legacy_format: Mapped[bool] = mapped_column(Boolean, default=False, server_default=true())
+    #: What the key may do (``vibexp.core.keys.scopes``), as given at creation; keys that predate scopes are ``*``.
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=lambda: ["*"], server_default=text("'[\"*\"]'"))
+    #: Networks the key may be used from (``vibexp.core.keys.cidrs``); empty: anywhere.
+    allowed_cidrs: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))

@@ -5,6 +5,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
+from vibexp.core.keys.cidrs import CidrList
+from vibexp.core.keys.scopes import ScopeList
 from vibexp.core.text import StorableText
 
 __all__ = [
@@ -40,8 +42,18 @@ class ApiKeyBase(BaseModel):
     description: StorableText = Field(default="", max_length=2000, description="Optional notes about usage")
 
 
+_SCOPES = (
+    "What the key may do: prompts|artifacts|memories|keys:read|write, account:read, audit:read, read (every :read) "
+    "or * (full access). Omitted: the calling key's own scopes"
+)
+_CIDRS = "IPv4/IPv6 networks the key may be used from (none: anywhere). Omitted: the calling key's own"
+_EXPIRES = "Expiry (RFC 3339, in the future). Omitted: the calling key's expiry, or the account's maximum key lifetime"
+
+
 class ApiKeyCreate(ApiKeyBase):
-    expires_at: UtcDatetime | None = Field(default=None, description="Optional expiry (RFC 3339, in the future)")
+    scopes: ScopeList | None = Field(default=None, description=_SCOPES)
+    allowed_cidrs: CidrList | None = Field(default=None, description=_CIDRS)
+    expires_at: UtcDatetime | None = Field(default=None, description=_EXPIRES)
 
 
 class ApiKeyUpdate(BaseModel):
@@ -55,6 +67,11 @@ class ApiKeyRotate(BaseModel):
         ge=0,
         le=MAX_GRACE_SECONDS,
         description="Seconds the old key keeps working after rotation (0: revoked at once)",
+    )
+    scopes: ScopeList | None = Field(default=None, description="The new key's scopes. Omitted: the old key's")
+    allowed_cidrs: CidrList | None = Field(default=None, description="The new key's networks. Omitted: the old key's")
+    expires_at: UtcDatetime | None = Field(
+        default=None, description="The new key's expiry. Omitted: none, or the account's maximum key lifetime"
     )
 
 
@@ -71,6 +88,8 @@ class ApiKeyRead(ApiKeyBase):
     expires_at: datetime | None
     revoked_at: datetime | None
     source: str
+    scopes: list[str] = Field(description="What the key may do; * is full access")
+    allowed_cidrs: list[str] = Field(description="Networks the key may be used from; empty: anywhere")
 
 
 class ApiKeyCreated(ApiKeyRead):

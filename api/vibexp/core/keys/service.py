@@ -1,12 +1,20 @@
 """API key lifecycle: create (plaintext returned once), list, revoke, rotate with an optional grace period.
 
 Each change records its audit event (``vibexp.core.audit``) in the same transaction; the caller says who acts.
+
+A key's permissions (``scopes``, ``allowed_cidrs``, ``expires_at``) are settled by ``_permissions`` for both
+create and rotate: omitted values come from the issuing key (a key minted by a key is never wider than it: scopes,
+networks, expiry; wider is ``InsufficientScope``), then the tenant's ``max_key_lifetime_days`` gives a key without
+an expiry one and refuses a later one (``InvalidInput``). ``issuer=None`` is a caller acting for the whole account
+(a person in the dashboard, the CLI, the operator).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,14 +22,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vibexp.core.audit import service as audit
 from vibexp.core.audit.service import Actor, Target
 from vibexp.core.clock import utcnow
-from vibexp.core.errors import InvalidInput, NotFound
+from vibexp.core.errors import InsufficientScope, InvalidInput, NotFound
 from vibexp.core.ids import is_id
+from vibexp.core.keys import cidrs
+from vibexp.core.keys import scopes as scopes_
 from vibexp.core.keys.changes import mark_key_changed
 from vibexp.core.keys.models import ApiKey, KeyStatus
 from vibexp.core.keys.tokens import display_prefix, generate_key, hash_key
+from vibexp.core.tenants.models import Tenant
 
 __all__ = [
     "REVOCATION_ACTIONS",
+    "KeyIssuer",
+    "KeyPermissions",
     "NewKey",
     "create_key",
     "find_key_by_external_ref",
@@ -54,6 +67,92 @@ class NewKey:
         return f"NewKey(id={self.record.id!r}, prefix={self.record.prefix!r})"
 
 
+class KeyIssuer(Protocol):
+    """The key that asks for a new one (``vibexp.core.keys.verifier.Principal``): what the new key may not exceed."""
+
+    @property
+    def granted(self) -> frozenset[str]: ...
+
+    @property
+    def allowed_cidrs(self) -> tuple[str, ...]: ...
+
+    @property
+    def expires_at(self) -> datetime | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPermissions:
+    """What a key may do, as requested: ``None`` for a value the request left out."""
+
+    scopes: Sequence[str] | None = None
+    allowed_cidrs: Sequence[str] | None = None
+    expires_at: datetime | None = None
+
+
+#: Everything unset: a new key of a full-access caller is ``*`` from anywhere, expiring by the tenant's policy.
+UNRESTRICTED = KeyPermissions()
+
+
+@dataclass(frozen=True, slots=True)
+class _Settled:
+    scopes: list[str]
+    allowed_cidrs: list[str]
+    expires_at: datetime | None
+
+
+async def _permissions(
+    session: AsyncSession, *, tenant_id: str, wanted: KeyPermissions, issuer: KeyIssuer | None
+) -> _Settled:
+    """The new key's scopes, networks and expiry: defaults from the issuer, checked against it and the policy."""
+    now = utcnow()
+    if wanted.expires_at is not None and wanted.expires_at <= now:
+        raise InvalidInput("expires_at must be in the future")
+    if wanted.scopes is not None:
+        scope_list = list(scopes_.normalise(wanted.scopes))
+    elif issuer is not None:
+        scope_list = [s for s in scopes_.ALL_SCOPES if s in issuer.granted]
+        if len(scope_list) == len(scopes_.ALL_SCOPES):
+            scope_list = [scopes_.FULL_ACCESS]
+    else:
+        scope_list = [scopes_.FULL_ACCESS]
+    networks = list(cidrs.normalise(wanted.allowed_cidrs)) if wanted.allowed_cidrs is not None else None
+    expires_at = wanted.expires_at
+    if issuer is not None:
+        missing = scopes_.first_missing(issuer.granted, scope_list)
+        if missing is not None:
+            raise InsufficientScope(
+                missing, f"A key can only mint keys no wider than itself: this key lacks the scope {missing!r}"
+            )
+        if networks is None:
+            networks = list(issuer.allowed_cidrs)
+        outside = cidrs.uncovered(issuer.allowed_cidrs, networks)
+        if outside is not None:
+            raise InsufficientScope(
+                "keys:write",
+                f"A key can only mint keys no wider than itself: {outside} is outside this key's allowed_cidrs",
+            )
+        if issuer.expires_at is not None:
+            if expires_at is None:
+                expires_at = issuer.expires_at
+            elif expires_at > issuer.expires_at:
+                raise InsufficientScope(
+                    "keys:write",
+                    "A key can only mint keys no wider than itself: expires_at is later than this key's "
+                    f"({issuer.expires_at.isoformat()})",
+                )
+    tenant = await session.get(Tenant, tenant_id)
+    if tenant is not None and tenant.max_key_lifetime_days is not None:
+        latest = now + timedelta(days=tenant.max_key_lifetime_days)
+        if expires_at is None:
+            expires_at = latest
+        elif expires_at > latest + timedelta(seconds=1):  # a second of slack: "in 90 days" computed a moment ago
+            raise InvalidInput(
+                f"expires_at is beyond this account's maximum key lifetime of {tenant.max_key_lifetime_days} days "
+                f"(at the latest {latest.replace(microsecond=0).isoformat()})"
+            )
+    return _Settled(scopes=scope_list, allowed_cidrs=networks or [], expires_at=expires_at)
+
+
 async def create_key(
     session: AsyncSession,
     *,
@@ -62,21 +161,29 @@ async def create_key(
     actor: Actor,
     description: str = "",
     source: str = "api",
-    expires_at: datetime | None = None,
+    permissions: KeyPermissions = UNRESTRICTED,
+    issuer: KeyIssuer | None = None,
     external_ref: str | None = None,
     rotated_from_id: str | None = None,
 ) -> NewKey:
+    settled = await _permissions(session, tenant_id=tenant_id, wanted=permissions, issuer=issuer)
     new = await _mint(
         session,
         tenant_id=tenant_id,
         name=name,
         description=description,
         source=source,
-        expires_at=expires_at,
+        settled=settled,
         external_ref=external_ref,
         rotated_from_id=rotated_from_id,
     )
-    details = {"prefix": new.record.prefix, "source": source, "expires_at": _iso(expires_at)}
+    details = {
+        "prefix": new.record.prefix,
+        "source": source,
+        "expires_at": _iso(settled.expires_at),
+        "scopes": settled.scopes,
+        "allowed_cidrs": settled.allowed_cidrs,
+    }
     await audit.record(
         session, tenant_id=tenant_id, action="key.created", actor=actor, target=_target(new.record), details=details
     )
@@ -94,12 +201,10 @@ async def _mint(
     name: str,
     description: str,
     source: str,
-    expires_at: datetime | None,
+    settled: _Settled,
     external_ref: str | None,
     rotated_from_id: str | None = None,
 ) -> NewKey:
-    if expires_at is not None and expires_at <= utcnow():
-        raise InvalidInput("expires_at must be in the future")
     plaintext = generate_key()
     record = ApiKey(
         tenant_id=tenant_id,
@@ -109,7 +214,9 @@ async def _mint(
         key_hash=hash_key(plaintext),
         status=KeyStatus.active.value,
         source=source,
-        expires_at=expires_at,
+        expires_at=settled.expires_at,
+        scopes=settled.scopes,
+        allowed_cidrs=settled.allowed_cidrs,
         external_ref=external_ref,
         rotated_from_id=rotated_from_id,
         request_count=0,
@@ -210,19 +317,31 @@ async def rotate_key(
     grace_period: timedelta = timedelta(0),
     source: str | None = None,
     external_ref: str | None = None,
+    permissions: KeyPermissions = UNRESTRICTED,
+    issuer: KeyIssuer | None = None,
 ) -> NewKey:
-    """Replace ``key`` with a new key of the same name; the old one stops now or when the grace period ends."""
+    """Replace ``key`` with a new key of the same name; the old one stops now or when the grace period ends.
+
+    The new key keeps the old one's scopes and networks unless ``permissions`` sets others; its expiry is the one
+    given, or the tenant's maximum lifetime from now. Either way an ``issuer`` may not end up with a wider key.
+    """
     if key.status == KeyStatus.revoked.value:
         raise InvalidInput("a revoked key cannot be rotated; create a new key instead")
     if key.status == KeyStatus.suspended.value:
         raise InvalidInput("a suspended key cannot be rotated while it is suspended")
+    wanted = KeyPermissions(
+        scopes=permissions.scopes if permissions.scopes is not None else list(key.scopes),
+        allowed_cidrs=permissions.allowed_cidrs if permissions.allowed_cidrs is not None else list(key.allowed_cidrs),
+        expires_at=permissions.expires_at,
+    )
+    settled = await _permissions(session, tenant_id=key.tenant_id, wanted=wanted, issuer=issuer)
     new = await _mint(
         session,
         tenant_id=key.tenant_id,
         name=key.name,
         description=key.description,
         source=source or key.source,
-        expires_at=None,
+        settled=settled,
         external_ref=external_ref,
         rotated_from_id=key.id,
     )

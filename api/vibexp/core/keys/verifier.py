@@ -46,7 +46,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from vibexp.core.clock import utcnow
 from vibexp.core.errors import AccountSuspended, InvalidApiKey
 from vibexp.core.failure_log import FailureLog
-from vibexp.core.keys import changes
+from vibexp.core.keys import changes, cidrs
+from vibexp.core.keys import scopes as scopes_
 from vibexp.core.keys.models import ApiKey, KeyStatus
 from vibexp.core.keys.tokens import (
     KEY_PREFIX,
@@ -78,7 +79,11 @@ TYPO_MESSAGE = (
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the key (by id and prefix, never the secret) and its tenant."""
+    """Who is calling: the key (by id and prefix, never the secret) and its tenant.
+
+    ``scopes`` and ``allowed_cidrs`` are the key's as stored (what a minted key is compared with); ``granted`` and
+    ``networks`` are the same compiled once, when the key is cached, so each request's checks are in memory.
+    """
 
     key_id: str
     key_prefix: str
@@ -89,6 +94,10 @@ class Principal:
     hourly_limit: int
     suspended: bool
     expires_at: datetime | None
+    scopes: tuple[str, ...] = (scopes_.FULL_ACCESS,)
+    granted: frozenset[str] = frozenset(scopes_.ALL_SCOPES)
+    allowed_cidrs: tuple[str, ...] = ()
+    networks: cidrs.Networks = ()
 
 
 @dataclass(slots=True)
@@ -214,6 +223,10 @@ class KeyVerifier:
                 hourly_limit=tenant.hourly_limit,
                 suspended=tenant.suspended,
                 expires_at=key.expires_at,
+                scopes=tuple(key.scopes),
+                granted=scopes_.expand(key.scopes),
+                allowed_cidrs=tuple(key.allowed_cidrs),
+                networks=cidrs.compile_networks(key.allowed_cidrs),
             ),
             key_hash=digest,
             key_version=key.updated_at,

@@ -42,6 +42,10 @@ class Tenant(Base):
     alert_webhook_secret: Mapped[str | None] = mapped_column(String(200), nullable=True)
     working_hours: Mapped[str | None] = mapped_column(String(100), nullable=True)
     auto_revoke_on: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Key policy: a key made without an expiry expires after ``max_key_lifetime_days`` (and none may expire later);
+    # a key unused for ``revoke_unused_after_days`` is revoked by the server (``vibexp.core.keys.policy``).
+    max_key_lifetime_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    revoke_unused_after_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     @property
     def hourly_limit(self) -> int:

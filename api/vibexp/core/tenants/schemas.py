@@ -40,6 +40,11 @@ class TenantUpdate(BaseModel):
     working_hours: str | None = Field(default=None, max_length=10_000)
     #: Alert kinds that revoke the key at once; None or []: none.
     auto_revoke_on: list[str] | None = Field(default=None, max_length=20)
+    #: Key policy: a key made without an expiry expires after this many days, and none may expire later. None: no
+    #: maximum.
+    max_key_lifetime_days: int | None = Field(default=None, ge=1, le=3650)
+    #: Keys unused (never used, or not since) for this many days are revoked by the server. None: never.
+    revoke_unused_after_days: int | None = Field(default=None, ge=1, le=3650)
 
 
 class TenantRead(TenantBase):
@@ -49,3 +54,5 @@ class TenantRead(TenantBase):
     name: str
     hourly_limit: int
     created_at: datetime
+    max_key_lifetime_days: int | None = None
+    revoke_unused_after_days: int | None = None
