@@ -337,8 +337,10 @@ async def test_retired_key_used_expired_key(
 ) -> None:
     account = await make_account(session_factory)
     async with session_scope(session_factory) as session:
-        new = await keys.create_key(session, actor=TEST_ACTOR, tenant_id=account.tenant.id, name="short-lived",
-                                    source="cli", permissions=keys.KeyPermissions(expires_at=utcnow() + timedelta(seconds=1)))  # fmt: skip
+        soon = keys.KeyPermissions(expires_at=utcnow() + timedelta(seconds=1))
+        new = await keys.create_key(
+            session, actor=TEST_ACTOR, tenant_id=account.tenant.id, name="short-lived", source="cli", permissions=soon
+        )
     headers = {"Authorization": f"Bearer {new.plaintext}"}
     client = clients[random_ipv4()]
     assert (await client.get(ACCOUNT_PATH, headers=headers)).status_code == 200
