@@ -5,7 +5,7 @@
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
 from pydantic import BaseModel
 
 from vibexp.api.deps import CurrentActor, CurrentPrincipal, RuntimeDep, SessionDep
@@ -14,31 +14,16 @@ from vibexp.api.errors import ERROR_RESPONSES
 from vibexp.api.http_cache import etag, parse_if_match, set_etag
 from vibexp.api.schemas import PageRead
 from vibexp.core.content import schemas
-from vibexp.core.content.search import MAX_QUERY_CHARS
-from vibexp.core.content.service import ContentStore, artifacts, memories, prompts
-from vibexp.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from vibexp.core.content.queries import ListQuery, ProjectListQuery
+from vibexp.core.content.usecases import ContentCases, Where, artifacts, memories, prompts
+from vibexp.core.keys.scopes import Scoped
+from vibexp.core.pagination import MAX_PAGE_SIZE
 from vibexp.core.runtime import Runtime
-from vibexp.core.text import NUL_FREE_PATTERN
 
 __all__ = ["artifacts_router", "hot_get", "id_keyed_router", "memories_router", "prompts_router"]
 
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size")]
 Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")]
-Search = Annotated[
-    str | None,
-    Query(
-        max_length=MAX_QUERY_CHARS,
-        pattern=NUL_FREE_PATTERN,
-        description=(
-            "Ranked full-text search: objects containing every word (letters and digits; punctuation and operators "
-            "such as NEAR, OR, -, * only separate words), any word form, best first with a score"
-        ),
-    ),
-]
-TagFilter = Annotated[
-    str | None, Query(max_length=64, pattern=NUL_FREE_PATTERN, description="Only objects with this tag")
-]
-ProjectFilter = Annotated[str | None, Query(max_length=128, pattern=NUL_FREE_PATTERN, description="Only this project")]
 IfMatch = Annotated[str | None, Header(description="ETag from a previous read; 412 if the object changed")]
 ETAG_RESPONSES: dict[int | str, dict[str, Any]] = {
     **ERROR_RESPONSES,
@@ -48,57 +33,42 @@ ETAG_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 async def hot_get(
-    store: ContentStore[Any], read_model: type[BaseModel], runtime: Runtime, *, tenant_id: str, item_id: str
+    cases: ContentCases[Any], read_model: type[BaseModel], runtime: Runtime, *, caller: Scoped, where: Where[Any]
 ) -> Response:
     """The hottest read: one row without an ORM session or transaction, validated and serialised once by
     pydantic-core (returning the row would have FastAPI validate it again against response_model)."""
-    row = await store.read(runtime.engine, tenant_id=tenant_id, id=item_id)
+    row = await cases.read(runtime.engine, caller=caller, where=where)
     body = read_model.model_validate(row).model_dump_json().encode()
     return Response(body, media_type="application/json", headers={"ETag": etag(row["version"])})
 
 
-def no_filters() -> dict[str, str]:
-    return {}
-
-
-def project_filter(project: ProjectFilter = None) -> dict[str, str]:
-    """``?project=`` as a ``ContentStore.list`` filter (memories; artifacts take it in their own route)."""
-    return {"project": project} if project else {}
-
-
 def id_keyed_router(
-    store: ContentStore[Any],
+    cases: ContentCases[Any],
     *,
+    by_id: Callable[[str], Where[Any]],
     path: str,
     tag: str,
     create_model: type[BaseModel],
     update_model: type[BaseModel],
     read_model: type[BaseModel],
+    query_model: type[ListQuery] = ListQuery,
     with_get: bool = True,
-    list_filters: Callable[..., dict[str, str]] = no_filters,
 ) -> APIRouter:
-    """CRUD for a resource addressed by ``{id}`` (prompts, memories). ``with_get=False`` leaves ``GET /{id}`` to
-    another router (prompts: ``endpoints.prompt_versions`` adds ``?label=`` / ``?version=``). ``list_filters`` is a
-    dependency that reads the resource's own list filters from the query (memories: ``?project=``) into
-    ``ContentStore.list`` filters."""
-    # Long on purpose: five endpoints closing over one resource's store and body models (FastAPI reads the body type
-    # from each endpoint's signature), so each resource kind gets the same routes from this one factory.
+    """CRUD for a resource addressed by ``{id}`` (prompts, memories), each endpoint one core use case.
+    ``with_get=False`` leaves ``GET /{id}`` to another router (prompts: ``endpoints.prompt_versions`` adds
+    ``?label=`` / ``?version=``). ``query_model`` is the list's query string (memories: ``ProjectListQuery``)."""
+    # Long on purpose: five endpoints closing over one resource's use cases and body models (FastAPI reads the body
+    # type from each endpoint's signature), so each resource kind gets the same routes from this one factory.
     router = APIRouter(prefix=API_PREFIX + path, tags=[tag], responses=ERROR_RESPONSES)
-    noun = store.noun
+    noun = cases.store.noun
 
     @router.get("", response_model=PageRead[read_model], summary=f"List or search {tag}")  # type: ignore[valid-type]
     async def list_items(
         session: SessionDep,
         principal: CurrentPrincipal,
-        filters: Annotated[dict[str, str], Depends(list_filters)],
-        q: Search = None,
-        tag: TagFilter = None,
-        limit: Limit = DEFAULT_PAGE_SIZE,
-        cursor: Cursor = None,
+        query: Annotated[query_model, Query()],  # type: ignore[valid-type]
     ) -> Any:
-        page = await store.list(
-            session, tenant_id=principal.tenant_id, q=q, tag=tag, limit=limit, cursor=cursor, filters=filters or None
-        )
+        page = await cases.list(session, caller=principal, query=query)
         return {"items": page.items, "next_cursor": page.next_cursor}
 
     async def create_in_session(
@@ -107,7 +77,7 @@ def id_keyed_router(
         principal: CurrentPrincipal,
         response: Response,
     ) -> Any:
-        obj = await store.create(session, tenant_id=principal.tenant_id, data=body)
+        obj = await cases.create(session, caller=principal, data=body)
         set_etag(response, obj.version)
         return obj
 
@@ -118,13 +88,13 @@ def id_keyed_router(
     ) -> Response:
         # The write hot path (agents store memories all the time): one autocommitted INSERT, no session, and the
         # body validated and serialised once, as in get_item.
-        row = await store.insert(runtime.engine, tenant_id=principal.tenant_id, data=body)
+        row = await cases.insert(runtime.engine, caller=principal, data=body)
         created = read_model.model_validate(row).model_dump_json().encode()
         return Response(created, status_code=201, media_type="application/json", headers={"ETag": etag(1)})
 
     router.add_api_route(
         "",
-        create_single_row if store.single_row_create else create_in_session,
+        create_single_row if cases.store.single_row_create else create_in_session,
         methods=["POST"],
         response_model=read_model,
         status_code=status.HTTP_201_CREATED,
@@ -136,7 +106,7 @@ def id_keyed_router(
 
         @router.get("/{item_id}", response_model=read_model, summary=f"Get a {noun}")
         async def get_item(item_id: str, runtime: RuntimeDep, principal: CurrentPrincipal) -> Response:
-            return await hot_get(store, read_model, runtime, tenant_id=principal.tenant_id, item_id=item_id)
+            return await hot_get(cases, read_model, runtime, caller=principal, where=by_id(item_id))
 
     @router.put("/{item_id}", response_model=read_model, responses=ETAG_RESPONSES, summary=f"Update a {noun}")
     async def update_item(
@@ -147,8 +117,9 @@ def id_keyed_router(
         response: Response,
         if_match: IfMatch = None,
     ) -> Any:
-        obj = await store.get(session, tenant_id=principal.tenant_id, id=item_id)
-        obj = await store.update(session, obj=obj, data=body, expected_version=parse_if_match(if_match))
+        obj = await cases.update(
+            session, caller=principal, where=by_id(item_id), data=body, expected_version=parse_if_match(if_match)
+        )
         set_etag(response, obj.version)
         return obj
 
@@ -156,8 +127,7 @@ def id_keyed_router(
     async def delete_item(
         item_id: str, session: SessionDep, principal: CurrentPrincipal, actor: CurrentActor
     ) -> Response:
-        obj = await store.get(session, tenant_id=principal.tenant_id, id=item_id)
-        await store.delete(session, obj=obj, actor=actor)
+        await cases.delete(session, caller=principal, actor=actor, where=by_id(item_id))
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     return router
@@ -165,6 +135,7 @@ def id_keyed_router(
 
 prompts_router = id_keyed_router(
     prompts,
+    by_id=prompts.by_id,
     path="/prompts",
     tag="prompts",
     create_model=schemas.PromptCreate,
@@ -174,12 +145,13 @@ prompts_router = id_keyed_router(
 )
 memories_router = id_keyed_router(
     memories,
+    by_id=memories.by_id,
     path="/memories",
     tag="memories",
     create_model=schemas.MemoryCreate,
     update_model=schemas.MemoryUpdate,
     read_model=schemas.MemoryRead,
-    list_filters=project_filter,
+    query_model=ProjectListQuery,
 )
 
 artifacts_router = APIRouter(prefix=f"{API_PREFIX}/artifacts", tags=["artifacts"], responses=ERROR_RESPONSES)
@@ -187,23 +159,9 @@ artifacts_router = APIRouter(prefix=f"{API_PREFIX}/artifacts", tags=["artifacts"
 
 @artifacts_router.get("", response_model=PageRead[schemas.ArtifactRead], summary="List or search artifacts")
 async def list_artifacts(
-    session: SessionDep,
-    principal: CurrentPrincipal,
-    project: ProjectFilter = None,
-    q: Search = None,
-    tag: TagFilter = None,
-    limit: Limit = DEFAULT_PAGE_SIZE,
-    cursor: Cursor = None,
+    session: SessionDep, principal: CurrentPrincipal, query: Annotated[ProjectListQuery, Query()]
 ) -> Any:
-    page = await artifacts.list(
-        session,
-        tenant_id=principal.tenant_id,
-        q=q,
-        tag=tag,
-        limit=limit,
-        cursor=cursor,
-        filters={"project": project} if project else None,
-    )
+    page = await artifacts.list(session, caller=principal, query=query)
     return {"items": page.items, "next_cursor": page.next_cursor}
 
 
@@ -217,7 +175,7 @@ async def list_artifacts(
 async def create_artifact(
     body: schemas.ArtifactCreate, session: SessionDep, principal: CurrentPrincipal, response: Response
 ) -> Any:
-    obj = await artifacts.create(session, tenant_id=principal.tenant_id, data=body)
+    obj = await artifacts.create(session, caller=principal, data=body)
     set_etag(response, obj.version)
     return obj
 
@@ -226,7 +184,7 @@ async def create_artifact(
 async def get_artifact(
     project: str, slug: str, session: SessionDep, principal: CurrentPrincipal, response: Response
 ) -> Any:
-    obj = await artifacts.get(session, tenant_id=principal.tenant_id, project=project, slug=slug)
+    obj = await artifacts.get(session, caller=principal, where=artifacts.at(project, slug))
     set_etag(response, obj.version)
     return obj
 
@@ -246,8 +204,13 @@ async def update_artifact(
     response: Response,
     if_match: IfMatch = None,
 ) -> Any:
-    obj = await artifacts.get(session, tenant_id=principal.tenant_id, project=project, slug=slug)
-    obj = await artifacts.update(session, obj=obj, data=body, expected_version=parse_if_match(if_match))
+    obj = await artifacts.update(
+        session,
+        caller=principal,
+        where=artifacts.at(project, slug),
+        data=body,
+        expected_version=parse_if_match(if_match),
+    )
     set_etag(response, obj.version)
     return obj
 
@@ -256,6 +219,5 @@ async def update_artifact(
 async def delete_artifact(
     project: str, slug: str, session: SessionDep, principal: CurrentPrincipal, actor: CurrentActor
 ) -> Response:
-    obj = await artifacts.get(session, tenant_id=principal.tenant_id, project=project, slug=slug)
-    await artifacts.delete(session, obj=obj, actor=actor)
+    await artifacts.delete(session, caller=principal, actor=actor, where=artifacts.at(project, slug))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -22,12 +22,10 @@ from vibexp.api.endpoints.content import Cursor, Limit, hot_get
 from vibexp.api.errors import ERROR_RESPONSES
 from vibexp.api.http_cache import etag
 from vibexp.api.schemas import PageRead
-from vibexp.core.content import versions
 from vibexp.core.content.schemas import PromptRead
-from vibexp.core.content.service import prompts
+from vibexp.core.content.usecases import prompts
 from vibexp.core.content.version_schemas import LabelSet, PromptAtVersion, PromptLabelRead, PromptVersionRead
 from vibexp.core.content.versions import LABEL_PATTERN
-from vibexp.core.errors import InvalidInput
 from vibexp.core.pagination import DEFAULT_PAGE_SIZE
 
 __all__ = ["prompt_versions_router"]
@@ -59,14 +57,11 @@ async def get_prompt(
     label: LabelQuery = None,
     version: VersionQuery = None,
 ) -> Response:
+    where = prompts.by_id(item_id)
     if label is None and version is None:
-        return await hot_get(prompts, PromptRead, runtime, tenant_id=principal.tenant_id, item_id=item_id)
-    if label is not None and version is not None:
-        raise InvalidInput("pass either label or version, not both")
+        return await hot_get(prompts, PromptRead, runtime, caller=principal, where=where)
     async with runtime.session_factory() as session:
-        found = await versions.resolve(
-            session, tenant_id=principal.tenant_id, prompt_id=item_id, label=label, version=version
-        )
+        found = await prompts.resolve(session, caller=principal, where=where, label=label, version=version)
     return _json(PromptAtVersion.model_validate(found.as_dict()), found.entry.version)
 
 
@@ -80,9 +75,7 @@ async def list_prompt_versions(
     limit: Limit = DEFAULT_PAGE_SIZE,
     cursor: Cursor = None,
 ) -> Any:
-    page, labels = await versions.list_versions(
-        session, tenant_id=principal.tenant_id, prompt_id=item_id, limit=limit, cursor=cursor
-    )
+    page, labels = await prompts.list_versions(session, caller=principal, prompt_id=item_id, limit=limit, cursor=cursor)
     items = [
         PromptVersionRead.model_validate(entry).model_copy(update={"labels": labels.get(entry.version, [])})
         for entry in page.items
@@ -96,7 +89,7 @@ async def list_prompt_versions(
 async def get_prompt_version(
     item_id: str, number: VersionPath, session: SessionDep, principal: CurrentPrincipal
 ) -> Response:
-    found = await versions.get_version(session, tenant_id=principal.tenant_id, prompt_id=item_id, version=number)
+    found = await prompts.get_version(session, caller=principal, prompt_id=item_id, number=number)
     read = PromptVersionRead.model_validate(found.entry).model_copy(update={"labels": found.labels})
     return _json(read, found.entry.version)
 
@@ -109,9 +102,7 @@ async def get_prompt_version(
 async def put_prompt_label(
     item_id: str, label: LabelPath, body: LabelSet, session: SessionDep, principal: CurrentPrincipal
 ) -> Any:
-    return await versions.set_label(
-        session, tenant_id=principal.tenant_id, prompt_id=item_id, label=label, version=body.version
-    )
+    return await prompts.set_label(session, caller=principal, prompt_id=item_id, label=label, version=body.version)
 
 
 @prompt_versions_router.delete(
@@ -120,5 +111,5 @@ async def put_prompt_label(
 async def delete_prompt_label(
     item_id: str, label: LabelPath, session: SessionDep, principal: CurrentPrincipal
 ) -> Response:
-    await versions.delete_label(session, tenant_id=principal.tenant_id, prompt_id=item_id, label=label)
+    await prompts.delete_label(session, caller=principal, prompt_id=item_id, label=label)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -17,7 +17,8 @@ from pydantic import BaseModel, Field
 from vibexp.api.deps import CurrentPrincipal, RuntimeDep, SessionDep
 from vibexp.api.endpoints import API_PREFIX
 from vibexp.api.errors import ERROR_RESPONSES
-from vibexp.core.content.transfer import CONTENT_TYPE, export_lines, import_lines
+from vibexp.core.content.transfer import CONTENT_TYPE
+from vibexp.core.content.usecases import export_lines, import_lines
 
 __all__ = ["ImportResult", "transfer_router"]
 
@@ -39,7 +40,7 @@ class ImportResult(BaseModel):
 )
 async def export(runtime: RuntimeDep, principal: CurrentPrincipal) -> StreamingResponse:
     # The generator opens its own short sessions: the request's session would be closed before streaming ends.
-    lines = export_lines(runtime.session_factory, tenant_id=principal.tenant_id)
+    lines = export_lines(runtime.session_factory, caller=principal)
     headers = {"Content-Disposition": 'attachment; filename="vibexp-export.jsonl"'}
     return StreamingResponse(lines, media_type=CONTENT_TYPE, headers=headers)
 
@@ -58,5 +59,5 @@ async def export(runtime: RuntimeDep, principal: CurrentPrincipal) -> StreamingR
 )
 async def import_(request: Request, session: SessionDep, principal: CurrentPrincipal) -> Any:
     body = await request.body()  # bounded by the body-size limit middleware
-    counts = await import_lines(session, tenant_id=principal.tenant_id, lines=body.split(b"\n"))
+    counts = await import_lines(session, caller=principal, lines=body.split(b"\n"))
     return counts.as_dict()

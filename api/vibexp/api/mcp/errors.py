@@ -9,6 +9,10 @@ MCP has two error channels, and which one applies depends on the primitive:
   for an unknown prompt, a missing required prompt argument and an unknown resource.
 
 Both carry the stable domain ``code`` (the same one the REST API puts in ``{"error": {"code"}}``).
+
+A key without the scope a request needs (``insufficient_scope``): a tool error naming the scope, as any other; for
+prompts and resources a JSON-RPC error with ``FORBIDDEN``, an implementation-defined code of the server-error range
+(-32000 to -32099; the MCP spec defines none for authorisation), and ``data.scope`` naming the scope.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ from vibexp.api.middleware.outage import note_database_unavailable
 from vibexp.core import errors
 from vibexp.core.outage import is_database_unavailable
 
-__all__ = ["describe_validation_error", "protocol_errors", "tool_errors"]
+__all__ = ["FORBIDDEN", "describe_validation_error", "protocol_errors", "tool_errors"]
 
+#: JSON-RPC error code of a prompts/resources request the key's scopes do not allow.
+FORBIDDEN = -32003
 #: Domain errors that mean "the caller asked for something wrong", i.e. invalid params, not a server fault.
 _CLIENT_ERRORS = (errors.NotFound, errors.InvalidInput, errors.AlreadyExists, errors.PreconditionFailed)
 
@@ -59,6 +65,8 @@ def protocol_errors() -> Iterator[None]:
     """Inside a prompts/resources handler: domain errors become JSON-RPC errors (invalid params for a bad ask)."""
     try:
         yield
+    except errors.InsufficientScope as exc:
+        raise MCPError(code=FORBIDDEN, message=exc.message, data={"code": exc.code, "scope": exc.scope}) from exc
     except _CLIENT_ERRORS as exc:
         raise MCPError(code=INVALID_PARAMS, message=exc.message, data={"code": exc.code}) from exc
     except errors.VibeXPError as exc:

@@ -4,8 +4,11 @@
 per-tenant rows in the database, so ``prompts/list``, ``prompts/get``, ``resources/list``,
 ``resources/templates/list`` and ``resources/read`` are answered by the module-level handlers below (the SDK's
 public low-level handler signature, registered with ``Server.add_request_handler``), with the core services'
-cursors, for the tenant of the key that authenticated the HTTP request. Tools use the SDK's machinery unchanged
-(``tools.py``). Both read the process's ``Runtime`` from the server's lifespan context.
+cursors, for the key that authenticated the HTTP request, through the core use cases (which check its scopes:
+``prompts/*`` need ``prompts:read``, ``resources/*`` ``artifacts:read``). Tools use the SDK's machinery (``tools.py``),
+except that ``tools/list`` shows a key only the tools its scopes allow, and a call of another tool is a tool error
+naming the scope it needs, before its arguments are looked at. Both read the process's ``Runtime`` from the server's
+lifespan context.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from mcp_types import (
     ListPromptsResult,
     ListResourcesResult,
     ListResourceTemplatesResult,
+    ListToolsResult,
     PaginatedRequestParams,
     Prompt,
     PromptArgument,
@@ -40,6 +44,7 @@ from mcp_types import (
     ResourceTemplate,
     TextContent,
     TextResourceContents,
+    Tool,
 )
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -48,13 +53,15 @@ from vibexp.api.mcp.context import UsageTagger, principal_of, runtime_of
 from vibexp.api.mcp.errors import describe_validation_error, protocol_errors
 from vibexp.api.mcp.schemas import artifact_uri
 from vibexp.api.mcp.templates import placeholders, render
-from vibexp.api.mcp.tools import register_tools
+from vibexp.api.mcp.tools import TOOL_SCOPES, register_tools
 from vibexp.core.content import versions
 from vibexp.core.content.models import Artifact
 from vibexp.core.content.models import Prompt as StoredPrompt
-from vibexp.core.content.service import artifacts, prompts
+from vibexp.core.content.queries import ListQuery
+from vibexp.core.content.usecases import artifacts, prompts
 from vibexp.core.db import session_scope
-from vibexp.core.errors import NotFound
+from vibexp.core.errors import InsufficientScope, NotFound
+from vibexp.core.keys.verifier import Principal
 from vibexp.core.runtime import Runtime
 
 __all__ = [
@@ -111,29 +118,27 @@ def _resource(artifact: Artifact) -> Resource:
 
 # -- the catalogue's low-level handlers (the SDK's public handler signature, registered in VibeXPMCPServer) ------
 @asynccontextmanager
-async def _tenant_session(ctx: ServerRequestContext[Runtime]) -> AsyncIterator[tuple[AsyncSession, str]]:
-    """One transaction for the calling tenant; domain errors leave as JSON-RPC errors."""
+async def _caller_session(ctx: ServerRequestContext[Runtime]) -> AsyncIterator[tuple[AsyncSession, Principal]]:
+    """One transaction for the calling key; domain errors leave as JSON-RPC errors."""
     with protocol_errors():
-        tenant_id = principal_of(ctx).tenant_id
+        principal = principal_of(ctx)
         async with session_scope(runtime_of(ctx).session_factory) as session:
-            yield session, tenant_id
+            yield session, principal
 
 
 async def list_prompts(ctx: ServerRequestContext[Runtime], params: PaginatedRequestParams | None) -> ListPromptsResult:
-    async with _tenant_session(ctx) as (session, tenant_id):
-        page = await prompts.list(
-            session, tenant_id=tenant_id, limit=LIST_PAGE_SIZE, cursor=params.cursor if params else None
-        )
-        served = await versions.production_versions(session, prompt_ids=[p.id for p in page.items])
+    async with _caller_session(ctx) as (session, caller):
+        cursor = params.cursor if params else None
+        page, served = await prompts.catalogue(session, caller=caller, limit=LIST_PAGE_SIZE, cursor=cursor)
     items = [_mcp_prompt(p, served.get(p.id)) for p in page.items]
     return ListPromptsResult(prompts=items, next_cursor=page.next_cursor)
 
 
 async def get_prompt(ctx: ServerRequestContext[Runtime], params: GetPromptRequestParams) -> GetPromptResult:
     """The version labelled ``production`` when there is one, else the latest (DESIGN.md)."""
-    async with _tenant_session(ctx) as (session, tenant_id):
+    async with _caller_session(ctx) as (session, caller):
         try:
-            prompt = await versions.serving_version(session, tenant_id=tenant_id, name=params.name)
+            prompt = await prompts.serving(session, caller=caller, name=params.name)
         except NotFound:
             raise NotFound(f"Unknown prompt: {params.name!r}") from None
     with protocol_errors():
@@ -147,16 +152,17 @@ async def get_prompt(ctx: ServerRequestContext[Runtime], params: GetPromptReques
 async def list_resources(
     ctx: ServerRequestContext[Runtime], params: PaginatedRequestParams | None
 ) -> ListResourcesResult:
-    async with _tenant_session(ctx) as (session, tenant_id):
-        page = await artifacts.list(
-            session, tenant_id=tenant_id, limit=LIST_PAGE_SIZE, cursor=params.cursor if params else None
-        )
+    async with _caller_session(ctx) as (session, caller):
+        query = ListQuery(limit=LIST_PAGE_SIZE, cursor=params.cursor if params else None)
+        page = await artifacts.list(session, caller=caller, query=query)
     return ListResourcesResult(resources=[_resource(a) for a in page.items], next_cursor=page.next_cursor)
 
 
 async def list_resource_templates(
     ctx: ServerRequestContext[Runtime], params: PaginatedRequestParams | None
 ) -> ListResourceTemplatesResult:
+    with protocol_errors():
+        artifacts.check_readable(principal_of(ctx))
     template = ResourceTemplate(
         uri_template=ARTIFACT_URI_TEMPLATE,
         name="artifact",
@@ -176,9 +182,9 @@ async def read_resource(ctx: ServerRequestContext[Runtime], params: ReadResource
             data={"uri": uri, "code": "not_found"},
         )
     project, slug = match.groups()
-    async with _tenant_session(ctx) as (session, tenant_id):
+    async with _caller_session(ctx) as (session, caller):
         try:
-            artifact = await artifacts.get(session, tenant_id=tenant_id, project=project, slug=slug)
+            artifact = await artifacts.get(session, caller=caller, where=artifacts.at(project, slug))
         except NotFound:
             raise NotFound(f"Unknown resource: {uri!r}") from None
     return ReadResourceResult(
@@ -220,8 +226,28 @@ def _lifespan(runtime: Runtime) -> Callable[[MCPServer[Runtime]], AbstractAsyncC
     return lifespan
 
 
+class ToolCatalogue:
+    """``tools/list`` for each key: the tools its scopes allow, in catalogue order.
+
+    Keys share a handful of scope sets, so each set's answer is built once and kept (``granted`` is a frozenset,
+    hashable): listing costs a dict lookup, as it did before scopes.
+    """
+
+    def __init__(self, tools: list[Tool]) -> None:
+        self._tools = tools
+        self._by_scopes: dict[frozenset[str], ListToolsResult] = {}
+
+    def visible(self, granted: frozenset[str]) -> ListToolsResult:
+        found = self._by_scopes.get(granted)
+        if found is None:
+            allowed = [tool for tool in self._tools if TOOL_SCOPES[tool.name] in granted]
+            found = self._by_scopes[granted] = ListToolsResult(tools=allowed)
+        return found
+
+
 class VibeXPMCPServer(MCPServer[Runtime]):
-    """``MCPServer`` whose prompts and resources are the calling tenant's stored prompts and artifacts."""
+    """``MCPServer`` whose prompts and resources are the calling tenant's stored prompts and artifacts, and whose
+    tools are those the calling key's scopes allow."""
 
     def __init__(self, runtime: Runtime) -> None:
         tagger = UsageTagger()
@@ -238,14 +264,31 @@ class VibeXPMCPServer(MCPServer[Runtime]):
         #: Names the client in each request's usage record; the HTTP front door shares it (see mount.py).
         self.usage_tagger = tagger
         register_tools(self)
+        self._catalogue: ToolCatalogue | None = None
         inner = lowlevel_server(self)
         for method, params_type, handler in CATALOGUE_HANDLERS:
             inner.add_request_handler(method, params_type, handler)
+        inner.add_request_handler("tools/list", PaginatedRequestParams, self._list_allowed_tools)
+
+    async def _list_allowed_tools(
+        self, ctx: ServerRequestContext[Runtime], params: PaginatedRequestParams | None
+    ) -> ListToolsResult:
+        if self._catalogue is None:  # the SDK's own listing, once: schemas, annotations, titles as it renders them
+            self._catalogue = ToolCatalogue(await self.list_tools())
+        with protocol_errors():
+            granted = principal_of(ctx).granted
+        return self._catalogue.visible(granted)
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
-        """As the SDK's, but bad arguments read ``invalid_input: field: problem`` (no pydantic boilerplate)."""
+        """As the SDK's, but a tool the key's scopes do not allow is refused before its arguments are looked at
+        (``insufficient_scope: ... 'memories:write' ...``), and bad arguments read ``invalid_input: field: problem``
+        (no pydantic boilerplate)."""
+        needed = TOOL_SCOPES.get(name)
+        if needed is not None and context is not None and needed not in principal_of(context.request_context).granted:
+            refused = InsufficientScope(needed, f"This API key lacks the scope {needed!r} the tool {name} needs")
+            raise ToolError(f"{refused.code}: {refused.message}")
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:

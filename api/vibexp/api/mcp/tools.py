@@ -2,9 +2,10 @@
 
 Each tool is a module-level function, as in the SDK's examples: it takes the ``Runtime`` from the server's lifespan
 context (``ctx.request_context.lifespan_context``), opens one unit of work (``session_scope``: commit on success,
-roll back on error) on its session factory and calls the same ``ContentStore`` functions the REST endpoints call,
-scoped to the tenant of the key that authenticated the HTTP request. Arguments are validated against the same
-constraints as the REST schemas, and those limits are part of each tool's JSON input schema.
+roll back on error) on its session factory and calls the same core use cases the REST endpoints call
+(``vibexp.core.content.usecases``), as the key that authenticated the HTTP request: its tenant, its scopes.
+Arguments are validated against the same constraints as the REST schemas, and those limits are part of each tool's
+JSON input schema.
 """
 
 # No `from __future__ import annotations`: the SDK reads the tool functions' annotations at registration time
@@ -32,7 +33,8 @@ from vibexp.api.mcp.schemas import (
     artifact_uri,
 )
 from vibexp.api.mcp.templates import placeholders, render
-from vibexp.core.content import schemas, versions
+from vibexp.core.content import schemas
+from vibexp.core.content.queries import ListQuery, ProjectListQuery
 from vibexp.core.content.schemas import (
     MAX_ARTIFACT,
     MAX_TEXT,
@@ -43,14 +45,14 @@ from vibexp.core.content.schemas import (
     Tags,
 )
 from vibexp.core.content.search import MAX_QUERY_CHARS
-from vibexp.core.content.service import artifacts, memories, prompts
+from vibexp.core.content.usecases import artifacts, memories, prompts
 from vibexp.core.content.version_schemas import LabelName
 from vibexp.core.db import session_scope
-from vibexp.core.errors import InvalidInput, NotFound
+from vibexp.core.keys.verifier import Principal
 from vibexp.core.pagination import MAX_PAGE_SIZE
 from vibexp.core.runtime import Runtime
 
-__all__ = ["TOOL_NAMES", "register_tools"]
+__all__ = ["TOOL_NAMES", "TOOL_SCOPES", "register_tools"]
 
 TOOL_NAMES = (
     "list_prompts",
@@ -121,13 +123,22 @@ McpContext = Context[Any, Any]
 _Tool = Callable[..., Awaitable[Any]]
 #: Every tool and its registration options, in catalogue order (``register_tools`` adds them to a server).
 _TOOLS: list[tuple[_Tool, dict[str, Any]]] = []
+#: The scope each tool needs: ``tools/list`` shows a key only the tools its scopes allow (``VibeXPMCPServer``).
+#: The use case the tool calls checks the same scope again; this map only decides what the key is shown.
+TOOL_SCOPES: dict[str, str] = {}
 
 
-def _tool(*, name: str, title: str, description: str, annotations: ToolAnnotations) -> Callable[[_Tool], _Tool]:
-    """Record a module-level tool function with its catalogue entry (what ``MCPServer.tool()`` would register)."""
+def _tool(
+    *, name: str, scope: str, title: str, description: str, annotations: ToolAnnotations
+) -> Callable[[_Tool], _Tool]:
+    """Record a module-level tool function with its catalogue entry (what ``MCPServer.tool()`` would register)
+    and the scope it needs (a read-only-hinted tool needs a ``:read`` scope: annotations stay truthful)."""
+    if annotations.read_only_hint != scope.endswith(":read"):
+        raise ValueError(f"tool {name!r}: read_only_hint disagrees with its scope {scope!r}")
 
     def record(fn: _Tool) -> _Tool:
         _TOOLS.append((fn, {"name": name, "title": title, "description": description, "annotations": annotations}))
+        TOOL_SCOPES[name] = scope
         return fn
 
     return record
@@ -140,17 +151,18 @@ def register_tools(server: MCPServer[Runtime]) -> None:
 
 
 @asynccontextmanager
-async def _unit(ctx: McpContext) -> AsyncIterator[tuple[AsyncSession, str]]:
-    """One transaction for the calling tenant, on the server's runtime; domain errors leave as readable tool errors."""
+async def _unit(ctx: McpContext) -> AsyncIterator[tuple[AsyncSession, Principal]]:
+    """One transaction for the calling key, on the server's runtime; domain errors leave as readable tool errors."""
     with tool_errors():
-        tenant_id = principal_of(ctx.request_context).tenant_id
+        principal = principal_of(ctx.request_context)
         async with session_scope(runtime_of(ctx.request_context).session_factory) as session:
-            yield session, tenant_id
+            yield session, principal
 
 
 # -- prompts --------------------------------------------------------------------------------------------------
 @_tool(
     name="list_prompts",
+    scope="prompts:read",
     title="List prompts",
     description=(
         "List the saved prompts of this VibeXP account (name, description, tags; not the content). "
@@ -166,13 +178,14 @@ async def list_prompts(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> PromptPage:
-    async with _unit(ctx) as (session, tenant_id):
-        page = await prompts.list(session, tenant_id=tenant_id, q=query, tag=tag, limit=limit, cursor=cursor)
+    async with _unit(ctx) as (session, caller):
+        page = await prompts.list(session, caller=caller, query=ListQuery(q=query, tag=tag, limit=limit, cursor=cursor))
         return PromptPage(items=[PromptSummary.model_validate(p) for p in page.items], next_cursor=page.next_cursor)
 
 
 @_tool(
     name="get_prompt",
+    scope="prompts:read",
     title="Get a prompt",
     description=(
         "Read one saved prompt by its name, with its content and the list of {{variable}} arguments it takes. "
@@ -190,15 +203,13 @@ async def get_prompt(
     version: PromptVersionNumber = None,
 ) -> PromptDetail:
     with tool_errors():
-        tenant_id = principal_of(ctx.request_context).tenant_id
+        caller, where = principal_of(ctx.request_context), prompts.by_name(name)
         if label is None and version is None:
             # perf (#13): the hottest tool reads its row without a session or transaction (vibexp.core.hotread).
-            prompt = await prompts.read(runtime_of(ctx.request_context).engine, tenant_id=tenant_id, name=name)
+            prompt = await prompts.read(runtime_of(ctx.request_context).engine, caller=caller, where=where)
         else:
-            if label is not None and version is not None:
-                raise InvalidInput("pass either label or version, not both")
             async with session_scope(runtime_of(ctx.request_context).session_factory) as session:
-                found = await versions.resolve(session, tenant_id=tenant_id, name=name, label=label, version=version)
+                found = await prompts.resolve(session, caller=caller, where=where, label=label, version=version)
             prompt = found.as_dict()
         rendered = render(prompt["content"], arguments) if arguments is not None else None
         return PromptDetail.model_validate(
@@ -208,6 +219,7 @@ async def get_prompt(
 
 @_tool(
     name="create_prompt",
+    scope="prompts:write",
     title="Create a prompt",
     description=(
         "Save a new reusable prompt under a unique `name` (letters, digits, '_', '.', '-'). Write {{variable}} "
@@ -223,14 +235,15 @@ async def create_prompt(
     description: Description = "",
     tags: Tags = [],  # noqa: B006 - pydantic copies defaults; the list is never mutated
 ) -> schemas.PromptRead:
-    async with _unit(ctx) as (session, tenant_id):
+    async with _unit(ctx) as (session, caller):
         data = schemas.PromptCreate(name=name, content=content, description=description, tags=tags)
-        prompt = await prompts.create(session, tenant_id=tenant_id, data=data)
+        prompt = await prompts.create(session, caller=caller, data=data)
         return schemas.PromptRead.model_validate(prompt)
 
 
 @_tool(
     name="update_prompt",
+    scope="prompts:write",
     title="Update a prompt",
     description=(
         "Change a saved prompt, found by its current `name`. Only the fields you pass change; pass `new_name` "
@@ -247,29 +260,31 @@ async def update_prompt(
     tags: Tags | None = None,
     expected_version: ExpectedVersion = None,
 ) -> schemas.PromptRead:
-    async with _unit(ctx) as (session, tenant_id):
+    async with _unit(ctx) as (session, caller):
         data = schemas.PromptUpdate(**_given(name=new_name, content=content, description=description, tags=tags))
-        prompt = await prompts.get(session, tenant_id=tenant_id, name=name)
-        prompt = await prompts.update(session, obj=prompt, data=data, expected_version=expected_version)
+        prompt = await prompts.update(
+            session, caller=caller, where=prompts.by_name(name), data=data, expected_version=expected_version
+        )
         return schemas.PromptRead.model_validate(prompt)
 
 
 @_tool(
     name="delete_prompt",
+    scope="prompts:write",
     title="Delete a prompt",
     description="Delete a saved prompt by name. This cannot be undone.",
     annotations=DELETE,
 )
 async def delete_prompt(ctx: McpContext, name: PromptName) -> Deleted:
-    async with _unit(ctx) as (session, tenant_id):
-        prompt = await prompts.get(session, tenant_id=tenant_id, name=name)
-        await prompts.delete(session, obj=prompt, actor=actor_of(ctx.request_context))
+    async with _unit(ctx) as (session, caller):
+        await prompts.delete(session, caller=caller, actor=actor_of(ctx.request_context), where=prompts.by_name(name))
         return Deleted(what=f"prompt {name!r}")
 
 
 # -- artifacts ------------------------------------------------------------------------------------------------
 @_tool(
     name="list_artifacts",
+    scope="artifacts:read",
     title="List artifacts",
     description=(
         "List saved artifacts (documents, code, notes kept per project), without their content. Filter by "
@@ -286,16 +301,9 @@ async def list_artifacts(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> ArtifactPage:
-    async with _unit(ctx) as (session, tenant_id):
-        page = await artifacts.list(
-            session,
-            tenant_id=tenant_id,
-            q=query,
-            tag=tag,
-            limit=limit,
-            cursor=cursor,
-            filters={"project": project} if project else None,
-        )
+    async with _unit(ctx) as (session, caller):
+        listed = ProjectListQuery(q=query, tag=tag, project=project, limit=limit, cursor=cursor)
+        page = await artifacts.list(session, caller=caller, query=listed)
         items = [
             ArtifactSummary.model_validate(
                 {**_summary_fields(a), "uri": artifact_uri(a.project, a.slug)},
@@ -307,18 +315,20 @@ async def list_artifacts(
 
 @_tool(
     name="get_artifact",
+    scope="artifacts:read",
     title="Get an artifact",
     description="Read one artifact, with its full content and MIME type, by `project` and `slug`.",
     annotations=READ,
 )
 async def get_artifact(ctx: McpContext, project: PathSegment, slug: PathSegment) -> schemas.ArtifactRead:
-    async with _unit(ctx) as (session, tenant_id):
-        artifact = await artifacts.get(session, tenant_id=tenant_id, project=project, slug=slug)
+    async with _unit(ctx) as (session, caller):
+        artifact = await artifacts.get(session, caller=caller, where=artifacts.at(project, slug))
         return schemas.ArtifactRead.model_validate(artifact)
 
 
 @_tool(
     name="save_artifact",
+    scope="artifacts:write",
     title="Save an artifact",
     description=(
         "Create or replace the artifact at `project`/`slug` (lowercase letters, digits, '.', '_', '-'). "
@@ -339,47 +349,40 @@ async def save_artifact(
     tags: Tags | None = None,
     expected_version: ExpectedVersion = None,
 ) -> schemas.ArtifactRead:
-    async with _unit(ctx) as (session, tenant_id):
-        try:
-            existing = await artifacts.get(session, tenant_id=tenant_id, project=project, slug=slug)
-        except NotFound:
-            if expected_version is not None:
-                raise
-            create = schemas.ArtifactCreate(
-                project=project,
-                slug=slug,
-                title=title or slug,
-                content=content,
-                content_type=content_type or "text/markdown",
-                description=description or "",
-                tags=tags or [],
-            )
-            artifact = await artifacts.create(session, tenant_id=tenant_id, data=create)
-        else:
-            changes = _given(
-                title=title, content=content, content_type=content_type, description=description, tags=tags
-            )
-            update = schemas.ArtifactUpdate(**changes)
-            artifact = await artifacts.update(session, obj=existing, data=update, expected_version=expected_version)
+    async with _unit(ctx) as (session, caller):
+        artifact = await artifacts.save(
+            session,
+            caller=caller,
+            project=project,
+            slug=slug,
+            content=content,
+            title=title,
+            content_type=content_type,
+            description=description,
+            tags=tags,
+            expected_version=expected_version,
+        )
         return schemas.ArtifactRead.model_validate(artifact)
 
 
 @_tool(
     name="delete_artifact",
+    scope="artifacts:write",
     title="Delete an artifact",
     description="Delete the artifact at `project`/`slug`. This cannot be undone.",
     annotations=DELETE,
 )
 async def delete_artifact(ctx: McpContext, project: PathSegment, slug: PathSegment) -> Deleted:
-    async with _unit(ctx) as (session, tenant_id):
-        artifact = await artifacts.get(session, tenant_id=tenant_id, project=project, slug=slug)
-        await artifacts.delete(session, obj=artifact, actor=actor_of(ctx.request_context))
+    async with _unit(ctx) as (session, caller):
+        where = artifacts.at(project, slug)
+        await artifacts.delete(session, caller=caller, actor=actor_of(ctx.request_context), where=where)
         return Deleted(what=f"artifact {project}/{slug}")
 
 
 # -- memories -------------------------------------------------------------------------------------------------
 @_tool(
     name="list_memories",
+    scope="memories:read",
     title="List memories",
     description=(
         "List remembered facts and notes, oldest first, optionally only those with `tag` or of `project`. "
@@ -391,10 +394,9 @@ async def delete_artifact(ctx: McpContext, project: PathSegment, slug: PathSegme
 async def list_memories(
     ctx: McpContext, tag: TagFilter = None, project: ProjectFilter = None, limit: Limit = 50, cursor: Cursor = None
 ) -> MemoryPage:
-    async with _unit(ctx) as (session, tenant_id):
-        page = await memories.list(
-            session, tenant_id=tenant_id, tag=tag, limit=limit, cursor=cursor, filters=_project(project)
-        )
+    async with _unit(ctx) as (session, caller):
+        listed = ProjectListQuery(tag=tag, project=project, limit=limit, cursor=cursor)
+        page = await memories.list(session, caller=caller, query=listed)
         return MemoryPage(
             items=[schemas.MemoryRead.model_validate(m) for m in page.items], next_cursor=page.next_cursor
         )
@@ -402,6 +404,7 @@ async def list_memories(
 
 @_tool(
     name="search_memories",
+    scope="memories:read",
     title="Search memories",
     description=(
         "Find remembered facts and notes containing every word of `query` (any word form), best match first, "
@@ -418,10 +421,9 @@ async def search_memories(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> MemoryPage:
-    async with _unit(ctx) as (session, tenant_id):
-        page = await memories.list(
-            session, tenant_id=tenant_id, q=query, tag=tag, limit=limit, cursor=cursor, filters=_project(project)
-        )
+    async with _unit(ctx) as (session, caller):
+        listed = ProjectListQuery(q=query, tag=tag, project=project, limit=limit, cursor=cursor)
+        page = await memories.list(session, caller=caller, query=listed)
         return MemoryPage(
             items=[schemas.MemoryRead.model_validate(m) for m in page.items], next_cursor=page.next_cursor
         )
@@ -429,6 +431,7 @@ async def search_memories(
 
 @_tool(
     name="save_memory",
+    scope="memories:write",
     title="Save a memory",
     description=(
         "Remember a fact, preference or note for later sessions (a new memory each call). Add `tags` to "
@@ -442,27 +445,29 @@ async def save_memory(
     tags: Tags = [],  # noqa: B006 - pydantic copies defaults; the list is never mutated
     project: MemoryProject = None,
 ) -> schemas.MemoryRead:
-    async with _unit(ctx) as (session, tenant_id):
+    async with _unit(ctx) as (session, caller):
         memory = await memories.create(
-            session, tenant_id=tenant_id, data=schemas.MemoryCreate(content=content, tags=tags, project=project)
+            session, caller=caller, data=schemas.MemoryCreate(content=content, tags=tags, project=project)
         )
         return schemas.MemoryRead.model_validate(memory)
 
 
 @_tool(
     name="get_memory",
+    scope="memories:read",
     title="Get a memory",
     description="Read one memory (content, tags, version) by the id that save_memory or a list/search returned.",
     annotations=READ,
 )
 async def get_memory(ctx: McpContext, id: MemoryId) -> schemas.MemoryRead:
-    async with _unit(ctx) as (session, tenant_id):
-        memory = await memories.get(session, tenant_id=tenant_id, id=id)
+    async with _unit(ctx) as (session, caller):
+        memory = await memories.get(session, caller=caller, where=memories.by_id(id))
         return schemas.MemoryRead.model_validate(memory)
 
 
 @_tool(
     name="update_memory",
+    scope="memories:write",
     title="Update a memory",
     description=(
         "Change a memory's `content`, `tags` and/or `project` by id; fields you leave out stay as they are. Pass "
@@ -478,33 +483,30 @@ async def update_memory(
     project: MemoryProject = None,
     expected_version: ExpectedVersion = None,
 ) -> schemas.MemoryRead:
-    async with _unit(ctx) as (session, tenant_id):
+    async with _unit(ctx) as (session, caller):
         data = schemas.MemoryUpdate(**_given(content=content, tags=tags, project=project))
-        memory = await memories.get(session, tenant_id=tenant_id, id=id)
-        memory = await memories.update(session, obj=memory, data=data, expected_version=expected_version)
+        memory = await memories.update(
+            session, caller=caller, where=memories.by_id(id), data=data, expected_version=expected_version
+        )
         return schemas.MemoryRead.model_validate(memory)
 
 
 @_tool(
     name="delete_memory",
+    scope="memories:write",
     title="Delete a memory",
     description="Forget a memory by id. This cannot be undone.",
     annotations=DELETE,
 )
 async def delete_memory(ctx: McpContext, id: MemoryId) -> Deleted:
-    async with _unit(ctx) as (session, tenant_id):
-        memory = await memories.get(session, tenant_id=tenant_id, id=id)
-        await memories.delete(session, obj=memory, actor=actor_of(ctx.request_context))
+    async with _unit(ctx) as (session, caller):
+        await memories.delete(session, caller=caller, actor=actor_of(ctx.request_context), where=memories.by_id(id))
         return Deleted(what=f"memory {id}")
 
 
 def _given(**fields: Any) -> dict[str, Any]:
     """The fields a caller passed (the tools' optional arguments default to None: not given, no change)."""
     return {name: value for name, value in fields.items() if value is not None}
-
-
-def _project(project: str | None) -> dict[str, str] | None:
-    return {"project": project} if project else None
 
 
 def _summary_fields(artifact: Any) -> dict[str, Any]:

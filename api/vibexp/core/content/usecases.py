@@ -1,0 +1,281 @@
+"""Prompts, artifacts and memories as every adapter uses them: find, list, change, with the caller's scope checked.
+
+REST endpoints, MCP tools, MCP prompts and resources, and the dashboard call these and nothing below them, so the
+scope check (``vibexp.core.keys.scopes.require``) happens once, here, and a new adapter cannot forget it. Reading
+needs ``<resource>:read``, any change ``<resource>:write``; the caller is the verifier's ``Principal`` of an API key,
+or ``FullAccess`` for a signed-in person.
+
+Objects are addressed by typed finders, not loose keyword arguments, so a prompt's finder cannot be handed to the
+artifacts::
+
+    await usecases.prompts.get(session, caller=principal, where=usecases.prompts.by_id(item_id))
+    await usecases.artifacts.update(
+        session, caller=principal, where=usecases.artifacts.at(project, slug), data=body, expected_version=2
+    )
+
+An update takes the version the caller last read (``If-Match`` over REST, ``expected_version`` over MCP) and fails
+with ``PreconditionFailed`` when the object moved on (``ContentStore.update``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from typing import Any, Generic
+
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from vibexp.core.audit.service import Actor
+from vibexp.core.content import schemas, transfer, versions
+from vibexp.core.content import service as stores
+from vibexp.core.content.models import Artifact, Memory, Prompt
+from vibexp.core.content.queries import ListQuery
+from vibexp.core.content.service import ContentStore, ModelT
+from vibexp.core.content.versions import PromptLabel, PromptVersion, VersionedPrompt
+from vibexp.core.errors import InvalidInput, NotFound
+from vibexp.core.keys.scopes import Scoped, require
+from vibexp.core.pagination import DEFAULT_PAGE_SIZE, Page
+
+__all__ = [
+    "ArtifactCases",
+    "ContentCases",
+    "MemoryCases",
+    "PromptCases",
+    "Where",
+    "artifacts",
+    "export_lines",
+    "import_lines",
+    "memories",
+    "prompts",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Where(Generic[ModelT]):
+    """Which one object of a kind: the key fields a typed finder (``by_id``, ``by_name``, ``at``) names."""
+
+    fields: tuple[tuple[str, str], ...]
+
+    def key(self) -> dict[str, str]:
+        return dict(self.fields)
+
+
+class ContentCases(Generic[ModelT]):
+    """The use cases of one kind of content, on its ``ContentStore``, behind ``<resource>:read`` / ``:write``."""
+
+    def __init__(self, store: ContentStore[ModelT], *, resource: str) -> None:
+        self.store: ContentStore[ModelT] = store
+        self.read_scope = f"{resource}:read"
+        self.write_scope = f"{resource}:write"
+
+    def check_readable(self, caller: Scoped) -> None:
+        """Refuse unless ``caller`` may read this kind (a catalogue that lists no rows, e.g. resource templates)."""
+        require(caller, self.read_scope)
+
+    async def get(self, session: AsyncSession, *, caller: Scoped, where: Where[ModelT]) -> ModelT:
+        require(caller, self.read_scope)
+        return await self.store.get(session, tenant_id=caller.tenant_id, **where.key())
+
+    async def read(self, engine: AsyncEngine, *, caller: Scoped, where: Where[ModelT]) -> dict[str, Any]:
+        """The hot read: the row as a dict, without a session (``ContentStore.read``)."""
+        require(caller, self.read_scope)
+        return await self.store.read(engine, tenant_id=caller.tenant_id, **where.key())
+
+    async def list(self, session: AsyncSession, *, caller: Scoped, query: ListQuery) -> Page[ModelT]:
+        require(caller, self.read_scope)
+        return await self.store.list(
+            session,
+            tenant_id=caller.tenant_id,
+            q=query.q,
+            tag=query.tag,
+            limit=query.limit,
+            cursor=query.cursor,
+            filters=query.filters(),
+        )
+
+    async def create(self, session: AsyncSession, *, caller: Scoped, data: BaseModel) -> ModelT:
+        require(caller, self.write_scope)
+        return await self.store.create(session, tenant_id=caller.tenant_id, data=data)
+
+    async def insert(self, engine: AsyncEngine, *, caller: Scoped, data: BaseModel) -> dict[str, Any]:
+        """The hot write of a kind whose create is one row (``ContentStore.insert``)."""
+        require(caller, self.write_scope)
+        return await self.store.insert(engine, tenant_id=caller.tenant_id, data=data)
+
+    async def update(
+        self,
+        session: AsyncSession,
+        *,
+        caller: Scoped,
+        where: Where[ModelT],
+        data: BaseModel,
+        expected_version: int | None = None,
+    ) -> ModelT:
+        require(caller, self.write_scope)
+        obj = await self.store.get(session, tenant_id=caller.tenant_id, **where.key())
+        return await self.store.update(session, obj=obj, data=data, expected_version=expected_version)
+
+    async def delete(self, session: AsyncSession, *, caller: Scoped, actor: Actor, where: Where[ModelT]) -> None:
+        require(caller, self.write_scope)
+        obj = await self.store.get(session, tenant_id=caller.tenant_id, **where.key())
+        await self.store.delete(session, obj=obj, actor=actor)
+
+
+class PromptCases(ContentCases[Prompt]):
+    """Prompts, by id (REST) or by name (MCP), with their versions and labels."""
+
+    @staticmethod
+    def by_id(prompt_id: str) -> Where[Prompt]:
+        return Where((("id", prompt_id),))
+
+    @staticmethod
+    def by_name(name: str) -> Where[Prompt]:
+        return Where((("name", name),))
+
+    async def resolve(
+        self,
+        session: AsyncSession,
+        *,
+        caller: Scoped,
+        where: Where[Prompt],
+        label: str | None = None,
+        version: int | None = None,
+    ) -> VersionedPrompt:
+        """The prompt at ``version``, or at the version ``label`` points at (not both), or the latest."""
+        require(caller, self.read_scope)
+        if label is not None and version is not None:
+            raise InvalidInput("pass either label or version, not both")
+        key = where.key()
+        return await versions.resolve(
+            session,
+            tenant_id=caller.tenant_id,
+            prompt_id=key.get("id"),
+            name=key.get("name"),
+            label=label,
+            version=version,
+        )
+
+    async def list_versions(
+        self,
+        session: AsyncSession,
+        *,
+        caller: Scoped,
+        prompt_id: str,
+        limit: int = DEFAULT_PAGE_SIZE,
+        cursor: str | None = None,
+    ) -> tuple[Page[PromptVersion], dict[int, list[str]]]:
+        require(caller, self.read_scope)
+        return await versions.list_versions(
+            session, tenant_id=caller.tenant_id, prompt_id=prompt_id, limit=limit, cursor=cursor
+        )
+
+    async def get_version(
+        self, session: AsyncSession, *, caller: Scoped, prompt_id: str, number: int
+    ) -> VersionedPrompt:
+        require(caller, self.read_scope)
+        return await versions.get_version(session, tenant_id=caller.tenant_id, prompt_id=prompt_id, version=number)
+
+    async def serving(self, session: AsyncSession, *, caller: Scoped, name: str) -> PromptVersion:
+        """What MCP ``prompts/get`` serves: the ``production`` version, else the latest."""
+        require(caller, self.read_scope)
+        return await versions.serving_version(session, tenant_id=caller.tenant_id, name=name)
+
+    async def catalogue(
+        self, session: AsyncSession, *, caller: Scoped, limit: int, cursor: str | None
+    ) -> tuple[Page[Prompt], dict[str, PromptVersion]]:
+        """A page of prompts and the ``production`` version of those that have one (MCP ``prompts/list``)."""
+        page = await self.list(session, caller=caller, query=ListQuery(limit=limit, cursor=cursor))
+        served = await versions.production_versions(session, prompt_ids=[p.id for p in page.items])
+        return page, served
+
+    async def set_label(
+        self, session: AsyncSession, *, caller: Scoped, prompt_id: str, label: str, version: int
+    ) -> PromptLabel:
+        require(caller, self.write_scope)
+        return await versions.set_label(
+            session, tenant_id=caller.tenant_id, prompt_id=prompt_id, label=label, version=version
+        )
+
+    async def delete_label(self, session: AsyncSession, *, caller: Scoped, prompt_id: str, label: str) -> None:
+        require(caller, self.write_scope)
+        await versions.delete_label(session, tenant_id=caller.tenant_id, prompt_id=prompt_id, label=label)
+
+
+class ArtifactCases(ContentCases[Artifact]):
+    """Artifacts, addressed by project and slug."""
+
+    @staticmethod
+    def at(project: str, slug: str) -> Where[Artifact]:
+        return Where((("project", project), ("slug", slug)))
+
+    async def save(
+        self,
+        session: AsyncSession,
+        *,
+        caller: Scoped,
+        project: str,
+        slug: str,
+        content: str,
+        title: str | None = None,
+        content_type: str | None = None,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        expected_version: int | None = None,
+    ) -> Artifact:
+        """Create or replace the artifact at ``project``/``slug``: a new one gets ``title`` (default: the slug);
+        for an existing one only the fields given change. ``expected_version`` on a missing artifact is
+        ``NotFound`` (the version the caller read is gone), never a silent create."""
+        require(caller, self.write_scope)
+        try:
+            existing = await self.store.get(session, tenant_id=caller.tenant_id, project=project, slug=slug)
+        except NotFound:
+            if expected_version is not None:
+                raise
+            create = schemas.ArtifactCreate(
+                project=project,
+                slug=slug,
+                title=title or slug,
+                content=content,
+                content_type=content_type or "text/markdown",
+                description=description or "",
+                tags=tags or [],
+            )
+            return await self.store.create(session, tenant_id=caller.tenant_id, data=create)
+        changes = _given(title=title, content=content, content_type=content_type, description=description, tags=tags)
+        update = schemas.ArtifactUpdate(**changes)
+        return await self.store.update(session, obj=existing, data=update, expected_version=expected_version)
+
+
+class MemoryCases(ContentCases[Memory]):
+    """Memories, by id."""
+
+    @staticmethod
+    def by_id(memory_id: str) -> Where[Memory]:
+        return Where((("id", memory_id),))
+
+
+def _given(**fields: Any) -> dict[str, Any]:
+    """The fields a caller passed (an MCP tool's optional arguments default to None: not given, no change)."""
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+prompts = PromptCases(stores.prompts, resource="prompts")
+artifacts = ArtifactCases(stores.artifacts, resource="artifacts")
+memories = MemoryCases(stores.memories, resource="memories")
+_ALL: tuple[ContentCases[Any], ...] = (prompts, artifacts, memories)
+
+
+def export_lines(factory: async_sessionmaker[AsyncSession], *, caller: Scoped) -> AsyncIterator[str]:
+    """The caller's whole content as JSON Lines: needs every content ``:read`` scope, checked now, before the
+    first line (an adapter streams the lines after it has answered with a status)."""
+    for cases in _ALL:
+        require(caller, cases.read_scope)
+    return transfer.export_lines(factory, tenant_id=caller.tenant_id)
+
+
+async def import_lines(session: AsyncSession, *, caller: Scoped, lines: Iterable[bytes | str]) -> transfer.ImportCounts:
+    """Apply a JSON Lines file all or nothing: needs every content ``:write`` scope."""
+    for cases in _ALL:
+        require(caller, cases.write_scope)
+    return await transfer.import_lines(session, tenant_id=caller.tenant_id, lines=lines)
