@@ -18,6 +18,7 @@ from vibexp.api.dashboard.state import dashboard_state
 from vibexp.api.deps import SessionDep
 from vibexp.core.alerts.service import count_open
 from vibexp.core.audit.service import Actor
+from vibexp.core.keys.scopes import FullAccess
 from vibexp.core.tenants.models import Tenant
 from vibexp.core.tenants.service import get_tenant
 from vibexp.core.users.models import User
@@ -34,6 +35,7 @@ __all__ = [
     "Viewer",
     "browser_session",
     "viewer_actor",
+    "viewer_caller",
 ]
 
 NEW_SESSION_STATE = "dashboard_new_session"
@@ -101,6 +103,11 @@ def verify_csrf(
 
 
 CsrfChecked = Depends(verify_csrf)
+
+
+def viewer_caller(viewer: Viewer) -> FullAccess:
+    """The caller of a core use case for a signed-in person: the whole account (a key's scopes do not apply)."""
+    return FullAccess(viewer.tenant.id)
 
 
 def viewer_actor(request: Request, viewer: Viewer) -> Actor:

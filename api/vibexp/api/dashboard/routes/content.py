@@ -1,6 +1,7 @@
-"""Browse, search, create, edit and delete prompts, artifacts and memories through the core content stores.
+"""Browse, search, create, edit and delete prompts, artifacts and memories through the core use cases.
 
-One set of handlers serves the three kinds; a ``Kind`` says which store, schemas, key fields and form fields.
+One set of handlers serves the three kinds; a ``Kind`` says which use cases, schemas, key fields and form fields.
+The signed-in person acts for the whole account (``viewer_caller``).
 Edits carry the version the form was rendered from, so a concurrent change is reported instead of overwritten.
 """
 
@@ -16,15 +17,17 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from vibexp.api.dashboard.deps import CsrfChecked, CurrentViewer, viewer_actor
+from vibexp.api.dashboard.deps import CsrfChecked, CurrentViewer, viewer_actor, viewer_caller
 from vibexp.api.dashboard.errors import DashboardRoute
 from vibexp.api.dashboard.rendering import redirect, render
 from vibexp.api.dashboard.routes.prompt_versions import history_context
 from vibexp.api.deps import SessionDep
 from vibexp.api.errors import status_for
 from vibexp.core.content import schemas
-from vibexp.core.content.service import ContentStore, artifacts, memories, prompts
+from vibexp.core.content.queries import ListQuery, ProjectListQuery
+from vibexp.core.content.usecases import ContentCases, Where, artifacts, memories, prompts
 from vibexp.core.errors import AlreadyExists, InvalidInput, PreconditionFailed
+from vibexp.core.keys.scopes import FullAccess
 
 __all__ = ["KINDS", "FormField", "Kind", "router"]
 
@@ -47,7 +50,7 @@ class Kind:
     slug: str
     noun: str
     title: str
-    store: ContentStore[Any]
+    cases: ContentCases[Any]
     create_model: type[BaseModel]
     update_model: type[BaseModel]
     key_fields: tuple[str, ...]
@@ -55,8 +58,19 @@ class Kind:
     label_field: str
     #: More for the object's page (prompts: the version history), loaded in the same session.
     page_extras: Callable[..., Coroutine[Any, Any, dict[str, Any]]] | None = None
-    #: Exact-match list filters the list page offers besides search and tag (``ContentStore.list`` filters).
+    #: Exact-match list filters the list page offers besides search and tag (``ProjectListQuery``'s project).
     list_filters: tuple[str, ...] = ()
+
+    def where(self, key: dict[str, str]) -> Where[Any]:
+        return Where(tuple((field, key[field]) for field in self.key_fields))
+
+    def query(self, **fields: Any) -> ListQuery:
+        """The list page's query; bad input (a search too long) is ``InvalidInput``, shown as the error page."""
+        try:
+            return (ProjectListQuery if self.list_filters else ListQuery).model_validate(fields)
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            raise InvalidInput(f"{'.'.join(map(str, problem['loc']))}: {problem['msg']}") from None
 
     def url(self, obj: Any) -> str:
         return f"/{self.slug}/" + "/".join(str(getattr(obj, f)) for f in self.key_fields)
@@ -67,7 +81,7 @@ class Kind:
 
 
 async def _prompt_history(session: AsyncSession, *, tenant_id: str, obj: Any) -> dict[str, Any]:
-    return await history_context(session, tenant_id=tenant_id, prompt_id=obj.id)
+    return await history_context(session, caller=FullAccess(tenant_id), prompt_id=obj.id)
 
 
 TAGS = FormField("tags", "Tags", "tags", help="Comma-separated, e.g. review, python")
@@ -76,7 +90,7 @@ KINDS: tuple[Kind, ...] = (
         slug="prompts",
         noun="prompt",
         title="Prompts",
-        store=prompts,
+        cases=prompts,
         create_model=schemas.PromptCreate,
         update_model=schemas.PromptUpdate,
         key_fields=("id",),
@@ -93,7 +107,7 @@ KINDS: tuple[Kind, ...] = (
         slug="artifacts",
         noun="artifact",
         title="Artifacts",
-        store=artifacts,
+        cases=artifacts,
         create_model=schemas.ArtifactCreate,
         update_model=schemas.ArtifactUpdate,
         key_fields=("project", "slug"),
@@ -113,7 +127,7 @@ KINDS: tuple[Kind, ...] = (
         slug="memories",
         noun="memory",
         title="Memories",
-        store=memories,
+        cases=memories,
         create_model=schemas.MemoryCreate,
         update_model=schemas.MemoryUpdate,
         key_fields=("id",),
@@ -190,7 +204,7 @@ def _register(kind: Kind) -> None:
 
     async def load(request: Request, db: SessionDep, viewer: CurrentViewer) -> Any:
         key = {f: request.path_params[f] for f in kind.key_fields}
-        return await kind.store.get(db, tenant_id=viewer.tenant.id, **key)
+        return await kind.cases.get(db, caller=viewer_caller(viewer), where=kind.where(key))
 
     @route(f"/{kind.slug}", "GET")
     async def browse(request: Request, db: SessionDep, viewer: CurrentViewer) -> Response:
@@ -198,9 +212,8 @@ def _register(kind: Kind) -> None:
         tag = request.query_params.get("tag", "").strip() or None
         cursor = request.query_params.get("cursor") or None
         filters = {f: v for f in kind.list_filters if (v := request.query_params.get(f, "").strip())}
-        page = await kind.store.list(
-            db, tenant_id=viewer.tenant.id, q=q, tag=tag, cursor=cursor, limit=25, filters=filters or None
-        )
+        query = kind.query(q=q, tag=tag, cursor=cursor, limit=25, **filters)
+        page = await kind.cases.list(db, caller=viewer_caller(viewer), query=query)
         next_url = None
         if page.next_cursor:
             params = {k: v for k, v in (("q", q), ("tag", tag), *filters.items(), ("cursor", page.next_cursor)) if v}
@@ -219,7 +232,7 @@ def _register(kind: Kind) -> None:
         values = _values(kind, await request.form(), creating=True)
         try:
             data = kind.create_model.model_validate(values)
-            obj = await kind.store.create(db, tenant_id=viewer.tenant.id, data=data)
+            obj = await kind.cases.create(db, caller=viewer_caller(viewer), data=data)
         except ValidationError as exc:
             return _form_page(request, kind, obj=None, values=values, status=422, errors=_errors(exc))
         except (AlreadyExists, InvalidInput) as exc:
@@ -245,7 +258,8 @@ def _register(kind: Kind) -> None:
         try:
             data = kind.update_model.model_validate(values)
             expected = int(version) if version.isdigit() else None
-            await kind.store.update(db, obj=obj, data=data, expected_version=expected)
+            where = kind.where({f: getattr(obj, f) for f in kind.key_fields})
+            await kind.cases.update(db, caller=viewer_caller(viewer), where=where, data=data, expected_version=expected)
         except ValidationError as exc:
             return _form_page(request, kind, obj=obj, values=shown, status=422, errors=_errors(exc))
         except (AlreadyExists, InvalidInput, PreconditionFailed) as exc:
@@ -255,8 +269,10 @@ def _register(kind: Kind) -> None:
 
     @route(item_path + "/delete", "POST", csrf=True)
     async def delete(request: Request, db: SessionDep, viewer: CurrentViewer) -> Response:
-        obj = await load(request, db, viewer)
-        await kind.store.delete(db, obj=obj, actor=viewer_actor(request, viewer))
+        key = {f: request.path_params[f] for f in kind.key_fields}
+        await kind.cases.delete(
+            db, caller=viewer_caller(viewer), actor=viewer_actor(request, viewer), where=kind.where(key)
+        )
         return redirect(request, f"/{kind.slug}?deleted=1")
 
 

@@ -12,12 +12,14 @@ from fastapi import APIRouter, Path, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from vibexp.api.dashboard.deps import CsrfChecked, CurrentViewer
+from vibexp.api.dashboard.deps import CsrfChecked, CurrentViewer, viewer_caller
 from vibexp.api.dashboard.errors import DashboardRoute
 from vibexp.api.dashboard.rendering import redirect, render
 from vibexp.api.deps import SessionDep
 from vibexp.core.content import versions
+from vibexp.core.content.usecases import prompts
 from vibexp.core.errors import NotFound
+from vibexp.core.keys.scopes import Scoped
 
 __all__ = ["DiffLine", "history_context", "router", "unified_diff"]
 
@@ -51,9 +53,9 @@ def unified_diff(before: str, after: str, *, old: str, new: str) -> list[DiffLin
     return lines
 
 
-async def history_context(session: AsyncSession, *, tenant_id: str, prompt_id: str) -> dict[str, Any]:
+async def history_context(session: AsyncSession, *, caller: Scoped, prompt_id: str) -> dict[str, Any]:
     """What the prompt's page shows of its history: the newest versions and the labels on each."""
-    page, labels = await versions.list_versions(session, tenant_id=tenant_id, prompt_id=prompt_id, limit=HISTORY_SIZE)
+    page, labels = await prompts.list_versions(session, caller=caller, prompt_id=prompt_id, limit=HISTORY_SIZE)
     return {"history": page.items, "history_labels": labels, "history_more": page.next_cursor is not None}
 
 
@@ -61,13 +63,12 @@ async def history_context(session: AsyncSession, *, tenant_id: str, prompt_id: s
 async def version_page(
     request: Request, prompt_id: str, number: VersionNumber, db: SessionDep, viewer: CurrentViewer
 ) -> Response:
-    found = await versions.get_version(db, tenant_id=viewer.tenant.id, prompt_id=prompt_id, version=number)
+    caller = viewer_caller(viewer)
+    found = await prompts.get_version(db, caller=caller, prompt_id=prompt_id, number=number)
     previous = None
     if number > 1:
         try:
-            previous = (
-                await versions.get_version(db, tenant_id=viewer.tenant.id, prompt_id=prompt_id, version=number - 1)
-            ).entry
+            previous = (await prompts.get_version(db, caller=caller, prompt_id=prompt_id, number=number - 1)).entry
         except NotFound:  # a backfilled prompt starts at its version then (earlier content was never kept)
             previous = None
     diff: list[DiffLine] = []
@@ -95,7 +96,7 @@ async def version_page(
 async def promote(
     request: Request, prompt_id: str, number: VersionNumber, db: SessionDep, viewer: CurrentViewer
 ) -> Response:
-    await versions.set_label(
-        db, tenant_id=viewer.tenant.id, prompt_id=prompt_id, label=versions.PRODUCTION, version=number
+    await prompts.set_label(
+        db, caller=viewer_caller(viewer), prompt_id=prompt_id, label=versions.PRODUCTION, version=number
     )
     return redirect(request, f"/prompts/{prompt_id}/versions/{number}?promoted=1")
