@@ -1,0 +1,66 @@
+"""Migration 0011_key_permissions on a database with a key made before scopes: the key keeps full access (``*``),
+no allow-list, and its tenant has no key policy (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from helpers.databases import create_postgres_database, drop_postgres_database, sqlite_url
+from vibexp.core import models  # noqa: F401 - registers every table on Base.metadata
+from vibexp.core.db import create_engine, create_session_factory
+from vibexp.core.keys.scopes import ALL_SCOPES
+from vibexp.core.keys.tokens import display_prefix, generate_key, hash_key
+from vibexp.core.keys.verifier import KeyVerifier
+from vibexp.core.migrate import upgrade_async
+
+TENANT = "00000000-0000-4000-8000-000000000011"
+
+
+async def _old_key_after_upgrade(url: str) -> tuple[frozenset[str], tuple[str, ...], list[object]]:
+    await upgrade_async(url, "0010_alerts")
+    key = generate_key()
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO tenants (id, name, display_name, tier, suspended, created_at, updated_at)"
+                    " VALUES (:t, 'old', 'Old', 'free', false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                ),
+                {"t": TENANT},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO api_keys (id, tenant_id, name, description, prefix, key_hash, status, source,"
+                    " created_at, updated_at, request_count, legacy_format)"
+                    " VALUES ('00000000-0000-4000-8000-000000000012', :t, 'old key', '', :prefix, :hash, 'active',"
+                    " 'api', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 0, false)"
+                ),
+                {"t": TENANT, "prefix": display_prefix(key), "hash": hash_key(key)},
+            )
+        await upgrade_async(url)
+        verifier = KeyVerifier(create_session_factory(engine))
+        principal = await verifier.verify(f"Bearer {key}")
+        async with engine.connect() as conn:
+            policy = list(
+                (await conn.execute(text("SELECT max_key_lifetime_days, revoke_unused_after_days FROM tenants"))).one()
+            )
+        return principal.granted, principal.scopes, policy
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_a_key_made_before_scopes_keeps_full_access(kind: str, tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path) if kind == "sqlite" else await create_postgres_database()
+    try:
+        granted, names, policy = await _old_key_after_upgrade(url)
+    finally:
+        if kind == "postgres":
+            await drop_postgres_database(url)
+    assert names == ("*",)
+    assert granted == frozenset(ALL_SCOPES)
+    assert policy == [None, None]
