@@ -38,6 +38,7 @@ __all__ = [
     "first_missing",
     "normalise",
     "require",
+    "resource_scopes",
 ]
 
 #: The resources a scope names, in the order the dashboard and the docs list them.
@@ -65,6 +66,13 @@ _EXPANSION: dict[str, frozenset[str]] = {
     **{scope: frozenset({scope}) for scope in _READS},
     **{scope: frozenset({scope, scope.replace(":write", ":read")}) for scope in ALL_SCOPES if scope.endswith(":write")},
 }
+
+
+def resource_scopes() -> tuple[tuple[str, str, str | None], ...]:
+    """Each resource, its read scope and its write scope (``None`` where nothing writes it): the dashboard's grid."""
+    return tuple(
+        (resource, _CONCRETE[resource][0], next(iter(_CONCRETE[resource][1:]), None)) for resource in RESOURCES
+    )
 
 
 def expand(names: Iterable[str]) -> frozenset[str]:

@@ -3,11 +3,19 @@
 Create and rotate are POST → 303 → GET: the POST mints the key and redirects to a one-time page
 (``vibexp.core.keys.flash``), so reloading, going back and forward, or resubmitting never mints another key and
 never shows a key twice.
+
+The create form also sets the key's permissions (``PermissionsForm``): a preset (full access, read-only) or a
+custom grid of scopes, networks it may be used from, and an expiry in days. It works without JavaScript: the
+preset is a radio the server reads, and a bad value re-renders the form with the message and every input kept.
+The person signed in acts for the whole account, so the key may be as wide as they like (``issuer=None``), within
+the tenant's maximum key lifetime. Rotation keeps the old key's permissions.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -20,14 +28,16 @@ from vibexp.api.dashboard.errors import DashboardRoute, error_page
 from vibexp.api.dashboard.rendering import redirect, render
 from vibexp.api.dashboard.state import dashboard_state
 from vibexp.api.deps import SessionDep
-from vibexp.core.errors import NotFound
+from vibexp.core.clock import utcnow
+from vibexp.core.errors import InvalidInput, NotFound
+from vibexp.core.keys import cidrs, scopes
 from vibexp.core.keys import service as keys
 from vibexp.core.keys.flash import FLASH_LIFETIME, consume_flash, create_flash
 from vibexp.core.keys.models import ApiKey
 from vibexp.core.keys.schemas import ApiKeyCreate
 from vibexp.core.usage.service import key_usage
 
-__all__ = ["GRACE_PERIODS", "router"]
+__all__ = ["EXPIRY_WARNING", "GRACE_PERIODS", "PRESETS", "ExpiringKey", "PermissionsForm", "expiring_soon", "router"]
 
 router = APIRouter(prefix="/settings/api-keys", route_class=DashboardRoute)
 
@@ -41,6 +51,107 @@ GRACE_PERIODS: dict[int, str] = {
 }
 
 
+#: The create form's presets: the radio's value → the scopes it stores (``custom`` takes the checked boxes).
+PRESETS: dict[str, list[str] | None] = {"full": [scopes.FULL_ACCESS], "read": [scopes.READ_ONLY], "custom": None}
+#: The longest expiry the form takes when the account sets no maximum (a timestamp needs a bound; ten years).
+MAX_EXPIRY_DAYS = 3650
+#: How soon an expiry has to be for the warning banner.
+EXPIRY_WARNING = timedelta(days=7)
+
+_SEPARATORS = re.compile(r"[\s,]+")
+
+
+@dataclass
+class PermissionsForm:
+    """The create form's permission inputs as typed (kept for a re-render), and what they mean once checked."""
+
+    access: str = "full"
+    checked: list[str] = field(default_factory=list)
+    allowed_cidrs: str = ""
+    expires_in_days: str = ""
+
+    def parse(self, errors: dict[str, str]) -> keys.KeyPermissions:
+        """The permissions to request; each bad input adds its message to ``errors`` under the input's name."""
+        scope_list = self._scopes(errors)
+        networks = self._networks(errors)
+        expires_at = self._expiry(errors)
+        return keys.KeyPermissions(scopes=scope_list, allowed_cidrs=networks, expires_at=expires_at)
+
+    def _scopes(self, errors: dict[str, str]) -> list[str] | None:
+        if self.access not in PRESETS:
+            errors["scopes"] = "Choose Full access, Read-only or Custom."
+            return None
+        preset = PRESETS[self.access]
+        if preset is not None:
+            return preset
+        if not self.checked:
+            errors["scopes"] = "Custom access needs at least one permission: check what the key may read or write."
+            return None
+        try:
+            return list(scopes.normalise(self.checked))
+        except ValueError as exc:
+            errors["scopes"] = str(exc)
+            return None
+
+    def _networks(self, errors: dict[str, str]) -> list[str] | None:
+        entries = [entry for entry in _SEPARATORS.split(self.allowed_cidrs) if entry]
+        if len(entries) > cidrs.MAX_CIDRS:
+            errors["allowed_cidrs"] = f"At most {cidrs.MAX_CIDRS} networks per key ({len(entries)} given)."
+            return None
+        try:
+            return list(cidrs.normalise(entries))
+        except ValueError as exc:
+            errors["allowed_cidrs"] = str(exc)
+            return None
+
+    def _expiry(self, errors: dict[str, str]) -> datetime | None:
+        text = self.expires_in_days.strip()
+        if not text:
+            return None
+        if not text.lstrip("-").isdigit():
+            errors["expires_in_days"] = "Expires in must be a whole number of days, such as 90."
+            return None
+        days = int(text)
+        if days < 1:
+            errors["expires_in_days"] = "Expires in must be at least 1 day (leave it empty for the default)."
+            return None
+        if days > MAX_EXPIRY_DAYS:
+            errors["expires_in_days"] = f"Expires in may be at most {MAX_EXPIRY_DAYS} days (ten years)."
+            return None
+        return utcnow() + timedelta(days=days)
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiringKey:
+    """An active key that stops working soon, and how soon in words ("in 3 days")."""
+
+    key: ApiKey
+    within: str
+
+
+def _within(left: timedelta) -> str:
+    # Rounded to the nearest hour or day: a key made to expire "in 3 days" still reads so a second later.
+    hours = round(left / timedelta(hours=1))
+    if hours < 24:
+        hours = max(1, hours)
+        return f"in {hours} hour{'' if hours == 1 else 's'}"
+    days = round(left / timedelta(days=1))
+    return f"in {days} day{'' if days == 1 else 's'}"
+
+
+def expiring_soon(records: list[ApiKey], now: datetime | None = None) -> list[ExpiringKey]:
+    """The active keys among ``records`` that expire within ``EXPIRY_WARNING`` (not those already expired), soonest
+    first: the banner on the keys page and the overview."""
+    moment = now or utcnow()
+    soon = [
+        k
+        for k in records
+        if k.status == "active" and k.expires_at is not None and moment < k.expires_at <= moment + EXPIRY_WARNING
+    ]
+    soon.sort(key=lambda k: (k.expires_at or moment, k.name))
+    return [ExpiringKey(key=k, within=_within((k.expires_at or moment) - moment)) for k in soon]
+
+
 def _form_errors(exc: ValidationError) -> dict[str, str]:
     return {str(err["loc"][0]) if err["loc"] else "form": str(err["msg"]) for err in exc.errors()}
 
@@ -50,7 +161,16 @@ async def _list_page(
 ) -> Response:
     records = await keys.list_keys(db, tenant_id=viewer.tenant.id)
     records.sort(key=lambda k: (k.status != "active", -k.created_at.timestamp()))
-    context: dict[str, Any] = {"keys": records, "form": {"name": "", "description": ""}, "errors": {}, **extra}
+    context: dict[str, Any] = {
+        "keys": records,
+        "expiring": expiring_soon(records),
+        "form": {"name": "", "description": "", "permissions": PermissionsForm()},
+        "errors": {},
+        "scope_grid": scopes.resource_scopes(),
+        "max_lifetime": viewer.tenant.max_key_lifetime_days,
+        "max_expiry_days": MAX_EXPIRY_DAYS,
+        **extra,
+    }
     return render(request, "keys/list.html", context, status=status)
 
 
@@ -74,21 +194,39 @@ async def create(
     viewer: CurrentViewer,
     name: Annotated[str, Form()] = "",
     description: Annotated[str, Form()] = "",
+    access: Annotated[str, Form()] = "full",
+    scope: Annotated[list[str] | None, Form()] = None,
+    allowed_cidrs: Annotated[str, Form()] = "",
+    expires_in_days: Annotated[str, Form()] = "",
 ) -> Response:
+    permissions = PermissionsForm(
+        access=access, checked=scope or [], allowed_cidrs=allowed_cidrs, expires_in_days=expires_in_days
+    )
+    form = {"name": name, "description": description, "permissions": permissions}
+    errors: dict[str, str] = {}
+    data: ApiKeyCreate | None = None
     try:
         data = ApiKeyCreate(name=name.strip(), description=description.strip())
     except ValidationError as exc:
-        form = {"name": name, "description": description}
-        return await _list_page(request, db, viewer, status=422, form=form, errors=_form_errors(exc), open_form=True)
-    new = await keys.create_key(
-        db,
-        tenant_id=viewer.tenant.id,
-        name=data.name,
-        description=data.description,
-        source="dashboard",
-        actor=viewer_actor(request, viewer),
-    )
-    return await _show_once(request, db, viewer, new)
+        errors.update(_form_errors(exc))
+    wanted = permissions.parse(errors)
+    if data is not None and not errors:
+        try:
+            new = await keys.create_key(
+                db,
+                tenant_id=viewer.tenant.id,
+                name=data.name,
+                description=data.description,
+                source="dashboard",
+                actor=viewer_actor(request, viewer),
+                permissions=wanted,
+                issuer=None,  # a signed-in person acts for the whole account
+            )
+        except InvalidInput as exc:  # only the expiry can be refused here: beyond the account's maximum lifetime
+            errors["expires_in_days"] = exc.message
+        else:
+            return await _show_once(request, db, viewer, new)
+    return await _list_page(request, db, viewer, status=422, form=form, errors=errors, open_form=True)
 
 
 FLASH_COOKIE = "vibexp_new_key"

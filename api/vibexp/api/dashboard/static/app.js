@@ -37,6 +37,16 @@
     });
   }
 
+  // Checking a box of the custom permissions grid chooses "Custom" (without JavaScript the person picks it).
+  function setUpScopeGrids() {
+    document.querySelectorAll("[data-scope-grid]").forEach(function (grid) {
+      var custom = document.getElementById(grid.getAttribute("data-scope-grid"));
+      grid.addEventListener("change", function (event) {
+        if (custom && event.target.checked) { custom.checked = true; }
+      });
+    });
+  }
+
   function el(name, attrs, text) {
     var node = document.createElementNS(SVG, name);
     Object.keys(attrs).forEach(function (k) { node.setAttribute(k, attrs[k]); });
@@ -108,6 +118,7 @@
   document.addEventListener("DOMContentLoaded", function () {
     setUpCopyButtons();
     setUpConfirmations();
+    setUpScopeGrids();
     setUpCharts();
   });
 })();
