@@ -1,20 +1,23 @@
 """The tenant key policy's sweep (``vibexp.core.keys.policy``): keys unused past ``revoke_unused_after_days`` are
 revoked once, audited once and refused at once; recent keys, buffered uses and tenants without a policy are left
-alone; two replicas racing revoke each key exactly once; the task runs with the server."""
+alone; an expired key is audited (``key.expired``) once; two replicas racing revoke and record each key exactly
+once; the task runs with the server; migration 0012 marks keys that expired before it."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from helpers.databases import create_postgres_database, drop_postgres_database, sqlite_url
 from helpers.factories import TEST_ACTOR, Account, make_account
 from vibexp.api.app import create_app
 from vibexp.api.settings import ApiSettings
@@ -22,11 +25,12 @@ from vibexp.core.audit import service as audit
 from vibexp.core.audit.models import AuditEvent
 from vibexp.core.clock import utcnow
 from vibexp.core.config import Settings
-from vibexp.core.db import Database, session_scope
+from vibexp.core.db import Database, UTCDateTime, create_engine, session_scope
 from vibexp.core.keys import changes
 from vibexp.core.keys import service as keys
 from vibexp.core.keys.models import ApiKey, KeyStatus
-from vibexp.core.keys.policy import KeyPolicySweep, revoke_unused_keys
+from vibexp.core.keys.policy import KeyPolicySweep, record_expired_keys, revoke_unused_keys
+from vibexp.core.migrate import upgrade_async
 from vibexp.core.runtime import Runtime
 from vibexp.core.tenants import service as tenants
 from vibexp.core.tenants.models import Tenant
@@ -34,6 +38,8 @@ from vibexp.core.tenants.schemas import TenantUpdate
 from vibexp.core.usage.recorder import UsageEvent
 
 Factory = async_sessionmaker[AsyncSession]
+TENANT = "00000000-0000-4000-8000-0000000000e1"
+KEY_ID_STEM = "00000000-0000-4000-8000-00000000e00"
 
 
 async def _set_policy(factory: Factory, tenant_id: str, days: int | None) -> None:
@@ -60,6 +66,18 @@ async def _age(factory: Factory, key_id: str, *, created_days: float, used_days:
             .where(ApiKey.id == key_id)
             .values(created_at=now - timedelta(days=created_days), last_used_at=last_used)
         )
+
+
+async def _expire(factory: Factory, key_id: str, *, days_ago: float) -> None:
+    async with session_scope(factory) as session:
+        await session.execute(
+            update(ApiKey).where(ApiKey.id == key_id).values(expires_at=utcnow() - timedelta(days=days_ago))
+        )
+
+
+async def _expired_events(factory: Factory, tenant_id: str) -> list[AuditEvent]:
+    async with factory() as session:
+        return (await audit.list_events(session, tenant_id=tenant_id, action="key.expired")).items
 
 
 async def _key(factory: Factory, key_id: str) -> ApiKey:
@@ -195,6 +213,77 @@ async def test_a_use_still_in_the_usage_buffer_keeps_the_key(
     assert key.last_used_at is not None and utcnow() - key.last_used_at < timedelta(minutes=1)
 
 
+async def test_an_expired_key_is_audited_once_and_a_revoked_or_unexpired_one_never(
+    app: FastAPI, session_factory: Factory, account: Account
+) -> None:
+    runtime = _runtime(app)
+    await _expire(session_factory, account.key_id, days_ago=0.001)
+    revoked = await _new_key(session_factory, account.tenant.id, "revoked, then expired")
+    async with session_scope(session_factory) as session:
+        key = await session.get(ApiKey, revoked)
+        assert key is not None
+        await keys.revoke_key(session, key=key, actor=TEST_ACTOR)
+    await _expire(session_factory, revoked, days_ago=1)
+    later = await _new_key(session_factory, account.tenant.id, "expires tomorrow")
+    await _expire(session_factory, later, days_ago=-1)
+
+    await runtime.key_policy.sweep()
+    await runtime.key_policy.sweep()
+
+    (event,) = await _expired_events(session_factory, account.tenant.id)
+    key = await _key(session_factory, account.key_id)
+    assert event.target_id == account.key_id and event.target_name == "test key"
+    assert event.actor_type == "system" and event.actor_name == "key expiry"
+    assert key.expires_at is not None and datetime.fromisoformat(event.details["expires_at"]) == key.expires_at
+    assert key.expiry_recorded_at is not None and key.status == KeyStatus.active.value  # refused by its expiry
+    assert (await _key(session_factory, later)).expiry_recorded_at is None
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_the_upgrade_counts_keys_expired_before_it_as_recorded(kind: str, tmp_path: Path) -> None:
+    """Migration 0012: a key that expired before the upgrade gets no late ``key.expired``; a later one will."""
+    url = sqlite_url(tmp_path) if kind == "sqlite" else await create_postgres_database("vibexp_expiry")
+    engine = create_engine(url)
+    try:
+        await upgrade_async(url, "0011_key_permissions")
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO tenants (id, name, display_name, tier, suspended, created_at, updated_at)"
+                    " VALUES (:t, 'old', 'Old', 'free', false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                ),
+                {"t": TENANT},
+            )
+            insert_key = text(
+                "INSERT INTO api_keys (id, tenant_id, name, description, prefix, key_hash, status, source,"
+                " created_at, updated_at, expires_at, request_count)"
+                " VALUES (:id, :t, :name, '', 'vib_0000', :hash, 'active', 'cli',"
+                " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, :expires, 0)"
+            ).bindparams(bindparam("expires", type_=UTCDateTime()))
+            moments = {"expired": datetime(2020, 1, 1, tzinfo=UTC), "ahead": datetime(2999, 1, 1, tzinfo=UTC)}
+            for number, name in enumerate(("expired", "ahead", "never")):
+                await conn.execute(
+                    insert_key,
+                    {
+                        "id": f"{KEY_ID_STEM}{number}",
+                        "t": TENANT,
+                        "name": name,
+                        "hash": f"{number:064}",
+                        "expires": moments.get(name),
+                    },
+                )
+        await upgrade_async(url)
+        async with engine.connect() as conn:
+            rows = dict((await conn.execute(text("SELECT name, expiry_recorded_at FROM api_keys"))).all())
+    finally:
+        await engine.dispose()
+        if kind == "postgres":
+            await drop_postgres_database(url)
+    assert rows["expired"] is not None
+    assert rows["ahead"] is None
+    assert rows["never"] is None
+
+
 async def test_two_replicas_sweeping_at_once_revoke_each_key_once(database_url: str) -> None:
     if not database_url.startswith("postgresql"):
         pytest.skip("replicas share a PostgreSQL server; SQLite serves one host")
@@ -207,12 +296,16 @@ async def test_two_replicas_sweeping_at_once_revoke_each_key_once(database_url: 
             key_ids.add(await _new_key(factory, account.tenant.id, f"old key {number}"))
         for key_id in key_ids:
             await _age(factory, key_id, created_days=60, used_days=None)
+        expired = await _new_key(factory, account.tenant.id, "expired yesterday")
+        await _age(factory, expired, created_days=60, used_days=1)
+        await _expire(factory, expired, days_ago=1)
         await _set_policy(factory, account.tenant.id, 30)
         start = asyncio.Event()
 
         async def replica(database: Database) -> set[str]:
             async with session_scope(database.session_factory) as session:
                 await start.wait()
+                await record_expired_keys(session)
                 revoked = await revoke_unused_keys(session)
                 await asyncio.sleep(0.3)  # both transactions open at once: the other waits on these rows
             return {key.key_id for key in revoked}
@@ -227,11 +320,13 @@ async def test_two_replicas_sweeping_at_once_revoke_each_key_once(database_url: 
         assert sorted(e.target_id or "" for e in events) == sorted(key_ids)
         async with factory() as session:
             statuses = set(await session.scalars(select(ApiKey.status).where(ApiKey.tenant_id == account.tenant.id)))
-        assert statuses == {KeyStatus.revoked.value}
+        assert statuses == {KeyStatus.revoked.value, KeyStatus.active.value}  # the expired key was used yesterday
+        assert [e.target_id for e in await _expired_events(factory, account.tenant.id)] == [expired]
 
         # Whole sweeps, one per replica, at once: nothing left, nothing recorded twice.
         assert await asyncio.gather(*(KeyPolicySweep(database).sweep() for database in replicas)) == [[], []]
         assert len(await _auto_revoked(factory, account.tenant.id)) == len(key_ids)
+        assert len(await _expired_events(factory, account.tenant.id)) == 1
     finally:
         for database in replicas:
             await database.dispose()

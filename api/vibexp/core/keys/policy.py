@@ -8,6 +8,10 @@ Every ``interval`` seconds each API process runs :meth:`KeyPolicySweep.sweep`:
   key, and only that one gets the row back and writes its ``key.auto_revoked`` audit event (same transaction).
   The change reaches verifiers as a manual revocation does: ``updated_at`` for other processes' polls, and
   ``changes.mark_key_changed`` for this process's cache at commit.
+* Each key whose ``expires_at`` has passed gets one ``key.expired`` audit event (GitHub's "your token expired"),
+  claimed the same way: ``UPDATE ... SET expiry_recorded_at ... WHERE expiry_recorded_at IS NULL ... RETURNING``.
+  Nothing else changes: verifiers already refuse an expired key from its cached ``expires_at``. Keys revoked
+  before they expired get no event (they had stopped working already).
 * It reads the active keys that expire in the future and hands them to ``on_expiries`` (the API's
   ``vibexp_api_key_expiry_timestamp_seconds`` gauge), so scraping costs no query and requests none at all.
 
@@ -41,11 +45,14 @@ from vibexp.core.keys.models import ApiKey, KeyStatus
 from vibexp.core.tenants.models import Tenant
 
 __all__ = [
+    "EXPIRY_ACTOR",
     "POLICY_ACTOR",
     "AutoRevoked",
+    "Expired",
     "KeyExpiry",
     "KeyPolicySweep",
     "active_key_expiries",
+    "record_expired_keys",
     "revoke_unused_keys",
 ]
 
@@ -53,6 +60,8 @@ log = logging.getLogger(__name__)
 
 #: Who the audit trail says revoked a key for the tenant's policy.
 POLICY_ACTOR = Actor.system("key policy")
+#: Who the audit trail says recorded a key's expiry.
+EXPIRY_ACTOR = Actor.system("key expiry")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +73,16 @@ class AutoRevoked:
     name: str
     last_used_at: datetime | None
     days: int
+
+
+@dataclass(frozen=True, slots=True)
+class Expired:
+    """A key whose expiry this sweep recorded (and no other)."""
+
+    key_id: str
+    tenant_id: str
+    name: str
+    expires_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +138,37 @@ async def revoke_unused_keys(session: AsyncSession, *, now: datetime | None = No
             },
         )
     return revoked
+
+
+async def record_expired_keys(session: AsyncSession, *, now: datetime | None = None) -> list[Expired]:
+    """Audit ``key.expired`` once for every key (not revoked) whose ``expires_at`` has passed; flushes only."""
+    now = now or utcnow()
+    rows = await session.execute(
+        update(ApiKey)
+        .where(
+            ApiKey.expires_at <= now,
+            ApiKey.expiry_recorded_at.is_(None),
+            ApiKey.status != KeyStatus.revoked.value,
+        )
+        .values(expiry_recorded_at=now)
+        .returning(ApiKey.id, ApiKey.tenant_id, ApiKey.name, ApiKey.expires_at),
+        execution_options={"synchronize_session": False},
+    )
+    expired = [
+        Expired(key_id, tenant_id, name, expires_at)
+        for key_id, tenant_id, name, expires_at in rows.all()
+        if expires_at is not None  # always (the condition); the column's type does not know it
+    ]
+    for key in expired:
+        await audit.record(
+            session,
+            tenant_id=key.tenant_id,
+            action="key.expired",
+            actor=EXPIRY_ACTOR,
+            target=Target("key", id=key.key_id, name=key.name),
+            details={"expires_at": key.expires_at.isoformat()},
+        )
+    return expired
 
 
 async def active_key_expiries(session: AsyncSession, *, now: datetime | None = None) -> list[KeyExpiry]:
@@ -183,11 +233,13 @@ class KeyPolicySweep:
             await asyncio.sleep(self._interval)
 
     async def sweep(self) -> list[AutoRevoked]:
-        """One pass: revoke unused keys (committed), then report the expiries. Returns the keys this pass revoked."""
+        """One pass: record expiries and revoke unused keys (one transaction), then report the active keys'
+        expiries. Returns the keys this pass revoked."""
         async with self._lock:
             if self._before_sweep is not None:
                 await self._before_sweep()
             async with writing(self._database.engine), self._database.session_factory() as session:
+                await record_expired_keys(session)  # first: an expired key that is also unused gets both events
                 revoked = await revoke_unused_keys(session)
                 await session.commit()
             for key in revoked:
