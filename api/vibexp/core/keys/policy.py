@@ -19,8 +19,11 @@ Last use lags: the usage recorder writes ``last_used_at`` in batches. The sweep 
 buffer (``before_sweep``); another replica's buffered uses reach the database within its flush interval (at most
 one second, ``Settings.usage_flush_interval``). So a key whose last *written* use is ``days`` old but that was used
 within the last second on another replica can still be revoked: it had been unused for ``days`` days up to that
-second. (A replica that cannot write usage at all also cannot be the one sweeping, but its buffered uses are not
-seen by the others; ``VibeXPUsageNotWritten`` alerts on that state.)
+second. If the flush fails the pass is skipped, so a replica that cannot write its usage never sweeps; but the
+others do not see its buffered uses either (``VibeXPUsageNotWritten`` alerts on that state).
+
+A key is revoked at most ``interval`` seconds after it crosses the policy; a pass that fails (the database is
+away) is logged and retried at the next interval, as is one PostgreSQL chose as a deadlock victim.
 """
 
 from __future__ import annotations
