@@ -61,6 +61,7 @@ def test_allowed_hosts_from_a_comma_separated_variable(monkeypatch: pytest.Monke
         ("VIBEXP_METRICS_PORT", "70000"),
         ("VIBEXP_MAX_BODY_BYTES", "10"),
         ("VIBEXP_KEY_CACHE_TTL", "0"),
+        ("VIBEXP_KEY_POLICY_INTERVAL", "0"),
     ],
 )
 def test_a_bad_value_is_refused_naming_its_variable(

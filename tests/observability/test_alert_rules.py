@@ -130,3 +130,21 @@ def test_dashboard_is_a_grafana_dashboard_for_the_sidecar() -> None:
         for target in panel["targets"]:
             assert target["datasource"]["uid"] == "${datasource}"
             assert target["expr"].strip()
+
+
+def test_the_expiry_warning_cases_catch_a_wrong_window_or_a_missing_lower_bound(tmp_path: Path) -> None:
+    """VibeXPKeyExpiringSoon's cases fail against a 5-day window (6 days left is missed) and without ``> 0`` (the
+    expired key fires)."""
+    text = RULES.read_text()
+    rule = "max by (tenant, key_id) (vibexp_api_key_expiry_timestamp_seconds) - time() < 7 * 86400 > 0"
+    assert rule in text
+    for broken in (rule.replace("7 * 86400", "5 * 86400"), rule.removesuffix(" > 0")):
+        rules = tmp_path / "charts/vibexp/rules/vibexp-alerts.yaml"
+        rules.parent.mkdir(parents=True, exist_ok=True)
+        rules.write_text(text.replace(rule, broken))
+        cases = tmp_path / "tests/prometheus/alerts_test.yaml"
+        cases.parent.mkdir(parents=True, exist_ok=True)
+        cases.write_text(RULE_TESTS.read_text())
+        result = promtool("test", "rules", str(cases))
+        assert result.returncode != 0, broken
+        assert "VibeXPKeyExpiringSoon" in result.stdout + result.stderr

@@ -9,15 +9,18 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from helpers.factories import Account, make_account
+from helpers.factories import TEST_ACTOR, Account, make_account
 from helpers.servers import REPO, LiveServer, free_port
-from vibexp.core.db import create_engine, create_session_factory
+from vibexp.core.clock import utcnow
+from vibexp.core.db import create_engine, create_session_factory, session_scope
+from vibexp.core.keys import service as keys
 
 pytestmark = pytest.mark.slow
 
@@ -127,6 +130,7 @@ def two_workers(database_url: str, tmp_path: Path) -> Iterator[tuple[str, int, P
         "VIBEXP_METRICS_PORT": str(metrics_port),
         "VIBEXP_METRICS_HOST": "127.0.0.1",
         "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
+        "VIBEXP_KEY_POLICY_INTERVAL": "0.2",  # the key-expiry gauge is refreshed by the sweep
     }
     log = (tmp_path / "uvicorn.log").open("wb")
     command = [sys.executable, "-m", "uvicorn", "--factory", "vibexp.api.app:create_app"]
@@ -172,3 +176,44 @@ async def test_two_workers_report_the_same_totals(database_url: str, two_workers
     assert key_requests(httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text, account.key_id) == requests
     writers = {path.stem.rsplit("_", 1)[-1] for path in multiproc.glob("counter_*.db")}
     assert len(writers) >= 2, f"only {writers} wrote counters: the requests did not reach both workers"
+
+
+def expiry_samples(text: str, key_id: str) -> list[float]:
+    return [
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "vibexp_api_key_expiry_timestamp_seconds" and sample.labels.get("key_id") == key_id
+    ]
+
+
+@on_postgres
+async def test_every_worker_reports_each_key_expiry_once(database_url: str, two_workers: tuple[str, int, Path]) -> None:
+    """The expiry gauge comes from each worker's own sweep of the database, not from the multiprocess files: any
+    worker answers with every key, once."""
+    url, metrics_port, _ = two_workers
+    engine = create_engine(database_url)
+    expires_at = utcnow() + timedelta(days=5)
+    try:
+        factory = create_session_factory(engine)
+        account = await make_account(factory)
+        async with session_scope(factory) as session:
+            new = await keys.create_key(
+                session,
+                actor=TEST_ACTOR,
+                tenant_id=account.tenant.id,
+                name="expiring",
+                permissions=keys.KeyPermissions(expires_at=expires_at),
+            )
+    finally:
+        await engine.dispose()
+    key_id = new.record.id
+    wait_for(lambda: expiry_samples(httpx.get(f"{url}/metrics").text, key_id) != [])
+    time.sleep(0.5)  # both workers have swept since
+    for _ in range(6):
+        text = httpx.get(f"{url}/metrics", headers={"Connection": "close"}).text
+        assert expiry_samples(text, key_id) == [expires_at.timestamp()]
+    assert expiry_samples(httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text, key_id) == [
+        expires_at.timestamp()
+    ]
+    assert expiry_samples(text, account.key_id) == []  # no expiry, no series

@@ -20,7 +20,7 @@ from vibexp.api.endpoints.prompt_versions import prompt_versions_router
 from vibexp.api.endpoints.transfer import transfer_router
 from vibexp.api.errors import install_error_handlers
 from vibexp.api.mcp import mount_mcp
-from vibexp.api.metrics import metrics_lifespan, metrics_router, observe_usage_flush
+from vibexp.api.metrics import metrics_lifespan, metrics_router, observe_key_expiries, observe_usage_flush
 from vibexp.api.middleware.auth import ApiKeyAuthMiddleware
 from vibexp.api.middleware.auth_throttle import AuthFailureThrottleMiddleware
 from vibexp.api.middleware.body_limit import BodySizeLimitMiddleware
@@ -47,7 +47,12 @@ over the limit the API answers 429 with `Retry-After`. Errors are `{"error": {"c
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or get_api_settings()
     # The webhook sender refuses URLs that reach this server: an alert must not cause requests to it.
-    runtime = Runtime.create(settings, on_usage_flush=observe_usage_flush, own_urls=[settings.public_url])
+    runtime = Runtime.create(
+        settings,
+        on_usage_flush=observe_usage_flush,
+        on_key_expiries=observe_key_expiries,
+        own_urls=[settings.public_url],
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -38,6 +38,8 @@ from prometheus_client import (
     multiprocess,
     start_http_server,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from vibexp.api.request_state import RequestState
 from vibexp.api.route_templates import route_template
@@ -45,6 +47,7 @@ from vibexp.api.settings import ApiSettings
 from vibexp.core.alerts.models import AlertKind
 from vibexp.core.alerts.service import observe_opened
 from vibexp.core.errors import AccountSuspended, InvalidApiKey, IpNotAllowed
+from vibexp.core.keys.policy import KeyExpiry
 from vibexp.core.keys.verifier import Principal
 from vibexp.core.ratelimit.limiter import RateDecision
 from vibexp.core.usage.tool_type import ToolType
@@ -57,6 +60,7 @@ __all__ = [
     "metrics_router",
     "observe_alert_opened",
     "observe_auth_failure",
+    "observe_key_expiries",
     "observe_rate_decision",
     "observe_request",
     "observe_usage_flush",
@@ -146,6 +150,44 @@ AUTH_FAILURES = Counter(
 )
 for _reason in (*sorted(AUTH_FAILURE_REASONS), "other"):
     AUTH_FAILURES.labels(_reason)  # every reason starts at 0, so increase() sees even the first failure
+
+
+class KeyExpiryCollector(Collector):
+    """``vibexp_api_key_expiry_timestamp_seconds{tenant, key_id}``: each active key's ``expires_at``.
+
+    Not a ``Gauge``: the set of keys is replaced as a whole (a revoked or expired key must lose its series, which
+    multiprocess gauge files cannot forget), and it comes from the database, not from this process's traffic. The
+    key policy sweep (``vibexp.core.keys.policy``, every ``VIBEXP_KEY_POLICY_INTERVAL`` seconds) reads it and
+    :func:`observe_key_expiries` swaps it in; a scrape only formats it, and requests never touch it. Every process
+    reports the whole set (rules take ``max by (tenant, key_id)`` over replicas). Cardinality: one series per
+    active key with an expiry still ahead; labels are the tenant's name and the key's id, never the key or prefix.
+    """
+
+    name = "vibexp_api_key_expiry_timestamp_seconds"
+    documentation = "Unix time at which the active API key expires (keys with an expiry still ahead)."
+
+    def __init__(self) -> None:
+        self._expiries: tuple[KeyExpiry, ...] = ()
+
+    def update(self, expiries: Sequence[KeyExpiry]) -> None:
+        self._expiries = tuple(expiries)  # one assignment: a scrape on the metrics thread sees old or new, whole
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(self.name, self.documentation, labels=["tenant", "key_id"])
+        for expiry in self._expiries:
+            family.add_metric([expiry.tenant, expiry.key_id], expiry.expires_at.timestamp())
+        yield family
+
+
+KEY_EXPIRIES = KeyExpiryCollector()
+REGISTRY.register(KEY_EXPIRIES)
+
+
+def observe_key_expiries(expiries: Sequence[KeyExpiry]) -> None:
+    """``Runtime(on_key_expiries=...)``: the active keys' expiries as of the latest key policy sweep."""
+    KEY_EXPIRIES.update(expiries)
+
+
 # -- alerts (vibexp.core.alerts) -------------------------------------------------------------------------------
 ALERTS = Counter(
     "vibexp_alerts", "Alerts opened in this process (repeats of an open alert not counted), by kind.", ["kind"]
@@ -247,6 +289,7 @@ def metrics_registry() -> CollectorRegistry:
         return REGISTRY
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    registry.register(KEY_EXPIRIES)  # read from the database by this worker's sweep: no files to merge
     return registry
 
 

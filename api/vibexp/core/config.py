@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     revocation_poll_interval: float = Field(default=0.25, gt=0, le=0.9)
     #: How long a verified key may be served from the in-process cache before it is read again.
     key_cache_ttl: float = Field(default=60.0, gt=0)
+    #: How often each process applies the tenants' key policy (revokes keys past ``revoke_unused_after_days``) and
+    #: refreshes the key-expiry gauge (seconds; ``vibexp.core.keys.policy``).
+    key_policy_interval: float = Field(default=60.0, gt=0, le=3600)
 
     # -- alert thresholds (vibexp.core.alerts.detectors); README "Alerts" lists them -------------------------------
     #: ``request_spike``: a key's requests in one minute at or above this ...

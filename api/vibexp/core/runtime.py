@@ -1,5 +1,5 @@
-"""The long-lived pieces one process needs (engine, key cache, rate limiter, usage recorder, webhook sender),
-started and stopped together. The HTTP app holds one; the CLI and the operator make their own."""
+"""The long-lived pieces one process needs (engine, key cache, rate limiter, usage recorder, webhook sender, key
+policy sweep), started and stopped together. The HTTP app holds one; the CLI and the operator make their own."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from vibexp.core.alerts.detectors import AlertDetector, AlertSink, DefaultAlertS
 from vibexp.core.alerts.sender import WebhookSender
 from vibexp.core.config import Settings
 from vibexp.core.db import Database
+from vibexp.core.keys.policy import KeyExpiry, KeyPolicySweep
 from vibexp.core.keys.verifier import KeyVerifier
 from vibexp.core.migrate import upgrade_async
 from vibexp.core.ratelimit.limiter import RateLimiter
@@ -32,6 +33,7 @@ class Runtime:
     limiter: RateLimiter
     usage: UsageRecorder
     webhooks: WebhookSender
+    key_policy: KeyPolicySweep
 
     @classmethod
     def create(
@@ -39,16 +41,26 @@ class Runtime:
         settings: Settings,
         *,
         on_usage_flush: Callable[[int, float], None] | None = None,
+        on_key_expiries: Callable[[Sequence[KeyExpiry]], None] | None = None,
         alert_sink: AlertSink | None = None,
         own_urls: Sequence[str] = (),
     ) -> Runtime:
         """``on_usage_flush(events, oldest_wait_seconds)`` is called after each usage flush (the API's metrics).
         Each flush also runs the alert detectors on the batch; they hand alerts to ``alert_sink`` (by default the
         alert service, ``vibexp.core.alerts.service.raise_alert``, when present, each alert also logged).
-        ``own_urls`` are this server's addresses, which the webhook sender refuses to call (no alert loops)."""
+        ``own_urls`` are this server's addresses, which the webhook sender refuses to call (no alert loops).
+        ``on_key_expiries`` receives each key policy sweep's active key expiries (the API's metrics)."""
         database = Database.from_settings(settings)
         detector = AlertDetector(
             database, sink=alert_sink or DefaultAlertSink(), limits=DetectorLimits.from_settings(settings)
+        )
+        usage = UsageRecorder(
+            database.engine,
+            flush_interval=settings.usage_flush_interval,
+            retention=timedelta(days=settings.usage_retention_days),
+            audit_retention=timedelta(days=settings.audit_retention_days),
+            on_flush=on_usage_flush,
+            detector=detector,
         )
         return cls(
             settings=settings,
@@ -57,15 +69,15 @@ class Runtime:
                 database.session_factory, ttl=settings.key_cache_ttl, poll_interval=settings.revocation_poll_interval
             ),
             limiter=RateLimiter(database.engine),
-            usage=UsageRecorder(
-                database.engine,
-                flush_interval=settings.usage_flush_interval,
-                retention=timedelta(days=settings.usage_retention_days),
-                audit_retention=timedelta(days=settings.audit_retention_days),
-                on_flush=on_usage_flush,
-                detector=detector,
-            ),
+            usage=usage,
             webhooks=WebhookSender(database.engine, own_urls=own_urls),
+            # Flushes this process's buffered usage first: a key used a moment ago here has its last use written.
+            key_policy=KeyPolicySweep(
+                database,
+                interval=settings.key_policy_interval,
+                before_sweep=usage.flush,
+                on_expiries=on_key_expiries,
+            ),
         )
 
     async def start(self) -> None:
@@ -75,9 +87,11 @@ class Runtime:
         await self.verifier.start()
         await self.usage.start()
         await self.webhooks.start()
+        await self.key_policy.start()
 
     async def stop(self) -> None:
         try:
+            await self.key_policy.stop()
             await self.webhooks.stop()
             await self.usage.stop()  # flushes what is buffered: a graceful shutdown loses no usage
         finally:

@@ -41,6 +41,8 @@ class ApiKey(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: When ``key.expired`` was audited for this key (``vibexp.core.keys.policy``): once, after ``expires_at``.
+    expiry_recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     rotated_from_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     replaced_by_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     # Usage, written in batches by the usage recorder (never on the request path).

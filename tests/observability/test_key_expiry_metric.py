@@ -1,0 +1,75 @@
+"""``vibexp_api_key_expiry_timestamp_seconds`` on a real app's ``/metrics`` (SQLite and PostgreSQL): every active key
+with an expiry ahead, as of the latest key policy sweep; a revoked key's series goes with the next sweep."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from helpers.factories import TEST_ACTOR, Account
+from vibexp.core.clock import utcnow
+from vibexp.core.db import session_scope
+from vibexp.core.keys import service as keys
+from vibexp.core.keys.models import ApiKey
+from vibexp.core.runtime import Runtime
+
+METRIC = "vibexp_api_key_expiry_timestamp_seconds"
+
+
+async def expiries(client: httpx.AsyncClient) -> tuple[str, dict[str, tuple[str, float]]]:
+    """The scrape's text and its expiry series by key id: (tenant label, value)."""
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    found: dict[str, tuple[str, float]] = {}
+    for family in text_string_to_metric_families(response.text):
+        if family.name == METRIC:
+            assert family.type == "gauge"
+            for sample in family.samples:
+                assert set(sample.labels) == {"tenant", "key_id"}
+                found[sample.labels["key_id"]] = (sample.labels["tenant"], sample.value)
+    return response.text, found
+
+
+async def test_active_keys_with_an_expiry_have_a_series_revoked_and_unexpiring_ones_do_not(
+    app: FastAPI, client: httpx.AsyncClient, session_factory: async_sessionmaker[AsyncSession], account: Account
+) -> None:
+    runtime: Runtime = app.state.runtime
+    soon = utcnow() + timedelta(days=3)
+    async with session_scope(session_factory) as session:
+        expiring = await keys.create_key(
+            session,
+            actor=TEST_ACTOR,
+            tenant_id=account.tenant.id,
+            name="expires in 3 days",
+            permissions=keys.KeyPermissions(expires_at=soon),
+        )
+        retired = await keys.create_key(
+            session,
+            actor=TEST_ACTOR,
+            tenant_id=account.tenant.id,
+            name="revoked",
+            permissions=keys.KeyPermissions(expires_at=soon),
+        )
+        await keys.revoke_key(session, key=retired.record, actor=TEST_ACTOR)
+
+    await runtime.key_policy.sweep()
+    text, found = await expiries(client)
+
+    assert found[expiring.record.id] == (account.tenant.name, soon.timestamp())
+    assert retired.record.id not in found
+    assert account.key_id not in found  # no expiry, no series
+    for new in (expiring, retired):
+        assert new.plaintext not in text and new.record.prefix not in text and new.record.key_hash not in text
+
+    # Revoked now: the next sweep drops its series.
+    async with session_scope(session_factory) as session:
+        key = await session.get(ApiKey, expiring.record.id)
+        assert key is not None
+        await keys.revoke_key(session, key=key, actor=TEST_ACTOR)
+    await runtime.key_policy.sweep()
+    _, after = await expiries(client)
+    assert expiring.record.id not in after
