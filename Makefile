@@ -10,7 +10,7 @@ PORT ?= 8000
 export VIBEXP_TEST_POSTGRES_URL ?= postgresql+asyncpg://vibexp:vibexp@127.0.0.1:5432/postgres
 
 .PHONY: help install lock run test test-fast lint format bench postgres testenv-build testenv-up testenv-down \
-	browser prometheus manifests clean
+	browser prometheus clients manifests clean
 
 help:
 	@echo "make run     start VibeXP on http://$(HOST):$(PORT) (SQLite file ./vibexp.db)"
@@ -57,7 +57,7 @@ format: install
 postgres:
 	bash tests/scripts/ensure-postgres.sh
 
-test: install lint postgres testenv-build browser prometheus
+test: install lint postgres testenv-build browser prometheus clients
 	$(BIN)/pytest
 
 # The suite without the slow external pieces' set-up (PostgreSQL must be running).
@@ -88,6 +88,16 @@ browser:
 prometheus:
 	@command -v promtool >/dev/null || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
+
+# The real MCP clients (MCP Inspector, Claude Code) tests/mcp/test_mcp_real_clients.py runs, exactly as
+# tests/clients/package-lock.json pins them; again only when the lockfile changes.
+CLIENTS_STAMP := tests/clients/node_modules/.installed-stamp
+
+$(CLIENTS_STAMP): tests/clients/package.json tests/clients/package-lock.json
+	npm ci --prefix tests/clients --no-audit --no-fund
+	@touch $@
+
+clients: $(CLIENTS_STAMP)
 
 # Copy crds/ into the chart and render manifests/vibexp.yaml from it (helm from the test environment's build).
 manifests: install
