@@ -1,7 +1,8 @@
 """The ``vibexp`` command: serve, operator, database, tenants, keys and users.
 
 ``vibexp key create`` writes the key alone on stdout (one line) so it can be captured by a script; every other
-message goes to stderr.
+message goes to stderr. Option values beyond plain numbers (scopes, CIDRs, durations, policy days) are parsed by
+``vibexp.cli_parsing``; a refused value is one ``error:`` line and exit 2, as a refused argument is.
 """
 
 from __future__ import annotations
@@ -21,14 +22,17 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vibexp import cli_parsing
 from vibexp.api.settings import ApiSettings, get_api_settings
 from vibexp.core.audit.service import Actor
+from vibexp.core.clock import utcnow
 from vibexp.core.config import Settings
 from vibexp.core.content.transfer import export_lines, import_lines
 from vibexp.core.db import Database, session_scope
 from vibexp.core.errors import InvalidInput, NotFound, VibeXPError
 from vibexp.core.keys import service as keys
 from vibexp.core.keys.leaks import revoke_leaked
+from vibexp.core.keys.models import ApiKey
 from vibexp.core.keys.report import ReportError, report_findings
 from vibexp.core.keys.scan import ScanError, scan_git, scan_paths
 from vibexp.core.migrate import upgrade
@@ -211,6 +215,28 @@ def _alert_summary(tenant: Any) -> str:
     return f"alerts: webhook {webhook}, working hours {tenant.working_hours or 'none'}, auto-revoke on {kinds}"
 
 
+#: ``tenant update``'s key policy options and the ``TenantUpdate`` field each sets.
+KEY_POLICY_OPTIONS = {
+    "max_key_lifetime_days": "--max-key-lifetime-days",
+    "revoke_unused_after_days": "--revoke-unused-after-days",
+}
+
+
+def _key_policy_changes(args: argparse.Namespace) -> dict[str, object]:
+    """The key policy ``tenant update`` was given (``none`` clears a value)."""
+    return {
+        field: cli_parsing.policy_days(text, option=option, field=field)
+        for field, option in KEY_POLICY_OPTIONS.items()
+        if (text := getattr(args, field)) is not None
+    }
+
+
+def _key_policy_summary(tenant: Any) -> str:
+    lifetime = f"{tenant.max_key_lifetime_days} days" if tenant.max_key_lifetime_days else cli_parsing.NONE
+    unused = f"{tenant.revoke_unused_after_days} days" if tenant.revoke_unused_after_days else cli_parsing.NONE
+    return f"key policy: maximum key lifetime {lifetime}, revoke unused keys after {unused}"
+
+
 def cmd_tenant_update(args: argparse.Namespace, settings: Settings) -> int:
     changes: dict[str, object] = {}
     if args.tier:
@@ -220,7 +246,8 @@ def cmd_tenant_update(args: argparse.Namespace, settings: Settings) -> int:
     if args.suspended is not None:
         changes["suspended"] = args.suspended
     alert_changes = _alert_changes(args)
-    data = TenantUpdate.model_validate({**changes, **alert_changes})
+    policy_changes = _key_policy_changes(args)
+    data = TenantUpdate.model_validate({**changes, **alert_changes, **policy_changes})
 
     async def work(session: AsyncSession) -> list[str]:
         tenant = await tenants.get_tenant_by_name(session, name=args.name)
@@ -232,6 +259,8 @@ def cmd_tenant_update(args: argparse.Namespace, settings: Settings) -> int:
         lines = [f"tenant {tenant.name}: tier {tenant.tier}, {tenant.hourly_limit} requests/hour, {state}"]
         if alert_changes:
             lines.append(_alert_summary(tenant))
+        if policy_changes or tenant.max_key_lifetime_days or tenant.revoke_unused_after_days:
+            lines.append(_key_policy_summary(tenant))
         return lines
 
     for line in _in_session(settings, work):
@@ -252,15 +281,55 @@ def cmd_tenant_list(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _key_permissions(args: argparse.Namespace) -> keys.KeyPermissions:
+    """``--scope``/``--allow-cidr``/``--expires-in`` as the service takes them (``None``: not given), checked before
+    any database work. The expiry is counted from now; the service applies the tenant's maximum lifetime."""
+    expires_in = cli_parsing.duration(args.expires_in) if args.expires_in is not None else None
+    return keys.KeyPermissions(
+        scopes=cli_parsing.key_scopes(args.scope),
+        allowed_cidrs=cli_parsing.key_networks(args.allow_cidr),
+        expires_at=utcnow() + expires_in if expires_in is not None else None,
+    )
+
+
+def _scopes_text(key: ApiKey) -> str:
+    return ",".join(key.scopes)
+
+
+def _networks_text(key: ApiKey) -> str:
+    return ",".join(key.allowed_cidrs) or cli_parsing.ANYWHERE
+
+
+def _expiry_text(key: ApiKey) -> str:
+    return key.expires_at.isoformat(timespec="seconds") if key.expires_at else "never"
+
+
+def _permissions_text(key: ApiKey) -> str:
+    networks = ",".join(key.allowed_cidrs) or "anywhere"
+    return f"scopes {_scopes_text(key)}, usable from {networks}, expiring {_expiry_text(key)}"
+
+
 def cmd_key_create(args: argparse.Namespace, settings: Settings) -> int:
+    permissions = _key_permissions(args)
+
     async def work(session: AsyncSession) -> keys.NewKey:
         tenant = await tenants.get_tenant_by_name(session, name=args.tenant)
-        return await keys.create_key(
-            session, tenant_id=tenant.id, name=args.name, description=args.description, source="cli", actor=Actor.cli()
-        )
+        try:  # the CLI acts for the whole account: no issuing key to stay within (issuer=None)
+            return await keys.create_key(
+                session,
+                tenant_id=tenant.id,
+                name=args.name,
+                description=args.description,
+                source="cli",
+                actor=Actor.cli(),
+                permissions=permissions,
+            )
+        except InvalidInput as exc:  # an expiry the account's policy refuses: a bad option value, exit 2
+            raise ValueError(exc.message) from None
 
     new = _in_session(settings, work)
     _err(f"created API key {new.record.id} ({new.record.prefix}...) for tenant {args.tenant}.")
+    _err(f"It has {_permissions_text(new.record)}.")
     _err("Copy it now: it is shown only once.")
     print(new.plaintext)
     return 0
@@ -273,11 +342,15 @@ def cmd_key_list(args: argparse.Namespace, settings: Settings) -> int:
         for k in await keys.list_keys(session, tenant_id=tenant.id):
             last = k.last_used_at.isoformat(timespec="seconds") if k.last_used_at else "never"
             created = k.created_at.isoformat(timespec="seconds")
-            rows.append(f"{k.id}\t{k.prefix}...\t{k.status}\t{created}\t{last}\t{k.request_count}\t{k.name}")
+            # The permission columns come after NAME: scripts read the first seven by position (README: $7).
+            rows.append(
+                f"{k.id}\t{k.prefix}...\t{k.status}\t{created}\t{last}\t{k.request_count}\t{k.name}"
+                f"\t{_scopes_text(k)}\t{_networks_text(k)}\t{_expiry_text(k)}"
+            )
         return rows
 
     rows = _in_session(settings, work)
-    print("ID\tPREFIX\tSTATUS\tCREATED\tLAST USED\tREQUESTS\tNAME")
+    print("ID\tPREFIX\tSTATUS\tCREATED\tLAST USED\tREQUESTS\tNAME\tSCOPES\tALLOWED FROM\tEXPIRES")
     for row in rows:
         print(row)
     return 0
@@ -293,14 +366,22 @@ def cmd_key_revoke(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_key_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    permissions = _key_permissions(args)
+
     async def work(session: AsyncSession) -> keys.NewKey:
         key = await keys.get_key(session, key_id=args.id)
         grace = timedelta(seconds=args.grace_period)
-        return await keys.rotate_key(session, key=key, grace_period=grace, actor=Actor.cli())
+        try:  # omitted scopes and networks are the old key's (the service's rule, as over REST)
+            return await keys.rotate_key(
+                session, key=key, grace_period=grace, actor=Actor.cli(), permissions=permissions
+            )
+        except InvalidInput as exc:  # a key that cannot be rotated, or an expiry the policy refuses: exit 2
+            raise ValueError(exc.message) from None
 
     new = _in_session(settings, work)
     when = f"in {args.grace_period} s" if args.grace_period else "now"
     _err(f"rotated {args.id}: new key {new.record.id} ({new.record.prefix}...); the old key stops working {when}.")
+    _err(f"The new key has {_permissions_text(new.record)}.")
     _err("Copy the new key now: it is shown only once.")
     print(new.plaintext)
     return 0
@@ -429,6 +510,31 @@ def _positive_int(text: str) -> int:
 
 
 # -- parser ------------------------------------------------------------------------------------------------------
+def _add_permission_arguments(parser: argparse.ArgumentParser, *, rotating: bool) -> None:
+    """``--scope``, ``--allow-cidr``, ``--expires-in`` of ``key create`` and (omitted: the old key's) ``key rotate``."""
+    durations = ", ".join(cli_parsing.DURATION_UNITS)
+    parser.add_argument(
+        "--scope",
+        action="append",
+        metavar="SCOPE",
+        help="what the key may do (repeatable, or comma-separated), e.g. read, prompts:write, *; omitted: "
+        + ("the old key's" if rotating else "* (full access)"),
+    )
+    parser.add_argument(
+        "--allow-cidr",
+        action="append",
+        metavar="CIDR",
+        help="a network the key may be used from (repeatable), e.g. 203.0.113.0/24, 2001:db8::/32, or any; omitted: "
+        + ("the old key's" if rotating else "any"),
+    )
+    parser.add_argument(
+        "--expires-in",
+        metavar="DURATION",
+        help=f"a whole number of {durations} from now, e.g. 90d, 12h, 2w; omitted: the tenant's maximum key "
+        "lifetime, else never",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     # Long on purpose: the whole command line in one place, one block of add_argument calls per sub-command.
     parser = argparse.ArgumentParser(prog="vibexp", description="VibeXP: prompts, artifacts and memories over REST/MCP")
@@ -461,7 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
     t_create.add_argument("--rate-limit", type=int, help="requests per hour (required for enterprise)")
     t_create.add_argument("--display-name")
     t_create.set_defaults(func=cmd_tenant_create)
-    t_update = tenant.add_parser("update", help="change tier, limit or suspension")
+    t_update = tenant.add_parser("update", help="change tier, limit, suspension, alerts or key policy")
     t_update.add_argument("name")
     t_update.add_argument("--tier", choices=[t.value for t in Tier])
     t_update.add_argument("--rate-limit", type=int)
@@ -482,6 +588,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="revoke the key when an alert of this kind opens (repeatable); 'none' clears the kinds",
     )
+    t_update.add_argument(
+        "--max-key-lifetime-days",
+        metavar="DAYS",
+        help="keys expire within this many days (1-3650; the default expiry of a new key); 'none' clears it",
+    )
+    t_update.add_argument(
+        "--revoke-unused-after-days",
+        metavar="DAYS",
+        help="the server revokes keys unused for this many days (1-3650); 'none' clears it",
+    )
     t_update.set_defaults(func=cmd_tenant_update, suspended=None)
     t_list = tenant.add_parser("list", help="list tenants")
     t_list.set_defaults(func=cmd_tenant_list)
@@ -491,6 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
     k_create.add_argument("--tenant", required=True)
     k_create.add_argument("--name", required=True)
     k_create.add_argument("--description", default="")
+    _add_permission_arguments(k_create, rotating=False)
     k_create.set_defaults(func=cmd_key_create)
     k_list = key.add_parser("list", help="list a tenant's keys")
     k_list.add_argument("--tenant", required=True)
@@ -501,6 +618,7 @@ def build_parser() -> argparse.ArgumentParser:
     k_rotate = key.add_parser("rotate", help="replace a key; the new key is printed alone on stdout")
     k_rotate.add_argument("id")
     k_rotate.add_argument("--grace-period", type=int, default=0, help="seconds the old key keeps working")
+    _add_permission_arguments(k_rotate, rotating=True)
     k_rotate.set_defaults(func=cmd_key_rotate)
 
     scan = sub.add_parser("scan", help="find API keys in files or a git history (exit 1 found, 0 none, 2 bad input)")
