@@ -129,6 +129,8 @@ def _current(record: ApiKey | None, slot: int) -> CurrentKey | None:
         expires_at=record.expires_at,
         name=record.name,
         description=record.description,
+        scopes=tuple(record.scopes),
+        allowed_cidrs=tuple(record.allowed_cidrs),
     )
 
 
@@ -221,6 +223,27 @@ class _Executor:
         else:
             await self.rt.kube.replace_secret(self.spec.namespace, self.spec.secret_name, obj)
 
+    def _permissions(self, expires_at: datetime | None = None) -> keys.KeyPermissions:
+        """The spec's scopes and networks. No issuer: the operator acts for the whole account, so only the
+        tenant's key policy (its maximum lifetime) limits what it mints."""
+        return keys.KeyPermissions(
+            scopes=self.spec.scopes, allowed_cidrs=self.spec.allowed_cidrs, expires_at=expires_at
+        )
+
+    async def _follow_permissions(self, slot: int) -> list[ApiKey]:
+        """Give every working key of this ApiKey (the current one, any in a grace period) the spec's permissions."""
+        changed = []
+        for key in await _unrevoked(self.session, self.spec.uid, slot):
+            if await keys.set_key_permissions(
+                self.session,
+                key=key,
+                scopes=self.spec.scopes,
+                allowed_cidrs=self.spec.allowed_cidrs,
+                actor=self.actor,
+            ):
+                changed.append(key)
+        return changed
+
     async def _create(
         self, *, tenant_id: str, slot: int, expires_at: datetime | None, rotated_from_id: str | None = None
     ) -> keys.NewKey:
@@ -232,7 +255,7 @@ class _Executor:
             description=self.spec.description,
             source="operator",
             actor=self.actor,
-            permissions=keys.KeyPermissions(expires_at=expires_at),
+            permissions=self._permissions(expires_at),
             external_ref=external_ref(self.spec.uid, slot),
             rotated_from_id=rotated_from_id,
         )
@@ -268,6 +291,7 @@ class _Executor:
                 source="operator",
                 external_ref=ref,
                 actor=self.actor,
+                permissions=self._permissions(),
             )
             await keys.update_key(
                 self.session, key=new.record, name=self.spec.display_name, description=self.spec.description
@@ -291,6 +315,14 @@ class _Executor:
             await keys.update_key(
                 self.session, key=current, name=self.spec.display_name, description=self.spec.description
             )
+        if decision.permissions and await self._follow_permissions(slot):
+            networks = ", ".join(self.spec.allowed_cidrs) or "anywhere"
+            message = (
+                f"key {current.prefix}... now has scopes {', '.join(self.spec.scopes)} from {networks}"
+                " (changed in place: the Secret is unchanged)"
+            )
+            _event(self.body, True, "PermissionsChanged", message)
+            events.append("PermissionsChanged")
         if decision.resume:
             for key in await _unrevoked(self.session, self.spec.uid, slot):
                 await keys.resume_key(self.session, key=key, actor=self.actor)
