@@ -271,7 +271,7 @@ def _policy(op: Operator, name: str) -> tuple[int | None, int | None] | None:
     return None if row is None else (row.max_key_lifetime_days, row.revoke_unused_after_days)
 
 
-def test_key_policy_reaches_the_tenant(operator: Operator) -> None:
+def test_key_policy_reaches_the_tenant_and_its_keys(operator: Operator) -> None:
     op = operator.start()
     name = unique("policy")
     op.create_tenant(name, keyPolicy={"maxLifetimeDays": 90, "revokeUnusedAfterDays": 30})
@@ -279,19 +279,32 @@ def test_key_policy_reaches_the_tenant(operator: Operator) -> None:
         wait_until(lambda: _policy(op, name) == (90, 30), "key policy applied")
         # A key minted for the tenant without an expiry expires by the policy.
         op.create_apikey("bounded", name)
-        obj = op.wait_ready("bounded")
-        assert obj["status"]["expiresAt"], obj["status"]
+        expires = op.wait_ready("bounded")["status"]["expiresAt"]
+        assert expires and abs(_time(expires) - (datetime.now(UTC) + timedelta(days=90))) < timedelta(minutes=5)
+        # One asking for a later expiry is refused, said on the object, and minted once the policy allows it.
+        later = (datetime.now(UTC) + timedelta(days=200)).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+        op.create_apikey("long-lived", name, expiresAt=later)
+        refused = op.ready(op.wait_condition("long-lived", "False", "KeyRefused"))
+        assert refused is not None and "maximum key lifetime of 90 days" in refused["message"], refused
+        assert op.get(op.secrets("long-lived")) is None
 
         patch = {"spec": {"keyPolicy": {"maxLifetimeDays": 365, "revokeUnusedAfterDays": None}}}
         resp = op.admin.patch(op.tenants(name), json=patch, headers=MERGE)
         assert resp.status_code == 200, resp.text
         wait_until(lambda: _policy(op, name) == (365, None), "one field removed")
+        assert _time(op.wait_ready("long-lived")["status"]["expiresAt"]) == _time(later)
 
         resp = op.admin.patch(op.tenants(name), json={"spec": {"keyPolicy": None}}, headers=MERGE)
         assert resp.status_code == 200, resp.text
         wait_until(lambda: _policy(op, name) == (None, None), "policy removed")
     finally:
-        op.admin.delete(op.apikeys("bounded"))
-        wait_until(lambda: op.get(op.apikeys("bounded")) is None, "ApiKey deleted", 60)
+        for key in ("bounded", "long-lived"):
+            op.admin.delete(op.apikeys(key))
+        for key in ("bounded", "long-lived"):
+            wait_until(lambda k=key: op.get(op.apikeys(k)) is None, f"ApiKey {key} deleted", 60)
         op.admin.delete(op.tenants(name))
         wait_until(lambda: op.get(op.tenants(name)) is None, "VibeXPTenant deleted", 60)
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

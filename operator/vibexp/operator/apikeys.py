@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp.core.audit.service import Actor, ActorType
 from vibexp.core.clock import utcnow
-from vibexp.core.errors import NotFound
+from vibexp.core.errors import InvalidInput, NotFound
 from vibexp.core.keys import service as keys
 from vibexp.core.keys.models import ApiKey, KeyStatus
 from vibexp.core.tenants import service as tenants
@@ -68,6 +68,9 @@ log = logging.getLogger(__name__)
 KEY_READY = "KeyReady"
 INVALID_SPEC = "InvalidSpec"
 INVALID_SECRET = "InvalidSecret"  # noqa: S105 - a condition reason
+#: VibeXP refused the key the spec asks for (say, spec.expiresAt beyond the tenant's keyPolicy.maxLifetimeDays).
+#: Not a "needs a spec change" reason: a change of the tenant's policy can clear it too, so the sync retries it.
+KEY_REFUSED = "KeyRefused"
 #: Ready reasons only a spec change can clear: the sync does not retry them at the same generation.
 NEEDS_SPEC_CHANGE = frozenset({INVALID_SPEC, INVALID_SECRET})
 
@@ -414,6 +417,12 @@ async def _run(rt: OperatorRuntime, body: Mapping[str, Any], spec: ApiKeySpec) -
             tenant = await _tenant(session, spec.tenant, tenant_cr)
             decision = plan(spec, _current(record, slot), tenant, _secret_view(spec, secret, record, slot), utcnow())
             outcome = await _Executor(rt, body, spec, session).apply(decision, slot, record, secret)
+    except InvalidInput as exc:
+        # Nothing was committed. Said on the object (not a Kopf retry loop); the next change or sync tries again.
+        state = ReadyState(False, KEY_REFUSED, f"VibeXP refused the key: {exc}")
+        phase = (body.get("status") or {}).get("phase") or Phase.pending.value
+        await _patch_ready(rt, body, spec, state, {"observedGeneration": spec.generation, "phase": phase})
+        return
     except KubeApiError as exc:
         if not exc.refused:
             raise

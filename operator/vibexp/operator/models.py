@@ -40,7 +40,8 @@ def _time(value: Any, what: str) -> datetime | None:
 def _permissions(spec: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """spec.scopes (omitted: ``*``) and spec.allowedCidrs (omitted: anywhere), in the form the key row stores.
 
-    The CRD already refuses what these refuse; parsing again keeps the operator right with an older CRD installed.
+    The CRD refuses the same at `kubectl apply`; parsing again with the core's rules gives the canonical form the
+    row stores (``2001:DB8::/32`` is ``2001:db8::/32``), which deciding whether the key's permissions changed needs.
     """
     raw_scopes = spec.get("scopes")
     try:
