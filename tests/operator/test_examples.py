@@ -28,6 +28,8 @@ def test_examples_as_a_user_applies_them(operator: Operator, api: LiveServer) ->
     assert secret["metadata"]["annotations"]["example.com/owner"] == "platform-team"
     key = base64.b64decode(secret["data"]["apiKey"]).decode()
     assert call_api(api.url, key) == 200
+    [record] = op.keys_of(obj["metadata"]["uid"])
+    assert (record.scopes, record.allowed_cidrs) == (["prompts:read", "artifacts:write"], [])
 
     listing = kubectl(env, "get", "apikeys", "-n", "team-a").stdout
     assert "ci-pipeline" in listing and "acme" in listing and obj["status"]["prefix"] in listing and "Active" in listing

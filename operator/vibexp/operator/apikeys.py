@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp.core.audit.service import Actor, ActorType
 from vibexp.core.clock import utcnow
-from vibexp.core.errors import NotFound
+from vibexp.core.errors import InvalidInput, NotFound
 from vibexp.core.keys import service as keys
 from vibexp.core.keys.models import ApiKey, KeyStatus
 from vibexp.core.tenants import service as tenants
@@ -68,6 +68,9 @@ log = logging.getLogger(__name__)
 KEY_READY = "KeyReady"
 INVALID_SPEC = "InvalidSpec"
 INVALID_SECRET = "InvalidSecret"  # noqa: S105 - a condition reason
+#: VibeXP refused the key the spec asks for (say, spec.expiresAt beyond the tenant's keyPolicy.maxLifetimeDays).
+#: Not a "needs a spec change" reason: a change of the tenant's policy can clear it too, so the sync retries it.
+KEY_REFUSED = "KeyRefused"
 #: Ready reasons only a spec change can clear: the sync does not retry them at the same generation.
 NEEDS_SPEC_CHANGE = frozenset({INVALID_SPEC, INVALID_SECRET})
 
@@ -129,6 +132,8 @@ def _current(record: ApiKey | None, slot: int) -> CurrentKey | None:
         expires_at=record.expires_at,
         name=record.name,
         description=record.description,
+        scopes=tuple(record.scopes),
+        allowed_cidrs=tuple(record.allowed_cidrs),
     )
 
 
@@ -221,6 +226,27 @@ class _Executor:
         else:
             await self.rt.kube.replace_secret(self.spec.namespace, self.spec.secret_name, obj)
 
+    def _permissions(self, expires_at: datetime | None = None) -> keys.KeyPermissions:
+        """The spec's scopes and networks. No issuer: the operator acts for the whole account, so only the
+        tenant's key policy (its maximum lifetime) limits what it mints."""
+        return keys.KeyPermissions(
+            scopes=self.spec.scopes, allowed_cidrs=self.spec.allowed_cidrs, expires_at=expires_at
+        )
+
+    async def _follow_permissions(self, slot: int) -> list[ApiKey]:
+        """Give every working key of this ApiKey (the current one, any in a grace period) the spec's permissions."""
+        changed = []
+        for key in await _unrevoked(self.session, self.spec.uid, slot):
+            if await keys.set_key_permissions(
+                self.session,
+                key=key,
+                scopes=self.spec.scopes,
+                allowed_cidrs=self.spec.allowed_cidrs,
+                actor=self.actor,
+            ):
+                changed.append(key)
+        return changed
+
     async def _create(
         self, *, tenant_id: str, slot: int, expires_at: datetime | None, rotated_from_id: str | None = None
     ) -> keys.NewKey:
@@ -232,7 +258,7 @@ class _Executor:
             description=self.spec.description,
             source="operator",
             actor=self.actor,
-            permissions=keys.KeyPermissions(expires_at=expires_at),
+            permissions=self._permissions(expires_at),
             external_ref=external_ref(self.spec.uid, slot),
             rotated_from_id=rotated_from_id,
         )
@@ -268,6 +294,7 @@ class _Executor:
                 source="operator",
                 external_ref=ref,
                 actor=self.actor,
+                permissions=self._permissions(),
             )
             await keys.update_key(
                 self.session, key=new.record, name=self.spec.display_name, description=self.spec.description
@@ -291,6 +318,14 @@ class _Executor:
             await keys.update_key(
                 self.session, key=current, name=self.spec.display_name, description=self.spec.description
             )
+        if decision.permissions and await self._follow_permissions(slot):
+            networks = ", ".join(self.spec.allowed_cidrs) or "anywhere"
+            message = (
+                f"key {current.prefix}... now has scopes {', '.join(self.spec.scopes)} from {networks}"
+                " (changed in place: the Secret is unchanged)"
+            )
+            _event(self.body, True, "PermissionsChanged", message)
+            events.append("PermissionsChanged")
         if decision.resume:
             for key in await _unrevoked(self.session, self.spec.uid, slot):
                 await keys.resume_key(self.session, key=key, actor=self.actor)
@@ -382,6 +417,12 @@ async def _run(rt: OperatorRuntime, body: Mapping[str, Any], spec: ApiKeySpec) -
             tenant = await _tenant(session, spec.tenant, tenant_cr)
             decision = plan(spec, _current(record, slot), tenant, _secret_view(spec, secret, record, slot), utcnow())
             outcome = await _Executor(rt, body, spec, session).apply(decision, slot, record, secret)
+    except InvalidInput as exc:
+        # Nothing was committed. Said on the object (not a Kopf retry loop); the next change or sync tries again.
+        state = ReadyState(False, KEY_REFUSED, f"VibeXP refused the key: {exc}")
+        phase = (body.get("status") or {}).get("phase") or Phase.pending.value
+        await _patch_ready(rt, body, spec, state, {"observedGeneration": spec.generation, "phase": phase})
+        return
     except KubeApiError as exc:
         if not exc.refused:
             raise

@@ -12,6 +12,8 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
+from vibexp.core.keys import cidrs, scopes
+
 __all__ = ["ApiKeySpec", "RotationSpec", "SecretTemplate", "SpecError", "TenantSpec"]
 
 
@@ -33,6 +35,24 @@ def _time(value: Any, what: str) -> datetime | None:
     if parsed.tzinfo is None:
         raise SpecError(f"{what} needs a time zone (e.g. a trailing Z): {value!r}")
     return parsed
+
+
+def _permissions(spec: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """spec.scopes (omitted: ``*``) and spec.allowedCidrs (omitted: anywhere), in the form the key row stores.
+
+    The CRD refuses the same at `kubectl apply`; parsing again with the core's rules gives the canonical form the
+    row stores (``2001:DB8::/32`` is ``2001:db8::/32``), which deciding whether the key's permissions changed needs.
+    """
+    raw_scopes = spec.get("scopes")
+    try:
+        wanted = scopes.normalise([str(s) for s in raw_scopes]) if raw_scopes is not None else (scopes.FULL_ACCESS,)
+    except ValueError as exc:
+        raise SpecError(f"spec.scopes: {exc}") from exc
+    try:
+        networks = cidrs.normalise([str(c) for c in spec.get("allowedCidrs") or []])
+    except ValueError as exc:
+        raise SpecError(f"spec.allowedCidrs: {exc}") from exc
+    return wanted, networks
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +102,9 @@ class ApiKeySpec:
     secret_name: str
     revoked: bool
     expires_at: datetime | None
+    #: What the key may do and from where, as its row stores them (``("*",)`` and ``()`` when omitted).
+    scopes: tuple[str, ...]
+    allowed_cidrs: tuple[str, ...]
     rotation: RotationSpec
     template: SecretTemplate
     #: status.rotation.count: where the search for the newest key starts.
@@ -94,6 +117,7 @@ class ApiKeySpec:
         spec = body.get("spec") or {}
         status = body.get("status") or {}
         template = spec.get("secretTemplate") or {}
+        wanted_scopes, allowed_cidrs = _permissions(spec)
         return cls(
             uid=str(meta["uid"]),
             namespace=str(meta["namespace"]),
@@ -105,6 +129,8 @@ class ApiKeySpec:
             secret_name=str(status.get("secretName") or spec.get("secretName") or meta["name"]),
             revoked=bool(spec.get("revoked")),
             expires_at=_time(spec.get("expiresAt"), "spec.expiresAt"),
+            scopes=wanted_scopes,
+            allowed_cidrs=allowed_cidrs,
             rotation=RotationSpec.from_spec(spec.get("rotation")),
             template=SecretTemplate(
                 labels=_frozen(template.get("labels")), annotations=_frozen(template.get("annotations"))

@@ -7,6 +7,9 @@ rule of the operator lives here, so a table of cases tests them all in milliseco
 Policy on existing keys (documented in the README): while the tenant is missing, suspended or does not allow the
 ApiKey's namespace, the existing key is *suspended* (refused by the API, its Secret kept) and it is resumed as soon
 as the policy allows it again. A transient state (the tenant is not in the database yet) leaves the key as it is.
+
+Permissions follow the spec: a change of spec.scopes or spec.allowedCidrs is applied to the existing key in place
+(``Refresh.permissions``), and every key minted for the ApiKey (first, rotated, moved) gets the spec's.
 """
 
 from __future__ import annotations
@@ -62,6 +65,8 @@ class CurrentKey:
     expires_at: datetime | None
     name: str
     description: str
+    scopes: tuple[str, ...] = ("*",)
+    allowed_cidrs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,11 +139,16 @@ class Replace:
 
 @dataclass(frozen=True, slots=True)
 class Refresh:
-    """The key is fine: bring its record and Secret metadata in line, resume it if it was suspended."""
+    """The key is fine: bring its record and Secret metadata in line, resume it if it was suspended.
+
+    ``permissions``: spec.scopes or spec.allowedCidrs differ from the key's; they are changed on the same key
+    (the Secret keeps working, with the new permissions), as a GitHub or Unkey key's settings are edited.
+    """
 
     rename: bool
     repair_metadata: bool
     resume: bool
+    permissions: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,4 +270,5 @@ def plan(
         rename=(current.name, current.description) != (spec.display_name, spec.description),
         repair_metadata=not secret.metadata_current,
         resume=current.state is KeyState.suspended,
+        permissions=(current.scopes, current.allowed_cidrs) != (spec.scopes, spec.allowed_cidrs),
     )

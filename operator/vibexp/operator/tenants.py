@@ -32,12 +32,23 @@ __all__ = ["reconcile_tenant", "report_tenant_outage", "suspend_tenant", "sync_t
 log = logging.getLogger(__name__)
 
 
+def _key_policy(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """spec.keyPolicy as tenant fields. Unlike spec.alerts, an absent policy (or field) is applied as "no such
+    rule": a policy is a security control the VibeXPTenant owns, so removing it from the spec removes it."""
+    policy = spec.get("keyPolicy") or {}
+    return {
+        "max_key_lifetime_days": policy.get("maxLifetimeDays"),
+        "revoke_unused_after_days": policy.get("revokeUnusedAfterDays"),
+    }
+
+
 def _changes(tenant: Tenant, spec: Mapping[str, Any], name: str, alerts: Mapping[str, Any] | None) -> dict[str, Any]:
     wanted: dict[str, Any] = {
         "display_name": spec.get("displayName") or name,
         "tier": spec.get("tier") or Tier.free.value,
         "rate_limit_per_hour": spec.get("rateLimitPerHour"),
         "suspended": bool(spec.get("suspended")),
+        **_key_policy(spec),
         **(alerts or {}),
     }
     return {field: value for field, value in wanted.items() if getattr(tenant, field) != value}

@@ -37,6 +37,7 @@ ACTIONS = frozenset(
         "key.auto_revoked",
         "key.suspended",
         "key.resumed",
+        "key.permissions_changed",
         "tenant.updated",
         "user.signed_in",
         "user.sign_in_failed",

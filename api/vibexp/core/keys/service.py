@@ -43,6 +43,7 @@ __all__ = [
     "resume_key",
     "revoke_key",
     "rotate_key",
+    "set_key_permissions",
     "suspend_key",
     "update_key",
 ]
@@ -254,6 +255,37 @@ async def update_key(
         key.description = description
     await session.flush()
     return key
+
+
+async def set_key_permissions(
+    session: AsyncSession, *, key: ApiKey, scopes: Sequence[str], allowed_cidrs: Sequence[str], actor: Actor
+) -> bool:
+    """Give an existing key these scopes and networks, in place (for a caller acting for the whole account, such
+    as the operator following an ApiKey's spec). Verifiers drop the cached key as on a revocation, so a narrower
+    key is refused at once. Returns whether anything changed (nothing is recorded when nothing did)."""
+    if key.status == KeyStatus.revoked.value:
+        raise InvalidInput("a revoked key's permissions cannot be changed")
+    try:
+        scope_list, networks = list(scopes_.normalise(scopes)), list(cidrs.normalise(allowed_cidrs))
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from exc
+    previous = {"scopes": list(key.scopes), "allowed_cidrs": list(key.allowed_cidrs)}
+    if previous == {"scopes": scope_list, "allowed_cidrs": networks}:
+        return False
+    key.scopes, key.allowed_cidrs = scope_list, networks
+    key.updated_at = utcnow()
+    mark_key_changed(session, key.id)
+    details = {"scopes": scope_list, "allowed_cidrs": networks, "previous": previous}
+    await audit.record(
+        session,
+        tenant_id=key.tenant_id,
+        action="key.permissions_changed",
+        actor=actor,
+        target=_target(key),
+        details=details,
+    )
+    await session.flush()
+    return True
 
 
 async def revoke_key(
