@@ -1,6 +1,7 @@
 """`api.trustedProxies`: the chart turns it into the API's VIBEXP_TRUSTED_PROXIES (what the API's own settings
-parse, so X-Forwarded-For from the ingress controller names the client), its schema refuses what is not a CIDR, and
-an Ingress without it is called out in the install notes."""
+parse, so X-Forwarded-For from the ingress controller names the client), its schema refuses what is not a CIDR; an
+Ingress without it trusts the private ranges pod networks come from (`api.ingress.trustedProxies`), and the install
+notes say so."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ pytestmark = pytest.mark.kube  # needs the helm binary of the test environment
 
 INGRESS = {"enabled": True, "hosts": [{"host": "vibexp.example.com", "paths": [{"path": "/", "pathType": "Prefix"}]}]}
 CONTROLLER_PODS = ["10.244.0.0/16", "fd00:10:244::/56"]
-WARNING = "WARNING: api.trustedProxies is empty"
+NOTE = "NOTE: api.trustedProxies is empty"
+PRIVATE_RANGES = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7"
 
 
 def api_env(helm: Helm, values: dict[str, Any] | None = None) -> dict[str, str]:
@@ -81,8 +83,23 @@ def test_schema_refuses_what_is_not_a_list_of_cidrs(helm: Helm, proxies: object)
     assert "trustedProxies" in info.value.stderr, info.value.stderr
 
 
+def test_the_ingress_path_trusts_the_private_ranges_by_default(helm: Helm, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = api_env(helm, {"api": {"ingress": INGRESS}})
+    assert env["VIBEXP_TRUSTED_PROXIES"] == PRIVATE_RANGES
+    monkeypatch.setenv("VIBEXP_TRUSTED_PROXIES", env["VIBEXP_TRUSTED_PROXIES"])
+    resolver = ClientAddressResolver(Settings().trusted_proxies)
+    # An ingress controller pod, wherever the cluster puts its pods, names the client; the internet does not.
+    for controller in ("10.244.3.7", "172.20.0.4", "100.96.1.2", "fd00:10:244::9"):
+        assert resolver.resolve(controller, "203.0.113.5") == "203.0.113.5"
+    assert resolver.resolve("198.51.100.7", "203.0.113.5") == "198.51.100.7"
+    # api.trustedProxies, when set, replaces the default; without an Ingress nothing is trusted.
+    narrowed = api_env(helm, {"api": {"ingress": INGRESS, "trustedProxies": CONTROLLER_PODS}})
+    assert narrowed["VIBEXP_TRUSTED_PROXIES"] == "10.244.0.0/16,fd00:10:244::/56"
+    assert "VIBEXP_TRUSTED_PROXIES" not in api_env(helm, {"api": {"ingress": {**INGRESS, "enabled": False}}})
+
+
 def test_an_ingress_without_trusted_proxies_is_called_out(helm: Helm) -> None:
-    assert WARNING in notes(helm, {"api": {"ingress": INGRESS}})
-    assert WARNING not in notes(helm, {"api": {"ingress": INGRESS, "trustedProxies": CONTROLLER_PODS}})
-    assert WARNING not in notes(helm, {})  # no Ingress: nothing to say
+    assert NOTE in notes(helm, {"api": {"ingress": INGRESS}})
+    assert NOTE not in notes(helm, {"api": {"ingress": INGRESS, "trustedProxies": CONTROLLER_PODS}})
+    assert NOTE not in notes(helm, {})  # no Ingress: nothing to say
     assert "Outside the cluster" in notes(helm, {"api": {"ingress": INGRESS, "trustedProxies": CONTROLLER_PODS}})

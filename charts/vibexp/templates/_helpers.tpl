@@ -163,3 +163,15 @@ prometheus.io/port: {{ .port | quote }}
 prometheus.io/path: /metrics
 {{- end }}
 {{- end }}
+
+{{/*
+The API's trusted proxies (VIBEXP_TRUSTED_PROXIES), comma-joined: api.trustedProxies when set, else the Ingress
+path's default (api.ingress.trustedProxies) when the chart creates an Ingress, else none.
+*/}}
+{{- define "vibexp.api.trustedProxies" -}}
+{{- if .Values.api.trustedProxies -}}
+{{- join "," .Values.api.trustedProxies -}}
+{{- else if .Values.api.ingress.enabled -}}
+{{- join "," .Values.api.ingress.trustedProxies -}}
+{{- end -}}
+{{- end }}
