@@ -27,7 +27,7 @@ from vibexp.api.settings import ApiSettings, get_api_settings
 from vibexp.core.audit.service import Actor
 from vibexp.core.clock import utcnow
 from vibexp.core.config import Settings
-from vibexp.core.content.transfer import export_lines, import_lines
+from vibexp.core.content.usecases import export_lines, import_lines
 from vibexp.core.db import Database, session_scope
 from vibexp.core.errors import InvalidInput, NotFound, VibeXPError
 from vibexp.core.keys import service as keys
@@ -35,6 +35,7 @@ from vibexp.core.keys.leaks import revoke_leaked
 from vibexp.core.keys.models import ApiKey
 from vibexp.core.keys.report import ReportError, report_findings
 from vibexp.core.keys.scan import ScanError, scan_git, scan_paths
+from vibexp.core.keys.scopes import FullAccess
 from vibexp.core.migrate import upgrade
 from vibexp.core.tenants import service as tenants
 from vibexp.core.tenants.models import Tier
@@ -440,7 +441,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         database = Database.from_settings(settings)
         try:
             tenant_id = await _tenant_id(database, args.tenant)
-            async for line in export_lines(database.session_factory, tenant_id=tenant_id):
+            async for line in export_lines(database.session_factory, caller=FullAccess(tenant_id)):
                 sys.stdout.write(line)
         finally:
             await database.dispose()
@@ -464,7 +465,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
             try:
                 tenant_id = await _tenant_id(database, args.tenant)
                 async with session_scope(database.session_factory) as session:
-                    counts = await import_lines(session, tenant_id=tenant_id, lines=lines)
+                    counts = await import_lines(session, caller=FullAccess(tenant_id), lines=lines)
                 return counts.as_dict()
             finally:
                 await database.dispose()
