@@ -27,6 +27,10 @@ class Caller:
     granted: frozenset[str]
 
 
+async def _memories(session: AsyncSession, tenant_id: str) -> int | None:
+    return await session.scalar(select(func.count()).select_from(Memory).where(Memory.tenant_id == tenant_id))
+
+
 async def _tenant(session: AsyncSession) -> str:
     tenant = await tenants.create_tenant(session, data=TenantCreate(name="usecases"))
     return tenant.id
@@ -48,7 +52,7 @@ async def test_every_change_needs_the_write_scope_and_changes_nothing_without_it
             await attempt
         assert raised.value.scope == "memories:write"
     assert (await usecases.memories.get(session, caller=reader, where=where)).content == "a fact"
-    assert await session.scalar(select(func.count()).select_from(Memory)) == 1
+    assert await _memories(session, tenant_id) == 1
 
 
 async def test_reading_needs_the_read_scope(session: AsyncSession) -> None:
@@ -103,4 +107,4 @@ async def test_export_and_import_need_every_content_scope(session: AsyncSession)
     with pytest.raises(InsufficientScope) as raised:
         await usecases.import_lines(session, caller=no_memories, lines=[b'{"type": "memory", "content": "x"}'])
     assert raised.value.scope == "memories:write"
-    assert await session.scalar(select(func.count()).select_from(Memory)) == 0
+    assert await _memories(session, tenant_id) == 0
