@@ -53,6 +53,13 @@ def test_bad_cidrs_are_refused(text: str, problem: str) -> None:
         cidrs.normalise([text])
 
 
+def test_an_allow_list_holds_at_most_64_networks() -> None:
+    networks = [f"10.0.{i}.0/24" for i in range(65)]
+    assert len(cidrs.normalise(networks[:64])) == 64
+    with pytest.raises(ValueError, match=r"At most 64 networks per key \(65 given\)"):
+        cidrs.normalise(networks)
+
+
 def test_cidrs_match_ipv4_ipv6_and_mapped_addresses() -> None:
     assert cidrs.normalise(["203.0.113.7", "2001:db8::/32"]) == ("203.0.113.7/32", "2001:db8::/32")
     networks = cidrs.compile_networks(["203.0.113.0/24", "2001:db8::/32"])

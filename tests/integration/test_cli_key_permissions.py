@@ -214,6 +214,11 @@ async def test_the_key_policy_is_shown_and_cleared(
         pytest.param(["--allow-cidr", "nowhere"], "'nowhere' is not an IPv4 or IPv6 CIDR", id="not-a-cidr"),
         pytest.param(["--allow-cidr", "10.0.0.0/8", "--allow-cidr", "10.0.0.0/8"], "listed twice", id="dup-cidr"),
         pytest.param(["--allow-cidr", "any,10.0.0.0/8"], "cannot be combined with a network", id="any-and-a-network"),
+        pytest.param(
+            ["--allow-cidr", ",".join(f"10.0.{i}.0/24" for i in range(65))],
+            "--allow-cidr: At most 64 networks per key (65 given)",
+            id="too-many-cidrs",
+        ),
         pytest.param(["--expires-in", "soon"], "--expires-in: 'soon' is not a duration", id="garbage-duration"),
         pytest.param(["--expires-in", "3mo"], "'3mo' is not a duration", id="months"),
         pytest.param(["--expires-in", "0d"], "--expires-in: '0d' is no time at all", id="zero"),

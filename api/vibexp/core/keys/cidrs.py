@@ -38,7 +38,10 @@ def _parse(text: str) -> Network:
 
 
 def normalise(cidrs: Sequence[str]) -> tuple[str, ...]:
-    """Validate a request's ``allowed_cidrs`` and return them in canonical form; raises ``ValueError``."""
+    """Validate a request's ``allowed_cidrs`` (at most ``MAX_CIDRS``) and return them in canonical form; raises
+    ``ValueError``."""
+    if len(cidrs) > MAX_CIDRS:
+        raise ValueError(f"At most {MAX_CIDRS} networks per key ({len(cidrs)} given)")
     seen: dict[Network, None] = {}
     for text in cidrs:
         network = _parse(text)
