@@ -52,3 +52,23 @@ async def test_a_refused_request_has_the_same_route_in_usage_and_metrics(
     assert counted == Counter(
         {("404", "/api/v1/prompts/{item_id}"): 1, ("429", "/api/v1/prompts/{item_id}"): 1, ("429", "/mcp/v1/common"): 1}
     )
+
+
+def test_templates_are_exactly_the_documented_paths_plus_the_mounts() -> None:
+    """Templates come from ``app.routes`` (no OpenAPI build per app); they must stay the document's own paths."""
+    from starlette.routing import Mount
+
+    from vibexp.api.app import create_app
+    from vibexp.api.route_templates import _RouteTable
+    from vibexp.api.settings import ApiSettings
+
+    app = create_app(
+        ApiSettings(database_url="sqlite+aiosqlite:///unused.db", environment="test", bench_endpoints=True)
+    )
+    table = _RouteTable.build(app)
+    assert app.openapi_schema is None, "building the route table must not generate the OpenAPI document"
+    mounts = {r.path for r in app.router.routes if isinstance(r, Mount)}
+    documented = set(app.openapi()["paths"])
+    from_mounts = {t for t in {*table.static, *table.templates} if any(t.startswith(m + "/") for m in mounts)}
+    assert {*table.static, *table.templates} - from_mounts == documented
+    assert table.match("/api/v1/prompts/abc") == "/api/v1/prompts/{item_id}"

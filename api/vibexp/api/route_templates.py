@@ -11,6 +11,7 @@ import re
 import weakref
 from typing import Any
 
+from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import Mount
 from starlette.types import Scope
 
@@ -24,7 +25,8 @@ _TABLES: weakref.WeakKeyDictionary[Any, _RouteTable] = weakref.WeakKeyDictionary
 def route_template(scope: Scope) -> str:
     """The route template of a request (``/api/v1/prompts/{item_id}``), or ``(unmatched)``; never a raw path.
 
-    Templates are the app's OpenAPI paths plus its mounts' routes (``/mcp/v1/common``; ``/static/{path:path}`` for
+    Templates are the app's documented routes (the paths its OpenAPI document lists, read from ``app.routes``
+    without building that document) plus its mounts' routes (``/mcp/v1/common``; ``/static/{path:path}`` for
     a mount without routes), compiled once per app: a dict for the paths without parameters, one regular expression
     for the rest (~1 µs and ~5 µs a request). Matching the path ourselves works the same for requests answered
     before routing (401, 429) and after, and depends on no router internals.
@@ -34,7 +36,7 @@ def route_template(scope: Scope) -> str:
         return UNMATCHED_ROUTE
     table = _TABLES.get(app)
     if table is None:
-        if not hasattr(app, "openapi"):
+        if not hasattr(app, "router"):
             return UNMATCHED_ROUTE
         table = _TABLES[app] = _RouteTable.build(app)
     return table.match(scope["path"])
@@ -52,7 +54,15 @@ class _RouteTable:
 
     @classmethod
     def build(cls, app: Any) -> _RouteTable:
-        templates = list(app.openapi().get("paths", {}))
+        # The same set as the OpenAPI document's paths (FastAPI lists each schema-visible APIRoute by its
+        # ``path_format``), without generating the document: that costs 0.3-3 s, once per app, on the first request.
+        templates = list(
+            dict.fromkeys(
+                context.path_format
+                for context in iter_route_contexts(app.router.routes)
+                if isinstance(context.original_route, APIRoute) and context.include_in_schema and context.path_format
+            )
+        )
         for route in app.router.routes:
             if isinstance(route, Mount):
                 inner = [path for r in route.routes if isinstance(path := getattr(r, "path", None), str)]
