@@ -84,4 +84,3 @@ def test_the_server_outlasts_the_idle_timeouts_of_its_clients_and_proxies() -> N
     assert HTTPX_KEEPALIVE is not None and KEEP_ALIVE_SECONDS > HTTPX_KEEPALIVE
     assert KEEP_ALIVE_SECONDS > INGRESS_NGINX_UPSTREAM_KEEPALIVE
     assert KEEP_ALIVE_SECONDS > IDLE_SECONDS
-
