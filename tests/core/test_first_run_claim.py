@@ -7,16 +7,24 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from helpers.databases import create_postgres_database, drop_postgres_database, sqlite_url
 from vibexp.core.db import create_engine, create_session_factory
-from vibexp.core.migrate import upgrade_async
+from vibexp.core.migrate import alembic_config, upgrade_async
 from vibexp.core.users.first_run import FirstRunClaim, FirstRunDone, claim_first_run
 
 TENANT = "00000000-0000-4000-8000-000000000001"
-BEFORE = "0012_key_expiry_audit"  # the revision before the guard; the head is whatever comes last
+GUARD = "0016_first_run_guard"
+
+
+def _before_guard(url: str) -> str:
+    """The revision the guard migration follows (whatever the chain is when branches are merged)."""
+    down = ScriptDirectory.from_config(alembic_config(url)).get_revision(GUARD).down_revision
+    assert isinstance(down, str), down
+    return down
 
 
 async def _claims(url: str) -> int:
@@ -41,7 +49,7 @@ async def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
 
 
 async def test_upgrading_a_database_with_a_user_claims_its_first_run(fresh_url: str) -> None:
-    await upgrade_async(fresh_url, BEFORE)
+    await upgrade_async(fresh_url, _before_guard(fresh_url))
     engine = create_engine(fresh_url)
     try:
         async with engine.begin() as conn:
