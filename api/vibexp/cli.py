@@ -103,6 +103,12 @@ def serve_log_config(level: str) -> dict[str, object]:
     }
 
 
+#: Seconds an idle HTTP keep-alive connection stays open. Longer than every client's and proxy's own idle timeout
+#: (httpx 5 s, ingress-nginx's upstream keep-alive 60 s, AWS ALB 60 s), so the side that reuses a connection is the
+#: side that retires it: a server closing first races the next request and resets it (uvicorn's default is 5 s).
+KEEP_ALIVE_SECONDS = 75
+
+
 # -- commands ----------------------------------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import os
@@ -126,6 +132,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             log_config=serve_log_config(settings.log_level),
             log_level=settings.log_level,
             proxy_headers=True,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
             timeout_graceful_shutdown=10,
         )
     return 0

@@ -41,11 +41,21 @@ async def test_prompt_create_search_edit_delete(client: httpx.AsyncClient, perso
         url, data={**form, "content": "Review {{file}} twice", "version": "1", "csrf_token": token}
     )
     assert saved.status_code == 303
-    stale = await client.post(url, data={**form, "content": "lost update", "version": "1", "csrf_token": token})
+    mine = {**form, "content": "my edit", "version": "1", "csrf_token": token}
+    stale = await client.post(url, data=mine)
     assert stale.status_code == 412
-    assert "changed since you read it" in stale.text and 'name="version" value="2"' in stale.text
+    # The conflict page keeps the version this person read; only the separate button names the newer one.
+    assert "someone else changed this prompt" in stale.text and "If-Match" not in stale.text
+    assert 'name="version" value="1"' in stale.text and 'name="overwrite" value="2"' in stale.text
+    assert "Review {{file}} twice" in stale.text and "my edit</textarea>" in stale.text
+    again = await client.post(url, data=mine)  # Save again, without choosing to overwrite
+    assert again.status_code == 412 and 'name="version" value="1"' in again.text
     api = await client.get(f"/api/v1/prompts/{prompt['id']}", headers=person.account.headers)
-    assert api.json()["content"] == "Review {{file}} twice"
+    assert api.json()["content"] == "Review {{file}} twice" and api.json()["version"] == 2
+    overwritten = await client.post(url, data={**mine, "overwrite": "2"})
+    assert overwritten.status_code == 303
+    api = await client.get(f"/api/v1/prompts/{prompt['id']}", headers=person.account.headers)
+    assert api.json()["content"] == "my edit" and api.json()["version"] == 3
 
     deleted = await client.post(f"{url}/delete", data={"csrf_token": token})
     assert deleted.status_code == 303 and deleted.headers["location"] == "/prompts?deleted=1"
@@ -132,3 +142,34 @@ async def test_search_box_takes_any_text(client: httpx.AsyncClient, person: Pers
         assert response.status_code == 200 and "Deploys run on Tuesdays" not in response.text, q
     too_long = await client.get("/memories", params={"q": "deploy " * 200})
     assert too_long.status_code == 422 and "1000 characters" in too_long.text
+
+
+async def test_an_overwrite_of_a_version_seen_on_the_conflict_page_never_overwrites_a_newer_one(
+    client: httpx.AsyncClient, person: Person
+) -> None:
+    await sign_in(client, person)
+    created = await client.post("/api/v1/memories", json={"content": "v1"}, headers=person.account.headers)
+    memory = created.json()
+    url = f"/memories/{memory['id']}"
+    token = await _token(client, url)
+    for content in ("v2", "v3"):  # two other writers since this person read version 1 and saw version 2
+        await client.put(f"/api/v1{url}", json={"content": content}, headers=person.account.headers)
+    mine = {"content": "mine", "tags": "", "version": "1", "csrf_token": token}
+    stale = await client.post(url, data={**mine, "overwrite": "2"})
+    assert stale.status_code == 412 and 'name="overwrite" value="3"' in stale.text
+    assert (await client.get(f"/api/v1{url}", headers=person.account.headers)).json()["content"] == "v3"
+
+
+async def test_a_form_version_that_is_no_number_is_a_conflict_not_an_error(
+    client: httpx.AsyncClient, person: Person
+) -> None:
+    await sign_in(client, person)
+    created = await client.post("/api/v1/memories", json={"content": "v1"}, headers=person.account.headers)
+    url = f"/memories/{created.json()['id']}"
+    token = await _token(client, url)
+    for version in ("\u00b2", "x", "9" * 40, "-1"):
+        form = {"content": "mine", "tags": "", "version": version, "csrf_token": token}
+        for extra in ({}, {"overwrite": version}):
+            response = await client.post(url, data={**form, **extra})
+            assert response.status_code == 412, (version, extra, response.text[:300])
+    assert (await client.get(f"/api/v1{url}", headers=person.account.headers)).json()["content"] == "v1"

@@ -11,6 +11,7 @@ from vibexp.core.ratelimit.models import RateWindow
 from vibexp.core.tenants.models import Tenant
 from vibexp.core.usage.models import KeyAction
 from vibexp.core.users.attempts import SignInBucket
+from vibexp.core.users.first_run import FirstRunClaim
 from vibexp.core.users.models import User
 from vibexp.core.users.revoked_sessions import RevokedSession
 
@@ -20,6 +21,7 @@ __all__ = [
     "Artifact",
     "AuditEvent",
     "Base",
+    "FirstRunClaim",
     "KeyAction",
     "KeyFlash",
     "KeyNetwork",

@@ -4,7 +4,10 @@ At start-up, if the database has no user, the process makes a random token and l
 ``http://HOST:PORT/setup?token=…`` once. Following it shows a form that creates the first account (a tenant) and its
 first user in the browser, then signs that user in. The token is then dead: this process forgets it, and every
 process refuses setup as soon as any user exists (checked in the database on each setup request), so a token from
-another replica's log cannot create a second "first" user either. Only the token's SHA-256 is kept in memory.
+another replica's log cannot create a second "first" user either. Two replicas racing past that check are
+settled in the database: the setup claims the single ``first_run_claims`` row in the transaction that creates the
+account (``vibexp.core.users.first_run``), so exactly one commits and the other gets "Setup is already done".
+Only the token's SHA-256 is kept in memory.
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 One set of handlers serves the three kinds; a ``Kind`` says which use cases, schemas, key fields and form fields.
 The signed-in person acts for the whole account (``viewer_caller``).
-Edits carry the version the form was rendered from, so a concurrent change is reported instead of overwritten.
+Edits carry the version the form was rendered from, so a concurrent change is reported instead of overwritten: the
+conflict page keeps the person's unsaved text, shows the stored version beside it (and a diff), and overwriting is a
+separate, explicit button; the form keeps the version first read, so pressing Save again overwrites nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from starlette.responses import Response
 from vibexp.api.dashboard.deps import CsrfChecked, CurrentViewer, viewer_actor, viewer_caller
 from vibexp.api.dashboard.errors import DashboardRoute
 from vibexp.api.dashboard.rendering import redirect, render
-from vibexp.api.dashboard.routes.prompt_versions import history_context
+from vibexp.api.dashboard.routes.prompt_versions import DiffLine, history_context, unified_diff
 from vibexp.api.deps import SessionDep
 from vibexp.api.errors import status_for
 from vibexp.core.content import schemas
@@ -179,8 +181,59 @@ def _form_page(
     request: Request, kind: Kind, *, obj: Any, values: dict[str, Any], status: int = 200, **extra: Any
 ) -> Response:
     shown = {k: ", ".join(v) if isinstance(v, list) else v for k, v in values.items()}
-    context = {"kind": kind, "obj": obj, "values": shown, "errors": {}, "error": None, **extra}
+    context = {"kind": kind, "obj": obj, "values": shown, "errors": {}, "error": None, "conflict": None}
+    context |= {"read_version": None, **extra}
     return render(request, "content/form.html", context, status=status)
+
+
+#: Longest version number a form may carry (versions are counted up from 1; anything longer is not one we wrote).
+_VERSION_DIGITS = 12
+
+
+def _version(raw: object) -> int | None:
+    """The version a form field names: None when absent; a value that is no version number (edited by hand)
+    becomes 0, which no object has, so the save is reported as a conflict instead of overwriting blindly."""
+    if raw is None or raw == "":
+        return None
+    text = str(raw)
+    if text.isascii() and text.isdigit() and len(text) <= _VERSION_DIGITS:
+        return int(text)
+    return 0
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """What the conflict page shows beside the person's unsaved text: the stored version and how it differs."""
+
+    version: int
+    updated_at: Any
+    #: (field label, stored value, the person's value) for every short field that differs.
+    changed: list[tuple[str, str, str]]
+    #: The stored text of the long field (content), and a diff from it to the person's text.
+    text_label: str
+    stored_text: str
+    diff: list[DiffLine]
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return "" if value is None else str(value)
+
+
+def _conflict(kind: Kind, stored: Any, mine: dict[str, Any]) -> Conflict:
+    changed: list[tuple[str, str, str]] = []
+    text_label, stored_text, diff = "", "", []
+    for field in kind.fields:
+        if field.create_only or field.name not in mine:
+            continue
+        theirs, yours = _as_text(getattr(stored, field.name)), _as_text(mine[field.name])
+        if field.widget == "textarea":
+            text_label, stored_text = field.label, theirs
+            diff = unified_diff(theirs, yours, old="their version", new="your version") if theirs != yours else []
+        elif theirs != yours:
+            changed.append((field.label, theirs, yours))
+    return Conflict(stored.version, stored.updated_at, changed, text_label, stored_text, diff)
 
 
 def _register(kind: Kind) -> None:
@@ -254,17 +307,28 @@ def _register(kind: Kind) -> None:
         form = await request.form()
         values = _values(kind, form, creating=False)
         shown = {**{f.name: getattr(obj, f.name) for f in kind.fields if f.create_only}, **values}
-        version = str(form.get("version", ""))
+        # The version the person read stays in the form whatever happens; only the separate "Overwrite" button
+        # names a newer one (the version the conflict page showed them), so a plain Save never overwrites it.
+        read = _version(form.get("version"))
+        overwrite = _version(form.get("overwrite"))
+        expected = overwrite if overwrite is not None else read
         try:
             data = kind.update_model.model_validate(values)
-            expected = int(version) if version.isdigit() else None
             where = kind.where({f: getattr(obj, f) for f in kind.key_fields})
             await kind.cases.update(db, caller=viewer_caller(viewer), where=where, data=data, expected_version=expected)
         except ValidationError as exc:
-            return _form_page(request, kind, obj=obj, values=shown, status=422, errors=_errors(exc))
-        except (AlreadyExists, InvalidInput, PreconditionFailed) as exc:
+            return _form_page(request, kind, obj=obj, values=shown, status=422, errors=_errors(exc), read_version=read)
+        except PreconditionFailed:
+            await _recover(db, viewer)
+            obj = await load(request, db, viewer)  # the stored version now (NotFound if it was deleted meanwhile)
+            conflict = _conflict(kind, obj, values)
+            kept = read if read is not None else 0  # a form without a version must not turn into an overwrite
+            return _form_page(request, kind, obj=obj, values=shown, status=412, conflict=conflict, read_version=kept)
+        except (AlreadyExists, InvalidInput) as exc:
             await _recover(db, viewer, obj)
-            return _form_page(request, kind, obj=obj, values=shown, status=status_for(exc), error=exc.message)
+            return _form_page(
+                request, kind, obj=obj, values=shown, status=status_for(exc), error=exc.message, read_version=read
+            )
         return redirect(request, kind.url(obj) + "?saved=1")
 
     @route(item_path + "/delete", "POST", csrf=True)

@@ -18,12 +18,17 @@ from vibexp.core.errors import AlreadyExists, InvalidInput
 from vibexp.core.tenants import service as tenants
 from vibexp.core.tenants.models import Tier
 from vibexp.core.tenants.schemas import TenantCreate
+from vibexp.core.users.first_run import FirstRunDone, claim_first_run
 from vibexp.core.users.service import create_user
 
 __all__ = ["router"]
 
 router = APIRouter(route_class=DashboardRoute)
 
+DONE = (
+    "Another server process finished the first-run setup a moment ago, so the first account exists now and nothing "
+    "was created from this form. Sign in with that account, or ask the person who set it up to add you."
+)
 INVALID = (
     "This setup link is not valid (any more). It works once, and only while no account exists; if an account "
     "exists, sign in. Otherwise restart the server and use the new link it prints."
@@ -58,10 +63,18 @@ async def setup_submit(
             context = {"token": token, "values": values, "error": "The two passwords differ."}
             return render(request, "setup.html", context, status=422)
         try:
-            tenant = await tenants.create_tenant(db, data=TenantCreate(name=account.strip().lower(), tier=Tier.pro))
+            data = TenantCreate(name=account.strip().lower(), tier=Tier.pro)  # a bad name claims nothing
+            # Claimed in the account's own transaction: one setup per database, whichever replica serves it.
+            await claim_first_run(db)
+            tenant = await tenants.create_tenant(db, data=data)
             user = await create_user(db, tenant_id=tenant.id, email=email, password=password)
             await db.commit()  # before the token dies: a failed commit leaves the link usable
+        except FirstRunDone:
+            await db.rollback()
+            setup.consume()  # setup is over everywhere: this process's link dies too
+            return error_page(request, 409, "Setup is already done", DONE)
         except ValidationError:
+            await db.rollback()
             message = "Account name: lowercase letters, digits and '-', starting and ending with a letter or digit."
             return render(request, "setup.html", {"token": token, "values": values, "error": message}, status=422)
         except (InvalidInput, AlreadyExists) as exc:
