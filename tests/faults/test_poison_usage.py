@@ -56,10 +56,13 @@ async def _poison(client: httpx.AsyncClient, account: Account) -> int:
     """Every poison request once; returns how many requests reached the key's usage."""
     sent = 0
     for body in POISON_BODIES:
+        # One connection each: a request the server fails on may close its connection, and the next one sent on
+        # it would never arrive.
+        headers = {**account.headers, **JSONRPC_HEADERS, "Connection": "close"}
         try:
-            await client.post("/mcp/v1/common", content=body, headers={**account.headers, **JSONRPC_HEADERS})
+            await client.post("/mcp/v1/common", content=body, headers=headers)
         except httpx.TransportError:
-            pass  # how MCP answers a name it cannot echo is not this test's concern; the request was made
+            pass  # how MCP answers a name it cannot echo is not this test's concern; the request arrived
         sent += 1
     # An address over 64 characters that the client claims for itself (loopback is no proxy here).
     response = await client.get("/api/v1/prompts", headers={**account.headers, "X-Forwarded-For": "a" * 300})
