@@ -17,6 +17,7 @@ from vibexp.core.alerts.refusals import Refusal
 from vibexp.core.clock import utcnow
 from vibexp.core.db import create_engine
 from vibexp.core.keys.models import ApiKey
+from vibexp.core.outage import is_database_unavailable
 from vibexp.core.ratelimit.models import RateWindow
 from vibexp.core.usage.models import KeyAction
 from vibexp.core.usage.recorder import UsageEvent, UsageRecorder
@@ -183,12 +184,14 @@ async def test_the_detectors_run_when_the_write_fails(db_factory: async_sessionm
         recorder = UsageRecorder(unreachable, detector=detector)
         recorder.record(_event(account.key_id, account.tenant.id, seconds_ago=1, tool="curl"))
         recorder.record_refusal(Refusal(reason="unknown_key", at=utcnow(), client_ip="127.0.0.1"))
-        with pytest.raises(Exception):  # noqa: B017,PT011 - whatever the driver raises for a refused connection
+        with pytest.raises(Exception) as refused:  # whatever the driver raises when refused
             await recorder.flush()
+        assert is_database_unavailable(refused.value)
         assert detector.batches == [(1, 1)]
         assert recorder.pending == 1, "the events are kept for the next try"
-        with pytest.raises(Exception):  # noqa: B017,PT011
+        with pytest.raises(Exception) as refused_again:
             await recorder.flush()
+        assert is_database_unavailable(refused_again.value)
         assert detector.batches == [(1, 1)], "a retried event is not detected twice"
     finally:
         await unreachable.dispose()
