@@ -284,7 +284,8 @@ class UsageRecorder:
 
 def _log_dropped(event: UsageEvent, exc: Exception) -> None:
     """One line for an event the database refused: the key id and the action (escaped), never a key."""
-    cause = exc.orig if isinstance(getattr(exc, "orig", None), BaseException) else exc  # type: ignore[attr-defined]
+    orig = getattr(exc, "orig", None)  # the driver's error inside SQLAlchemy's
+    cause = orig if isinstance(orig, BaseException) else exc
     reason = f"{type(cause).__name__}: {str(cause).partition(chr(10))[0]}"[:200]
     log.warning(
         "usage event dropped: the database refused it (%s); key id %s, action %s, at %s",
