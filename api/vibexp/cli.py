@@ -131,7 +131,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             workers=args.workers,
             log_config=serve_log_config(settings.log_level),
             log_level=settings.log_level,
-            proxy_headers=True,
+            # Exactly one layer decides the client address: VibeXP's (VIBEXP_TRUSTED_PROXIES). uvicorn's own proxy
+            # handling would trust X-Forwarded-For from loopback (FORWARDED_ALLOW_IPS) and rewrite the peer.
+            proxy_headers=False,
             timeout_keep_alive=KEEP_ALIVE_SECONDS,
             timeout_graceful_shutdown=10,
         )

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from datetime import timedelta
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpers.factories import make_account
+from vibexp.core.alerts.refusals import Refusal
 from vibexp.core.clock import utcnow
+from vibexp.core.db import create_engine
 from vibexp.core.keys.models import ApiKey
+from vibexp.core.outage import is_database_unavailable
 from vibexp.core.ratelimit.models import RateWindow
 from vibexp.core.usage.models import KeyAction
 from vibexp.core.usage.recorder import UsageEvent, UsageRecorder
@@ -107,3 +113,85 @@ async def test_prune_drops_actions_past_retention_and_old_rate_windows(
             await session.scalars(select(RateWindow.window_start).where(RateWindow.tenant_id == account.tenant.id))
         )
         assert windows == [hour]
+
+
+class _Detector:
+    def __init__(self) -> None:
+        self.batches: list[tuple[int, int]] = []
+
+    async def detect(self, events: Sequence[UsageEvent], refusals: Sequence[Refusal]) -> None:
+        self.batches.append((len(events), len(refusals)))
+
+
+def test_an_event_is_made_storable_when_it_is_made() -> None:
+    event = UsageEvent(
+        key_id="k",
+        tenant_id="t",
+        at=utcnow(),
+        method="PROPFIND-" + "X" * 40,
+        route="/mcp/v1/common\x00",
+        action="tools/\ud800call\x00" + "y" * 500,
+        status=200,
+        tool_type="other\udfff" + "z" * 50,
+        client_ip="a" * 300,
+    )
+    for text, limit in ((event.method, 16), (event.route, 200), (event.action, 200), (event.tool_type, 32)):
+        assert len(text) <= limit and "\x00" not in text
+        text.encode("utf-8")  # no lone surrogate left
+    assert event.action.startswith("tools/\ufffdcall\ufffd")
+    assert event.client_ip is None  # not an address: none rather than a made-up one
+    assert UsageEvent("k", "t", utcnow(), "GET", "/", "GET /", 200, "curl", "::ffff:10.0.0.1").client_ip == "10.0.0.1"
+
+
+async def test_a_poison_row_is_dropped_and_the_rest_of_its_batch_written(
+    db_factory: async_sessionmaker[AsyncSession], caplog: pytest.LogCaptureFixture
+) -> None:
+    account = await make_account(db_factory)
+    other = await make_account(db_factory)
+    detector = _Detector()
+    recorder = UsageRecorder(db_factory.kw["bind"], detector=detector)
+    recorder.record_refusal(Refusal(reason="unknown_key", at=utcnow(), client_ip="127.0.0.1"))
+    for _ in range(3):
+        recorder.record(_event(account.key_id, account.tenant.id, seconds_ago=1, tool="curl"))
+    poison = _event(account.key_id, account.tenant.id, seconds_ago=1, tool="curl")
+    poison.action = "\ud800" + "\x00" * 300  # past the event's own sanitising, as a future bug might be
+    recorder.record(poison)
+    recorder.record(_event(other.key_id, other.tenant.id, seconds_ago=1, tool="curl"))
+    with caplog.at_level(logging.WARNING, logger="vibexp.core.usage.recorder"):
+        assert await recorder.flush() == 4
+    assert recorder.pending == 0, "a poison row is not retried"
+    async with db_factory() as session:
+        first = await session.get(ApiKey, account.key_id)
+        second = await session.get(ApiKey, other.key_id)
+        assert first is not None and first.request_count == 3 and first.last_used_at is not None
+        assert second is not None and second.request_count == 1
+    dropped = [r for r in caplog.records if "dropped" in r.getMessage()]
+    assert len(dropped) == 1 and account.key_id in dropped[0].getMessage()
+    assert detector.batches == [(5, 1)], "the detectors see the whole batch, the dropped row too"
+    # Later flushes work as usual.
+    recorder.record(_event(account.key_id, account.tenant.id, seconds_ago=0, tool="curl"))
+    assert await recorder.flush() == 1
+    async with db_factory() as session:
+        first = await session.get(ApiKey, account.key_id)
+        assert first is not None and first.request_count == 4
+
+
+async def test_the_detectors_run_when_the_write_fails(db_factory: async_sessionmaker[AsyncSession]) -> None:
+    account = await make_account(db_factory)
+    detector = _Detector()
+    unreachable = create_engine("postgresql+asyncpg://nobody:nothing@127.0.0.1:9/none")
+    try:
+        recorder = UsageRecorder(unreachable, detector=detector)
+        recorder.record(_event(account.key_id, account.tenant.id, seconds_ago=1, tool="curl"))
+        recorder.record_refusal(Refusal(reason="unknown_key", at=utcnow(), client_ip="127.0.0.1"))
+        with pytest.raises(Exception) as refused:  # whatever the driver raises when refused
+            await recorder.flush()
+        assert is_database_unavailable(refused.value)
+        assert detector.batches == [(1, 1)]
+        assert recorder.pending == 1, "the events are kept for the next try"
+        with pytest.raises(Exception) as refused_again:
+            await recorder.flush()
+        assert is_database_unavailable(refused_again.value)
+        assert detector.batches == [(1, 1)], "a retried event is not detected twice"
+    finally:
+        await unreachable.dispose()

@@ -24,10 +24,13 @@ from vibexp.api.metrics import metrics_lifespan, metrics_router, observe_key_exp
 from vibexp.api.middleware.auth import ApiKeyAuthMiddleware
 from vibexp.api.middleware.auth_throttle import AuthFailureThrottleMiddleware
 from vibexp.api.middleware.body_limit import BodySizeLimitMiddleware
+from vibexp.api.middleware.client_address import ClientAddressMiddleware
 from vibexp.api.middleware.headers import HeaderGuardMiddleware
 from vibexp.api.middleware.outage import OutageMiddleware
 from vibexp.api.openapi import install_openapi
 from vibexp.api.settings import ApiSettings, get_api_settings
+from vibexp.core.client_address import ClientAddressResolver
+from vibexp.core.outage import OutageLog
 from vibexp.core.ratelimit.failures import FailureThrottle
 from vibexp.core.runtime import Runtime
 
@@ -100,12 +103,16 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     if settings.bench_endpoints:
         app.include_router(bench_router)
 
-    # Outermost first at request time: outage → 503, header guard (431, duplicate Authorization), body limit,
-    # the failing-address throttle, then key auth/limits/usage.
+    # Outermost first at request time: the client address (resolved once, read by every layer below and the
+    # access log), outage → 503, header guard (431, duplicate Authorization), body limit, the failing-address
+    # throttle, then key auth/limits/usage.
     app.add_middleware(ApiKeyAuthMiddleware, runtime=runtime)
     throttle = FailureThrottle(limit=settings.auth_failure_limit, window=settings.auth_failure_window)
     app.add_middleware(AuthFailureThrottleMiddleware, throttle=throttle)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(HeaderGuardMiddleware, max_header_bytes=settings.max_header_bytes)
-    app.add_middleware(OutageMiddleware)
+    outage = OutageLog(logging.getLogger("vibexp.api.middleware.outage"))
+    outage.watch(runtime.engine)  # an outage ends when a database operation succeeds, not when any request does
+    app.add_middleware(OutageMiddleware, outage=outage)
+    app.add_middleware(ClientAddressMiddleware, resolver=ClientAddressResolver(settings.trusted_proxies))
     return app

@@ -7,11 +7,16 @@ SQLite could store NUL, but the two backends must behave the same, so it is refu
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-__all__ = ["NUL_FREE_PATTERN", "StorableText", "check_storable"]
+__all__ = ["NUL_FREE_PATTERN", "StorableText", "check_storable", "make_storable"]
+
+#: What ``make_storable`` replaces: control characters (NUL among them) and surrogate code points (a Python ``str``
+#: holds a surrogate only when it is a lone one: characters outside the BMP are single code points).
+_UNSTORABLE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 
 #: Documented in the OpenAPI schema of every stored text field.
 NUL_FREE_PATTERN = r"^[^\x00]*$"
@@ -30,3 +35,13 @@ def check_storable(value: str) -> str:
 
 #: A string that both SQLite and PostgreSQL can store; combine with ``Field``/``StringConstraints`` for lengths.
 StorableText = Annotated[str, AfterValidator(check_storable), Field(json_schema_extra={"pattern": NUL_FREE_PATTERN})]
+
+
+def make_storable(value: str, max_length: int) -> str:
+    """``value`` as text every database can store in a column of ``max_length`` characters: control characters
+    and lone surrogates become U+FFFD, and it is cut to ``max_length``.
+
+    For text a client chose that is recorded rather than refused (usage events: MCP method and tool names, routes):
+    a request is answered whatever its names hold, and what is written about it must never fail the write.
+    """
+    return _UNSTORABLE.sub("\ufffd", value[:max_length])  # one character for one: the length holds

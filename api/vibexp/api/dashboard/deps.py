@@ -16,6 +16,7 @@ from fastapi import Depends, Form, Header, Request
 from vibexp.api.dashboard.sessions import SessionData, password_fingerprint
 from vibexp.api.dashboard.state import dashboard_state
 from vibexp.api.deps import SessionDep
+from vibexp.api.middleware.client_address import client_address
 from vibexp.core.alerts.service import count_open
 from vibexp.core.audit.service import Actor
 from vibexp.core.keys.scopes import FullAccess
@@ -112,5 +113,5 @@ def viewer_caller(viewer: Viewer) -> FullAccess:
 
 def viewer_actor(request: Request, viewer: Viewer) -> Actor:
     """The audit trail's actor for a dashboard action: the signed-in user, from the browser's address."""
-    client_ip = request.client.host if request.client else None
+    client_ip = client_address(request.scope)
     return user_actor(viewer.user, client_ip=client_ip, user_agent=request.headers.get("user-agent"))

@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from vibexp.api.deps import SessionDep
 from vibexp.api.errors import ERROR_RESPONSES, error_response
+from vibexp.api.middleware.client_address import client_address
 from vibexp.core.audit.service import Actor, ActorType
 from vibexp.core.keys.leaks import revoke_leaked
 from vibexp.core.keys.report import LEAK_REPORT_PATH
@@ -68,7 +69,7 @@ async def report_leaked_keys(
     session: SessionDep,
     reports: Annotated[list[LeakReport], Body(min_length=1, max_length=MAX_REPORTS)],
 ) -> Response | LeakReportAccepted:
-    address = request.client.host if request.client else "unknown"
+    address = client_address(request.scope) or "unknown"  # the client, not the proxy in front of it
     throttle = _throttle(request)
     wait = throttle.retry_after(address)
     if wait:

@@ -6,8 +6,8 @@ request against the tenant's hourly window, then pass it on with the rate-limit 
 **observe** (once the response is sent: the usage log and the metrics). The route template
 (``/api/v1/prompts/{id}``) is resolved once, when the request arrives, into the request's ``RequestState``; it (or
 the MCP tool an inner handler names in ``state.usage``) becomes the action. Raw paths are never logged, so ids and
-keys stay out. The client address is resolved once, in ``_open``: the socket peer, or ``X-Forwarded-For`` when
-the peer is one of ``VIBEXP_TRUSTED_PROXIES`` (``vibexp.core.client_address``).
+keys stay out. The client address is the one ``ClientAddressMiddleware`` resolved, outermost, for every request
+(the socket peer, or ``X-Forwarded-For`` when the peer is one of ``VIBEXP_TRUSTED_PROXIES``).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vibexp.api import metrics
 from vibexp.api.errors import domain_error_response
+from vibexp.api.middleware.client_address import client_address
 from vibexp.api.request_state import RequestState, RequestUsage
 from vibexp.api.route_templates import route_template
 from vibexp.core.alerts.refusals import DISALLOWED_ADDRESS, TYPO, Refusal
-from vibexp.core.client_address import ClientAddressResolver
 from vibexp.core.clock import utcnow
 from vibexp.core.errors import AccountSuspended, InvalidApiKey, IpNotAllowed, RateLimited
 from vibexp.core.keys.cidrs import client_allowed
@@ -61,13 +61,12 @@ class ApiKeyAuthMiddleware:
         self.app = app
         self.runtime = runtime
         self.prefixes = tuple(prefixes)
-        self.addresses = ClientAddressResolver(runtime.settings.trusted_proxies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(self.prefixes) or scope["path"] in PUBLIC_PATHS:
             await self.app(scope, receive, send)
             return
-        state, authorization = _open(scope, self.addresses)
+        state, authorization = _open(scope)
         principal = await self._authenticate(state, authorization, scope, receive, send)
         if principal is None:
             return
@@ -173,8 +172,8 @@ class ApiKeyAuthMiddleware:
                 tenant_id=principal.tenant_id,
                 at=utcnow(),
                 method=state.method,
-                route=state.route[:200],
-                action=(state.usage.action or f"{state.method} {state.route}")[:200],
+                route=state.route,
+                action=state.usage.action or f"{state.method} {state.route}",
                 status=state.status,
                 tool_type=state.usage.tool_type,
                 client_ip=state.client_ip,
@@ -182,26 +181,21 @@ class ApiKeyAuthMiddleware:
         )
 
 
-def _open(scope: Scope, addresses: ClientAddressResolver) -> tuple[RequestState, str | None]:
-    """The request's state (route template and client address resolved here, once) attached to ``scope``, and
-    its Authorization."""
+def _open(scope: Scope) -> tuple[RequestState, str | None]:
+    """The request's state (route template resolved here, once) attached to ``scope``, and its Authorization."""
     started = time.perf_counter()
-    authorization = user_agent = forwarded_for = None
+    authorization = user_agent = None
     for name, value in scope["headers"]:
         if name == b"authorization":
             authorization = value.decode("latin-1")
         elif name == b"user-agent":
             user_agent = value.decode("latin-1")
-        elif name == b"x-forwarded-for":
-            forwarded_for = value.decode("latin-1")
-    client = scope.get("client")
-    peer = client[0] if client else None
     state = RequestState(
         method=scope["method"],
         route=route_template(scope),
         started=started,
         usage=RequestUsage(tool_type=detect_tool_type(user_agent).value),
-        client_ip=addresses.resolve(peer, forwarded_for) if addresses.trusts_proxies else peer,
+        client_ip=client_address(scope),
     )
     state.attach(scope)
     return state, authorization

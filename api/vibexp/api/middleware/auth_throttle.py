@@ -1,7 +1,8 @@
 """429 for a client address that keeps sending keys the API refuses (``vibexp.core.ratelimit.failures``).
 
 Sits in front of ``ApiKeyAuthMiddleware`` and watches its answers: each 401 counts as a failure of the client
-address (the socket peer, or the forwarded address uvicorn accepted from a trusted proxy). Once an address is over
+address (``ClientAddressMiddleware``: the socket peer, or the address a trusted proxy forwarded, so behind a proxy
+one client's garbage keys never lock out the others behind it). Once an address is over
 its budget, its requests under ``/api/v1`` and ``/mcp`` get ``429 rate_limited`` with ``Retry-After`` before any key
 is parsed or looked up.
 """
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vibexp.api.errors import error_response
+from vibexp.api.middleware.client_address import client_address
 from vibexp.core.ratelimit.failures import FailureThrottle
 
 __all__ = ["AuthFailureThrottleMiddleware"]
@@ -30,8 +32,7 @@ class AuthFailureThrottleMiddleware:
         if scope["type"] != "http" or not scope["path"].startswith(self.prefixes):
             await self.app(scope, receive, send)
             return
-        client = scope.get("client")
-        address = client[0] if client else "unknown"
+        address = client_address(scope) or "unknown"
         wait = self.throttle.retry_after(address)
         if wait:
             response = error_response(

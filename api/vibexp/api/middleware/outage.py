@@ -5,22 +5,22 @@ route, the commit) becomes a JSON 503 instead of a 500 with a traceback. Handler
 (the MCP SDK turns exceptions into JSON-RPC results) call ``note_database_unavailable()``; the answer is then
 replaced by the same 503, so MCP clients get the same HTTP answer as REST clients.
 
-Logging: an outage is one event, not one per request. The first failed request logs one line (the cause, no
-traceback), later ones one summary line a minute, and the first request that succeeds again logs the recovery.
-The access log still has its one line per request.
+Logging: an outage is one event, not one per request (``vibexp.core.outage.OutageLog``). The first failed request
+logs one line (the cause, no traceback), later ones one summary line a minute, and the first database operation
+that succeeds again logs the recovery (a request that needs no database, such as ``/healthz``, ends nothing). The
+access log still has its one line per request.
 """
 
 from __future__ import annotations
 
 import contextvars
 import logging
-import time
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vibexp.api.errors import error_response
-from vibexp.core.outage import is_database_unavailable
+from vibexp.core.outage import OutageLog, is_database_unavailable
 
 __all__ = ["RETRY_AFTER_SECONDS", "OutageMiddleware", "note_database_unavailable"]
 
@@ -28,8 +28,6 @@ log = logging.getLogger(__name__)
 
 #: What ``Retry-After`` says: a database restart or fail-over usually takes seconds.
 RETRY_AFTER_SECONDS = 2
-#: While an outage lasts, one summary line per this many seconds.
-SUMMARY_EVERY = 60.0
 
 
 @dataclass(slots=True)
@@ -48,10 +46,10 @@ def note_database_unavailable() -> None:
 
 
 class OutageMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, outage: OutageLog | None = None) -> None:
         self.app = app
-        self._failed = 0  # requests answered 503 in the current outage
-        self._last_summary = 0.0
+        #: Shared with the engine it watches (``create_app``); without one, nothing ever ends an outage's log.
+        self.outage = outage or OutageLog(log)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -85,9 +83,6 @@ class OutageMiddleware:
             return
         finally:
             _current.reset(token)
-        if not replaced and self._failed:
-            log.info("database reachable again; %d requests were answered 503 meanwhile", self._failed)
-            self._failed = 0
 
     async def _unavailable(self, scope: Scope, receive: Receive, send: Send, exc: BaseException | None) -> None:
         self._note_failure(exc)
@@ -100,14 +95,7 @@ class OutageMiddleware:
         await response(scope, receive, send)
 
     def _note_failure(self, exc: BaseException | None) -> None:
-        self._failed += 1
-        now = time.monotonic()
-        if self._failed == 1:
-            log.warning("database unreachable, answering 503 until it returns (%s)", _cause(exc))
-            self._last_summary = now
-        elif now - self._last_summary >= SUMMARY_EVERY:
-            log.warning("database still unreachable; %d requests answered 503 so far", self._failed)
-            self._last_summary = now
+        self.outage.request_failed(_cause(exc))
 
 
 def _cause(exc: BaseException | None) -> str:

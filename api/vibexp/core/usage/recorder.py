@@ -5,9 +5,15 @@ The request path only appends an event to a list. A background task flushes the 
 client IP) and one multi-row INSERT into the action log. Stopping the recorder flushes what is left, so a graceful
 shutdown loses nothing. If the database is unreachable the events are kept (up to ``max_buffer``) and retried.
 
-Refused authentication attempts (``vibexp.core.alerts.refusals``) are buffered beside the events, and each flush,
-once the usage is written, hands both to the ``detector`` (the alert detectors, ``vibexp.core.alerts.detectors``):
-alerts are computed per batch, never per request. A detector failure is logged and never loses usage.
+Nothing a client sends can jam the flush. An event is made storable when it is made (``UsageEvent``: names and
+routes without control characters or lone surrogates, cut to their columns; the client address an IP literal or
+none). Should the database still refuse a batch for anything but an outage, the batch is written again row by
+row: a row it refuses is dropped with one log line (naming the key id, never a key) and the others are written.
+
+Refused authentication attempts (``vibexp.core.alerts.refusals``) are buffered beside the events, and each flush
+hands both to the ``detector`` (the alert detectors, ``vibexp.core.alerts.detectors``): alerts are computed per
+batch, never per request, and each event is handed over once, whether its write succeeded, was dropped or is kept
+for the next try. A detector failure is logged and never loses usage.
 """
 
 from __future__ import annotations
@@ -27,12 +33,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vibexp.core.alerts.refusals import Refusal
 from vibexp.core.audit import service as audit
+from vibexp.core.client_address import address_literal
 from vibexp.core.clock import utcnow
 from vibexp.core.db import UTCDateTime, writing
 from vibexp.core.failure_log import FailureLog
 from vibexp.core.keys.models import ApiKey
+from vibexp.core.outage import is_database_unavailable
 from vibexp.core.ratelimit.limiter import WINDOW_SECONDS
 from vibexp.core.ratelimit.models import RateWindow
+from vibexp.core.text import make_storable
 from vibexp.core.usage.models import KeyAction
 
 __all__ = ["BatchDetector", "UsageEvent", "UsageRecorder"]
@@ -56,6 +65,31 @@ class UsageEvent:
     status: int
     tool_type: str
     client_ip: str | None
+
+    def __post_init__(self) -> None:
+        # Whatever the adapter passed (a client chose the MCP method or tool name, the address it claims): text
+        # every database stores in these columns, so one request cannot fail the batch it is flushed with.
+        self.method = make_storable(self.method, _length(KeyAction.method))
+        self.route = make_storable(self.route, _length(KeyAction.route))
+        self.action = make_storable(self.action, _length(KeyAction.action))
+        self.tool_type = make_storable(self.tool_type, _length(KeyAction.tool_type))
+        self.client_ip = address_literal(self.client_ip)
+
+
+def _length(column: object) -> int:
+    """The declared length of a ``String(n)`` column."""
+    length = getattr(getattr(column, "type", None), "length", None)
+    if not isinstance(length, int):
+        raise TypeError(f"{column!r} has no length")
+    return length
+
+
+@dataclass(slots=True)
+class _Progress:
+    """How many events of a batch are done with (written, or dropped as unstorable), from the front."""
+
+    done: int = 0
+    dropped: int = 0
 
 
 class BatchDetector(Protocol):
@@ -89,6 +123,8 @@ class UsageRecorder:
         self._refusals: deque[Refusal] = deque(maxlen=MAX_REFUSALS)
         self.detector = detector
         self._detect_failures = FailureLog(log, "alert detection")
+        #: How many events at the front of the buffer the detectors have seen (kept after a failed write).
+        self._detected = 0
 
     def record(self, event: UsageEvent) -> None:
         self._buffer.append(event)
@@ -136,24 +172,58 @@ class UsageRecorder:
             self._buffer.clear()
             refusals = list(self._refusals)
             self._refusals.clear()
-            if events:
-                try:
-                    await self._write(events)
-                except BaseException:
-                    self._buffer.extendleft(reversed(events))  # keep order; retried next time
-                    self._refusals.extendleft(reversed(refusals))  # detected with them, next time
-                    raise
-                if self._on_flush is not None:
-                    self._on_flush(len(events), (utcnow() - events[0].at).total_seconds())
-            if self.detector is not None:
-                await self._detect(self.detector, events, refusals)
-            return len(events)
+            seen = min(self._detected, len(events))  # these were handed to the detectors by an earlier flush
+            self._detected = 0
+            progress = _Progress()
+            try:
+                await self._store(events, progress)
+            except BaseException as exc:
+                rest = events[progress.done :]
+                self._buffer.extendleft(reversed(rest))  # keep order; retried next time
+                if isinstance(exc, Exception):  # the database is unreachable: detect now all the same, once
+                    await self._detect(events[seen:], refusals)
+                    self._detected = len(rest)
+                else:  # cancelled (stopping): the final flush writes and detects what is left
+                    self._detected = max(0, seen - progress.done)
+                    self._refusals.extendleft(reversed(refusals))
+                raise
+            written = len(events) - progress.dropped
+            if written and self._on_flush is not None:
+                self._on_flush(written, (utcnow() - events[0].at).total_seconds())
+            await self._detect(events[seen:], refusals)
+            return written
 
-    async def _detect(self, detector: BatchDetector, events: list[UsageEvent], refusals: list[Refusal]) -> None:
-        # After the usage commit, under the flush lock (the detectors' in-memory state sees batches in order).
-        # Best effort: a failure loses this batch's alerts, never its usage.
+    async def _store(self, events: list[UsageEvent], progress: _Progress) -> None:
+        """Write ``events``: in one transaction, or, when the database refuses that for anything but an outage, one
+        transaction per row, dropping each row it refuses. Raises (with ``progress`` saying how many are done) when
+        the database is unreachable; what is not done is then kept by the caller."""
+        if not events:
+            return
         try:
-            await detector.detect(events, refusals)
+            await self._write(events)
+        except Exception as exc:
+            if is_database_unavailable(exc):
+                raise
+        else:
+            progress.done = len(events)
+            return
+        for event in events:
+            try:
+                await self._write([event])
+            except Exception as exc:
+                if is_database_unavailable(exc):
+                    raise
+                _log_dropped(event, exc)
+                progress.dropped += 1
+            progress.done += 1
+
+    async def _detect(self, events: list[UsageEvent], refusals: list[Refusal]) -> None:
+        # Under the flush lock (the detectors' in-memory state sees batches in order), after the write or its
+        # failure. Best effort: a failure loses this batch's alerts, never its usage.
+        if self.detector is None or not (events or refusals):
+            return
+        try:
+            await self.detector.detect(events, refusals)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -210,3 +280,17 @@ class UsageRecorder:
             await conn.execute(delete(KeyAction).where(KeyAction.at < utcnow() - self._retention))
             await conn.execute(delete(RateWindow).where(RateWindow.window_start < oldest_window))
             await conn.execute(audit.expired(before=utcnow() - self._audit_retention))
+
+
+def _log_dropped(event: UsageEvent, exc: Exception) -> None:
+    """One line for an event the database refused: the key id and the action (escaped), never a key."""
+    orig = getattr(exc, "orig", None)  # the driver's error inside SQLAlchemy's
+    cause = orig if isinstance(orig, BaseException) else exc
+    reason = f"{type(cause).__name__}: {str(cause).partition(chr(10))[0]}"[:200]
+    log.warning(
+        "usage event dropped: the database refused it (%s); key id %s, action %s, at %s",
+        ascii(reason),
+        event.key_id,
+        ascii(event.action[:100]),
+        event.at.isoformat(),
+    )

@@ -13,6 +13,7 @@ from vibexp.api.dashboard.rendering import redirect, render
 from vibexp.api.dashboard.sessions import SessionData, password_fingerprint
 from vibexp.api.dashboard.state import dashboard_state
 from vibexp.api.deps import SessionDep
+from vibexp.api.middleware.client_address import client_address
 from vibexp.core.errors import AuthenticationFailed
 from vibexp.core.users.revoked_sessions import revoke_session
 from vibexp.core.users.service import authenticate
@@ -23,7 +24,8 @@ router = APIRouter(route_class=DashboardRoute)
 
 
 def _client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The sign-in bucket's address: the resolved client (behind a proxy, not the proxy)."""
+    return client_address(request.scope) or "unknown"
 
 
 @router.get("/login")
