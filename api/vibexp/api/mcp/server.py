@@ -259,6 +259,10 @@ class VibeXPMCPServer(MCPServer[Runtime]):
             version="1.0.0",
             middleware=[tagger],
             lifespan=_lifespan(runtime),
+            # Nothing here publishes change events yet, so nothing may promise them: without a subscription bus the
+            # SDK serves no subscriptions/listen and derives listChanged/subscribe false for 2026-07-28 clients,
+            # as it does for handshake-era initialize (no NotificationOptions, no resources/subscribe handler).
+            subscriptions=False,
         )
         self.runtime = runtime
         #: Names the client in each request's usage record; the HTTP front door shares it (see mount.py).
