@@ -57,7 +57,11 @@ async def _declared(server: LiveServer, account: Account) -> dict[str, Any]:
             "jsonrpc": "2.0",
             "id": 1,
             "method": "initialize",
-            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}},
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "raw", "version": "1"},
+            },
         }
         answer = await http.post(url, json=initialize)
         assert answer.status_code == 200, answer.text
@@ -89,7 +93,7 @@ async def test_asking_to_listen_is_refused_as_a_method_the_server_does_not_serve
     is acknowledged and then never speaks."""
     async with connect(mcp_url, account.key) as client:
         assert client.protocol_version == MODERN
-        with pytest.raises(BaseException) as refused:  # noqa: PT012 - entering the listen context is the request
+        with pytest.raises(BaseException) as refused:
             async with asyncio.timeout(30):
                 async with client.listen(prompts_list_changed=True, tools_list_changed=True) as subscription:
                     pytest.fail(f"the server acknowledged a stream it never feeds: {subscription.honored}")

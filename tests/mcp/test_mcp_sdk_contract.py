@@ -62,7 +62,8 @@ def test_no_change_notification_is_promised_at_any_revision(runtime: Runtime) ->
     assert inner.get_request_handler("resources/subscribe") is None
     assert lowlevel_server(MCPServer(name="contract")).get_request_handler("subscriptions/listen") is not None
     asked = [inner.create_initialization_options().capabilities]  # what initialize answers
-    asked += [inner.get_capabilities(protocol_version=v) for v in (*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS)]
+    versions = (*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS)
+    asked += [inner.get_capabilities(protocol_version=version) for version in versions]
     for capabilities in asked:
         assert capabilities.prompts is not None and capabilities.prompts.list_changed is False
         assert capabilities.tools is not None and capabilities.tools.list_changed is False
