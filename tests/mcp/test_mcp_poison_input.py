@@ -7,6 +7,10 @@ A normal call right after still works.
 
 A failure that is the server's own (a table gone missing) is ``-32603 Internal error``, logged once with its
 traceback and never echoed.
+
+The servers here are this module's own, not the suite's shared ones: the same poison also reaches the usage log
+(the action name), and how the usage recorder copes with it is the usage recorder's business (issue 26, item 1);
+it must not take the usage counts of other tests' servers down with it.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +140,40 @@ def _faults(log: str) -> list[str]:
 
 
 # -- fixtures --------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def poisoned() -> Iterator[dict[tuple[str, str], LiveServer]]:
+    """This module's servers, by database and fast-path setting; stopped when the module is done."""
+    servers: dict[tuple[str, str], LiveServer] = {}
+    yield servers
+    for live in servers.values():
+        live.stop()
+
+
+def _own_server(
+    database_url: str, fast_path: str, poisoned: dict[tuple[str, str], LiveServer], tmp: pytest.TempPathFactory
+) -> LiveServer:
+    if (database_url, fast_path) not in poisoned:
+        env = {"VIBEXP_MCP_FAST_PATH": fast_path, "VIBEXP_USAGE_FLUSH_INTERVAL": "0.1"}
+        poisoned[(database_url, fast_path)] = LiveServer(database_url, env=env).start(tmp.mktemp("mcp-poison"))
+    return poisoned[(database_url, fast_path)]
+
+
+@pytest.fixture
+def server(
+    database_url: str, poisoned: dict[tuple[str, str], LiveServer], tmp_path_factory: pytest.TempPathFactory
+) -> LiveServer:
+    """A server of this module's with the fast path on (the default)."""
+    return _own_server(database_url, "true", poisoned, tmp_path_factory)
+
+
+@pytest.fixture
+def sdk_server(
+    database_url: str, poisoned: dict[tuple[str, str], LiveServer], tmp_path_factory: pytest.TempPathFactory
+) -> LiveServer:
+    """A server of this module's with the fast path off: every POST takes the SDK's own transport."""
+    return _own_server(database_url, "false", poisoned, tmp_path_factory)
+
+
 @pytest.fixture
 async def seeded(db: async_sessionmaker[AsyncSession], account: Account) -> Account:
     async with session_scope(db) as session:
