@@ -39,6 +39,19 @@ def server(
 
 
 @pytest.fixture
+def sdk_server(
+    database_url: str, mcp_servers: dict[str, LiveServer], tmp_path_factory: pytest.TempPathFactory
+) -> LiveServer:
+    """The same server with the fast path off (``VIBEXP_MCP_FAST_PATH=false``): every POST takes the SDK's own
+    transport. Started on first use per database, like ``server``."""
+    name = f"{database_url} (SDK transport)"
+    if name not in mcp_servers:
+        env = {"VIBEXP_MCP_FAST_PATH": "false", "VIBEXP_USAGE_FLUSH_INTERVAL": "0.1"}
+        mcp_servers[name] = LiveServer(database_url, env=env).start(tmp_path_factory.mktemp("mcp-sdk"))
+    return mcp_servers[name]
+
+
+@pytest.fixture
 def mcp_url(server: LiveServer) -> str:
     return server.url + MCP_PATH
 

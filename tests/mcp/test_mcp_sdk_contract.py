@@ -6,6 +6,8 @@ that changes it fails here, by name, rather than somewhere in the behaviour test
   fixed-registry ones for the same methods and with the same params models.
 * ``MCPServer.call_tool`` is what a ``tools/call`` reaches (our override rewrites validation errors).
 * The lifespan given to ``MCPServer`` is what handlers and tools find as ``lifespan_context``.
+* ``MCPServer(subscriptions=False)`` serves no ``subscriptions/listen``, and the low-level server then derives
+  ``listChanged``/``subscribe`` false at every protocol revision (VibeXP delivers no change notifications).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 import pytest
 from mcp.server.lowlevel import Server
 from mcp.server.mcpserver import MCPServer
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 
 from vibexp.api.mcp.server import CATALOGUE_HANDLERS, VibeXPMCPServer, lowlevel_server
 from vibexp.api.settings import ApiSettings
@@ -50,6 +53,22 @@ def test_our_handlers_replace_the_sdks_with_the_same_params_models(runtime: Runt
 def test_the_catalogue_is_still_advertised(runtime: Runtime) -> None:
     capabilities = lowlevel_server(VibeXPMCPServer(runtime)).get_capabilities()
     assert capabilities.prompts is not None and capabilities.resources is not None and capabilities.tools is not None
+
+
+def test_no_change_notification_is_promised_at_any_revision(runtime: Runtime) -> None:
+    """``subscriptions=False`` is the mechanism: no listen handler, so no revision's derivation says true."""
+    inner = lowlevel_server(VibeXPMCPServer(runtime))
+    assert inner.get_request_handler("subscriptions/listen") is None
+    assert inner.get_request_handler("resources/subscribe") is None
+    assert lowlevel_server(MCPServer(name="contract")).get_request_handler("subscriptions/listen") is not None
+    asked = [inner.create_initialization_options().capabilities]  # what initialize answers
+    versions = (*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS)
+    asked += [inner.get_capabilities(protocol_version=version) for version in versions]
+    for capabilities in asked:
+        assert capabilities.prompts is not None and capabilities.prompts.list_changed is False
+        assert capabilities.tools is not None and capabilities.tools.list_changed is False
+        assert capabilities.resources is not None
+        assert capabilities.resources.list_changed is False and capabilities.resources.subscribe is False
 
 
 def test_tools_call_reaches_the_public_call_tool() -> None:

@@ -13,10 +13,14 @@ Both carry the stable domain ``code`` (the same one the REST API puts in ``{"err
 A key without the scope a request needs (``insufficient_scope``): a tool error naming the scope, as any other; for
 prompts and resources a JSON-RPC error with ``FORBIDDEN``, an implementation-defined code of the server-error range
 (-32000 to -32099; the MCP spec defines none for authorisation), and ``data.scope`` naming the scope.
+
+Anything else a request raises is the server's fault: ``unexpected_error`` logs it with its traceback and answers
+``-32603 Internal error`` with no text of its own (``guard.RequestGuard`` applies it to every request).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -29,12 +33,23 @@ from vibexp.api.middleware.outage import note_database_unavailable
 from vibexp.core import errors
 from vibexp.core.outage import is_database_unavailable
 
-__all__ = ["FORBIDDEN", "describe_validation_error", "protocol_errors", "tool_errors"]
+__all__ = [
+    "FORBIDDEN",
+    "INTERNAL_ERROR_MESSAGE",
+    "describe_validation_error",
+    "protocol_errors",
+    "tool_errors",
+    "unexpected_error",
+]
+
+log = logging.getLogger(__name__)
 
 #: JSON-RPC error code of a prompts/resources request the key's scopes do not allow.
 FORBIDDEN = -32003
 #: Domain errors that mean "the caller asked for something wrong", i.e. invalid params, not a server fault.
 _CLIENT_ERRORS = (errors.NotFound, errors.InvalidInput, errors.AlreadyExists, errors.PreconditionFailed)
+#: The whole message of an unexpected failure: JSON-RPC's own name for -32603, nothing from the exception.
+INTERNAL_ERROR_MESSAGE = "Internal error"
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -84,3 +99,15 @@ def _raise_if_unavailable(exc: Exception) -> None:
         raise MCPError(
             code=INTERNAL_ERROR, message="The database is unreachable", data={"code": "service_unavailable"}
         ) from exc
+
+
+def unexpected_error(exc: Exception, method: str) -> MCPError:
+    """The JSON-RPC error for a failure nobody anticipated: ``-32603 Internal error``, logged here with the
+    traceback (once: the SDK sees an ``MCPError`` and logs nothing more). A database outage is the one exception:
+    the 503 that ``_raise_if_unavailable`` makes of it."""
+    try:
+        _raise_if_unavailable(exc)
+    except MCPError as unavailable:
+        return unavailable
+    log.error("MCP request %r failed", method, exc_info=exc)
+    return MCPError(code=INTERNAL_ERROR, message=INTERNAL_ERROR_MESSAGE)

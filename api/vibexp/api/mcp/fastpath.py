@@ -10,16 +10,19 @@ Only requests the SDK would answer in exactly this way take the fast path: a POS
 JSON-RPC request (not a batch, notification or response), no ``initialize`` (its version negotiation stays with
 the SDK), a handshake-era or absent ``MCP-Protocol-Version`` (other versions are the SDK's modern entry), an
 ``Accept`` that allows JSON and a JSON ``Content-Type``, and Host/Origin accepted by the same
-``TransportSecurityMiddleware``. Everything else, including every malformed request, goes to the SDK unchanged
-(with the body replayed), so its answers and error codes stay the SDK's.
+``TransportSecurityMiddleware``. The body is parsed by the parser the SDK's transport uses
+(``pydantic_core.from_json``), so a body it refuses (a lone surrogate escape, ``"\ud800"``, is one: Python's
+``json`` would take it) is refused the same way. Everything else, including every malformed request, goes to the
+SDK unchanged (with the body replayed), so its answers and error codes stay the SDK's.
 
 Errors map as the SDK's stateless transport maps them: ``handler_exception_to_error_data`` for ``MCPError`` and
-validation errors, else code 0 with the message (logged), as its dispatcher does.
+validation errors. Every other failure inside the server is already ``-32603`` when it gets here
+(``guard.RequestGuard``); what is left (a failure outside the handler chain, a reply that cannot be serialised) is
+answered ``-32603`` too and logged, never with the exception's text.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -27,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import pydantic_core
 from mcp.server.connection import Connection
 from mcp.server.lowlevel import Server
 from mcp.server.runner import serve_one
@@ -37,10 +41,19 @@ from mcp.shared.exceptions import NoBackChannelError
 from mcp.shared.jsonrpc_dispatcher import handler_exception_to_error_data
 from mcp.shared.message import ServerMessageMetadata
 from mcp.shared.transport_context import TransportContext
-from mcp_types import DEFAULT_NEGOTIATED_VERSION, ErrorData, JSONRPCError, JSONRPCResponse, RequestId
+from mcp_types import (
+    DEFAULT_NEGOTIATED_VERSION,
+    INTERNAL_ERROR,
+    ErrorData,
+    JSONRPCError,
+    JSONRPCResponse,
+    RequestId,
+)
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from vibexp.api.mcp.errors import INTERNAL_ERROR_MESSAGE
 
 __all__ = ["McpFastPath"]
 
@@ -48,6 +61,7 @@ log = logging.getLogger(__name__)
 
 _PROTOCOL_HEADER = b"mcp-protocol-version"
 _FIELDS = frozenset({"jsonrpc", "id", "method", "params"})
+_INTERNAL = ErrorData(code=INTERNAL_ERROR, message=INTERNAL_ERROR_MESSAGE)
 
 
 @dataclass
@@ -77,7 +91,7 @@ class _OneRequestContext:
 def _single_request(body: bytes) -> dict[str, Any] | None:
     """The JSON-RPC request in ``body`` if it is exactly one well-formed request the fast path may answer."""
     try:
-        message = json.loads(body)
+        message = pydantic_core.from_json(body)  # the SDK transport's parser: what it refuses, it answers itself
     except (ValueError, RecursionError):
         return None
     if not isinstance(message, dict) or message.get("jsonrpc") != "2.0" or not _FIELDS.issuperset(message):
@@ -167,13 +181,18 @@ class McpFastPath:
             )
         except Exception as exc:
             error = handler_exception_to_error_data(exc)
-            if error is None:  # as the SDK's dispatcher answers an unmapped handler failure
-                log.exception("handler for %r raised", message["method"])
-                error = ErrorData(code=0, message=str(exc))
+            if error is None:  # outside the guarded handler chain: still no internals on the wire
+                log.exception("MCP request %r failed", message["method"])
+                error = _INTERNAL
             reply = JSONRPCError(jsonrpc="2.0", id=request_id, error=error)
         else:
             reply = JSONRPCResponse(jsonrpc="2.0", id=request_id, result=result)
-        return reply.model_dump_json(by_alias=True, exclude_unset=True).encode()
+        try:
+            return reply.model_dump_json(by_alias=True, exclude_unset=True).encode()
+        except pydantic_core.PydanticSerializationError:
+            log.exception("MCP request %r: the reply could not be serialised", message["method"])
+            failed = JSONRPCError(jsonrpc="2.0", id=request_id, error=_INTERNAL)
+            return failed.model_dump_json(by_alias=True, exclude_unset=True).encode()
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -9,6 +9,11 @@ cursors, for the key that authenticated the HTTP request, through the core use c
 except that ``tools/list`` shows a key only the tools its scopes allow, and a call of another tool is a tool error
 naming the scope it needs, before its arguments are looked at. Both read the process's ``Runtime`` from the server's
 lifespan context.
+
+Every request passes ``guard.RequestGuard`` first (input text no database can store is refused before any lookup;
+an unexpected failure is ``-32603``). The capabilities declare no change notifications (``listChanged`` and
+``subscribe`` false at every protocol revision), because none are sent: the server is built without a subscription
+bus (``subscriptions=False``), so the SDK serves no ``subscriptions/listen``.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp.api.mcp.context import UsageTagger, principal_of, runtime_of
 from vibexp.api.mcp.errors import describe_validation_error, protocol_errors
+from vibexp.api.mcp.guard import RequestGuard, bad_text
 from vibexp.api.mcp.schemas import artifact_uri
 from vibexp.api.mcp.templates import placeholders, render
 from vibexp.api.mcp.tools import TOOL_SCOPES, register_tools
@@ -259,6 +265,10 @@ class VibeXPMCPServer(MCPServer[Runtime]):
             version="1.0.0",
             middleware=[tagger],
             lifespan=_lifespan(runtime),
+            # Nothing here publishes change events yet, so nothing may promise them: without a subscription bus the
+            # SDK serves no subscriptions/listen and derives listChanged/subscribe false for 2026-07-28 clients,
+            # as it does for handshake-era initialize (no NotificationOptions, no resources/subscribe handler).
+            subscriptions=False,
         )
         self.runtime = runtime
         #: Names the client in each request's usage record; the HTTP front door shares it (see mount.py).
@@ -266,6 +276,9 @@ class VibeXPMCPServer(MCPServer[Runtime]):
         register_tools(self)
         self._catalogue: ToolCatalogue | None = None
         inner = lowlevel_server(self)
+        # Outermost, before the SDK's own middleware: input text is checked before anything reads it, and whatever
+        # fails unexpectedly below is -32603 (guard.py).
+        inner.middleware.insert(0, RequestGuard())
         for method, params_type, handler in CATALOGUE_HANDLERS:
             inner.add_request_handler(method, params_type, handler)
         inner.add_request_handler("tools/list", PaginatedRequestParams, self._list_allowed_tools)
@@ -283,12 +296,18 @@ class VibeXPMCPServer(MCPServer[Runtime]):
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
         """As the SDK's, but a tool the key's scopes do not allow is refused before its arguments are looked at
-        (``insufficient_scope: ... 'memories:write' ...``), and bad arguments read ``invalid_input: field: problem``
-        (no pydantic boilerplate)."""
+        (``insufficient_scope: ... 'memories:write' ...``), an argument holding text no database can store is refused
+        before anything looks it up (the guard's check, as a tool error: ``invalid_input: query: must not contain the
+        NUL character (U+0000)``), and bad arguments read ``invalid_input: field: problem`` (no pydantic
+        boilerplate)."""
         needed = TOOL_SCOPES.get(name)
         if needed is not None and context is not None and needed not in principal_of(context.request_context).granted:
             refused = InsufficientScope(needed, f"This API key lacks the scope {needed!r} the tool {name} needs")
             raise ToolError(f"{refused.code}: {refused.message}")
+        unusable = bad_text(arguments, root="arguments")
+        if unusable is not None:
+            where, problem = unusable
+            raise ToolError(f"Error executing tool {name}: invalid_input: {where}: {problem}")
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
