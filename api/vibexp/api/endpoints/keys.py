@@ -75,6 +75,10 @@ async def revoke_key(key_id: str, session: SessionDep, principal: CurrentPrincip
     response_model=ApiKeyCreated,
     status_code=status.HTTP_201_CREATED,
     summary="Replace a key with a new one; the old one works for the grace period, if any",
+    responses={
+        409: ERROR_RESPONSES[404]
+        | {"description": "The key was already rotated (code key_already_rotated): rotate its successor instead"}
+    },
 )
 async def rotate_key(
     key_id: str,
