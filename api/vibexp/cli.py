@@ -29,7 +29,7 @@ from vibexp.core.clock import utcnow
 from vibexp.core.config import Settings
 from vibexp.core.content.usecases import export_lines, import_lines
 from vibexp.core.db import Database, session_scope
-from vibexp.core.errors import InvalidInput, NotFound, VibeXPError
+from vibexp.core.errors import Conflict, InvalidInput, NotFound, VibeXPError
 from vibexp.core.keys import service as keys
 from vibexp.core.keys.leaks import revoke_leaked
 from vibexp.core.keys.models import ApiKey
@@ -375,6 +375,25 @@ def cmd_key_revoke(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_key_delete(args: argparse.Namespace, settings: Settings) -> int:
+    """Delete a revoked key from the lists (its usage and audit history stay); an active key is refused, exit 2."""
+
+    async def work(session: AsyncSession) -> str:
+        try:
+            key = await keys.get_key(session, key_id=args.id)
+            await keys.delete_key(session, key=key, actor=Actor.cli())
+        except NotFound:
+            raise ValueError(f"no API key with id {args.id!r} (see: vibexp key list --tenant NAME)") from None
+        except InvalidInput:  # not revoked: nothing is deleted
+            raise ValueError(
+                f"key {args.id} is {key.status}: revoke it first (vibexp key revoke {args.id}), then delete it"
+            ) from None
+        return f"deleted API key {key.id} ({key.prefix}...): it is off the lists; its usage and audit history stay"
+
+    _err(_in_session(settings, work))
+    return 0
+
+
 def cmd_key_rotate(args: argparse.Namespace, settings: Settings) -> int:
     permissions = _key_permissions(args)
 
@@ -385,7 +404,7 @@ def cmd_key_rotate(args: argparse.Namespace, settings: Settings) -> int:
             return await keys.rotate_key(
                 session, key=key, grace_period=grace, actor=Actor.cli(), permissions=permissions
             )
-        except InvalidInput as exc:  # a key that cannot be rotated, or an expiry the policy refuses: exit 2
+        except (InvalidInput, Conflict) as exc:  # a key that cannot be rotated (or already was), a refused expiry
             raise ValueError(exc.message) from None
 
     new = _in_session(settings, work)
@@ -540,8 +559,12 @@ def _add_permission_arguments(parser: argparse.ArgumentParser, *, rotating: bool
     parser.add_argument(
         "--expires-in",
         metavar="DURATION",
-        help=f"a whole number of {durations} from now, e.g. 90d, 12h, 2w; omitted: the tenant's maximum key "
-        "lifetime, else never",
+        help=f"a whole number of {durations} from now, e.g. 90d, 12h, 2w; omitted: "
+        + (
+            "the old key's expiry (capped by the tenant's maximum key lifetime)"
+            if rotating
+            else "the tenant's maximum key lifetime, else never"
+        ),
     )
 
 
@@ -625,6 +648,9 @@ def build_parser() -> argparse.ArgumentParser:
     k_revoke = key.add_parser("revoke", help="revoke a key at once")
     k_revoke.add_argument("id")
     k_revoke.set_defaults(func=cmd_key_revoke)
+    k_delete = key.add_parser("delete", help="delete a revoked key from the lists (its usage and audit history stay)")
+    k_delete.add_argument("id", help="the key's id (vibexp key list); revoke an active key first")
+    k_delete.set_defaults(func=cmd_key_delete)
     k_rotate = key.add_parser("rotate", help="replace a key; the new key is printed alone on stdout")
     k_rotate.add_argument("id")
     k_rotate.add_argument("--grace-period", type=int, default=0, help="seconds the old key keeps working")

@@ -71,11 +71,18 @@ async def test_revoke_then_the_next_request_is_401(client: httpx.AsyncClient, ac
     assert "revoked" in error["message"]
     assert refused.headers["www-authenticate"].startswith("Bearer")
 
-    # Idempotent: revoking again keeps the first revocation time.
-    again = await client.delete(f"/api/v1/api-keys/{created['id']}", headers=account.headers)
-    assert again.status_code == 200 and again.json()["revoked_at"] == revoked.json()["revoked_at"]
+    # Revoked, it stays listed as revoked, with no deleted_at.
+    assert revoked.json()["deleted_at"] is None
     listed = await client.get("/api/v1/api-keys", params={"status": "revoked"}, headers=account.headers)
     assert [k["id"] for k in listed.json()["items"]] == [created["id"]]
+    # A second DELETE deletes the revoked key: off the list, its first revocation time kept, still refused.
+    again = await client.delete(f"/api/v1/api-keys/{created['id']}", headers=account.headers)
+    assert again.status_code == 200 and again.json()["revoked_at"] == revoked.json()["revoked_at"]
+    assert again.json()["deleted_at"]
+    listed = await client.get("/api/v1/api-keys", params={"status": "revoked"}, headers=account.headers)
+    assert listed.json()["items"] == []
+    assert_error(await client.get("/api/v1/prompts", headers=_bearer(created["key"])), 401, "invalid_api_key")
+    assert_error(await client.delete(f"/api/v1/api-keys/{created['id']}", headers=account.headers), 404, "not_found")
     # The key that did the revoking is unaffected.
     assert (await client.get("/api/v1/prompts", headers=account.headers)).status_code == 200
 

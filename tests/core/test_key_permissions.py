@@ -157,3 +157,21 @@ async def test_the_tenants_maximum_lifetime_applies(session: AsyncSession) -> No
             actor=TEST_ACTOR,
             permissions=keys.KeyPermissions(expires_at=utcnow() + timedelta(days=31)),
         )
+
+
+def test_an_ipv4_mapped_cidr_is_stored_and_matched_as_ipv4() -> None:
+    """``::ffff:a.b.c.d/n`` (n >= 96) is the IPv4 network ``a.b.c.d/(n-96)``: the verifier sees IPv4 clients (also
+    those a dual-stack socket reports as ``::ffff:a.b.c.d``) as IPv4, so a mapped network kept as IPv6 never
+    matched anyone."""
+    assert cidrs.normalise(["::ffff:127.0.0.1/128", "::ffff:10.0.0.0/104"]) == ("127.0.0.1/32", "10.0.0.0/8")
+    assert cidrs.normalise(["::ffff:203.0.113.7"]) == ("203.0.113.7/32",)
+    with pytest.raises(ValueError, match="listed twice"):
+        cidrs.normalise(["127.0.0.1/32", "::ffff:127.0.0.1/128"])
+    # A stored list that predates normalising (written as IPv6) matches too, from both kinds of socket.
+    stored = cidrs.compile_networks(["::ffff:127.0.0.1/128"])
+    assert cidrs.client_allowed(stored, "127.0.0.1")
+    assert cidrs.client_allowed(stored, "::ffff:127.0.0.1")
+    assert not cidrs.client_allowed(stored, "127.0.0.2")
+    # An IPv6 network that holds the mapped range still holds a client a dual-stack socket reports that way.
+    assert cidrs.client_allowed(cidrs.compile_networks(["::/0"]), "::ffff:198.51.100.1")
+    assert cidrs.uncovered(["127.0.0.0/8"], list(cidrs.normalise(["::ffff:127.0.0.1/128"]))) is None

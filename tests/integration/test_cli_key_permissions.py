@@ -132,7 +132,7 @@ async def test_rotate_keeps_the_old_permissions_unless_told_otherwise(
     assert kept.returncode == 0 and KEY_LINE.match(kept.stdout), kept.stderr
     second = (await _keys(db_factory, tenant))[-1]
     assert (second.scopes, second.allowed_cidrs) == (["read"], ["10.0.0.0/8"])
-    assert second.expires_at is None  # as over REST: an omitted expiry is the tenant's maximum (none here)
+    assert second.expires_at == old.expires_at  # as over REST: an omitted expiry is the old key's (issue 26)
     before = utcnow()
     changed = vibexp(
         database_url,

@@ -36,6 +36,7 @@ _STATUS: dict[type[errors.VibeXPError], int] = {
     errors.IpNotAllowed: 403,
     errors.NotFound: 404,
     errors.AlreadyExists: 409,
+    errors.Conflict: 409,
     errors.PreconditionFailed: 412,
     errors.InvalidInput: 422,
     errors.RateLimited: 429,

@@ -11,6 +11,7 @@ retry semantics in the operator. The hierarchy::
     ├── RateLimited             the tenant's hourly window is used up (``limit``, ``reset_at``, ``retry_after``)
     ├── NotFound                no such object for this tenant (also for another tenant's objects)
     ├── AlreadyExists           a unique name is taken
+    ├── Conflict                the object's state forbids the change now (``code`` says why)
     ├── PreconditionFailed      an If-Match version does not match the stored one
     ├── InvalidInput            a value the schemas let through but the domain refuses
     └── AuthenticationFailed    wrong e-mail or password for the dashboard
@@ -22,6 +23,7 @@ __all__ = [
     "AccountSuspended",
     "AlreadyExists",
     "AuthenticationFailed",
+    "Conflict",
     "InsufficientScope",
     "InvalidApiKey",
     "InvalidInput",
@@ -95,6 +97,17 @@ class NotFound(VibeXPError):
 
 class AlreadyExists(VibeXPError):
     code = "already_exists"
+
+
+class Conflict(VibeXPError):
+    """The change cannot apply to the object as it now is (another change won a race, say); ``code`` names why."""
+
+    code = "conflict"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
 
 
 class PreconditionFailed(VibeXPError):

@@ -58,9 +58,16 @@ async def get_key(key_id: str, session: SessionDep, principal: CurrentPrincipal)
     return await usecases.get(session, caller=principal, key_id=key_id)
 
 
-@keys_router.delete("/{key_id}", response_model=ApiKeyRead, summary="Revoke an API key (effective at once)")
+@keys_router.delete(
+    "/{key_id}",
+    response_model=ApiKeyRead,
+    summary="Revoke an API key (effective at once); a revoked key: delete it from the list",
+    description="A key that is not revoked is revoked at once and stays listed, as revoked. A revoked key is "
+    "deleted: it leaves the list (`deleted_at` set in this answer), its usage and audit history stay. A deleted "
+    "key, like another account's, is 404.",
+)
 async def revoke_key(key_id: str, session: SessionDep, principal: CurrentPrincipal, actor: CurrentActor) -> Any:
-    return await usecases.revoke(session, caller=principal, actor=actor, key_id=key_id)
+    return await usecases.revoke_or_delete(session, caller=principal, actor=actor, key_id=key_id)
 
 
 @keys_router.post(
@@ -68,6 +75,10 @@ async def revoke_key(key_id: str, session: SessionDep, principal: CurrentPrincip
     response_model=ApiKeyCreated,
     status_code=status.HTTP_201_CREATED,
     summary="Replace a key with a new one; the old one works for the grace period, if any",
+    responses={
+        409: ERROR_RESPONSES[404]
+        | {"description": "The key was already rotated (code key_already_rotated): rotate its successor instead"}
+    },
 )
 async def rotate_key(
     key_id: str,

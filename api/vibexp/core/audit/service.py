@@ -38,6 +38,7 @@ ACTIONS = frozenset(
         "key.suspended",
         "key.resumed",
         "key.permissions_changed",
+        "key.deleted",
         "tenant.updated",
         "user.signed_in",
         "user.sign_in_failed",

@@ -4,6 +4,10 @@ A CIDR must be a network address: ``10.0.0.1/8`` (host bits set) is refused rath
 ``10.0.0.0/8``, as are IPv6 zones (``fe80::1%eth0``: meaningless off the host that wrote them) and anything that
 is not an address. A bare address is its own network (``/32``, ``/128``). An empty list means anywhere.
 
+An IPv4-mapped IPv6 network (``::ffff:127.0.0.1/128``, any ``::ffff:0:0/96`` subnet) is the IPv4 network it maps
+(``127.0.0.1/32``), stored and matched as such: client addresses are compared in their IPv4 form (a dual-stack
+socket reports an IPv4 client as ``::ffff:a.b.c.d``), so a mapped network kept as IPv6 would never match.
+
 The verifier compiles a key's list once, into ``Networks``, when it caches the key; the request path then checks
 the client address (``ipaddress.ip_address`` once, and a containment test per network).
 """
@@ -25,11 +29,23 @@ Networks = tuple[Network, ...]
 MAX_CIDRS = 64
 
 
+#: The IPv4-mapped IPv6 addresses (RFC 4291 section 2.5.5.2).
+_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
+def _unmapped(network: Network) -> Network:
+    """An IPv4-mapped IPv6 network as the IPv4 network it maps; any other network as it is."""
+    mapped = network.network_address.ipv4_mapped if isinstance(network, ipaddress.IPv6Network) else None
+    if mapped is not None and network.prefixlen >= _MAPPED.prefixlen:
+        return ipaddress.IPv4Network((mapped, network.prefixlen - _MAPPED.prefixlen))
+    return network
+
+
 def _parse(text: str) -> Network:
     if "%" in text:
         raise ValueError(f"{text!r}: IPv6 zones (%...) are not allowed in a CIDR")
     try:
-        return ipaddress.ip_network(text.strip(), strict=True)
+        return _unmapped(ipaddress.ip_network(text.strip(), strict=True))
     except ValueError as exc:
         if "host bits set" in str(exc):
             suggestion = ipaddress.ip_network(text.strip(), strict=False)
@@ -64,8 +80,9 @@ CidrList = Annotated[
 
 
 def compile_networks(cidrs: Iterable[str]) -> Networks:
-    """A stored allow-list as networks (stored lists were validated on the way in)."""
-    return tuple(ipaddress.ip_network(text) for text in cidrs)
+    """A stored allow-list as networks (stored lists were validated on the way in; a mapped network stored before
+    they were normalised is read as IPv4 too)."""
+    return tuple(_unmapped(ipaddress.ip_network(text)) for text in cidrs)
 
 
 def client_allowed(networks: Networks, client_ip: str | None) -> bool:
@@ -78,9 +95,11 @@ def client_allowed(networks: Networks, client_ip: str | None) -> bool:
         address = ipaddress.ip_address(client_ip.split("%", 1)[0])
     except ValueError:
         return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped  # a dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d
-    return any(address in network for network in networks)
+    if any(address in network for network in networks):
+        return True
+    # A dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d: IPv4 networks hold them in their IPv4 form.
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return mapped is not None and any(mapped in network for network in networks)
 
 
 def uncovered(parent: Sequence[str], child: Sequence[str]) -> str | None:

@@ -15,7 +15,7 @@ from vibexp.core.alerts.models import AlertKind
 from vibexp.core.alerts.service import raise_alert
 from vibexp.core.audit.service import Actor
 from vibexp.core.keys.models import ApiKey, KeyStatus
-from vibexp.core.keys.service import revoke_key
+from vibexp.core.keys.service import revoke_once
 from vibexp.core.keys.tokens import hash_key
 
 __all__ = ["revoke_leaked"]
@@ -25,7 +25,10 @@ async def revoke_leaked(
     session: AsyncSession, *, plaintexts: Iterable[str], actor: Actor, details: dict[str, object] | None = None
 ) -> list[ApiKey]:
     """Revoke every active key among ``plaintexts`` (unknown and already revoked ones are ignored), each recorded as
-    ``key.leaked`` with ``details`` (where it was found) and raised as a ``key_leaked`` alert; flushes only."""
+    ``key.leaked`` with ``details`` (where it was found) and raised as a ``key_leaked`` alert; flushes only.
+
+    Of concurrent reports of one key exactly one revokes it, records the event and raises the alert (the revocation
+    is a conditional update, ``service.revoke_once``); the others find it revoked and add nothing."""
     digests = {hash_key(text) for text in plaintexts}
     if not digests:
         return []
@@ -34,7 +37,9 @@ async def revoke_leaked(
     )
     revoked = []
     for key in list(found):
-        revoked.append(await revoke_key(session, key=key, actor=actor, action="key.leaked", details=details))
+        if not await revoke_once(session, key=key, actor=actor, action="key.leaked", details=details):
+            continue  # revoked meanwhile, by another report or anyone else: recorded there
+        revoked.append(key)
         # Where it was found, without the blanks a report may leave (no url, say), and who reported it.
         alert_details = {name: value for name, value in (details or {}).items() if value is not None}
         alert_details["reported_by"] = actor.name

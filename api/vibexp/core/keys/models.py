@@ -43,6 +43,9 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     #: When ``key.expired`` was audited for this key (``vibexp.core.keys.policy``): once, after ``expires_at``.
     expiry_recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: When the key, revoked, was deleted: it leaves every list (REST, dashboard, CLI); its row stays for the usage
+    #: and audit history, and it still authenticates as nothing (it is revoked).
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     rotated_from_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     replaced_by_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     # Usage, written in batches by the usage recorder (never on the request path).

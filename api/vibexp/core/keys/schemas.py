@@ -71,7 +71,9 @@ class ApiKeyRotate(BaseModel):
     scopes: ScopeList | None = Field(default=None, description="The new key's scopes. Omitted: the old key's")
     allowed_cidrs: CidrList | None = Field(default=None, description="The new key's networks. Omitted: the old key's")
     expires_at: UtcDatetime | None = Field(
-        default=None, description="The new key's expiry. Omitted: none, or the account's maximum key lifetime"
+        default=None,
+        description="The new key's expiry. Omitted: the old key's (capped by the account's maximum key lifetime "
+        "and the calling key's expiry). Earlier shortens it; later only within those",
     )
 
 
@@ -87,6 +89,9 @@ class ApiKeyRead(ApiKeyBase):
     tool_type: str | None
     expires_at: datetime | None
     revoked_at: datetime | None
+    deleted_at: datetime | None = Field(
+        default=None, description="When the revoked key was deleted (only in the answer to the DELETE that did it)"
+    )
     source: str
     scopes: list[str] = Field(description="What the key may do; * is full access")
     allowed_cidrs: list[str] = Field(description="Networks the key may be used from; empty: anywhere")

@@ -7,6 +7,23 @@ create and rotate: omitted values come from the issuing key (a key minted by a k
 networks, expiry; wider is ``InsufficientScope``), then the tenant's ``max_key_lifetime_days`` gives a key without
 an expiry one and refuses a later one (``InvalidInput``). ``issuer=None`` is a caller acting for the whole account
 (a person in the dashboard, the CLI, the operator).
+
+Every change of a key's state is one conditional ``UPDATE ... WHERE <the state it changes from>`` (``_transition``),
+so of concurrent requests exactly one makes each change and records its one audit event, on any number of
+processes and on both databases:
+
+* revoke: ``WHERE status <> 'revoked'``; revoking a revoked key changes and records nothing;
+* rotate: ``WHERE status = 'active' AND replaced_by_id IS NULL AND not expired`` — one rotation per key. The others
+  get ``Conflict`` (``key_already_rotated``) or, for a key revoked meanwhile, ``InvalidInput``; a key in its grace
+  period is already rotated (rotate its successor instead). The successor is minted only after the claim, so no
+  successor comes from a key that was revoked first. A revocation ends that key only: a successor minted before it
+  (the grace period's new key) keeps working, as if the revocation came after the rotation, which it did;
+* delete: ``WHERE status = 'revoked' AND deleted_at IS NULL``. Delete is soft: ``deleted_at`` takes the key off
+  every list (``list_keys``, ``get_key``), its row stays for the usage and audit history, and being revoked it
+  authenticates as nothing (a retired key presented still raises ``retired_key_used``).
+
+A successor's expiry is, unless the rotation sets one, the old key's, capped by the issuer's and the tenant's
+maximum lifetime: rotation never widens a key. A rotation may shorten it, or lengthen it within those.
 """
 
 from __future__ import annotations
@@ -16,14 +33,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp.core.audit import service as audit
 from vibexp.core.audit.service import Actor, Target
 from vibexp.core.clock import utcnow
-from vibexp.core.errors import InsufficientScope, InvalidInput, NotFound
-from vibexp.core.ids import is_id
+from vibexp.core.errors import Conflict, InsufficientScope, InvalidInput, NotFound
+from vibexp.core.ids import is_id, new_id
 from vibexp.core.keys import cidrs
 from vibexp.core.keys import scopes as scopes_
 from vibexp.core.keys.changes import mark_key_changed
@@ -37,11 +54,13 @@ __all__ = [
     "KeyPermissions",
     "NewKey",
     "create_key",
+    "delete_key",
     "find_key_by_external_ref",
     "get_key",
     "list_keys",
     "resume_key",
     "revoke_key",
+    "revoke_once",
     "rotate_key",
     "set_key_permissions",
     "suspend_key",
@@ -102,9 +121,17 @@ class _Settled:
 
 
 async def _permissions(
-    session: AsyncSession, *, tenant_id: str, wanted: KeyPermissions, issuer: KeyIssuer | None
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    wanted: KeyPermissions,
+    issuer: KeyIssuer | None,
+    default_expiry: datetime | None = None,
 ) -> _Settled:
-    """The new key's scopes, networks and expiry: defaults from the issuer, checked against it and the policy."""
+    """The new key's scopes, networks and expiry: defaults from the issuer, checked against it and the policy.
+
+    ``default_expiry`` (a rotated key's) is the expiry when ``wanted`` sets none, capped by the issuer's and the
+    policy's rather than refused: it was not asked for."""
     now = utcnow()
     if wanted.expires_at is not None and wanted.expires_at <= now:
         raise InvalidInput("expires_at must be in the future")
@@ -118,6 +145,9 @@ async def _permissions(
         scope_list = [scopes_.FULL_ACCESS]
     networks = list(cidrs.normalise(wanted.allowed_cidrs)) if wanted.allowed_cidrs is not None else None
     expires_at = wanted.expires_at
+    defaulted = expires_at is None and default_expiry is not None
+    if defaulted:
+        expires_at = default_expiry
     if issuer is not None:
         missing = scopes_.first_missing(issuer.granted, scope_list)
         if missing is not None:
@@ -133,7 +163,7 @@ async def _permissions(
                 f"A key can only mint keys no wider than itself: {outside} is outside this key's allowed_cidrs",
             )
         if issuer.expires_at is not None:
-            if expires_at is None:
+            if expires_at is None or (defaulted and expires_at > issuer.expires_at):
                 expires_at = issuer.expires_at
             elif expires_at > issuer.expires_at:
                 raise InsufficientScope(
@@ -144,7 +174,7 @@ async def _permissions(
     tenant = await session.get(Tenant, tenant_id)
     if tenant is not None and tenant.max_key_lifetime_days is not None:
         latest = now + timedelta(days=tenant.max_key_lifetime_days)
-        if expires_at is None:
+        if expires_at is None or (defaulted and expires_at > latest):
             expires_at = latest
         elif expires_at > latest + timedelta(seconds=1):  # a second of slack: "in 90 days" computed a moment ago
             raise InvalidInput(
@@ -205,9 +235,11 @@ async def _mint(
     settled: _Settled,
     external_ref: str | None,
     rotated_from_id: str | None = None,
+    key_id: str | None = None,
 ) -> NewKey:
     plaintext = generate_key()
     record = ApiKey(
+        id=key_id or new_id(),
         tenant_id=tenant_id,
         name=name,
         description=description,
@@ -227,11 +259,16 @@ async def _mint(
     return NewKey(record=record, plaintext=plaintext)
 
 
-async def get_key(session: AsyncSession, *, key_id: str, tenant_id: str | None = None) -> ApiKey:
-    """A key by id; with ``tenant_id`` another tenant's key is reported as not found (never as forbidden)."""
+async def get_key(
+    session: AsyncSession, *, key_id: str, tenant_id: str | None = None, include_deleted: bool = False
+) -> ApiKey:
+    """A key by id; with ``tenant_id`` another tenant's key is reported as not found (never as forbidden), and so
+    is a deleted key unless ``include_deleted`` (the dashboard's page of a key the audit trail links to)."""
     key = await session.get(ApiKey, key_id) if is_id(key_id) else None
     if key is None or (tenant_id is not None and key.tenant_id != tenant_id):
         raise NotFound("API key not found")
+    if key.deleted_at is not None and not include_deleted:
+        raise NotFound("API key not found (it was deleted)")
     return key
 
 
@@ -239,8 +276,13 @@ async def find_key_by_external_ref(session: AsyncSession, *, external_ref: str) 
     return await session.scalar(select(ApiKey).where(ApiKey.external_ref == external_ref))
 
 
-async def list_keys(session: AsyncSession, *, tenant_id: str, status: KeyStatus | None = None) -> list[ApiKey]:
+async def list_keys(
+    session: AsyncSession, *, tenant_id: str, status: KeyStatus | None = None, include_deleted: bool = False
+) -> list[ApiKey]:
+    """The tenant's keys, oldest first; deleted ones only with ``include_deleted`` (to name them in history)."""
     query = select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.created_at, ApiKey.id)
+    if not include_deleted:
+        query = query.where(ApiKey.deleted_at.is_(None))
     if status is not None:
         query = query.where(ApiKey.status == status.value)
     return list(await session.scalars(query))
@@ -298,23 +340,67 @@ async def revoke_key(
 ) -> ApiKey:
     """Revoke at once, recorded as ``action`` (one of ``REVOCATION_ACTIONS``). Idempotent: revoking a revoked key
     keeps its first revocation time and records nothing."""
-    if action not in REVOCATION_ACTIONS:
-        raise ValueError(f"not a revocation action: {action!r}")
-    if key.status != KeyStatus.revoked.value:
-        _revoke(session, key)
-        await audit.record(
-            session, tenant_id=key.tenant_id, action=action, actor=actor, target=_target(key), details=details
-        )
-        await session.flush()
+    await revoke_once(session, key=key, actor=actor, action=action, details=details)
     return key
 
 
-def _revoke(session: AsyncSession, key: ApiKey) -> None:
+async def revoke_once(
+    session: AsyncSession,
+    *,
+    key: ApiKey,
+    actor: Actor,
+    action: str = "key.revoked",
+    details: dict[str, object] | None = None,
+) -> bool:
+    """:func:`revoke_key`, answering whether this call revoked the key (``False``: it already was, by anyone up
+    to this moment, and nothing is recorded): of concurrent revocations exactly one records its event."""
+    if action not in REVOCATION_ACTIONS:
+        raise ValueError(f"not a revocation action: {action!r}")
     now = utcnow()
-    key.status = KeyStatus.revoked.value
-    key.revoked_at = now
-    key.updated_at = now
+    values = {"status": KeyStatus.revoked.value, "revoked_at": now, "updated_at": now}
+    if not await _transition(session, key, values, ApiKey.status != KeyStatus.revoked.value):
+        return False
     mark_key_changed(session, key.id)
+    await audit.record(
+        session, tenant_id=key.tenant_id, action=action, actor=actor, target=_target(key), details=details
+    )
+    await session.flush()
+    return True
+
+
+async def _transition(
+    session: AsyncSession, key: ApiKey, values: dict[str, object], *when: ColumnElement[bool]
+) -> bool:
+    """``UPDATE api_keys SET values WHERE id = key.id AND when``: whether it changed the row; ``key`` is reloaded
+    either way (the loser of a race sees the winner's change). The row lock (PostgreSQL) or the write lock (SQLite)
+    makes concurrent transitions take turns, each re-checking ``when`` on the row as the previous one left it."""
+    statement = (
+        update(ApiKey)
+        .where(ApiKey.id == key.id, *when)
+        .values(**values)
+        .returning(ApiKey.id)
+        .execution_options(synchronize_session=False)
+    )
+    changed = (await session.execute(statement)).first() is not None
+    await session.refresh(key)
+    return changed
+
+
+async def delete_key(session: AsyncSession, *, key: ApiKey, actor: Actor) -> ApiKey:
+    """Take a revoked key off every list (``deleted_at``); its usage and audit history stay. A key that is not
+    revoked is refused (``InvalidInput``: revoke it first); one already deleted is ``NotFound``."""
+    if key.deleted_at is not None:
+        raise NotFound("API key not found (it was deleted)")
+    if key.status != KeyStatus.revoked.value:
+        raise InvalidInput(f"key {key.id} is {key.status}: revoke it first, then delete it")
+    deleted = await _transition(
+        session, key, {"deleted_at": utcnow()}, ApiKey.status == KeyStatus.revoked.value, ApiKey.deleted_at.is_(None)
+    )
+    if not deleted:  # another request deleted it first
+        raise NotFound("API key not found (it was deleted)")
+    await audit.record(session, tenant_id=key.tenant_id, action="key.deleted", actor=actor, target=_target(key))
+    await session.flush()
+    return key
 
 
 async def suspend_key(session: AsyncSession, *, key: ApiKey, actor: Actor) -> ApiKey:
@@ -341,6 +427,22 @@ async def resume_key(session: AsyncSession, *, key: ApiKey, actor: Actor) -> Api
     return key
 
 
+def _not_rotatable(key: ApiKey, now: datetime) -> Exception | None:
+    """Why ``key`` cannot be rotated now, or ``None`` when it can."""
+    if key.status == KeyStatus.revoked.value:
+        return InvalidInput("a revoked key cannot be rotated; create a new key instead")
+    if key.status == KeyStatus.suspended.value:
+        return InvalidInput("a suspended key cannot be rotated while it is suspended")
+    if key.replaced_by_id is not None:
+        return Conflict(
+            f"key {key.id} was already rotated (its successor is key {key.replaced_by_id}): rotate the new key instead",
+            code="key_already_rotated",
+        )
+    if key.expires_at is not None and key.expires_at <= now:
+        return InvalidInput("an expired key cannot be rotated; create a new key instead")
+    return None
+
+
 async def rotate_key(
     session: AsyncSession,
     *,
@@ -354,19 +456,43 @@ async def rotate_key(
 ) -> NewKey:
     """Replace ``key`` with a new key of the same name; the old one stops now or when the grace period ends.
 
-    The new key keeps the old one's scopes and networks unless ``permissions`` sets others; its expiry is the one
-    given, or the tenant's maximum lifetime from now. Either way an ``issuer`` may not end up with a wider key.
+    The new key keeps the old one's scopes, networks and expiry unless ``permissions`` sets others (the expiry
+    capped by the tenant's maximum lifetime from now). Either way an ``issuer`` may not end up with a wider key.
+    Exactly one rotation of a key succeeds (see the module's docstring); the others raise ``Conflict``
+    (``key_already_rotated``) or ``InvalidInput`` (revoked, suspended or expired meanwhile).
     """
-    if key.status == KeyStatus.revoked.value:
-        raise InvalidInput("a revoked key cannot be rotated; create a new key instead")
-    if key.status == KeyStatus.suspended.value:
-        raise InvalidInput("a suspended key cannot be rotated while it is suspended")
+    problem = _not_rotatable(key, utcnow())
+    if problem is not None:
+        raise problem
     wanted = KeyPermissions(
         scopes=permissions.scopes if permissions.scopes is not None else list(key.scopes),
         allowed_cidrs=permissions.allowed_cidrs if permissions.allowed_cidrs is not None else list(key.allowed_cidrs),
         expires_at=permissions.expires_at,
     )
-    settled = await _permissions(session, tenant_id=key.tenant_id, wanted=wanted, issuer=issuer)
+    settled = await _permissions(
+        session, tenant_id=key.tenant_id, wanted=wanted, issuer=issuer, default_expiry=key.expires_at
+    )
+    now = utcnow()
+    successor_id = new_id()
+    values: dict[str, object] = {"replaced_by_id": successor_id, "updated_at": now}
+    if grace_period > timedelta(0):
+        ends = now + grace_period
+        values["expires_at"] = ends if key.expires_at is None else min(key.expires_at, ends)
+    else:
+        values.update(status=KeyStatus.revoked.value, revoked_at=now)
+    claimed = await _transition(
+        session,
+        key,
+        values,
+        ApiKey.status == KeyStatus.active.value,
+        ApiKey.replaced_by_id.is_(None),
+        or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
+    )
+    if not claimed:  # another request rotated, revoked or suspended it since it was read
+        raise _not_rotatable(key, now) or Conflict(
+            f"key {key.id} changed while it was being rotated: try again", code="key_changed"
+        )
+    mark_key_changed(session, key.id)
     new = await _mint(
         session,
         tenant_id=key.tenant_id,
@@ -376,20 +502,13 @@ async def rotate_key(
         settled=settled,
         external_ref=external_ref,
         rotated_from_id=key.id,
+        key_id=successor_id,
     )
-    key.replaced_by_id = new.record.id
-    if grace_period > timedelta(0):
-        now = utcnow()
-        ends = now + grace_period
-        key.expires_at = ends if key.expires_at is None else min(key.expires_at, ends)
-        key.updated_at = now
-        mark_key_changed(session, key.id)
-    else:
-        _revoke(session, key)
     details = {
         "new_key_id": new.record.id,
         "new_prefix": new.record.prefix,
         "grace_period_seconds": int(grace_period.total_seconds()),
+        "new_expires_at": _iso(settled.expires_at),
     }
     await audit.record(
         session, tenant_id=key.tenant_id, action="key.rotated", actor=actor, target=_target(key), details=details

@@ -1,8 +1,8 @@
 """Key management as a key calls it (REST ``/api-keys``): the scope each operation needs, checked here, once.
 
-``keys:read`` lists, reads and shows usage; ``keys:write`` creates, rotates and revokes. A key mints and rotates
-only keys no wider than itself (``service._permissions``). The CLI, the operator and the dashboard act for the
-whole account and call ``vibexp.core.keys.service`` directly.
+``keys:read`` lists, reads and shows usage; ``keys:write`` creates, rotates, revokes and deletes. A key mints and
+rotates only keys no wider than itself (``service._permissions``). The CLI, the operator and the dashboard act for
+the whole account and call ``vibexp.core.keys.service`` directly.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from vibexp.core.keys.scopes import require
 from vibexp.core.keys.service import KeyPermissions, NewKey
 from vibexp.core.keys.verifier import Principal
 
-__all__ = ["KEYS_READ", "KEYS_WRITE", "create", "get", "list_keys", "revoke", "rotate"]
+__all__ = ["KEYS_READ", "KEYS_WRITE", "create", "get", "list_keys", "revoke", "revoke_or_delete", "rotate"]
 
 KEYS_READ = "keys:read"
 KEYS_WRITE = "keys:write"
@@ -60,6 +60,16 @@ async def revoke(session: AsyncSession, *, caller: Principal, actor: Actor, key_
     require(caller, KEYS_WRITE)
     key = await service.get_key(session, key_id=key_id, tenant_id=caller.tenant_id)
     return await service.revoke_key(session, key=key, actor=actor)
+
+
+async def revoke_or_delete(session: AsyncSession, *, caller: Principal, actor: Actor, key_id: str) -> ApiKey:
+    """``DELETE /api-keys/{id}``: a key that is not revoked is revoked (and stays listed, as revoked); a revoked key
+    is deleted (off the list; its usage and audit history stay); a deleted one is not found."""
+    require(caller, KEYS_WRITE)
+    key = await service.get_key(session, key_id=key_id, tenant_id=caller.tenant_id)
+    if key.status != KeyStatus.revoked.value:
+        return await service.revoke_key(session, key=key, actor=actor)
+    return await service.delete_key(session, key=key, actor=actor)
 
 
 async def rotate(

@@ -26,7 +26,7 @@ async def alerts_page(request: Request, db: SessionDep, viewer: CurrentViewer, a
         "acknowledged_items": [i for i in items if i.alert.status != "open"],
         "just_acknowledged": acknowledged,
         "has_webhook": bool(viewer.tenant.alert_webhook_url),
-        "keys": {key.id: key for key in await keys.list_keys(db, tenant_id=viewer.tenant.id)},
+        "keys": {key.id: key for key in await keys.list_keys(db, tenant_id=viewer.tenant.id, include_deleted=True)},
     }
     return render(request, "alerts.html", context)
 

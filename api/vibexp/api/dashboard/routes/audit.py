@@ -40,7 +40,7 @@ async def audit_log(
     context = {
         "events": page.items,
         "next_cursor": page.next_cursor,
-        "keys": await keys.list_keys(db, tenant_id=viewer.tenant.id),
+        "keys": await keys.list_keys(db, tenant_id=viewer.tenant.id, include_deleted=True),  # history stays
         "actions": sorted(audit.ACTIONS),
         "key": key,
         "action": action,

@@ -1,4 +1,5 @@
-"""Settings → API Keys: the list, create (the key shown once), a key's usage page, revoke (confirmed), rotate.
+"""Settings → API Keys: the list, create (the key shown once), a key's usage page, revoke (confirmed), rotate,
+delete a revoked key (confirmed: off the list, its usage and audit history stay).
 
 Create and rotate are POST → 303 → GET: the POST mints the key and redirects to a one-time page
 (``vibexp.core.keys.flash``), so reloading, going back and forward, or resubmitting never mints another key and
@@ -8,7 +9,9 @@ The create form also sets the key's permissions (``PermissionsForm``): a preset 
 custom grid of scopes, networks it may be used from, and an expiry in days. It works without JavaScript: the
 preset is a radio the server reads, and a bad value re-renders the form with the message and every input kept.
 The person signed in acts for the whole account, so the key may be as wide as they like (``issuer=None``), within
-the tenant's maximum key lifetime. Rotation keeps the old key's permissions.
+the tenant's maximum key lifetime. Rotation keeps the old key's permissions and, unless the rotate form sets
+another, its expiry (capped by the maximum lifetime). The expiry banner warns of keys about to expire, but not of an
+old key in its rotation grace period: that one is listed as rotating to its successor.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from vibexp.api.dashboard.rendering import redirect, render
 from vibexp.api.dashboard.state import dashboard_state
 from vibexp.api.deps import SessionDep
 from vibexp.core.clock import utcnow
-from vibexp.core.errors import InvalidInput, NotFound
+from vibexp.core.errors import Conflict, InvalidInput, NotFound
 from vibexp.core.keys import cidrs, scopes
 from vibexp.core.keys import service as keys
 from vibexp.core.keys.flash import FLASH_LIFETIME, consume_flash, create_flash
@@ -37,7 +40,17 @@ from vibexp.core.keys.models import ApiKey
 from vibexp.core.keys.schemas import ApiKeyCreate
 from vibexp.core.usage.service import key_usage
 
-__all__ = ["EXPIRY_WARNING", "GRACE_PERIODS", "PRESETS", "ExpiringKey", "PermissionsForm", "expiring_soon", "router"]
+__all__ = [
+    "EXPIRY_WARNING",
+    "GRACE_PERIODS",
+    "PRESETS",
+    "ExpiringKey",
+    "PermissionsForm",
+    "RotatingKey",
+    "expiring_soon",
+    "rotating",
+    "router",
+]
 
 router = APIRouter(prefix="/settings/api-keys", route_class=DashboardRoute)
 
@@ -102,20 +115,25 @@ class PermissionsForm:
             return None
 
     def _expiry(self, errors: dict[str, str]) -> datetime | None:
-        text = self.expires_in_days.strip()
-        if not text:
-            return None
-        if not text.lstrip("-").isdigit():
-            errors["expires_in_days"] = "Expires in must be a whole number of days, such as 90."
-            return None
-        days = int(text)
-        if days < 1:
-            errors["expires_in_days"] = "Expires in must be at least 1 day (leave it empty for the default)."
-            return None
-        if days > MAX_EXPIRY_DAYS:
-            errors["expires_in_days"] = f"Expires in may be at most {MAX_EXPIRY_DAYS} days (ten years)."
-            return None
-        return utcnow() + timedelta(days=days)
+        return expiry_in_days(self.expires_in_days, errors)
+
+
+def expiry_in_days(typed: str, errors: dict[str, str]) -> datetime | None:
+    """An "Expires in (days)" input as a moment (``None`` when empty); a bad value goes to ``errors``."""
+    text = typed.strip()
+    if not text:
+        return None
+    if not text.lstrip("-").isdigit():
+        errors["expires_in_days"] = "Expires in must be a whole number of days, such as 90."
+        return None
+    days = int(text)
+    if days < 1:
+        errors["expires_in_days"] = "Expires in must be at least 1 day (leave it empty for the default)."
+        return None
+    if days > MAX_EXPIRY_DAYS:
+        errors["expires_in_days"] = f"Expires in may be at most {MAX_EXPIRY_DAYS} days (ten years)."
+        return None
+    return utcnow() + timedelta(days=days)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,16 +155,42 @@ def _within(left: timedelta) -> str:
 
 
 def expiring_soon(records: list[ApiKey], now: datetime | None = None) -> list[ExpiringKey]:
-    """The active keys among ``records`` that expire within ``EXPIRY_WARNING`` (not those already expired), soonest
-    first: the banner on the keys page and the overview."""
+    """The active keys among ``records`` that expire within ``EXPIRY_WARNING`` (not those already expired, nor old
+    keys in their rotation grace period: see ``rotating``), soonest first: the banner on the keys page and the
+    overview."""
     moment = now or utcnow()
     soon = [
         k
         for k in records
-        if k.status == "active" and k.expires_at is not None and moment < k.expires_at <= moment + EXPIRY_WARNING
+        if k.status == "active"
+        and k.replaced_by_id is None
+        and k.expires_at is not None
+        and moment < k.expires_at <= moment + EXPIRY_WARNING
     ]
     soon.sort(key=lambda k: (k.expires_at or moment, k.name))
     return [ExpiringKey(key=k, within=_within((k.expires_at or moment) - moment)) for k in soon]
+
+
+@dataclass(frozen=True, slots=True)
+class RotatingKey:
+    """An old key still working in its rotation grace period, and the key that replaces it (``None`` when that one
+    is no longer among the records)."""
+
+    key: ApiKey
+    successor: ApiKey | None
+
+
+def rotating(records: list[ApiKey], now: datetime | None = None) -> list[RotatingKey]:
+    """The keys among ``records`` in their rotation grace period (rotated, still working), ending soonest first."""
+    moment = now or utcnow()
+    by_id = {k.id: k for k in records}
+    old = [
+        k
+        for k in records
+        if k.status == "active" and k.replaced_by_id is not None and (k.expires_at is None or k.expires_at > moment)
+    ]
+    old.sort(key=lambda k: (k.expires_at or moment, k.name))
+    return [RotatingKey(key=k, successor=by_id.get(k.replaced_by_id or "")) for k in old]
 
 
 def _form_errors(exc: ValidationError) -> dict[str, str]:
@@ -161,6 +205,7 @@ async def _list_page(
     context: dict[str, Any] = {
         "keys": records,
         "expiring": expiring_soon(records),
+        "rotating": rotating(records),
         "form": {"name": "", "description": "", "permissions": PermissionsForm()},
         "errors": {},
         "scope_grid": scopes.resource_scopes(),
@@ -175,12 +220,17 @@ async def _list_page(
 async def list_page(request: Request, db: SessionDep, viewer: CurrentViewer) -> Response:
     notice = None
     revoked_id = request.query_params.get("revoked")
-    if revoked_id:
-        try:
+    deleted_id = request.query_params.get("deleted")
+    try:
+        if revoked_id:
             key = await keys.get_key(db, key_id=revoked_id, tenant_id=viewer.tenant.id)
             notice = f"Revoked “{key.name}” ({key.prefix}…). Tools using it have lost access."
-        except NotFound:
-            notice = None
+        elif deleted_id:
+            key = await keys.get_key(db, key_id=deleted_id, tenant_id=viewer.tenant.id, include_deleted=True)
+            if key.deleted_at is not None:
+                notice = f"Deleted “{key.name}” ({key.prefix}…) from the list. Its usage and audit history stay."
+    except NotFound:
+        notice = None
     return await _list_page(request, db, viewer, notice=notice)
 
 
@@ -288,16 +338,47 @@ async def _own_key(db: SessionDep, viewer: CurrentViewer, key_id: str) -> ApiKey
     return await keys.get_key(db, key_id=key_id, tenant_id=viewer.tenant.id)
 
 
-@router.get("/{key_id}")
-async def detail(request: Request, key_id: str, db: SessionDep, viewer: CurrentViewer) -> Response:
-    key = await _own_key(db, viewer, key_id)
+def _rotation_expiry(key: ApiKey, max_lifetime_days: int | None) -> datetime | None:
+    """The expiry a rotation gives the new key by default: the old key's, capped by the account's maximum lifetime
+    (``service.rotate_key``'s rule, for the form to show)."""
+    if max_lifetime_days is None:
+        return key.expires_at
+    latest = utcnow() + timedelta(days=max_lifetime_days)
+    return latest if key.expires_at is None else min(key.expires_at, latest)
+
+
+async def _detail_page(
+    request: Request, db: SessionDep, viewer: CurrentViewer, key: ApiKey, *, status: int = 200, **extra: Any
+) -> Response:
     usage = await key_usage(db, key=key, limit=50)
     charts = await usage_charts(db, tenant_id=viewer.tenant.id, key_id=key.id)
     replaced_by = None
     if key.replaced_by_id:
-        replaced_by = await keys.get_key(db, key_id=key.replaced_by_id, tenant_id=viewer.tenant.id)
-    context = {"key": key, "usage": usage, "charts": charts, "grace_periods": GRACE_PERIODS, "replaced_by": replaced_by}
-    return render(request, "keys/detail.html", context)
+        try:  # the successor may have been deleted since
+            replaced_by = await keys.get_key(db, key_id=key.replaced_by_id, tenant_id=viewer.tenant.id)
+        except NotFound:
+            replaced_by = None
+    context = {
+        "key": key,
+        "usage": usage,
+        "charts": charts,
+        "grace_periods": GRACE_PERIODS,
+        "replaced_by": replaced_by,
+        "rotation_expiry": _rotation_expiry(key, viewer.tenant.max_key_lifetime_days),
+        "max_lifetime": viewer.tenant.max_key_lifetime_days,
+        "max_expiry_days": MAX_EXPIRY_DAYS,
+        "rotate_form": {"grace_period": 0, "expires_in_days": ""},
+        "errors": {},
+        **extra,
+    }
+    return render(request, "keys/detail.html", context, status=status)
+
+
+@router.get("/{key_id}")
+async def detail(request: Request, key_id: str, db: SessionDep, viewer: CurrentViewer) -> Response:
+    # A deleted key's page still opens (the audit trail links to it), with its history and no actions.
+    key = await keys.get_key(db, key_id=key_id, tenant_id=viewer.tenant.id, include_deleted=True)
+    return await _detail_page(request, db, viewer, key)
 
 
 @router.get("/{key_id}/revoke")
@@ -317,6 +398,21 @@ async def revoke(request: Request, key_id: str, db: SessionDep, viewer: CurrentV
     return redirect(request, f"/settings/api-keys?revoked={key.id}")
 
 
+@router.get("/{key_id}/delete")
+async def confirm_delete(request: Request, key_id: str, db: SessionDep, viewer: CurrentViewer) -> Response:
+    key = await _own_key(db, viewer, key_id)
+    if key.status != "revoked":  # only a revoked key is deleted: its page offers Revoke first
+        return redirect(request, f"/settings/api-keys/{key.id}")
+    return render(request, "keys/delete.html", {"key": key})
+
+
+@router.post("/{key_id}/delete", dependencies=[CsrfChecked])
+async def delete(request: Request, key_id: str, db: SessionDep, viewer: CurrentViewer) -> Response:
+    key = await _own_key(db, viewer, key_id)  # a deleted or another account's key: 404
+    await keys.delete_key(db, key=key, actor=viewer_actor(request, viewer))  # not revoked: 422, nothing deleted
+    return redirect(request, f"/settings/api-keys?deleted={key.id}")
+
+
 @router.post("/{key_id}/rotate", dependencies=[CsrfChecked])
 async def rotate(
     request: Request,
@@ -324,12 +420,29 @@ async def rotate(
     db: SessionDep,
     viewer: CurrentViewer,
     grace_period: Annotated[int, Form()] = 0,
+    expires_in_days: Annotated[str, Form()] = "",
 ) -> Response:
     key = await _own_key(db, viewer, key_id)
     if grace_period not in GRACE_PERIODS:
         grace_period = 0
-    grace = timedelta(seconds=grace_period)
-    new = await keys.rotate_key(
-        db, key=key, grace_period=grace, source="dashboard", actor=viewer_actor(request, viewer)
-    )
+    errors: dict[str, str] = {}
+    expires_at = expiry_in_days(expires_in_days, errors)  # empty: the old key's (capped by the policy)
+    form = {"grace_period": grace_period, "expires_in_days": expires_in_days}
+    if errors:
+        return await _detail_page(request, db, viewer, key, status=422, rotate_form=form, errors=errors)
+    try:
+        new = await keys.rotate_key(
+            db,
+            key=key,
+            grace_period=timedelta(seconds=grace_period),
+            source="dashboard",
+            actor=viewer_actor(request, viewer),
+            permissions=keys.KeyPermissions(expires_at=expires_at),
+        )
+    except InvalidInput as exc:  # an expiry beyond the policy, or a key revoked or expired meanwhile
+        errors["expires_in_days" if "expires_at" in exc.message else "rotate"] = exc.message
+        return await _detail_page(request, db, viewer, key, status=422, rotate_form=form, errors=errors)
+    except Conflict as exc:  # rotated meanwhile (another tab, another person)
+        errors["rotate"] = exc.message
+        return await _detail_page(request, db, viewer, key, status=409, rotate_form=form, errors=errors)
     return await _show_once(request, db, viewer, new, rotated=key, grace=grace_period)

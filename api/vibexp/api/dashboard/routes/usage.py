@@ -11,7 +11,7 @@ from vibexp.api.dashboard.charts import usage_charts
 from vibexp.api.dashboard.deps import CurrentViewer, Viewer
 from vibexp.api.dashboard.errors import DashboardRoute
 from vibexp.api.dashboard.rendering import render
-from vibexp.api.dashboard.routes.keys import expiring_soon
+from vibexp.api.dashboard.routes.keys import expiring_soon, rotating
 from vibexp.api.deps import RuntimeDep, SessionDep
 from vibexp.core.keys import service as keys
 from vibexp.core.usage.service import recent_actions
@@ -43,6 +43,7 @@ async def overview(request: Request, db: SessionDep, viewer: CurrentViewer, runt
         "account": await _account(viewer, runtime),
         "active_keys": len(active),
         "expiring": expiring_soon(active),
+        "rotating": rotating(active),
         "last_used": last_used,
         "base_url": str(request.base_url).rstrip("/"),
     }
