@@ -236,7 +236,12 @@ async def test_private_webhook_urls_are_refused_unless_allowed(
     monkeypatch.setenv("VIBEXP_WEBHOOK_ALLOW_PRIVATE", "false")
     get_settings.cache_clear()
     try:
-        for url in ("http://10.0.0.5/hook", "http://192.168.1.1/hook", "http://127.0.0.1:9999/hook", "http://[fc00::1]/"):
+        for url in (
+            "http://10.0.0.5/hook",
+            "http://192.168.1.1/hook",
+            "http://127.0.0.1:9999/hook",
+            "http://[fc00::1]/",
+        ):
             with pytest.raises(InvalidInput, match="loopback or private address"):
                 await _update(session_factory, account, alert_webhook_url=url, alert_webhook_secret=SECRET)
         monkeypatch.setenv("VIBEXP_WEBHOOK_ALLOW_PRIVATE", "true")

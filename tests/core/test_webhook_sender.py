@@ -149,7 +149,9 @@ async def test_delivery_is_signed_with_the_tenant_secret(
     assert abs(time.time() - timestamp) < 30
     signed = f"{timestamp}.{delivery_id}.".encode() + got.body
     assert match.group(2) == hmac.new(SECRET.encode(), signed, hashlib.sha256).hexdigest()
-    assert got.headers["x-vibexp-signature"] == sign(SECRET, timestamp=timestamp, delivery_id=delivery_id, body=got.body)
+    assert got.headers["x-vibexp-signature"] == sign(
+        SECRET, timestamp=timestamp, delivery_id=delivery_id, body=got.body
+    )
     assert verify(SECRET, got) and not verify("another secret " * 2, got)
     # A replay later than the window, or under another delivery's id, or of another body, does not verify.
     assert not verify(SECRET, got, now=timestamp + REPLAY_WINDOW + 1)
@@ -175,9 +177,10 @@ async def test_delivery_is_signed_with_the_tenant_secret(
     assert verified(SECRET, got.body, header, delivery_id)
     assert not verified(SECRET, got.body + b" ", header, delivery_id)
     assert not verified(SECRET, got.body, header, "another-delivery")
-    old = f"t={timestamp - 301},v1=" + hmac.new(
-        SECRET.encode(), f"{timestamp - 301}.{delivery_id}.".encode() + got.body, hashlib.sha256
-    ).hexdigest()
+    old = (
+        f"t={timestamp - 301},v1="
+        + hmac.new(SECRET.encode(), f"{timestamp - 301}.{delivery_id}.".encode() + got.body, hashlib.sha256).hexdigest()
+    )
     assert not verified(SECRET, got.body, old, delivery_id)  # correctly signed, but outside the replay window
 
 

@@ -24,7 +24,9 @@ REPLAY_WINDOW = 300
 def verify(secret: str, received: Received, *, now: float | None = None, window: int = REPLAY_WINDOW) -> bool:
     """Whether ``received`` carries ``X-VibeXP-Signature: t=<unix>,v1=<hex>`` over "<t>.<delivery id>.<body>" under
     ``secret``, with ``t`` within ``window`` seconds of ``now``."""
-    fields = dict(part.split("=", 1) for part in received.headers.get("x-vibexp-signature", "").split(",") if "=" in part)
+    fields = dict(
+        part.split("=", 1) for part in received.headers.get("x-vibexp-signature", "").split(",") if "=" in part
+    )
     if not fields.get("t", "").isdigit() or "v1" not in fields:
         return False
     timestamp = int(fields["t"])

@@ -57,8 +57,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from vibexp.core.alerts.destinations import DestinationPolicy, DestinationRefused, DestinationUnresolved
 from vibexp.core.alerts.models import DeliveryState, WebhookDelivery
 from vibexp.core.alerts.secret_box import SecretBox
-from vibexp.core.config import get_settings
 from vibexp.core.clock import utcnow
+from vibexp.core.config import get_settings
 from vibexp.core.db import writing
 from vibexp.core.failure_log import FailureLog
 from vibexp.core.tenants.models import Tenant
@@ -89,7 +89,8 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def sign(secret: str, *, timestamp: int, delivery_id: str, body: bytes) -> str:
-    """The ``X-VibeXP-Signature`` value: ``t=<timestamp>,v1=<hex HMAC-SHA256 of "<timestamp>.<delivery id>.<body>">``."""
+    """The ``X-VibeXP-Signature`` value: ``t=<timestamp>,v1=<hex HMAC-SHA256 of "<timestamp>.<delivery id>.<body>">``
+    under the secret."""
     signed = f"{timestamp}.{delivery_id}.".encode() + body
     return f"t={timestamp},v1=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
 

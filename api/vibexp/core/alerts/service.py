@@ -11,7 +11,7 @@ stable order (say by key id, then kind): two replicas locking the same open aler
 deadlock, and PostgreSQL would abort one of their transactions.
 
 A newly opened alert, in the caller's transaction: ``alert.raised`` in the audit trail, the key revoked when the
-tenant's ``auto_revoke_on`` names the kind (never ``failed_auth``: ``parse_auto_revoke_kinds``) (``key.auto_revoked``; the alert's details then say ``auto_revoked``), and
+tenant's ``auto_revoke_on`` names the kind (``key.auto_revoked``; the alert's details then say ``auto_revoked``), and
 a delivery queued for the tenant's webhook (``vibexp.core.alerts.webhooks``). A repeat only bumps ``count`` and
 ``last_seen_at`` (never backwards) and returns ``None``.
 
@@ -109,8 +109,7 @@ def parse_auto_revoke_kinds(kinds: Iterable[AlertKind | str]) -> list[str]:
     if AlertKind.failed_auth in parsed:
         raise InvalidInput(
             "auto_revoke_on: failed_auth cannot revoke a key: anyone who knows a key's public display prefix can "
-            "raise it without holding the key; choose among "
-            + ", ".join(kind.value for kind in AUTO_REVOCABLE)
+            "raise it without holding the key; choose among " + ", ".join(kind.value for kind in AUTO_REVOCABLE)
         )
     return sorted(kind.value for kind in parsed)
 
@@ -184,7 +183,7 @@ async def raise_alert(
         target=Target("key", id=key.id, name=key.name),
         details={**details, "kind": kind.value, "alert_id": alert.id},
     )
-    # ``kind in AUTO_REVOCABLE``: a failed_auth stored before it was refused (the 0014 migration drops it) never revokes.
+    # Never failed_auth (``parse_auto_revoke_kinds``), even one stored before it was refused (0014 drops those).
     revoke = kind in AUTO_REVOCABLE and kind.value in (tenant.auto_revoke_on or [])
     if revoke and key.status != KeyStatus.revoked.value:
         await revoke_key(

@@ -74,13 +74,13 @@ async def _alert_settings(tenant: Tenant, changes: dict[str, Any], server_urls: 
     """Check and normalise the alert settings among ``changes`` in place (``InvalidInput`` for a bad one)."""
     if changes.get("alert_webhook_url") is not None:
         own = list(_server_urls() if server_urls is None else server_urls)
-        url = check_webhook_url(changes["alert_webhook_url"], server_urls=own)
+        wanted = check_webhook_url(changes["alert_webhook_url"], server_urls=own)
         # Resolved and checked as the sender will check it (this server, replicas, private and metadata addresses).
         policy = DestinationPolicy(own, allow_private=get_settings().webhook_allow_private)
         try:
-            await policy.check_when_set(url)
+            await policy.check_when_set(wanted)
         except DestinationRefused as exc:
-            raise InvalidInput(f"webhook URL {url!r}: {exc}") from None
+            raise InvalidInput(f"webhook URL {wanted!r}: {exc}") from None
     if changes.get("alert_webhook_secret") is not None:
         check_webhook_secret(changes["alert_webhook_secret"])
     url = changes.get("alert_webhook_url", tenant.alert_webhook_url)
@@ -97,10 +97,10 @@ async def _alert_settings(tenant: Tenant, changes: dict[str, Any], server_urls: 
 def _set_webhook_secret(tenant: Tenant, secret: str | None, diff: dict[str, object]) -> None:
     """Store the secret sealed with the server key (``vibexp.core.alerts.secret_box``); setting the secret it already
     has (the operator re-applies its Secret on every sync) changes nothing and records nothing."""
-    current = tenant.alert_webhook_secret
+    current, field = tenant.alert_webhook_secret, "alert_webhook_secret"
     if secret is None:
         if current is not None:
-            diff["alert_webhook_secret"] = "cleared"
+            diff[field] = "cleared"
             tenant.alert_webhook_secret = None
         return
     box = default_box()
@@ -108,7 +108,7 @@ def _set_webhook_secret(tenant: Tenant, secret: str | None, diff: dict[str, obje
         if not is_sealed(current):
             tenant.alert_webhook_secret = box.seal(secret)  # a plaintext one from before 0014: seal it, quietly
         return
-    diff["alert_webhook_secret"] = "changed"
+    diff[field] = "changed"
     tenant.alert_webhook_secret = box.seal(secret)
 
 

@@ -64,7 +64,9 @@ def downgrade() -> None:
     for tenant_id, secret in rows:
         if secret is not None and is_sealed(secret):
             # A secret sealed under another key cannot be recovered: cleared (set it again after the downgrade).
-            bind.execute(sa.update(_tenants).where(_tenants.c.id == tenant_id).values(alert_webhook_secret=box.open(secret)))
+            bind.execute(
+                sa.update(_tenants).where(_tenants.c.id == tenant_id).values(alert_webhook_secret=box.open(secret))
+            )
     op.drop_index("ix_alerts_key_id_kind_first_seen_at", table_name="alerts")
     with op.batch_alter_table("tenants") as batch:
         batch.alter_column(
