@@ -14,8 +14,7 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
-from collections.abc import AsyncIterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -49,9 +48,10 @@ async def factory(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSe
     await engine.dispose()
 
 
-@pytest.fixture
-def server(database_url: str, tmp_path: Path) -> AsyncIterator[LiveServer]:
-    with LiveServer(database_url).start(tmp_path) as live:
+@pytest.fixture(scope="module")
+def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One `vibexp serve` per database for the module (each test has its own account)."""
+    with LiveServer(database_url).start(tmp_path_factory.mktemp("serve")) as live:
         yield live
 
 
@@ -133,20 +133,20 @@ async def test_the_key_from_a_disallowed_address_proves_possession_and_may_revok
 
 # -- item 4: failed_auth bounded per key and per source, across acknowledgements -----------------------------------
 async def test_failed_auth_alerts_and_webhooks_are_bounded_per_key_and_per_source(
-    factory: async_sessionmaker[AsyncSession], database_url: str, tmp_path: Path
+    factory: async_sessionmaker[AsyncSession], server: LiveServer
 ) -> None:
     """Five rounds of five forged keys, each from its own loopback address and each alert acknowledged at once:
     three alerts and three webhooks (the per-key bound). Then another key of the account, from an address that
     already raised three: nothing (the per-source bound). Before: one alert and one webhook per round."""
     account = await make_account(factory)
     other_key = await make_key(factory, tenant_id=account.tenant.id, name="third")
-    with Receiver() as receiver, LiveServer(database_url).start(tmp_path) as server:
+    with Receiver() as receiver:
         async with session_scope(factory) as session:
             tenant = await session.get_one(Tenant, account.tenant.id)
             update_ = TenantUpdate(alert_webhook_url=receiver.url(), alert_webhook_secret=SECRET)
             await tenants.update_tenant(session, tenant=tenant, data=update_, actor=TEST_ACTOR)
         for round_ in range(5):
-            transport = httpx.AsyncHTTPTransport(local_address=f"127.0.{round_ % 3}.{round_ + 1}")
+            transport = httpx.AsyncHTTPTransport(local_address=f"127.0.{round_ % 3 + 5}.{round_ + 1}")
             async with httpx.AsyncClient(transport=transport, base_url=server.url) as http:
                 await forge_five(http, account)
             await asyncio.sleep(1.2)  # the server's flush (every 0.5 s) has run the detectors
