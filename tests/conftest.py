@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -18,6 +19,11 @@ from vibexp.api.app import create_app
 from vibexp.api.settings import ApiSettings
 from vibexp.core.db import create_engine
 from vibexp.core.migrate import upgrade_async
+
+# The suite's webhook receiver (helpers.receiver) listens on 127.0.0.1: deliveries to loopback are allowed in every
+# process the tests start (in-process settings, `vibexp serve`, the CLI, the operator). Tests of the refusal turn it
+# off explicitly.
+os.environ.setdefault("VIBEXP_WEBHOOK_ALLOW_PRIVATE", "true")
 
 
 @pytest.fixture(scope="session", autouse=True)

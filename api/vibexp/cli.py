@@ -619,7 +619,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KIND",
         action="append",
         default=[],
-        help="revoke the key when an alert of this kind opens (repeatable); 'none' clears the kinds",
+        help=(
+            "revoke the key when an alert of this kind opens (repeatable; any kind but failed_auth, which anyone who "
+            "knows the key's display prefix can raise); 'none' clears the kinds"
+        ),
     )
     t_update.add_argument(
         "--max-key-lifetime-days",

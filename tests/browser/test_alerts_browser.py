@@ -14,9 +14,8 @@ from sqlalchemy import select
 
 from browser.conftest import DashboardUser
 from browser.test_dashboard_browser import shot, sign_in
-from helpers.receiver import Receiver
+from helpers.receiver import Receiver, verify
 from vibexp.core.alerts.models import Alert, AlertKind
-from vibexp.core.alerts.sender import sign
 from vibexp.core.alerts.webhooks import enqueue_delivery
 from vibexp.core.audit.service import Actor
 from vibexp.core.db import create_engine, create_session_factory, session_scope
@@ -80,7 +79,7 @@ async def test_badge_delivery_log_and_acknowledge(
         await shot(page, screenshots, "alerts-open")
 
     [got] = receiver.received
-    assert got.headers["x-vibexp-signature"] == sign(SECRET, got.body)
+    assert verify(SECRET, got)  # t=<unix>,v1=<HMAC of "t.delivery id.body">
     assert json.loads(got.body)["id"] == network
 
     await page.locator(f"#alert-{after_hours}").get_by_role("button", name="Acknowledge").click()

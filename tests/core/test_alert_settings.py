@@ -11,8 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpers.factories import TEST_ACTOR, Account
 from vibexp.core.alerts import hours
+from vibexp.core.alerts.secret_box import SecretBox, default_box
 from vibexp.core.alerts.targets import check_webhook_url
 from vibexp.core.audit import service as audit
+from vibexp.core.config import get_settings
 from vibexp.core.db import session_scope
 from vibexp.core.errors import InvalidInput
 from vibexp.core.tenants import service as tenants
@@ -146,7 +148,14 @@ async def test_alert_settings_are_set_normalised_and_audited_without_the_secret(
     )
     assert tenant.working_hours == "Mon-Fri 08:00-19:00 Europe/Berlin"
     assert tenant.auto_revoke_on == ["key_leaked", "new_network"]
-    assert (tenant.alert_webhook_url, tenant.alert_webhook_secret) == ("https://hooks.example.com/vibexp", SECRET)
+    assert tenant.alert_webhook_url == "https://hooks.example.com/vibexp"
+    # Encrypted at rest with the server key (VIBEXP_SECRET_KEY), never the secret itself.
+    stored = tenant.alert_webhook_secret
+    assert stored is not None and stored.startswith("enc:v1:") and SECRET not in stored
+    assert default_box().open(stored) == SECRET and SecretBox("another server key" * 2).open(stored) is None
+    # The same secret again (the operator re-applies its Secret on every sync) changes and records nothing.
+    again = await _update(session_factory, account, alert_webhook_secret=SECRET)
+    assert again.alert_webhook_secret == stored
     await _update(session_factory, account, alert_webhook_secret=SECRET[::-1])
     cleared = await _update(
         session_factory, account, alert_webhook_url=None, alert_webhook_secret=None, working_hours="", auto_revoke_on=[]
@@ -183,6 +192,29 @@ async def test_alert_settings_are_set_normalised_and_audited_without_the_secret(
         pytest.param({"alert_webhook_secret": "x" * 201}, "16 to 200 characters", id="long-secret"),
         pytest.param({"alert_webhook_secret": "with spaces in the secret"}, "without spaces", id="secret-spaces"),
         pytest.param({"auto_revoke_on": ["key_leaked", "bogus"]}, "unknown alert kind 'bogus'", id="unknown-kind"),
+        # Five forged keys with a key's public display prefix raise failed_auth: it must not be able to revoke.
+        pytest.param(
+            {"auto_revoke_on": ["failed_auth"]}, "failed_auth cannot revoke a key: anyone who knows", id="failed-auth"
+        ),
+        pytest.param(
+            {"auto_revoke_on": ["key_leaked", "failed_auth"]}, "failed_auth cannot revoke", id="failed-auth-among"
+        ),
+        # Every spelling of this server, resolved (before: only the exact host string was compared).
+        pytest.param(
+            {"alert_webhook_url": "http://127.1:8000/x", "alert_webhook_secret": SECRET},
+            "points at this server",
+            id="url-self-short",
+        ),
+        pytest.param(
+            {"alert_webhook_url": "http://2130706433:8000/x", "alert_webhook_secret": SECRET},
+            "points at this server",
+            id="url-self-decimal",
+        ),
+        pytest.param(
+            {"alert_webhook_url": "http://169.254.169.254/latest/meta-data/", "alert_webhook_secret": SECRET},
+            "link-local",
+            id="url-metadata",
+        ),
     ],
 )
 async def test_bad_alert_settings_are_refused_and_change_nothing(
@@ -196,3 +228,27 @@ async def test_bad_alert_settings_are_refused_and_change_nothing(
         assert (tenant.alert_webhook_url, tenant.alert_webhook_secret, tenant.working_hours) == (None, None, None)
         assert tenant.auto_revoke_on == []
         assert (await audit.list_events(session, tenant_id=account.tenant.id, action="tenant.updated")).items == []
+
+
+async def test_private_webhook_urls_are_refused_unless_allowed(
+    session_factory: async_sessionmaker[AsyncSession], account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VIBEXP_WEBHOOK_ALLOW_PRIVATE", "false")
+    get_settings.cache_clear()
+    try:
+        for url in (
+            "http://10.0.0.5/hook",
+            "http://192.168.1.1/hook",
+            "http://127.0.0.1:9999/hook",
+            "http://[fc00::1]/",
+        ):
+            with pytest.raises(InvalidInput, match="loopback or private address"):
+                await _update(session_factory, account, alert_webhook_url=url, alert_webhook_secret=SECRET)
+        monkeypatch.setenv("VIBEXP_WEBHOOK_ALLOW_PRIVATE", "true")
+        get_settings.cache_clear()
+        tenant = await _update(
+            session_factory, account, alert_webhook_url="http://10.0.0.5/hook", alert_webhook_secret=SECRET
+        )
+        assert tenant.alert_webhook_url == "http://10.0.0.5/hook"
+    finally:
+        get_settings.cache_clear()

@@ -13,7 +13,10 @@ import json
 import logging
 import re
 import secrets
+import socket
+import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,10 +28,11 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from helpers.factories import make_account
-from helpers.receiver import Answer, Receiver
+from helpers.receiver import REPLAY_WINDOW, Answer, Receiver, verify
 from helpers.servers import free_port
 from vibexp.core.alerts.models import Alert, AlertKind, DeliveryState, WebhookDelivery
-from vibexp.core.alerts.sender import WebhookSender, points_at_self, sign
+from vibexp.core.alerts.secret_box import SecretBox
+from vibexp.core.alerts.sender import NO_RESPONSE, WebhookSender, points_at_self, sign
 from vibexp.core.alerts.webhooks import enqueue_delivery
 from vibexp.core.clock import utcnow
 from vibexp.core.db import create_engine, create_session_factory, session_scope
@@ -94,6 +98,7 @@ def sender(
     own_urls: tuple[str, ...] = ("http://127.0.0.1:1",),
     poll_interval: float = 1.0,
     batch: int = 20,
+    allow_private: bool = True,  # the receiver listens on loopback
 ) -> WebhookSender:
     return WebhookSender(
         engine,
@@ -103,6 +108,7 @@ def sender(
         own_urls=own_urls,
         poll_interval=poll_interval,
         batch=batch,
+        allow_private=allow_private,
     )
 
 
@@ -136,12 +142,25 @@ async def test_delivery_is_signed_with_the_tenant_secret(
     [got] = receiver.received
     row = await delivery(factory, delivery_id)
     assert got.body == row.payload.encode()  # the stored body, byte for byte
-    expected = "sha256=" + hmac.new(SECRET.encode(), got.body, hashlib.sha256).hexdigest()
-    assert got.headers["x-vibexp-signature"] == expected == sign(SECRET, got.body)
-    assert not hmac.compare_digest(got.headers["x-vibexp-signature"], sign("another secret", got.body))
+    # t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<delivery id>.<body>">: the time and the delivery id are signed too.
+    match = re.fullmatch(r"t=(\d+),v1=([0-9a-f]{64})", got.headers["x-vibexp-signature"])
+    assert match is not None, got.headers["x-vibexp-signature"]
+    timestamp = int(match.group(1))
+    assert abs(time.time() - timestamp) < 30
+    signed = f"{timestamp}.{delivery_id}.".encode() + got.body
+    assert match.group(2) == hmac.new(SECRET.encode(), signed, hashlib.sha256).hexdigest()
+    assert got.headers["x-vibexp-signature"] == sign(
+        SECRET, timestamp=timestamp, delivery_id=delivery_id, body=got.body
+    )
+    assert verify(SECRET, got) and not verify("another secret " * 2, got)
+    # A replay later than the window, or under another delivery's id, or of another body, does not verify.
+    assert not verify(SECRET, got, now=timestamp + REPLAY_WINDOW + 1)
+    assert not verify(SECRET, replace(got, headers={**got.headers, "x-vibexp-delivery": "another-delivery"}))
+    assert not verify(SECRET, replace(got, body=got.body + b" "))
     assert got.headers["content-type"] == "application/json"
     assert got.headers["x-vibexp-delivery"] == delivery_id
     assert got.headers["x-vibexp-attempt"] == "1"
+    assert got.headers["host"] == f"127.0.0.1:{receiver.port}"
     body = json.loads(got.body)
     assert body["kind"] == "new_network" and body["details"] == {"network": "203.0.113.0/24"}
     assert {"key_id", "at", "id", "tenant"} <= body.keys()
@@ -153,8 +172,33 @@ async def test_delivery_is_signed_with_the_tenant_secret(
     snippet = DOCS_SNIPPET.search(DOCS.read_text())
     assert snippet is not None, "docs/webhooks.md lost its verification example"
     exec(snippet.group(1), namespace)
-    assert namespace["verified"](SECRET, got.body, got.headers["x-vibexp-signature"])
-    assert not namespace["verified"](SECRET, got.body + b" ", got.headers["x-vibexp-signature"])
+    verified = namespace["verified"]
+    header = got.headers["x-vibexp-signature"]
+    assert verified(SECRET, got.body, header, delivery_id)
+    assert not verified(SECRET, got.body + b" ", header, delivery_id)
+    assert not verified(SECRET, got.body, header, "another-delivery")
+    old = (
+        f"t={timestamp - 301},v1="
+        + hmac.new(SECRET.encode(), f"{timestamp - 301}.{delivery_id}.".encode() + got.body, hashlib.sha256).hexdigest()
+    )
+    assert not verified(SECRET, got.body, old, delivery_id)  # correctly signed, but outside the replay window
+
+
+async def test_a_sealed_secret_signs_and_a_secret_sealed_under_another_key_fails(
+    engine: AsyncEngine, factory: async_sessionmaker[AsyncSession], started: list[WebhookSender]
+) -> None:
+    """The secret is stored encrypted with the server key: the sender opens it to sign; under another server key
+    it cannot, and the attempt fails without a request (and without the secret in the log)."""
+    with Receiver() as receiver:
+        [good] = await queue_alert(factory, url=receiver.url(), secret=SecretBox("k" * 40).seal(SECRET))
+        [bad] = await queue_alert(factory, url=receiver.url(), secret=SecretBox("j" * 40).seal(SECRET))
+        worker = WebhookSender(engine, retry_delays=(30.0,), allow_private=True, secret_key="k" * 40)
+        await (await start(started, worker)).run_once()
+    [got] = receiver.received
+    assert got.headers["x-vibexp-delivery"] == good and verify(SECRET, got)
+    row = await delivery(factory, bad)
+    assert (row.state, row.last_status) == ("pending", None)
+    assert row.last_error is not None and "cannot be decrypted" in row.last_error
 
 
 async def test_no_secret_means_no_signature_header(
@@ -196,7 +240,7 @@ async def test_a_timeout_is_retried(
         assert loop.time() - began < 1.2  # the attempt gave up at its timeout, not when the receiver answered
         first = await delivery(factory, delivery_id)
         assert (first.state, first.attempts, first.last_status) == ("pending", 1, None)
-        assert first.last_error == "timed out after 0.3 s"
+        assert first.last_error == NO_RESPONSE
         await worker.run_once()
     second = await delivery(factory, delivery_id)
     assert (second.state, second.attempts, second.last_error) == ("delivered", 2, None)
@@ -225,7 +269,7 @@ async def test_a_receiver_that_is_down_is_retried_with_backoff(
     await worker.run_once()
     row = await delivery(factory, delivery_id)
     assert (row.state, row.attempts, row.last_status) == ("pending", 1, None)
-    assert row.last_error == "request failed: ConnectError"
+    assert row.last_error == NO_RESPONSE  # the same words as a timeout: the log tells no port state
     assert row.next_attempt_at is not None
     assert before + timedelta(seconds=10) <= row.next_attempt_at <= utcnow() + timedelta(seconds=10)
     await worker.run_once()
@@ -296,6 +340,92 @@ async def test_a_url_pointing_at_the_server_itself_fails_without_sending(
         assert row.last_error == "URL points at this server; not sent"
 
 
+@pytest.mark.parametrize(
+    "spelling",
+    ["127.1", "2130706433", "0x7f.1", "0177.0.0.1", "127.0.0.2", "[::ffff:127.0.0.1]", "localhost", "HOSTNAME"],
+)
+async def test_every_spelling_of_the_server_is_itself(
+    engine: AsyncEngine, factory: async_sessionmaker[AsyncSession], started: list[WebhookSender], spelling: str
+) -> None:
+    """Before: the guard compared one URL string, so these reached the server (issue 26 item 9)."""
+    host = socket.gethostname() if spelling == "HOSTNAME" else spelling
+    with Receiver() as server:  # stands in for this server, listening on its own port
+        [delivery_id] = await queue_alert(factory, url=f"http://{host}:{server.port}/api/v1/leaked-keys")
+        await (await start(started, sender(engine, own_urls=(f"http://127.0.0.1:{server.port}",)))).run_once()
+    assert server.received == []
+    row = await delivery(factory, delivery_id)
+    assert (row.state, row.last_error) == ("failed", "URL points at this server; not sent")
+
+
+async def test_a_replica_is_itself_by_any_name(
+    engine: AsyncEngine, factory: async_sessionmaker[AsyncSession], started: list[WebhookSender]
+) -> None:
+    """A replica named in VIBEXP_REPLICA_URLS by one name is refused under another name resolving to it."""
+    with Receiver() as replica:
+        [delivery_id] = await queue_alert(factory, url=f"http://127.0.0.1:{replica.port}/hook")
+        own = ("http://127.0.0.1:1", f"http://localhost:{replica.port}")
+        await (await start(started, sender(engine, own_urls=own))).run_once()
+    assert replica.received == []
+    assert (await delivery(factory, delivery_id)).last_error == "URL points at this server; not sent"
+
+
+@pytest.mark.parametrize(
+    ("host", "reason"),
+    [
+        ("169.254.169.254", "link-local"),
+        ("[fe80::1]", "link-local"),
+        ("127.0.0.1", "loopback or private"),
+        ("10.1.2.3", "loopback or private"),
+        ("172.16.0.1", "loopback or private"),
+        ("192.168.1.1", "loopback or private"),
+        ("100.64.0.1", "loopback or private"),
+        ("[fc00::1]", "loopback or private"),
+        ("[::1]", "loopback or private"),
+        ("2130706433", "loopback or private"),
+    ],
+)
+async def test_private_and_metadata_addresses_are_refused_without_a_request(
+    engine: AsyncEngine, factory: async_sessionmaker[AsyncSession], started: list[WebhookSender], host: str, reason: str
+) -> None:
+    with Receiver() as receiver:
+        [delivery_id] = await queue_alert(factory, url=f"http://{host}:{receiver.port}/hook")
+        await (await start(started, sender(engine, allow_private=False))).run_once()
+    assert receiver.received == []
+    row = await delivery(factory, delivery_id)
+    assert (row.state, row.attempts, row.last_status) == ("failed", 1, None)
+    assert row.last_error is not None and row.last_error.startswith("delivery refused") and reason in row.last_error
+
+
+async def test_metadata_addresses_stay_refused_with_private_allowed(
+    engine: AsyncEngine, factory: async_sessionmaker[AsyncSession], started: list[WebhookSender]
+) -> None:
+    [delivery_id] = await queue_alert(factory, url="http://169.254.169.254/latest/meta-data/")
+    await (await start(started, sender(engine, allow_private=True))).run_once()
+    row = await delivery(factory, delivery_id)
+    assert row.state == "failed" and row.last_error is not None and "link-local" in row.last_error
+
+
+async def test_the_delivery_log_does_not_tell_open_from_closed_ports(
+    engine: AsyncEngine, factory: async_sessionmaker[AsyncSession], started: list[WebhookSender]
+) -> None:
+    """A closed port, a port that accepts and never answers, and a name that does not resolve look alike."""
+    closed = free_port()
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # accepts connections (the kernel does), never answers
+    try:
+        ids = [
+            *(await queue_alert(factory, url=f"http://127.0.0.1:{closed}/hook")),
+            *(await queue_alert(factory, url=f"http://127.0.0.1:{silent.getsockname()[1]}/hook")),
+            *(await queue_alert(factory, url="http://no-such-host.invalid/hook")),
+        ]
+        await (await start(started, sender(engine, timeout=0.5, retry_delays=(30.0,)))).run_once()
+    finally:
+        silent.close()
+    rows = [await delivery(factory, delivery_id) for delivery_id in ids]
+    assert {(row.state, row.last_status, row.last_error) for row in rows} == {("pending", None, NO_RESPONSE)}
+
+
 async def test_a_url_that_is_not_http_fails_without_sending(
     engine: AsyncEngine, factory: async_sessionmaker[AsyncSession], started: list[WebhookSender]
 ) -> None:
@@ -329,6 +459,9 @@ async def test_the_background_task_delivers_by_itself(
         ("http://0.0.0.0:8000/hook", ["http://127.0.0.1:8000"], True),
         ("http://[::1]:8000/hook", ["http://127.0.0.1:8000"], True),
         ("http://[::ffff:127.0.0.1]:8000/hook", ["http://127.0.0.1:8000"], True),
+        ("http://127.1:8000/hook", ["http://127.0.0.1:8000"], True),
+        ("http://2130706433:8000/hook", ["http://127.0.0.1:8000"], True),
+        ("http://0x7f.1:8000/hook", ["http://127.0.0.1:8000"], True),
         ("https://vibexp.example.com/hook", ["https://vibexp.example.com"], True),
         ("https://vibexp.example.com:443/hook", ["https://vibexp.example.com"], True),
         ("http://127.0.0.1:9000/hook", ["http://127.0.0.1:8000"], False),  # another local service
@@ -350,12 +483,18 @@ def test_bad_schedules_are_refused() -> None:
         WebhookSender(engine, max_attempts=0)
 
 
-def test_the_signature_depends_on_the_secret_and_the_body() -> None:
-    # The signature changes with the secret and the body (a receiver can tell forged or altered bodies).
+def test_the_signature_depends_on_the_secret_the_time_the_delivery_and_the_body() -> None:
     body = b'{"kind":"new_network"}'
-    assert sign("a", body) != sign("b", body) != sign("a", body + b" ")
-    assert sign("a", body).startswith("sha256=") and len(sign("a", body)) == 7 + 64
-    assert secrets.compare_digest(sign("a", body), sign("a", body))
+    base = sign("a", timestamp=1000, delivery_id="d1", body=body)
+    assert base.startswith("t=1000,v1=") and len(base) == len("t=1000,v1=") + 64
+    others = {
+        sign("b", timestamp=1000, delivery_id="d1", body=body),
+        sign("a", timestamp=1001, delivery_id="d1", body=body),
+        sign("a", timestamp=1000, delivery_id="d2", body=body),
+        sign("a", timestamp=1000, delivery_id="d1", body=body + b" "),
+    }
+    assert base not in others and len({v.split("v1=")[1] for v in others}) == 4
+    assert secrets.compare_digest(base, sign("a", timestamp=1000, delivery_id="d1", body=body))
 
 
 async def test_a_hanging_receiver_never_blocks_requests(

@@ -1,18 +1,40 @@
 """A real HTTP server on a free loopback port, in a thread, that records what it receives: a webhook receiver.
 
 Each request gets the next scripted answer (``Answer``: status, extra headers, delay before answering); when the
-script runs out, the last answer repeats.
+script runs out, the last answer repeats. ``verify`` checks a delivery's signature the way docs/webhooks.md tells
+a receiver to (written here independently of the server's ``sign``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
-__all__ = ["Answer", "Received", "Receiver"]
+__all__ = ["REPLAY_WINDOW", "Answer", "Received", "Receiver", "verify"]
+
+#: Seconds a signature's timestamp may lie from now (docs/webhooks.md).
+REPLAY_WINDOW = 300
+
+
+def verify(secret: str, received: Received, *, now: float | None = None, window: int = REPLAY_WINDOW) -> bool:
+    """Whether ``received`` carries ``X-VibeXP-Signature: t=<unix>,v1=<hex>`` over "<t>.<delivery id>.<body>" under
+    ``secret``, with ``t`` within ``window`` seconds of ``now``."""
+    fields = dict(
+        part.split("=", 1) for part in received.headers.get("x-vibexp-signature", "").split(",") if "=" in part
+    )
+    if not fields.get("t", "").isdigit() or "v1" not in fields:
+        return False
+    timestamp = int(fields["t"])
+    if abs((time.time() if now is None else now) - timestamp) > window:
+        return False
+    delivery = received.headers.get("x-vibexp-delivery", "")
+    expected = hmac.new(secret.encode(), f"{timestamp}.{delivery}.".encode() + received.body, hashlib.sha256)
+    return hmac.compare_digest(expected.hexdigest(), fields["v1"])
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,11 @@ def test_alert_settings_are_set_shown_and_cleared(database_url: str, tenant: str
             id="the-server-itself",
         ),
         pytest.param(
+            ["--alert-webhook-url", "http://2130706433:8000/hook", "--alert-webhook-secret", SECRET],
+            "points at this server",
+            id="the-server-spelled-as-a-number",
+        ),
+        pytest.param(
             ["--alert-webhook-url", "https://vibexp.example.com/hook", "--alert-webhook-secret", SECRET],
             "points at this server",
             id="the-server-by-its-public-name",
@@ -98,6 +103,7 @@ def test_alert_settings_are_set_shown_and_cleared(database_url: str, tenant: str
         pytest.param(["--alert-webhook-url", "https://hooks.example.com/x"], "needs a webhook secret", id="no-secret"),
         pytest.param(["--alert-webhook-secret", "short"], "16 to 200 characters", id="short-secret"),
         pytest.param(["--auto-revoke-on", "bogus"], "unknown alert kind 'bogus'", id="unknown-kind"),
+        pytest.param(["--auto-revoke-on", "failed_auth"], "failed_auth cannot revoke a key", id="failed-auth"),
         pytest.param(["--auto-revoke-on", "none", "--auto-revoke-on", "key_leaked"], "none clears", id="none-and-kind"),
         pytest.param(
             ["--clear-alert-webhook", "--alert-webhook-url", "https://hooks.example.com/x"],

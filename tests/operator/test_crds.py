@@ -40,6 +40,15 @@ def rejected(env: KubeEnv, manifest: str) -> str:
             {"alerts": {"autoRevokeOn": ["key_leaked", "bogus"]}},
             'spec.alerts.autoRevokeOn[1]: Unsupported value: "bogus"',
         ),
+        # A forged key with a key's public display prefix raises failed_auth: it must not be able to revoke the key.
+        (
+            {"alerts": {"autoRevokeOn": ["failed_auth"]}},
+            'spec.alerts.autoRevokeOn[0]: Unsupported value: "failed_auth"',
+        ),
+        (
+            {"alerts": {"autoRevokeOn": ["key_leaked", "failed_auth"]}},
+            'spec.alerts.autoRevokeOn[1]: Unsupported value: "failed_auth"',
+        ),
         ({"alerts": {"webhookUrl": "ftp://hooks.example.com/x"}}, "spec.alerts.webhookUrl: Invalid value"),
         ({"alerts": {"webhookUrl": "hooks.example.com"}}, "spec.alerts.webhookUrl: Invalid value"),
         ({"alerts": {"webhookSecretRef": {"name": "hook"}}}, "spec.alerts.webhookSecretRef.key: Required value"),
@@ -182,3 +191,14 @@ def test_valid_label_and_annotation_keys_are_accepted(kube_env: KubeEnv) -> None
     }
     kubectl(kube_env, "apply", "-f", "-", input=apikey_yaml(name, {"tenant": "acme", "secretTemplate": template}))
     kubectl(kube_env, "delete", "apikey", name, "-n", "default", "--wait=false")
+
+
+def test_possession_kinds_may_auto_revoke_and_alerts_write_is_a_scope(kube_env: KubeEnv) -> None:
+    """The kinds that prove possession of the key are accepted in autoRevokeOn; alerts:write is a key scope."""
+    tenant = unique("revoke")
+    kinds = ["disallowed_address", "retired_key_used", "key_leaked"]
+    kubectl(kube_env, "apply", "-f", "-", input=tenant_yaml(tenant, {"alerts": {"autoRevokeOn": kinds}}))
+    kubectl(kube_env, "delete", "vibexptenant", tenant, "--wait=false")
+    key = unique("ack")
+    kubectl(kube_env, "apply", "-f", "-", input=apikey_yaml(key, {"tenant": "acme", "scopes": ["alerts:write"]}))
+    kubectl(kube_env, "delete", "apikey", key, "-n", "default", "--wait=false")

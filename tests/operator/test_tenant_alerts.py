@@ -16,6 +16,7 @@ import pytest
 from opkit import MERGE, Operator, unique, wait_until
 from sqlalchemy import select
 
+from vibexp.core.alerts.secret_box import default_box
 from vibexp.core.audit.models import AuditEvent
 from vibexp.core.db import create_engine, create_session_factory
 from vibexp.core.tenants.models import Tenant
@@ -23,6 +24,11 @@ from vibexp.core.tenants.models import Tenant
 pytestmark = [pytest.mark.kube]
 
 SECRET = "whsec-operator-test-value"
+
+
+def _opened(row: Any) -> str | None:
+    """The tenant's webhook secret, decrypted with the server key (it is stored encrypted)."""
+    return default_box().open(row.alert_webhook_secret) if row.alert_webhook_secret else None
 
 
 def tenant_row(op: Operator, name: str) -> Tenant | None:
@@ -117,7 +123,8 @@ def test_spec_alerts_reach_the_tenant_and_a_missing_secret_is_reported(
     row = tenant_row(op, name)
     assert row is not None
     assert row.alert_webhook_url == "https://hooks.example.com/vibexp"
-    assert row.alert_webhook_secret == SECRET
+    assert row.alert_webhook_secret is not None and SECRET not in row.alert_webhook_secret  # encrypted at rest
+    assert default_box().open(row.alert_webhook_secret) == SECRET
     assert sorted(row.auto_revoke_on) == ["key_leaked", "new_network"]
     assert row.working_hours == "Mon-Fri 08:00-19:00 Europe/Berlin"
     audit = tenant_audit(op, row.id)
@@ -132,7 +139,7 @@ def test_spec_alerts_reach_the_tenant_and_a_missing_secret_is_reported(
         headers=MERGE,
     )
     assert resp.status_code == 200, resp.text
-    wait_until(lambda: (r := tenant_row(op, name)) is not None and r.alert_webhook_secret == rotated, "secret rotated")
+    wait_until(lambda: (r := tenant_row(op, name)) is not None and _opened(r) == rotated, "secret rotated")
 
     # A spec change follows; dropping a field clears it (a merge patch's null removes webhookUrl).
     changed = {"webhookUrl": None, "autoRevokeOn": [], "workingHours": "Mon-Sun 00:00-23:59 UTC"}
@@ -144,7 +151,7 @@ def test_spec_alerts_reach_the_tenant_and_a_missing_secret_is_reported(
         return found if found is not None and found.working_hours == "Mon-Sun 00:00-23:59 UTC" else None
 
     row = wait_until(updated, "working hours updated")
-    assert row.alert_webhook_url is None and row.auto_revoke_on == [] and row.alert_webhook_secret == rotated
+    assert row.alert_webhook_url is None and row.auto_revoke_on == [] and _opened(row) == rotated
 
 
 def test_a_secret_ref_outside_the_tenants_namespaces_is_refused(operator: Operator, tenant_names: list[str]) -> None:

@@ -9,16 +9,15 @@ key left in the path down to its display prefix.
 from __future__ import annotations
 
 import logging
-import re
+
+from vibexp.core.redaction import mask_keys
 
 __all__ = ["RedactQueryString", "redact_target"]
-
-_KEY = re.compile(r"vib_([0-9a-fA-F]{8})[0-9a-fA-F]*")
 
 
 def redact_target(target: str) -> str:
     path, sep, _query = target.partition("?")
-    path = _KEY.sub(r"vib_\1…", path)
+    path = mask_keys(path)
     return f"{path}?[redacted]" if sep else path
 
 

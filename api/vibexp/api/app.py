@@ -49,12 +49,14 @@ over the limit the API answers 429 with `Retry-After`. Errors are `{"error": {"c
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or get_api_settings()
-    # The webhook sender refuses URLs that reach this server: an alert must not cause requests to it.
+    # The webhook sender refuses URLs that reach this server (its public, server and replica URLs, and every
+    # loopback address on their ports and the metrics port): an alert must not cause requests to it.
+    metrics_url = [f"http://127.0.0.1:{settings.metrics_port}"] if settings.metrics_port else []
     runtime = Runtime.create(
         settings,
         on_usage_flush=observe_usage_flush,
         on_key_expiries=observe_key_expiries,
-        own_urls=[settings.public_url],
+        own_urls=metrics_url,
     )
 
     @asynccontextmanager

@@ -12,16 +12,14 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from vibexp.core.config import Environment, Settings
+from vibexp.core.config import DEFAULT_SECRET_KEY, Environment, Settings
 
 __all__ = ["DEFAULT_SECRET_KEY", "ApiSettings", "get_api_settings"]
 
-DEFAULT_SECRET_KEY = "insecure-development-secret-change-me"  # noqa: S105 - refused in production by the validator below
-
 
 class ApiSettings(Settings):
-    #: Signs the dashboard's session cookies.
-    secret_key: str = DEFAULT_SECRET_KEY
+    # ``secret_key`` (signs the dashboard's session cookies, encrypts webhook secrets) is a shared setting
+    # (vibexp.core.config): the CLI and the operator encrypt webhook secrets with it. Refused in production below.
 
     #: Largest request body accepted, in bytes (413 beyond it).
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)

@@ -16,9 +16,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from vibexp.core.keys import cidrs
 
-__all__ = ["DEFAULT_DATABASE_URL", "Environment", "Settings", "get_settings"]
+__all__ = ["DEFAULT_DATABASE_URL", "DEFAULT_SECRET_KEY", "Environment", "Settings", "get_settings"]
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./vibexp.db"
+DEFAULT_SECRET_KEY = "insecure-development-secret-change-me"  # noqa: S105 - the API refuses it in production
 
 
 class Environment(StrEnum):
@@ -32,6 +33,10 @@ class Settings(BaseSettings):
 
     environment: Environment = Environment.development
     database_url: str = DEFAULT_DATABASE_URL
+    #: The server key: signs the dashboard's sessions (the API refuses the default in production) and encrypts the
+    #: tenants' webhook secrets at rest (``vibexp.core.alerts.secret_box``), so it must be the same in every process
+    #: (API replicas, operator, CLI, migration Job).
+    secret_key: str = DEFAULT_SECRET_KEY
     #: Run migrations at start-up. Defaults to on for the embedded SQLite database only; in Kubernetes a Helm hook
     #: Job runs ``vibexp db upgrade`` before the API starts.
     auto_migrate: bool | None = None
@@ -67,6 +72,9 @@ class Settings(BaseSettings):
     alert_failed_auth_threshold: int = Field(default=5, ge=1)
     #: ... within this many seconds.
     alert_failed_auth_window: float = Field(default=300.0, gt=0)
+    #: ``failed_auth`` alerts (and so webhooks) that may open per key, and per source address, in an hour: display
+    #: prefixes are public, so anyone can raise this kind; acknowledging does not re-arm it beyond this.
+    alert_failed_auth_per_hour: int = Field(default=3, ge=1, le=1000)
     #: ``new_network``: a network the key has not used for this many days counts as new.
     alert_new_network_days: int = Field(default=30, ge=1)
     #: The address people reach this server at (``vibexp serve`` sets it from --host/--port): dashboard links in the
@@ -75,12 +83,19 @@ class Settings(BaseSettings):
     #: Other addresses this server answers at (comma-separated: its Service, its Ingress host ...); alert webhooks
     #: may not point at any of them either.
     server_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: The other replicas' own addresses (comma-separated URLs, e.g. each pod's, or a headless Service's name with
+    #: the API port): alert webhooks may not point at any of them, by name or by any address the name resolves to.
+    replica_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: Deliver alert webhooks to loopback and private addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7,
+    #: 127/8, ::1 ...): off by default so a tenant cannot make the server call into its own network. Link-local and
+    #: metadata addresses (169.254/16, fe80::/10) stay refused (``vibexp.core.alerts.destinations``).
+    webhook_allow_private: bool = False
 
     #: Proxies (comma-separated CIDRs) whose ``X-Forwarded-For`` names the client (``vibexp.core.client_address``);
     #: empty: the socket peer is the client. The Helm chart sets it for its Ingress path.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
-    @field_validator("server_urls", "trusted_proxies", mode="before")
+    @field_validator("server_urls", "replica_urls", "trusted_proxies", mode="before")
     @classmethod
     def _comma_separated_urls(cls, value: object) -> object:
         # Not named like ApiSettings' own validator: a subclass's method of the same name would replace this one.

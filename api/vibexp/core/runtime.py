@@ -48,7 +48,8 @@ class Runtime:
         """``on_usage_flush(events, oldest_wait_seconds)`` is called after each usage flush (the API's metrics).
         Each flush also runs the alert detectors on the batch; they hand alerts to ``alert_sink`` (by default the
         alert service, ``vibexp.core.alerts.service.raise_alert``, when present, each alert also logged).
-        ``own_urls`` are this server's addresses, which the webhook sender refuses to call (no alert loops).
+        ``own_urls`` are this server's addresses besides ``VIBEXP_PUBLIC_URL``, ``VIBEXP_SERVER_URLS`` and
+        ``VIBEXP_REPLICA_URLS`` (its metrics port, say), which the webhook sender refuses to call (no alert loops).
         ``on_key_expiries`` receives each key policy sweep's active key expiries (the API's metrics)."""
         database = Database.from_settings(settings)
         detector = AlertDetector(
@@ -70,7 +71,12 @@ class Runtime:
             ),
             limiter=RateLimiter(database.engine),
             usage=usage,
-            webhooks=WebhookSender(database.engine, own_urls=own_urls),
+            webhooks=WebhookSender(
+                database.engine,
+                own_urls=[settings.public_url, *settings.server_urls, *settings.replica_urls, *own_urls],
+                allow_private=settings.webhook_allow_private,
+                secret_key=settings.secret_key,
+            ),
             # Flushes this process's buffered usage first: a key used a moment ago here has its last use written.
             key_policy=KeyPolicySweep(
                 database,

@@ -1,6 +1,7 @@
 """Alerts over REST: ``GET /api/v1/alerts`` (newest first) and ``POST /api/v1/alerts/{id}/acknowledge``.
 
-Both need the ``audit:read`` scope (DESIGN.md).
+Listing needs ``audit:read`` (DESIGN.md); acknowledging changes the alert, so it needs the write scope
+``alerts:write`` (which includes ``audit:read``): a read-only key cannot silence the alert its own theft raised.
 """
 
 from __future__ import annotations
@@ -52,6 +53,6 @@ async def acknowledge_alert(
     actor: CurrentActor,
     alert_id: Annotated[str, Path(max_length=36)],
 ) -> Any:
-    require(principal, "audit:read")
+    require(principal, "alerts:write")
     alert = await alerts.acknowledge(session, tenant_id=principal.tenant_id, alert_id=alert_id, actor=actor)
     return AlertRead.model_validate(alert)

@@ -1,4 +1,4 @@
-"""The five unusual-activity detectors, run by the usage recorder's flush on each batch (never per request).
+"""The six unusual-activity detectors, run by the usage recorder's flush on each batch (never per request).
 
 Each flush (every 0.5 s) hands the batch's usage events and refused attempts to ``AlertDetector.detect``, which
 opens one session and, in one transaction:
@@ -14,10 +14,16 @@ opens one session and, in one transaction:
   higher; a restarted process starts with no history (the floor ``spike_per_minute`` applies). No query.
 * **failed_auth**: typo'd keys (a checksum failure) whose display prefix (``vib_`` + 8 hex) is a live key's prefix
   count as attempts against that key; one SELECT per flush resolves the batch's prefixes. ``failed_auth_threshold``
-  attempts within ``failed_auth_window`` seconds (counted in this process's memory) is an alert. Refusals with
-  reason ``disallowed_address`` (per-key IP allow-lists, issue 14, not built yet) already count the same way.
+  attempts within ``failed_auth_window`` seconds (counted in this process's memory) is an alert. Display prefixes
+  are public (dashboard, audit trail, ``vibexp scan``, access logs), so anyone can raise this kind at will: it can
+  never auto-revoke (``vibexp.core.alerts.models.AUTO_REVOCABLE``), and at most ``failed_auth_per_hour`` of them
+  open per key per hour (counted in the database: every replica's alerts, acknowledged ones included) and per
+  source address per hour (counted in this process's memory), however often they are acknowledged. A finding past
+  either bound opens nothing (an open alert still counts the repeat), so it queues no webhook either.
 * **retired_key_used**: the verifier reports the id of the revoked or expired key it refused (also from its
   negative cache); each such refusal is an alert. No query.
+* **disallowed_address**: the valid key itself from an address outside its ``allowed_cidrs``; each such refusal is
+  an alert (it proves that whoever sent it holds the key, so it may auto-revoke). No query.
 * **after_hours**: a request outside its tenant's ``working_hours`` (``vibexp.core.alerts.working_hours``), in
   the tenant's zone. The batch's tenants' settings are read by one SELECT at most every ``HOURS_TTL`` seconds.
 
@@ -25,7 +31,8 @@ Alerts go to an ``AlertSink`` (the alert service's ``raise_alert``: it dedupes i
 key and kind, and writes the audit event, the webhook delivery and any auto-revoke in the same transaction). So
 that a lasting condition (a key used all night, a spike, a client retrying its revoked key) does not cost a write per
 flush, this process does not hand the same key and one of those kinds to the sink again for ``repeat_after`` seconds.
-``new_network`` (once per network, by nature) and ``failed_auth`` (a fresh run of attempts each time) always go.
+``new_network`` (once per network, by nature) and ``failed_auth`` (a fresh run of attempts each time, bounded per
+hour as above) always go.
 """
 
 from __future__ import annotations
@@ -40,13 +47,13 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, Protocol
 
-from sqlalchemy import case, select
+from sqlalchemy import case, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp.core.alerts.hours import WorkingHours
 from vibexp.core.alerts.hours import parse as parse_working_hours
-from vibexp.core.alerts.models import AlertKind, KeyNetwork
+from vibexp.core.alerts.models import Alert, AlertKind, AlertStatus, KeyNetwork
 from vibexp.core.alerts.refusals import DISALLOWED_ADDRESS, RETIRED_REASONS, TYPO, Refusal
 from vibexp.core.alerts.service import raise_alert
 from vibexp.core.clock import utcnow
@@ -66,7 +73,11 @@ HOURS_TTL = 10.0
 SWEEP_INTERVAL = 600.0
 _SPIKE_HISTORY_MINUTES = 60
 #: The kinds whose condition lasts from one flush to the next (see ``repeat_after``).
-LASTING_KINDS = frozenset({AlertKind.request_spike, AlertKind.after_hours, AlertKind.retired_key_used})
+LASTING_KINDS = frozenset(
+    {AlertKind.request_spike, AlertKind.after_hours, AlertKind.retired_key_used, AlertKind.disallowed_address}
+)
+#: The span ``failed_auth_per_hour`` counts over (seconds).
+_HOUR = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +89,8 @@ class DetectorLimits:
     spike_factor: float = 10.0
     failed_auth_threshold: int = 5
     failed_auth_window: float = 300.0
+    #: ``failed_auth`` alerts that may open per key, and per source address, in an hour.
+    failed_auth_per_hour: int = 3
     #: Seconds before this process hands the sink the same key and lasting kind again (``LASTING_KINDS``).
     repeat_after: float = 60.0
 
@@ -92,6 +105,7 @@ class DetectorLimits:
             spike_factor=float(getattr(settings, "alert_spike_factor", defaults.spike_factor)),
             failed_auth_threshold=int(getattr(settings, "alert_failed_auth_threshold", defaults.failed_auth_threshold)),
             failed_auth_window=float(getattr(settings, "alert_failed_auth_window", defaults.failed_auth_window)),
+            failed_auth_per_hour=int(getattr(settings, "alert_failed_auth_per_hour", defaults.failed_auth_per_hour)),
         )
 
 
@@ -181,6 +195,10 @@ class AlertDetector:
         self._attempts: dict[str, deque[tuple[datetime, str | None, str]]] = {}
         #: (key id, kind) -> when this process last handed it to the sink.
         self._raised: dict[tuple[str, AlertKind], float] = {}
+        #: source address -> when (this process's clock) each failed_auth alert it took part in opened, past hour.
+        self._failed_auth_sources: dict[str, deque[float]] = {}
+        #: key id -> when this process last logged that it held back a failed_auth alert on the key.
+        self._held_back_logged: dict[str, float] = {}
         #: tenant id -> (when read, its parsed working hours or None).
         self._hours: dict[str, tuple[float, WorkingHours | None]] = {}
         self._last_sweep = clock()
@@ -190,11 +208,12 @@ class AlertDetector:
         if not events and not refusals:
             return
         self._sweep()
-        findings = [*self._spikes(events), *self._retired(refusals)]
+        findings = [*self._spikes(events), *self._retired(refusals), *self._disallowed(refusals)]
         raised: list[tuple[str, AlertKind]] = []
+        opened_sources: list[str] = []
         engine = self._database.engine
         async with writing(engine), self._database.session_factory() as session, session.begin():
-            findings += await self._failed_auth(session, refusals)
+            findings += await self._bounded(session, await self._failed_auth(session, refusals))
             findings += await self._after_hours(session, events)
             findings += await self._new_networks(session, events)
             now = self._clock()
@@ -203,7 +222,7 @@ class AlertDetector:
                 last = self._raised.get(token) if finding.kind in LASTING_KINDS else None
                 if last is not None and now - last < self.limits.repeat_after:
                     continue
-                await self.sink(
+                opened = await self.sink(
                     session,
                     tenant_id=finding.tenant_id,
                     key_id=finding.key_id,
@@ -212,9 +231,13 @@ class AlertDetector:
                     at=finding.at,
                 )
                 raised.append(token)
+                if finding.kind is AlertKind.failed_auth and opened is not None:
+                    opened_sources.extend(finding.details.get("client_ips") or ())
         now = self._clock()
         for token in raised:  # only once committed: a failed batch is raised again next time it is seen
             self._raised[token] = now
+        for source in opened_sources:
+            self._failed_auth_sources.setdefault(source, deque()).append(now)
 
     # -- request_spike ------------------------------------------------------------------------------------------
     def _spikes(self, events: Iterable[UsageEvent]) -> list[Finding]:
@@ -259,13 +282,28 @@ class AlertDetector:
             finding.details["attempts"] += 1
         return list(found.values())
 
+    # -- disallowed_address -------------------------------------------------------------------------------------
+    @staticmethod
+    def _disallowed(refusals: Iterable[Refusal]) -> list[Finding]:
+        found: dict[str, Finding] = {}
+        for refusal in refusals:
+            if refusal.reason != DISALLOWED_ADDRESS or refusal.key_id is None or refusal.tenant_id is None:
+                continue
+            finding = found.get(refusal.key_id)
+            if finding is None:
+                details: dict[str, Any] = {"client_ips": [], "attempts": 0}
+                finding = found[refusal.key_id] = Finding(
+                    refusal.tenant_id, refusal.key_id, AlertKind.disallowed_address, refusal.at, details
+                )
+            finding.details["attempts"] += 1
+            if refusal.client_ip and refusal.client_ip not in finding.details["client_ips"]:
+                finding.details["client_ips"].append(refusal.client_ip)
+        return list(found.values())
+
     # -- failed_auth --------------------------------------------------------------------------------------------
     async def _failed_auth(self, session: AsyncSession, refusals: Sequence[Refusal]) -> list[Finding]:
         typos = [r for r in refusals if r.reason == TYPO and r.key_prefix]
         attempts: list[tuple[str, str, Refusal]] = []
-        for refusal in refusals:
-            if refusal.reason == DISALLOWED_ADDRESS and refusal.key_id is not None and refusal.tenant_id is not None:
-                attempts.append((refusal.key_id, refusal.tenant_id, refusal))
         if typos:
             owners: dict[str, list[tuple[str, str]]] = {}
             rows = await session.execute(
@@ -302,6 +340,58 @@ class AlertDetector:
                 findings.append(Finding(tenant_id, key_id, AlertKind.failed_auth, newest, details))
                 recent.clear()  # the next alert needs a fresh run of attempts
         return findings
+
+    async def _bounded(self, session: AsyncSession, findings: list[Finding]) -> list[Finding]:
+        """The ``failed_auth`` findings that may go to the sink: those that would only count a repeat of an open
+        alert, and those within ``failed_auth_per_hour`` alerts opened on the key (any replica, from the database)
+        and from each of their source addresses (this process) in the past hour."""
+        if not findings:
+            return []
+        limit, now = self.limits.failed_auth_per_hour, self._clock()
+        since = utcnow() - timedelta(seconds=_HOUR)
+        rows = await session.execute(
+            select(Alert.key_id, Alert.status, Alert.first_seen_at).where(
+                Alert.key_id.in_({finding.key_id for finding in findings}),
+                Alert.kind == AlertKind.failed_auth.value,
+                or_(Alert.status == AlertStatus.open.value, Alert.first_seen_at >= since),
+            )
+        )
+        open_keys: set[str] = set()
+        opened: dict[str, int] = {}
+        for key_id, status, first_seen_at in rows:
+            if status == AlertStatus.open.value:
+                open_keys.add(key_id)
+            if first_seen_at >= since:
+                opened[key_id] = opened.get(key_id, 0) + 1
+        kept = []
+        for finding in findings:
+            if finding.key_id not in open_keys:
+                busy = [ip for ip in finding.details.get("client_ips") or () if self._source_count(ip, now) >= limit]
+                if opened.get(finding.key_id, 0) >= limit or busy:
+                    self._held_back(finding, busy, now)
+                    continue
+            kept.append(finding)
+        return kept
+
+    def _source_count(self, source: str, now: float) -> int:
+        times = self._failed_auth_sources.get(source)
+        while times and now - times[0] > _HOUR:
+            times.popleft()
+        return len(times) if times else 0
+
+    def _held_back(self, finding: Finding, busy: list[str], now: float) -> None:
+        last = self._held_back_logged.get(finding.key_id)
+        if last is not None and now - last < _HOUR:
+            return
+        self._held_back_logged[finding.key_id] = now
+        log.info(
+            "failed_auth on key %s of tenant %s not raised: %d such alerts an hour at most per key and per source "
+            "address (sources at the limit: %s); further ones this hour are not logged",
+            finding.key_id,
+            finding.tenant_id,
+            self.limits.failed_auth_per_hour,
+            ", ".join(busy) or "none",
+        )
 
     # -- after_hours --------------------------------------------------------------------------------------------
     async def _after_hours(self, session: AsyncSession, events: Sequence[UsageEvent]) -> list[Finding]:
@@ -407,6 +497,10 @@ class AlertDetector:
             del self._attempts[key_id]
         for token in [t for t, at in self._raised.items() if now - at > self.limits.repeat_after]:
             del self._raised[token]
+        for source in [s for s, times in self._failed_auth_sources.items() if not self._source_count(s, now)]:
+            del self._failed_auth_sources[source]
+        for key_id in [k for k, at in self._held_back_logged.items() if now - at > _HOUR]:
+            del self._held_back_logged[key_id]
         for tenant_id in [t for t, (at, _) in self._hours.items() if now - at > HOURS_TTL]:
             del self._hours[tenant_id]
 

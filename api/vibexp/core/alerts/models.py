@@ -18,18 +18,29 @@ from vibexp.core.clock import utcnow
 from vibexp.core.db import Base, UTCDateTime
 from vibexp.core.ids import new_id
 
-__all__ = ["Alert", "AlertKind", "AlertStatus", "DeliveryState", "KeyNetwork", "WebhookDelivery"]
+__all__ = ["AUTO_REVOCABLE", "Alert", "AlertKind", "AlertStatus", "DeliveryState", "KeyNetwork", "WebhookDelivery"]
 
 
 class AlertKind(StrEnum):
-    """DESIGN.md's five kinds, and a leak report (``POST /api/v1/leaked-keys``) as a sixth."""
+    """DESIGN.md's five kinds, a leak report (``POST /api/v1/leaked-keys``) as a sixth, and ``disallowed_address``
+    (the key itself, valid, from outside its ``allowed_cidrs``), split from ``failed_auth`` so that the evidence that
+    proves possession of the key can revoke it while prefix typos cannot (``AUTO_REVOCABLE``)."""
 
     new_network = "new_network"
     request_spike = "request_spike"
     failed_auth = "failed_auth"
     retired_key_used = "retired_key_used"
+    disallowed_address = "disallowed_address"
     after_hours = "after_hours"
     key_leaked = "key_leaked"
+
+
+#: The kinds ``auto_revoke_on`` may name: every kind but ``failed_auth``. A ``failed_auth`` alert is raised by
+#: malformed keys that merely share a key's display prefix (``vib_`` + 8 hex), which the dashboard, the audit trail,
+#: ``vibexp scan`` and access logs show: anyone could raise it without the key, so it must never revoke one.
+#: The others are raised by the key itself (used, retired, from a disallowed address, reported whole) or by its
+#: own traffic.
+AUTO_REVOCABLE = tuple(kind for kind in AlertKind if kind is not AlertKind.failed_auth)
 
 
 class AlertStatus(StrEnum):
@@ -47,6 +58,8 @@ class Alert(Base):
     __tablename__ = "alerts"
     __table_args__ = (
         Index("ix_alerts_tenant_id_id", "tenant_id", "id"),
+        # The failed_auth bound: the alerts a key opened of one kind in the past hour (vibexp.core.alerts.detectors).
+        Index("ix_alerts_key_id_kind_first_seen_at", "key_id", "kind", "first_seen_at"),
         Index(
             "uq_alerts_open_key_kind",
             "key_id",

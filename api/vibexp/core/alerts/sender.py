@@ -10,17 +10,28 @@ a newer attempt's result.
 Each attempt is one POST of the stored body (the exact bytes that are signed) with
 
 - ``Content-Type: application/json``
-- ``X-VibeXP-Signature: sha256=<hex HMAC-SHA256(tenant's alert_webhook_secret, body)>`` (left out when the tenant
-  has no secret)
+- ``X-VibeXP-Signature: t=<unix time of this attempt>,v1=<hex HMAC-SHA256(secret, "<t>.<delivery id>.<body>")>``
+  (``sign``; left out when the tenant has no secret): the timestamp and the delivery id are signed with the body,
+  so a receiver that refuses a ``t`` older than its replay window (docs/webhooks.md: 5 minutes) and remembers the
+  delivery ids it handled cannot be fed an old delivery again
 - ``X-VibeXP-Delivery: <delivery id>`` (the same on every retry: a receiver can drop duplicates with it)
 - ``X-VibeXP-Attempt: <n>``
 
 a ``timeout`` (5 s) for the whole exchange, and redirects NOT followed: a 3xx is a failed attempt, like a 5xx,
 a 4xx, a timeout or a refused connection. A failed attempt is retried after ``retry_delays`` (10 s, 30 s, 2 min,
-10 min, 1 h); after ``max_attempts`` (6) the delivery is ``failed``. A URL that is not http(s), or that points at
-this server (a loopback or unspecified address, or a name resolving to one, with this server's own port; or the
-server's own public host and port), is marked ``failed`` without any request: an alert about a request must never
-cause another request to this server. The secret is never logged nor stored in the delivery log.
+10 min, 1 h); after ``max_attempts`` (6) the delivery is ``failed``.
+
+Before every attempt the URL's host is resolved and each address checked (``vibexp.core.alerts.destinations``):
+this server and its replicas, link-local and metadata addresses, and (unless ``VIBEXP_WEBHOOK_ALLOW_PRIVATE``)
+loopback and private addresses are refused, and the delivery is ``failed`` without any request. The request then
+goes to the very address that was checked (the URL's host name still in ``Host`` and, for HTTPS, in SNI and the
+certificate check), so the name cannot be re-resolved elsewhere in between. The delivery log says only
+``delivered``, ``HTTP <status>`` or "delivery failed: no HTTP response": whether nothing listened, a firewall
+dropped the packets, the TLS handshake failed or the name did not resolve is not told apart, so the log cannot be
+used to scan ports.
+
+The tenant's secret is stored encrypted (``vibexp.core.alerts.secret_box``) and opened only to sign; it is never
+logged nor stored in the delivery log.
 
 httpx (already a runtime dependency, ``[project.dependencies]``) rather than asyncio streams: HTTPS, HTTP/1.1
 framing and per-phase timeouts for free, and an async client that does not need a thread per attempt.
@@ -32,9 +43,8 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-import ipaddress
 import logging
-import socket
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -44,14 +54,18 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from vibexp.core.alerts.destinations import DestinationPolicy, DestinationRefused, DestinationUnresolved
 from vibexp.core.alerts.models import DeliveryState, WebhookDelivery
+from vibexp.core.alerts.secret_box import SecretBox
 from vibexp.core.clock import utcnow
+from vibexp.core.config import get_settings
 from vibexp.core.db import writing
 from vibexp.core.failure_log import FailureLog
 from vibexp.core.tenants.models import Tenant
 
 __all__ = [
     "MAX_ATTEMPTS",
+    "NO_RESPONSE",
     "RETRY_DELAYS",
     "WebhookSender",
     "points_at_self",
@@ -69,61 +83,40 @@ TIMEOUT = 5.0
 #: Deliveries claimed per poll.
 BATCH = 20
 
+#: The delivery log's one word for every failure below HTTP (DNS, refused, reset, timeout, TLS).
+NO_RESPONSE = "delivery failed: no HTTP response"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def sign(secret: str, body: bytes) -> str:
-    """The ``X-VibeXP-Signature`` value: ``sha256=`` and the hex HMAC-SHA256 of the body under the secret."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class _Address:
-    host: str
-    port: int
-
-
-def _address(url: str) -> _Address | None:
-    parts = urlsplit(url)
-    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
-        return None
-    try:
-        port = parts.port or _DEFAULT_PORTS[parts.scheme]
-    except ValueError:  # a port out of range or not a number
-        return None
-    return _Address(parts.hostname.lower().rstrip("."), port)
-
-
-def _is_local(ip: str) -> bool:
-    try:
-        parsed = ipaddress.ip_address(ip.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
-        parsed = parsed.ipv4_mapped
-    return parsed.is_loopback or parsed.is_unspecified
+def sign(secret: str, *, timestamp: int, delivery_id: str, body: bytes) -> str:
+    """The ``X-VibeXP-Signature`` value: ``t=<timestamp>,v1=<hex HMAC-SHA256 of "<timestamp>.<delivery id>.<body>">``
+    under the secret."""
+    signed = f"{timestamp}.{delivery_id}.".encode() + body
+    return f"t={timestamp},v1=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
 
 
 async def points_at_self(url: str, own_urls: Iterable[str]) -> bool:
-    """Whether ``url`` reaches this server: its own public host and port, or a local address on one of its ports.
-
-    A host name is resolved (a name that does not resolve cannot loop; its attempt fails as a connection error).
-    """
-    target = _address(url)
-    if target is None:
-        return False
-    own = [a for a in (_address(u) for u in own_urls) if a is not None]
-    if any(target == a for a in own):
-        return True
-    if target.port not in {a.port for a in own}:
-        return False
-    if target.host == "localhost" or target.host.endswith(".localhost") or _is_local(target.host):
-        return True
+    """Whether ``url`` reaches this server (``vibexp.core.alerts.destinations``: its own hosts and ports, every
+    loopback address or this host's name on one of its ports, any spelling); False when it does not resolve."""
+    policy = DestinationPolicy(own_urls, allow_private=True)
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
-    except OSError:
+        await policy.check(url)
+    except DestinationRefused:
+        return True
+    except DestinationUnresolved:
         return False
-    return any(_is_local(str(info[4][0])) for info in infos)
+    return False
+
+
+def _address_of(url: str) -> tuple[str, int] | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None
+    return parts.hostname, port or _DEFAULT_PORTS[parts.scheme]
 
 
 @dataclass(slots=True)
@@ -149,6 +142,8 @@ class WebhookSender:
         engine: AsyncEngine,
         *,
         own_urls: Sequence[str] = (),
+        allow_private: bool = False,
+        secret_key: str | None = None,
         poll_interval: float = 1.0,
         timeout: float = TIMEOUT,
         retry_delays: Sequence[float] = RETRY_DELAYS,
@@ -159,7 +154,8 @@ class WebhookSender:
         if not retry_delays or max_attempts < 1:
             raise ValueError("retry_delays must not be empty and max_attempts must be at least 1")
         self._engine = engine
-        self._own_urls = tuple(own_urls)
+        self._policy = DestinationPolicy(own_urls, allow_private=allow_private)
+        self._box = SecretBox(secret_key if secret_key is not None else get_settings().secret_key)
         self._poll_interval = poll_interval
         self._timeout = timeout
         self._retry_delays = tuple(retry_delays)
@@ -249,7 +245,7 @@ class WebhookSender:
                 return []
             tenant_ids = {row.tenant_id for row in rows}
             found = await conn.execute(select(Tenant.id, Tenant.alert_webhook_secret).where(Tenant.id.in_(tenant_ids)))
-            secrets: dict[str, str | None] = {tenant_id: secret for tenant_id, secret in found}
+            secrets: dict[str, str | None] = {tenant_id: secret for tenant_id, secret in found}  # still sealed
         return [
             _Claimed(row.id, row.url, row.payload, attempt=row.attempts, secret=secrets.get(row.tenant_id))
             for row in rows
@@ -264,28 +260,45 @@ class WebhookSender:
         await self._record(item, outcome)
 
     async def _send(self, item: _Claimed) -> _Outcome:
-        if _address(item.url) is None:
-            return _Outcome(delivered=False, status=None, error="not an http(s) URL; not sent", final=True)
-        if await points_at_self(item.url, self._own_urls):
-            return _Outcome(delivered=False, status=None, error="URL points at this server; not sent", final=True)
+        try:
+            destination = await self._policy.check(item.url)
+        except DestinationRefused as exc:
+            return _Outcome(delivered=False, status=None, error=str(exc), final=True)
+        except DestinationUnresolved:
+            if _address_of(item.url) is None:
+                return _Outcome(delivered=False, status=None, error="not an http(s) URL; not sent", final=True)
+            return _Outcome(delivered=False, status=None, error=NO_RESPONSE)
+        secret = self._box.open(item.secret) if item.secret else None
+        if item.secret and secret is None:
+            return _Outcome(
+                delivered=False,
+                status=None,
+                error="webhook secret cannot be decrypted (VIBEXP_SECRET_KEY differs from the one that stored it)",
+            )
         body = item.payload.encode()
         headers = {
             "Content-Type": "application/json",
             "X-VibeXP-Delivery": item.id,
             "X-VibeXP-Attempt": str(item.attempt),
         }
-        if item.secret:
-            headers["X-VibeXP-Signature"] = sign(item.secret, body)
+        if secret:
+            headers["X-VibeXP-Signature"] = sign(secret, timestamp=int(time.time()), delivery_id=item.id, body=body)
+        url = httpx.URL(item.url)
+        headers["Host"] = url.netloc.decode("ascii")  # the name the receiver expects, not the pinned address
+        pinned = url.copy_with(host=str(destination.address))
+        extensions = {"sni_hostname": destination.host} if destination.scheme == "https" else {}
         assert self._client is not None, "start() the sender before sending"
         try:
             async with asyncio.timeout(self._timeout):
                 # Streamed so the response body is never read: only its status matters.
-                async with self._client.stream("POST", item.url, content=body, headers=headers) as response:
-                    status = response.status_code
-        except (TimeoutError, httpx.TimeoutException):
-            return _Outcome(delivered=False, status=None, error=f"timed out after {self._timeout:g} s")
-        except httpx.HTTPError as exc:
-            return _Outcome(delivered=False, status=None, error=f"request failed: {type(exc).__name__}")
+                request = self._client.build_request(
+                    "POST", pinned, content=body, headers=headers, extensions=extensions
+                )
+                response = await self._client.send(request, stream=True)
+                status = response.status_code
+                await response.aclose()
+        except (TimeoutError, httpx.HTTPError):
+            return _Outcome(delivered=False, status=None, error=NO_RESPONSE)
         if 200 <= status < 300:
             return _Outcome(delivered=True, status=status, error=None)
         if 300 <= status < 400:

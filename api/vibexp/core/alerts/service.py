@@ -22,7 +22,7 @@ counted). The API registers one that increments ``vibexp_alerts_total{kind}`` (`
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -31,7 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from vibexp.core.alerts.models import Alert, AlertKind, AlertStatus
+from vibexp.core.alerts.models import AUTO_REVOCABLE, Alert, AlertKind, AlertStatus
 from vibexp.core.alerts.webhooks import enqueue_delivery
 from vibexp.core.audit import service as audit
 from vibexp.core.audit.service import Actor, Target
@@ -51,6 +51,7 @@ __all__ = [
     "get_alert",
     "list_alerts",
     "observe_opened",
+    "parse_auto_revoke_kinds",
     "parse_kind",
     "raise_alert",
     "unobserve_opened",
@@ -96,6 +97,21 @@ def parse_kind(kind: AlertKind | str) -> AlertKind:
         return AlertKind(kind)
     except ValueError:
         raise InvalidInput(f"unknown alert kind {kind!r}; one of: {', '.join(k.value for k in AlertKind)}") from None
+
+
+def parse_auto_revoke_kinds(kinds: Iterable[AlertKind | str]) -> list[str]:
+    """``auto_revoke_on`` as stored (sorted, no duplicates); ``InvalidInput`` for an unknown kind or ``failed_auth``.
+
+    ``failed_auth`` proves nothing about who holds the key: five malformed keys built from its public display prefix
+    raise it, so letting it revoke would let anyone revoke any key whose prefix they saw.
+    """
+    parsed = {parse_kind(kind) for kind in kinds}
+    if AlertKind.failed_auth in parsed:
+        raise InvalidInput(
+            "auto_revoke_on: failed_auth cannot revoke a key: anyone who knows a key's public display prefix can "
+            "raise it without holding the key; choose among " + ", ".join(kind.value for kind in AUTO_REVOCABLE)
+        )
+    return sorted(kind.value for kind in parsed)
 
 
 def _parse_status(status: AlertStatus | str) -> AlertStatus:
@@ -167,7 +183,9 @@ async def raise_alert(
         target=Target("key", id=key.id, name=key.name),
         details={**details, "kind": kind.value, "alert_id": alert.id},
     )
-    if kind.value in (tenant.auto_revoke_on or []) and key.status != KeyStatus.revoked.value:
+    # Never failed_auth (``parse_auto_revoke_kinds``), even one stored before it was refused (0014 drops those).
+    revoke = kind in AUTO_REVOCABLE and kind.value in (tenant.auto_revoke_on or [])
+    if revoke and key.status != KeyStatus.revoked.value:
         await revoke_key(
             session,
             key=key,

@@ -9,8 +9,10 @@ The rule:
   (``localhost``, ``127.0.0.0/8``, ``::1``, ``0.0.0.0``) counts as the same host. A webhook into the API would
   answer each alert with a refused request, which could raise the next alert: a loop.
 
-Only the address is compared, not DNS: a name that resolves to this server is not caught (list it in
-``VIBEXP_SERVER_URLS``). The sender never follows redirects, so a receiver cannot bounce deliveries back here.
+This is the check by spelling; ``update_tenant`` then resolves the host and applies the sender's own check
+(``vibexp.core.alerts.destinations``: every spelling of loopback, the host's own name, replicas, private and
+metadata addresses), which the sender repeats before every attempt. The sender never follows redirects, so a
+receiver cannot bounce deliveries back here.
 """
 
 from __future__ import annotations

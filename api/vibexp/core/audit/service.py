@@ -5,13 +5,14 @@ commit or roll back together: there is no audit row for a change that did not ha
 row. The adapters say who acted (``Actor``): a dashboard user, an API key, the CLI's operating-system user, the
 operator (the Kubernetes object it reconciled) or the system itself (a leak report, a policy).
 
-Plaintext keys never reach the trail: ``record`` replaces anything key-shaped in ``details`` by its display prefix.
+Plaintext keys never reach the trail: ``record`` replaces anything key-shaped (a whole key or the remainder of one,
+``vibexp.core.redaction.mask_keys``) in every text it stores (``details``, the user agent, the actor's and the
+target's names) by its display prefix, before any of them is cut to its column's length.
 """
 
 from __future__ import annotations
 
 import getpass
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vibexp.core.audit.models import AuditEvent
 from vibexp.core.errors import InvalidInput
 from vibexp.core.pagination import DEFAULT_PAGE_SIZE, Page, decode_cursor, encode_cursor
+from vibexp.core.redaction import mask_keys
 
 __all__ = ["ACTIONS", "Actor", "ActorType", "Target", "expired", "list_events", "record"]
 
@@ -50,7 +52,6 @@ ACTIONS = frozenset(
     }
 )
 
-_KEY_SHAPED = re.compile(r"vib_[0-9a-f]{64}")
 _MAX_USER_AGENT = 300
 
 
@@ -97,9 +98,9 @@ class Target:
 
 def _redacted(value: Any) -> Any:
     if isinstance(value, str):
-        return _KEY_SHAPED.sub(lambda m: m.group(0)[:12] + "…", value)
+        return mask_keys(value)
     if isinstance(value, dict):
-        return {str(k): _redacted(v) for k, v in value.items()}
+        return {mask_keys(str(k)): _redacted(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_redacted(v) for v in value]
     return value
@@ -122,12 +123,12 @@ async def record(
         action=action,
         actor_type=actor.type.value,
         actor_id=actor.id,
-        actor_name=actor.name[:255],
+        actor_name=mask_keys(actor.name)[:255],
         target_type=target.type if target else None,
         target_id=target.id if target else None,
-        target_name=(target.name if target else "")[:255],
+        target_name=mask_keys(target.name if target else "")[:255],
         client_ip=actor.client_ip,
-        user_agent=actor.user_agent[:_MAX_USER_AGENT] if actor.user_agent else None,
+        user_agent=mask_keys(actor.user_agent)[:_MAX_USER_AGENT] if actor.user_agent else None,
         details=_redacted(details or {}),
     )
     session.add(event)

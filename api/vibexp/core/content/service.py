@@ -37,6 +37,7 @@ from vibexp.core.pagination import (
     encode_cursor,
     encode_ranked_cursor,
 )
+from vibexp.core.redaction import mask_keys
 from vibexp.core.text import check_storable
 
 __all__ = ["ContentStore", "artifacts", "memories", "prompts"]
@@ -58,7 +59,7 @@ def _describe(obj: Prompt | Artifact | Memory) -> str:
         return obj.name
     if isinstance(obj, Artifact):
         return f"{obj.project}/{obj.slug}"
-    return obj.content[:80]
+    return mask_keys(obj.content)[:80]  # masked before it is cut: a cut key would escape the audit's own masking
 
 
 def _like_pattern(text: str) -> str:

@@ -43,8 +43,9 @@ class ApiKeyBase(BaseModel):
 
 
 _SCOPES = (
-    "What the key may do: prompts|artifacts|memories|keys:read|write, account:read, audit:read, read (every :read) "
-    "or * (full access). Omitted: the calling key's own scopes"
+    "What the key may do: prompts|artifacts|memories|keys:read|write, account:read, audit:read, alerts:write "
+    "(acknowledge alerts; includes audit:read), read (every :read) or * (full access). Omitted: the calling key's "
+    "own scopes"
 )
 _CIDRS = "IPv4/IPv6 networks the key may be used from (none: anywhere). Omitted: the calling key's own"
 _EXPIRES = "Expiry (RFC 3339, in the future). Omitted: the calling key's expiry, or the account's maximum key lifetime"

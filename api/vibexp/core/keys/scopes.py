@@ -3,11 +3,14 @@
 The names are the product contract (DESIGN.md "Key permissions and policy")::
 
     prompts:read   prompts:write   artifacts:read   artifacts:write   memories:read   memories:write
-    keys:read      keys:write      account:read     audit:read
+    keys:read      keys:write      account:read     audit:read    alerts:write
     read           every ``:read`` scope
     *              full access (a key made before scopes existed, or one made without ``scopes``)
 
-``<resource>:write`` includes ``<resource>:read``. A key stores the names it was given (what its JSON shows); the
+``<resource>:write`` includes ``<resource>:read``. Alerts are read with ``audit:read`` (DESIGN.md: an alert is what
+the audit trail records as ``alert.raised``), and acknowledging one is the only write on that resource, so the
+audit resource's write scope is ``alerts:write`` (which includes ``audit:read``): a read-only key cannot silence the
+alert its own theft raised. A key stores the names it was given (what its JSON shows); the
 verifier expands them once, when it caches the key, into the set of concrete scopes it holds (``expand``), so the
 check on each request is one ``frozenset`` membership test (``require``).
 
@@ -42,15 +45,16 @@ __all__ = [
 ]
 
 #: The resources a scope names, in the order the dashboard and the docs list them.
-RESOURCES = ("prompts", "artifacts", "memories", "keys", "account", "audit")
-#: Each resource's concrete scopes (account and audit are read-only: nothing writes them through a key).
+RESOURCES = ("prompts", "artifacts", "memories", "keys", "account", "audit & alerts")
+#: Each resource's concrete scopes, read first (account is read-only: nothing writes it through a key; audit's one
+#: write is acknowledging an alert, ``alerts:write``).
 _CONCRETE: dict[str, tuple[str, ...]] = {
     "prompts": ("prompts:read", "prompts:write"),
     "artifacts": ("artifacts:read", "artifacts:write"),
     "memories": ("memories:read", "memories:write"),
     "keys": ("keys:read", "keys:write"),
     "account": ("account:read",),
-    "audit": ("audit:read",),
+    "audit & alerts": ("audit:read", "alerts:write"),
 }
 #: Every concrete scope, in documentation order.
 ALL_SCOPES: tuple[str, ...] = tuple(scope for resource in RESOURCES for scope in _CONCRETE[resource])
@@ -64,7 +68,8 @@ _EXPANSION: dict[str, frozenset[str]] = {
     FULL_ACCESS: frozenset(ALL_SCOPES),
     READ_ONLY: _READS,
     **{scope: frozenset({scope}) for scope in _READS},
-    **{scope: frozenset({scope, scope.replace(":write", ":read")}) for scope in ALL_SCOPES if scope.endswith(":write")},
+    # A write includes its resource's read.
+    **{write: frozenset({write, read}) for read, *writes in _CONCRETE.values() for write in writes},
 }
 
 

@@ -9,7 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp.core.alerts import hours
-from vibexp.core.alerts.service import parse_kind
+from vibexp.core.alerts.destinations import DestinationPolicy, DestinationRefused
+from vibexp.core.alerts.secret_box import default_box, is_sealed
+from vibexp.core.alerts.service import parse_auto_revoke_kinds
 from vibexp.core.alerts.targets import check_webhook_secret, check_webhook_url
 from vibexp.core.audit import service as audit
 from vibexp.core.audit.service import Actor, Target
@@ -65,15 +67,20 @@ async def list_tenants(session: AsyncSession) -> list[Tenant]:
 def _server_urls() -> list[str]:
     """The addresses this server answers at, from the shared settings (every process reads the same variables)."""
     settings = get_settings()
-    return [settings.public_url, *settings.server_urls]
+    return [settings.public_url, *settings.server_urls, *settings.replica_urls]
 
 
-def _alert_settings(tenant: Tenant, changes: dict[str, Any], server_urls: Iterable[str] | None) -> None:
+async def _alert_settings(tenant: Tenant, changes: dict[str, Any], server_urls: Iterable[str] | None) -> None:
     """Check and normalise the alert settings among ``changes`` in place (``InvalidInput`` for a bad one)."""
     if changes.get("alert_webhook_url") is not None:
-        check_webhook_url(
-            changes["alert_webhook_url"], server_urls=_server_urls() if server_urls is None else server_urls
-        )
+        own = list(_server_urls() if server_urls is None else server_urls)
+        wanted = check_webhook_url(changes["alert_webhook_url"], server_urls=own)
+        # Resolved and checked as the sender will check it (this server, replicas, private and metadata addresses).
+        policy = DestinationPolicy(own, allow_private=get_settings().webhook_allow_private)
+        try:
+            await policy.check_when_set(wanted)
+        except DestinationRefused as exc:
+            raise InvalidInput(f"webhook URL {wanted!r}: {exc}") from None
     if changes.get("alert_webhook_secret") is not None:
         check_webhook_secret(changes["alert_webhook_secret"])
     url = changes.get("alert_webhook_url", tenant.alert_webhook_url)
@@ -84,7 +91,25 @@ def _alert_settings(tenant: Tenant, changes: dict[str, Any], server_urls: Iterab
         text = (changes["working_hours"] or "").strip()
         changes["working_hours"] = hours.parse(text).text if text else None
     if "auto_revoke_on" in changes:
-        changes["auto_revoke_on"] = sorted({parse_kind(kind).value for kind in changes["auto_revoke_on"] or []})
+        changes["auto_revoke_on"] = parse_auto_revoke_kinds(changes["auto_revoke_on"] or [])
+
+
+def _set_webhook_secret(tenant: Tenant, secret: str | None, diff: dict[str, object]) -> None:
+    """Store the secret sealed with the server key (``vibexp.core.alerts.secret_box``); setting the secret it already
+    has (the operator re-applies its Secret on every sync) changes nothing and records nothing."""
+    current, field = tenant.alert_webhook_secret, "alert_webhook_secret"
+    if secret is None:
+        if current is not None:
+            diff[field] = "cleared"
+            tenant.alert_webhook_secret = None
+        return
+    box = default_box()
+    if current is not None and box.open(current) == secret:
+        if not is_sealed(current):
+            tenant.alert_webhook_secret = box.seal(secret)  # a plaintext one from before 0014: seal it, quietly
+        return
+    diff[field] = "changed"
+    tenant.alert_webhook_secret = box.seal(secret)
 
 
 async def update_tenant(
@@ -102,15 +127,15 @@ async def update_tenant(
     tier = Tier(changes.get("tier", tenant.tier))
     limit = changes.get("rate_limit_per_hour", tenant.rate_limit_per_hour)
     _check_limit(tier, limit)
-    _alert_settings(tenant, changes, server_urls)
+    await _alert_settings(tenant, changes, server_urls)
     diff: dict[str, object] = {}
     for field, value in changes.items():
         stored = value.value if isinstance(value, Tier) else value
+        if field == "alert_webhook_secret":  # never its value, not even in the trail; encrypted at rest
+            _set_webhook_secret(tenant, stored, diff)
+            continue
         if getattr(tenant, field) != stored:
-            if field == "alert_webhook_secret":  # never its value, not even in the trail
-                diff[field] = "changed" if stored is not None else "cleared"
-            else:
-                diff[field] = {"from": getattr(tenant, field), "to": stored}
+            diff[field] = {"from": getattr(tenant, field), "to": stored}
         setattr(tenant, field, stored)
     if not diff:
         return tenant
