@@ -108,7 +108,7 @@ class ApiKeyAuthMiddleware:
     async def _refuse_address(
         self, state: RequestState, principal: Principal, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        """403 ``ip_not_allowed``, counted by the ``failed_auth`` detector against the key like a typo."""
+        """403 ``ip_not_allowed``, raised by the ``disallowed_address`` detector: only the real key gets this far."""
         refused = IpNotAllowed(
             f"This API key may not be used from {state.client_ip or 'an unknown address'}: "
             "it is limited to its allowed_cidrs"
