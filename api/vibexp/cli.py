@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import getpass
+import importlib.metadata
 import os
 import sys
 import tempfile
@@ -511,6 +512,14 @@ def _positive_int(text: str) -> int:
 
 
 # -- parser ------------------------------------------------------------------------------------------------------
+def _version() -> str:
+    """The installed distribution's version (the wheel's, or the editable install's)."""
+    try:
+        return importlib.metadata.version("vibexp")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def _add_permission_arguments(parser: argparse.ArgumentParser, *, rotating: bool) -> None:
     """``--scope``, ``--allow-cidr``, ``--expires-in`` of ``key create`` and (omitted: the old key's) ``key rotate``."""
     durations = ", ".join(cli_parsing.DURATION_UNITS)
@@ -539,6 +548,7 @@ def _add_permission_arguments(parser: argparse.ArgumentParser, *, rotating: bool
 def build_parser() -> argparse.ArgumentParser:
     # Long on purpose: the whole command line in one place, one block of add_argument calls per sub-command.
     parser = argparse.ArgumentParser(prog="vibexp", description="VibeXP: prompts, artifacts and memories over REST/MCP")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the API, MCP endpoint and dashboard")
