@@ -37,7 +37,9 @@ install: $(STAMP)
 lock: $(UV)
 	$(UV) lock
 
+# A busy port is found before anything starts, and the message names a free one to pass as PORT=.
 run: install
+	@$(PY) hack/port_free.py $(HOST) $(PORT)
 	$(BIN)/vibexp db upgrade
 	$(BIN)/vibexp serve --host $(HOST) --port $(PORT)
 
@@ -90,10 +92,18 @@ prometheus:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
 
 # The real MCP clients (MCP Inspector, Claude Code) tests/mcp/test_mcp_real_clients.py runs, exactly as
-# tests/clients/package-lock.json pins them; again only when the lockfile changes.
+# tests/clients/package-lock.json pins them; again only when the lockfile changes. The binaries land in
+# tests/clients/node_modules/.bin (claude, mcp-inspector). Node.js: the pinned packages declare >= 22.19.0 (the
+# Inspector; Claude Code >= 22.0.0); the suite runs them on Node 20.20 too, so older than 20 is refused and 20 up to
+# 22.18 gets a warning.
 CLIENTS_STAMP := tests/clients/node_modules/.installed-stamp
+NODE_MIN := 20.0.0
+NODE_DECLARED := 22.19.0
 
 $(CLIENTS_STAMP): tests/clients/package.json tests/clients/package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || { echo "make clients: Node.js and npm are not \
+	installed: install Node.js $(NODE_DECLARED) or newer (https://nodejs.org/en/download)" >&2; exit 1; }
+	@node hack/check_node.js $(NODE_MIN) $(NODE_DECLARED)
 	npm ci --prefix tests/clients --no-audit --no-fund
 	@touch $@
 

@@ -3,6 +3,12 @@
 ``vibexp key create`` writes the key alone on stdout (one line) so it can be captured by a script; every other
 message goes to stderr. Option values beyond plain numbers (scopes, CIDRs, durations, policy days) are parsed by
 ``vibexp.cli_parsing``; a refused value is one ``error:`` line and exit 2, as a refused argument is.
+
+Exit codes: 0 done; 2 a user error (a refused argument or value, an unknown tenant or key id, a name already taken,
+a missing SQLite file); 1 the database cannot be reached (a server down or a wrong address: the same command may
+work later) and, for ``scan``, a key found. Every failure is one ``error:`` line on stderr, never a traceback.
+Only ``db upgrade`` and ``serve`` create the embedded SQLite file: any other command run where it does not exist
+says where it looked and how to point it elsewhere, instead of creating an empty database there.
 """
 
 from __future__ import annotations
@@ -11,30 +17,34 @@ import argparse
 import asyncio
 import contextlib
 import getpass
+import importlib.metadata
 import os
+import socket
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp import cli_parsing
 from vibexp.api.settings import ApiSettings, get_api_settings
 from vibexp.core.audit.service import Actor
 from vibexp.core.clock import utcnow
-from vibexp.core.config import Settings
+from vibexp.core.config import DEFAULT_DATABASE_URL, Settings
 from vibexp.core.content.usecases import export_lines, import_lines
 from vibexp.core.db import Database, session_scope
 from vibexp.core.errors import Conflict, InvalidInput, NotFound, VibeXPError
 from vibexp.core.keys import service as keys
 from vibexp.core.keys.leaks import revoke_leaked
-from vibexp.core.keys.models import ApiKey
+from vibexp.core.keys.models import ApiKey, KeyStatus
 from vibexp.core.keys.report import ReportError, report_findings
-from vibexp.core.keys.scan import ScanError, scan_git, scan_paths
+from vibexp.core.keys.scan import ScanError, ScanStats, scan_git, scan_paths
 from vibexp.core.keys.scopes import FullAccess
 from vibexp.core.migrate import upgrade
 from vibexp.core.tenants import service as tenants
@@ -56,22 +66,109 @@ def _err(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+class DatabaseUnreachable(Exception):
+    """The configured database cannot be reached or opened (exit 1: not the command's fault, it may work later)."""
+
+
+#: The option (or argument) of each command that sets a schema field, so a refused value names what the user typed.
+#: Fields not listed are named ``--field-name``.
+FIELD_OPTIONS = {
+    "name": "NAME",
+    "rate_limit_per_hour": "--rate-limit",
+    "suspended": "--suspend/--unsuspend",
+    "password": "the password",
+}
+
+
 def _validation_messages(exc: ValidationError) -> list[str]:
     """One line per problem, naming the environment variable (settings) or the option (CLI input) at fault."""
     lines = []
+    settings_error = exc.title in (Settings.__name__, ApiSettings.__name__)
     for error in exc.errors(include_url=False):
         field = ".".join(str(part) for part in error["loc"])
-        if field and exc.title in (Settings.__name__, ApiSettings.__name__):
+        if field and settings_error:
             field = f"VIBEXP_{field.upper()}"
+        elif field:
+            top = str(error["loc"][0])
+            field = FIELD_OPTIONS.get(top, "--" + top.replace("_", "-"))
         message = error["msg"].removeprefix("Value error, ")
         lines.append(f"error: {field}: {message}" if field else f"error: {message}")
     return lines
 
 
+def _database_description(url: str) -> str:
+    """The database URL without its password, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(not a database URL)"
+
+
+def _require_database(settings: Settings) -> None:
+    """Refuse to work on an embedded SQLite file that does not exist (only ``db upgrade`` and ``serve`` create it):
+    a command run in the wrong folder would otherwise create and migrate an empty database there, and then report
+    that the tenant it was given does not exist."""
+    if not settings.is_sqlite:
+        return
+    url = make_url(settings.database_url)
+    if not url.database or url.database == ":memory:" or url.query.get("mode") == "memory":
+        return
+    path = Path(url.database)
+    if path.exists():
+        return
+    given = (
+        "the default VIBEXP_DATABASE_URL, ./vibexp.db in the current folder"
+        if settings.database_url == DEFAULT_DATABASE_URL
+        else f"VIBEXP_DATABASE_URL={settings.database_url}"
+    )
+    raise ValueError(
+        f"no database at {path.absolute()} ({given}): run this command in the folder `vibexp serve` runs in, or "
+        "point it at your database with VIBEXP_DATABASE_URL (e.g. sqlite+aiosqlite:////abs/path/vibexp.db or "
+        "postgresql+asyncpg://user:password@host/db), or create one here with `vibexp db upgrade`"
+    )
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database could not be reached or opened (as opposed to a failed statement)."""
+    if isinstance(exc, DBAPIError):
+        return exc.statement is None  # raised while connecting: no statement was sent
+    if isinstance(exc, BrokenPipeError):  # stdout closed (``vibexp export | head``): not the database
+        return False
+    return isinstance(exc, (ConnectionError, TimeoutError, socket.gaierror))
+
+
+@contextlib.contextmanager
+def _database_errors(settings: Settings) -> Iterator[None]:
+    """Turn a database that cannot be reached into one ``error:`` line (``DatabaseUnreachable``), not a traceback."""
+    try:
+        yield
+    except Exception as exc:
+        if not _is_connection_error(exc):
+            raise
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        raise DatabaseUnreachable(
+            f"cannot reach the database {_database_description(settings.database_url)}: {reason} (check "
+            "VIBEXP_DATABASE_URL, and that the database server is running and reachable from here)"
+        ) from None
+
+
+def _migrated(settings: Settings) -> None:
+    """Check that the embedded SQLite file exists and migrate it (before the event loop: alembic runs its own)."""
+    _require_database(settings)
+    if settings.should_auto_migrate:
+        with _database_errors(settings):
+            upgrade(settings.database_url)
+
+
+def _run_database_work(settings: Settings, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """``asyncio.run(work())`` on the configured database, its connection failures one ``error:`` line."""
+    _migrated(settings)
+    with _database_errors(settings):
+        return asyncio.run(work())
+
+
 def _in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run one unit of work against the configured database (migrating the embedded SQLite file first)."""
-    if settings.should_auto_migrate:
-        upgrade(settings.database_url)
 
     async def run() -> T:
         database = Database.from_settings(settings)
@@ -81,7 +178,7 @@ def _in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]
         finally:
             await database.dispose()
 
-    return asyncio.run(run())
+    return _run_database_work(settings, run)
 
 
 def serve_log_config(level: str) -> dict[str, object]:
@@ -171,16 +268,21 @@ def multiprocess_metrics_dir(workers: int) -> Iterator[None]:
 def cmd_operator(args: argparse.Namespace, settings: Settings) -> int:
     from vibexp.operator.main import run_operator
 
+    _require_database(settings)
+
     return run_operator(namespaces=args.namespace, all_namespaces=not args.namespace, settings=settings)
 
 
 def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
-    upgrade(settings.database_url, args.revision)
+    with _database_errors(settings):
+        upgrade(settings.database_url, args.revision)
     _err(f"database at revision {args.revision}")
     return 0
 
 
 def cmd_tenant_create(args: argparse.Namespace, settings: Settings) -> int:
+    if args.tier == Tier.enterprise.value and args.rate_limit is None:  # the service's rule, named by its flag
+        raise ValueError("--rate-limit: the enterprise tier needs a custom rate limit (requests per hour)")
     data = TenantCreate(
         name=args.name,
         display_name=args.display_name or "",
@@ -285,8 +387,9 @@ def cmd_tenant_list(args: argparse.Namespace, settings: Settings) -> int:
             for t in await tenants.list_tenants(session)
         ]
 
+    lines = _in_session(settings, work)  # the header only once the database answered
     print("NAME\tTIER\tLIMIT/HOUR\tSTATUS")
-    for line in _in_session(settings, work):
+    for line in lines:
         print(line)
     return 0
 
@@ -300,6 +403,14 @@ def _key_permissions(args: argparse.Namespace) -> keys.KeyPermissions:
         allowed_cidrs=cli_parsing.key_networks(args.allow_cidr),
         expires_at=utcnow() + expires_in if expires_in is not None else None,
     )
+
+
+async def _key_by_id(session: AsyncSession, key_id: str) -> ApiKey:
+    """A key by the id ``key list`` shows; an unknown one is bad input (exit 2) that names the id."""
+    try:
+        return await keys.get_key(session, key_id=key_id)
+    except NotFound:
+        raise ValueError(f"no API key with id {key_id!r} (`vibexp key list --tenant NAME` shows the ids)") from None
 
 
 def _scopes_text(key: ApiKey) -> str:
@@ -368,7 +479,11 @@ def cmd_key_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_key_revoke(args: argparse.Namespace, settings: Settings) -> int:
     async def work(session: AsyncSession) -> str:
-        key = await keys.revoke_key(session, key=await keys.get_key(session, key_id=args.id), actor=Actor.cli())
+        key = await _key_by_id(session, args.id)
+        if key.status == KeyStatus.revoked.value:  # revoking again changes nothing: say so
+            when = f" at {key.revoked_at.isoformat(timespec='seconds')}" if key.revoked_at else ""
+            return f"API key {key.id} ({key.prefix}...) was already revoked{when}; nothing changed"
+        key = await keys.revoke_key(session, key=key, actor=Actor.cli())
         return f"revoked API key {key.id} ({key.prefix}...)"
 
     _err(_in_session(settings, work))
@@ -398,7 +513,7 @@ def cmd_key_rotate(args: argparse.Namespace, settings: Settings) -> int:
     permissions = _key_permissions(args)
 
     async def work(session: AsyncSession) -> keys.NewKey:
-        key = await keys.get_key(session, key_id=args.id)
+        key = await _key_by_id(session, args.id)
         grace = timedelta(seconds=args.grace_period)
         try:  # omitted scopes and networks are the old key's (the service's rule, as over REST)
             return await keys.rotate_key(
@@ -419,13 +534,24 @@ def cmd_key_rotate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
     """Exit 1 when a key is found, 0 when none, 2 when the input cannot be scanned (CI reads these)."""
     paths = args.paths or ["."]
+    stats = ScanStats()
     try:
-        findings = [f for path in paths for f in scan_git(path)] if args.git else scan_paths(paths)
+        if args.git:
+            findings = [f for path in paths for f in scan_git(path, include_unchecked=args.legacy, stats=stats)]
+        else:
+            findings = scan_paths(paths, include_unchecked=args.legacy, stats=stats)
     except ScanError as exc:
         _err(f"error: {exc.message}")
         return 2
     for finding in findings:
         print(finding.line_text())
+    if stats.unchecked and not args.legacy:
+        _err(
+            f"left out {stats.unchecked} key-shaped string(s) whose checksum fails (typos, hashes, test values; "
+            "or keys made before checksums: --legacy reports them too)"
+        )
+    if not findings:
+        _err(f"no VibeXP API key found: read {stats.summary()}")
     if findings and args.revoke:
         plaintexts = [finding.key for finding in findings]
 
@@ -445,12 +571,6 @@ def cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
             return 2
         _err(f"reported {sent} key(s) to {args.report_to}: the server revokes each active one")
     return 1 if findings else 0
-
-
-def _migrated(settings: Settings) -> None:
-    """Migrate the embedded SQLite file first, as ``_in_session`` does (before the event loop: alembic runs its own)."""
-    if settings.should_auto_migrate:
-        upgrade(settings.database_url)
 
 
 async def _tenant_id(database: Database, name: str) -> str:
@@ -474,8 +594,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         finally:
             await database.dispose()
 
-    _migrated(settings)
-    asyncio.run(run())
+    _run_database_work(settings, run)
     sys.stdout.flush()
     return 0
 
@@ -498,9 +617,8 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
             finally:
                 await database.dispose()
 
-        _migrated(settings)
         try:
-            counts = asyncio.run(run())
+            counts = _run_database_work(settings, run)
         except InvalidInput as exc:  # a bad line: nothing was imported
             raise ValueError(f"{args.file}: {exc.message}; nothing imported") from None
     _err(
@@ -539,6 +657,14 @@ def _positive_int(text: str) -> int:
 
 
 # -- parser ------------------------------------------------------------------------------------------------------
+def _version() -> str:
+    """The installed distribution's version (the wheel's, or the editable install's)."""
+    try:
+        return importlib.metadata.version("vibexp")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def _add_permission_arguments(parser: argparse.ArgumentParser, *, rotating: bool) -> None:
     """``--scope``, ``--allow-cidr``, ``--expires-in`` of ``key create`` and (omitted: the old key's) ``key rotate``."""
     durations = ", ".join(cli_parsing.DURATION_UNITS)
@@ -571,11 +697,14 @@ def _add_permission_arguments(parser: argparse.ArgumentParser, *, rotating: bool
 def build_parser() -> argparse.ArgumentParser:
     # Long on purpose: the whole command line in one place, one block of add_argument calls per sub-command.
     parser = argparse.ArgumentParser(prog="vibexp", description="VibeXP: prompts, artifacts and memories over REST/MCP")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the API, MCP endpoint and dashboard")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)"
+    )
+    serve.add_argument("--port", type=int, default=8000, help="TCP port to listen on (default 8000)")
     serve.add_argument(
         "--workers",
         type=_positive_int,
@@ -590,22 +719,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
     db_upgrade = db.add_parser("upgrade", help="apply migrations")
-    db_upgrade.add_argument("revision", nargs="?", default="head")
+    db_upgrade.add_argument(
+        "revision",
+        nargs="?",
+        default="head",
+        help="the migration to reach (default head: the newest); creates the embedded SQLite file if it does not exist",
+    )
     db_upgrade.set_defaults(func=cmd_db_upgrade)
 
     tenant = sub.add_parser("tenant", help="accounts").add_subparsers(dest="tenant_command", required=True)
     t_create = tenant.add_parser("create", help="create a tenant")
-    t_create.add_argument("name")
-    t_create.add_argument("--tier", choices=[t.value for t in Tier], default=Tier.free.value)
+    t_create.add_argument("name", metavar="NAME", help="the account's name: lowercase letters, digits and dashes")
+    t_create.add_argument(
+        "--tier",
+        choices=[t.value for t in Tier],
+        default=Tier.free.value,
+        help="free (1,000 requests/hour, the default), pro (10,000) or enterprise (--rate-limit)",
+    )
     t_create.add_argument("--rate-limit", type=int, help="requests per hour (required for enterprise)")
-    t_create.add_argument("--display-name")
+    t_create.add_argument("--display-name", help="the name the dashboard shows (default: NAME)")
     t_create.set_defaults(func=cmd_tenant_create)
     t_update = tenant.add_parser("update", help="change tier, limit, suspension, alerts or key policy")
-    t_update.add_argument("name")
-    t_update.add_argument("--tier", choices=[t.value for t in Tier])
-    t_update.add_argument("--rate-limit", type=int)
-    t_update.add_argument("--suspend", dest="suspended", action="store_const", const=True)
-    t_update.add_argument("--unsuspend", dest="suspended", action="store_const", const=False)
+    t_update.add_argument("name", metavar="NAME", help="the tenant to change")
+    t_update.add_argument("--tier", choices=[t.value for t in Tier], help="a new tier")
+    t_update.add_argument("--rate-limit", type=int, help="requests per hour (enterprise)")
+    t_update.add_argument(
+        "--suspend", dest="suspended", action="store_const", const=True, help="refuse every key of the account"
+    )
+    t_update.add_argument(
+        "--unsuspend", dest="suspended", action="store_const", const=False, help="let its keys work again"
+    )
     t_update.add_argument("--alert-webhook-url", metavar="URL", help="POST each alert here (http/https)")
     t_update.add_argument(
         "--alert-webhook-secret", metavar="SECRET", help="signs deliveries, 16-200 characters; '-' reads it from stdin"
@@ -640,22 +783,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     key = sub.add_parser("key", help="API keys").add_subparsers(dest="key_command", required=True)
     k_create = key.add_parser("create", help="create a key (printed once, alone on stdout)")
-    k_create.add_argument("--tenant", required=True)
-    k_create.add_argument("--name", required=True)
-    k_create.add_argument("--description", default="")
+    k_create.add_argument("--tenant", required=True, metavar="NAME", help="the tenant the key belongs to")
+    k_create.add_argument("--name", required=True, help="what the key is for, e.g. 'Work Laptop - Cursor'")
+    k_create.add_argument("--description", default="", help="a longer note (optional)")
     _add_permission_arguments(k_create, rotating=False)
     k_create.set_defaults(func=cmd_key_create)
     k_list = key.add_parser("list", help="list a tenant's keys")
-    k_list.add_argument("--tenant", required=True)
+    k_list.add_argument("--tenant", required=True, metavar="NAME", help="the tenant whose keys to list")
     k_list.set_defaults(func=cmd_key_list)
     k_revoke = key.add_parser("revoke", help="revoke a key at once")
-    k_revoke.add_argument("id")
+    k_revoke.add_argument("id", metavar="ID", help="the key's id, as `key list` shows it")
     k_revoke.set_defaults(func=cmd_key_revoke)
     k_delete = key.add_parser("delete", help="delete a revoked key from the lists (its usage and audit history stay)")
     k_delete.add_argument("id", help="the key's id (vibexp key list); revoke an active key first")
     k_delete.set_defaults(func=cmd_key_delete)
     k_rotate = key.add_parser("rotate", help="replace a key; the new key is printed alone on stdout")
-    k_rotate.add_argument("id")
+    k_rotate.add_argument("id", metavar="ID", help="the key's id, as `key list` shows it")
     k_rotate.add_argument("--grace-period", type=int, default=0, help="seconds the old key keeps working")
     _add_permission_arguments(k_rotate, rotating=True)
     k_rotate.set_defaults(func=cmd_key_rotate)
@@ -663,6 +806,11 @@ def build_parser() -> argparse.ArgumentParser:
     scan = sub.add_parser("scan", help="find API keys in files or a git history (exit 1 found, 0 none, 2 bad input)")
     scan.add_argument("paths", nargs="*", metavar="PATH", help="files or directories (default: .)")
     scan.add_argument("--git", action="store_true", help="search every commit of the repositories at PATH")
+    scan.add_argument(
+        "--legacy",
+        action="store_true",
+        help="also report key-shaped strings without a valid checksum (keys made before checksums, or not keys)",
+    )
     scan.add_argument("--revoke", action="store_true", help="revoke the active keys found (needs the database)")
     scan.add_argument(
         "--report-to",
@@ -672,19 +820,29 @@ def build_parser() -> argparse.ArgumentParser:
     scan.set_defaults(func=cmd_scan)
 
     export = sub.add_parser("export", help="write a tenant's prompts, artifacts and memories to stdout as JSON Lines")
-    export.add_argument("--tenant", required=True)
+    export.add_argument("--tenant", required=True, metavar="NAME", help="the tenant to export")
     export.set_defaults(func=cmd_export)
     import_ = sub.add_parser("import", help="import a JSON Lines file (an export, or memory.jsonl); all or nothing")
-    import_.add_argument("--tenant", required=True)
-    import_.add_argument("file", metavar="FILE")
+    import_.add_argument("--tenant", required=True, metavar="NAME", help="the tenant to import into")
+    import_.add_argument("file", metavar="FILE", help="a JSON Lines file: a `vibexp export`, or an MCP memory.jsonl")
     import_.set_defaults(func=cmd_import)
 
     user = sub.add_parser("user", help="dashboard users").add_subparsers(dest="user_command", required=True)
     u_create = user.add_parser("create", help="create a user (password from a prompt, or stdin)")
-    u_create.add_argument("--tenant", required=True)
-    u_create.add_argument("--email", required=True)
+    u_create.add_argument("--tenant", required=True, metavar="NAME", help="the tenant the user signs in to")
+    u_create.add_argument("--email", required=True, help="the user's e-mail address (their sign-in name)")
     u_create.set_defaults(func=cmd_user_create)
+    _name_sub_commands(parser)
     return parser
+
+
+def _name_sub_commands(parser: argparse.ArgumentParser) -> None:
+    """Show a missing sub-command as the choices (``{create,list,...}``), not as its internal ``dest`` name."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            action.metavar = "{" + ",".join(action.choices) + "}"
+            for sub_parser in action.choices.values():
+                _name_sub_commands(sub_parser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -694,8 +852,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = get_api_settings()
         func: Callable[[argparse.Namespace, Settings], int] = args.func
         return func(args, settings)
-    except VibeXPError as exc:
+    except VibeXPError as exc:  # refused by the domain: an unknown name, a name taken, a value out of policy
         _err(f"error: {exc.message}")
+        return 2
+    except DatabaseUnreachable as exc:
+        _err(f"error: {exc}")
         return 1
     except ValidationError as exc:  # settings from the environment, CLI input
         for line in _validation_messages(exc):

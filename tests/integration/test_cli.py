@@ -77,15 +77,15 @@ def test_revoke_and_rotate_take_effect_on_a_running_server(database_url: str, te
 
 def test_errors_go_to_stderr_with_a_non_zero_exit(database_url: str, tenant: str) -> None:
     missing = vibexp(database_url, "key", "create", "--tenant", "no-such-tenant", "--name", "x")
-    assert missing.returncode == 1 and missing.stdout == "" and "no tenant named" in missing.stderr
+    assert missing.returncode == 2 and missing.stdout == "" and "no tenant named" in missing.stderr
     duplicate = vibexp(database_url, "tenant", "create", tenant)
-    assert duplicate.returncode == 1 and "already exists" in duplicate.stderr
+    assert duplicate.returncode == 2 and "already exists" in duplicate.stderr
     enterprise = vibexp(database_url, "tenant", "create", f"{tenant}-ent", "--tier", "enterprise")
-    assert enterprise.returncode == 1 and "custom rate limit" in enterprise.stderr
+    assert enterprise.returncode == 2 and "--rate-limit" in enterprise.stderr
     bad_name = vibexp(database_url, "tenant", "create", "Not A DNS Name")
-    assert bad_name.returncode == 2 and "name" in bad_name.stderr
+    assert bad_name.returncode == 2 and bad_name.stderr.startswith("error: NAME: ")  # the argument, as --help names it
     unknown_key = vibexp(database_url, "key", "revoke", str(uuid.uuid4()))
-    assert unknown_key.returncode == 1 and "not found" in unknown_key.stderr
+    assert unknown_key.returncode == 2 and "no API key with id" in unknown_key.stderr
 
 
 def test_user_create_reads_the_password_from_stdin(database_url: str, tenant: str) -> None:
@@ -104,7 +104,7 @@ def test_user_create_reads_the_password_from_stdin(database_url: str, tenant: st
     short = vibexp(
         database_url, "user", "create", "--tenant", tenant, "--email", f"x{tenant}@example.com", stdin="short\n"
     )
-    assert short.returncode == 1 and "at least" in short.stderr
+    assert short.returncode == 2 and "at least" in short.stderr
 
 
 def test_enterprise_tenant_with_a_custom_limit_and_suspension(database_url: str, tenant: str) -> None:

@@ -100,7 +100,7 @@ def test_bad_input_is_one_line_on_stderr_and_exit_2(database_url: str, export_fi
 
 
 def test_on_a_fresh_sqlite_file_that_the_commands_migrate_first(tmp_path: Path, export_file: Path) -> None:
-    # As in the README: no VIBEXP_AUTO_MIGRATE, an embedded SQLite file that each command migrates before its work.
+    # As in the README: no VIBEXP_AUTO_MIGRATE, an embedded SQLite file `db upgrade` created, then used by each command.
     env = {**os.environ, "VIBEXP_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"}
     env.pop("VIBEXP_AUTO_MIGRATE", None)
 
@@ -108,6 +108,7 @@ def test_on_a_fresh_sqlite_file_that_the_commands_migrate_first(tmp_path: Path, 
         command = [sys.executable, "-m", "vibexp.cli", *args]
         return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
 
+    assert run("db", "upgrade").returncode == 0  # only `db upgrade` (and `serve`) create the file
     assert run("tenant", "create", "fresh").returncode == 0
     imported = run("import", "--tenant", "fresh", str(export_file))
     assert imported.returncode == 0, imported.stderr

@@ -177,3 +177,76 @@ async def test_report_to_sends_the_keys_found_to_the_server_which_revokes_them(
             assert refused.returncode == 2 and refused.stderr.startswith("error: --report-to"), refused.stderr
     gone = await asyncio.to_thread(_vibexp, "scan", ".", "--report-to", server.url, cwd=repo)  # server stopped
     assert gone.returncode == 2 and "cannot reach" in gone.stderr, gone.stderr
+
+
+# -- issue 26 "Also weak": UTF-16, messages, checksums, escapes, a count when nothing is found ------------------------
+NOT_A_KEY = "vib_" + "0123456789abcdef" * 4  # key-shaped, but its last 8 characters are not its checksum
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-8-sig"])
+def test_finds_keys_in_utf16_and_utf32_text(tmp_path: Path, encoding: str) -> None:
+    key = generate_key()
+    (tmp_path / "secrets.ps1").write_bytes(f"# config\r\n$env:VIBEXP_KEY = '{key}'\r\n".encode(encoding))
+    [finding] = scan_paths([tmp_path])
+    assert (finding.line, finding.key) == (2, key)
+
+
+def test_git_finds_keys_in_utf16_blobs_and_in_commit_and_tag_messages(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    in_file, in_commit, in_tag = generate_key(), generate_key(), generate_key()
+    (repo / "env.ps1").write_bytes(f"x = 1\n$KEY = '{in_file}'\n".encode("utf-16"))
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", f"configure\n\nthe key is {in_commit}\n")
+    _git(repo, "tag", "-a", "v1", "-m", f"release\n{in_tag}")
+    (repo / "env.ps1").write_text("removed\n")
+    _git(repo, "commit", "-qam", "remove the key")
+    found = {f.key: f for f in scan_git(repo)}
+    assert set(found) == {in_file, in_commit, in_tag}
+    assert found[in_file].location.endswith(":env.ps1") and found[in_file].line == 2
+    assert found[in_commit].location.startswith("commit ") and found[in_commit].line == 3
+    assert found[in_tag].location == "tag v1 message" and found[in_tag].line == 2
+    result = _vibexp("scan", "--git", str(repo), cwd=tmp_path)
+    assert result.returncode == 1 and len(result.stdout.splitlines()) == 3, result
+
+
+def test_a_key_shaped_string_whose_checksum_fails_is_left_out_unless_asked(tmp_path: Path) -> None:
+    key = generate_key()
+    (tmp_path / "fixtures.py").write_text(f"FAKE = '{NOT_A_KEY}'\nREAL = '{key}'\n")
+    assert [f.key for f in scan_paths([tmp_path])] == [key]
+    assert [f.key for f in scan_paths([tmp_path], include_unchecked=True)] == [NOT_A_KEY, key]
+    (tmp_path / "fixtures.py").write_text(f"FAKE = '{NOT_A_KEY}'\n")
+    quiet = _vibexp("scan", ".", cwd=tmp_path)
+    assert (quiet.returncode, quiet.stdout) == (0, ""), quiet
+    assert "left out 1 key-shaped string(s) whose checksum fails" in quiet.stderr and "--legacy" in quiet.stderr
+    legacy = _vibexp("scan", "--legacy", ".", cwd=tmp_path)
+    assert legacy.returncode == 1
+    assert legacy.stdout == f"fixtures.py:1: {NOT_A_KEY[:12]}… (no valid checksum: a key made before checksums?)\n"
+
+
+def test_file_names_are_printed_with_escapes_never_raw_control_characters(tmp_path: Path) -> None:
+    key = generate_key()
+    name = "\x1b[2J\x1b]0;owned\x07evil\u202etxt.env"
+    (tmp_path / name).write_text(f"KEY={key}\n")
+    result = _vibexp("scan", ".", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout and "\u202e" not in result.stdout
+    assert result.stdout == f"\\x1b[2J\\x1b]0;owned\\x07evil\\u202etxt.env:1: {key[:12]}…\n"
+
+
+def test_nothing_found_says_how_much_was_read(tmp_path: Path) -> None:
+    for n in range(3):
+        (tmp_path / f"f{n}.txt").write_text("clean\n")
+    result = _vibexp("scan", ".", cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (0, "")
+    assert result.stderr == "no VibeXP API key found: read 3 file(s)\n"
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    (repo / "a.txt").write_text("clean\n")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "one")
+    history = _vibexp("scan", "--git", str(repo), cwd=tmp_path)
+    assert history.returncode == 0
+    assert history.stderr == "no VibeXP API key found: read 1 file(s) in 1 commit(s) and 1 commit or tag message(s)\n"
