@@ -382,7 +382,12 @@ class _Importer:
         table = Memory.__table__
         assert isinstance(table, Table)  # a declarative model's is
         dialect = self.session.get_bind().dialect.name
-        lost: list[tuple[bytes, _PlannedMemory]] = []
+        insert = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table)
+        # One statement compiled once, run as an executemany (SQLAlchemy's "insertmanyvalues" batches the rows): a
+        # multi-VALUES statement per chunk spends seconds compiling thousands of bind parameters.
+        statement = insert.on_conflict_do_nothing(index_elements=[table.c.tenant_id, table.c.import_key]).returning(
+            table.c.import_key
+        )
         for start in range(0, len(new), PUBLISH_CHUNK):
             chunk = new[start : start + PUBLISH_CHUNK]
             rows = [
@@ -399,20 +404,10 @@ class _Importer:
                 }
                 for key, memory in chunk
             ]
-            statement = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table).values(rows)
-            statement = statement.on_conflict_do_nothing(index_elements=[table.c.tenant_id, table.c.import_key])
-            inserted = set(await self.session.scalars(statement.returning(table.c.import_key)))
-            lost.extend((key, memory) for key, memory in chunk if key.hex() not in inserted)
-        if lost:  # a concurrent import (or a retry of this one) inserted these first: they are there, not created
-            found = await self.session.execute(
-                select(Memory.import_key, Memory.id, Memory.tags).where(
-                    Memory.tenant_id == self.tenant_id, Memory.import_key.in_([key.hex() for key, _ in lost])
-                )
-            )
-            by_key = {import_key: (memory_id, tags) for import_key, memory_id, tags in found}
-            for key, memory in lost:
-                self.counts.move("memory", "created", "unchanged")
-                memory.stored_id, memory.stored_tags = by_key[key.hex()]
+            inserted = set((await self.session.execute(statement, rows)).scalars())
+            lost = [(key, memory) for key, memory in chunk if key.hex() not in inserted]
+            if lost:  # a concurrent import (or a retry of this one) inserted these first: there, not created
+                await self._found_instead(lost)
         for memory in self._memories.values():
             if memory.stored_id is not None and memory.stored_tags != memory.tags:
                 await self.session.execute(
@@ -421,6 +416,17 @@ class _Importer:
                     .values(tags=memory.tags, version=Memory.version + 1, updated_at=now)
                     .execution_options(synchronize_session=False)
                 )
+
+    async def _found_instead(self, lost: list[tuple[bytes, _PlannedMemory]]) -> None:
+        found = await self.session.execute(
+            select(Memory.import_key, Memory.id, Memory.tags).where(
+                Memory.tenant_id == self.tenant_id, Memory.import_key.in_([key.hex() for key, _ in lost])
+            )
+        )
+        by_key = {import_key: (memory_id, list(tags)) for import_key, memory_id, tags in found}
+        for key, memory in lost:
+            self.counts.move("memory", "created", "unchanged")
+            memory.stored_id, memory.stored_tags = by_key[key.hex()]
 
 
 async def _memory_index(session: AsyncSession, tenant_id: str) -> dict[bytes, tuple[str, list[str]]]:
