@@ -247,7 +247,7 @@ async def test_import_lines_out_of_range_are_422_naming_the_line_and_keep_nothin
         for case, bad in cases.items():
             body = f"{good}\n{bad}\n"
             response = await client.post(f"{url}/api/v1/import", content=body, headers={**account.headers, **NDJSON})
-            message = assert_error(response, 422, "validation_error")["message"]
+            message = assert_error(response, 422, "invalid_input")["message"]
             assert message.startswith("line 2: "), (case, message)
             if "version" in case or "created_at" in case or "history" in case:
                 assert ("created_at" if "created_at" in case else "version") in message, (case, message)
