@@ -71,6 +71,7 @@ __all__ = [
     "LineType",
     "export_lines",
     "import_lines",
+    "import_lines_in",
     "memory_key",
     "parse_lines",
 ]
@@ -493,10 +494,20 @@ async def import_lines(
        it back.
     """
     parsed = await asyncio.to_thread(parse_lines, lines)
-    engine = factory.kw["bind"]
-    async with writing(engine), session_scope(factory) as session:
-        counts = await _Importer(session, tenant_id).apply(parsed)
-        await audit.record(
-            session, tenant_id=tenant_id, action="content.imported", actor=actor, details=counts.as_dict()
-        )
+    async with writing(factory.kw["bind"]), session_scope(factory) as session:
+        return await _apply_parsed(session, tenant_id=tenant_id, actor=actor, parsed=parsed)
+
+
+async def import_lines_in(
+    session: AsyncSession, *, tenant_id: str, actor: Actor, lines: Iterable[bytes | str]
+) -> ImportCounts:
+    """``import_lines`` in the caller's transaction, for a caller that already holds one (and, on SQLite, this
+    process's writers' turn: the dashboard's request session). The caller must roll back on ``InvalidInput``."""
+    parsed = await asyncio.to_thread(parse_lines, lines)
+    return await _apply_parsed(session, tenant_id=tenant_id, actor=actor, parsed=parsed)
+
+
+async def _apply_parsed(session: AsyncSession, *, tenant_id: str, actor: Actor, parsed: list[Parsed]) -> ImportCounts:
+    counts = await _Importer(session, tenant_id).apply(parsed)
+    await audit.record(session, tenant_id=tenant_id, action="content.imported", actor=actor, details=counts.as_dict())
     return counts

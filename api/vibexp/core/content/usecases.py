@@ -47,6 +47,7 @@ __all__ = [
     "artifacts",
     "export_lines",
     "import_lines",
+    "import_lines_in",
     "memories",
     "prompts",
 ]
@@ -308,3 +309,13 @@ async def import_lines(
     for cases in _ALL:
         require(caller, cases.write_scope)
     return await transfer.import_lines(factory, tenant_id=caller.tenant_id, actor=actor, lines=lines)
+
+
+async def import_lines_in(
+    session: AsyncSession, *, caller: Scoped, actor: Actor, lines: Iterable[bytes | str]
+) -> transfer.ImportCounts:
+    """``import_lines`` in the caller's own transaction (the dashboard's request session, which already holds this
+    process's SQLite writers' turn: taking it again would wait for itself). Roll back on ``InvalidInput``."""
+    for cases in _ALL:
+        require(caller, cases.write_scope)
+    return await transfer.import_lines_in(session, tenant_id=caller.tenant_id, actor=actor, lines=lines)
