@@ -589,7 +589,8 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         database = Database.from_settings(settings)
         try:
             tenant_id = await _tenant_id(database, args.tenant)
-            async for line in export_lines(database.session_factory, caller=FullAccess(tenant_id)):
+            lines = export_lines(database.session_factory, caller=FullAccess(tenant_id), actor=Actor.cli())
+            async for line in lines:
                 sys.stdout.write(line)
         finally:
             await database.dispose()
@@ -611,8 +612,9 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
             database = Database.from_settings(settings)
             try:
                 tenant_id = await _tenant_id(database, args.tenant)
-                async with session_scope(database.session_factory) as session:
-                    counts = await import_lines(session, caller=FullAccess(tenant_id), lines=lines)
+                counts = await import_lines(
+                    database.session_factory, caller=FullAccess(tenant_id), actor=Actor.cli(), lines=lines
+                )
                 return counts.as_dict()
             finally:
                 await database.dispose()

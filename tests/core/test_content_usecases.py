@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpers.factories import TEST_ACTOR
 from vibexp.core import models  # noqa: F401 - registers every table on Base.metadata
+from vibexp.core.audit.service import Actor
 from vibexp.core.content import schemas, usecases
 from vibexp.core.content.models import Memory
 from vibexp.core.content.queries import ListQuery, ProjectListQuery
@@ -102,9 +103,14 @@ async def test_export_and_import_need_every_content_scope(session: AsyncSession)
     tenant_id = await _tenant(session)
     no_memories = Caller(tenant_id, expand(["prompts:write", "artifacts:write"]))
     with pytest.raises(InsufficientScope) as raised:
-        usecases.export_lines(None, caller=no_memories)  # type: ignore[arg-type]  # refused before any session
+        usecases.export_lines(None, caller=no_memories, actor=Actor.cli())  # type: ignore[arg-type]  # no session yet
     assert raised.value.scope == "memories:read"
     with pytest.raises(InsufficientScope) as raised:
-        await usecases.import_lines(session, caller=no_memories, lines=[b'{"type": "memory", "content": "x"}'])
+        await usecases.import_lines(
+            None,  # type: ignore[arg-type]  # refused before any session
+            caller=no_memories,
+            actor=Actor.cli(),
+            lines=[b'{"type": "memory", "content": "x"}'],
+        )
     assert raised.value.scope == "memories:write"
     assert await _memories(session, tenant_id) == 0

@@ -12,6 +12,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpers.factories import make_account
+from vibexp.core.audit.service import Actor
 from vibexp.core.content import schemas
 from vibexp.core.content.service import ContentStore, memories, prompts
 from vibexp.core.content.transfer import export_lines, memory_key
@@ -43,7 +44,10 @@ async def test_export_pages_through_everything_once(
         return page
 
     monkeypatch.setattr(ContentStore, "list", counting)
-    lines = [json.loads(line) async for line in export_lines(factory, tenant_id=account.tenant.id, page_size=3)]
+    lines = [
+        json.loads(line)
+        async for line in export_lines(factory, tenant_id=account.tenant.id, actor=Actor.cli(), page_size=3)
+    ]
     # Each exactly once (ids made in one millisecond are ordered by their random bits, not by creation).
     assert sorted(line["content"] for line in lines) == [f"memory {n}" for n in range(7)]
     # prompts (one empty page), artifacts (one empty page), memories in pages of at most 3.
@@ -74,7 +78,10 @@ async def test_prompt_history_is_two_queries_per_page_not_one_per_prompt(
 
     event.listen(engine.sync_engine, "before_cursor_execute", record)
     try:
-        lines = [json.loads(line) async for line in export_lines(factory, tenant_id=account.tenant.id, page_size=3)]
+        lines = [
+            json.loads(line)
+            async for line in export_lines(factory, tenant_id=account.tenant.id, actor=Actor.cli(), page_size=3)
+        ]
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", record)
     assert sorted(line["name"] for line in lines) == [f"p{n}" for n in range(7)]

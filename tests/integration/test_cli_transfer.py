@@ -99,6 +99,30 @@ def test_bad_input_is_one_line_on_stderr_and_exit_2(database_url: str, export_fi
     assert vibexp(database_url, "export", "--tenant", tenant).stdout == ""
 
 
+def test_lines_out_of_range_are_exit_2_naming_the_line(database_url: str, export_file: Path, tmp_path: Path) -> None:
+    """Issue 26: a line nested a thousand deep or holding a 5,000-digit integer, a version number past the column, a
+    ``created_at`` before year 1 in UTC: one line on stderr naming the line, nothing imported (was a traceback)."""
+    tenant = _new_tenant(database_url)
+    first = export_file.read_text(encoding="utf-8").splitlines()[0]
+    prompt = {"type": "prompt", "name": "p", "content": "c"}
+    bad_lines = {
+        "nested too deeply": "[" * 1000 + "]" * 1000,
+        "digits": '{"type": "memory", "content": "x", "n": ' + "9" * 5000 + "}",
+        "version": json.dumps({**prompt, "versions": [{"version": 2**31, "content": "c"}]}),
+        "created_at": json.dumps(
+            {**prompt, "versions": [{"version": 1, "content": "c", "created_at": "0001-01-01T00:00:00+05:00"}]}
+        ),
+    }
+    for expected, line in bad_lines.items():
+        bad = tmp_path / "bad.jsonl"
+        bad.write_text(f"{first}\n{line}\n", encoding="utf-8")
+        result = vibexp(database_url, "import", "--tenant", tenant, str(bad))
+        assert result.returncode == 2, (expected, result.stderr[-2000:])
+        assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("error: "), result.stderr[-2000:]
+        assert "line 2: " in result.stderr and expected in result.stderr, result.stderr
+    assert vibexp(database_url, "export", "--tenant", tenant).stdout == ""
+
+
 def test_on_a_fresh_sqlite_file_that_the_commands_migrate_first(tmp_path: Path, export_file: Path) -> None:
     # As in the README: no VIBEXP_AUTO_MIGRATE, an embedded SQLite file `db upgrade` created, then used by each command.
     env = {**os.environ, "VIBEXP_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"}

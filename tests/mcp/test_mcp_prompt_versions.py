@@ -81,6 +81,8 @@ async def test_get_prompt_tool_by_label_and_version(mcp_url: str, account: Accou
         assert "invalid_input" in await tool_error(mcp, "get_prompt", {"name": "greet", "label": "Not A Slug"})
         assert "invalid_input" in await tool_error(mcp, "get_prompt", {"name": "greet", "version": 0})
         assert "invalid_input" in await tool_error(mcp, "get_prompt", {"name": "greet", "version": "two"})
+        for too_big in (2**31, 2**63):  # past the column (issue 26): refused by the core's VersionNumber, not a 500
+            assert "invalid_input" in await tool_error(mcp, "get_prompt", {"name": "greet", "version": too_big})
 
 
 async def test_mcp_writes_are_versions(mcp_url: str, account: Account, rest: httpx.AsyncClient) -> None:

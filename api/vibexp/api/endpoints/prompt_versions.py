@@ -5,9 +5,11 @@ for it. Only ``?label=`` / ``?version=`` open a session. A served version's ETag
 ``If-Match`` built from an old version is refused (412) as any stale write is; moving a label does not change the
 prompt's version, so the ETag of the latest version stays valid across label moves.
 
-Bad input: a label that is not a slug, ``version`` not an integer >= 1, or both ``label`` and ``version`` are 422;
-an unknown label or version on a read is 404; a label ``PUT`` naming a version the prompt does not have is 422
-(the prompt exists; the body names nothing).
+Bad input: a label that is not a slug, ``version`` not an integer from 1 to 2^31 - 1 (``VersionNumber``), or both
+``label`` and ``version`` are 422; an unknown label or version on a read is 404; a label ``PUT`` naming a version
+the prompt does not have is 422 (the prompt exists; the body names nothing). A label ``PUT`` is idempotent:
+concurrent ones all succeed, the last wins; a move is audited as ``prompt.label_moved``, a removal as
+``prompt.label_removed``.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the endpoints' annotations.
@@ -16,7 +18,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from vibexp.api.deps import CurrentPrincipal, RuntimeDep, SessionDep
+from vibexp.api.deps import CurrentActor, CurrentPrincipal, RuntimeDep, SessionDep
 from vibexp.api.endpoints import API_PREFIX
 from vibexp.api.endpoints.content import Cursor, Limit, hot_get
 from vibexp.api.errors import ERROR_RESPONSES
@@ -24,7 +26,13 @@ from vibexp.api.http_cache import etag
 from vibexp.api.schemas import PageRead
 from vibexp.core.content.schemas import PromptRead
 from vibexp.core.content.usecases import prompts
-from vibexp.core.content.version_schemas import LabelSet, PromptAtVersion, PromptLabelRead, PromptVersionRead
+from vibexp.core.content.version_schemas import (
+    LabelSet,
+    PromptAtVersion,
+    PromptLabelRead,
+    PromptVersionRead,
+    VersionNumber,
+)
 from vibexp.core.content.versions import LABEL_PATTERN
 from vibexp.core.pagination import DEFAULT_PAGE_SIZE
 
@@ -36,9 +44,9 @@ LabelQuery = Annotated[
     str | None,
     Query(pattern=LABEL_PATTERN, max_length=63, description="Serve the version this label points at"),
 ]
-VersionQuery = Annotated[int | None, Query(ge=1, description="Serve this version")]
+VersionQuery = Annotated[VersionNumber | None, Query(description="Serve this version")]
 LabelPath = Annotated[str, Path(pattern=LABEL_PATTERN, max_length=63, description="A slug, e.g. production")]
-VersionPath = Annotated[int, Path(ge=1, description="A version number")]
+VersionPath = Annotated[VersionNumber, Path(description="A version number")]
 
 
 def _json(model: Any, version: int) -> Response:
@@ -100,16 +108,23 @@ async def get_prompt_version(
     summary="Point a label at a version (creates or moves it; roll back by moving production)",
 )
 async def put_prompt_label(
-    item_id: str, label: LabelPath, body: LabelSet, session: SessionDep, principal: CurrentPrincipal
+    item_id: str,
+    label: LabelPath,
+    body: LabelSet,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    actor: CurrentActor,
 ) -> Any:
-    return await prompts.set_label(session, caller=principal, prompt_id=item_id, label=label, version=body.version)
+    return await prompts.set_label(
+        session, caller=principal, actor=actor, prompt_id=item_id, label=label, version=body.version
+    )
 
 
 @prompt_versions_router.delete(
     "/{item_id}/labels/{label}", status_code=status.HTTP_204_NO_CONTENT, summary="Remove a label"
 )
 async def delete_prompt_label(
-    item_id: str, label: LabelPath, session: SessionDep, principal: CurrentPrincipal
+    item_id: str, label: LabelPath, session: SessionDep, principal: CurrentPrincipal, actor: CurrentActor
 ) -> Response:
-    await prompts.delete_label(session, caller=principal, prompt_id=item_id, label=label)
+    await prompts.delete_label(session, caller=principal, actor=actor, prompt_id=item_id, label=label)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

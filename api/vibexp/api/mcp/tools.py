@@ -46,7 +46,7 @@ from vibexp.core.content.schemas import (
 )
 from vibexp.core.content.search import MAX_QUERY_CHARS
 from vibexp.core.content.usecases import artifacts, memories, prompts
-from vibexp.core.content.version_schemas import LabelName
+from vibexp.core.content.version_schemas import LabelName, VersionNumber
 from vibexp.core.db import session_scope
 from vibexp.core.keys.verifier import Principal
 from vibexp.core.pagination import MAX_PAGE_SIZE
@@ -100,7 +100,8 @@ PromptLabel = Annotated[
     Field(description="Read the version this label points at, e.g. production (not with `version`)"),
 ]
 PromptVersionNumber = Annotated[
-    int | None, Field(ge=1, description="Read this version of the prompt (not with `label`); omit for the latest")
+    VersionNumber | None,
+    Field(description="Read this version of the prompt (not with `label`); omit for the latest"),
 ]
 ArtifactContent = Annotated[str, Field(max_length=MAX_ARTIFACT, description="The artifact's full content")]
 Title = Annotated[str, Field(min_length=1, max_length=300, description="Human-readable title")]

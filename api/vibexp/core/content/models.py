@@ -80,6 +80,8 @@ class Memory(_Content, Base):
     __table_args__ = (
         Index("ix_memories_tenant_id_id", "tenant_id", "id"),
         Index("ix_memories_tenant_project_id", "tenant_id", "project", "id"),
+        # Concurrent imports of one file insert each memory once (migration 0015_import_idempotence).
+        Index("ux_memories_tenant_import_key", "tenant_id", "import_key", unique=True),
         *_postgres_search_indexes("memories"),
     )
 
@@ -87,3 +89,6 @@ class Memory(_Content, Base):
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     #: Optional: a memory may belong to one project (same names as artifact projects) or to none.
     project: Mapped[str | None] = mapped_column(String(128), default=None)
+    #: Set on a memory an import created: the hex ``transfer.memory_key`` of its project and text, unique per tenant
+    #: (NULLs are distinct, so REST and MCP may store one text twice). Cleared when the text or project changes.
+    import_key: Mapped[str | None] = mapped_column(String(64), default=None)

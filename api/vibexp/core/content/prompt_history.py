@@ -34,11 +34,11 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import pairwise
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -47,9 +47,9 @@ from sqlalchemy.orm.attributes import set_committed_value
 from vibexp.core.clock import utcnow
 from vibexp.core.content.models import Prompt
 from vibexp.core.content.schemas import Description, PromptCreate, PromptName, Tags, Text
-from vibexp.core.content.version_schemas import LabelName
-from vibexp.core.content.versions import PromptLabel, PromptVersion
-from vibexp.core.errors import AlreadyExists
+from vibexp.core.content.version_schemas import LabelName, VersionNumber
+from vibexp.core.content.versions import MAX_VERSION, PromptLabel, PromptVersion
+from vibexp.core.errors import AlreadyExists, InvalidInput
 
 __all__ = ["HistoryFields", "VersionLine", "export_history", "import_history"]
 
@@ -58,24 +58,36 @@ Outcome = Literal["created", "updated", "unchanged"]
 _Fields = tuple[str, str, str, tuple[str, ...]]
 
 
+def _in_utc(value: datetime) -> datetime:
+    """The time in UTC; one that falls outside years 1 to 9999 there (``0001-01-01T00:00:00+05:00``) is refused."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("falls outside the years 1 to 9999 once converted to UTC") from None
+
+
+#: A version's ``created_at``: with a time zone, stored in UTC.
+UTCTime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+
+
 class VersionLine(BaseModel):
     """One entry of a prompt line's ``versions``, validated like a prompt write."""
 
     model_config = ConfigDict(extra="forbid")
 
-    version: int = Field(ge=1)
+    version: VersionNumber
     name: PromptName | None = None  # None: the line's name
     content: Text
     description: Description = ""
     tags: Tags = []
-    created_at: AwareDatetime | None = None  # None: the time of the import
+    created_at: UTCTime | None = None  # None: the time of the import
 
 
 class HistoryFields(BaseModel):
     """The optional history fields of a prompt line and their checks (a bad one is the line's 422)."""
 
     versions: list[VersionLine] | None = Field(default=None, min_length=1)
-    labels: dict[LabelName, int] | None = None
+    labels: dict[LabelName, VersionNumber] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> HistoryFields:
@@ -173,6 +185,8 @@ async def import_history(
         newest += 1
         history.append(newest, current)
         added.append(_version_row(newest, current, now))
+    if newest > MAX_VERSION:  # appended after a history that already ends at the last number
+        raise InvalidInput(f"versions: the prompt's history would pass the last version number ({MAX_VERSION})")
 
     if existing is None:
         prompt = Prompt(

@@ -24,7 +24,7 @@ from vibexp.core.audit.service import Actor, Target
 from vibexp.core.clock import utcnow
 from vibexp.core.content import search
 from vibexp.core.content.models import Artifact, Memory, Prompt
-from vibexp.core.content.versions import record_version
+from vibexp.core.content.versions import MAX_VERSION, record_version
 from vibexp.core.errors import AlreadyExists, InvalidInput, NotFound, PreconditionFailed
 from vibexp.core.hotread import RowReader
 from vibexp.core.hotwrite import RowInserter
@@ -81,6 +81,7 @@ class ContentStore(Generic[ModelT]):
         unique_fields: Sequence[str] = (),
         single_row_create: bool = False,
         after_write: Callable[[AsyncSession, ModelT], Awaitable[None]] | None = None,
+        cleared_on_change: tuple[str, frozenset[str]] | None = None,
     ) -> None:
         if single_row_create and after_write is not None:
             raise ValueError("a store with an after-write hook writes more than the row: no single_row_create")
@@ -91,6 +92,9 @@ class ContentStore(Generic[ModelT]):
         self._after_write: Callable[[AsyncSession, ModelT], Awaitable[None]] | None = after_write
         self.noun = noun
         self._unique_fields = unique_fields
+        #: (column, fields): an update that sets any of the fields also sets the column to NULL (a memory's
+        #: ``import_key`` names the text an import wrote; once the text changes it names nothing).
+        self._cleared_on_change = cleared_on_change
         #: Compiled hot reads per engine and key fields (an app has one engine; tests make many: weak keys).
         self._readers: WeakKeyDictionary[AsyncEngine, dict[tuple[str, ...], RowReader]] = WeakKeyDictionary()
         self._inserters: WeakKeyDictionary[AsyncEngine, RowInserter] = WeakKeyDictionary()
@@ -112,6 +116,8 @@ class ContentStore(Generic[ModelT]):
         now = utcnow()
         values = {"id": new_id(), "tenant_id": tenant_id, "version": 1, "created_at": now, "updated_at": now}
         values |= data.model_dump()
+        for column in self.model.__table__.columns:  # the columns no schema carries (a memory's import_key)
+            values.setdefault(column.key, None)
         inserter = self._inserters.get(engine)
         if inserter is None:
             table = self.model.__table__
@@ -232,6 +238,10 @@ class ContentStore(Generic[ModelT]):
         # A null means "leave as is", except for the fields a schema declares clearable (a memory's project).
         clearable: frozenset[str] = getattr(data, "CLEARABLE", frozenset())
         changes = {f: v for f, v in data.model_dump(exclude_unset=True).items() if v is not None or f in clearable}
+        if obj.version >= MAX_VERSION:
+            raise InvalidInput(f"the {self.noun} has reached the last version number ({MAX_VERSION})")
+        if self._cleared_on_change is not None and self._cleared_on_change[1] & changes.keys():
+            changes[self._cleared_on_change[0]] = None
         changed_unique = {f: changes[f] for f in self._unique_fields if f in changes and changes[f] != getattr(obj, f)}
         if changed_unique:
             await self._ensure_unique(session, tenant_id=obj.tenant_id, values=changed_unique)
@@ -303,4 +313,9 @@ artifacts = ContentStore(
     noun="artifact",
     unique_fields=("project", "slug"),
 )
-memories = ContentStore(Memory, noun="memory", single_row_create=True)
+memories = ContentStore(
+    Memory,
+    noun="memory",
+    single_row_create=True,
+    cleared_on_change=("import_key", frozenset({"content", "project"})),
+)

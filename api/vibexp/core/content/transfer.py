@@ -15,9 +15,12 @@ key exists and whose fields are equal is ``unchanged``; one whose fields differ 
 ``created``. So importing the same file twice adds nothing. Consequence for memories: two memories of one tenant
 with the same text in the same project are one memory to an import (the second line is ``unchanged``).
 
-Import is all or nothing: every line is applied inside the caller's one transaction and the first bad line raises
-``InvalidInput`` naming its line number, so the caller's rollback leaves the tenant as it was. (A report of failed
-lines was the other choice; it leaves a half-imported tenant that a second, fixed import must then reconcile.)
+Import is all or nothing: every line is parsed and validated first, with no transaction open, and the first bad line
+raises ``InvalidInput`` naming its line number; then one short transaction applies them all (an error rolls all of it
+back). So a large file does not hold SQLite's one write lock while it is read, and other tenants keep writing. (A
+report of failed lines was the other choice; it leaves a half-imported tenant that a second, fixed import must then
+reconcile.) Concurrent imports of one file, or a retried one, add each memory once: a memory an import creates
+carries its key as ``import_key``, unique per tenant in the database, and the insert skips a key already there.
 
 The reference MCP memory server's ``memory.jsonl`` (modelcontextprotocol/servers ``src/memory``) is read too, in
 the same file or alone: an ``entity`` line's observations each become a memory ``"<name>: <observation>"`` (the
@@ -36,22 +39,30 @@ fields to a page of lines (a few queries per page, not one per object), its ``im
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import select
+from sqlalchemy import Table, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from vibexp.core.audit import service as audit
+from vibexp.core.audit.service import Actor
+from vibexp.core.clock import utcnow
 from vibexp.core.content import schemas
 from vibexp.core.content.models import Memory
 from vibexp.core.content.prompt_history import HistoryFields, export_history, import_history
 from vibexp.core.content.service import ContentStore, artifacts, memories, prompts
-from vibexp.core.db import session_scope
+from vibexp.core.db import session_scope, writing
 from vibexp.core.errors import InvalidInput, NotFound
+from vibexp.core.ids import new_id
 
 __all__ = [
     "CONTENT_TYPE",
@@ -60,9 +71,12 @@ __all__ = [
     "LineType",
     "export_lines",
     "import_lines",
+    "import_lines_in",
     "memory_key",
+    "parse_lines",
 ]
 
+Outcome = Literal["created", "updated", "unchanged"]
 #: The media type of an export (one JSON document a line).
 CONTENT_TYPE = "application/x-ndjson"
 EXPORT_PAGE = 500
@@ -168,13 +182,16 @@ def _dumps(value: dict[str, Any]) -> str:
 
 # -- export -------------------------------------------------------------------------------------------------------
 async def export_lines(
-    factory: async_sessionmaker[AsyncSession], *, tenant_id: str, page_size: int = EXPORT_PAGE
+    factory: async_sessionmaker[AsyncSession], *, tenant_id: str, actor: Actor, page_size: int = EXPORT_PAGE
 ) -> AsyncIterator[str]:
     """The tenant's prompts, artifacts and memories, each a line ending in ``"\\n"``, in id order per type.
 
     One keyset page at a time, each read in its own short transaction: memory stays one page whatever the tenant's
-    size. An empty tenant yields nothing.
+    size. An empty tenant yields nothing. ``content.exported`` is recorded (its own short write) before the first
+    page is read.
     """
+    async with writing(factory.kw["bind"]), session_scope(factory) as session:
+        await audit.record(session, tenant_id=tenant_id, action="content.exported", actor=actor)
     for type_name, line_type in LINE_TYPES.items():
         cursor: str | None = None
         while True:
@@ -205,10 +222,17 @@ class ImportCounts:
     #: Per line type (prompt, artifact, memory): the same three counts.
     by_type: dict[str, dict[str, int]] = field(default_factory=dict)
 
-    def add(self, type_name: str, outcome: Literal["created", "updated", "unchanged"]) -> None:
+    def add(self, type_name: str, outcome: Outcome) -> None:
         setattr(self, outcome, getattr(self, outcome) + 1)
         counts = self.by_type.setdefault(type_name, {"created": 0, "updated": 0, "unchanged": 0})
         counts[outcome] += 1
+
+    def move(self, type_name: str, source: Outcome, target: Outcome) -> None:
+        """One line's outcome turned out otherwise (a memory a concurrent import created first)."""
+        setattr(self, source, getattr(self, source) - 1)
+        setattr(self, target, getattr(self, target) + 1)
+        self.by_type[type_name][source] -= 1
+        self.by_type[type_name][target] += 1
 
     def as_dict(self) -> dict[str, Any]:
         return {"created": self.created, "updated": self.updated, "unchanged": self.unchanged, "by_type": self.by_type}
@@ -219,46 +243,104 @@ def memory_key(project: str | None, content: str) -> bytes:
     return hashlib.sha256(json.dumps([project, content], ensure_ascii=False).encode()).digest()
 
 
+#: A parsed line: its number in the file, its type and its validated model (a reference line is several memories).
+Parsed = tuple[int, str, BaseModel]
+#: Rows a publishing ``INSERT`` writes at once (bounded by SQLite's and PostgreSQL's bind-parameter limits).
+PUBLISH_CHUNK = 500
+
+
+def parse_lines(lines: Iterable[bytes | str]) -> list[Parsed]:
+    """Every line parsed and validated, without the database: the first bad line raises ``InvalidInput`` naming it.
+
+    Run before any transaction is opened, so a bad file costs no lock and a good one's write transaction holds
+    only the writes (``import_lines``).
+    """
+    parsed: list[Parsed] = []
+    for number, raw in enumerate(lines, start=1):
+        parsed.extend((number, type_name, model) for type_name, model in _parse(number, raw))
+    return parsed
+
+
+def _parse(number: int, raw: bytes | str) -> list[tuple[str, BaseModel]]:
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError:
+        raise InvalidInput(f"line {number}: not UTF-8 text") from None
+    if not text.strip():
+        return []  # blank lines (a trailing newline, a hand-edited file) carry nothing
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"line {number}: not JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:  # arrays or objects nested about a thousand deep: the decoder's stack ends
+        raise InvalidInput(f"line {number}: not JSON this server reads (nested too deeply)") from None
+    except ValueError:  # the only other: an integer longer than Python converts (sys.get_int_max_str_digits)
+        limit = sys.get_int_max_str_digits()
+        raise InvalidInput(f"line {number}: not JSON this server reads (an integer of over {limit} digits)") from None
+    if not isinstance(value, dict):
+        raise InvalidInput(f"line {number}: not a JSON object")
+    given = value.get("type")
+    type_name = given if isinstance(given, str) else ""
+    line_type = LINE_TYPES.get(type_name)
+    reference = _REFERENCE_TYPES.get(type_name)
+    if line_type is None and reference is None:
+        known = ", ".join(f'"{t}"' for t in (*LINE_TYPES, *_REFERENCE_TYPES))
+        raise InvalidInput(f"line {number}: unknown type {json.dumps(given)[:80]} (expected one of {known})")
+    try:
+        if line_type is not None:
+            return [(type_name, line_type.line_model.model_validate(value))]
+        assert reference is not None
+        return [("memory", memory) for memory in _from_reference(reference.model_validate(value))]
+    except ValidationError as exc:
+        raise InvalidInput(f"line {number}: {_first_problem(exc)}") from None
+
+
+@dataclass(slots=True)
+class _PlannedMemory:
+    """A memory of the file as the import will leave it: new (``stored_id`` None) or one already stored."""
+
+    project: str | None
+    content: str
+    tags: list[str]
+    stored_id: str | None = None
+    stored_tags: list[str] | None = None
+
+
 class _Importer:
+    """Applies parsed lines in one transaction. Prompts and artifacts are applied line by line (they are few and
+    may carry history); memories, the bulk of a large file, are planned line by line and published at the end in
+    ``PUBLISH_CHUNK``-row inserts that skip a memory a concurrent import inserted first (``ON CONFLICT DO
+    NOTHING`` on ``(tenant_id, import_key)``, migration 0015_import_idempotence)."""
+
     def __init__(self, session: AsyncSession, tenant_id: str) -> None:
         self.session = session
         self.tenant_id = tenant_id
         self.counts = ImportCounts()
-        self._memory_ids: dict[bytes, str] | None = None  # memory_key -> id, loaded at the first memory line
+        #: memory_key -> (id, tags) of the tenant's stored memories, loaded at the first memory line
+        self._stored: dict[bytes, tuple[str, list[str]]] | None = None
+        self._memories: dict[bytes, _PlannedMemory] = {}  # in the file's order
 
-    async def line(self, number: int, raw: bytes | str) -> None:
-        try:
-            text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        except UnicodeDecodeError:
-            raise InvalidInput(f"line {number}: not UTF-8 text") from None
-        if not text.strip():
-            return  # blank lines (a trailing newline, a hand-edited file) carry nothing
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(f"line {number}: not JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(value, dict):
-            raise InvalidInput(f"line {number}: not a JSON object")
-        given = value.get("type")
-        type_name = given if isinstance(given, str) else ""
-        line_type = LINE_TYPES.get(type_name)
-        reference = _REFERENCE_TYPES.get(type_name)
-        if line_type is None and reference is None:
-            known = ", ".join(f'"{t}"' for t in (*LINE_TYPES, *_REFERENCE_TYPES))
-            raise InvalidInput(f"line {number}: unknown type {json.dumps(given)} (expected one of {known})")
-        try:
-            if line_type is not None:
-                await self._apply(type_name, line_type, line_type.line_model.model_validate(value))
-            else:
-                assert reference is not None
-                for memory in _from_reference(reference.model_validate(value)):
-                    await self._apply("memory", LINE_TYPES["memory"], memory)
-        except ValidationError as exc:
-            raise InvalidInput(f"line {number}: {_first_problem(exc)}") from None
+    async def apply(self, parsed: Sequence[Parsed]) -> ImportCounts:
+        for number, type_name, line in parsed:
+            try:
+                if type_name == "memory":
+                    await self._memory(line)
+                else:
+                    await self._apply(type_name, LINE_TYPES[type_name], line)
+            except InvalidInput as exc:  # a line valid alone that the stored content refuses (version numbers)
+                raise InvalidInput(f"line {number}: {exc.message}") from None
+        await self._publish_memories()
+        await self.session.flush()
+        return self.counts
 
     async def _apply(self, type_name: str, line_type: LineType, line: BaseModel) -> None:
         values = {f: getattr(line, f) for f in line_type.fields}
-        existing = await self._find(type_name, line_type, values)
+        try:
+            existing = await line_type.store.get(
+                self.session, tenant_id=self.tenant_id, **{f: values[f] for f in line_type.key}
+            )
+        except NotFound:
+            existing = None
         if line_type.import_extra is not None:
             outcome = await line_type.import_extra(self.session, self.tenant_id, existing, line)
             if outcome is not None:
@@ -266,9 +348,7 @@ class _Importer:
                 return
         if existing is None:
             data = line_type.create_model.model_validate(values)
-            obj = await line_type.store.create(self.session, tenant_id=self.tenant_id, data=data)
-            if type_name == "memory" and self._memory_ids is not None:
-                self._memory_ids[memory_key(obj.project, obj.content)] = obj.id
+            await line_type.store.create(self.session, tenant_id=self.tenant_id, data=data)
             self.counts.add(type_name, "created")
             return
         changes = {f: v for f, v in values.items() if f not in line_type.key and getattr(existing, f) != v}
@@ -278,35 +358,93 @@ class _Importer:
             )
         self.counts.add(type_name, "updated" if changes else "unchanged")
 
-    async def _find(self, type_name: str, line_type: LineType, values: dict[str, Any]) -> Any:
-        if type_name == "memory":
-            if self._memory_ids is None:
-                self._memory_ids = await _memory_index(self.session, self.tenant_id)
-            found = self._memory_ids.get(memory_key(values["project"], values["content"]))
-            return None if found is None else await memories.get(self.session, tenant_id=self.tenant_id, id=found)
-        try:
-            return await line_type.store.get(
-                self.session, tenant_id=self.tenant_id, **{f: values[f] for f in line_type.key}
+    async def _memory(self, line: BaseModel) -> None:
+        assert isinstance(line, MemoryLine)
+        key = memory_key(line.project, line.content)
+        tags = list(line.tags)
+        planned = self._memories.get(key)
+        if planned is None:
+            if self._stored is None:
+                self._stored = await _memory_index(self.session, self.tenant_id)
+            stored = self._stored.get(key)
+            if stored is None:
+                self._memories[key] = _PlannedMemory(line.project, line.content, tags)
+                self.counts.add("memory", "created")
+                return
+            planned = self._memories[key] = _PlannedMemory(
+                line.project, line.content, stored[1], stored_id=stored[0], stored_tags=stored[1]
             )
-        except NotFound:
-            return None
+        self.counts.add("memory", "updated" if planned.tags != tags else "unchanged")
+        planned.tags = tags  # the file wins; a later line of the same memory wins over an earlier one
+
+    async def _publish_memories(self) -> None:
+        now = utcnow()
+        new = [(key, m) for key, m in self._memories.items() if m.stored_id is None]
+        table = Memory.__table__
+        assert isinstance(table, Table)  # a declarative model's is
+        dialect = self.session.get_bind().dialect.name
+        insert = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table)
+        # One statement compiled once, run as an executemany (SQLAlchemy's "insertmanyvalues" batches the rows): a
+        # multi-VALUES statement per chunk spends seconds compiling thousands of bind parameters.
+        statement = insert.on_conflict_do_nothing(index_elements=[table.c.tenant_id, table.c.import_key]).returning(
+            table.c.import_key
+        )
+        for start in range(0, len(new), PUBLISH_CHUNK):
+            chunk = new[start : start + PUBLISH_CHUNK]
+            rows = [
+                {
+                    "id": new_id(),
+                    "tenant_id": self.tenant_id,
+                    "version": 1,
+                    "created_at": now,
+                    "updated_at": now,
+                    "project": memory.project,
+                    "content": memory.content,
+                    "tags": memory.tags,
+                    "import_key": key.hex(),
+                }
+                for key, memory in chunk
+            ]
+            inserted = set((await self.session.execute(statement, rows)).scalars())
+            lost = [(key, memory) for key, memory in chunk if key.hex() not in inserted]
+            if lost:  # a concurrent import (or a retry of this one) inserted these first: there, not created
+                await self._found_instead(lost)
+        for memory in self._memories.values():
+            if memory.stored_id is not None and memory.stored_tags != memory.tags:
+                await self.session.execute(
+                    update(Memory)
+                    .where(Memory.id == memory.stored_id, Memory.tenant_id == self.tenant_id)
+                    .values(tags=memory.tags, version=Memory.version + 1, updated_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+
+    async def _found_instead(self, lost: list[tuple[bytes, _PlannedMemory]]) -> None:
+        found = await self.session.execute(
+            select(Memory.import_key, Memory.id, Memory.tags).where(
+                Memory.tenant_id == self.tenant_id, Memory.import_key.in_([key.hex() for key, _ in lost])
+            )
+        )
+        by_key = {import_key: (memory_id, list(tags)) for import_key, memory_id, tags in found}
+        for key, memory in lost:
+            self.counts.move("memory", "created", "unchanged")
+            memory.stored_id, memory.stored_tags = by_key[key.hex()]
 
 
-async def _memory_index(session: AsyncSession, tenant_id: str) -> dict[bytes, str]:
-    """``memory_key -> id`` of the tenant's memories, read in keyset pages of (id, project, content) only."""
-    index: dict[bytes, str] = {}
+async def _memory_index(session: AsyncSession, tenant_id: str) -> dict[bytes, tuple[str, list[str]]]:
+    """``memory_key -> (id, tags)`` of the tenant's memories, read in keyset pages (no content scan in SQL)."""
+    index: dict[bytes, tuple[str, list[str]]] = {}
     last = ""
     while True:
         rows = (
             await session.execute(
-                select(Memory.id, Memory.project, Memory.content)
+                select(Memory.id, Memory.project, Memory.content, Memory.tags)
                 .where(Memory.tenant_id == tenant_id, Memory.id > last)
                 .order_by(Memory.id)
                 .limit(EXPORT_PAGE)
             )
         ).all()
-        for memory_id, project, content in rows:
-            index.setdefault(memory_key(project, content), memory_id)
+        for memory_id, project, content, tags in rows:
+            index.setdefault(memory_key(project, content), (memory_id, list(tags)))
         if len(rows) < EXPORT_PAGE:
             return index
         last = rows[-1][0]
@@ -343,14 +481,33 @@ def _first_problem(exc: ValidationError) -> str:
     return f"{where}: {message}{more}" if where else f"{message}{more}"
 
 
-async def import_lines(session: AsyncSession, *, tenant_id: str, lines: Iterable[bytes | str]) -> ImportCounts:
-    """Apply every line (numbered from 1) in ``session``; the first bad line raises ``InvalidInput`` naming it.
+async def import_lines(
+    factory: async_sessionmaker[AsyncSession], *, tenant_id: str, actor: Actor, lines: Iterable[bytes | str]
+) -> ImportCounts:
+    """Import a file all or nothing; the first bad line raises ``InvalidInput`` naming it and nothing is kept.
 
-    The caller owns the transaction and must roll it back on that error (``session_scope`` and the REST session
-    dependency do), which is what makes an import all or nothing.
+    Two steps, so a large file does not hold the database's write lock (SQLite has one per file) while it is read:
+
+    1. ``parse_lines``: every line parsed and validated, in a worker thread, with no transaction open;
+    2. one short write transaction (this process's writers' turn, ``db.writing``) applies the parsed lines,
+       memories in bulk (``_Importer``), and records ``content.imported`` with the counts. An error rolls all of
+       it back.
     """
-    importer = _Importer(session, tenant_id)
-    for number, raw in enumerate(lines, start=1):
-        await importer.line(number, raw)
-    await session.flush()
-    return importer.counts
+    parsed = await asyncio.to_thread(parse_lines, lines)
+    async with writing(factory.kw["bind"]), session_scope(factory) as session:
+        return await _apply_parsed(session, tenant_id=tenant_id, actor=actor, parsed=parsed)
+
+
+async def import_lines_in(
+    session: AsyncSession, *, tenant_id: str, actor: Actor, lines: Iterable[bytes | str]
+) -> ImportCounts:
+    """``import_lines`` in the caller's transaction, for a caller that already holds one (and, on SQLite, this
+    process's writers' turn: the dashboard's request session). The caller must roll back on ``InvalidInput``."""
+    parsed = await asyncio.to_thread(parse_lines, lines)
+    return await _apply_parsed(session, tenant_id=tenant_id, actor=actor, parsed=parsed)
+
+
+async def _apply_parsed(session: AsyncSession, *, tenant_id: str, actor: Actor, parsed: list[Parsed]) -> ImportCounts:
+    counts = await _Importer(session, tenant_id).apply(parsed)
+    await audit.record(session, tenant_id=tenant_id, action="content.imported", actor=actor, details=counts.as_dict())
+    return counts

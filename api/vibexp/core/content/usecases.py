@@ -26,7 +26,8 @@ from typing import Any, Generic
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from vibexp.core.audit.service import Actor
+from vibexp.core.audit import service as audit
+from vibexp.core.audit.service import Actor, Target
 from vibexp.core.content import schemas, transfer, versions
 from vibexp.core.content import service as stores
 from vibexp.core.content.models import Artifact, Memory, Prompt
@@ -46,6 +47,7 @@ __all__ = [
     "artifacts",
     "export_lines",
     "import_lines",
+    "import_lines_in",
     "memories",
     "prompts",
 ]
@@ -190,16 +192,40 @@ class PromptCases(ContentCases[Prompt]):
         return page, served
 
     async def set_label(
-        self, session: AsyncSession, *, caller: Scoped, prompt_id: str, label: str, version: int
+        self, session: AsyncSession, *, caller: Scoped, actor: Actor, prompt_id: str, label: str, version: int
     ) -> PromptLabel:
+        """Create or move a label (idempotent: repeating it, or racing it, succeeds); a move is audited as
+        ``prompt.label_moved`` with the versions it pointed from and to (from None: a new label)."""
         require(caller, self.write_scope)
-        return await versions.set_label(
+        move = await versions.set_label(
             session, tenant_id=caller.tenant_id, prompt_id=prompt_id, label=label, version=version
         )
+        if move.changed:
+            await audit.record(
+                session,
+                tenant_id=caller.tenant_id,
+                action="prompt.label_moved",
+                actor=actor,
+                target=Target("prompt", id=move.prompt.id, name=move.prompt.name),
+                details={"label": label, "from_version": move.previous, "to_version": move.label.version},
+            )
+        return move.label
 
-    async def delete_label(self, session: AsyncSession, *, caller: Scoped, prompt_id: str, label: str) -> None:
+    async def delete_label(
+        self, session: AsyncSession, *, caller: Scoped, actor: Actor, prompt_id: str, label: str
+    ) -> None:
         require(caller, self.write_scope)
-        await versions.delete_label(session, tenant_id=caller.tenant_id, prompt_id=prompt_id, label=label)
+        prompt, removed = await versions.delete_label(
+            session, tenant_id=caller.tenant_id, prompt_id=prompt_id, label=label
+        )
+        await audit.record(
+            session,
+            tenant_id=caller.tenant_id,
+            action="prompt.label_removed",
+            actor=actor,
+            target=Target("prompt", id=prompt.id, name=prompt.name),
+            details={"label": label, "from_version": removed},
+        )
 
 
 class ArtifactCases(ContentCases[Artifact]):
@@ -266,16 +292,30 @@ memories = MemoryCases(stores.memories, resource="memories")
 _ALL: tuple[ContentCases[Any], ...] = (prompts, artifacts, memories)
 
 
-def export_lines(factory: async_sessionmaker[AsyncSession], *, caller: Scoped) -> AsyncIterator[str]:
+def export_lines(factory: async_sessionmaker[AsyncSession], *, caller: Scoped, actor: Actor) -> AsyncIterator[str]:
     """The caller's whole content as JSON Lines: needs every content ``:read`` scope, checked now, before the
-    first line (an adapter streams the lines after it has answered with a status)."""
+    first line (an adapter streams the lines after it has answered with a status). Audited as
+    ``content.exported`` when the first page is read (an export cut short was still an export)."""
     for cases in _ALL:
         require(caller, cases.read_scope)
-    return transfer.export_lines(factory, tenant_id=caller.tenant_id)
+    return transfer.export_lines(factory, tenant_id=caller.tenant_id, actor=actor)
 
 
-async def import_lines(session: AsyncSession, *, caller: Scoped, lines: Iterable[bytes | str]) -> transfer.ImportCounts:
-    """Apply a JSON Lines file all or nothing: needs every content ``:write`` scope."""
+async def import_lines(
+    factory: async_sessionmaker[AsyncSession], *, caller: Scoped, actor: Actor, lines: Iterable[bytes | str]
+) -> transfer.ImportCounts:
+    """Apply a JSON Lines file all or nothing: needs every content ``:write`` scope. The file is parsed before any
+    transaction and published in one short one (``transfer.import_lines``); audited as ``content.imported``."""
     for cases in _ALL:
         require(caller, cases.write_scope)
-    return await transfer.import_lines(session, tenant_id=caller.tenant_id, lines=lines)
+    return await transfer.import_lines(factory, tenant_id=caller.tenant_id, actor=actor, lines=lines)
+
+
+async def import_lines_in(
+    session: AsyncSession, *, caller: Scoped, actor: Actor, lines: Iterable[bytes | str]
+) -> transfer.ImportCounts:
+    """``import_lines`` in the caller's own transaction (the dashboard's request session, which already holds this
+    process's SQLite writers' turn: taking it again would wait for itself). Roll back on ``InvalidInput``."""
+    for cases in _ALL:
+        require(caller, cases.write_scope)
+    return await transfer.import_lines_in(session, tenant_id=caller.tenant_id, actor=actor, lines=lines)

@@ -8,9 +8,14 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from vibexp.core.content.schemas import PromptRead
-from vibexp.core.content.versions import LABEL_PATTERN
+from vibexp.core.content.versions import LABEL_PATTERN, MAX_VERSION
 
-__all__ = ["LabelName", "LabelSet", "PromptAtVersion", "PromptLabelRead", "PromptVersionRead"]
+__all__ = ["LabelName", "LabelSet", "PromptAtVersion", "PromptLabelRead", "PromptVersionRead", "VersionNumber"]
+
+#: A prompt version number as every adapter takes it (REST ``?version=``, ``/versions/{n}``, a label's body, an
+#: import line, MCP ``get_prompt``): declared once, bounded by the column (``versions.MAX_VERSION``), so a number
+#: out of range is a 422 naming the field, never a database error.
+VersionNumber = Annotated[int, Field(ge=1, le=MAX_VERSION)]
 
 LabelName = Annotated[
     str,
@@ -42,7 +47,7 @@ class PromptAtVersion(PromptRead):
 
 
 class LabelSet(BaseModel):
-    version: int = Field(ge=1, description="The version the label points at")
+    version: VersionNumber = Field(description="The version the label points at")
 
 
 class PromptLabelRead(BaseModel):

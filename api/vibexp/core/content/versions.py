@@ -27,23 +27,27 @@ from sqlalchemy import (
     insert,
     select,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vibexp.core.clock import utcnow
 from vibexp.core.content.models import Prompt
 from vibexp.core.db import Base, UTCDateTime
-from vibexp.core.errors import AlreadyExists, InvalidInput, NotFound
+from vibexp.core.errors import InvalidInput, NotFound
 from vibexp.core.pagination import DEFAULT_PAGE_SIZE, Page, decode_cursor, encode_cursor
 
 __all__ = [
     "LABEL_PATTERN",
+    "MAX_VERSION",
     "PRODUCTION",
+    "LabelMove",
     "PromptLabel",
     "PromptVersion",
     "VersionedPrompt",
     "check_label",
+    "check_version",
     "delete_label",
     "get_version",
     "labels_by_version",
@@ -60,6 +64,10 @@ __all__ = [
 LABEL_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 _LABEL = re.compile(LABEL_PATTERN)
 PRODUCTION = "production"
+#: The highest version number: the columns are 32-bit integers (PostgreSQL ``integer``). Every number a client
+#: sends is checked against it (``version_schemas.VersionNumber`` at the edges, ``check_version`` here), so a larger
+#: one is a 422 naming the field, never a database error.
+MAX_VERSION = 2**31 - 1
 
 
 class PromptVersion(Base):
@@ -136,6 +144,12 @@ async def record_version(session: AsyncSession, prompt: Prompt) -> None:
     )
 
 
+def check_version(version: int, *, field: str = "version") -> int:
+    if not 1 <= version <= MAX_VERSION:
+        raise InvalidInput(f"{field} must be an integer from 1 to {MAX_VERSION}")
+    return version
+
+
 def check_label(label: str) -> str:
     if not _LABEL.match(label):
         raise InvalidInput(f"label {label[:80]!r} is not a slug (lowercase letters, digits, '-'; up to 63)")
@@ -193,6 +207,7 @@ async def _entry(session: AsyncSession, prompt: Prompt, version: int) -> PromptV
 
 
 async def get_version(session: AsyncSession, *, tenant_id: str, prompt_id: str, version: int) -> VersionedPrompt:
+    check_version(version)
     prompt = await _prompt(session, tenant_id=tenant_id, prompt_id=prompt_id, name=None)
     entry = await _entry(session, prompt, version)
     labels = (await labels_by_version(session, prompt_id=prompt.id)).get(version, [])
@@ -212,8 +227,8 @@ async def resolve(
     neither: the latest. An unknown label or version is ``NotFound``."""
     if label is not None and version is not None:
         raise InvalidInput("pass either label or version, not both")
-    if version is not None and version < 1:
-        raise InvalidInput("version must be an integer >= 1")
+    if version is not None:
+        check_version(version)
     prompt = await _prompt(session, tenant_id=tenant_id, prompt_id=prompt_id, name=name)
     if label is not None:
         pointed = await session.scalar(
@@ -252,33 +267,62 @@ async def production_versions(session: AsyncSession, *, prompt_ids: list[str]) -
     return {entry.prompt_id: entry for entry in rows}
 
 
-async def set_label(session: AsyncSession, *, tenant_id: str, prompt_id: str, label: str, version: int) -> PromptLabel:
+@dataclass(frozen=True, slots=True)
+class LabelMove:
+    """A label after ``set_label``, the prompt it belongs to, and the version it pointed at before (None: new)."""
+
+    prompt: Prompt
+    label: PromptLabel
+    previous: int | None
+
+    @property
+    def changed(self) -> bool:
+        return self.previous != self.label.version
+
+
+async def set_label(session: AsyncSession, *, tenant_id: str, prompt_id: str, label: str, version: int) -> LabelMove:
     """Create ``label`` or move it to ``version``. A version the prompt does not have is ``InvalidInput`` (422):
-    the prompt exists, the body names something that does not."""
+    the prompt exists, the body names something that does not.
+
+    A ``PUT`` is idempotent, so concurrent ones all succeed and the last to commit wins: the write is one upsert
+    (``INSERT … ON CONFLICT (prompt_id, label) DO UPDATE``), never an insert that a concurrent one can beat. The
+    label's row is read first ``FOR UPDATE`` (PostgreSQL; SQLite has one writer), so ``previous`` is exact.
+    """
     check_label(label)
+    check_version(version)
     prompt = await _prompt(session, tenant_id=tenant_id, prompt_id=prompt_id, name=None)
-    if version < 1 or await session.get(PromptVersion, (prompt.id, version)) is None:
+    if await session.get(PromptVersion, (prompt.id, version)) is None:
         raise InvalidInput(f"prompt has no version {version} (the latest is {prompt.version})")
+    previous = await session.scalar(
+        select(PromptLabel.version)
+        .where(PromptLabel.prompt_id == prompt.id, PromptLabel.label == label)
+        .with_for_update()
+    )
     now = utcnow()
-    existing = await session.get(PromptLabel, (prompt.id, label))
-    if existing is not None:
-        existing.version, existing.updated_at = version, now
-        await session.flush()
-        return existing
-    created = PromptLabel(prompt_id=prompt.id, label=label, version=version, updated_at=now)
-    session.add(created)
-    try:
-        await session.flush()
-    except IntegrityError:  # a concurrent PUT created the same label first: repeating the request moves it
-        raise AlreadyExists(f"label {label!r} was just created by another request; repeat the request") from None
-    return created
+    dialect = session.get_bind().dialect.name
+    upsert = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(PromptLabel).values(
+        prompt_id=prompt.id, label=label, version=version, updated_at=now
+    )
+    upsert = upsert.on_conflict_do_update(
+        index_elements=[PromptLabel.prompt_id, PromptLabel.label],
+        set_={"version": upsert.excluded.version, "updated_at": upsert.excluded.updated_at},
+    )
+    await session.execute(upsert)
+    stored = await session.get(PromptLabel, (prompt.id, label), populate_existing=True)
+    assert stored is not None  # just written in this transaction
+    return LabelMove(prompt=prompt, label=stored, previous=previous)
 
 
-async def delete_label(session: AsyncSession, *, tenant_id: str, prompt_id: str, label: str) -> None:
+async def delete_label(session: AsyncSession, *, tenant_id: str, prompt_id: str, label: str) -> tuple[Prompt, int]:
+    """Remove ``label``; the prompt and the version the label pointed at."""
     check_label(label)
     prompt = await _prompt(session, tenant_id=tenant_id, prompt_id=prompt_id, name=None)
-    result = await session.execute(
-        delete(PromptLabel).where(PromptLabel.prompt_id == prompt.id, PromptLabel.label == label)
+    removed = await session.scalar(
+        delete(PromptLabel)
+        .where(PromptLabel.prompt_id == prompt.id, PromptLabel.label == label)
+        .returning(PromptLabel.version)
+        .execution_options(synchronize_session=False)
     )
-    if not getattr(result, "rowcount", 0):
+    if removed is None:
         raise NotFound(f"prompt has no label {label!r}")
+    return prompt, removed

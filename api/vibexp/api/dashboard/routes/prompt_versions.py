@@ -12,11 +12,11 @@ from fastapi import APIRouter, Path, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from vibexp.api.dashboard.deps import CsrfChecked, CurrentViewer, viewer_caller
+from vibexp.api.dashboard.deps import CsrfChecked, CurrentViewer, viewer_actor, viewer_caller
 from vibexp.api.dashboard.errors import DashboardRoute
 from vibexp.api.dashboard.rendering import redirect, render
 from vibexp.api.deps import SessionDep
-from vibexp.core.content import versions
+from vibexp.core.content import version_schemas, versions
 from vibexp.core.content.usecases import prompts
 from vibexp.core.errors import NotFound
 from vibexp.core.keys.scopes import Scoped
@@ -26,7 +26,7 @@ __all__ = ["DiffLine", "history_context", "router", "unified_diff"]
 router = APIRouter(route_class=DashboardRoute)
 #: Versions shown on a prompt's page (the REST API pages through all of them).
 HISTORY_SIZE = 50
-VersionNumber = Annotated[int, Path(ge=1)]
+VersionNumber = Annotated[version_schemas.VersionNumber, Path()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +97,11 @@ async def promote(
     request: Request, prompt_id: str, number: VersionNumber, db: SessionDep, viewer: CurrentViewer
 ) -> Response:
     await prompts.set_label(
-        db, caller=viewer_caller(viewer), prompt_id=prompt_id, label=versions.PRODUCTION, version=number
+        db,
+        caller=viewer_caller(viewer),
+        actor=viewer_actor(request, viewer),
+        prompt_id=prompt_id,
+        label=versions.PRODUCTION,
+        version=number,
     )
     return redirect(request, f"/prompts/{prompt_id}/versions/{number}?promoted=1")

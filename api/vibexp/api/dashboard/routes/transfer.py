@@ -1,8 +1,9 @@
 """Settings → Export: download the account's content as JSON Lines, upload a file to import (all or nothing).
 
 The download streams from the same core generator as ``GET /api/v1/export``; the upload is a multipart form with
-the CSRF token like every other dashboard form, and goes through the same ``import_lines`` in the request's one
-transaction (rolled back, and the page says which line, when a line is bad).
+the CSRF token like every other dashboard form, and goes through the same import (``import_lines_in``: parsed first,
+then applied in the request's one transaction, which the signed-in viewer's session already opened; rolled back,
+and the page says which line, when a line is bad).
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from fastapi import APIRouter, Request
 from starlette.datastructures import UploadFile
 from starlette.responses import Response, StreamingResponse
 
-from vibexp.api.dashboard.deps import CsrfChecked, CurrentViewer, viewer_caller
+from vibexp.api.dashboard.deps import CsrfChecked, CurrentViewer, viewer_actor, viewer_caller
 from vibexp.api.dashboard.errors import DashboardRoute
 from vibexp.api.dashboard.rendering import render
 from vibexp.api.deps import RuntimeDep, SessionDep
 from vibexp.core.content.transfer import CONTENT_TYPE
-from vibexp.core.content.usecases import export_lines, import_lines
+from vibexp.core.content.usecases import export_lines, import_lines_in
 from vibexp.core.errors import InvalidInput
 
 __all__ = ["router"]
@@ -31,8 +32,8 @@ async def transfer_page(request: Request, viewer: CurrentViewer) -> Response:
 
 
 @router.get("/download")
-async def download(viewer: CurrentViewer, runtime: RuntimeDep) -> Response:
-    lines = export_lines(runtime.session_factory, caller=viewer_caller(viewer))
+async def download(request: Request, viewer: CurrentViewer, runtime: RuntimeDep) -> Response:
+    lines = export_lines(runtime.session_factory, caller=viewer_caller(viewer), actor=viewer_actor(request, viewer))
     headers = {"Content-Disposition": f'attachment; filename="vibexp-{viewer.tenant.name}.jsonl"'}
     return StreamingResponse(lines, media_type=CONTENT_TYPE, headers=headers)
 
@@ -44,7 +45,9 @@ async def upload(request: Request, db: SessionDep, viewer: CurrentViewer) -> Res
         return render(request, TEMPLATE, {"counts": None, "error": "Choose a .jsonl file to import."}, status=422)
     body = await upload.read()  # the body-size limit middleware bounds the whole request
     try:
-        counts = await import_lines(db, caller=viewer_caller(viewer), lines=body.split(b"\n"))
+        counts = await import_lines_in(
+            db, caller=viewer_caller(viewer), actor=viewer_actor(request, viewer), lines=body.split(b"\n")
+        )
     except InvalidInput as exc:
         await db.rollback()  # all or nothing: the lines before the bad one are undone too
         for obj in (viewer.user, viewer.tenant):
