@@ -38,10 +38,12 @@ lock: $(UV)
 	$(UV) lock
 
 # A busy port is found before anything starts, and the message names a free one to pass as PORT=.
+# A laptop server: alert webhooks may go to a receiver on this machine (a private address, refused by default
+# elsewhere); set VIBEXP_WEBHOOK_ALLOW_PRIVATE=false to try the production refusal.
 run: install
 	@$(PY) hack/port_free.py $(HOST) $(PORT)
 	$(BIN)/vibexp db upgrade
-	$(BIN)/vibexp serve --host $(HOST) --port $(PORT)
+	VIBEXP_WEBHOOK_ALLOW_PRIVATE=$${VIBEXP_WEBHOOK_ALLOW_PRIVATE:-true} $(BIN)/vibexp serve --host $(HOST) --port $(PORT)
 
 # mypy --strict over every source root (the package, then the build tooling); lint-imports checks the layering
 # contracts in pyproject.toml ([tool.importlinter]).

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from alembic import command
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from helpers.databases import create_postgres_database, drop_postgres_database, sqlite_url
@@ -17,7 +18,9 @@ from vibexp.core.alerts.secret_box import default_box
 from vibexp.core.db import create_engine
 from vibexp.core.migrate import alembic_config, upgrade_async
 
-BEFORE = "0012_key_expiry_audit"
+REVISION = "0014_alert_hardening"
+#: The revision just before it, from alembic's own chain (not a literal that the next migration would make wrong).
+BEFORE = str(ScriptDirectory.from_config(alembic_config("sqlite+aiosqlite://")).get_revision(REVISION).down_revision)
 SECRET = "an-old-plaintext-webhook-secret"
 TENANTS = {
     "00000000-0000-4000-8000-000000000141": (["failed_auth", "key_leaked"], SECRET),

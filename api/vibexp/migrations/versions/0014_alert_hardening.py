@@ -1,7 +1,7 @@
 """alert hardening: failed_auth no longer auto-revokes, webhook secrets encrypted at rest, the failed_auth bound's index
 
 Revision ID: 0014_alert_hardening
-Revises: 0012_key_expiry_audit
+Revises: 0013_key_delete
 Create Date: 2026-12-06 21:30:00
 
 * ``tenants.auto_revoke_on`` loses ``failed_auth``: anyone who knows a key's public display prefix can raise that
@@ -22,7 +22,7 @@ from vibexp.core.alerts.secret_box import SecretBox, is_sealed
 from vibexp.core.config import Settings
 
 revision: str = "0014_alert_hardening"
-down_revision: str | None = "0012_key_expiry_audit"
+down_revision: str | None = "0013_key_delete"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """import idempotence: a memory an import created carries its import key, unique per tenant
 
 Revision ID: 0015_import_idempotence
-Revises: 0012_key_expiry_audit
+Revises: 0014_alert_hardening
 Create Date: 2026-12-06 21:30:00
 
 ``memories.import_key`` is the hex SHA-256 of a memory's ``[project, content]`` (``transfer.memory_key``), set only
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0015_import_idempotence"
-down_revision: str | None = "0012_key_expiry_audit"
+down_revision: str | None = "0014_alert_hardening"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

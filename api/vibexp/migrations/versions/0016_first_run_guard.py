@@ -1,7 +1,7 @@
 """first-run guard: the single row that exactly one first-run setup may insert (across replicas)
 
 Revision ID: 0016_first_run_guard
-Revises: 0012_key_expiry_audit
+Revises: 0015_import_idempotence
 Create Date: 2026-12-06 21:30:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0016_first_run_guard"
-down_revision: str | None = "0012_key_expiry_audit"
+down_revision: str | None = "0015_import_idempotence"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
