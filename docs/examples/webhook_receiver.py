@@ -10,6 +10,7 @@ answers 204; a bad signature is 401 and printed as refused. Standard library onl
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -68,10 +69,8 @@ def main() -> None:
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 9000
     server = ThreadingHTTPServer(("127.0.0.1", port), Receiver)
     print(f"listening on http://127.0.0.1:{port}/vibexp-alerts", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":
