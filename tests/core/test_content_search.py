@@ -295,8 +295,8 @@ async def test_upgrade_from_0005_indexes_existing_rows_postgres() -> None:
 
 @pytest.mark.parametrize("model", [Memory, Prompt, Artifact])
 async def test_migrated_indexes_match_the_models(database_url: str, model: type[Memory | Prompt | Artifact]) -> None:
-    """The ORM's __table_args__ and migration 0009_content_search agree: (tenant_id, id) and friends, no
-    tenant_id-only index."""
+    """The ORM's __table_args__ and the migrations (0009_content_search, 0015_import_idempotence) agree:
+    (tenant_id, id) and friends, the import-key unique index, no tenant_id-only index."""
     engine = create_engine(database_url)
     table = model.__tablename__
     try:
@@ -308,7 +308,7 @@ async def test_migrated_indexes_match_the_models(database_url: str, model: type[
     postgres_only = {f"ix_{table}_search_vector", f"ix_{table}_tags"}
     declared = {str(i.name) for i in model.__table__.indexes}
     expected = declared if dialect == "postgresql" else declared - postgres_only
-    assert {name for name in found if name and name.startswith("ix_")} == expected
+    assert {name for name in found if name and name.startswith(("ix_", "ux_"))} == expected
     assert f"ix_{table}_tenant_id" not in found
 
 
