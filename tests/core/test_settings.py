@@ -168,7 +168,6 @@ def test_the_cli_opens_the_database_with_the_pool_settings(monkeypatch: pytest.M
 def test_api_only_settings_are_not_shared_settings() -> None:
     """The operator and the CLI's database commands read the shared settings; the API server's are its own."""
     api_only = {
-        "secret_key",
         "max_body_bytes",
         "mcp_allowed_hosts",
         "mcp_allowed_origins",
