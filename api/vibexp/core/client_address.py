@@ -18,6 +18,7 @@ allow-lists check, the throttles count, the usage log records and the audit trai
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 
@@ -45,8 +46,13 @@ def _parse(text: str | None) -> IPAddress | None:
     return address
 
 
+@functools.lru_cache(maxsize=4096)
 def address_literal(text: str | None) -> str | None:
-    """``text`` as an IP literal in its normal form, or ``None`` if it is not one."""
+    """``text`` as an IP literal in its normal form, or ``None`` if it is not one.
+
+    Cached (bounded): every request asks it for its socket peer, and a server sees the same few peers (its proxies,
+    its regular clients) again and again, so parsing is paid once per peer, not once per request.
+    """
     address = _parse(text)
     return None if address is None else str(address)
 
@@ -64,8 +70,10 @@ class ClientAddressResolver:
 
     def resolve(self, peer: str | None, forwarded_for: str | None) -> str | None:
         """The client address for a request from ``peer`` carrying this ``X-Forwarded-For`` (or none)."""
+        if not forwarded_for or not self._trusted:
+            return address_literal(peer)
         nearest = _parse(peer)
-        if nearest is None or not forwarded_for or not self._trusted or not self._is_trusted(nearest):
+        if nearest is None or not self._is_trusted(nearest):
             return None if nearest is None else str(nearest)
         hops = forwarded_for.split(",")[-MAX_HOPS:]
         for hop in reversed(hops):
