@@ -34,6 +34,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp import cli_parsing
 from vibexp.api.settings import ApiSettings, get_api_settings
+from vibexp.core import account
+from vibexp.core.alerts.leaks import revoke_leaked
 from vibexp.core.audit.service import Actor
 from vibexp.core.clock import utcnow
 from vibexp.core.config import DEFAULT_DATABASE_URL, Settings
@@ -41,7 +43,6 @@ from vibexp.core.content.usecases import export_lines, import_lines
 from vibexp.core.db import Database, session_scope
 from vibexp.core.errors import Conflict, InvalidInput, NotFound, VibeXPError
 from vibexp.core.keys import service as keys
-from vibexp.core.keys.leaks import revoke_leaked
 from vibexp.core.keys.models import ApiKey, KeyStatus
 from vibexp.core.keys.report import ReportError, report_findings
 from vibexp.core.keys.scan import ScanError, ScanStats, scan_git, scan_paths
@@ -364,7 +365,7 @@ def cmd_tenant_update(args: argparse.Namespace, settings: Settings) -> int:
     async def work(session: AsyncSession) -> list[str]:
         tenant = await tenants.get_tenant_by_name(session, name=args.name)
         try:
-            tenant = await tenants.update_tenant(session, tenant=tenant, data=data, actor=Actor.cli())
+            tenant = await account.update_tenant(session, tenant=tenant, data=data, actor=Actor.cli())
         except InvalidInput as exc:  # a bad value given on the command line: exit 2, like argparse's own errors
             raise ValueError(exc.message) from None
         state = "suspended" if tenant.suspended else "active"

@@ -15,7 +15,8 @@ from datetime import timedelta
 
 from pydantic import ValidationError
 
-from vibexp.core.keys import cidrs, scopes
+from vibexp.core import cidrs
+from vibexp.core.keys import scopes
 from vibexp.core.tenants.schemas import TenantUpdate
 
 __all__ = [

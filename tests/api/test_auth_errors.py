@@ -126,14 +126,14 @@ async def test_suspended_tenant_gets_403_then_access_again_when_reinstated(
     assert (await client.get(URL, headers=account.headers)).status_code == 200
     async with session_scope(session_factory) as session:
         tenant = await tenants.get_tenant(session, tenant_id=account.tenant.id)
-        await tenants.update_tenant(session, actor=TEST_ACTOR, tenant=tenant, data=TenantUpdate(suspended=True))
+        await account.update_tenant(session, actor=TEST_ACTOR, tenant=tenant, data=TenantUpdate(suspended=True))
     response = await client.get(URL, headers=account.headers)
     error = assert_error(response, 403, "account_suspended")
     assert "suspended" in error["message"]
 
     async with session_scope(session_factory) as session:
         tenant = await tenants.get_tenant(session, tenant_id=account.tenant.id)
-        await tenants.update_tenant(session, actor=TEST_ACTOR, tenant=tenant, data=TenantUpdate(suspended=False))
+        await account.update_tenant(session, actor=TEST_ACTOR, tenant=tenant, data=TenantUpdate(suspended=False))
     assert (await client.get(URL, headers=account.headers)).status_code == 200
 
 

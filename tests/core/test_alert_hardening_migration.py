@@ -14,9 +14,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from helpers.databases import create_postgres_database, drop_postgres_database, sqlite_url
-from vibexp.core.alerts.secret_box import default_box
 from vibexp.core.db import create_engine
 from vibexp.core.migrate import alembic_config, upgrade_async
+from vibexp.core.secret_box import default_box
 
 REVISION = "0014_alert_hardening"
 #: The revision just before it, from alembic's own chain (not a literal that the next migration would make wrong).

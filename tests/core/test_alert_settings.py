@@ -11,13 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpers.factories import TEST_ACTOR, Account
 from vibexp.core.alerts import hours
-from vibexp.core.alerts.secret_box import SecretBox, default_box
 from vibexp.core.alerts.targets import check_webhook_url
 from vibexp.core.audit import service as audit
 from vibexp.core.config import get_settings
 from vibexp.core.db import session_scope
 from vibexp.core.errors import InvalidInput
-from vibexp.core.tenants import service as tenants
+from vibexp.core.secret_box import SecretBox, default_box
 from vibexp.core.tenants.models import Tenant
 from vibexp.core.tenants.schemas import TenantUpdate
 
@@ -132,7 +131,7 @@ async def _update(factory: async_sessionmaker[AsyncSession], account: Account, *
         tenant = await session.get(Tenant, account.tenant.id)
         assert tenant is not None
         data = TenantUpdate.model_validate(changes)
-        return await tenants.update_tenant(session, tenant=tenant, data=data, actor=TEST_ACTOR, server_urls=SERVER)
+        return await account.update_tenant(session, tenant=tenant, data=data, actor=TEST_ACTOR, server_urls=SERVER)
 
 
 async def test_alert_settings_are_set_normalised_and_audited_without_the_secret(

@@ -14,13 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpers.factories import TEST_ACTOR, Account
 from vibexp.core.alerts import service as alerts
+from vibexp.core.alerts.leaks import revoke_leaked
 from vibexp.core.alerts.models import Alert, AlertKind, AlertStatus, WebhookDelivery
 from vibexp.core.audit import service as audit
 from vibexp.core.db import session_scope
 from vibexp.core.errors import InvalidInput, NotFound
-from vibexp.core.keys.leaks import revoke_leaked
 from vibexp.core.keys.models import ApiKey
-from vibexp.core.tenants import service as tenants
 from vibexp.core.tenants.models import Tenant
 from vibexp.core.tenants.schemas import TenantUpdate
 
@@ -44,7 +43,7 @@ async def _configure(factory: Factory, account: Account, **changes: object) -> N
     async with session_scope(factory) as session:
         tenant = await session.get(Tenant, account.tenant.id)
         assert tenant is not None
-        await tenants.update_tenant(
+        await account.update_tenant(
             session, tenant=tenant, data=TenantUpdate.model_validate(changes), actor=TEST_ACTOR, server_urls=[]
         )
 

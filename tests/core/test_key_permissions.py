@@ -10,11 +10,14 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpers.factories import TEST_ACTOR
-from vibexp.core import models  # noqa: F401 - registers every table on Base.metadata
+from vibexp.core import (
+    cidrs,
+    models,  # noqa: F401 - registers every table on Base.metadata
+)
 from vibexp.core.client_address import ClientAddressResolver
 from vibexp.core.clock import utcnow
 from vibexp.core.errors import InsufficientScope, InvalidInput
-from vibexp.core.keys import cidrs, scopes
+from vibexp.core.keys import scopes
 from vibexp.core.keys import service as keys
 from vibexp.core.tenants import service as tenants
 from vibexp.core.tenants.models import Tenant

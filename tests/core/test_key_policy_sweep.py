@@ -21,21 +21,20 @@ from helpers.databases import create_postgres_database, drop_postgres_database, 
 from helpers.factories import TEST_ACTOR, Account, make_account
 from vibexp.api.app import create_app
 from vibexp.api.settings import ApiSettings
+from vibexp.core import account, notices
 from vibexp.core.audit import service as audit
 from vibexp.core.audit.models import AuditEvent
 from vibexp.core.clock import utcnow
 from vibexp.core.config import Settings
 from vibexp.core.db import Database, UTCDateTime, create_engine, session_scope
-from vibexp.core.keys import changes
 from vibexp.core.keys import service as keys
 from vibexp.core.keys.models import ApiKey, KeyStatus
 from vibexp.core.keys.policy import KeyPolicySweep, record_expired_keys, revoke_unused_keys
 from vibexp.core.migrate import upgrade_async
 from vibexp.core.runtime import Runtime
-from vibexp.core.tenants import service as tenants
 from vibexp.core.tenants.models import Tenant
 from vibexp.core.tenants.schemas import TenantUpdate
-from vibexp.core.usage.recorder import UsageEvent
+from vibexp.core.traffic import UsageEvent
 
 Factory = async_sessionmaker[AsyncSession]
 TENANT = "00000000-0000-4000-8000-0000000000e1"
@@ -47,7 +46,7 @@ async def _set_policy(factory: Factory, tenant_id: str, days: int | None) -> Non
         tenant = await session.get(Tenant, tenant_id)
         assert tenant is not None
         data = TenantUpdate.model_validate({"revoke_unused_after_days": days})
-        await tenants.update_tenant(session, tenant=tenant, data=data, actor=TEST_ACTOR, server_urls=[])
+        await account.update_tenant(session, tenant=tenant, data=data, actor=TEST_ACTOR, server_urls=[])
 
 
 async def _new_key(factory: Factory, tenant_id: str, name: str) -> str:
@@ -116,14 +115,14 @@ async def test_keys_unused_past_the_policy_are_revoked_once_audited_and_refused_
 
     told: set[str] = set()
 
-    def listener(key_ids: set[str], _tenant_ids: set[str]) -> None:
+    def listener(key_ids: list[str]) -> None:
         told.update(key_ids)
 
-    changes.subscribe(listener)  # the channel every verifier of this process listens on, at commit
+    notices.listen(notices.Notice.KEY_CHANGED, listener)  # what every verifier of this process listens to, at commit
     try:
         await runtime.key_policy.sweep()
     finally:
-        changes.unsubscribe(listener)
+        notices.unlisten(notices.Notice.KEY_CHANGED, listener)
     # This request comes straight after the commit; the cached key is refused at once.
     refused = await client.get("/api/v1/prompts", headers=account.headers)
     assert refused.status_code == 401

@@ -31,11 +31,11 @@ from helpers.factories import make_account
 from helpers.receiver import REPLAY_WINDOW, Answer, Receiver, verify
 from helpers.servers import free_port
 from vibexp.core.alerts.models import Alert, AlertKind, DeliveryState, WebhookDelivery
-from vibexp.core.alerts.secret_box import SecretBox
 from vibexp.core.alerts.sender import NO_RESPONSE, WebhookSender, points_at_self, sign
 from vibexp.core.alerts.webhooks import enqueue_delivery
 from vibexp.core.clock import utcnow
 from vibexp.core.db import create_engine, create_session_factory, session_scope
+from vibexp.core.secret_box import SecretBox
 from vibexp.core.tenants.models import Tenant
 
 SECRET = "whsec-" + "s3cr3t" * 4

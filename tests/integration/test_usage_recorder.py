@@ -13,14 +13,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpers.factories import make_account
-from vibexp.core.alerts.refusals import Refusal
 from vibexp.core.clock import utcnow
 from vibexp.core.db import create_engine
 from vibexp.core.keys.models import ApiKey
 from vibexp.core.outage import is_database_unavailable
 from vibexp.core.ratelimit.models import RateWindow
+from vibexp.core.traffic import Refusal, UsageEvent
 from vibexp.core.usage.models import KeyAction
-from vibexp.core.usage.recorder import UsageEvent, UsageRecorder
+from vibexp.core.usage.recorder import UsageRecorder
 
 
 def _event(key_id: str, tenant_id: str, *, seconds_ago: float, tool: str) -> UsageEvent:

@@ -16,9 +16,9 @@ import pytest
 from opkit import MERGE, Operator, unique, wait_until
 from sqlalchemy import select
 
-from vibexp.core.alerts.secret_box import default_box
 from vibexp.core.audit.models import AuditEvent
 from vibexp.core.db import create_engine, create_session_factory
+from vibexp.core.secret_box import default_box
 from vibexp.core.tenants.models import Tenant
 
 pytestmark = [pytest.mark.kube]

@@ -27,7 +27,6 @@ from helpers.factories import TEST_ACTOR, Account, make_account
 from helpers.servers import LiveServer
 from vibexp.core.alerts.detectors import AlertDetector, DetectorLimits, network_of
 from vibexp.core.alerts.models import AlertKind, KeyNetwork
-from vibexp.core.alerts.refusals import Refusal
 from vibexp.core.clock import utcnow
 from vibexp.core.db import create_engine, create_session_factory, session_scope
 from vibexp.core.errors import InvalidApiKey
@@ -35,7 +34,7 @@ from vibexp.core.keys import service as keys
 from vibexp.core.keys.models import ApiKey
 from vibexp.core.keys.tokens import generate_key
 from vibexp.core.tenants.models import Tenant
-from vibexp.core.usage.recorder import UsageEvent
+from vibexp.core.traffic import Refusal, UsageEvent
 
 ACCOUNT_PATH = "/api/v1/account"
 

@@ -29,7 +29,6 @@ from vibexp.core.alerts.service import raise_alert
 from vibexp.core.audit.models import AuditEvent
 from vibexp.core.db import create_engine, create_session_factory, session_scope
 from vibexp.core.keys.models import ApiKey
-from vibexp.core.tenants import service as tenants
 from vibexp.core.tenants.models import Tenant
 from vibexp.core.tenants.schemas import TenantUpdate
 
@@ -111,7 +110,7 @@ async def test_the_key_from_a_disallowed_address_proves_possession_and_may_revok
     account = await make_account(factory)
     async with session_scope(factory) as session:
         tenant = await session.get_one(Tenant, account.tenant.id)
-        await tenants.update_tenant(
+        await account.update_tenant(
             session, tenant=tenant, data=TenantUpdate(auto_revoke_on=["disallowed_address"]), actor=TEST_ACTOR
         )
     async with httpx.AsyncClient(base_url=server.url) as http:
@@ -144,7 +143,7 @@ async def test_failed_auth_alerts_and_webhooks_are_bounded_per_key_and_per_sourc
         async with session_scope(factory) as session:
             tenant = await session.get_one(Tenant, account.tenant.id)
             update_ = TenantUpdate(alert_webhook_url=receiver.url(), alert_webhook_secret=SECRET)
-            await tenants.update_tenant(session, tenant=tenant, data=update_, actor=TEST_ACTOR)
+            await account.update_tenant(session, tenant=tenant, data=update_, actor=TEST_ACTOR)
         for round_ in range(5):
             transport = httpx.AsyncHTTPTransport(local_address=f"127.0.{round_ % 3 + 5}.{round_ + 1}")
             async with httpx.AsyncClient(transport=transport, base_url=server.url) as http:

@@ -22,7 +22,7 @@ import functools
 import ipaddress
 from collections.abc import Iterable
 
-from vibexp.core.keys.cidrs import Networks, compile_networks
+from vibexp.core.cidrs import Networks, compile_networks
 
 __all__ = ["MAX_ADDRESS_LENGTH", "ClientAddressResolver", "address_literal"]
 

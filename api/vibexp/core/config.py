@@ -14,7 +14,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from vibexp.core.keys import cidrs
+from vibexp.core import cidrs
 
 __all__ = ["DEFAULT_DATABASE_URL", "DEFAULT_SECRET_KEY", "Environment", "Settings", "get_settings"]
 
@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     environment: Environment = Environment.development
     database_url: str = DEFAULT_DATABASE_URL
     #: The server key: signs the dashboard's sessions (the API refuses the default in production) and encrypts the
-    #: tenants' webhook secrets at rest (``vibexp.core.alerts.secret_box``), so it must be the same in every process
+    #: tenants' webhook secrets at rest (``vibexp.core.secret_box``), so it must be the same in every process
     #: (API replicas, operator, CLI, migration Job).
     secret_key: str = DEFAULT_SECRET_KEY
     #: Run migrations at start-up. Defaults to on for the embedded SQLite database only; in Kubernetes a Helm hook

@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
-from vibexp.core.keys import cidrs, scopes
+from vibexp.core import cidrs
+from vibexp.core.keys import scopes
 
 __all__ = ["ApiKeySpec", "RotationSpec", "SecretTemplate", "SpecError", "TenantSpec"]
 

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from vibexp.api.dashboard.first_run import FirstRunSetup
 from vibexp.api.dashboard.sessions import SessionSigner
 from vibexp.api.settings import ApiSettings
-from vibexp.core.keys.flash import Sealer
+from vibexp.core.secret_box import Sealer
 from vibexp.core.users.attempts import SignInAttempts, SignInLimits
 
 __all__ = ["DashboardState", "dashboard_state"]

@@ -22,15 +22,14 @@ from vibexp.api.errors import domain_error_response
 from vibexp.api.middleware.client_address import client_address
 from vibexp.api.request_state import RequestState, RequestUsage
 from vibexp.api.route_templates import route_template
-from vibexp.core.alerts.refusals import DISALLOWED_ADDRESS, TYPO, Refusal
+from vibexp.core.cidrs import client_allowed
 from vibexp.core.clock import utcnow
 from vibexp.core.errors import AccountSuspended, InvalidApiKey, IpNotAllowed, RateLimited
-from vibexp.core.keys.cidrs import client_allowed
 from vibexp.core.keys.report import LEAK_REPORT_PATH
 from vibexp.core.keys.verifier import Principal
 from vibexp.core.ratelimit.limiter import WINDOW_SECONDS, RateDecision
 from vibexp.core.runtime import Runtime
-from vibexp.core.usage.recorder import UsageEvent
+from vibexp.core.traffic import DISALLOWED_ADDRESS, TYPO, Refusal, UsageEvent
 from vibexp.core.usage.tool_type import detect_tool_type
 
 __all__ = ["ApiKeyAuthMiddleware", "rate_limit_headers"]

@@ -54,14 +54,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vibexp.core.alerts.hours import WorkingHours
 from vibexp.core.alerts.hours import parse as parse_working_hours
 from vibexp.core.alerts.models import Alert, AlertKind, AlertStatus, KeyNetwork
-from vibexp.core.alerts.refusals import DISALLOWED_ADDRESS, RETIRED_REASONS, TYPO, Refusal
 from vibexp.core.alerts.service import raise_alert
 from vibexp.core.clock import utcnow
 from vibexp.core.db import Database, writing
 from vibexp.core.errors import InvalidInput
 from vibexp.core.keys.models import ApiKey, KeyStatus
 from vibexp.core.tenants.models import Tenant
-from vibexp.core.usage.recorder import UsageEvent
+from vibexp.core.traffic import DISALLOWED_ADDRESS, RETIRED_REASONS, TYPO, Refusal, UsageEvent
 
 __all__ = ["AlertDetector", "AlertSink", "DefaultAlertSink", "DetectorLimits", "Finding", "network_of"]
 

@@ -30,7 +30,7 @@ certificate check), so the name cannot be re-resolved elsewhere in between. The 
 dropped the packets, the TLS handshake failed or the name did not resolve is not told apart, so the log cannot be
 used to scan ports.
 
-The tenant's secret is stored encrypted (``vibexp.core.alerts.secret_box``) and opened only to sign; it is never
+The tenant's secret is stored encrypted (``vibexp.core.secret_box``) and opened only to sign; it is never
 logged nor stored in the delivery log.
 
 httpx (already a runtime dependency, ``[project.dependencies]``) rather than asyncio streams: HTTPS, HTTP/1.1
@@ -56,11 +56,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vibexp.core.alerts.destinations import DestinationPolicy, DestinationRefused, DestinationUnresolved
 from vibexp.core.alerts.models import DeliveryState, WebhookDelivery
-from vibexp.core.alerts.secret_box import SecretBox
 from vibexp.core.clock import utcnow
 from vibexp.core.config import get_settings
 from vibexp.core.db import writing
 from vibexp.core.failure_log import FailureLog
+from vibexp.core.secret_box import SecretBox
 from vibexp.core.tenants.models import Tenant
 
 __all__ = [

@@ -17,7 +17,8 @@ a delivery queued for the tenant's webhook (``vibexp.core.alerts.webhooks``). A 
 
 Metrics without a framework in the core: ``observe_opened(callback)`` registers a process-level callback that gets
 the kind of each newly opened alert once the transaction that opened it has committed (a rolled-back alert is not
-counted). The API registers one that increments ``vibexp_alerts_total{kind}`` (``vibexp.api.metrics``).
+counted): ``raise_alert`` notes ``Notice.ALERT_OPENED`` (``vibexp.core.notices``, the one after-commit hook). The
+API registers one that increments ``vibexp_alerts_total{kind}`` (``vibexp.api.metrics``).
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, event, func, select, text
+from sqlalchemy import case, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
+from vibexp.core import notices
 from vibexp.core.alerts.models import AUTO_REVOCABLE, Alert, AlertKind, AlertStatus
 from vibexp.core.alerts.webhooks import enqueue_delivery
 from vibexp.core.audit import service as audit
@@ -40,6 +41,7 @@ from vibexp.core.errors import InvalidInput, NotFound
 from vibexp.core.ids import is_id, new_id
 from vibexp.core.keys.models import ApiKey, KeyStatus
 from vibexp.core.keys.service import revoke_key
+from vibexp.core.notices import Listener, Notice
 from vibexp.core.pagination import DEFAULT_PAGE_SIZE, Page, decode_cursor, encode_cursor
 from vibexp.core.tenants.models import Tenant
 
@@ -61,35 +63,27 @@ SYSTEM_ACTOR = Actor.system("alerts")
 AUTO_REVOKE_ACTOR = Actor.system("alerts: auto_revoke_on")
 
 Observer = Callable[[str], None]
-_observers: list[Observer] = []
-_OPENED = "vibexp_opened_alerts"
+#: Each observer's listener on ``Notice.ALERT_OPENED`` (the notice carries the opened alerts' kinds).
+_listeners: dict[Observer, Listener] = {}
 
 
 def observe_opened(observer: Observer) -> None:
     """Call ``observer(kind)`` once per newly opened alert, after its transaction commits (this process only)."""
-    if observer not in _observers:
-        _observers.append(observer)
+    if observer in _listeners:
+        return
+
+    def listener(kinds: list[str]) -> None:
+        for kind in kinds:
+            observer(kind)
+
+    _listeners[observer] = listener
+    notices.listen(Notice.ALERT_OPENED, listener)
 
 
 def unobserve_opened(observer: Observer) -> None:
-    if observer in _observers:
-        _observers.remove(observer)
-
-
-@event.listens_for(Session, "after_commit")
-def _after_commit(session: Session) -> None:
-    if session.in_nested_transaction():  # a savepoint released: the alerts are not committed yet
-        return
-    for kind in session.info.pop(_OPENED, []):
-        for observer in list(_observers):
-            observer(kind)
-
-
-@event.listens_for(Session, "after_rollback")
-def _after_rollback(session: Session) -> None:
-    if session.in_nested_transaction():  # a savepoint rolled back; raise_alert marks nothing inside one it opened
-        return
-    session.info.pop(_OPENED, None)
+    listener = _listeners.pop(observer, None)
+    if listener is not None:
+        notices.unlisten(Notice.ALERT_OPENED, listener)
 
 
 def parse_kind(kind: AlertKind | str) -> AlertKind:
@@ -196,7 +190,7 @@ async def raise_alert(
         alert.details = {**alert.details, "auto_revoked": True}  # a new dict: the JSON column sees the change
     await session.flush()
     await enqueue_delivery(session, tenant=tenant, alert=alert)
-    session.sync_session.info.setdefault(_OPENED, []).append(kind.value)
+    notices.note(session, Notice.ALERT_OPENED, kind.value)
     return alert
 
 

@@ -10,15 +10,12 @@ GET shows the key and is the only one that can. The pieces:
   short-lived cookie scoped to that one URL, so the database never holds it, even for a moment, and any replica
   can open it.
 
-Sealing is HMAC-SHA256 in counter mode as the keystream plus an HMAC-SHA256 tag (encrypt-then-MAC), with the
-flash id as the nonce: standard-library only, and each flash id seals exactly one key.
+Sealing is ``vibexp.core.secret_box.Sealer`` (HMAC-SHA256 in counter mode as the keystream plus an HMAC-SHA256
+tag, encrypt-then-MAC), with the flash id as the nonce: standard-library only, and each flash id seals exactly one key.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import secrets
 import time
 from dataclasses import dataclass
@@ -29,7 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from vibexp.core.db import Base
 
-__all__ = ["FLASH_LIFETIME", "KeyFlash", "OpenedFlash", "Sealer", "consume_flash", "create_flash"]
+__all__ = ["FLASH_LIFETIME", "KeyFlash", "OpenedFlash", "consume_flash", "create_flash"]
 
 #: Seconds between the POST and the GET that may show the key.
 FLASH_LIFETIME = 300
@@ -53,39 +50,6 @@ class OpenedFlash:
     key_id: str
     rotated_id: str | None
     grace_seconds: int | None
-
-
-class Sealer:
-    """Seals a short secret for one nonce; ``open`` returns None for anything forged, altered or for another nonce."""
-
-    def __init__(self, secret_key: str) -> None:
-        root = secret_key.encode()
-        self._enc = hmac.new(root, b"vibexp.key-flash.enc.v1", hashlib.sha256).digest()
-        self._mac = hmac.new(root, b"vibexp.key-flash.mac.v1", hashlib.sha256).digest()
-
-    def _stream(self, nonce: str, length: int) -> bytes:
-        blocks = (
-            hmac.new(self._enc, f"{nonce}:{i}".encode(), hashlib.sha256).digest() for i in range(length // 32 + 1)
-        )
-        return b"".join(blocks)[:length]
-
-    def seal(self, nonce: str, plaintext: str) -> str:
-        data = plaintext.encode()
-        cipher = bytes(a ^ b for a, b in zip(data, self._stream(nonce, len(data)), strict=True))
-        tag = hmac.new(self._mac, nonce.encode() + b"." + cipher, hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(cipher + tag).decode().rstrip("=")
-
-    def open(self, nonce: str, sealed: str) -> str | None:
-        try:
-            raw = base64.urlsafe_b64decode(sealed + "=" * (-len(sealed) % 4))
-        except ValueError:
-            return None
-        cipher, tag = raw[:-32], raw[-32:]
-        expected = hmac.new(self._mac, nonce.encode() + b"." + cipher, hashlib.sha256).digest()
-        if len(raw) < 33 or not hmac.compare_digest(tag, expected):
-            return None
-        data = bytes(a ^ b for a, b in zip(cipher, self._stream(nonce, len(cipher)), strict=True))
-        return data.decode(errors="replace")
 
 
 async def create_flash(

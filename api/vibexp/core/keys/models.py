@@ -58,5 +58,5 @@ class ApiKey(Base):
     legacy_format: Mapped[bool] = mapped_column(Boolean, default=False, server_default=true())
     #: What the key may do (``vibexp.core.keys.scopes``), as given at creation; keys that predate scopes are ``*``.
     scopes: Mapped[list[str]] = mapped_column(JSON, default=lambda: ["*"], server_default=text("'[\"*\"]'"))
-    #: Networks the key may be used from (``vibexp.core.keys.cidrs``); empty: anywhere.
+    #: Networks the key may be used from (``vibexp.core.cidrs``); empty: anywhere.
     allowed_cidrs: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))

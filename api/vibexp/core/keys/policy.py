@@ -7,7 +7,7 @@ Every ``interval`` seconds each API process runs :meth:`KeyPolicySweep.sweep`:
   racing each other need no leader: the row lock and the re-checked condition let exactly one of them revoke a
   key, and only that one gets the row back and writes its ``key.auto_revoked`` audit event (same transaction).
   The change reaches verifiers as a manual revocation does: ``updated_at`` for other processes' polls, and
-  ``changes.mark_key_changed`` for this process's cache at commit.
+  ``vibexp.core.notices`` (``Notice.KEY_CHANGED``) for this process's cache at commit.
 * Each key whose ``expires_at`` has passed gets one ``key.expired`` audit event (GitHub's "your token expired"),
   claimed the same way: ``UPDATE ... SET expiry_recorded_at ... WHERE expiry_recorded_at IS NULL ... RETURNING``.
   Nothing else changes: verifiers already refuse an expired key from its cached ``expires_at``. Keys revoked
@@ -43,8 +43,8 @@ from vibexp.core.audit.service import Actor, Target
 from vibexp.core.clock import utcnow
 from vibexp.core.db import Database, writing
 from vibexp.core.failure_log import FailureLog
-from vibexp.core.keys.changes import mark_key_changed
 from vibexp.core.keys.models import ApiKey, KeyStatus
+from vibexp.core.notices import Notice, note
 from vibexp.core.tenants.models import Tenant
 
 __all__ = [
@@ -127,7 +127,7 @@ async def revoke_unused_keys(session: AsyncSession, *, now: datetime | None = No
         for key_id, name, last_used_at in rows.all():
             revoked.append(AutoRevoked(key_id, tenant_id, name, last_used_at, days))
     for key in revoked:
-        mark_key_changed(session, key.key_id)
+        note(session, Notice.KEY_CHANGED, key.key_id)
         await audit.record(
             session,
             tenant_id=key.tenant_id,

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
-from vibexp.core.keys.cidrs import CidrList
+from vibexp.core.cidrs import CidrList
 from vibexp.core.keys.scopes import ScopeList
 from vibexp.core.text import StorableText
 

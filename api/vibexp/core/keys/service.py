@@ -36,16 +36,16 @@ from typing import Protocol
 from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vibexp.core import cidrs
 from vibexp.core.audit import service as audit
 from vibexp.core.audit.service import Actor, Target
 from vibexp.core.clock import utcnow
 from vibexp.core.errors import Conflict, InsufficientScope, InvalidInput, NotFound
 from vibexp.core.ids import is_id, new_id
-from vibexp.core.keys import cidrs
 from vibexp.core.keys import scopes as scopes_
-from vibexp.core.keys.changes import mark_key_changed
 from vibexp.core.keys.models import ApiKey, KeyStatus
 from vibexp.core.keys.tokens import display_prefix, generate_key, hash_key
+from vibexp.core.notices import Notice, note
 from vibexp.core.tenants.models import Tenant
 
 __all__ = [
@@ -316,7 +316,7 @@ async def set_key_permissions(
         return False
     key.scopes, key.allowed_cidrs = scope_list, networks
     key.updated_at = utcnow()
-    mark_key_changed(session, key.id)
+    note(session, Notice.KEY_CHANGED, key.id)
     details = {"scopes": scope_list, "allowed_cidrs": networks, "previous": previous}
     await audit.record(
         session,
@@ -360,7 +360,7 @@ async def revoke_once(
     values = {"status": KeyStatus.revoked.value, "revoked_at": now, "updated_at": now}
     if not await _transition(session, key, values, ApiKey.status != KeyStatus.revoked.value):
         return False
-    mark_key_changed(session, key.id)
+    note(session, Notice.KEY_CHANGED, key.id)
     await audit.record(
         session, tenant_id=key.tenant_id, action=action, actor=actor, target=_target(key), details=details
     )
@@ -410,7 +410,7 @@ async def suspend_key(session: AsyncSession, *, key: ApiKey, actor: Actor) -> Ap
     if key.status != KeyStatus.suspended.value:
         key.status = KeyStatus.suspended.value
         key.updated_at = utcnow()
-        mark_key_changed(session, key.id)
+        note(session, Notice.KEY_CHANGED, key.id)
         await audit.record(session, tenant_id=key.tenant_id, action="key.suspended", actor=actor, target=_target(key))
     return key
 
@@ -422,7 +422,7 @@ async def resume_key(session: AsyncSession, *, key: ApiKey, actor: Actor) -> Api
     if key.status != KeyStatus.active.value:
         key.status = KeyStatus.active.value
         key.updated_at = utcnow()
-        mark_key_changed(session, key.id)
+        note(session, Notice.KEY_CHANGED, key.id)
         await audit.record(session, tenant_id=key.tenant_id, action="key.resumed", actor=actor, target=_target(key))
     return key
 
@@ -492,7 +492,7 @@ async def rotate_key(
         raise _not_rotatable(key, now) or Conflict(
             f"key {key.id} changed while it was being rotated: try again", code="key_changed"
         )
-    mark_key_changed(session, key.id)
+    note(session, Notice.KEY_CHANGED, key.id)
     new = await _mint(
         session,
         tenant_id=key.tenant_id,

@@ -3,7 +3,7 @@
 A verified key is cached by its SHA-256 for ``key_cache_ttl`` seconds, so the request path costs one hash and one
 dict lookup. Changes reach the cache two ways:
 
-* in the process that made them, at commit (``vibexp.core.keys.changes``): revocation is immediate there;
+* in the process that made them, at commit (``vibexp.core.notices``): revocation is immediate there;
 * in every other process, by polling ``updated_at`` of keys and tenants every ``poll_interval`` seconds (0.25 s by
   default). Polling works the same on SQLite and PostgreSQL and loses nothing when a connection drops, unlike
   LISTEN/NOTIFY; it costs two indexed queries per interval per process. Each poll re-reads rows from 5 s before
@@ -43,10 +43,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from vibexp.core import cidrs, notices
 from vibexp.core.clock import utcnow
 from vibexp.core.errors import AccountSuspended, InvalidApiKey
 from vibexp.core.failure_log import FailureLog
-from vibexp.core.keys import changes, cidrs
 from vibexp.core.keys import scopes as scopes_
 from vibexp.core.keys.models import ApiKey, KeyStatus
 from vibexp.core.keys.tokens import (
@@ -57,6 +57,7 @@ from vibexp.core.keys.tokens import (
     hash_key,
     parse_authorization,
 )
+from vibexp.core.notices import Notice
 from vibexp.core.tenants.models import Tenant
 
 __all__ = ["KeyVerifier", "Principal"]
@@ -129,12 +130,14 @@ class KeyVerifier:
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     async def start(self) -> None:
-        changes.subscribe(self._on_local_commit)
+        notices.listen(Notice.KEY_CHANGED, self._on_keys_committed)
+        notices.listen(Notice.TENANT_CHANGED, self._on_tenants_committed)
         self._watermark = utcnow()
         self._poll_task = asyncio.create_task(self._poll_forever(), name="vibexp-key-poll")
 
     async def stop(self) -> None:
-        changes.unsubscribe(self._on_local_commit)
+        notices.unlisten(Notice.KEY_CHANGED, self._on_keys_committed)
+        notices.unlisten(Notice.TENANT_CHANGED, self._on_tenants_committed)
         if self._poll_task is not None:
             self._poll_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -263,8 +266,11 @@ class KeyVerifier:
     def clear(self) -> None:
         self._by_hash.clear()
 
-    def _on_local_commit(self, key_ids: set[str], tenant_ids: set[str]) -> None:
-        self.invalidate(key_ids=key_ids, tenant_ids=tenant_ids)
+    def _on_keys_committed(self, key_ids: list[str]) -> None:
+        self.invalidate(key_ids=set(key_ids))
+
+    def _on_tenants_committed(self, tenant_ids: list[str]) -> None:
+        self.invalidate(tenant_ids=set(tenant_ids))
 
     async def poll_once(self) -> None:
         """Evict cache entries whose key or tenant changed in the database since the last poll."""

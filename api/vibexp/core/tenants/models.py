@@ -39,7 +39,7 @@ class Tenant(Base):
     # Alerts (vibexp.core.alerts): where they are POSTed, the HMAC secret that signs them, the working hours that
     # ``after_hours`` is measured against (``Mon-Fri 08:00-19:00 Europe/Berlin``) and the kinds that revoke the key.
     alert_webhook_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
-    #: Encrypted with the server key (``vibexp.core.alerts.secret_box``): ``enc:v1:<nonce>:<sealed>``.
+    #: Encrypted with the server key (``vibexp.core.secret_box``): ``enc:v1:<nonce>:<sealed>``.
     alert_webhook_secret: Mapped[str | None] = mapped_column(String(500), nullable=True)
     working_hours: Mapped[str | None] = mapped_column(String(100), nullable=True)
     auto_revoke_on: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -25,8 +25,9 @@ class TenantCreate(TenantBase):
 
 
 class TenantUpdate(BaseModel):
-    """The fields to change (unset ones stay). The alert settings are checked by ``update_tenant`` (one clear
-    ``InvalidInput`` each; see ``vibexp.core.alerts.targets`` and ``.hours``); ``None`` clears one."""
+    """The fields to change (unset ones stay). The alert settings are checked by
+    ``vibexp.core.account.update_tenant`` (one clear ``InvalidInput`` each; see ``vibexp.core.alerts.settings``);
+    ``None`` clears one."""
 
     display_name: StorableText | None = Field(default=None, max_length=200)
     tier: Tier | None = None

@@ -1,28 +1,26 @@
-"""Tenants (accounts): tier, hourly limit, suspension."""
+"""Tenants (accounts): tier, hourly limit, suspension.
+
+Below the keys and the alerts: a change is noted for the key verifiers (``Notice.TENANT_CHANGED``,
+``vibexp.core.notices``), and a tenant is updated through ``vibexp.core.account.update_tenant``, which has the
+alerts check the alert settings first."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vibexp.core.alerts import hours
-from vibexp.core.alerts.destinations import DestinationPolicy, DestinationRefused
-from vibexp.core.alerts.secret_box import default_box, is_sealed
-from vibexp.core.alerts.service import parse_auto_revoke_kinds
-from vibexp.core.alerts.targets import check_webhook_secret, check_webhook_url
 from vibexp.core.audit import service as audit
 from vibexp.core.audit.service import Actor, Target
 from vibexp.core.clock import utcnow
-from vibexp.core.config import get_settings
 from vibexp.core.errors import AlreadyExists, InvalidInput, NotFound
-from vibexp.core.keys.changes import mark_tenant_changed
+from vibexp.core.notices import Notice, note
+from vibexp.core.secret_box import default_box, is_sealed
 from vibexp.core.tenants.models import Tenant, Tier
-from vibexp.core.tenants.schemas import TenantCreate, TenantUpdate
+from vibexp.core.tenants.schemas import TenantCreate
 
-__all__ = ["create_tenant", "get_tenant", "get_tenant_by_name", "list_tenants", "update_tenant"]
+__all__ = ["apply_update", "check_update", "create_tenant", "get_tenant", "get_tenant_by_name", "list_tenants"]
 
 
 def _check_limit(tier: Tier, rate_limit_per_hour: int | None) -> None:
@@ -64,38 +62,8 @@ async def list_tenants(session: AsyncSession) -> list[Tenant]:
     return list(await session.scalars(select(Tenant).order_by(Tenant.name)))
 
 
-def _server_urls() -> list[str]:
-    """The addresses this server answers at, from the shared settings (every process reads the same variables)."""
-    settings = get_settings()
-    return [settings.public_url, *settings.server_urls, *settings.replica_urls]
-
-
-async def _alert_settings(tenant: Tenant, changes: dict[str, Any], server_urls: Iterable[str] | None) -> None:
-    """Check and normalise the alert settings among ``changes`` in place (``InvalidInput`` for a bad one)."""
-    if changes.get("alert_webhook_url") is not None:
-        own = list(_server_urls() if server_urls is None else server_urls)
-        wanted = check_webhook_url(changes["alert_webhook_url"], server_urls=own)
-        # Resolved and checked as the sender will check it (this server, replicas, private and metadata addresses).
-        policy = DestinationPolicy(own, allow_private=get_settings().webhook_allow_private)
-        try:
-            await policy.check_when_set(wanted)
-        except DestinationRefused as exc:
-            raise InvalidInput(f"webhook URL {wanted!r}: {exc}") from None
-    if changes.get("alert_webhook_secret") is not None:
-        check_webhook_secret(changes["alert_webhook_secret"])
-    url = changes.get("alert_webhook_url", tenant.alert_webhook_url)
-    secret = changes.get("alert_webhook_secret", tenant.alert_webhook_secret)
-    if url is not None and secret is None:  # every delivery is signed (X-VibeXP-Signature)
-        raise InvalidInput("a webhook URL needs a webhook secret (16 to 200 characters) to sign its deliveries")
-    if "working_hours" in changes:
-        text = (changes["working_hours"] or "").strip()
-        changes["working_hours"] = hours.parse(text).text if text else None
-    if "auto_revoke_on" in changes:
-        changes["auto_revoke_on"] = parse_auto_revoke_kinds(changes["auto_revoke_on"] or [])
-
-
 def _set_webhook_secret(tenant: Tenant, secret: str | None, diff: dict[str, object]) -> None:
-    """Store the secret sealed with the server key (``vibexp.core.alerts.secret_box``); setting the secret it already
+    """Store the secret sealed with the server key (``vibexp.core.secret_box``); setting the secret it already
     has (the operator re-applies its Secret on every sync) changes nothing and records nothing."""
     current, field = tenant.alert_webhook_secret, "alert_webhook_secret"
     if secret is None:
@@ -112,22 +80,17 @@ def _set_webhook_secret(tenant: Tenant, secret: str | None, diff: dict[str, obje
     tenant.alert_webhook_secret = box.seal(secret)
 
 
-async def update_tenant(
-    session: AsyncSession,
-    *,
-    tenant: Tenant,
-    data: TenantUpdate,
-    actor: Actor,
-    server_urls: Iterable[str] | None = None,
-) -> Tenant:
-    """Apply the fields ``data`` sets; a change is audited (``tenant.updated``, the old and new values; for the
-    webhook secret only that it changed). ``server_urls``: the addresses an alert webhook may not point at (default:
-    ``VIBEXP_PUBLIC_URL`` and ``VIBEXP_SERVER_URLS``)."""
-    changes = data.model_dump(exclude_unset=True)
+def check_update(tenant: Tenant, changes: dict[str, Any]) -> None:
+    """``InvalidInput`` when ``changes`` (a ``TenantUpdate``'s set fields) would leave the tenant's tier and limit
+    inconsistent. The alert settings among them are the alerts' to check (``vibexp.core.alerts.settings``)."""
     tier = Tier(changes.get("tier", tenant.tier))
     limit = changes.get("rate_limit_per_hour", tenant.rate_limit_per_hour)
     _check_limit(tier, limit)
-    await _alert_settings(tenant, changes, server_urls)
+
+
+async def apply_update(session: AsyncSession, *, tenant: Tenant, changes: dict[str, Any], actor: Actor) -> Tenant:
+    """Store ``changes``, checked already (``vibexp.core.account.update_tenant`` checks them); a change is audited
+    (``tenant.updated``, the old and new values; for the webhook secret only that it changed)."""
     diff: dict[str, object] = {}
     for field, value in changes.items():
         stored = value.value if isinstance(value, Tier) else value
@@ -148,6 +111,6 @@ async def update_tenant(
         target=Target("tenant", id=tenant.id, name=tenant.name),
         details={"changes": diff},
     )
-    mark_tenant_changed(session, tenant.id)
+    note(session, Notice.TENANT_CHANGED, tenant.id)
     await session.flush()
     return tenant

@@ -6,12 +6,15 @@ from sqlalchemy import BigInteger, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vibexp.core.db import Base, UTCDateTime
+from vibexp.core.traffic import ACTION_LENGTH, CLIENT_IP_LENGTH, METHOD_LENGTH, ROUTE_LENGTH, TOOL_TYPE_LENGTH
 
 __all__ = ["KeyAction"]
 
 
 class KeyAction(Base):
-    """One authenticated operation: the per-key action log behind the usage dashboard (kept for a retention period)."""
+    """One authenticated operation: the per-key action log behind the usage dashboard (kept for a retention period).
+
+    A row is a ``vibexp.core.traffic.UsageEvent`` stored; the texts' lengths are declared there, once."""
 
     __tablename__ = "key_actions"
 
@@ -19,11 +22,11 @@ class KeyAction(Base):
     key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
     tenant_id: Mapped[str] = mapped_column(String(36), index=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    method: Mapped[str] = mapped_column(String(16))
+    method: Mapped[str] = mapped_column(String(METHOD_LENGTH))
     #: Route template (``/api/v1/prompts/{id}``) or MCP method, never a raw path with ids or secrets.
-    route: Mapped[str] = mapped_column(String(200))
+    route: Mapped[str] = mapped_column(String(ROUTE_LENGTH))
     #: What was done: ``GET /api/v1/prompts/{id}`` or an MCP tool name such as ``save_memory``.
-    action: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(ACTION_LENGTH))
     status: Mapped[int] = mapped_column(Integer)
-    tool_type: Mapped[str] = mapped_column(String(32))
-    client_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    tool_type: Mapped[str] = mapped_column(String(TOOL_TYPE_LENGTH))
+    client_ip: Mapped[str | None] = mapped_column(String(CLIENT_IP_LENGTH), nullable=True)

@@ -5,12 +5,13 @@ The request path only appends an event to a list. A background task flushes the 
 client IP) and one multi-row INSERT into the action log. Stopping the recorder flushes what is left, so a graceful
 shutdown loses nothing. If the database is unreachable the events are kept (up to ``max_buffer``) and retried.
 
-Nothing a client sends can jam the flush. An event is made storable when it is made (``UsageEvent``: names and
-routes without control characters or lone surrogates, cut to their columns; the client address an IP literal or
-none). Should the database still refuse a batch for anything but an outage, the batch is written again row by
-row: a row it refuses is dropped with one log line (naming the key id, never a key) and the others are written.
+Nothing a client sends can jam the flush. An event is made storable when it is made
+(``vibexp.core.traffic.UsageEvent``: names and routes without control characters or lone surrogates, cut to their
+columns; the client address an IP literal or none). Should the database still refuse a batch for anything but an
+outage, the batch is written again row by row: a row it refuses is dropped with one log line (naming the key id,
+never a key) and the others are written.
 
-Refused authentication attempts (``vibexp.core.alerts.refusals``) are buffered beside the events, and each flush
+Refused authentication attempts (``vibexp.core.traffic.Refusal``) are buffered beside the events, and each flush
 hands both to the ``detector`` (the alert detectors, ``vibexp.core.alerts.detectors``): alerts are computed per
 batch, never per request, and each event is handed over once, whether its write succeeded, was dropped or is kept
 for the next try. A detector failure is logged and never loses usage.
@@ -25,15 +26,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Protocol
 
 from sqlalchemy import case, delete, insert, literal, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from vibexp.core.alerts.refusals import Refusal
 from vibexp.core.audit import service as audit
-from vibexp.core.client_address import address_literal
 from vibexp.core.clock import utcnow
 from vibexp.core.db import UTCDateTime, writing
 from vibexp.core.failure_log import FailureLog
@@ -41,10 +40,10 @@ from vibexp.core.keys.models import ApiKey
 from vibexp.core.outage import is_database_unavailable
 from vibexp.core.ratelimit.limiter import WINDOW_SECONDS
 from vibexp.core.ratelimit.models import RateWindow
-from vibexp.core.text import make_storable
+from vibexp.core.traffic import Refusal, UsageEvent
 from vibexp.core.usage.models import KeyAction
 
-__all__ = ["BatchDetector", "UsageEvent", "UsageRecorder"]
+__all__ = ["BatchDetector", "UsageRecorder"]
 
 log = logging.getLogger(__name__)
 
@@ -52,44 +51,6 @@ log = logging.getLogger(__name__)
 PRUNE_INTERVAL = 600.0
 #: Refusals kept between flushes at most (a flood of bad keys must not grow memory without bound).
 MAX_REFUSALS = 20_000
-
-
-@dataclass(slots=True)
-class UsageEvent:
-    key_id: str
-    tenant_id: str
-    at: datetime
-    method: str
-    route: str
-    action: str
-    status: int
-    tool_type: str
-    client_ip: str | None
-
-    def __post_init__(self) -> None:
-        # Whatever the adapter passed (a client chose the MCP method or tool name, the address it claims): text
-        # every database stores in these columns, so one request cannot fail the batch it is flushed with.
-        self.method = make_storable(self.method, _METHOD_LENGTH)
-        self.route = make_storable(self.route, _ROUTE_LENGTH)
-        self.action = make_storable(self.action, _ACTION_LENGTH)
-        self.tool_type = make_storable(self.tool_type, _TOOL_TYPE_LENGTH)
-        self.client_ip = address_literal(self.client_ip)
-
-
-def _length(column: object) -> int:
-    """The declared length of a ``String(n)`` column."""
-    length = getattr(getattr(column, "type", None), "length", None)
-    if not isinstance(length, int):
-        raise TypeError(f"{column!r} has no length")
-    return length
-
-
-#: The columns' declared lengths, read once: an ORM attribute's ``.type`` costs microseconds, and every request makes
-#: an event.
-_METHOD_LENGTH = _length(KeyAction.method)
-_ROUTE_LENGTH = _length(KeyAction.route)
-_ACTION_LENGTH = _length(KeyAction.action)
-_TOOL_TYPE_LENGTH = _length(KeyAction.tool_type)
 
 
 @dataclass(slots=True)

@@ -8,7 +8,7 @@ Create Date: 2026-12-06 21:30:00
   alert without the key, so it may no longer revoke one (``vibexp.core.alerts.service.parse_auto_revoke_kinds``).
 * ``tenants.alert_webhook_secret`` grows to 500 characters and every plaintext secret in it is sealed with the
   server key (``VIBEXP_SECRET_KEY`` of the process that migrates: the same as every replica's;
-  ``vibexp.core.alerts.secret_box``). A replica of the previous release would sign with the sealed text, so upgrade
+  ``vibexp.core.secret_box``). A replica of the previous release would sign with the sealed text, so upgrade
   the replicas right after (the chart's hook Job migrates before the new pods start).
 * ``ix_alerts_key_id_kind_first_seen_at``: the failed_auth alerts a key opened in the past hour, by index.
 """
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from vibexp.core.alerts.secret_box import SecretBox, is_sealed
 from vibexp.core.config import Settings
+from vibexp.core.secret_box import SecretBox, is_sealed
 
 revision: str = "0014_alert_hardening"
 down_revision: str | None = "0013_key_delete"

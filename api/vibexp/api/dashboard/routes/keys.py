@@ -31,9 +31,10 @@ from vibexp.api.dashboard.errors import DashboardRoute, error_page
 from vibexp.api.dashboard.rendering import redirect, render
 from vibexp.api.dashboard.state import dashboard_state
 from vibexp.api.deps import SessionDep
+from vibexp.core import cidrs
 from vibexp.core.clock import utcnow
 from vibexp.core.errors import Conflict, InvalidInput, NotFound
-from vibexp.core.keys import cidrs, scopes
+from vibexp.core.keys import scopes
 from vibexp.core.keys import service as keys
 from vibexp.core.keys.flash import FLASH_LIFETIME, consume_flash, create_flash
 from vibexp.core.keys.models import ApiKey

@@ -1,5 +1,7 @@
 """A key's IP allow-list (``allowed_cidrs``): parsing it strictly, and checking a client address against it.
 
+Below every domain (the settings parse their trusted proxies with it too): it imports nothing of the core.
+
 A CIDR must be a network address: ``10.0.0.1/8`` (host bits set) is refused rather than silently widened to
 ``10.0.0.0/8``, as are IPv6 zones (``fe80::1%eth0``: meaningless off the host that wrote them) and anything that
 is not an address. A bare address is its own network (``/32``, ``/128``). An empty list means anywhere.

@@ -1,8 +1,12 @@
-"""The tenants' webhook secrets, encrypted at rest with the server key (``VIBEXP_SECRET_KEY``).
+"""Sealing short secrets with the server key (``VIBEXP_SECRET_KEY``): the key flash and the tenants' webhook secrets.
+
+``Sealer`` seals a short secret for one nonce (HMAC-SHA256 counter-mode keystream plus an HMAC-SHA256 tag,
+encrypt-then-MAC; standard library only): the dashboard's key flash (``vibexp.core.keys.flash``) seals a new key in
+a cookie with it, and ``SecretBox`` seals the webhook secrets. Below every domain: it imports only the settings and
+the errors.
 
 A webhook secret must be usable (the sender signs each delivery with it), so it cannot be stored as a hash like an
-API key; instead ``tenants.alert_webhook_secret`` holds ``enc:v1:<nonce>:<sealed>``: the secret sealed by
-``vibexp.core.keys.flash.Sealer`` (HMAC-SHA256 counter-mode keystream plus an HMAC-SHA256 tag, encrypt-then-MAC)
+API key; instead ``tenants.alert_webhook_secret`` holds ``enc:v1:<nonce>:<sealed>``: the secret sealed by ``Sealer``
 under a key derived from ``VIBEXP_SECRET_KEY`` for this purpose alone, with a fresh random nonce each time. A copy
 of the database (a backup, a replica, a dump) without the server key does not reveal the secrets.
 
@@ -16,21 +20,54 @@ rolling upgrade): it is still used as is, and the 0014 migration seals every one
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
 
 from vibexp.core.config import DEFAULT_SECRET_KEY, Environment, get_settings
 from vibexp.core.errors import InvalidInput
-from vibexp.core.keys.flash import Sealer
 
-__all__ = ["PREFIX", "SecretBox", "default_box", "is_sealed"]
+__all__ = ["PREFIX", "Sealer", "SecretBox", "default_box", "is_sealed"]
 
 PREFIX = "enc:v1:"
 
 
 def is_sealed(stored: str) -> bool:
     return stored.startswith(PREFIX)
+
+
+class Sealer:
+    """Seals a short secret for one nonce; ``open`` returns None for anything forged, altered or for another nonce."""
+
+    def __init__(self, secret_key: str) -> None:
+        root = secret_key.encode()
+        self._enc = hmac.new(root, b"vibexp.key-flash.enc.v1", hashlib.sha256).digest()
+        self._mac = hmac.new(root, b"vibexp.key-flash.mac.v1", hashlib.sha256).digest()
+
+    def _stream(self, nonce: str, length: int) -> bytes:
+        blocks = (
+            hmac.new(self._enc, f"{nonce}:{i}".encode(), hashlib.sha256).digest() for i in range(length // 32 + 1)
+        )
+        return b"".join(blocks)[:length]
+
+    def seal(self, nonce: str, plaintext: str) -> str:
+        data = plaintext.encode()
+        cipher = bytes(a ^ b for a, b in zip(data, self._stream(nonce, len(data)), strict=True))
+        tag = hmac.new(self._mac, nonce.encode() + b"." + cipher, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(cipher + tag).decode().rstrip("=")
+
+    def open(self, nonce: str, sealed: str) -> str | None:
+        try:
+            raw = base64.urlsafe_b64decode(sealed + "=" * (-len(sealed) % 4))
+        except ValueError:
+            return None
+        cipher, tag = raw[:-32], raw[-32:]
+        expected = hmac.new(self._mac, nonce.encode() + b"." + cipher, hashlib.sha256).digest()
+        if len(raw) < 33 or not hmac.compare_digest(tag, expected):
+            return None
+        data = bytes(a ^ b for a, b in zip(cipher, self._stream(nonce, len(cipher)), strict=True))
+        return data.decode(errors="replace")
 
 
 class SecretBox:

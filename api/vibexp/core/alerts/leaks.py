@@ -1,7 +1,8 @@
 """Revoke keys whose plaintext turned up where it should not (``POST /api/v1/leaked-keys``, ``vibexp scan --revoke``).
 
 Each key revoked here also opens a ``key_leaked`` alert (``vibexp.core.alerts.service.raise_alert``), in the same
-transaction: the tenant's webhook and dashboard learn of the leak as of any other alert.
+transaction: the tenant's webhook and dashboard learn of the leak as of any other alert. It lives with the alerts,
+above the keys it revokes (``vibexp.core.keys.service.revoke_once``): the keys never import the alerts.
 """
 
 from __future__ import annotations
