@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp import cli_parsing
 from vibexp.api.settings import ApiSettings, get_api_settings
-from vibexp.core import account
+from vibexp.core.account import update_tenant
 from vibexp.core.alerts.leaks import revoke_leaked
 from vibexp.core.audit.service import Actor
 from vibexp.core.clock import utcnow
@@ -365,7 +365,7 @@ def cmd_tenant_update(args: argparse.Namespace, settings: Settings) -> int:
     async def work(session: AsyncSession) -> list[str]:
         tenant = await tenants.get_tenant_by_name(session, name=args.name)
         try:
-            tenant = await account.update_tenant(session, tenant=tenant, data=data, actor=Actor.cli())
+            tenant = await update_tenant(session, tenant=tenant, data=data, actor=Actor.cli())
         except InvalidInput as exc:  # a bad value given on the command line: exit 2, like argparse's own errors
             raise ValueError(exc.message) from None
         state = "suspended" if tenant.suspended else "active"

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpers.factories import TEST_ACTOR, Account
+from vibexp.core.account import update_tenant
 from vibexp.core.alerts import service as alerts
 from vibexp.core.alerts.models import AlertKind, WebhookDelivery
 from vibexp.core.audit import service as audit
@@ -148,7 +149,7 @@ async def test_a_leak_report_raises_key_leaked_and_queues_the_webhook(
         tenant = await session.get(Tenant, account.tenant.id)
         assert tenant is not None
         update = TenantUpdate(alert_webhook_url="https://hooks.example.com/v", alert_webhook_secret="s" * 32)
-        await account.update_tenant(session, tenant=tenant, data=update, actor=TEST_ACTOR, server_urls=[])
+        await update_tenant(session, tenant=tenant, data=update, actor=TEST_ACTOR, server_urls=[])
     before = _alerts_total((await client.get("/metrics")).text, "key_leaked")
     transport = httpx.ASGITransport(app=app, client=("198.51.100.20", 40000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as scanner:

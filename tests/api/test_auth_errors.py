@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpers.api_errors import assert_error
 from helpers.factories import TEST_ACTOR, Account
+from vibexp.core.account import update_tenant
 from vibexp.core.clock import utcnow
 from vibexp.core.db import session_scope
 from vibexp.core.keys import service as keys
@@ -126,14 +127,14 @@ async def test_suspended_tenant_gets_403_then_access_again_when_reinstated(
     assert (await client.get(URL, headers=account.headers)).status_code == 200
     async with session_scope(session_factory) as session:
         tenant = await tenants.get_tenant(session, tenant_id=account.tenant.id)
-        await account.update_tenant(session, actor=TEST_ACTOR, tenant=tenant, data=TenantUpdate(suspended=True))
+        await update_tenant(session, actor=TEST_ACTOR, tenant=tenant, data=TenantUpdate(suspended=True))
     response = await client.get(URL, headers=account.headers)
     error = assert_error(response, 403, "account_suspended")
     assert "suspended" in error["message"]
 
     async with session_scope(session_factory) as session:
         tenant = await tenants.get_tenant(session, tenant_id=account.tenant.id)
-        await account.update_tenant(session, actor=TEST_ACTOR, tenant=tenant, data=TenantUpdate(suspended=False))
+        await update_tenant(session, actor=TEST_ACTOR, tenant=tenant, data=TenantUpdate(suspended=False))
     assert (await client.get(URL, headers=account.headers)).status_code == 200
 
 

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpers.factories import TEST_ACTOR, Account
+from vibexp.core.account import update_tenant
 from vibexp.core.alerts import hours
 from vibexp.core.alerts.targets import check_webhook_url
 from vibexp.core.audit import service as audit
@@ -131,7 +132,7 @@ async def _update(factory: async_sessionmaker[AsyncSession], account: Account, *
         tenant = await session.get(Tenant, account.tenant.id)
         assert tenant is not None
         data = TenantUpdate.model_validate(changes)
-        return await account.update_tenant(session, tenant=tenant, data=data, actor=TEST_ACTOR, server_urls=SERVER)
+        return await update_tenant(session, tenant=tenant, data=data, actor=TEST_ACTOR, server_urls=SERVER)
 
 
 async def test_alert_settings_are_set_normalised_and_audited_without_the_secret(

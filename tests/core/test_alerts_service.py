@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpers.factories import TEST_ACTOR, Account
+from vibexp.core.account import update_tenant
 from vibexp.core.alerts import service as alerts
 from vibexp.core.alerts.leaks import revoke_leaked
 from vibexp.core.alerts.models import Alert, AlertKind, AlertStatus, WebhookDelivery
@@ -43,7 +44,7 @@ async def _configure(factory: Factory, account: Account, **changes: object) -> N
     async with session_scope(factory) as session:
         tenant = await session.get(Tenant, account.tenant.id)
         assert tenant is not None
-        await account.update_tenant(
+        await update_tenant(
             session, tenant=tenant, data=TenantUpdate.model_validate(changes), actor=TEST_ACTOR, server_urls=[]
         )
 

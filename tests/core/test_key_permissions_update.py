@@ -7,12 +7,16 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpers.factories import TEST_ACTOR
-from vibexp.core import models  # noqa: F401 - registers every table on Base.metadata
+from vibexp.core import (
+    models,  # noqa: F401 - registers every table on Base.metadata
+    notices,
+)
 from vibexp.core.audit import service as audit
 from vibexp.core.clock import utcnow
 from vibexp.core.errors import InvalidInput
 from vibexp.core.keys import service as keys
 from vibexp.core.keys.models import ApiKey
+from vibexp.core.notices import Notice
 from vibexp.core.tenants import service as tenants
 from vibexp.core.tenants.schemas import TenantCreate
 
@@ -31,7 +35,7 @@ async def _changes(session: AsyncSession, key: ApiKey) -> list[dict[str, object]
 async def test_permissions_change_in_place_once(session: AsyncSession) -> None:
     key = await _key(session)
     before = key.updated_at
-    session.sync_session.info.pop("vibexp_changed_keys", None)
+    noted_before = len(notices.noted(session, Notice.KEY_CHANGED))
     changed = await keys.set_key_permissions(
         session, key=key, scopes=["read"], allowed_cidrs=["2001:DB8::/32", "10.0.0.0/8"], actor=TEST_ACTOR
     )
@@ -39,7 +43,7 @@ async def test_permissions_change_in_place_once(session: AsyncSession) -> None:
     # Stored canonical, as a new key's would be; verifiers are told (on commit here, by updated_at elsewhere).
     assert (key.scopes, key.allowed_cidrs) == (["read"], ["2001:db8::/32", "10.0.0.0/8"])
     assert key.updated_at > before
-    assert key.id in session.sync_session.info["vibexp_changed_keys"]
+    assert key.id in notices.noted(session, Notice.KEY_CHANGED)[noted_before:]
     assert await _changes(session, key) == [
         {
             "scopes": ["read"],

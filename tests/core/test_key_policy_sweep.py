@@ -21,7 +21,8 @@ from helpers.databases import create_postgres_database, drop_postgres_database, 
 from helpers.factories import TEST_ACTOR, Account, make_account
 from vibexp.api.app import create_app
 from vibexp.api.settings import ApiSettings
-from vibexp.core import account, notices
+from vibexp.core import notices
+from vibexp.core.account import update_tenant
 from vibexp.core.audit import service as audit
 from vibexp.core.audit.models import AuditEvent
 from vibexp.core.clock import utcnow
@@ -46,7 +47,7 @@ async def _set_policy(factory: Factory, tenant_id: str, days: int | None) -> Non
         tenant = await session.get(Tenant, tenant_id)
         assert tenant is not None
         data = TenantUpdate.model_validate({"revoke_unused_after_days": days})
-        await account.update_tenant(session, tenant=tenant, data=data, actor=TEST_ACTOR, server_urls=[])
+        await update_tenant(session, tenant=tenant, data=data, actor=TEST_ACTOR, server_urls=[])
 
 
 async def _new_key(factory: Factory, tenant_id: str, name: str) -> str:

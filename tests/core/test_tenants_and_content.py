@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpers.factories import TEST_ACTOR
-from vibexp.core import account
+from vibexp.core.account import update_tenant
 from vibexp.core.content import schemas
 from vibexp.core.content.service import artifacts, memories, prompts
 from vibexp.core.errors import AlreadyExists, InvalidInput, NotFound, PreconditionFailed
@@ -40,13 +40,11 @@ async def test_enterprise_needs_a_limit(session: AsyncSession) -> None:
     assert tenant.hourly_limit == 250_000
     # Dropping the custom limit of an enterprise tenant, or moving a tenant to enterprise without one, is refused.
     with pytest.raises(InvalidInput):
-        await account.update_tenant(
-            session, actor=TEST_ACTOR, tenant=tenant, data=TenantUpdate(rate_limit_per_hour=None)
-        )
+        await update_tenant(session, actor=TEST_ACTOR, tenant=tenant, data=TenantUpdate(rate_limit_per_hour=None))
     free = await _tenant(session)
     with pytest.raises(InvalidInput):
-        await account.update_tenant(session, actor=TEST_ACTOR, tenant=free, data=TenantUpdate(tier=Tier.enterprise))
-    moved = await account.update_tenant(
+        await update_tenant(session, actor=TEST_ACTOR, tenant=free, data=TenantUpdate(tier=Tier.enterprise))
+    moved = await update_tenant(
         session, actor=TEST_ACTOR, tenant=free, data=TenantUpdate(tier=Tier.enterprise, rate_limit_per_hour=50_000)
     )
     assert moved.tier == "enterprise" and moved.hourly_limit == 50_000
@@ -64,7 +62,7 @@ async def test_tenant_names_are_unique_and_rfc1123(session: AsyncSession) -> Non
 async def test_suspension_is_a_tenant_update(session: AsyncSession) -> None:
     tenant = await _tenant(session)
     before = tenant.updated_at
-    await account.update_tenant(session, actor=TEST_ACTOR, tenant=tenant, data=TenantUpdate(suspended=True))
+    await update_tenant(session, actor=TEST_ACTOR, tenant=tenant, data=TenantUpdate(suspended=True))
     assert tenant.suspended and tenant.updated_at >= before
 
 

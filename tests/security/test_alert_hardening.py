@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from helpers.factories import TEST_ACTOR, Account, make_account, make_key
 from helpers.receiver import Receiver, verify
 from helpers.servers import LiveServer
+from vibexp.core.account import update_tenant
 from vibexp.core.alerts.models import Alert, AlertKind
 from vibexp.core.alerts.service import raise_alert
 from vibexp.core.audit.models import AuditEvent
@@ -110,7 +111,7 @@ async def test_the_key_from_a_disallowed_address_proves_possession_and_may_revok
     account = await make_account(factory)
     async with session_scope(factory) as session:
         tenant = await session.get_one(Tenant, account.tenant.id)
-        await account.update_tenant(
+        await update_tenant(
             session, tenant=tenant, data=TenantUpdate(auto_revoke_on=["disallowed_address"]), actor=TEST_ACTOR
         )
     async with httpx.AsyncClient(base_url=server.url) as http:
@@ -143,7 +144,7 @@ async def test_failed_auth_alerts_and_webhooks_are_bounded_per_key_and_per_sourc
         async with session_scope(factory) as session:
             tenant = await session.get_one(Tenant, account.tenant.id)
             update_ = TenantUpdate(alert_webhook_url=receiver.url(), alert_webhook_secret=SECRET)
-            await account.update_tenant(session, tenant=tenant, data=update_, actor=TEST_ACTOR)
+            await update_tenant(session, tenant=tenant, data=update_, actor=TEST_ACTOR)
         for round_ in range(5):
             transport = httpx.AsyncHTTPTransport(local_address=f"127.0.{round_ % 3 + 5}.{round_ + 1}")
             async with httpx.AsyncClient(transport=transport, base_url=server.url) as http:

@@ -21,7 +21,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-__all__ = ["Listener", "Notice", "listen", "note", "unlisten"]
+__all__ = ["Listener", "Notice", "listen", "note", "noted", "unlisten"]
 
 
 class Notice(StrEnum):
@@ -41,6 +41,12 @@ _PENDING = "vibexp_notices"
 def note(session: AsyncSession, notice: Notice, value: str) -> None:
     """Deliver ``value`` to the listeners of ``notice`` once this session's transaction commits."""
     session.sync_session.info.setdefault(_PENDING, {}).setdefault(notice, []).append(value)
+
+
+def noted(session: AsyncSession, notice: Notice) -> list[str]:
+    """What this session's transaction has noted under ``notice`` so far (delivered at its commit)."""
+    pending: dict[Notice, list[str]] = session.sync_session.info.get(_PENDING, {})
+    return list(pending.get(notice, ()))
 
 
 def listen(notice: Notice, listener: Listener) -> None:

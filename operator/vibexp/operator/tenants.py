@@ -14,7 +14,7 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from vibexp.core import account
+from vibexp.core.account import update_tenant
 from vibexp.core.audit.service import Actor, ActorType
 from vibexp.core.errors import InvalidInput, NotFound
 from vibexp.core.keys import service as keys
@@ -122,7 +122,7 @@ async def reconcile_tenant(rt: OperatorRuntime, body: Mapping[str, Any], *, kick
                 post_event(body, warning=False, reason="TenantCreated", message=f"created tenant {name}")
             changes = _changes(tenant, spec, name, alerts)
             if changes:
-                tenant = await account.update_tenant(
+                tenant = await update_tenant(
                     session, tenant=tenant, data=TenantUpdate.model_validate(changes), actor=tenant_actor(name)
                 )
                 post_event(
@@ -157,9 +157,7 @@ async def suspend_tenant(rt: OperatorRuntime, body: Mapping[str, Any]) -> None:
         except NotFound:
             return
         if not tenant.suspended:
-            await account.update_tenant(
-                session, tenant=tenant, data=TenantUpdate(suspended=True), actor=tenant_actor(name)
-            )
+            await update_tenant(session, tenant=tenant, data=TenantUpdate(suspended=True), actor=tenant_actor(name))
     post_event(body, warning=False, reason="TenantSuspended", message=f"VibeXPTenant deleted: tenant {name} suspended")
     await kick_apikeys(rt, name, only_unready=False)
 
@@ -178,7 +176,7 @@ async def sync_tenant(rt: OperatorRuntime, body: Mapping[str, Any]) -> None:
             return
         changes = {field: value for field, value in (alerts or {}).items() if getattr(tenant, field) != value}
         if changes:
-            tenant = await account.update_tenant(
+            tenant = await update_tenant(
                 session, tenant=tenant, data=TenantUpdate.model_validate(changes), actor=tenant_actor(name)
             )
             post_event(body, warning=False, reason="TenantUpdated", message=f"updated {', '.join(sorted(changes))}")
