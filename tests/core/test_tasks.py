@@ -5,10 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
+from helpers.databases import sqlite_url
+from vibexp.core.alerts.sender import WebhookSender
+from vibexp.core.config import Settings
+from vibexp.core.keys.policy import KeyPolicySweep
+from vibexp.core.keys.verifier import KeyVerifier
+from vibexp.core.runtime import Runtime
 from vibexp.core.tasks import PeriodicTask, TaskList
+from vibexp.core.usage.recorder import UsageRecorder
 
 LOGGER = "vibexp.test.tasks"
 NAME = "vibexp-test-task"
@@ -292,3 +300,16 @@ async def test_a_task_list_never_started_stops_nothing() -> None:
     log: list[str] = []
     await TaskList([Member("a", log)]).stop()
     assert log == []
+
+
+async def test_the_runtime_starts_the_key_poll_first_and_stops_the_usage_recorder_after_its_users(
+    tmp_path: Path,
+) -> None:
+    """The verifier outlives everything that revokes keys; the sweep (which flushes usage) and the webhook sender
+    stop before the recorder's last flush."""
+    runtime = Runtime.create(Settings(database_url=sqlite_url(tmp_path), auto_migrate=False))
+    try:
+        assert runtime.tasks.members == (runtime.verifier, runtime.usage, runtime.webhooks, runtime.key_policy)
+        assert [type(m) for m in runtime.tasks.members] == [KeyVerifier, UsageRecorder, WebhookSender, KeyPolicySweep]
+    finally:
+        await runtime.database.dispose()
