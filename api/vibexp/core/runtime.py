@@ -1,11 +1,16 @@
 """The long-lived pieces one process needs (engine, key cache, rate limiter, usage recorder, webhook sender, key
-policy sweep), started and stopped together. The HTTP app holds one; the CLI and the operator make their own."""
+policy sweep), started and stopped together. The HTTP app holds one; the CLI and the operator make their own.
+
+The background ones are a :class:`~vibexp.core.tasks.TaskList`, started in order and stopped in reverse: the key
+verifier (its change poll) first, so it outlives everything that could still verify or revoke a key; the usage
+recorder before the key policy sweep, which flushes it; the recorder stopped after the webhook sender and the sweep,
+with a last flush, so a graceful shutdown loses no usage."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -18,6 +23,7 @@ from vibexp.core.keys.policy import KeyExpiry, KeyPolicySweep
 from vibexp.core.keys.verifier import KeyVerifier
 from vibexp.core.migrate import upgrade_async
 from vibexp.core.ratelimit.limiter import RateLimiter
+from vibexp.core.tasks import TaskList
 from vibexp.core.usage.recorder import UsageRecorder
 
 __all__ = ["Runtime"]
@@ -34,6 +40,11 @@ class Runtime:
     usage: UsageRecorder
     webhooks: WebhookSender
     key_policy: KeyPolicySweep
+    #: The background members, in starting order.
+    tasks: TaskList = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tasks = TaskList([self.verifier, self.usage, self.webhooks, self.key_policy])
 
     @classmethod
     def create(
@@ -90,18 +101,12 @@ class Runtime:
         if self.settings.should_auto_migrate:
             log.info("applying database migrations")
             await upgrade_async(self.settings.database_url)
-        await self.verifier.start()
-        await self.usage.start()
-        await self.webhooks.start()
-        await self.key_policy.start()
+        await self.tasks.start()
 
     async def stop(self) -> None:
         try:
-            await self.key_policy.stop()
-            await self.webhooks.stop()
-            await self.usage.stop()  # flushes what is buffered: a graceful shutdown loses no usage
+            await self.tasks.stop()
         finally:
-            await self.verifier.stop()
             await self.database.dispose()
 
     @property

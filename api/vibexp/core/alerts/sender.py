@@ -40,7 +40,6 @@ framing and per-phase timeouts for free, and an async client that does not need 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -59,8 +58,8 @@ from vibexp.core.alerts.models import DeliveryState, WebhookDelivery
 from vibexp.core.clock import utcnow
 from vibexp.core.config import get_settings
 from vibexp.core.db import writing
-from vibexp.core.failure_log import FailureLog
 from vibexp.core.secret_box import SecretBox
+from vibexp.core.tasks import PeriodicTask
 from vibexp.core.tenants.models import Tenant
 
 __all__ = [
@@ -156,7 +155,6 @@ class WebhookSender:
         self._engine = engine
         self._policy = DestinationPolicy(own_urls, allow_private=allow_private)
         self._box = SecretBox(secret_key if secret_key is not None else get_settings().secret_key)
-        self._poll_interval = poll_interval
         self._timeout = timeout
         self._retry_delays = tuple(retry_delays)
         self._max_attempts = max_attempts
@@ -165,7 +163,14 @@ class WebhookSender:
         self._lease = timedelta(seconds=timeout * 2 + 30)
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._loop = PeriodicTask(
+            "vibexp-webhook-sender",
+            self.run_once,
+            interval=poll_interval,
+            logger=log,
+            what="webhook delivery",
+            consequence="due deliveries are retried on the next poll",
+        )
 
     async def start(self) -> None:
         self._client = httpx.AsyncClient(
@@ -175,31 +180,16 @@ class WebhookSender:
             trust_env=False,  # no proxy from the environment between the sender and the URL it checked
             headers={"User-Agent": "VibeXP-Webhooks/1"},
         )
-        self._task = asyncio.create_task(self._run(), name="vibexp-webhook-sender")
+        await self._loop.start()
 
     async def stop(self) -> None:
         """Stop polling; an attempt in flight is abandoned (its lease expires and it is retried)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    async def _run(self) -> None:
-        failures = FailureLog(log, "webhook delivery")
-        while True:
-            await asyncio.sleep(self._poll_interval)
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                failures.failed("due deliveries are retried on the next poll")
-            else:
-                failures.succeeded()
+        try:
+            await self._loop.stop()
+        finally:
+            if self._client is not None:
+                await self._client.aclose()
+                self._client = None
 
     async def run_once(self) -> int:
         """Claim the due deliveries and attempt each once; the number attempted."""

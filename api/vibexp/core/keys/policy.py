@@ -29,7 +29,6 @@ away) is logged and retried at the next interval, as is one PostgreSQL chose as 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -42,9 +41,9 @@ from vibexp.core.audit import service as audit
 from vibexp.core.audit.service import Actor, Target
 from vibexp.core.clock import utcnow
 from vibexp.core.db import Database, writing
-from vibexp.core.failure_log import FailureLog
 from vibexp.core.keys.models import ApiKey, KeyStatus
 from vibexp.core.notices import Notice, note
+from vibexp.core.tasks import PeriodicTask
 from vibexp.core.tenants.models import Tenant
 
 __all__ = [
@@ -202,38 +201,28 @@ class KeyPolicySweep:
         on_expiries: Callable[[Sequence[KeyExpiry]], None] | None = None,
     ) -> None:
         self._database = database
-        self._interval = interval
         self._before_sweep = before_sweep
         self._on_expiries = on_expiries
-        self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._loop = PeriodicTask(
+            "vibexp-key-policy",
+            self.sweep,
+            interval=interval,
+            logger=log,
+            what="key policy sweep",
+            consequence=f"retried in {interval:g} s",
+            run_first=True,
+        )
 
     @property
     def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return self._loop.running
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="vibexp-key-policy")
+        await self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        failures = FailureLog(log, "key policy sweep")
-        while True:
-            try:
-                await self.sweep()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                failures.failed(f"retried in {self._interval:g} s")
-            else:
-                failures.succeeded()
-            await asyncio.sleep(self._interval)
+        await self._loop.stop()
 
     async def sweep(self) -> list[AutoRevoked]:
         """One pass: record expiries and revoke unused keys (one transaction), then report the active keys'

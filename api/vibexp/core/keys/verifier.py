@@ -30,8 +30,6 @@ policy allows it again), so each attempt reads the database.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hmac
 import logging
 import re
@@ -46,7 +44,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from vibexp.core import cidrs, notices
 from vibexp.core.clock import utcnow
 from vibexp.core.errors import AccountSuspended, InvalidApiKey
-from vibexp.core.failure_log import FailureLog
 from vibexp.core.keys import scopes as scopes_
 from vibexp.core.keys.models import ApiKey, KeyStatus
 from vibexp.core.keys.tokens import (
@@ -58,6 +55,7 @@ from vibexp.core.keys.tokens import (
     parse_authorization,
 )
 from vibexp.core.notices import Notice
+from vibexp.core.tasks import PeriodicTask
 from vibexp.core.tenants.models import Tenant
 
 __all__ = ["KeyVerifier", "Principal"]
@@ -120,10 +118,17 @@ class KeyVerifier:
     ) -> None:
         self._session_factory = session_factory
         self._ttl = ttl
-        self._poll_interval = poll_interval
         self._by_hash: dict[str, _Entry] = {}
         self._refused: dict[str, tuple[float, InvalidApiKey]] = {}  # digest -> (monotonic deadline, the refusal)
-        self._poll_task: asyncio.Task[None] | None = None
+        self._poll = PeriodicTask(
+            "vibexp-key-poll",
+            self.poll_once,
+            interval=poll_interval,
+            logger=log,
+            what="key change poll",
+            consequence="the key cache is cleared until the database answers",
+            on_failure=self._poll_failed,
+        )
         self._watermark = utcnow()
         #: Digests of keys made before checksums; None until first needed (and again after a failed poll).
         self._legacy: set[str] | None = None
@@ -133,16 +138,12 @@ class KeyVerifier:
         notices.listen(Notice.KEY_CHANGED, self._on_keys_committed)
         notices.listen(Notice.TENANT_CHANGED, self._on_tenants_committed)
         self._watermark = utcnow()
-        self._poll_task = asyncio.create_task(self._poll_forever(), name="vibexp-key-poll")
+        await self._poll.start()
 
     async def stop(self) -> None:
         notices.unlisten(Notice.KEY_CHANGED, self._on_keys_committed)
         notices.unlisten(Notice.TENANT_CHANGED, self._on_tenants_committed)
-        if self._poll_task is not None:
-            self._poll_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poll_task
-            self._poll_task = None
+        await self._poll.stop()
 
     # -- verification ------------------------------------------------------------------------------------------
     async def verify(self, authorization: str | None) -> Principal:
@@ -302,18 +303,7 @@ class KeyVerifier:
         # Our own clock, not the newest row's: a replica whose clock runs ahead must not push changes out of view.
         self._watermark = started
 
-    async def _poll_forever(self) -> None:
-        failures = FailureLog(log, "key change poll")
-        while True:
-            await asyncio.sleep(self._poll_interval)
-            try:
-                await self.poll_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # The database is unreachable: we cannot learn of revocations, so stop trusting the cache.
-                self.clear()
-                self._legacy = None  # re-read in full once the database answers: inserts may have been missed
-                failures.failed("the key cache is cleared until the database answers")
-            else:
-                failures.succeeded()
+    def _poll_failed(self) -> None:
+        # The database is unreachable: we cannot learn of revocations, so stop trusting the cache.
+        self.clear()
+        self._legacy = None  # re-read in full once the database answers: inserts may have been missed

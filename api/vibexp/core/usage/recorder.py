@@ -20,7 +20,6 @@ for the next try. A detector failure is logged and never loses usage.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -40,6 +39,7 @@ from vibexp.core.keys.models import ApiKey
 from vibexp.core.outage import is_database_unavailable
 from vibexp.core.ratelimit.limiter import WINDOW_SECONDS
 from vibexp.core.ratelimit.models import RateWindow
+from vibexp.core.tasks import PeriodicTask
 from vibexp.core.traffic import Refusal, UsageEvent
 from vibexp.core.usage.models import KeyAction
 
@@ -80,11 +80,18 @@ class UsageRecorder:
         detector: BatchDetector | None = None,
     ) -> None:
         self._engine = engine
-        self._flush_interval = flush_interval
         self._retention = retention
         self._audit_retention = audit_retention
         self._buffer: deque[UsageEvent] = deque(maxlen=max_buffer)
-        self._task: asyncio.Task[None] | None = None
+        self._loop = PeriodicTask(
+            "vibexp-usage-flush",
+            self._flush_and_prune,
+            interval=flush_interval,
+            logger=log,
+            what="usage flush",
+            consequence=lambda: f"{self.pending} events kept for the next try",
+            final=self.flush,  # a graceful shutdown loses no usage
+        )
         self._flush_lock = asyncio.Lock()
         self._last_prune = 0.0
         #: Called after each successful flush with (events written, seconds the oldest one waited).
@@ -108,30 +115,16 @@ class UsageRecorder:
         return len(self._buffer)
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="vibexp-usage-flush")
+        await self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        await self.flush()
+        """Stop the flush loop, then flush what is left."""
+        await self._loop.stop()
 
-    async def _run(self) -> None:
-        failures = FailureLog(log, "usage flush")
-        while True:
-            await asyncio.sleep(self._flush_interval)
-            try:
-                await self.flush()
-                if time.monotonic() - self._last_prune > PRUNE_INTERVAL:
-                    await self.prune()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                failures.failed(f"{self.pending} events kept for the next try")
-            else:
-                failures.succeeded()
+    async def _flush_and_prune(self) -> None:
+        await self.flush()
+        if time.monotonic() - self._last_prune > PRUNE_INTERVAL:
+            await self.prune()
 
     async def flush(self) -> int:
         async with self._flush_lock:
