@@ -165,7 +165,7 @@ def build_context(tmp_path: Path) -> Path:
 
 def test_dockerignore_keeps_exactly_the_sources(tmp_path: Path) -> None:
     patterns = dockerignore_patterns()
-    for rel in ("pyproject.toml", "README.md", "api/vibexp/cli.py", "operator/vibexp/operator/main.py"):
+    for rel in ("pyproject.toml", "README.md", "api/vibexp/cli/__init__.py", "operator/vibexp/operator/main.py"):
         assert not excluded(rel, patterns), f"{rel} must reach the build"
     for rel in (".git/config", ".venv/bin/python", "vibexp.db", "tests/conftest.py", "charts/vibexp/values.yaml",
                 "api/vibexp/__pycache__/cli.cpython-311.pyc", ".testenv/kubeconfig", "api/local.db"):  # fmt: skip
@@ -199,7 +199,7 @@ def test_build_stage_install_produces_the_whole_package(tmp_path: Path) -> None:
     expected = {rel.split("/", 1)[1] for rel in tracked if "__pycache__" not in rel}
     missing = sorted(expected - names)
     assert not missing, f"not in the wheel (so not in the image): {missing}"
-    for required in ("vibexp/cli.py", "vibexp/migrations/script.py.mako", "vibexp/operator/main.py"):
+    for required in ("vibexp/cli/__init__.py", "vibexp/migrations/script.py.mako", "vibexp/operator/main.py"):
         assert required in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "vibexp = vibexp.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

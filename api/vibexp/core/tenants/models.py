@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import JSON, Boolean, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -9,18 +8,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from vibexp.core.clock import utcnow
 from vibexp.core.db import Base, UTCDateTime
 from vibexp.core.ids import new_id
+from vibexp.core.tenants.tiers import TIER_LIMITS, Tier
 
 __all__ = ["TIER_LIMITS", "Tenant", "Tier"]
-
-
-class Tier(StrEnum):
-    free = "free"
-    pro = "pro"
-    enterprise = "enterprise"
-
-
-#: Requests per hour for each tier; enterprise has no default and needs an explicit limit.
-TIER_LIMITS: dict[Tier, int | None] = {Tier.free: 1_000, Tier.pro: 10_000, Tier.enterprise: None}
 
 
 class Tenant(Base):

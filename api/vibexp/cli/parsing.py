@@ -4,7 +4,8 @@ duration (``--expires-in 90d``) and the tenant key policy's day counts.
 Each function raises ``ValueError`` naming the option; ``vibexp.cli.main`` prints it as one ``error:`` line and
 exits 2. The commands call them before any database work, so a refused command changes nothing. They are not
 argparse ``type=`` functions: argparse would print its usage too (more than one line), and a repeated option can
-only be checked for duplicates once all of its values are in.
+only be checked for duplicates once all of its values are in. The key and tenant modules they check against are
+imported by the function that needs them: building the parser (which reads ``DURATION_UNITS``) stays cheap.
 """
 
 from __future__ import annotations
@@ -12,12 +13,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import timedelta
-
-from pydantic import ValidationError
-
-from vibexp.core import cidrs
-from vibexp.core.keys import scopes
-from vibexp.core.tenants.schemas import TenantUpdate
 
 __all__ = [
     "ANYWHERE",
@@ -56,6 +51,8 @@ def _items(values: Sequence[str]) -> list[str]:
 
 def key_scopes(values: Sequence[str] | None) -> list[str] | None:
     """``--scope`` (repeatable): known names, no duplicates, none empty; ``None`` when not given."""
+    from vibexp.core.keys import scopes
+
     if values is None:
         return None
     try:
@@ -66,6 +63,8 @@ def key_scopes(values: Sequence[str] | None) -> list[str] | None:
 
 def key_networks(values: Sequence[str] | None) -> list[str] | None:
     """``--allow-cidr`` (repeatable): CIDRs in canonical form, ``[]`` for ``any``; ``None`` when not given."""
+    from vibexp.core import cidrs
+
     if values is None:
         return None
     items = _items(values)
@@ -97,6 +96,10 @@ def duration(text: str, *, option: str = "--expires-in") -> timedelta:
 
 def policy_days(text: str, *, option: str, field: str) -> int | None:
     """A tenant key policy's day count as ``TenantUpdate.<field>`` bounds it, or ``None`` for ``none``."""
+    from pydantic import ValidationError
+
+    from vibexp.core.tenants.schemas import TenantUpdate
+
     if text.strip().lower() == NONE:
         return None
     try:  # the schema's own bounds, so the command line and REST refuse the same values
