@@ -37,6 +37,9 @@ from vibexp.core.keys.tokens import generate_key
 from vibexp.core.tenants.models import Tenant
 from vibexp.core.usage.recorder import UsageEvent
 
+#: Each test replaces its app's alert sink, limits or detector: an app of its own, not the shared one.
+pytestmark = pytest.mark.fresh_app
+
 ACCOUNT_PATH = "/api/v1/account"
 
 
