@@ -12,7 +12,9 @@ import itertools
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -126,25 +128,64 @@ def settings(shared_settings: ApiSettings) -> ApiSettings:
     return shared_settings.model_copy(deep=True)
 
 
+class SharedApp:
+    """The database's shared app: started by the first test that asks for ``app``, stopped before a test that does
+    not (its background tasks, the webhook sender and the usage flush, must not act while such a test runs: no
+    app ran during it before), started again by the next test that asks."""
+
+    running: ClassVar[list[SharedApp]] = []
+
+    def __init__(self, settings: ApiSettings) -> None:
+        self.settings = settings
+        self._stack: AsyncExitStack | None = None
+        self._app: FastAPI | None = None
+
+    async def start(self) -> FastAPI:
+        if self._app is None:
+            for other in list(SharedApp.running):
+                await other.stop()
+            stack = AsyncExitStack()
+            self._app = await stack.enter_async_context(running(create_app(self.settings)))
+            self._stack = stack
+            SharedApp.running.append(self)
+        return self._app
+
+    async def stop(self) -> None:
+        stack, self._stack, self._app = self._stack, None, None
+        if stack is not None:
+            SharedApp.running.remove(self)
+            await stack.aclose()
+
+
 @pytest.fixture(scope="session")
-async def shared_app(shared_settings: ApiSettings) -> AsyncIterator[FastAPI]:
-    """One app per database, started once: the tests that isolate by tenant share it."""
-    async with running(create_app(shared_settings)) as application:
-        yield application
+async def shared_app(shared_settings: ApiSettings) -> AsyncIterator[SharedApp]:
+    """One app per database, shared by the tests that isolate by tenant (stopped before its database goes)."""
+    shared = SharedApp(shared_settings)
+    yield shared
+    await shared.stop()
+
+
+@pytest.fixture(autouse=True)
+async def no_shared_app_in_the_background(request: pytest.FixtureRequest) -> None:
+    if SharedApp.running and "app" not in request.fixturenames:
+        for shared in list(SharedApp.running):
+            await shared.stop()
 
 
 @pytest.fixture
 async def app(
-    request: pytest.FixtureRequest, settings: ApiSettings, shared_settings: ApiSettings, shared_app: FastAPI
+    request: pytest.FixtureRequest, settings: ApiSettings, shared_settings: ApiSettings, shared_app: SharedApp
 ) -> AsyncIterator[FastAPI]:
     """The database's shared app, or a fresh one for a test marked ``fresh_app`` or with settings of its own."""
     if request.node.get_closest_marker("fresh_app") or settings != shared_settings:
+        await shared_app.stop()  # one app at a time, as before
         async with running(create_app(settings)) as application:
             yield application
         return
-    yield shared_app
+    application = await shared_app.start()
+    yield application
     # What stopping a fresh app did: the test's buffered usage is written before the next test starts.
-    await shared_app.state.runtime.usage.flush()
+    await application.state.runtime.usage.flush()
 
 
 @pytest.fixture
