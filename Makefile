@@ -15,6 +15,7 @@ export VIBEXP_TEST_POSTGRES_URL ?= postgresql+asyncpg://vibexp:vibexp@127.0.0.1:
 help:
 	@echo "make run     start VibeXP on http://$(HOST):$(PORT) (SQLite file ./vibexp.db)"
 	@echo "make test    lint + the whole test suite (SQLite, PostgreSQL, kube-apiserver, Chromium)"
+	@echo "make test-fast  the in-process tests on SQLite only (the inner loop, a few minutes)"
 	@echo "make bench   authenticated vs bare request throughput, SQLite and PostgreSQL"
 
 # Installs exactly what uv.lock pins (hashes checked), the project itself editable. A fresh machine needs only
@@ -64,9 +65,11 @@ postgres:
 test: install lint postgres testenv-build browser prometheus clients
 	$(BIN)/pytest
 
-# The suite without the slow external pieces' set-up (PostgreSQL must be running).
+# The inner loop: SQLite only, in-process only (no `vibexp serve`, CLI or other subprocess, no kube-apiserver,
+# Chromium or npm clients; marks in pyproject.toml, derived in tests/helpers/marks.py). `make test` is the whole truth.
+FAST_MARKS := not kube and not browser and not clients and not subprocess
 test-fast: install
-	$(BIN)/pytest -m "not kube and not browser"
+	$(BIN)/pytest --db=sqlite -m "$(FAST_MARKS)" -q
 
 bench: install postgres
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)

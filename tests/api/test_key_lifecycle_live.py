@@ -28,7 +28,7 @@ from helpers.servers import LiveServer
 from vibexp.core.alerts.models import Alert
 from vibexp.core.audit.models import AuditEvent
 from vibexp.core.clock import utcnow
-from vibexp.core.db import create_engine, create_session_factory, session_scope
+from vibexp.core.db import session_scope
 from vibexp.core.keys.models import ApiKey
 from vibexp.core.tenants.models import Tenant
 
@@ -45,13 +45,6 @@ def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield live
     finally:
         live.stop()
-
-
-@pytest.fixture
-async def db_factory(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(database_url)
-    yield create_session_factory(engine)
-    await engine.dispose()
 
 
 @pytest.fixture

@@ -66,8 +66,10 @@ async def test_bad_scopes_and_cidrs_are_422(client: httpx.AsyncClient, account: 
         assert_error(response, 422, "validation_error")
 
 
-async def test_a_key_outside_its_allow_list_is_refused(client: httpx.AsyncClient, account: Account) -> None:
-    # The test client's peer is 127.0.0.1 (httpx's ASGI transport): a key fenced to another network is refused.
+async def test_a_key_outside_its_allow_list_is_refused(
+    client: httpx.AsyncClient, account: Account, client_address: str
+) -> None:
+    # The test client's peer is ``client_address`` (10.x.y.z): a key fenced to another network is refused.
     fenced = await _mint(client, account, allowed_cidrs=["203.0.113.0/24", "2001:db8::/32"])
     assert fenced["allowed_cidrs"] == ["203.0.113.0/24", "2001:db8::/32"]
     refused = await client.get("/api/v1/prompts", headers=_bearer(fenced["key"]))
@@ -75,5 +77,5 @@ async def test_a_key_outside_its_allow_list_is_refused(client: httpx.AsyncClient
     # A forged X-Forwarded-For from an untrusted peer changes nothing (no trusted proxies by default).
     forged = await client.get("/api/v1/prompts", headers={**_bearer(fenced["key"]), "X-Forwarded-For": "203.0.113.5"})
     assert_error(forged, 403, "ip_not_allowed")
-    local = await _mint(client, account, allowed_cidrs=["127.0.0.0/8"])
+    local = await _mint(client, account, allowed_cidrs=[f"{client_address}/32"])
     assert (await client.get("/api/v1/prompts", headers=_bearer(local["key"]))).status_code == 200

@@ -19,7 +19,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from dashboard.pages import Person, make_person
-from faults.conftest import start_servers
+from helpers.fixtures import start_servers
 from helpers.servers import LiveServer
 from vibexp.core.db import create_engine, create_session_factory
 

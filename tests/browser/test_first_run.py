@@ -16,8 +16,8 @@ from playwright.async_api import Browser, Page, expect
 
 from dashboard.pages import PASSWORD as PERSON_PASSWORD
 from dashboard.pages import make_person
-from faults.conftest import start_servers
 from helpers.databases import sqlite_url
+from helpers.fixtures import start_servers
 from helpers.servers import LiveServer
 from vibexp.core.db import create_engine, create_session_factory
 from vibexp.core.keys import service as keys

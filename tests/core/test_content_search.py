@@ -7,14 +7,13 @@ from __future__ import annotations
 import asyncio
 import random
 import secrets
-from pathlib import Path
 
 import pytest
 from alembic import command
 from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from helpers.databases import POSTGRES_URL, create_postgres_database, drop_postgres_database, sqlite_url
+from helpers.databases import POSTGRES_URL
 from helpers.factories import TEST_ACTOR
 from vibexp.core.content import schemas
 from vibexp.core.content.models import Artifact, Memory, Prompt
@@ -281,16 +280,8 @@ async def _upgrade_with_data(url: str) -> None:
         await engine.dispose()
 
 
-async def test_upgrade_from_0005_indexes_existing_rows_sqlite(tmp_path: Path) -> None:
-    await _upgrade_with_data(sqlite_url(tmp_path))
-
-
-async def test_upgrade_from_0005_indexes_existing_rows_postgres() -> None:
-    url = await create_postgres_database()
-    try:
-        await _upgrade_with_data(url)
-    finally:
-        await drop_postgres_database(url)
+async def test_upgrade_from_0005_indexes_existing_rows(empty_database_url: str) -> None:
+    await _upgrade_with_data(empty_database_url)
 
 
 @pytest.mark.parametrize("model", [Memory, Prompt, Artifact])

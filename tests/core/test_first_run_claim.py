@@ -3,28 +3,17 @@ that already has a user is claimed by the upgrade; on an empty one exactly one c
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
-from alembic.script import ScriptDirectory
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
-from helpers.databases import create_postgres_database, drop_postgres_database, sqlite_url
+from helpers.databases import revision_before
 from vibexp.core.db import create_engine, create_session_factory
-from vibexp.core.migrate import alembic_config, upgrade_async
+from vibexp.core.migrate import upgrade_async
 from vibexp.core.users.first_run import FirstRunClaim, FirstRunDone, claim_first_run
 
 TENANT = "00000000-0000-4000-8000-000000000001"
 GUARD = "0016_first_run_guard"
-
-
-def _before_guard(url: str) -> str:
-    """The revision the guard migration follows (whatever the chain is when branches are merged)."""
-    down = ScriptDirectory.from_config(alembic_config(url)).get_revision(GUARD).down_revision
-    assert isinstance(down, str), down
-    return down
 
 
 async def _claims(url: str) -> int:
@@ -36,21 +25,9 @@ async def _claims(url: str) -> int:
         await engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield sqlite_url(tmp_path)
-        return
-    url = await create_postgres_database()
-    try:
-        yield url
-    finally:
-        await drop_postgres_database(url)
-
-
-async def test_upgrading_a_database_with_a_user_claims_its_first_run(fresh_url: str) -> None:
-    await upgrade_async(fresh_url, _before_guard(fresh_url))
-    engine = create_engine(fresh_url)
+async def test_upgrading_a_database_with_a_user_claims_its_first_run(empty_database_url: str) -> None:
+    await upgrade_async(empty_database_url, revision_before(GUARD))
+    engine = create_engine(empty_database_url)
     try:
         async with engine.begin() as conn:
             await conn.execute(
@@ -69,9 +46,9 @@ async def test_upgrading_a_database_with_a_user_claims_its_first_run(fresh_url: 
             )
     finally:
         await engine.dispose()
-    await upgrade_async(fresh_url)
-    assert await _claims(fresh_url) == 1
-    engine = create_engine(fresh_url)
+    await upgrade_async(empty_database_url)
+    assert await _claims(empty_database_url) == 1
+    engine = create_engine(empty_database_url)
     try:
         async with create_session_factory(engine)() as session:
             with pytest.raises(FirstRunDone):
@@ -80,16 +57,16 @@ async def test_upgrading_a_database_with_a_user_claims_its_first_run(fresh_url: 
         await engine.dispose()
 
 
-async def test_on_an_empty_database_exactly_one_claim_commits(fresh_url: str) -> None:
-    await upgrade_async(fresh_url)
-    assert await _claims(fresh_url) == 0
-    engine = create_engine(fresh_url)
+async def test_on_an_empty_database_exactly_one_claim_commits(empty_database_url: str) -> None:
+    await upgrade_async(empty_database_url)
+    assert await _claims(empty_database_url) == 0
+    engine = create_engine(empty_database_url)
     factory = create_session_factory(engine)
     try:
         async with factory() as first:
             await claim_first_run(first)
             await first.rollback()  # a setup that failed later gives its claim back
-        assert await _claims(fresh_url) == 0
+        assert await _claims(empty_database_url) == 0
         async with factory() as first:
             await claim_first_run(first)
             await first.commit()
@@ -103,4 +80,4 @@ async def test_on_an_empty_database_exactly_one_claim_commits(fresh_url: str) ->
                 await third.commit()
     finally:
         await engine.dispose()
-    assert await _claims(fresh_url) == 1
+    assert await _claims(empty_database_url) == 1

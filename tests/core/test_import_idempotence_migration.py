@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 
-import pytest
 from alembic import command
-from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
-from helpers.databases import create_postgres_database, drop_postgres_database, sqlite_url
+from helpers.databases import revision_before
 from helpers.factories import TEST_ACTOR
 from vibexp.core import models  # noqa: F401 - registers every table on Base.metadata
 from vibexp.core.content import transfer
@@ -24,13 +21,6 @@ from vibexp.core.migrate import alembic_config, upgrade_async
 
 TENANT = "00000000-0000-4000-8000-000000000015"
 REVISION = "0015_import_idempotence"
-
-
-def _before(url: str) -> str:
-    """The revision this migration follows (read from the chain, so re-chaining it needs no test change)."""
-    revision = ScriptDirectory.from_config(alembic_config(url)).get_revision(REVISION)
-    assert revision is not None and isinstance(revision.down_revision, str)
-    return revision.down_revision
 
 
 async def _memories(url: str) -> list[tuple[str, str | None]]:
@@ -44,7 +34,7 @@ async def _memories(url: str) -> list[tuple[str, str | None]]:
 
 
 async def _duplicates_then_imports(url: str) -> None:
-    await upgrade_async(url, _before(url))
+    await upgrade_async(url, revision_before(REVISION))
     engine = create_engine(url)
     try:
         async with engine.begin() as conn:
@@ -90,16 +80,11 @@ async def _duplicates_then_imports(url: str) -> None:
         transfer.memory_key(None, "Prefers tabs").hex()
     ]
 
-    await asyncio.to_thread(command.downgrade, alembic_config(url), _before(url))
+    await asyncio.to_thread(command.downgrade, alembic_config(url), revision_before(REVISION))
     await upgrade_async(url)
     assert len(await _memories(url)) == 3
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
-async def test_existing_duplicates_survive_and_new_imports_are_unique(kind: str, tmp_path: Path) -> None:
-    url = sqlite_url(tmp_path) if kind == "sqlite" else await create_postgres_database()
-    try:
-        await _duplicates_then_imports(url)
-    finally:
-        if kind == "postgres":
-            await drop_postgres_database(url)
+async def test_existing_duplicates_survive_and_new_imports_are_unique(empty_database_url: str) -> None:
+    url = empty_database_url
+    await _duplicates_then_imports(url)

@@ -3,12 +3,8 @@ no allow-list, and its tenant has no key policy (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
 from sqlalchemy import text
 
-from helpers.databases import create_postgres_database, drop_postgres_database, sqlite_url
 from vibexp.core import models  # noqa: F401 - registers every table on Base.metadata
 from vibexp.core.db import create_engine, create_session_factory
 from vibexp.core.keys.scopes import ALL_SCOPES
@@ -53,14 +49,9 @@ async def _old_key_after_upgrade(url: str) -> tuple[frozenset[str], tuple[str, .
         await engine.dispose()
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
-async def test_a_key_made_before_scopes_keeps_full_access(kind: str, tmp_path: Path) -> None:
-    url = sqlite_url(tmp_path) if kind == "sqlite" else await create_postgres_database()
-    try:
-        granted, names, policy = await _old_key_after_upgrade(url)
-    finally:
-        if kind == "postgres":
-            await drop_postgres_database(url)
+async def test_a_key_made_before_scopes_keeps_full_access(empty_database_url: str) -> None:
+    url = empty_database_url
+    granted, names, policy = await _old_key_after_upgrade(url)
     assert names == ("*",)
     assert granted == frozenset(ALL_SCOPES)
     assert policy == [None, None]

@@ -6,9 +6,7 @@ once; the task runs with the server; migration 0012 marks keys that expired befo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,7 +15,7 @@ from pydantic import ValidationError
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from helpers.databases import create_postgres_database, drop_postgres_database, sqlite_url
+from helpers.apps import running
 from helpers.factories import TEST_ACTOR, Account, make_account
 from vibexp.api.app import create_app
 from vibexp.api.settings import ApiSettings
@@ -239,10 +237,9 @@ async def test_an_expired_key_is_audited_once_and_a_revoked_or_unexpired_one_nev
     assert (await _key(session_factory, later)).expiry_recorded_at is None
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
-async def test_the_upgrade_counts_keys_expired_before_it_as_recorded(kind: str, tmp_path: Path) -> None:
+async def test_the_upgrade_counts_keys_expired_before_it_as_recorded(empty_database_url: str) -> None:
     """Migration 0012: a key that expired before the upgrade gets no late ``key.expired``; a later one will."""
-    url = sqlite_url(tmp_path) if kind == "sqlite" else await create_postgres_database("vibexp_expiry")
+    url = empty_database_url
     engine = create_engine(url)
     try:
         await upgrade_async(url, "0011_key_permissions")
@@ -277,8 +274,6 @@ async def test_the_upgrade_counts_keys_expired_before_it_as_recorded(kind: str, 
             rows = dict((await conn.execute(text("SELECT name, expiry_recorded_at FROM api_keys"))).all())
     finally:
         await engine.dispose()
-        if kind == "postgres":
-            await drop_postgres_database(url)
     assert rows["expired"] is not None
     assert rows["ahead"] is None
     assert rows["never"] is None
@@ -331,42 +326,22 @@ async def test_two_replicas_sweeping_at_once_revoke_each_key_once(database_url: 
             await database.dispose()
 
 
-@pytest.fixture
-async def fast_sweeping_app(settings: ApiSettings) -> AsyncIterator[tuple[FastAPI, asyncio.Event]]:
-    """A server sweeping every 50 ms, and the event that stops it."""
-    application = create_app(settings.model_copy(update={"key_policy_interval": 0.05}))
-    started, stop = asyncio.Event(), asyncio.Event()
+async def test_the_sweep_runs_with_the_server_and_stops_with_it(settings: ApiSettings) -> None:
+    """A server sweeping every 50 ms revokes on its own, and its sweep stops when the server stops."""
+    async with running(create_app(settings.model_copy(update={"key_policy_interval": 0.05}))) as app:
+        runtime = _runtime(app)
+        factory = runtime.session_factory
+        assert runtime.key_policy.running
+        account = await make_account(factory)
+        await _age(factory, account.key_id, created_days=10, used_days=None)
+        await _set_policy(factory, account.tenant.id, 5)
 
-    async def run_lifespan() -> None:
-        async with application.router.lifespan_context(application):
-            started.set()
-            await stop.wait()
+        deadline = asyncio.get_running_loop().time() + 10
+        while (await _key(factory, account.key_id)).status != KeyStatus.revoked.value:
+            assert asyncio.get_running_loop().time() < deadline, "the background sweep never revoked the key"
+            await asyncio.sleep(0.05)
+        assert len(await _auto_revoked(factory, account.tenant.id)) == 1
 
-    task = asyncio.create_task(run_lifespan())
-    await asyncio.wait_for(started.wait(), timeout=10)
-    yield application, stop
-    stop.set()
-    await task
-
-
-async def test_the_sweep_runs_with_the_server_and_stops_with_it(
-    fast_sweeping_app: tuple[FastAPI, asyncio.Event],
-) -> None:
-    app, stop = fast_sweeping_app
-    runtime = _runtime(app)
-    factory = runtime.session_factory
-    assert runtime.key_policy.running
-    account = await make_account(factory)
-    await _age(factory, account.key_id, created_days=10, used_days=None)
-    await _set_policy(factory, account.tenant.id, 5)
-
-    deadline = asyncio.get_running_loop().time() + 10
-    while (await _key(factory, account.key_id)).status != KeyStatus.revoked.value:
-        assert asyncio.get_running_loop().time() < deadline, "the background sweep never revoked the key"
-        await asyncio.sleep(0.05)
-    assert len(await _auto_revoked(factory, account.tenant.id)) == 1
-
-    stop.set()
     for _ in range(200):
         if not runtime.key_policy.running:
             break

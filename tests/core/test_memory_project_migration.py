@@ -3,12 +3,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
 from sqlalchemy import inspect, text
 
-from helpers.databases import create_postgres_database, drop_postgres_database, sqlite_url
 from vibexp.core.db import create_engine
 from vibexp.core.migrate import upgrade_async
 
@@ -44,13 +40,8 @@ async def _upgrade_with_data(url: str) -> tuple[list[tuple[str, str | None]], li
         await engine.dispose()
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
-async def test_upgrade_keeps_memories_without_a_project(kind: str, tmp_path: Path) -> None:
-    url = sqlite_url(tmp_path) if kind == "sqlite" else await create_postgres_database()
-    try:
-        rows, indexes = await _upgrade_with_data(url)
-    finally:
-        if kind == "postgres":
-            await drop_postgres_database(url)
+async def test_upgrade_keeps_memories_without_a_project(empty_database_url: str) -> None:
+    url = empty_database_url
+    rows, indexes = await _upgrade_with_data(url)
     assert rows == [("kept through the upgrade", None)]
     assert "ix_memories_tenant_project_id" in indexes

@@ -5,16 +5,11 @@ never edited), and the export has all of them. SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import text
 
-from helpers.databases import create_postgres_database, drop_postgres_database, sqlite_url
 from helpers.factories import make_key
 from vibexp.api.app import create_app
 from vibexp.api.settings import ApiSettings
@@ -36,18 +31,6 @@ MEMORIES = [  # id, tenant, content, tags
     ("00000000-0000-4000-8000-0000000001c3", OTHER, "Another tenant prefers spaces", "[]"),
 ]
 ARTIFACT = ("00000000-0000-4000-8000-0000000001d1", "web", "plan", "Release plan", "Steps for releasing the website")
-
-
-@asynccontextmanager
-async def _database(kind: str, tmp_path: Path) -> AsyncIterator[str]:
-    if kind == "sqlite":
-        yield sqlite_url(tmp_path)
-        return
-    url = await create_postgres_database()
-    try:
-        yield url
-    finally:
-        await drop_postgres_database(url)
 
 
 async def _seed_v1(url: str) -> None:
@@ -109,60 +92,57 @@ async def _search(client: httpx.AsyncClient, headers: dict[str, str], kind: str,
     return items
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
-async def test_v1_content_is_searchable_versioned_and_exported_after_the_upgrade(kind: str, tmp_path: Path) -> None:
-    async with _database(kind, tmp_path) as url:
-        await _seed_v1(url)
-        await upgrade_async(url)  # to head
-        engine = create_engine(url)
-        try:
-            key = await make_key(create_session_factory(engine), tenant_id=TENANT)
-        finally:
-            await engine.dispose()
+async def test_v1_content_is_searchable_versioned_and_exported_after_the_upgrade(empty_database_url: str) -> None:
+    url = empty_database_url
+    await _seed_v1(url)
+    await upgrade_async(url)  # to head
+    engine = create_engine(url)
+    try:
+        key = await make_key(create_session_factory(engine), tenant_id=TENANT)
+    finally:
+        await engine.dispose()
 
-        app = create_app(ApiSettings(database_url=url, environment="test", auto_migrate=False))
-        headers = {"Authorization": f"Bearer {key}"}
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-                # Ranked search over rows that predate the search index; word forms match; other tenants stay out.
-                found = await _search(client, headers, "prompts", "review")
-                assert [p["id"] for p in found] == [PROMPTS[0][0]]
-                assert [p["name"] for p in await _search(client, headers, "prompts", "meeting note")] == ["summary"]
-                memories = await _search(client, headers, "memories", "prefer tab")
-                assert [m["content"] for m in memories] == [MEMORIES[0][2]]
-                assert [m["id"] for m in await _search(client, headers, "memories", "deploy friday")] == [
-                    MEMORIES[1][0]
-                ]
-                assert await _search(client, headers, "memories", "another") == []
-                assert [a["slug"] for a in await _search(client, headers, "artifacts", "release")] == ["plan"]
+    app = create_app(ApiSettings(database_url=url, environment="test", auto_migrate=False))
+    headers = {"Authorization": f"Bearer {key}"}
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            # Ranked search over rows that predate the search index; word forms match; other tenants stay out.
+            found = await _search(client, headers, "prompts", "review")
+            assert [p["id"] for p in found] == [PROMPTS[0][0]]
+            assert [p["name"] for p in await _search(client, headers, "prompts", "meeting note")] == ["summary"]
+            memories = await _search(client, headers, "memories", "prefer tab")
+            assert [m["content"] for m in memories] == [MEMORIES[0][2]]
+            assert [m["id"] for m in await _search(client, headers, "memories", "deploy friday")] == [MEMORIES[1][0]]
+            assert await _search(client, headers, "memories", "another") == []
+            assert [a["slug"] for a in await _search(client, headers, "artifacts", "release")] == ["plan"]
 
-                # Each old prompt has exactly one version: its content, numbered as its row.
-                for prompt_id, tenant_id, name, content, version, tags in PROMPTS:
-                    if tenant_id != TENANT:
-                        continue
-                    listed = await client.get(f"/api/v1/prompts/{prompt_id}/versions", headers=headers)
-                    assert listed.status_code == 200, listed.text
-                    assert [(v["version"], v["name"], v["content"], v["tags"]) for v in listed.json()["items"]] == [
-                        (version, name, content, json.loads(tags))
-                    ]
-                    latest = await client.get(f"/api/v1/prompts/{prompt_id}", headers=headers)
-                    assert latest.headers["etag"] == f'"{version}"'
+            # Each old prompt has exactly one version: its content, numbered as its row.
+            for prompt_id, tenant_id, name, content, version, tags in PROMPTS:
+                if tenant_id != TENANT:
+                    continue
+                listed = await client.get(f"/api/v1/prompts/{prompt_id}/versions", headers=headers)
+                assert listed.status_code == 200, listed.text
+                assert [(v["version"], v["name"], v["content"], v["tags"]) for v in listed.json()["items"]] == [
+                    (version, name, content, json.loads(tags))
+                ]
+                latest = await client.get(f"/api/v1/prompts/{prompt_id}", headers=headers)
+                assert latest.headers["etag"] == f'"{version}"'
 
-                # The export has every old row of the tenant, prompts with their one version.
-                exported = await client.get("/api/v1/export", headers=headers)
-                assert exported.status_code == 200, exported.text
-                lines = [json.loads(line) for line in exported.text.split("\n") if line]
-                prompts = {line["name"]: line for line in lines if line["type"] == "prompt"}
-                assert set(prompts) == {"review", "summary", "edited"}
-                assert [(v["version"], v["content"]) for v in prompts["edited"]["versions"]] == [
-                    (3, "Edited in place three times")
-                ]
-                assert [(v["version"], v["content"]) for v in prompts["review"]["versions"]] == [
-                    (1, "Reviewing pull requests carefully")
-                ]
-                assert sorted(line["content"] for line in lines if line["type"] == "memory") == sorted(
-                    content for _, tenant_id, content, _ in MEMORIES if tenant_id == TENANT
-                )
-                assert [line["slug"] for line in lines if line["type"] == "artifact"] == ["plan"]
-                assert all(line["project"] is None for line in lines if line["type"] == "memory")
+            # The export has every old row of the tenant, prompts with their one version.
+            exported = await client.get("/api/v1/export", headers=headers)
+            assert exported.status_code == 200, exported.text
+            lines = [json.loads(line) for line in exported.text.split("\n") if line]
+            prompts = {line["name"]: line for line in lines if line["type"] == "prompt"}
+            assert set(prompts) == {"review", "summary", "edited"}
+            assert [(v["version"], v["content"]) for v in prompts["edited"]["versions"]] == [
+                (3, "Edited in place three times")
+            ]
+            assert [(v["version"], v["content"]) for v in prompts["review"]["versions"]] == [
+                (1, "Reviewing pull requests carefully")
+            ]
+            assert sorted(line["content"] for line in lines if line["type"] == "memory") == sorted(
+                content for _, tenant_id, content, _ in MEMORIES if tenant_id == TENANT
+            )
+            assert [line["slug"] for line in lines if line["type"] == "artifact"] == ["plan"]
+            assert all(line["project"] is None for line in lines if line["type"] == "memory")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 
 import httpx
+import pytest
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 from sqlalchemy import select
@@ -95,6 +96,7 @@ async def test_failed_sign_ins_are_throttled_per_email(client: httpx.AsyncClient
     assert (await client.get("/")).status_code == 303
 
 
+@pytest.mark.fresh_app  # changes its app's sign-in limits
 async def test_failed_sign_ins_are_throttled_per_client_ip(
     app: FastAPI, client: httpx.AsyncClient, person: Person
 ) -> None:

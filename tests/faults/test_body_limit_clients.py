@@ -19,9 +19,9 @@ import httpx
 import pytest
 import requests
 
-from faults.conftest import start_servers
 from helpers.databases import sqlite_url
 from helpers.factories import make_account
+from helpers.fixtures import start_servers
 from helpers.servers import LiveServer
 from vibexp.core.db import create_engine, create_session_factory
 from vibexp.core.migrate import upgrade

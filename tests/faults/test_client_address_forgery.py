@@ -22,8 +22,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dashboard.pages import csrf_token, make_person
-from faults.conftest import start_servers
 from helpers.factories import Account, make_account
+from helpers.fixtures import start_servers
 from helpers.servers import LiveServer
 from vibexp.core.audit.models import AuditEvent
 from vibexp.core.keys.models import ApiKey

@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import select
 
 from dashboard.pages import Person, make_person, sign_in
-from faults.conftest import start_servers
+from helpers.fixtures import start_servers
 from helpers.private_postgres import PrivatePostgres
 from helpers.servers import LiveServer
 from vibexp.core.content.models import Memory

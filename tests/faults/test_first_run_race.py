@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -15,8 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from dashboard.pages import csrf_of
-from faults.conftest import start_servers
-from helpers.databases import create_postgres_database, drop_postgres_database, sqlite_url
+from helpers.fixtures import start_servers
 from helpers.servers import LiveServer
 from vibexp.core.db import create_engine, create_session_factory
 from vibexp.core.migrate import upgrade_async
@@ -29,20 +28,11 @@ SETUP_LINK = re.compile(r"http://127\.0\.0\.1:\d+(/setup\?token=[A-Za-z0-9_-]+)"
 PASSWORD = "first-run-password-123"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+@pytest.fixture
+async def empty_database(empty_database_url: str) -> str:
     """A migrated database without any account or user (the suite's shared one has users already)."""
-    if request.param == "sqlite":
-        url = sqlite_url(tmp_path)
-        await upgrade_async(url)
-        yield url
-        return
-    url = await create_postgres_database("vibexp_first_run")
-    try:
-        await upgrade_async(url)
-        yield url
-    finally:
-        await drop_postgres_database(url)
+    await upgrade_async(empty_database_url)
+    return empty_database_url
 
 
 @pytest.fixture

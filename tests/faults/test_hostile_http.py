@@ -15,8 +15,8 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dashboard.pages import csrf_token, make_person
-from faults.conftest import start_servers
 from helpers.factories import Account, make_account
+from helpers.fixtures import start_servers
 from helpers.servers import LiveServer
 from vibexp.api.app import create_app
 from vibexp.api.settings import ApiSettings

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from faults.conftest import start_servers
+from helpers.fixtures import start_servers
 from helpers.servers import LiveServer
 from vibexp.cli import KEEP_ALIVE_SECONDS
 

@@ -19,9 +19,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from faults.conftest import START_TIMEOUT
 from helpers.api_errors import assert_error
 from helpers.factories import Account, make_account
+from helpers.fixtures import START_TIMEOUT
 from helpers.servers import LiveServer
 from vibexp.core.alerts.models import Alert
 from vibexp.core.audit.models import AuditEvent

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from faults.conftest import START_TIMEOUT
 from helpers.factories import make_account
+from helpers.fixtures import START_TIMEOUT
 from helpers.private_postgres import PrivatePostgres
 from helpers.servers import LiveServer
 from vibexp.core.db import create_engine, create_session_factory

@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from faults.conftest import start_servers
 from helpers.factories import Account, make_account
+from helpers.fixtures import start_servers
 from helpers.servers import LiveServer
 from vibexp.core.keys.models import ApiKey
 from vibexp.core.usage.models import KeyAction

@@ -4,12 +4,28 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
 
-__all__ = ["POSTGRES_URL", "create_postgres_database", "drop_postgres_database", "sqlite_url"]
+from vibexp.core.migrate import alembic_config, upgrade_async
+
+__all__ = [
+    "DATABASE_KINDS",
+    "POSTGRES_URL",
+    "create_postgres_database",
+    "drop_postgres_database",
+    "revision_before",
+    "scratch_database",
+    "sqlite_url",
+]
+
+#: The databases every database test runs on (``--db`` picks some; see tests/conftest.py).
+DATABASE_KINDS = ("sqlite", "postgres")
 
 #: Where the suite's PostgreSQL lives (``make test`` runs tests/scripts/ensure-postgres.sh first).
 POSTGRES_URL = os.environ.get("VIBEXP_TEST_POSTGRES_URL", "postgresql+asyncpg://vibexp:vibexp@127.0.0.1:5432/postgres")
@@ -64,3 +80,31 @@ async def terminate_connections(url: str) -> int:
     finally:
         await admin.close()
     return killed
+
+
+@asynccontextmanager
+async def scratch_database(
+    kind: str, directory: Path, *, revision: str | None = None, prefix: str = "vibexp_test"
+) -> AsyncIterator[str]:
+    """A database of its own for one test: a SQLite file in ``directory`` or a PostgreSQL database (dropped at the
+    end). Empty, or migrated up to ``revision`` ("head" for today's schema) when one is given: a migration test
+    seeds it at an old revision, then upgrades."""
+    if kind not in DATABASE_KINDS:
+        raise ValueError(f"unknown database kind {kind!r}")
+    url = sqlite_url(directory) if kind == "sqlite" else await create_postgres_database(prefix)
+    try:
+        if revision is not None:
+            await upgrade_async(url, revision)
+        yield url
+    finally:
+        if kind == "postgres":
+            await drop_postgres_database(url)
+
+
+def revision_before(revision: str) -> str:
+    """The revision ``revision`` follows, read from alembic's chain (not a literal that the next migration would
+    make wrong)."""
+    down = ScriptDirectory.from_config(alembic_config("sqlite+aiosqlite://")).get_revision(revision).down_revision
+    if not isinstance(down, str):
+        raise ValueError(f"{revision} does not follow exactly one revision: {down!r}")
+    return down

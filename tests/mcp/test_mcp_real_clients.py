@@ -33,6 +33,9 @@ from vibexp.api.mcp.tools import TOOL_NAMES
 from vibexp.core.db import session_scope
 from vibexp.core.keys import service as keys
 
+#: The npm clients (`make clients`); `make test-fast` leaves these out.
+pytestmark = pytest.mark.clients
+
 BIN = REPO / "tests" / "clients" / "node_modules" / ".bin"
 #: The longest one client invocation may take (each is about a second; a busy CI machine is slower).
 CLIENT_TIMEOUT = 90.0

@@ -36,6 +36,9 @@ from vibexp.core.keys.tokens import generate_key
 from vibexp.core.tenants.models import Tenant
 from vibexp.core.traffic import Refusal, UsageEvent
 
+#: Each test replaces its app's alert sink, limits or detector: an app of its own, not the shared one.
+pytestmark = pytest.mark.fresh_app
+
 ACCOUNT_PATH = "/api/v1/account"
 
 

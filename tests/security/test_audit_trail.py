@@ -36,7 +36,7 @@ async def _events(client: httpx.AsyncClient, account: Account, **params: Any) ->
 
 
 async def test_key_lifecycle_over_rest_is_recorded_with_actor_address_and_agent(
-    client: httpx.AsyncClient, account: Account
+    client: httpx.AsyncClient, account: Account, client_address: str
 ) -> None:
     headers = account.headers | {"User-Agent": UA}
     made = await client.post("/api/v1/api-keys", headers=headers, json={"name": "CI"})
@@ -57,7 +57,7 @@ async def test_key_lifecycle_over_rest_is_recorded_with_actor_address_and_agent(
     for event in (revoked, rotation, created):
         assert event["actor"] == {"type": "api_key", "id": account.key_id, "name": event["actor"]["name"]}
         assert event["actor"]["name"].startswith("test key (vib_")
-        assert event["client_ip"] == "127.0.0.1" and event["user_agent"] == UA
+        assert event["client_ip"] == client_address and event["user_agent"] == UA
     assert created["target"] == {"type": "key", "id": new_id, "name": "CI"}
     assert created["details"]["source"] == "api" and created["details"]["prefix"] == plaintext[:12]
     assert rotation["target"]["id"] == new_id and rotation["details"]["new_key_id"] == third_id
