@@ -15,12 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from vibexp.core.errors import AuthFailure
+
 __all__ = ["DISALLOWED_ADDRESS", "EXPIRED", "RETIRED_REASONS", "REVOKED", "TYPO", "Refusal"]
 
 #: A well-formed key whose checksum fails: ``key_prefix`` is its display prefix (``vib_`` + 8 hex), no key id.
 TYPO = "typo"
-REVOKED = "revoked"
-EXPIRED = "expired"
+REVOKED = AuthFailure.revoked.value
+EXPIRED = AuthFailure.expired.value
 #: A valid key from an address its allow-list refuses (issue 14): ``key_id`` set.
 DISALLOWED_ADDRESS = "disallowed_address"
 RETIRED_REASONS = frozenset({REVOKED, EXPIRED})
