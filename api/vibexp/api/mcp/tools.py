@@ -49,16 +49,14 @@ from vibexp.core.content.usecases import artifacts, memories, prompts
 from vibexp.core.content.version_schemas import LabelName, VersionNumber
 from vibexp.core.db import session_scope
 from vibexp.core.keys.verifier import Principal
-from vibexp.core.pagination import MAX_PAGE_SIZE
+from vibexp.core.pagination import MAX_PAGE_SIZE, PageCursor, PageSize
 from vibexp.core.runtime import Runtime
 
 __all__ = ["TOOL_NAMES", "TOOL_SCOPES", "register_tools"]
 
 # -- argument types (their constraints become the input schema) -----------------------------------------------
-Limit = Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE, description=f"Page size, 1 to {MAX_PAGE_SIZE}")]
-Cursor = Annotated[
-    str | None, Field(max_length=200, description="next_cursor from the previous page; omit for the first page")
-]
+Limit = Annotated[PageSize, Field(description=f"Page size, 1 to {MAX_PAGE_SIZE}")]
+Cursor = Annotated[PageCursor | None, Field(description="next_cursor from the previous page; omit for the first page")]
 _SEARCH = (
     "Words to search for: items containing every word in any word form (run/running), best first with a score; "
     "punctuation and operators (OR, NEAR, -, *) only separate words"
