@@ -12,12 +12,16 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, Implementation, TextContent
 
 from mcp import Client
+from vibexp.api.mcp.tools import TOOL_NAMES, TOOL_SCOPES
+from vibexp.core.keys.scopes import READ_ONLY, expand
 
-__all__ = ["MCP_PATH", "SERVICE_HOST", "connect", "mcp_errors", "ok", "tool_error"]
+__all__ = ["MCP_PATH", "READ_TOOLS", "SERVICE_HOST", "connect", "mcp_errors", "ok", "tool_error"]
 
 MCP_PATH = "/mcp/v1/common"
 #: The Host a client inside a cluster would send (the Service name), allowed through VIBEXP_MCP_ALLOWED_HOSTS.
 SERVICE_HOST = "vibexp.vibexp.svc:8000"
+#: What a ``["read"]`` key may call, in catalogue order: the tools whose scope the ``read`` shorthand grants.
+READ_TOOLS = [name for name in TOOL_NAMES if TOOL_SCOPES[name] in expand([READ_ONLY])]
 
 
 @asynccontextmanager

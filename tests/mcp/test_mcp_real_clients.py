@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
-from mcpkit import connect, tool_error
+from mcpkit import READ_TOOLS, connect, tool_error
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpers.factories import TEST_ACTOR, Account
@@ -39,16 +39,6 @@ pytestmark = pytest.mark.clients
 BIN = REPO / "tests" / "clients" / "node_modules" / ".bin"
 #: The longest one client invocation may take (each is about a second; a busy CI machine is slower).
 CLIENT_TIMEOUT = 90.0
-#: What a ``["read"]`` key may call: exactly the tools whose scope is a ``:read`` one.
-READ_TOOLS = [
-    "list_prompts",
-    "get_prompt",
-    "list_artifacts",
-    "get_artifact",
-    "list_memories",
-    "search_memories",
-    "get_memory",
-]
 #: Well formed, never issued: its checksum is wrong, so the server refuses it before any lookup.
 BOGUS_KEY = "vib_" + "0" * 64
 

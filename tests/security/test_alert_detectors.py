@@ -1,4 +1,4 @@
-"""The five alert detectors (vibexp.core.alerts.detectors), run by the usage flush on each batch.
+"""The alert detectors (vibexp.core.alerts.detectors, one module each), run by the usage flush on each batch.
 
 Requests go through the real app (httpx ASGITransport from chosen client addresses); the detector's sink is replaced
 by a recording fake, so each test sees exactly what would have been handed to ``raise_alert``. One case runs
@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpers.factories import TEST_ACTOR, Account, make_account
 from helpers.servers import LiveServer
-from vibexp.core.alerts.detectors import AlertDetector, DetectorLimits, network_of
+from vibexp.core.alerts.detectors import DETECTORS, AlertDetector, DetectorLimits, network_of
 from vibexp.core.alerts.models import AlertKind, KeyNetwork
 from vibexp.core.clock import utcnow
 from vibexp.core.db import create_engine, create_session_factory, session_scope
@@ -556,3 +556,23 @@ async def test_each_new_network_is_reported_but_a_lasting_condition_once_a_minut
         "10.83.0.0/24",
     ]
     assert len(sink.of(account.key_id, AlertKind.after_hours)) == 1  # three flushes outside hours, one alert
+
+
+# -- the detector list -----------------------------------------------------------------------------------------------
+def test_every_alert_kind_has_one_detector_but_the_leak_report() -> None:
+    """A new AlertKind needs its detector (or its own raiser, as the leak report is) and a new detector its kind."""
+    kinds = [make(lambda: 0.0).kind for make in DETECTORS]
+    assert len(kinds) == len(set(kinds))
+    assert set(kinds) == set(AlertKind) - {AlertKind.key_leaked}
+
+
+def test_only_lasting_conditions_are_held_back_between_flushes() -> None:
+    """A spike, a night of use, a retired or a disallowed key go to the sink once per ``repeat_after``; a new network
+    (once by nature) and a failed_auth run (bounded per hour instead) go every time."""
+    detectors = [make(lambda: 0.0) for make in DETECTORS]
+    assert {d.kind for d in detectors if d.lasting} == {
+        AlertKind.request_spike,
+        AlertKind.after_hours,
+        AlertKind.retired_key_used,
+        AlertKind.disallowed_address,
+    }

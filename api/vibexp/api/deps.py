@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vibexp.api.request_state import request_state
 from vibexp.core.audit.service import Actor, ActorType
 from vibexp.core.db import writing
-from vibexp.core.errors import InvalidApiKey
+from vibexp.core.errors import AuthFailure, InvalidApiKey
 from vibexp.core.keys.verifier import Principal
 from vibexp.core.runtime import Runtime
 
@@ -35,7 +35,7 @@ class _AuthenticatedBearer(HTTPBearer):
     async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
         state = request_state(request.scope)
         if state is None or state.principal is None:  # only if a route were mounted outside the middleware's prefixes
-            raise InvalidApiKey("Missing API key", reason="missing")
+            raise InvalidApiKey("Missing API key", reason=AuthFailure.missing)
         return state.principal
 
 

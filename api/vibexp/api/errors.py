@@ -113,7 +113,7 @@ def status_for(exc: errors.VibeXPError) -> int:
 
 
 def www_authenticate(exc: errors.InvalidApiKey) -> str:
-    if exc.reason == "missing":
+    if exc.reason is errors.AuthFailure.missing:
         return 'Bearer realm="vibexp"'
     message = exc.message.replace('"', "'")
     return f'Bearer realm="vibexp", error="invalid_token", error_description="{message}"'

@@ -46,7 +46,7 @@ from vibexp.api.route_templates import route_template
 from vibexp.api.settings import ApiSettings
 from vibexp.core.alerts.models import AlertKind
 from vibexp.core.alerts.service import observe_opened
-from vibexp.core.errors import AccountSuspended, InvalidApiKey, IpNotAllowed
+from vibexp.core.errors import AccountSuspended, AuthFailure, InvalidApiKey, IpNotAllowed
 from vibexp.core.keys.policy import KeyExpiry
 from vibexp.core.keys.verifier import Principal
 from vibexp.core.ratelimit.limiter import RateDecision
@@ -70,26 +70,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-#: ``InvalidApiKey.reason`` values (vibexp.core.keys.tokens and .verifier) plus the suspended account's code.
-#: Anything else is counted as ``other`` so a new reason can never add unbounded series.
-AUTH_FAILURE_REASONS = frozenset(
-    {
-        "missing",
-        "ip_not_allowed",
-        "wrong_scheme",
-        "empty",
-        "whitespace",
-        "quoted",
-        "wrong_prefix",
-        "wrong_length",
-        "not_hex",
-        "unknown",
-        "revoked",
-        "suspended",
-        "expired",
-        AccountSuspended.code,
-    }
-)
+#: Every ``InvalidApiKey.reason`` (``AuthFailure``) plus the codes of the other refusals (a suspended account, an
+#: address outside the key's networks). Anything else is counted as ``other`` so a new reason can never add unbounded
+#: series.
+AUTH_FAILURE_REASONS = frozenset({*(reason.value for reason in AuthFailure), AccountSuspended.code, IpNotAllowed.code})
 _TOOL_TYPES = frozenset(tool.value for tool in ToolType)
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 #: ``*_created`` samples double the series count and no dashboard or alert uses them.

@@ -19,9 +19,12 @@ retry semantics in the operator. The hierarchy::
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 __all__ = [
     "AccountSuspended",
     "AlreadyExists",
+    "AuthFailure",
     "AuthenticationFailed",
     "Conflict",
     "InsufficientScope",
@@ -43,6 +46,24 @@ class VibeXPError(Exception):
         self.message = message
 
 
+class AuthFailure(StrEnum):
+    """Why a key was refused (``InvalidApiKey.reason``): the one list the token parser and the verifier raise, the
+    metrics label (``vibexp_auth_failures``) and the refusals the alert detectors see are read from."""
+
+    missing = "missing"
+    wrong_scheme = "wrong_scheme"
+    empty = "empty"
+    whitespace = "whitespace"
+    quoted = "quoted"
+    wrong_prefix = "wrong_prefix"
+    wrong_length = "wrong_length"
+    not_hex = "not_hex"
+    unknown = "unknown"
+    revoked = "revoked"
+    suspended = "suspended"
+    expired = "expired"
+
+
 class InvalidApiKey(VibeXPError):
     code = "invalid_api_key"
 
@@ -50,7 +71,7 @@ class InvalidApiKey(VibeXPError):
         self,
         message: str,
         *,
-        reason: str,
+        reason: AuthFailure,
         key_id: str | None = None,
         tenant_id: str | None = None,
         typo_prefix: str | None = None,

@@ -10,14 +10,19 @@ import base64
 import binascii
 import math
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
+
+from pydantic import Field
 
 from vibexp.core.errors import InvalidInput
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
+    "MAX_CURSOR_CHARS",
     "MAX_PAGE_SIZE",
     "Page",
+    "PageCursor",
+    "PageSize",
     "decode_cursor",
     "decode_ranked_cursor",
     "encode_cursor",
@@ -26,6 +31,13 @@ __all__ = [
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
+#: The longest cursor accepted (an encoded id, and a score for ranked pages, are far shorter).
+MAX_CURSOR_CHARS = 200
+
+#: A page size and a cursor as every list takes them (``ListQuery``, the MCP list tools' arguments): the bounds are
+#: declared here once; an adapter adds only its description (``Annotated[PageSize, Field(description=...)]``).
+PageSize = Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)]
+PageCursor = Annotated[str, Field(max_length=MAX_CURSOR_CHARS)]
 
 T = TypeVar("T")
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from vibexp.core.client_address import address_literal
+from vibexp.core.errors import AuthFailure
 from vibexp.core.text import make_storable
 
 __all__ = [
@@ -76,8 +77,8 @@ class UsageEvent:
 
 #: A well-formed key whose checksum fails: ``key_prefix`` is its display prefix (``vib_`` + 8 hex), no key id.
 TYPO = "typo"
-REVOKED = "revoked"
-EXPIRED = "expired"
+REVOKED = AuthFailure.revoked.value
+EXPIRED = AuthFailure.expired.value
 #: A valid key from an address its allow-list refuses (issue 14): ``key_id`` set.
 DISALLOWED_ADDRESS = "disallowed_address"
 RETIRED_REASONS = frozenset({REVOKED, EXPIRED})

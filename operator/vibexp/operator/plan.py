@@ -1,8 +1,8 @@
 """What one ApiKey reconcile should do, decided without any I/O.
 
 :func:`plan` looks at the parsed spec, the newest key minted for the ApiKey, its tenant (the custom resource and
-the database record) and its Secret, and returns one decision; :mod:`vibexp.operator.apikeys` applies it. Every
-rule of the operator lives here, so a table of cases tests them all in milliseconds.
+the database record) and its Secret, and returns one decision; :mod:`vibexp.operator.apikeys.execute` applies it.
+Every rule of the operator lives here, so a table of cases tests them all in milliseconds.
 
 Policy on existing keys (documented in the README): while the tenant is missing, suspended or does not allow the
 ApiKey's namespace, the existing key is *suspended* (refused by the API, its Secret kept) and it is resumed as soon

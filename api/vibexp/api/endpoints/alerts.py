@@ -18,7 +18,7 @@ from vibexp.core.alerts import service as alerts
 from vibexp.core.alerts.models import AlertKind, AlertStatus
 from vibexp.core.alerts.schemas import AlertRead
 from vibexp.core.keys.scopes import require
-from vibexp.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from vibexp.core.pagination import DEFAULT_PAGE_SIZE, PageCursor, PageSize
 
 __all__ = ["alerts_router"]
 
@@ -32,8 +32,8 @@ async def list_alerts(
     status: Annotated[AlertStatus | None, Query(description="open or acknowledged")] = None,
     kind: Annotated[AlertKind | None, Query(description="Only this kind")] = None,
     key_id: Annotated[str | None, Query(max_length=36, description="Only alerts on this key")] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size")] = DEFAULT_PAGE_SIZE,
-    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
+    limit: Annotated[PageSize, Query(description="Page size")] = DEFAULT_PAGE_SIZE,
+    cursor: Annotated[PageCursor | None, Query(description="next_cursor of the previous page")] = None,
 ) -> Any:
     require(principal, "audit:read")
     page = await alerts.list_alerts(

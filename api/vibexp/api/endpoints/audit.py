@@ -13,7 +13,7 @@ from vibexp.api.schemas import PageRead
 from vibexp.core.audit import service as audit
 from vibexp.core.audit.schemas import AuditEventRead
 from vibexp.core.keys.scopes import require
-from vibexp.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from vibexp.core.pagination import DEFAULT_PAGE_SIZE, PageCursor, PageSize
 
 __all__ = ["audit_router"]
 
@@ -26,8 +26,8 @@ async def list_audit_events(
     principal: CurrentPrincipal,
     action: Annotated[str | None, Query(max_length=64, description="Only this action, e.g. key.revoked")] = None,
     key_id: Annotated[str | None, Query(max_length=36, description="Only events by or on this key")] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size")] = DEFAULT_PAGE_SIZE,
-    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
+    limit: Annotated[PageSize, Query(description="Page size")] = DEFAULT_PAGE_SIZE,
+    cursor: Annotated[PageCursor | None, Query(description="next_cursor of the previous page")] = None,
 ) -> Any:
     require(principal, "audit:read")
     page = await audit.list_events(

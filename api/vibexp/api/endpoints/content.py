@@ -17,13 +17,13 @@ from vibexp.core.content import schemas
 from vibexp.core.content.queries import ListQuery, ProjectListQuery
 from vibexp.core.content.usecases import ContentCases, Where, artifacts, memories, prompts
 from vibexp.core.keys.scopes import Scoped
-from vibexp.core.pagination import MAX_PAGE_SIZE
+from vibexp.core.pagination import PageCursor, PageSize
 from vibexp.core.runtime import Runtime
 
 __all__ = ["artifacts_router", "hot_get", "id_keyed_router", "memories_router", "prompts_router"]
 
-Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size")]
-Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")]
+Limit = Annotated[PageSize, Query(description="Page size")]
+Cursor = Annotated[PageCursor | None, Query(description="next_cursor of the previous page")]
 IfMatch = Annotated[str | None, Header(description="ETag from a previous read; 412 if the object changed")]
 ETAG_RESPONSES: dict[int | str, dict[str, Any]] = {
     **ERROR_RESPONSES,

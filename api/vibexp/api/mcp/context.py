@@ -20,7 +20,7 @@ from starlette.requests import Request
 from vibexp.api.deps import key_actor
 from vibexp.api.request_state import RequestState, RequestUsage, request_state
 from vibexp.core.audit.service import Actor
-from vibexp.core.errors import InvalidApiKey
+from vibexp.core.errors import AuthFailure, InvalidApiKey
 from vibexp.core.keys.verifier import Principal
 from vibexp.core.runtime import Runtime
 from vibexp.core.usage.tool_type import ToolType, detect_tool_type
@@ -37,7 +37,7 @@ def principal_of(ctx: ServerRequestContext[Any, Any]) -> Principal:
     """The authenticated caller of this MCP request (set by ``ApiKeyAuthMiddleware``)."""
     state = _state(ctx)
     if state is None or state.principal is None:  # only if the MCP app were mounted outside the middleware's prefixes
-        raise InvalidApiKey("Missing API key", reason="missing")
+        raise InvalidApiKey("Missing API key", reason=AuthFailure.missing)
     return state.principal
 
 

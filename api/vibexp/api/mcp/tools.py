@@ -49,34 +49,14 @@ from vibexp.core.content.usecases import artifacts, memories, prompts
 from vibexp.core.content.version_schemas import LabelName, VersionNumber
 from vibexp.core.db import session_scope
 from vibexp.core.keys.verifier import Principal
-from vibexp.core.pagination import MAX_PAGE_SIZE
+from vibexp.core.pagination import MAX_PAGE_SIZE, PageCursor, PageSize
 from vibexp.core.runtime import Runtime
 
 __all__ = ["TOOL_NAMES", "TOOL_SCOPES", "register_tools"]
 
-TOOL_NAMES = (
-    "list_prompts",
-    "get_prompt",
-    "create_prompt",
-    "update_prompt",
-    "delete_prompt",
-    "list_artifacts",
-    "get_artifact",
-    "save_artifact",
-    "delete_artifact",
-    "list_memories",
-    "search_memories",
-    "save_memory",
-    "get_memory",
-    "update_memory",
-    "delete_memory",
-)
-
 # -- argument types (their constraints become the input schema) -----------------------------------------------
-Limit = Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE, description=f"Page size, 1 to {MAX_PAGE_SIZE}")]
-Cursor = Annotated[
-    str | None, Field(max_length=200, description="next_cursor from the previous page; omit for the first page")
-]
+Limit = Annotated[PageSize, Field(description=f"Page size, 1 to {MAX_PAGE_SIZE}")]
+Cursor = Annotated[PageCursor | None, Field(description="next_cursor from the previous page; omit for the first page")]
 _SEARCH = (
     "Words to search for: items containing every word in any word form (run/running), best first with a score; "
     "punctuation and operators (OR, NEAR, -, *) only separate words"
@@ -136,6 +116,8 @@ def _tool(
     and the scope it needs (a read-only-hinted tool needs a ``:read`` scope: annotations stay truthful)."""
     if annotations.read_only_hint != scope.endswith(":read"):
         raise ValueError(f"tool {name!r}: read_only_hint disagrees with its scope {scope!r}")
+    if name in TOOL_SCOPES:
+        raise ValueError(f"tool {name!r} is registered twice")
 
     def record(fn: _Tool) -> _Tool:
         _TOOLS.append((fn, {"name": name, "title": title, "description": description, "annotations": annotations}))
@@ -146,7 +128,7 @@ def _tool(
 
 
 def register_tools(server: MCPServer[Runtime]) -> None:
-    """Add the fifteen tools to ``server``; each one runs on the runtime its lifespan yields."""
+    """Add every tool (``TOOL_NAMES``) to ``server``; each one runs on the runtime its lifespan yields."""
     for fn, options in _TOOLS:
         server.add_tool(fn, **options)
 
@@ -512,3 +494,7 @@ def _given(**fields: Any) -> dict[str, Any]:
 
 def _summary_fields(artifact: Any) -> dict[str, Any]:
     return {field: getattr(artifact, field) for field in ArtifactSummary.model_fields if field != "uri"}
+
+
+#: Every tool's name in catalogue order (what ``tools/list`` shows a full-access key), read off the registry above.
+TOOL_NAMES: tuple[str, ...] = tuple(options["name"] for _, options in _TOOLS)

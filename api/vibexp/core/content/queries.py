@@ -12,7 +12,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from vibexp.core.content.search import MAX_QUERY_CHARS
-from vibexp.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from vibexp.core.pagination import DEFAULT_PAGE_SIZE, PageCursor, PageSize
 from vibexp.core.text import NUL_FREE_PATTERN
 
 __all__ = ["ListQuery", "ProjectListQuery"]
@@ -34,10 +34,8 @@ class ListQuery(BaseModel):
     tag: Annotated[str | None, Field(max_length=64, pattern=NUL_FREE_PATTERN)] = Field(
         default=None, description="Only objects with this tag"
     )
-    limit: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="Page size")
-    cursor: Annotated[str | None, Field(max_length=200)] = Field(
-        default=None, description="next_cursor of the previous page"
-    )
+    limit: PageSize = Field(default=DEFAULT_PAGE_SIZE, description="Page size")
+    cursor: PageCursor | None = Field(default=None, description="next_cursor of the previous page")
 
     def filters(self) -> dict[str, str] | None:
         """The store's column filters this query names (none for prompts)."""

@@ -11,7 +11,7 @@ import hashlib
 import secrets
 import zlib
 
-from vibexp.core.errors import InvalidApiKey
+from vibexp.core.errors import AuthFailure, InvalidApiKey
 
 __all__ = [
     "KEY_PREFIX",
@@ -62,15 +62,17 @@ def display_prefix(key: str) -> str:
 def parse_authorization(header: str | None) -> str:
     """Extract the key from an ``Authorization`` header value, naming the problem when there is one."""
     if header is None or not header.strip():
-        raise InvalidApiKey("Missing API key: send the header 'Authorization: Bearer vib_...'", reason="missing")
+        raise InvalidApiKey(
+            "Missing API key: send the header 'Authorization: Bearer vib_...'", reason=AuthFailure.missing
+        )
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer":
         raise InvalidApiKey(
             "The Authorization header must use the Bearer scheme: 'Authorization: Bearer vib_...'",
-            reason="wrong_scheme",
+            reason=AuthFailure.wrong_scheme,
         )
     if not token.strip():
-        raise InvalidApiKey("No API key after 'Bearer': send 'Authorization: Bearer vib_...'", reason="empty")
+        raise InvalidApiKey("No API key after 'Bearer': send 'Authorization: Bearer vib_...'", reason=AuthFailure.empty)
     validate_key_format(token)
     return token
 
@@ -79,21 +81,23 @@ def validate_key_format(token: str) -> None:
     if token != token.strip():
         raise InvalidApiKey(
             "The API key has extra spaces around it: remove them (check for copy-paste errors)",
-            reason="whitespace",
+            reason=AuthFailure.whitespace,
         )
     if token[0] in _QUOTES or token[-1] in _QUOTES:
-        raise InvalidApiKey("The API key is wrapped in quotes: send it without quotes", reason="quoted")
+        raise InvalidApiKey("The API key is wrapped in quotes: send it without quotes", reason=AuthFailure.quoted)
     if not token.startswith(KEY_PREFIX):
-        raise InvalidApiKey(f"This is not a VibeXP API key: keys start with '{KEY_PREFIX}'", reason="wrong_prefix")
+        raise InvalidApiKey(
+            f"This is not a VibeXP API key: keys start with '{KEY_PREFIX}'", reason=AuthFailure.wrong_prefix
+        )
     body = token[len(KEY_PREFIX) :]
     if len(body) != KEY_TOKEN_LENGTH:
         raise InvalidApiKey(
             f"API keys are '{KEY_PREFIX}' followed by {KEY_TOKEN_LENGTH} characters; this one has {len(body)}"
             " (check for missing or extra characters)",
-            reason="wrong_length",
+            reason=AuthFailure.wrong_length,
         )
     if not _HEX.issuperset(body):
         raise InvalidApiKey(
             f"The {KEY_TOKEN_LENGTH} characters after '{KEY_PREFIX}' must be lowercase hexadecimal (0-9, a-f)",
-            reason="not_hex",
+            reason=AuthFailure.not_hex,
         )

@@ -43,7 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vibexp.core import cidrs, notices
 from vibexp.core.clock import utcnow
-from vibexp.core.errors import AccountSuspended, InvalidApiKey
+from vibexp.core.errors import AccountSuspended, AuthFailure, InvalidApiKey
 from vibexp.core.keys import scopes as scopes_
 from vibexp.core.keys.models import ApiKey, KeyStatus
 from vibexp.core.keys.tokens import (
@@ -166,10 +166,10 @@ class KeyVerifier:
                     )
                 del self._refused[digest]
             if not has_valid_checksum(key) and not await self._is_legacy(digest):
-                raise InvalidApiKey(TYPO_MESSAGE, reason="unknown", typo_prefix=display_prefix(key))
+                raise InvalidApiKey(TYPO_MESSAGE, reason=AuthFailure.unknown, typo_prefix=display_prefix(key))
             entry = await self._load(digest)
         elif not hmac.compare_digest(entry.key_hash, digest):  # defensive: the dict matched on the same digest
-            raise InvalidApiKey("Unknown API key", reason="unknown")
+            raise InvalidApiKey("Unknown API key", reason=AuthFailure.unknown)
         return self._check(entry.principal)
 
     @staticmethod
@@ -177,7 +177,7 @@ class KeyVerifier:
         if principal.expires_at is not None and principal.expires_at <= utcnow():
             raise InvalidApiKey(
                 "This API key has expired: create a new key",
-                reason="expired",
+                reason=AuthFailure.expired,
                 key_id=principal.key_id,
                 tenant_id=principal.tenant_id,
             )
@@ -200,13 +200,15 @@ class KeyVerifier:
                 )
             ).one_or_none()
         if row is None or not hmac.compare_digest(row[0].key_hash, digest):
-            raise self._refuse(digest, "Unknown API key: check for copy-paste errors or create a new key", "unknown")
+            raise self._refuse(
+                digest, "Unknown API key: check for copy-paste errors or create a new key", AuthFailure.unknown
+            )
         key, tenant = row
         if key.status == KeyStatus.revoked.value:
             raise self._refuse(
                 digest,
                 "This API key has been revoked: create a new key",
-                "revoked",
+                AuthFailure.revoked,
                 key_id=key.id,
                 tenant_id=key.tenant_id,
             )
@@ -214,7 +216,7 @@ class KeyVerifier:
         if key.status == KeyStatus.suspended.value and not tenant.suspended:
             self._by_hash.pop(digest, None)
             raise InvalidApiKey(
-                "This API key is suspended: its tenant's policy does not allow it now", reason="suspended"
+                "This API key is suspended: its tenant's policy does not allow it now", reason=AuthFailure.suspended
             )
         entry = _Entry(
             principal=Principal(
@@ -241,7 +243,7 @@ class KeyVerifier:
         return entry
 
     def _refuse(
-        self, digest: str, message: str, reason: str, *, key_id: str | None = None, tenant_id: str | None = None
+        self, digest: str, message: str, reason: AuthFailure, *, key_id: str | None = None, tenant_id: str | None = None
     ) -> InvalidApiKey:
         """Remember a refusal for ``NEGATIVE_TTL`` seconds (oldest forgotten first beyond ``NEGATIVE_MAX``), with
         the key's id when it exists, so a revoked key presented again is reported as that key without a query."""
