@@ -10,8 +10,8 @@ from sqlalchemy import text
 
 from helpers.databases import create_postgres_database, drop_postgres_database, sqlite_url
 from vibexp.core import models  # noqa: F401 - registers every table on Base.metadata
+from vibexp.core.access import ALL_SCOPES
 from vibexp.core.db import create_engine, create_session_factory
-from vibexp.core.keys.scopes import ALL_SCOPES
 from vibexp.core.keys.tokens import display_prefix, generate_key, hash_key
 from vibexp.core.keys.verifier import KeyVerifier
 from vibexp.core.migrate import upgrade_async

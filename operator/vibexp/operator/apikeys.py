@@ -25,12 +25,12 @@ from typing import Any
 from kubernetes_asyncio.client import V1Secret
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vibexp.core.audit.service import Actor, ActorType
+from vibexp.core.access import Actor, ActorType, Caller
 from vibexp.core.clock import utcnow
 from vibexp.core.errors import InvalidInput, NotFound
-from vibexp.core.keys import service as keys
+from vibexp.core.keys import usecases as keys
 from vibexp.core.keys.models import ApiKey, KeyStatus
-from vibexp.core.tenants import service as tenants
+from vibexp.core.tenants import usecases as accounts
 from vibexp.operator.events import post_event
 from vibexp.operator.kube import KubeApiError
 from vibexp.operator.models import ApiKeySpec, SpecError, TenantSpec
@@ -78,14 +78,14 @@ NEEDS_SPEC_CHANGE = frozenset({INVALID_SPEC, INVALID_SECRET})
 async def latest_key(session: AsyncSession, uid: str, start: int = 0) -> tuple[int, ApiKey | None]:
     """The newest key minted for this ApiKey and its rotation number; (0, None) when none exists."""
     n = max(0, start)
-    current = await keys.find_key_by_external_ref(session, external_ref=external_ref(uid, n))
+    current = await keys.by_external_ref(session, external_ref=external_ref(uid, n))
     while current is None and n > 0:  # the status ran ahead of the database (never expected, but be safe)
         n -= 1
-        current = await keys.find_key_by_external_ref(session, external_ref=external_ref(uid, n))
+        current = await keys.by_external_ref(session, external_ref=external_ref(uid, n))
     if current is None:
         return n, None
     while True:
-        newer = await keys.find_key_by_external_ref(session, external_ref=external_ref(uid, n + 1))
+        newer = await keys.by_external_ref(session, external_ref=external_ref(uid, n + 1))
         if newer is None:
             return n, current
         n, current = n + 1, newer
@@ -95,14 +95,17 @@ async def _unrevoked(session: AsyncSession, uid: str, upto: int) -> list[ApiKey]
     """Every key this ApiKey minted that is not revoked yet (the current one and any in a grace period)."""
     found = []
     for n in range(upto + 1):
-        key = await keys.find_key_by_external_ref(session, external_ref=external_ref(uid, n))
+        key = await keys.by_external_ref(session, external_ref=external_ref(uid, n))
         if key is not None and key.status != KeyStatus.revoked.value:
             found.append(key)
     return found
 
 
 async def _revoke_all(session: AsyncSession, uid: str, upto: int, *, actor: Actor) -> list[ApiKey]:
-    return [await keys.revoke_key(session, key=key, actor=actor) for key in await _unrevoked(session, uid, upto)]
+    return [
+        await keys.revoke(session, caller=Caller.operator(key.tenant_id, actor=actor), key_id=key.id)
+        for key in await _unrevoked(session, uid, upto)
+    ]
 
 
 def operator_actor(spec: ApiKeySpec) -> Actor:
@@ -182,6 +185,11 @@ class _Executor:
         self.rt, self.body, self.spec, self.session = rt, body, spec, session
         self.actor = operator_actor(spec)
 
+    def _as(self, tenant_id: str) -> Caller:
+        """The operator as the ``Caller`` of the account a key belongs to (an ApiKey's keys may move between
+        accounts when its spec names another tenant)."""
+        return Caller.operator(tenant_id, actor=self.actor)
+
     async def apply(self, decision: Decision, slot: int, current: ApiKey | None, secret: V1Secret | None) -> Outcome:
         match decision:
             case Revoke():
@@ -212,7 +220,7 @@ class _Executor:
         if decision.suspend and current is not None:
             # The current key and any predecessor still in its grace period: none may work while forbidden.
             for key in await _unrevoked(self.session, self.spec.uid, slot):
-                await keys.suspend_key(self.session, key=key, actor=self.actor)
+                await keys.suspend(self.session, caller=self._as(key.tenant_id), key_id=key.id)
         return Outcome(decision.state, decision.phase, current, slot, current.tenant_id if current else None)
 
     async def _write_secret(self, new: keys.NewKey, slot: int, existing: V1Secret | None) -> None:
@@ -237,12 +245,12 @@ class _Executor:
         """Give every working key of this ApiKey (the current one, any in a grace period) the spec's permissions."""
         changed = []
         for key in await _unrevoked(self.session, self.spec.uid, slot):
-            if await keys.set_key_permissions(
+            if await keys.set_permissions(
                 self.session,
-                key=key,
+                caller=self._as(key.tenant_id),
+                key_id=key.id,
                 scopes=self.spec.scopes,
                 allowed_cidrs=self.spec.allowed_cidrs,
-                actor=self.actor,
             ):
                 changed.append(key)
         return changed
@@ -251,13 +259,12 @@ class _Executor:
         self, *, tenant_id: str, slot: int, expires_at: datetime | None, rotated_from_id: str | None = None
     ) -> keys.NewKey:
         """The one way this ApiKey's keys are made: its names, source operator, the slot's idempotency reference."""
-        return await keys.create_key(
+        return await keys.create(
             self.session,
-            tenant_id=tenant_id,
+            caller=self._as(tenant_id),
             name=self.spec.display_name,
             description=self.spec.description,
             source="operator",
-            actor=self.actor,
             permissions=self._permissions(expires_at),
             external_ref=external_ref(self.spec.uid, slot),
             rotated_from_id=rotated_from_id,
@@ -282,22 +289,26 @@ class _Executor:
                 expires_at=current.expires_at,
                 rotated_from_id=current.id,
             )
-            await keys.revoke_key(self.session, key=current, actor=self.actor)
+            await keys.revoke(self.session, caller=self._as(current.tenant_id), key_id=current.id)
         else:
             if decision.resume:
                 for key in await _unrevoked(self.session, self.spec.uid, current_slot(decision)):
-                    await keys.resume_key(self.session, key=key, actor=self.actor)
-            new = await keys.rotate_key(
+                    await keys.resume(self.session, caller=self._as(key.tenant_id), key_id=key.id)
+            new = await keys.rotate(
                 self.session,
-                key=current,
+                caller=self._as(current.tenant_id),
+                key_id=current.id,
                 grace_period=decision.grace,
                 source="operator",
                 external_ref=ref,
-                actor=self.actor,
                 permissions=self._permissions(),
             )
-            await keys.update_key(
-                self.session, key=new.record, name=self.spec.display_name, description=self.spec.description
+            await keys.rename(
+                self.session,
+                caller=self._as(new.record.tenant_id),
+                key_id=new.record.id,
+                name=self.spec.display_name,
+                description=self.spec.description,
             )
         await self._write_secret(new, decision.slot, secret)
         message = decision.message
@@ -315,8 +326,12 @@ class _Executor:
     async def _refresh(self, decision: Refresh, slot: int, current: ApiKey) -> Outcome:
         events = []
         if decision.rename:
-            await keys.update_key(
-                self.session, key=current, name=self.spec.display_name, description=self.spec.description
+            await keys.rename(
+                self.session,
+                caller=self._as(current.tenant_id),
+                key_id=current.id,
+                name=self.spec.display_name,
+                description=self.spec.description,
             )
         if decision.permissions and await self._follow_permissions(slot):
             networks = ", ".join(self.spec.allowed_cidrs) or "anywhere"
@@ -328,7 +343,7 @@ class _Executor:
             events.append("PermissionsChanged")
         if decision.resume:
             for key in await _unrevoked(self.session, self.spec.uid, slot):
-                await keys.resume_key(self.session, key=key, actor=self.actor)
+                await keys.resume(self.session, caller=self._as(key.tenant_id), key_id=key.id)
             _event(self.body, True, "KeyResumed", f"the policy allows key {current.prefix}... again: it works again")
             events.append("KeyResumed")
         if decision.repair_metadata:
@@ -399,7 +414,7 @@ async def _patch_ready(
 
 async def _tenant(session: AsyncSession, name: str, cr: Mapping[str, Any] | None) -> TenantView:
     try:
-        record = await tenants.get_tenant_by_name(session, name=name)
+        record = await accounts.account_named(session, name=name)
     except NotFound:
         found = None
     else:
