@@ -15,7 +15,7 @@ import httpx
 
 from helpers.api_errors import assert_error
 from helpers.factories import Account
-from vibexp.core.keys.scopes import ALL_SCOPES, expand
+from vibexp.core.access import ALL_SCOPES, expand
 
 #: Routes no key scope governs: public by design (health, metrics, the leak report endpoint).
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("POST", "/api/v1/leaked-keys")}

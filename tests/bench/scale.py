@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker  # noqa: E40
 
 from helpers.databases import create_postgres_database, drop_postgres_database, sqlite_url  # noqa: E402
 from helpers.scale_data import COMMON_WORD, MISS_WORD, RARE_WORD, ScaleTenants, seed_scale  # noqa: E402
-from vibexp.core.audit.service import Actor  # noqa: E402
+from vibexp.core.access import Actor  # noqa: E402
 from vibexp.core.content.service import memories  # noqa: E402
 from vibexp.core.content.transfer import export_lines  # noqa: E402
 from vibexp.core.db import create_engine, create_session_factory, session_scope  # noqa: E402

@@ -15,9 +15,9 @@ from sqlalchemy import select
 from browser.conftest import DashboardUser
 from browser.test_dashboard_browser import shot, sign_in
 from helpers.receiver import Receiver, verify
+from vibexp.core.access import Actor
 from vibexp.core.alerts.models import Alert, AlertKind
 from vibexp.core.alerts.webhooks import enqueue_delivery
-from vibexp.core.audit.service import Actor
 from vibexp.core.db import create_engine, create_session_factory, session_scope
 from vibexp.core.keys import service as keys
 from vibexp.core.tenants.models import Tenant

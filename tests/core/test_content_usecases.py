@@ -4,28 +4,24 @@ created or replaced, and export/import need every content scope."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpers.factories import TEST_ACTOR
 from vibexp.core import models  # noqa: F401 - registers every table on Base.metadata
-from vibexp.core.audit.service import Actor
+from vibexp.core.access import Caller, CredentialKind, expand
 from vibexp.core.content import schemas, usecases
 from vibexp.core.content.models import Memory
 from vibexp.core.content.queries import ListQuery, ProjectListQuery
 from vibexp.core.errors import InsufficientScope, NotFound, PreconditionFailed
-from vibexp.core.keys.scopes import FullAccess, expand
 from vibexp.core.tenants import service as tenants
 from vibexp.core.tenants.schemas import TenantCreate
 
 
-@dataclass(frozen=True)
-class Caller:
-    tenant_id: str
-    granted: frozenset[str]
+def _key(tenant_id: str, names: list[str]) -> Caller:
+    """A key's caller holding ``names`` (expanded, as the verifier does)."""
+    return Caller(tenant_id, CredentialKind.api_key, expand(names), TEST_ACTOR)
 
 
 async def _memories(session: AsyncSession, tenant_id: str) -> int | None:
@@ -39,14 +35,14 @@ async def _tenant(session: AsyncSession) -> str:
 
 async def test_every_change_needs_the_write_scope_and_changes_nothing_without_it(session: AsyncSession) -> None:
     tenant_id = await _tenant(session)
-    owner = FullAccess(tenant_id)
-    reader = Caller(tenant_id, expand(["read"]))
+    owner = Caller.cli(tenant_id)
+    reader = _key(tenant_id, ["read"])
     memory = await usecases.memories.create(session, caller=owner, data=schemas.MemoryCreate(content="a fact"))
     where = usecases.memories.by_id(memory.id)
     refused = (
         usecases.memories.create(session, caller=reader, data=schemas.MemoryCreate(content="no")),
         usecases.memories.update(session, caller=reader, where=where, data=schemas.MemoryUpdate(content="no")),
-        usecases.memories.delete(session, caller=reader, actor=TEST_ACTOR, where=where),
+        usecases.memories.delete(session, caller=reader, where=where),
     )
     for attempt in refused:
         with pytest.raises(InsufficientScope) as raised:
@@ -58,7 +54,7 @@ async def test_every_change_needs_the_write_scope_and_changes_nothing_without_it
 
 async def test_reading_needs_the_read_scope(session: AsyncSession) -> None:
     tenant_id = await _tenant(session)
-    memories_only = Caller(tenant_id, expand(["memories:write"]))
+    memories_only = _key(tenant_id, ["memories:write"])
     for cases in (usecases.prompts, usecases.artifacts):
         with pytest.raises(InsufficientScope) as raised:
             await cases.list(session, caller=memories_only, query=ListQuery())
@@ -70,7 +66,7 @@ async def test_reading_needs_the_read_scope(session: AsyncSession) -> None:
 
 async def test_an_update_takes_the_expected_version(session: AsyncSession) -> None:
     tenant_id = await _tenant(session)
-    owner = FullAccess(tenant_id)
+    owner = Caller.cli(tenant_id)
     await usecases.prompts.create(session, caller=owner, data=schemas.PromptCreate(name="p", content="one"))
     where = usecases.prompts.by_name("p")
     changed = await usecases.prompts.update(
@@ -86,7 +82,7 @@ async def test_an_update_takes_the_expected_version(session: AsyncSession) -> No
 
 async def test_save_creates_or_replaces_an_artifact(session: AsyncSession) -> None:
     tenant_id = await _tenant(session)
-    owner = FullAccess(tenant_id)
+    owner = Caller.cli(tenant_id)
     with pytest.raises(NotFound):  # the version the caller read is gone: never a silent create
         await usecases.artifacts.save(session, caller=owner, project="p", slug="s", content="x", expected_version=1)
     made = await usecases.artifacts.save(session, caller=owner, project="p", slug="s", content="first")
@@ -101,15 +97,14 @@ async def test_save_creates_or_replaces_an_artifact(session: AsyncSession) -> No
 
 async def test_export_and_import_need_every_content_scope(session: AsyncSession) -> None:
     tenant_id = await _tenant(session)
-    no_memories = Caller(tenant_id, expand(["prompts:write", "artifacts:write"]))
+    no_memories = _key(tenant_id, ["prompts:write", "artifacts:write"])
     with pytest.raises(InsufficientScope) as raised:
-        usecases.export_lines(None, caller=no_memories, actor=Actor.cli())  # type: ignore[arg-type]  # no session yet
+        usecases.export_lines(None, caller=no_memories)  # type: ignore[arg-type]  # no session yet
     assert raised.value.scope == "memories:read"
     with pytest.raises(InsufficientScope) as raised:
         await usecases.import_lines(
             None,  # type: ignore[arg-type]  # refused before any session
             caller=no_memories,
-            actor=Actor.cli(),
             lines=[b'{"type": "memory", "content": "x"}'],
         )
     assert raised.value.scope == "memories:write"

@@ -11,13 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpers.factories import TEST_ACTOR
 from vibexp.core import (
+    access,
     cidrs,
     models,  # noqa: F401 - registers every table on Base.metadata
 )
 from vibexp.core.client_address import ClientAddressResolver
 from vibexp.core.clock import utcnow
 from vibexp.core.errors import InsufficientScope, InvalidInput
-from vibexp.core.keys import scopes
 from vibexp.core.keys import service as keys
 from vibexp.core.tenants import service as tenants
 from vibexp.core.tenants.models import Tenant
@@ -25,12 +25,12 @@ from vibexp.core.tenants.schemas import TenantCreate
 
 
 def test_write_includes_read_and_the_shorthands_expand() -> None:
-    assert scopes.expand(["prompts:write"]) == {"prompts:write", "prompts:read"}
-    assert scopes.expand(["read"]) == {s for s in scopes.ALL_SCOPES if s.endswith(":read")}
-    assert scopes.expand(["*"]) == set(scopes.ALL_SCOPES)
-    assert scopes.first_missing(scopes.expand(["read"]), ["memories:write"]) == "memories:write"
-    assert scopes.first_missing(scopes.expand(["keys:write", "memories:read"]), ["*"]) == "prompts:read"
-    assert scopes.first_missing(scopes.expand(["*"]), ["read", "keys:write"]) is None
+    assert access.expand(["prompts:write"]) == {"prompts:write", "prompts:read"}
+    assert access.expand(["read"]) == {s for s in access.ALL_SCOPES if s.endswith(":read")}
+    assert access.expand(["*"]) == set(access.ALL_SCOPES)
+    assert access.first_missing(access.expand(["read"]), ["memories:write"]) == "memories:write"
+    assert access.first_missing(access.expand(["keys:write", "memories:read"]), ["*"]) == "prompts:read"
+    assert access.first_missing(access.expand(["*"]), ["read", "keys:write"]) is None
 
 
 @pytest.mark.parametrize(
@@ -39,7 +39,7 @@ def test_write_includes_read_and_the_shorthands_expand() -> None:
 )
 def test_bad_scope_lists_are_refused(names: list[str], problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
-        scopes.normalise(names)
+        access.normalise(names)
 
 
 @pytest.mark.parametrize(
@@ -104,7 +104,7 @@ async def _tenant(session: AsyncSession, *, max_days: int | None = None) -> Tena
 
 async def test_a_key_cannot_mint_a_wider_key(session: AsyncSession) -> None:
     tenant = await _tenant(session)
-    narrow = _Issuer(granted=scopes.expand(["keys:write", "memories:read"]))
+    narrow = _Issuer(granted=access.expand(["keys:write", "memories:read"]))
     with pytest.raises(InsufficientScope) as refused:
         await keys.create_key(
             session,
@@ -120,7 +120,7 @@ async def test_a_key_cannot_mint_a_wider_key(session: AsyncSession) -> None:
     assert same.record.scopes == ["memories:read", "keys:read", "keys:write"]
     # No wider networks, no later expiry than the issuer's.
     soon = utcnow() + timedelta(days=1)
-    fenced = _Issuer(granted=scopes.expand(["*"]), allowed_cidrs=("10.0.0.0/8",), expires_at=soon)
+    fenced = _Issuer(granted=access.expand(["*"]), allowed_cidrs=("10.0.0.0/8",), expires_at=soon)
     inherited = await keys.create_key(session, tenant_id=tenant.id, name="i", actor=TEST_ACTOR, issuer=fenced)
     assert inherited.record.allowed_cidrs == ["10.0.0.0/8"] and inherited.record.expires_at == soon
     for wider in (
@@ -138,7 +138,7 @@ async def test_rotating_into_wider_scopes_is_refused(session: AsyncSession) -> N
     tenant = await _tenant(session)
     full = await keys.create_key(session, tenant_id=tenant.id, name="full", actor=TEST_ACTOR)
     assert full.record.scopes == ["*"]
-    narrow = _Issuer(granted=scopes.expand(["keys:write", "read"]))
+    narrow = _Issuer(granted=access.expand(["keys:write", "read"]))
     with pytest.raises(InsufficientScope):  # the rotated key would keep "*"
         await keys.rotate_key(session, key=full.record, actor=TEST_ACTOR, issuer=narrow)
     rotated = await keys.rotate_key(

@@ -6,8 +6,8 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from vibexp.core import models  # noqa: F401 - registers every table on Base.metadata
+from vibexp.core.access import ALL_SCOPES
 from vibexp.core.db import create_engine, create_session_factory
-from vibexp.core.keys.scopes import ALL_SCOPES
 from vibexp.core.keys.tokens import display_prefix, generate_key, hash_key
 from vibexp.core.keys.verifier import KeyVerifier
 from vibexp.core.migrate import upgrade_async

@@ -12,7 +12,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpers.factories import make_account
-from vibexp.core.audit.service import Actor
+from vibexp.core.access import Actor
 from vibexp.core.content import schemas
 from vibexp.core.content.service import ContentStore, memories, prompts
 from vibexp.core.content.transfer import export_lines, memory_key

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from vibexp.core.audit.service import Actor
+from vibexp.core.access import Actor
 from vibexp.core.db import session_scope
 from vibexp.core.keys import service as keys
 from vibexp.core.tenants import service as tenants

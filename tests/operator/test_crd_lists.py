@@ -9,8 +9,8 @@ from typing import Any
 
 import yaml
 
+from vibexp.core.access import SCOPE_NAMES
 from vibexp.core.alerts.models import AUTO_REVOCABLE, AlertKind
-from vibexp.core.keys.scopes import SCOPE_NAMES
 from vibexp.core.tenants.tiers import Tier
 
 CRDS = Path(__file__).resolve().parents[2] / "crds"

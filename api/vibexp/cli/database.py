@@ -19,7 +19,7 @@ from vibexp.core.config import DEFAULT_DATABASE_URL, Settings
 from vibexp.core.db import Database, session_scope
 from vibexp.core.errors import NotFound
 from vibexp.core.migrate import upgrade
-from vibexp.core.tenants import service as tenants
+from vibexp.core.tenants import usecases as accounts
 
 __all__ = [
     "database_errors",
@@ -121,6 +121,6 @@ async def tenant_id(database: Database, name: str) -> str:
     """The tenant's id; an unknown name is bad input (exit 2), as a missing file is."""
     async with session_scope(database.session_factory) as session:
         try:
-            return (await tenants.get_tenant_by_name(session, name=name)).id
+            return (await accounts.account_named(session, name=name)).id
         except NotFound:
             raise ValueError(f"no tenant named {name!r}") from None

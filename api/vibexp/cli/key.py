@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
     from vibexp.core.config import Settings
     from vibexp.core.keys.models import ApiKey
-    from vibexp.core.keys.service import KeyPermissions, NewKey
+    from vibexp.core.keys.usecases import KeyPermissions, NewKey
 
 __all__ = [
     "cmd_key_create",
@@ -83,7 +83,7 @@ def _key_permissions(args: argparse.Namespace) -> KeyPermissions:
     """``--scope``/``--allow-cidr``/``--expires-in`` as the service takes them (``None``: not given), checked before
     any database work. The expiry is counted from now; the service applies the tenant's maximum lifetime."""
     from vibexp.core.clock import utcnow
-    from vibexp.core.keys.service import KeyPermissions
+    from vibexp.core.keys.usecases import KeyPermissions
 
     expires_in = parsing.duration(args.expires_in) if args.expires_in is not None else None
     return KeyPermissions(
@@ -95,11 +95,13 @@ def _key_permissions(args: argparse.Namespace) -> KeyPermissions:
 
 async def _key_by_id(session: AsyncSession, key_id: str) -> ApiKey:
     """A key by the id ``key list`` shows; an unknown one is bad input (exit 2) that names the id."""
+    from vibexp.core.access import Caller
     from vibexp.core.errors import NotFound
-    from vibexp.core.keys import service as keys
+    from vibexp.core.keys import usecases as keys
 
     try:
-        return await keys.get_key(session, key_id=key_id)
+        tenant_id = await keys.account_of_key(session, key_id=key_id)  # the CLI names a key by its id alone
+        return await keys.get(session, caller=Caller.cli(tenant_id), key_id=key_id)
     except NotFound:
         raise ValueError(f"no API key with id {key_id!r} (`vibexp key list --tenant NAME` shows the ids)") from None
 
@@ -123,23 +125,22 @@ def _permissions_text(key: ApiKey) -> str:
 
 def cmd_key_create(args: argparse.Namespace, settings: Settings) -> int:
     from vibexp.cli.database import in_session
-    from vibexp.core.audit.service import Actor
+    from vibexp.core.access import Caller
     from vibexp.core.errors import InvalidInput
-    from vibexp.core.keys import service as keys
-    from vibexp.core.tenants import service as tenants
+    from vibexp.core.keys import usecases as keys
+    from vibexp.core.tenants import usecases as accounts
 
     permissions = _key_permissions(args)
 
     async def work(session: AsyncSession) -> NewKey:
-        tenant = await tenants.get_tenant_by_name(session, name=args.tenant)
+        tenant = await accounts.account_named(session, name=args.tenant)
         try:  # the CLI acts for the whole account: no issuing key to stay within (issuer=None)
-            return await keys.create_key(
+            return await keys.create(
                 session,
-                tenant_id=tenant.id,
+                caller=Caller.cli(tenant.id),
                 name=args.name,
                 description=args.description,
                 source="cli",
-                actor=Actor.cli(),
                 permissions=permissions,
             )
         except InvalidInput as exc:  # an expiry the account's policy refuses: a bad option value, exit 2
@@ -155,13 +156,14 @@ def cmd_key_create(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_key_list(args: argparse.Namespace, settings: Settings) -> int:
     from vibexp.cli.database import in_session
-    from vibexp.core.keys import service as keys
-    from vibexp.core.tenants import service as tenants
+    from vibexp.core.access import Caller
+    from vibexp.core.keys import usecases as keys
+    from vibexp.core.tenants import usecases as accounts
 
     async def work(session: AsyncSession) -> list[str]:
-        tenant = await tenants.get_tenant_by_name(session, name=args.tenant)
+        tenant = await accounts.account_named(session, name=args.tenant)
         rows = []
-        for k in await keys.list_keys(session, tenant_id=tenant.id):
+        for k in await keys.list_keys(session, caller=Caller.cli(tenant.id)):
             last = k.last_used_at.isoformat(timespec="seconds") if k.last_used_at else "never"
             created = k.created_at.isoformat(timespec="seconds")
             # The permission columns come after NAME: scripts read the first seven by position (README: $7).
@@ -180,8 +182,8 @@ def cmd_key_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_key_revoke(args: argparse.Namespace, settings: Settings) -> int:
     from vibexp.cli.database import in_session
-    from vibexp.core.audit.service import Actor
-    from vibexp.core.keys import service as keys
+    from vibexp.core.access import Caller
+    from vibexp.core.keys import usecases as keys
     from vibexp.core.keys.models import KeyStatus
 
     async def work(session: AsyncSession) -> str:
@@ -189,7 +191,7 @@ def cmd_key_revoke(args: argparse.Namespace, settings: Settings) -> int:
         if key.status == KeyStatus.revoked.value:  # revoking again changes nothing: say so
             when = f" at {key.revoked_at.isoformat(timespec='seconds')}" if key.revoked_at else ""
             return f"API key {key.id} ({key.prefix}...) was already revoked{when}; nothing changed"
-        key = await keys.revoke_key(session, key=key, actor=Actor.cli())
+        key = await keys.revoke(session, caller=Caller.cli(key.tenant_id), key_id=key.id)
         return f"revoked API key {key.id} ({key.prefix}...)"
 
     err(in_session(settings, work))
@@ -199,14 +201,15 @@ def cmd_key_revoke(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_key_delete(args: argparse.Namespace, settings: Settings) -> int:
     """Delete a revoked key from the lists (its usage and audit history stay); an active key is refused, exit 2."""
     from vibexp.cli.database import in_session
-    from vibexp.core.audit.service import Actor
+    from vibexp.core.access import Caller
     from vibexp.core.errors import InvalidInput, NotFound
-    from vibexp.core.keys import service as keys
+    from vibexp.core.keys import usecases as keys
 
     async def work(session: AsyncSession) -> str:
         try:
-            key = await keys.get_key(session, key_id=args.id)
-            await keys.delete_key(session, key=key, actor=Actor.cli())
+            caller = Caller.cli(await keys.account_of_key(session, key_id=args.id))
+            key = await keys.get(session, caller=caller, key_id=args.id)
+            await keys.delete(session, caller=caller, key_id=key.id)
         except NotFound:
             raise ValueError(f"no API key with id {args.id!r} (see: vibexp key list --tenant NAME)") from None
         except InvalidInput:  # not revoked: nothing is deleted
@@ -223,9 +226,9 @@ def cmd_key_rotate(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import timedelta
 
     from vibexp.cli.database import in_session
-    from vibexp.core.audit.service import Actor
+    from vibexp.core.access import Caller
     from vibexp.core.errors import Conflict, InvalidInput
-    from vibexp.core.keys import service as keys
+    from vibexp.core.keys import usecases as keys
 
     permissions = _key_permissions(args)
 
@@ -233,8 +236,8 @@ def cmd_key_rotate(args: argparse.Namespace, settings: Settings) -> int:
         key = await _key_by_id(session, args.id)
         grace = timedelta(seconds=args.grace_period)
         try:  # omitted scopes and networks are the old key's (the service's rule, as over REST)
-            return await keys.rotate_key(
-                session, key=key, grace_period=grace, actor=Actor.cli(), permissions=permissions
+            return await keys.rotate(
+                session, caller=Caller.cli(key.tenant_id), key_id=key.id, grace_period=grace, permissions=permissions
             )
         except (InvalidInput, Conflict) as exc:  # a key that cannot be rotated (or already was), a refused expiry
             raise ValueError(exc.message) from None

@@ -51,12 +51,12 @@ def _items(values: Sequence[str]) -> list[str]:
 
 def key_scopes(values: Sequence[str] | None) -> list[str] | None:
     """``--scope`` (repeatable): known names, no duplicates, none empty; ``None`` when not given."""
-    from vibexp.core.keys import scopes
+    from vibexp.core import access
 
     if values is None:
         return None
     try:
-        return list(scopes.normalise(_items(values)))
+        return list(access.normalise(_items(values)))
     except ValueError as exc:
         raise ValueError(f"--scope: {exc}") from None
 

@@ -59,8 +59,8 @@ def cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
         err(f"no VibeXP API key found: read {stats.summary()}")
     if findings and args.revoke:
         from vibexp.cli.database import in_session
+        from vibexp.core.access import Actor
         from vibexp.core.alerts.leaks import revoke_leaked
-        from vibexp.core.audit.service import Actor
 
         plaintexts = [finding.key for finding in findings]
 

@@ -82,7 +82,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def cmd_tenant_create(args: argparse.Namespace, settings: Settings) -> int:
     from vibexp.cli.database import in_session
-    from vibexp.core.tenants import service as tenants
+    from vibexp.core.tenants import usecases as accounts
     from vibexp.core.tenants.schemas import TenantCreate
 
     if args.tier == Tier.enterprise.value and args.rate_limit is None:  # the service's rule, named by its flag
@@ -95,7 +95,7 @@ def cmd_tenant_create(args: argparse.Namespace, settings: Settings) -> int:
     )
 
     async def work(session: AsyncSession) -> str:
-        tenant = await tenants.create_tenant(session, data=data)
+        tenant = await accounts.create_account(session, data=data)
         return f"created tenant {tenant.name} (tier {tenant.tier}, {tenant.hourly_limit} requests/hour)"
 
     print(in_session(settings, work))
@@ -148,10 +148,10 @@ def _key_policy_summary(tenant: Any) -> str:
 
 def cmd_tenant_update(args: argparse.Namespace, settings: Settings) -> int:
     from vibexp.cli.database import in_session
-    from vibexp.core.account import update_tenant
-    from vibexp.core.audit.service import Actor
+    from vibexp.core import account
+    from vibexp.core.access import Caller
     from vibexp.core.errors import InvalidInput
-    from vibexp.core.tenants import service as tenants
+    from vibexp.core.tenants import usecases as accounts
     from vibexp.core.tenants.schemas import TenantUpdate
 
     changes: dict[str, object] = {}
@@ -166,9 +166,9 @@ def cmd_tenant_update(args: argparse.Namespace, settings: Settings) -> int:
     data = TenantUpdate.model_validate({**changes, **alert_changes, **policy_changes})
 
     async def work(session: AsyncSession) -> list[str]:
-        tenant = await tenants.get_tenant_by_name(session, name=args.name)
+        tenant = await accounts.account_named(session, name=args.name)
         try:
-            tenant = await update_tenant(session, tenant=tenant, data=data, actor=Actor.cli())
+            tenant = await account.update_account(session, caller=Caller.cli(tenant.id), data=data)
         except InvalidInput as exc:  # a bad value given on the command line: exit 2, like argparse's own errors
             raise ValueError(exc.message) from None
         state = "suspended" if tenant.suspended else "active"
@@ -186,12 +186,12 @@ def cmd_tenant_update(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_tenant_list(args: argparse.Namespace, settings: Settings) -> int:
     from vibexp.cli.database import in_session
-    from vibexp.core.tenants import service as tenants
+    from vibexp.core.tenants import usecases as accounts
 
     async def work(session: AsyncSession) -> list[str]:
         return [
             f"{t.name}\t{t.tier}\t{t.hourly_limit}\t{'suspended' if t.suspended else 'active'}"
-            for t in await tenants.list_tenants(session)
+            for t in await accounts.list_accounts(session)
         ]
 
     lines = in_session(settings, work)  # the header only once the database answered

@@ -29,16 +29,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     """Write the tenant's content to stdout as JSON Lines, one keyset page at a time."""
     from vibexp.cli.database import run_database_work, tenant_id
-    from vibexp.core.audit.service import Actor
+    from vibexp.core.access import Caller
     from vibexp.core.content.usecases import export_lines
     from vibexp.core.db import Database
-    from vibexp.core.keys.scopes import FullAccess
 
     async def run() -> None:
         database = Database.from_settings(settings)
         try:
             tenant = await tenant_id(database, args.tenant)
-            lines = export_lines(database.session_factory, caller=FullAccess(tenant), actor=Actor.cli())
+            lines = export_lines(database.session_factory, caller=Caller.cli(tenant))
             async for line in lines:
                 sys.stdout.write(line)
         finally:
@@ -52,11 +51,10 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     """Apply a JSONL file to the tenant in one transaction: all of it, or (at the first bad line) none of it."""
     from vibexp.cli.database import run_database_work, tenant_id
-    from vibexp.core.audit.service import Actor
+    from vibexp.core.access import Caller
     from vibexp.core.content.usecases import import_lines
     from vibexp.core.db import Database
     from vibexp.core.errors import InvalidInput
-    from vibexp.core.keys.scopes import FullAccess
 
     with contextlib.ExitStack() as stack:
         try:  # bytes: a line that is not UTF-8 is reported by its number
@@ -68,9 +66,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
             database = Database.from_settings(settings)
             try:
                 tenant = await tenant_id(database, args.tenant)
-                counts = await import_lines(
-                    database.session_factory, caller=FullAccess(tenant), actor=Actor.cli(), lines=lines
-                )
+                counts = await import_lines(database.session_factory, caller=Caller.cli(tenant), lines=lines)
                 return counts.as_dict()
             finally:
                 await database.dispose()

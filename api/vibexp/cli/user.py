@@ -37,14 +37,15 @@ def _read_password() -> str:
 
 def cmd_user_create(args: argparse.Namespace, settings: Settings) -> int:
     from vibexp.cli.database import in_session
-    from vibexp.core.tenants import service as tenants
-    from vibexp.core.users.service import create_user
+    from vibexp.core.access import Caller
+    from vibexp.core.tenants import usecases as accounts
+    from vibexp.core.users import usecases as users
 
     password = _read_password()
 
     async def work(session: AsyncSession) -> str:
-        tenant = await tenants.get_tenant_by_name(session, name=args.tenant)
-        user = await create_user(session, tenant_id=tenant.id, email=args.email, password=password)
+        tenant = await accounts.account_named(session, name=args.tenant)
+        user = await users.add_person(session, caller=Caller.cli(tenant.id), email=args.email, password=password)
         return f"created user {user.email} in tenant {tenant.name}"
 
     err(in_session(settings, work))

@@ -11,13 +11,13 @@ from collections.abc import Iterable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vibexp.core.access import Actor, Caller
 from vibexp.core.alerts.settings import check_alert_settings
-from vibexp.core.audit.service import Actor
 from vibexp.core.tenants import service as tenants
 from vibexp.core.tenants.models import Tenant
 from vibexp.core.tenants.schemas import TenantUpdate
 
-__all__ = ["update_tenant"]
+__all__ = ["update_account", "update_tenant"]
 
 
 async def update_tenant(
@@ -35,3 +35,12 @@ async def update_tenant(
     tenants.check_update(tenant, changes)
     await check_alert_settings(tenant, changes, server_urls)
     return await tenants.apply_update(session, tenant=tenant, changes=changes, actor=actor)
+
+
+async def update_account(
+    session: AsyncSession, *, caller: Caller, data: TenantUpdate, server_urls: Iterable[str] | None = None
+) -> Tenant:
+    """``update_tenant`` on the caller's own account, audited as ``caller.actor`` (the CLI and the operator, who
+    administer the installation; no key reaches this)."""
+    tenant = await tenants.get_tenant(session, tenant_id=caller.tenant_id)
+    return await update_tenant(session, tenant=tenant, data=data, actor=caller.actor, server_urls=server_urls)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -182,9 +182,19 @@ class Database:
 
 
 @asynccontextmanager
-async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """A unit of work for callers outside HTTP (CLI, operator, background jobs): commit on success, else roll back."""
-    async with factory() as session:
+async def session_scope(
+    factory: async_sessionmaker[AsyncSession], *, write: bool = False
+) -> AsyncIterator[AsyncSession]:
+    """The unit of work, the one way every adapter opens a transaction (a REST request, an MCP tool, a dashboard
+    page, a CLI command, an operator handler): a session, committed on success and rolled back on any error.
+
+    ``write=True`` takes this process's SQLite writer turn first (``writing``; nothing on PostgreSQL), so writers
+    queue instead of polling SQLite's busy handler. Never nest a write unit inside another on the same engine: the
+    turn is not re-entrant. Services only flush; the after-commit notices (``vibexp.core.keys.changes``,
+    ``vibexp.core.alerts.service``) fire when this commits.
+    """
+    turn = writing(factory.kw["bind"]) if write else nullcontext()
+    async with turn, factory() as session:
         try:
             yield session
             await session.commit()

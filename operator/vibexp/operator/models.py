@@ -12,8 +12,7 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
-from vibexp.core import cidrs
-from vibexp.core.keys import scopes
+from vibexp.core import access, cidrs
 
 __all__ = ["ApiKeySpec", "RotationSpec", "SecretTemplate", "SpecError", "TenantSpec"]
 
@@ -46,7 +45,7 @@ def _permissions(spec: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, .
     """
     raw_scopes = spec.get("scopes")
     try:
-        wanted = scopes.normalise([str(s) for s in raw_scopes]) if raw_scopes is not None else (scopes.FULL_ACCESS,)
+        wanted = access.normalise([str(s) for s in raw_scopes]) if raw_scopes is not None else (access.FULL_ACCESS,)
     except ValueError as exc:
         raise SpecError(f"spec.scopes: {exc}") from exc
     try:

@@ -35,18 +35,14 @@ class OperatorRuntime:
     backoff: Backoff
     failures: FailureLog
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
-    _sqlite_writer: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
-        """A committed-or-rolled-back session. On SQLite, one at a time in this process: a transaction that reads
-        and then writes fails at once (SQLITE_BUSY_SNAPSHOT, no busy wait) when another connection committed in
-        between, so concurrent reconciles would mostly fail and retry; queueing them is far faster."""
-        if self.engine.dialect.name != "sqlite":
-            async with session_scope(self.session_factory) as session:
-                yield session
-            return
-        async with self._sqlite_writer, session_scope(self.session_factory) as session:
+        """The core's write unit of work (``session_scope(write=True)``). On SQLite, one at a time in this process:
+        a transaction that reads and then writes fails at once (SQLITE_BUSY_SNAPSHOT, no busy wait) when another
+        connection committed in between, so concurrent reconciles would mostly fail and retry; queueing them on the
+        writer turn is far faster."""
+        async with session_scope(self.session_factory, write=True) as session:
             yield session
 
     def lock(self, uid: str) -> asyncio.Lock:

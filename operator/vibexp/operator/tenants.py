@@ -14,12 +14,12 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from vibexp.core.account import update_tenant
-from vibexp.core.audit.service import Actor, ActorType
+from vibexp.core import account
+from vibexp.core.access import Actor, ActorType, Caller
 from vibexp.core.errors import InvalidInput, NotFound
-from vibexp.core.keys import service as keys
+from vibexp.core.keys import usecases as keys
 from vibexp.core.keys.models import KeyStatus
-from vibexp.core.tenants import service as tenants
+from vibexp.core.tenants import usecases as accounts
 from vibexp.core.tenants.models import Tenant, Tier
 from vibexp.core.tenants.schemas import TenantCreate, TenantUpdate
 from vibexp.operator.alerts import SecretRefRefused, WebhookSecretMissing, alert_settings
@@ -60,9 +60,15 @@ def tenant_actor(name: str) -> Actor:
     return Actor(ActorType.operator, id=name, name=f"operator (VibeXPTenant {name})")
 
 
+def _caller(tenant: Tenant, name: str) -> Caller:
+    """The operator as the ``Caller`` of the account a VibeXPTenant names (the whole account)."""
+    return Caller.operator(tenant.id, actor=tenant_actor(name))
+
+
 async def _counters(rt: OperatorRuntime, tenant: Tenant) -> dict[str, Any]:
     async with rt.unit_of_work() as session:
-        active = len(await keys.list_keys(session, tenant_id=tenant.id, status=KeyStatus.active))
+        caller = Caller.operator(tenant.id, actor=tenant_actor(tenant.name))
+        active = len(await keys.list_keys(session, caller=caller, status=KeyStatus.active))
     return {
         "tenantId": tenant.id,
         "hourlyLimit": tenant.hourly_limit,
@@ -107,9 +113,9 @@ async def reconcile_tenant(rt: OperatorRuntime, body: Mapping[str, Any], *, kick
     try:
         async with rt.unit_of_work() as session:
             try:
-                tenant = await tenants.get_tenant_by_name(session, name=name)
+                tenant = await accounts.account_named(session, name=name)
             except NotFound:
-                tenant = await tenants.create_tenant(
+                tenant = await accounts.create_account(
                     session,
                     data=TenantCreate(
                         name=name,
@@ -122,8 +128,8 @@ async def reconcile_tenant(rt: OperatorRuntime, body: Mapping[str, Any], *, kick
                 post_event(body, warning=False, reason="TenantCreated", message=f"created tenant {name}")
             changes = _changes(tenant, spec, name, alerts)
             if changes:
-                tenant = await update_tenant(
-                    session, tenant=tenant, data=TenantUpdate.model_validate(changes), actor=tenant_actor(name)
+                tenant = await account.update_account(
+                    session, caller=_caller(tenant, name), data=TenantUpdate.model_validate(changes)
                 )
                 post_event(
                     body,
@@ -153,11 +159,11 @@ async def suspend_tenant(rt: OperatorRuntime, body: Mapping[str, Any]) -> None:
     name = body["metadata"]["name"]
     async with rt.unit_of_work() as session:
         try:
-            tenant = await tenants.get_tenant_by_name(session, name=name)
+            tenant = await accounts.account_named(session, name=name)
         except NotFound:
             return
         if not tenant.suspended:
-            await update_tenant(session, tenant=tenant, data=TenantUpdate(suspended=True), actor=tenant_actor(name))
+            await account.update_account(session, caller=_caller(tenant, name), data=TenantUpdate(suspended=True))
     post_event(body, warning=False, reason="TenantSuspended", message=f"VibeXPTenant deleted: tenant {name} suspended")
     await kick_apikeys(rt, name, only_unready=False)
 
@@ -171,13 +177,13 @@ async def sync_tenant(rt: OperatorRuntime, body: Mapping[str, Any]) -> None:
     alerts = await _alerts_to_follow(rt, body.get("spec") or {})
     async with rt.unit_of_work() as session:
         try:
-            tenant = await tenants.get_tenant_by_name(session, name=name)
+            tenant = await accounts.account_named(session, name=name)
         except NotFound:
             return
         changes = {field: value for field, value in (alerts or {}).items() if getattr(tenant, field) != value}
         if changes:
-            tenant = await update_tenant(
-                session, tenant=tenant, data=TenantUpdate.model_validate(changes), actor=tenant_actor(name)
+            tenant = await account.update_account(
+                session, caller=_caller(tenant, name), data=TenantUpdate.model_validate(changes)
             )
             post_event(body, warning=False, reason="TenantUpdated", message=f"updated {', '.join(sorted(changes))}")
     await _patch_status(rt, body, await _counters(rt, tenant))

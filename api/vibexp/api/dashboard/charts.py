@@ -11,7 +11,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vibexp.core.usage.service import HourlyCount, hourly_counts
+from vibexp.core.access import Caller
+from vibexp.core.usage.usecases import HourlyCount, hourly_counts
 
 __all__ = ["Chart", "usage_charts"]
 
@@ -40,9 +41,9 @@ class Chart:
         }
 
 
-async def usage_charts(session: AsyncSession, *, tenant_id: str, key_id: str | None = None) -> list[Chart]:
-    day = await hourly_counts(session, tenant_id=tenant_id, hours=24, key_id=key_id)
-    week = await hourly_counts(session, tenant_id=tenant_id, hours=24 * 7, key_id=key_id)
+async def usage_charts(session: AsyncSession, *, caller: Caller, key_id: str | None = None) -> list[Chart]:
+    day = await hourly_counts(session, caller=caller, hours=24, key_id=key_id)
+    week = await hourly_counts(session, caller=caller, hours=24 * 7, key_id=key_id)
     return [
         Chart(id="chart-24h", title="Requests per hour, last 24 hours", hours=24, points=day),
         Chart(id="chart-7d", title="Requests per hour, last 7 days", hours=24 * 7, points=week),

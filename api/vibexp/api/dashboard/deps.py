@@ -17,14 +17,12 @@ from vibexp.api.dashboard.sessions import SessionData, password_fingerprint
 from vibexp.api.dashboard.state import dashboard_state
 from vibexp.api.deps import SessionDep
 from vibexp.api.middleware.client_address import client_address
-from vibexp.core.alerts.service import count_open
-from vibexp.core.audit.service import Actor
-from vibexp.core.keys.scopes import FullAccess
+from vibexp.core.access import Caller
+from vibexp.core.alerts import usecases as alerts
 from vibexp.core.tenants.models import Tenant
-from vibexp.core.tenants.service import get_tenant
+from vibexp.core.users import usecases as users
 from vibexp.core.users.models import User
 from vibexp.core.users.revoked_sessions import is_session_revoked
-from vibexp.core.users.service import get_user, user_actor
 
 __all__ = [
     "NEW_SESSION_STATE",
@@ -35,8 +33,6 @@ __all__ = [
     "SignInRequired",
     "Viewer",
     "browser_session",
-    "viewer_actor",
-    "viewer_caller",
 ]
 
 NEW_SESSION_STATE = "dashboard_new_session"
@@ -52,9 +48,12 @@ class CsrfFailed(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Viewer:
+    """The signed-in person: their user, account, browser session and the ``Caller`` their actions run as."""
+
     user: User
     tenant: Tenant
     session: SessionData
+    caller: Caller
 
 
 def browser_session(request: Request) -> SessionData:
@@ -76,16 +75,23 @@ BrowserSession = Annotated[SessionData, Depends(browser_session)]
 async def current_viewer(request: Request, session: BrowserSession, db: SessionDep) -> Viewer:
     if not session.uid:
         raise SignInRequired
-    user = await get_user(db, user_id=session.uid)
-    if user is None or not hmac.compare_digest(session.fp, password_fingerprint(user.password_hash)):
+    found = await users.person(db, user_id=session.uid)
+    if found is None or not hmac.compare_digest(session.fp, password_fingerprint(found[0].password_hash)):
         raise SignInRequired  # user deleted or password changed since sign-in
     if await is_session_revoked(db, sid=session.sid):  # signed out, perhaps on another replica
         raise SignInRequired
-    tenant = await get_tenant(db, tenant_id=user.tenant_id)
-    viewer = Viewer(user=user, tenant=tenant, session=session)
+    user, tenant = found
+    caller = Caller.signed_in(
+        tenant_id=tenant.id,
+        user_id=user.id,
+        name=user.email,
+        client_ip=client_address(request.scope),
+        user_agent=request.headers.get("user-agent"),
+    )
+    viewer = Viewer(user=user, tenant=tenant, session=session, caller=caller)
     request.state.dashboard_viewer = viewer
     if request.method == "GET":  # the navigation's badge: one COUNT per page shown (a POST only redirects)
-        request.state.dashboard_open_alerts = await count_open(db, tenant_id=tenant.id)
+        request.state.dashboard_open_alerts = await alerts.count_open(db, caller=caller)
     return viewer
 
 
@@ -104,14 +110,3 @@ def verify_csrf(
 
 
 CsrfChecked = Depends(verify_csrf)
-
-
-def viewer_caller(viewer: Viewer) -> FullAccess:
-    """The caller of a core use case for a signed-in person: the whole account (a key's scopes do not apply)."""
-    return FullAccess(viewer.tenant.id)
-
-
-def viewer_actor(request: Request, viewer: Viewer) -> Actor:
-    """The audit trail's actor for a dashboard action: the signed-in user, from the browser's address."""
-    client_ip = client_address(request.scope)
-    return user_actor(viewer.user, client_ip=client_ip, user_agent=request.headers.get("user-agent"))

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from vibexp.core.users.service import any_user_exists
+from vibexp.core.users.usecases import any_user_exists
 
 __all__ = ["FirstRunSetup", "setup_lifespan"]
 

@@ -1,7 +1,6 @@
 """Alerts over REST: ``GET /api/v1/alerts`` (newest first) and ``POST /api/v1/alerts/{id}/acknowledge``.
 
-Listing needs ``audit:read`` (DESIGN.md); acknowledging changes the alert, so it needs the write scope
-``alerts:write`` (which includes ``audit:read``): a read-only key cannot silence the alert its own theft raised.
+The scopes (``audit:read`` to list, ``alerts:write`` to acknowledge) are checked in ``vibexp.core.alerts.usecases``.
 """
 
 from __future__ import annotations
@@ -10,14 +9,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from vibexp.api.deps import CurrentActor, CurrentPrincipal, SessionDep
+from vibexp.api.deps import CurrentCaller, SessionDep
 from vibexp.api.endpoints import API_PREFIX
 from vibexp.api.errors import ERROR_RESPONSES
 from vibexp.api.schemas import PageRead
-from vibexp.core.alerts import service as alerts
+from vibexp.core.alerts import usecases as alerts
 from vibexp.core.alerts.models import AlertKind, AlertStatus
 from vibexp.core.alerts.schemas import AlertRead
-from vibexp.core.keys.scopes import require
 from vibexp.core.pagination import DEFAULT_PAGE_SIZE, PageCursor, PageSize
 
 __all__ = ["alerts_router"]
@@ -28,16 +26,15 @@ alerts_router = APIRouter(prefix=f"{API_PREFIX}/alerts", tags=["alerts"], respon
 @alerts_router.get("", response_model=PageRead[AlertRead], summary="The account's alerts, newest first")
 async def list_alerts(
     session: SessionDep,
-    principal: CurrentPrincipal,
+    caller: CurrentCaller,
     status: Annotated[AlertStatus | None, Query(description="open or acknowledged")] = None,
     kind: Annotated[AlertKind | None, Query(description="Only this kind")] = None,
     key_id: Annotated[str | None, Query(max_length=36, description="Only alerts on this key")] = None,
     limit: Annotated[PageSize, Query(description="Page size")] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[PageCursor | None, Query(description="next_cursor of the previous page")] = None,
 ) -> Any:
-    require(principal, "audit:read")
     page = await alerts.list_alerts(
-        session, tenant_id=principal.tenant_id, status=status, kind=kind, key_id=key_id, limit=limit, cursor=cursor
+        session, caller=caller, status=status, kind=kind, key_id=key_id, limit=limit, cursor=cursor
     )
     return {"items": [AlertRead.model_validate(alert) for alert in page.items], "next_cursor": page.next_cursor}
 
@@ -49,10 +46,8 @@ async def list_alerts(
 )
 async def acknowledge_alert(
     session: SessionDep,
-    principal: CurrentPrincipal,
-    actor: CurrentActor,
+    caller: CurrentCaller,
     alert_id: Annotated[str, Path(max_length=36)],
 ) -> Any:
-    require(principal, "alerts:write")
-    alert = await alerts.acknowledge(session, tenant_id=principal.tenant_id, alert_id=alert_id, actor=actor)
+    alert = await alerts.acknowledge(session, caller=caller, alert_id=alert_id)
     return AlertRead.model_validate(alert)

@@ -8,15 +8,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Response, status
 from pydantic import BaseModel
 
-from vibexp.api.deps import CurrentActor, CurrentPrincipal, RuntimeDep, SessionDep
+from vibexp.api.deps import CurrentCaller, RuntimeDep, SessionDep
 from vibexp.api.endpoints import API_PREFIX
 from vibexp.api.errors import ERROR_RESPONSES
 from vibexp.api.http_cache import etag, parse_if_match, set_etag
 from vibexp.api.schemas import PageRead
+from vibexp.core.access import Caller
 from vibexp.core.content import schemas
 from vibexp.core.content.queries import ListQuery, ProjectListQuery
 from vibexp.core.content.usecases import ContentCases, Where, artifacts, memories, prompts
-from vibexp.core.keys.scopes import Scoped
 from vibexp.core.pagination import PageCursor, PageSize
 from vibexp.core.runtime import Runtime
 
@@ -33,11 +33,11 @@ ETAG_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 async def hot_get(
-    cases: ContentCases[Any], read_model: type[BaseModel], runtime: Runtime, *, caller: Scoped, where: Where[Any]
+    cases: ContentCases[Any], read_model: type[BaseModel], runtime: Runtime, *, caller: Caller, where: Where[Any]
 ) -> Response:
-    """The hottest read: one row without an ORM session or transaction, validated and serialised once by
+    """The hottest read (``ContentCases.find`` picks the session-less one), validated and serialised once by
     pydantic-core (returning the row would have FastAPI validate it again against response_model)."""
-    row = await cases.read(runtime.engine, caller=caller, where=where)
+    row = await cases.find(runtime.database, caller=caller, where=where)
     body = read_model.model_validate(row).model_dump_json().encode()
     return Response(body, media_type="application/json", headers={"ETag": etag(row["version"])})
 
@@ -65,30 +65,30 @@ def id_keyed_router(
     @router.get("", response_model=PageRead[read_model], summary=f"List or search {tag}")  # type: ignore[valid-type]
     async def list_items(
         session: SessionDep,
-        principal: CurrentPrincipal,
+        caller: CurrentCaller,
         query: Annotated[query_model, Query()],  # type: ignore[valid-type]
     ) -> Any:
-        page = await cases.list(session, caller=principal, query=query)
+        page = await cases.list(session, caller=caller, query=query)
         return {"items": page.items, "next_cursor": page.next_cursor}
 
     async def create_in_session(
         body: create_model,  # type: ignore[valid-type]
         session: SessionDep,
-        principal: CurrentPrincipal,
+        caller: CurrentCaller,
         response: Response,
     ) -> Any:
-        obj = await cases.create(session, caller=principal, data=body)
+        obj = await cases.create(session, caller=caller, data=body)
         set_etag(response, obj.version)
         return obj
 
     async def create_single_row(
         body: create_model,  # type: ignore[valid-type]
         runtime: RuntimeDep,
-        principal: CurrentPrincipal,
+        caller: CurrentCaller,
     ) -> Response:
         # The write hot path (agents store memories all the time): one autocommitted INSERT, no session, and the
         # body validated and serialised once, as in get_item.
-        row = await cases.insert(runtime.engine, caller=principal, data=body)
+        row = await cases.insert(runtime.engine, caller=caller, data=body)
         created = read_model.model_validate(row).model_dump_json().encode()
         return Response(created, status_code=201, media_type="application/json", headers={"ETag": etag(1)})
 
@@ -105,29 +105,27 @@ def id_keyed_router(
     if with_get:
 
         @router.get("/{item_id}", response_model=read_model, summary=f"Get a {noun}")
-        async def get_item(item_id: str, runtime: RuntimeDep, principal: CurrentPrincipal) -> Response:
-            return await hot_get(cases, read_model, runtime, caller=principal, where=by_id(item_id))
+        async def get_item(item_id: str, runtime: RuntimeDep, caller: CurrentCaller) -> Response:
+            return await hot_get(cases, read_model, runtime, caller=caller, where=by_id(item_id))
 
     @router.put("/{item_id}", response_model=read_model, responses=ETAG_RESPONSES, summary=f"Update a {noun}")
     async def update_item(
         item_id: str,
         body: update_model,  # type: ignore[valid-type]
         session: SessionDep,
-        principal: CurrentPrincipal,
+        caller: CurrentCaller,
         response: Response,
         if_match: IfMatch = None,
     ) -> Any:
         obj = await cases.update(
-            session, caller=principal, where=by_id(item_id), data=body, expected_version=parse_if_match(if_match)
+            session, caller=caller, where=by_id(item_id), data=body, expected_version=parse_if_match(if_match)
         )
         set_etag(response, obj.version)
         return obj
 
     @router.delete("/{item_id}", status_code=status.HTTP_204_NO_CONTENT, summary=f"Delete a {noun}")
-    async def delete_item(
-        item_id: str, session: SessionDep, principal: CurrentPrincipal, actor: CurrentActor
-    ) -> Response:
-        await cases.delete(session, caller=principal, actor=actor, where=by_id(item_id))
+    async def delete_item(item_id: str, session: SessionDep, caller: CurrentCaller) -> Response:
+        await cases.delete(session, caller=caller, where=by_id(item_id))
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     return router
@@ -159,9 +157,9 @@ artifacts_router = APIRouter(prefix=f"{API_PREFIX}/artifacts", tags=["artifacts"
 
 @artifacts_router.get("", response_model=PageRead[schemas.ArtifactRead], summary="List or search artifacts")
 async def list_artifacts(
-    session: SessionDep, principal: CurrentPrincipal, query: Annotated[ProjectListQuery, Query()]
+    session: SessionDep, caller: CurrentCaller, query: Annotated[ProjectListQuery, Query()]
 ) -> Any:
-    page = await artifacts.list(session, caller=principal, query=query)
+    page = await artifacts.list(session, caller=caller, query=query)
     return {"items": page.items, "next_cursor": page.next_cursor}
 
 
@@ -173,18 +171,16 @@ async def list_artifacts(
     summary="Create an artifact",
 )
 async def create_artifact(
-    body: schemas.ArtifactCreate, session: SessionDep, principal: CurrentPrincipal, response: Response
+    body: schemas.ArtifactCreate, session: SessionDep, caller: CurrentCaller, response: Response
 ) -> Any:
-    obj = await artifacts.create(session, caller=principal, data=body)
+    obj = await artifacts.create(session, caller=caller, data=body)
     set_etag(response, obj.version)
     return obj
 
 
 @artifacts_router.get("/{project}/{slug}", response_model=schemas.ArtifactRead, summary="Get an artifact")
-async def get_artifact(
-    project: str, slug: str, session: SessionDep, principal: CurrentPrincipal, response: Response
-) -> Any:
-    obj = await artifacts.get(session, caller=principal, where=artifacts.at(project, slug))
+async def get_artifact(project: str, slug: str, session: SessionDep, caller: CurrentCaller, response: Response) -> Any:
+    obj = await artifacts.get(session, caller=caller, where=artifacts.at(project, slug))
     set_etag(response, obj.version)
     return obj
 
@@ -200,13 +196,13 @@ async def update_artifact(
     slug: str,
     body: schemas.ArtifactUpdate,
     session: SessionDep,
-    principal: CurrentPrincipal,
+    caller: CurrentCaller,
     response: Response,
     if_match: IfMatch = None,
 ) -> Any:
     obj = await artifacts.update(
         session,
-        caller=principal,
+        caller=caller,
         where=artifacts.at(project, slug),
         data=body,
         expected_version=parse_if_match(if_match),
@@ -216,8 +212,6 @@ async def update_artifact(
 
 
 @artifacts_router.delete("/{project}/{slug}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete an artifact")
-async def delete_artifact(
-    project: str, slug: str, session: SessionDep, principal: CurrentPrincipal, actor: CurrentActor
-) -> Response:
-    await artifacts.delete(session, caller=principal, actor=actor, where=artifacts.at(project, slug))
+async def delete_artifact(project: str, slug: str, session: SessionDep, caller: CurrentCaller) -> Response:
+    await artifacts.delete(session, caller=caller, where=artifacts.at(project, slug))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

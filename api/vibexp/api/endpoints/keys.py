@@ -1,5 +1,5 @@
 """API key management with a key (``keys:read`` / ``keys:write``, checked in ``vibexp.core.keys.usecases``), and
-the caller's account (``account:read``)."""
+the caller's account (``account:read``, checked in ``vibexp.core.tenants.usecases``)."""
 
 from __future__ import annotations
 
@@ -8,34 +8,33 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 
-from vibexp.api.deps import CurrentActor, CurrentPrincipal, RuntimeDep, SessionDep
+from vibexp.api.deps import CurrentCaller, RuntimeDep, SessionDep
 from vibexp.api.endpoints import API_PREFIX
 from vibexp.api.errors import ERROR_RESPONSES
 from vibexp.api.schemas import AccountRead, PageRead
-from vibexp.core.keys import service as keys
 from vibexp.core.keys import usecases
 from vibexp.core.keys.models import KeyStatus
 from vibexp.core.keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead, ApiKeyRotate, KeyUsageRead
-from vibexp.core.keys.scopes import require
-from vibexp.core.tenants.service import get_tenant
-from vibexp.core.usage.service import key_usage
+from vibexp.core.keys.usecases import KeyPermissions, NewKey
+from vibexp.core.tenants import usecases as account
+from vibexp.core.usage import usecases as usage
 
 __all__ = ["account_router", "keys_router"]
 
 keys_router = APIRouter(prefix=f"{API_PREFIX}/api-keys", tags=["api-keys"], responses=ERROR_RESPONSES)
 
 
-def _created(new: keys.NewKey) -> ApiKeyCreated:
+def _created(new: NewKey) -> ApiKeyCreated:
     return ApiKeyCreated.model_validate({**ApiKeyRead.model_validate(new.record).model_dump(), "key": new.plaintext})
 
 
 @keys_router.get("", response_model=PageRead[ApiKeyRead], summary="List the account's API keys")
 async def list_keys(
     session: SessionDep,
-    principal: CurrentPrincipal,
+    caller: CurrentCaller,
     status_filter: Annotated[KeyStatus | None, Query(alias="status")] = None,
 ) -> Any:
-    items = await usecases.list_keys(session, caller=principal, status=status_filter)
+    items = await usecases.list_keys(session, caller=caller, status=status_filter)
     return {"items": items, "next_cursor": None}
 
 
@@ -45,17 +44,17 @@ async def list_keys(
     status_code=status.HTTP_201_CREATED,
     summary="Create an API key (the key is in this response only)",
 )
-async def create_key(body: ApiKeyCreate, session: SessionDep, principal: CurrentPrincipal, actor: CurrentActor) -> Any:
-    permissions = keys.KeyPermissions(scopes=body.scopes, allowed_cidrs=body.allowed_cidrs, expires_at=body.expires_at)
+async def create_key(body: ApiKeyCreate, session: SessionDep, caller: CurrentCaller) -> Any:
+    permissions = KeyPermissions(scopes=body.scopes, allowed_cidrs=body.allowed_cidrs, expires_at=body.expires_at)
     new = await usecases.create(
-        session, caller=principal, actor=actor, name=body.name, description=body.description, permissions=permissions
+        session, caller=caller, name=body.name, description=body.description, permissions=permissions
     )
     return _created(new)
 
 
 @keys_router.get("/{key_id}", response_model=ApiKeyRead, summary="Get an API key")
-async def get_key(key_id: str, session: SessionDep, principal: CurrentPrincipal) -> Any:
-    return await usecases.get(session, caller=principal, key_id=key_id)
+async def get_key(key_id: str, session: SessionDep, caller: CurrentCaller) -> Any:
+    return await usecases.get(session, caller=caller, key_id=key_id)
 
 
 @keys_router.delete(
@@ -66,8 +65,8 @@ async def get_key(key_id: str, session: SessionDep, principal: CurrentPrincipal)
     "deleted: it leaves the list (`deleted_at` set in this answer), its usage and audit history stay. A deleted "
     "key, like another account's, is 404.",
 )
-async def revoke_key(key_id: str, session: SessionDep, principal: CurrentPrincipal, actor: CurrentActor) -> Any:
-    return await usecases.revoke_or_delete(session, caller=principal, actor=actor, key_id=key_id)
+async def revoke_key(key_id: str, session: SessionDep, caller: CurrentCaller) -> Any:
+    return await usecases.revoke_or_delete(session, caller=caller, key_id=key_id)
 
 
 @keys_router.post(
@@ -83,16 +82,13 @@ async def revoke_key(key_id: str, session: SessionDep, principal: CurrentPrincip
 async def rotate_key(
     key_id: str,
     session: SessionDep,
-    principal: CurrentPrincipal,
-    actor: CurrentActor,
+    caller: CurrentCaller,
     body: ApiKeyRotate | None = None,
 ) -> Any:
     body = body or ApiKeyRotate()
-    permissions = keys.KeyPermissions(scopes=body.scopes, allowed_cidrs=body.allowed_cidrs, expires_at=body.expires_at)
+    permissions = KeyPermissions(scopes=body.scopes, allowed_cidrs=body.allowed_cidrs, expires_at=body.expires_at)
     grace = timedelta(seconds=body.grace_period_seconds)
-    new = await usecases.rotate(
-        session, caller=principal, actor=actor, key_id=key_id, grace_period=grace, permissions=permissions
-    )
+    new = await usecases.rotate(session, caller=caller, key_id=key_id, grace_period=grace, permissions=permissions)
     return _created(new)
 
 
@@ -100,20 +96,18 @@ async def rotate_key(
 async def get_key_usage(
     key_id: str,
     session: SessionDep,
-    principal: CurrentPrincipal,
+    caller: CurrentCaller,
     limit: Annotated[int, Query(ge=1, le=500, description="How many recent actions")] = 50,
 ) -> Any:
-    key = await usecases.get(session, caller=principal, key_id=key_id)
-    return await key_usage(session, key=key, limit=limit)
+    return await usage.of_key(session, caller=caller, key_id=key_id, limit=limit)
 
 
 account_router = APIRouter(prefix=f"{API_PREFIX}/account", tags=["account"], responses=ERROR_RESPONSES)
 
 
 @account_router.get("", response_model=AccountRead, summary="The caller's account: tier, limit and use this hour")
-async def get_account(session: SessionDep, principal: CurrentPrincipal, runtime: RuntimeDep) -> Any:
-    require(principal, "account:read")
-    tenant = await get_tenant(session, tenant_id=principal.tenant_id)
+async def get_account(session: SessionDep, caller: CurrentCaller, runtime: RuntimeDep) -> Any:
+    tenant = await account.own_account(session, caller=caller)
     return AccountRead(
         tenant=tenant.name,
         display_name=tenant.display_name,

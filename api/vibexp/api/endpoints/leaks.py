@@ -17,8 +17,8 @@ from starlette.responses import Response
 from vibexp.api.deps import SessionDep
 from vibexp.api.errors import ERROR_RESPONSES, error_response
 from vibexp.api.middleware.client_address import client_address
+from vibexp.core.access import Actor, ActorType
 from vibexp.core.alerts.leaks import revoke_leaked
-from vibexp.core.audit.service import Actor, ActorType
 from vibexp.core.keys.report import LEAK_REPORT_PATH
 from vibexp.core.ratelimit.failures import FailureThrottle
 from vibexp.core.text import StorableText

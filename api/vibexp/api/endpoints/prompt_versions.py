@@ -18,9 +18,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from vibexp.api.deps import CurrentActor, CurrentPrincipal, RuntimeDep, SessionDep
+from vibexp.api.deps import CurrentCaller, RuntimeDep, SessionDep
 from vibexp.api.endpoints import API_PREFIX
-from vibexp.api.endpoints.content import Cursor, Limit, hot_get
+from vibexp.api.endpoints.content import Cursor, Limit
 from vibexp.api.errors import ERROR_RESPONSES
 from vibexp.api.http_cache import etag
 from vibexp.api.schemas import PageRead
@@ -61,16 +61,16 @@ def _json(model: Any, version: int) -> Response:
 async def get_prompt(
     item_id: str,
     runtime: RuntimeDep,
-    principal: CurrentPrincipal,
+    caller: CurrentCaller,
     label: LabelQuery = None,
     version: VersionQuery = None,
 ) -> Response:
-    where = prompts.by_id(item_id)
-    if label is None and version is None:
-        return await hot_get(prompts, PromptRead, runtime, caller=principal, where=where)
-    async with runtime.session_factory() as session:
-        found = await prompts.resolve(session, caller=principal, where=where, label=label, version=version)
-    return _json(PromptAtVersion.model_validate(found.as_dict()), found.entry.version)
+    # The use case picks the hot read for the latest version; the answer's shape is this adapter's choice.
+    row = await prompts.find(
+        runtime.database, caller=caller, where=prompts.by_id(item_id), label=label, version=version
+    )
+    model = PromptRead if label is None and version is None else PromptAtVersion
+    return _json(model.model_validate(row), row["version"])
 
 
 @prompt_versions_router.get(
@@ -79,11 +79,11 @@ async def get_prompt(
 async def list_prompt_versions(
     item_id: str,
     session: SessionDep,
-    principal: CurrentPrincipal,
+    caller: CurrentCaller,
     limit: Limit = DEFAULT_PAGE_SIZE,
     cursor: Cursor = None,
 ) -> Any:
-    page, labels = await prompts.list_versions(session, caller=principal, prompt_id=item_id, limit=limit, cursor=cursor)
+    page, labels = await prompts.list_versions(session, caller=caller, prompt_id=item_id, limit=limit, cursor=cursor)
     items = [
         PromptVersionRead.model_validate(entry).model_copy(update={"labels": labels.get(entry.version, [])})
         for entry in page.items
@@ -94,10 +94,8 @@ async def list_prompt_versions(
 @prompt_versions_router.get(
     "/{item_id}/versions/{number}", response_model=PromptVersionRead, summary="Get one version of a prompt"
 )
-async def get_prompt_version(
-    item_id: str, number: VersionPath, session: SessionDep, principal: CurrentPrincipal
-) -> Response:
-    found = await prompts.get_version(session, caller=principal, prompt_id=item_id, number=number)
+async def get_prompt_version(item_id: str, number: VersionPath, session: SessionDep, caller: CurrentCaller) -> Response:
+    found = await prompts.get_version(session, caller=caller, prompt_id=item_id, number=number)
     read = PromptVersionRead.model_validate(found.entry).model_copy(update={"labels": found.labels})
     return _json(read, found.entry.version)
 
@@ -112,19 +110,14 @@ async def put_prompt_label(
     label: LabelPath,
     body: LabelSet,
     session: SessionDep,
-    principal: CurrentPrincipal,
-    actor: CurrentActor,
+    caller: CurrentCaller,
 ) -> Any:
-    return await prompts.set_label(
-        session, caller=principal, actor=actor, prompt_id=item_id, label=label, version=body.version
-    )
+    return await prompts.set_label(session, caller=caller, prompt_id=item_id, label=label, version=body.version)
 
 
 @prompt_versions_router.delete(
     "/{item_id}/labels/{label}", status_code=status.HTTP_204_NO_CONTENT, summary="Remove a label"
 )
-async def delete_prompt_label(
-    item_id: str, label: LabelPath, session: SessionDep, principal: CurrentPrincipal, actor: CurrentActor
-) -> Response:
-    await prompts.delete_label(session, caller=principal, actor=actor, prompt_id=item_id, label=label)
+async def delete_prompt_label(item_id: str, label: LabelPath, session: SessionDep, caller: CurrentCaller) -> Response:
+    await prompts.delete_label(session, caller=caller, prompt_id=item_id, label=label)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from vibexp.api.deps import CurrentActor, CurrentPrincipal, RuntimeDep
+from vibexp.api.deps import CurrentCaller, RuntimeDep
 from vibexp.api.endpoints import API_PREFIX
 from vibexp.api.errors import ERROR_RESPONSES
 from vibexp.core.content.transfer import CONTENT_TYPE
@@ -38,9 +38,9 @@ class ImportResult(BaseModel):
     response_class=StreamingResponse,
     responses={200: {"content": {CONTENT_TYPE: {}}, "description": "One JSON object a line; empty if no content"}},
 )
-async def export(runtime: RuntimeDep, principal: CurrentPrincipal, actor: CurrentActor) -> StreamingResponse:
+async def export(runtime: RuntimeDep, caller: CurrentCaller) -> StreamingResponse:
     # The generator opens its own short sessions: the request's session would be closed before streaming ends.
-    lines = export_lines(runtime.session_factory, caller=principal, actor=actor)
+    lines = export_lines(runtime.session_factory, caller=caller)
     headers = {"Content-Disposition": 'attachment; filename="vibexp-export.jsonl"'}
     return StreamingResponse(lines, media_type=CONTENT_TYPE, headers=headers)
 
@@ -57,7 +57,7 @@ async def export(runtime: RuntimeDep, principal: CurrentPrincipal, actor: Curren
         }
     },
 )
-async def import_(request: Request, runtime: RuntimeDep, principal: CurrentPrincipal, actor: CurrentActor) -> Any:
+async def import_(request: Request, runtime: RuntimeDep, caller: CurrentCaller) -> Any:
     body = await request.body()  # bounded by the body-size limit middleware
-    counts = await import_lines(runtime.session_factory, caller=principal, actor=actor, lines=body.split(b"\n"))
+    counts = await import_lines(runtime.session_factory, caller=caller, lines=body.split(b"\n"))
     return counts.as_dict()

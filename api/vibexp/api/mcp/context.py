@@ -17,15 +17,14 @@ from typing import Any
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from starlette.requests import Request
 
-from vibexp.api.deps import key_actor
 from vibexp.api.request_state import RequestState, RequestUsage, request_state
-from vibexp.core.audit.service import Actor
+from vibexp.core.access import Caller
 from vibexp.core.errors import AuthFailure, InvalidApiKey
 from vibexp.core.keys.verifier import Principal
 from vibexp.core.runtime import Runtime
 from vibexp.core.usage.tool_type import ToolType, detect_tool_type
 
-__all__ = ["UsageTagger", "actor_of", "mcp_action", "principal_of", "runtime_of"]
+__all__ = ["UsageTagger", "caller_of", "mcp_action", "principal_of", "runtime_of"]
 
 
 def _state(ctx: ServerRequestContext[Any, Any]) -> RequestState | None:
@@ -41,12 +40,14 @@ def principal_of(ctx: ServerRequestContext[Any, Any]) -> Principal:
     return state.principal
 
 
-def actor_of(ctx: ServerRequestContext[Any, Any]) -> Actor:
-    """The audit trail's actor for this MCP request: its key, client address and user agent."""
+def caller_of(ctx: ServerRequestContext[Any, Any]) -> Caller:
+    """The ``Caller`` of this MCP request, built at the MCP edge: its key (scopes and audit name cached with the key
+    by the verifier), the address ``ClientAddressMiddleware`` resolved, and the user agent."""
     request = ctx.request
     state = _state(ctx)
     user_agent = request.headers.get("user-agent") if isinstance(request, Request) else None
-    return key_actor(principal_of(ctx), client_ip=state.client_ip if state is not None else None, user_agent=user_agent)
+    client_ip = state.client_ip if state is not None else None
+    return principal_of(ctx).caller(client_ip=client_ip, user_agent=user_agent)
 
 
 def runtime_of(ctx: ServerRequestContext[Any, Any]) -> Runtime:

@@ -54,12 +54,13 @@ from mcp_types import (
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vibexp.api.mcp.context import UsageTagger, principal_of, runtime_of
+from vibexp.api.mcp.context import UsageTagger, caller_of, principal_of, runtime_of
 from vibexp.api.mcp.errors import describe_validation_error, protocol_errors
 from vibexp.api.mcp.guard import RequestGuard, bad_text
 from vibexp.api.mcp.schemas import artifact_uri
 from vibexp.api.mcp.templates import placeholders, render
 from vibexp.api.mcp.tools import TOOL_SCOPES, register_tools
+from vibexp.core.access import Caller
 from vibexp.core.content import versions
 from vibexp.core.content.models import Artifact
 from vibexp.core.content.models import Prompt as StoredPrompt
@@ -67,7 +68,6 @@ from vibexp.core.content.queries import ListQuery
 from vibexp.core.content.usecases import artifacts, prompts
 from vibexp.core.db import session_scope
 from vibexp.core.errors import InsufficientScope, NotFound
-from vibexp.core.keys.verifier import Principal
 from vibexp.core.runtime import Runtime
 
 __all__ = [
@@ -124,12 +124,12 @@ def _resource(artifact: Artifact) -> Resource:
 
 # -- the catalogue's low-level handlers (the SDK's public handler signature, registered in VibeXPMCPServer) ------
 @asynccontextmanager
-async def _caller_session(ctx: ServerRequestContext[Runtime]) -> AsyncIterator[tuple[AsyncSession, Principal]]:
-    """One transaction for the calling key; domain errors leave as JSON-RPC errors."""
+async def _caller_session(ctx: ServerRequestContext[Runtime]) -> AsyncIterator[tuple[AsyncSession, Caller]]:
+    """One (reading) unit of work for the calling key; domain errors leave as JSON-RPC errors."""
     with protocol_errors():
-        principal = principal_of(ctx)
+        caller = caller_of(ctx)
         async with session_scope(runtime_of(ctx).session_factory) as session:
-            yield session, principal
+            yield session, caller
 
 
 async def list_prompts(ctx: ServerRequestContext[Runtime], params: PaginatedRequestParams | None) -> ListPromptsResult:
@@ -168,7 +168,7 @@ async def list_resource_templates(
     ctx: ServerRequestContext[Runtime], params: PaginatedRequestParams | None
 ) -> ListResourceTemplatesResult:
     with protocol_errors():
-        artifacts.check_readable(principal_of(ctx))
+        artifacts.check_readable(caller_of(ctx))
     template = ResourceTemplate(
         uri_template=ARTIFACT_URI_TEMPLATE,
         name="artifact",

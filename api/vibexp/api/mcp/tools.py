@@ -2,8 +2,9 @@
 
 Each tool is a module-level function, as in the SDK's examples: it takes the ``Runtime`` from the server's lifespan
 context (``ctx.request_context.lifespan_context``), opens one unit of work (``session_scope``: commit on success,
-roll back on error) on its session factory and calls the same core use cases the REST endpoints call
-(``vibexp.core.content.usecases``), as the key that authenticated the HTTP request: its tenant, its scopes.
+roll back on error; a write takes the SQLite writer turn) on its session factory and calls the same core use cases
+the REST endpoints call (``vibexp.core.content.usecases``), as the ``Caller`` of the key that authenticated the HTTP
+request: its tenant, its scopes. A tool's scope is the scope of the use case it ``uses``.
 Arguments are validated against the same constraints as the REST schemas, and those limits are part of each tool's
 JSON input schema.
 """
@@ -20,7 +21,7 @@ from mcp_types import ToolAnnotations
 from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vibexp.api.mcp.context import actor_of, principal_of, runtime_of
+from vibexp.api.mcp.context import caller_of, runtime_of
 from vibexp.api.mcp.errors import tool_errors
 from vibexp.api.mcp.schemas import (
     ArtifactPage,
@@ -33,6 +34,7 @@ from vibexp.api.mcp.schemas import (
     artifact_uri,
 )
 from vibexp.api.mcp.templates import placeholders, render
+from vibexp.core.access import Caller, Scope, required_scope
 from vibexp.core.content import schemas
 from vibexp.core.content.queries import ListQuery, ProjectListQuery
 from vibexp.core.content.schemas import (
@@ -48,7 +50,6 @@ from vibexp.core.content.search import MAX_QUERY_CHARS
 from vibexp.core.content.usecases import artifacts, memories, prompts
 from vibexp.core.content.version_schemas import LabelName, VersionNumber
 from vibexp.core.db import session_scope
-from vibexp.core.keys.verifier import Principal
 from vibexp.core.pagination import MAX_PAGE_SIZE, PageCursor, PageSize
 from vibexp.core.runtime import Runtime
 
@@ -104,17 +105,19 @@ McpContext = Context[Any, Any]
 _Tool = Callable[..., Awaitable[Any]]
 #: Every tool and its registration options, in catalogue order (``register_tools`` adds them to a server).
 _TOOLS: list[tuple[_Tool, dict[str, Any]]] = []
-#: The scope each tool needs: ``tools/list`` shows a key only the tools its scopes allow (``VibeXPMCPServer``).
-#: The use case the tool calls checks the same scope again; this map only decides what the key is shown.
-TOOL_SCOPES: dict[str, str] = {}
+#: The scope each tool needs, read from the use case it calls (``vibexp.core.access.required_scope``): ``tools/list``
+#: shows a key only the tools its scopes allow (``VibeXPMCPServer``); the use case checks the same scope when called.
+TOOL_SCOPES: dict[str, Scope] = {}
 
 
 def _tool(
-    *, name: str, scope: str, title: str, description: str, annotations: ToolAnnotations
+    *, name: str, uses: Callable[..., Any], title: str, description: str, annotations: ToolAnnotations
 ) -> Callable[[_Tool], _Tool]:
     """Record a module-level tool function with its catalogue entry (what ``MCPServer.tool()`` would register)
-    and the scope it needs (a read-only-hinted tool needs a ``:read`` scope: annotations stay truthful)."""
-    if annotations.read_only_hint != scope.endswith(":read"):
+    and the use case it calls, whose scope is the tool's (a read-only-hinted tool calls a reading use case:
+    annotations stay truthful)."""
+    scope = required_scope(uses)
+    if annotations.read_only_hint != scope.is_read:
         raise ValueError(f"tool {name!r}: read_only_hint disagrees with its scope {scope!r}")
     if name in TOOL_SCOPES:
         raise ValueError(f"tool {name!r} is registered twice")
@@ -134,18 +137,19 @@ def register_tools(server: MCPServer[Runtime]) -> None:
 
 
 @asynccontextmanager
-async def _unit(ctx: McpContext) -> AsyncIterator[tuple[AsyncSession, Principal]]:
-    """One transaction for the calling key, on the server's runtime; domain errors leave as readable tool errors."""
+async def _unit(ctx: McpContext, *, write: bool = False) -> AsyncIterator[tuple[AsyncSession, Caller]]:
+    """One unit of work for the calling key, on the server's runtime (``write``: a change, which takes the SQLite
+    writer turn as a REST write does); domain errors leave as readable tool errors."""
     with tool_errors():
-        principal = principal_of(ctx.request_context)
-        async with session_scope(runtime_of(ctx.request_context).session_factory) as session:
-            yield session, principal
+        caller = caller_of(ctx.request_context)
+        async with session_scope(runtime_of(ctx.request_context).session_factory, write=write) as session:
+            yield session, caller
 
 
 # -- prompts --------------------------------------------------------------------------------------------------
 @_tool(
     name="list_prompts",
-    scope="prompts:read",
+    uses=prompts.list,
     title="List prompts",
     description=(
         "List the saved prompts of this VibeXP account (name, description, tags; not the content). "
@@ -168,7 +172,7 @@ async def list_prompts(
 
 @_tool(
     name="get_prompt",
-    scope="prompts:read",
+    uses=prompts.find,
     title="Get a prompt",
     description=(
         "Read one saved prompt by its name, with its content and the list of {{variable}} arguments it takes. "
@@ -186,14 +190,14 @@ async def get_prompt(
     version: PromptVersionNumber = None,
 ) -> PromptDetail:
     with tool_errors():
-        caller, where = principal_of(ctx.request_context), prompts.by_name(name)
-        if label is None and version is None:
-            # perf (#13): the hottest tool reads its row without a session or transaction (vibexp.core.hotread).
-            prompt = await prompts.read(runtime_of(ctx.request_context).engine, caller=caller, where=where)
-        else:
-            async with session_scope(runtime_of(ctx.request_context).session_factory) as session:
-                found = await prompts.resolve(session, caller=caller, where=where, label=label, version=version)
-            prompt = found.as_dict()
+        # perf (#13): the hottest tool; ``find`` reads the latest without a session (vibexp.core.hotread).
+        prompt = await prompts.find(
+            runtime_of(ctx.request_context).database,
+            caller=caller_of(ctx.request_context),
+            where=prompts.by_name(name),
+            label=label,
+            version=version,
+        )
         rendered = render(prompt["content"], arguments) if arguments is not None else None
         return PromptDetail.model_validate(
             {**prompt, "arguments": placeholders(prompt["content"]), "rendered": rendered}
@@ -202,7 +206,7 @@ async def get_prompt(
 
 @_tool(
     name="create_prompt",
-    scope="prompts:write",
+    uses=prompts.create,
     title="Create a prompt",
     description=(
         "Save a new reusable prompt under a unique `name` (letters, digits, '_', '.', '-'). Write {{variable}} "
@@ -218,7 +222,7 @@ async def create_prompt(
     description: Description = "",
     tags: Tags = [],  # noqa: B006 - pydantic copies defaults; the list is never mutated
 ) -> schemas.PromptRead:
-    async with _unit(ctx) as (session, caller):
+    async with _unit(ctx, write=True) as (session, caller):
         data = schemas.PromptCreate(name=name, content=content, description=description, tags=tags)
         prompt = await prompts.create(session, caller=caller, data=data)
         return schemas.PromptRead.model_validate(prompt)
@@ -226,7 +230,7 @@ async def create_prompt(
 
 @_tool(
     name="update_prompt",
-    scope="prompts:write",
+    uses=prompts.update,
     title="Update a prompt",
     description=(
         "Change a saved prompt, found by its current `name`. Only the fields you pass change; pass `new_name` "
@@ -243,7 +247,7 @@ async def update_prompt(
     tags: Tags | None = None,
     expected_version: ExpectedVersion = None,
 ) -> schemas.PromptRead:
-    async with _unit(ctx) as (session, caller):
+    async with _unit(ctx, write=True) as (session, caller):
         data = schemas.PromptUpdate(**_given(name=new_name, content=content, description=description, tags=tags))
         prompt = await prompts.update(
             session, caller=caller, where=prompts.by_name(name), data=data, expected_version=expected_version
@@ -253,21 +257,21 @@ async def update_prompt(
 
 @_tool(
     name="delete_prompt",
-    scope="prompts:write",
+    uses=prompts.delete,
     title="Delete a prompt",
     description="Delete a saved prompt by name. This cannot be undone.",
     annotations=DELETE,
 )
 async def delete_prompt(ctx: McpContext, name: PromptName) -> Deleted:
-    async with _unit(ctx) as (session, caller):
-        await prompts.delete(session, caller=caller, actor=actor_of(ctx.request_context), where=prompts.by_name(name))
+    async with _unit(ctx, write=True) as (session, caller):
+        await prompts.delete(session, caller=caller, where=prompts.by_name(name))
         return Deleted(what=f"prompt {name!r}")
 
 
 # -- artifacts ------------------------------------------------------------------------------------------------
 @_tool(
     name="list_artifacts",
-    scope="artifacts:read",
+    uses=artifacts.list,
     title="List artifacts",
     description=(
         "List saved artifacts (documents, code, notes kept per project), without their content. Filter by "
@@ -298,7 +302,7 @@ async def list_artifacts(
 
 @_tool(
     name="get_artifact",
-    scope="artifacts:read",
+    uses=artifacts.get,
     title="Get an artifact",
     description="Read one artifact, with its full content and MIME type, by `project` and `slug`.",
     annotations=READ,
@@ -311,7 +315,7 @@ async def get_artifact(ctx: McpContext, project: PathSegment, slug: PathSegment)
 
 @_tool(
     name="save_artifact",
-    scope="artifacts:write",
+    uses=artifacts.save,
     title="Save an artifact",
     description=(
         "Create or replace the artifact at `project`/`slug` (lowercase letters, digits, '.', '_', '-'). "
@@ -332,7 +336,7 @@ async def save_artifact(
     tags: Tags | None = None,
     expected_version: ExpectedVersion = None,
 ) -> schemas.ArtifactRead:
-    async with _unit(ctx) as (session, caller):
+    async with _unit(ctx, write=True) as (session, caller):
         artifact = await artifacts.save(
             session,
             caller=caller,
@@ -350,22 +354,22 @@ async def save_artifact(
 
 @_tool(
     name="delete_artifact",
-    scope="artifacts:write",
+    uses=artifacts.delete,
     title="Delete an artifact",
     description="Delete the artifact at `project`/`slug`. This cannot be undone.",
     annotations=DELETE,
 )
 async def delete_artifact(ctx: McpContext, project: PathSegment, slug: PathSegment) -> Deleted:
-    async with _unit(ctx) as (session, caller):
+    async with _unit(ctx, write=True) as (session, caller):
         where = artifacts.at(project, slug)
-        await artifacts.delete(session, caller=caller, actor=actor_of(ctx.request_context), where=where)
+        await artifacts.delete(session, caller=caller, where=where)
         return Deleted(what=f"artifact {project}/{slug}")
 
 
 # -- memories -------------------------------------------------------------------------------------------------
 @_tool(
     name="list_memories",
-    scope="memories:read",
+    uses=memories.list,
     title="List memories",
     description=(
         "List remembered facts and notes, oldest first, optionally only those with `tag` or of `project`. "
@@ -387,7 +391,7 @@ async def list_memories(
 
 @_tool(
     name="search_memories",
-    scope="memories:read",
+    uses=memories.list,
     title="Search memories",
     description=(
         "Find remembered facts and notes containing every word of `query` (any word form), best match first, "
@@ -414,7 +418,7 @@ async def search_memories(
 
 @_tool(
     name="save_memory",
-    scope="memories:write",
+    uses=memories.create,
     title="Save a memory",
     description=(
         "Remember a fact, preference or note for later sessions (a new memory each call). Add `tags` to "
@@ -428,7 +432,7 @@ async def save_memory(
     tags: Tags = [],  # noqa: B006 - pydantic copies defaults; the list is never mutated
     project: MemoryProject = None,
 ) -> schemas.MemoryRead:
-    async with _unit(ctx) as (session, caller):
+    async with _unit(ctx, write=True) as (session, caller):
         memory = await memories.create(
             session, caller=caller, data=schemas.MemoryCreate(content=content, tags=tags, project=project)
         )
@@ -437,7 +441,7 @@ async def save_memory(
 
 @_tool(
     name="get_memory",
-    scope="memories:read",
+    uses=memories.get,
     title="Get a memory",
     description="Read one memory (content, tags, version) by the id that save_memory or a list/search returned.",
     annotations=READ,
@@ -450,7 +454,7 @@ async def get_memory(ctx: McpContext, id: MemoryId) -> schemas.MemoryRead:
 
 @_tool(
     name="update_memory",
-    scope="memories:write",
+    uses=memories.update,
     title="Update a memory",
     description=(
         "Change a memory's `content`, `tags` and/or `project` by id; fields you leave out stay as they are. Pass "
@@ -466,7 +470,7 @@ async def update_memory(
     project: MemoryProject = None,
     expected_version: ExpectedVersion = None,
 ) -> schemas.MemoryRead:
-    async with _unit(ctx) as (session, caller):
+    async with _unit(ctx, write=True) as (session, caller):
         data = schemas.MemoryUpdate(**_given(content=content, tags=tags, project=project))
         memory = await memories.update(
             session, caller=caller, where=memories.by_id(id), data=data, expected_version=expected_version
@@ -476,14 +480,14 @@ async def update_memory(
 
 @_tool(
     name="delete_memory",
-    scope="memories:write",
+    uses=memories.delete,
     title="Delete a memory",
     description="Forget a memory by id. This cannot be undone.",
     annotations=DELETE,
 )
 async def delete_memory(ctx: McpContext, id: MemoryId) -> Deleted:
-    async with _unit(ctx) as (session, caller):
-        await memories.delete(session, caller=caller, actor=actor_of(ctx.request_context), where=memories.by_id(id))
+    async with _unit(ctx, write=True) as (session, caller):
+        await memories.delete(session, caller=caller, where=memories.by_id(id))
         return Deleted(what=f"memory {id}")
 
 

@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vibexp.core.access import Actor
 from vibexp.core.alerts.models import AlertKind
 from vibexp.core.alerts.service import raise_alert
-from vibexp.core.audit.service import Actor
 from vibexp.core.keys.models import ApiKey, KeyStatus
 from vibexp.core.keys.service import revoke_once
 from vibexp.core.keys.tokens import hash_key

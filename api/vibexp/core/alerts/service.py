@@ -32,10 +32,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp.core import notices
+from vibexp.core.access import Actor
 from vibexp.core.alerts.models import AUTO_REVOCABLE, Alert, AlertKind, AlertStatus
 from vibexp.core.alerts.webhooks import enqueue_delivery
 from vibexp.core.audit import service as audit
-from vibexp.core.audit.service import Actor, Target
+from vibexp.core.audit.service import Target
 from vibexp.core.clock import utcnow
 from vibexp.core.errors import InvalidInput, NotFound
 from vibexp.core.ids import is_id, new_id

@@ -12,21 +12,20 @@ target's names) by its display prefix, before any of them is cut to its column's
 
 from __future__ import annotations
 
-import getpass
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Delete, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vibexp.core.access import Actor, ActorType
 from vibexp.core.audit.models import AuditEvent
 from vibexp.core.errors import InvalidInput
 from vibexp.core.pagination import DEFAULT_PAGE_SIZE, Page, decode_cursor, encode_cursor
 from vibexp.core.redaction import mask_keys
 
-__all__ = ["ACTIONS", "Actor", "ActorType", "Target", "expired", "list_events", "record"]
+__all__ = ["ACTIONS", "Target", "expired", "list_events", "record"]
 
 #: Every action the trail records (``?action=`` accepts only these).
 ACTIONS = frozenset(
@@ -57,38 +56,6 @@ ACTIONS = frozenset(
 )
 
 _MAX_USER_AGENT = 300
-
-
-class ActorType(StrEnum):
-    user = "user"
-    api_key = "api_key"
-    cli = "cli"
-    operator = "operator"
-    system = "system"
-
-
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """Who acted, and from where (the client address and user agent, when the action came over HTTP)."""
-
-    type: ActorType
-    id: str | None = None
-    name: str = ""
-    client_ip: str | None = None
-    user_agent: str | None = None
-
-    @classmethod
-    def cli(cls) -> Actor:
-        """The ``vibexp`` command, named after the operating-system user who ran it."""
-        try:
-            user = getpass.getuser()
-        except (KeyError, OSError):  # no passwd entry (some containers)
-            user = "unknown"
-        return cls(ActorType.cli, id=user, name=f"vibexp CLI ({user})")
-
-    @classmethod
-    def system(cls, name: str) -> Actor:
-        return cls(ActorType.system, name=name)
 
 
 @dataclass(frozen=True, slots=True)

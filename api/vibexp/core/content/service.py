@@ -19,8 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.elements import ColumnElement
 
+from vibexp.core.access import Actor
 from vibexp.core.audit import service as audit
-from vibexp.core.audit.service import Actor, Target
+from vibexp.core.audit.service import Target
 from vibexp.core.clock import utcnow
 from vibexp.core.content import search
 from vibexp.core.content.models import Artifact, Memory, Prompt

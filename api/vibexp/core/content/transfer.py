@@ -53,14 +53,14 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from vibexp.core.access import Actor
 from vibexp.core.audit import service as audit
-from vibexp.core.audit.service import Actor
 from vibexp.core.clock import utcnow
 from vibexp.core.content import schemas
 from vibexp.core.content.models import Memory
 from vibexp.core.content.prompt_history import HistoryFields, export_history, import_history
 from vibexp.core.content.service import ContentStore, artifacts, memories, prompts
-from vibexp.core.db import session_scope, writing
+from vibexp.core.db import session_scope
 from vibexp.core.errors import InvalidInput, NotFound
 from vibexp.core.ids import new_id
 
@@ -190,7 +190,7 @@ async def export_lines(
     size. An empty tenant yields nothing. ``content.exported`` is recorded (its own short write) before the first
     page is read.
     """
-    async with writing(factory.kw["bind"]), session_scope(factory) as session:
+    async with session_scope(factory, write=True) as session:
         await audit.record(session, tenant_id=tenant_id, action="content.exported", actor=actor)
     for type_name, line_type in LINE_TYPES.items():
         cursor: str | None = None
@@ -494,7 +494,7 @@ async def import_lines(
        it back.
     """
     parsed = await asyncio.to_thread(parse_lines, lines)
-    async with writing(factory.kw["bind"]), session_scope(factory) as session:
+    async with session_scope(factory, write=True) as session:
         return await _apply_parsed(session, tenant_id=tenant_id, actor=actor, parsed=parsed)
 
 

@@ -1,9 +1,10 @@
 """Prompts, artifacts and memories as every adapter uses them: find, list, change, with the caller's scope checked.
 
-REST endpoints, MCP tools, MCP prompts and resources, and the dashboard call these and nothing below them, so the
-scope check (``vibexp.core.keys.scopes.require``) happens once, here, and a new adapter cannot forget it. Reading
-needs ``<resource>:read``, any change ``<resource>:write``; the caller is the verifier's ``Principal`` of an API key,
-or ``FullAccess`` for a signed-in person.
+REST endpoints, MCP tools, MCP prompts and resources, the dashboard and the CLI call these and nothing below them,
+so the scope check (``vibexp.core.access.require``) happens once, here, and a new adapter cannot forget it. Reading
+needs ``<resource>:read``, any change ``<resource>:write`` (each method is marked ``_reads``/``_writes``, which is
+how an MCP tool learns the scope of the use case it calls); the ``Caller`` is built at the adapter's edge and names
+the actor the audit trail records.
 
 Objects are addressed by typed finders, not loose keyword arguments, so a prompt's finder cannot be handed to the
 artifacts::
@@ -19,23 +20,24 @@ with ``PreconditionFailed`` when the object moved on (``ContentStore.update``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Generic
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from vibexp.core.access import Caller, Scope, declare_access, require
 from vibexp.core.audit import service as audit
-from vibexp.core.audit.service import Actor, Target
+from vibexp.core.audit.service import Target
 from vibexp.core.content import schemas, transfer, versions
 from vibexp.core.content import service as stores
 from vibexp.core.content.models import Artifact, Memory, Prompt
 from vibexp.core.content.queries import ListQuery
 from vibexp.core.content.service import ContentStore, ModelT
 from vibexp.core.content.versions import PromptLabel, PromptVersion, VersionedPrompt
+from vibexp.core.db import Database, session_scope
 from vibexp.core.errors import InvalidInput, NotFound
-from vibexp.core.keys.scopes import Scoped, require
 from vibexp.core.pagination import DEFAULT_PAGE_SIZE, Page
 
 __all__ = [
@@ -53,6 +55,19 @@ __all__ = [
 ]
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _reads(fn: _F) -> _F:
+    """A use case that needs its kind's read scope (``vibexp.core.access.required_scope`` reads the mark)."""
+    return declare_access(fn, "read")
+
+
+def _writes(fn: _F) -> _F:
+    """A use case that needs its kind's write scope."""
+    return declare_access(fn, "write")
+
+
 @dataclass(frozen=True, slots=True)
 class Where(Generic[ModelT]):
     """Which one object of a kind: the key fields a typed finder (``by_id``, ``by_name``, ``at``) names."""
@@ -68,23 +83,32 @@ class ContentCases(Generic[ModelT]):
 
     def __init__(self, store: ContentStore[ModelT], *, resource: str) -> None:
         self.store: ContentStore[ModelT] = store
-        self.read_scope = f"{resource}:read"
-        self.write_scope = f"{resource}:write"
+        self.read_scope = Scope(f"{resource}:read")
+        self.write_scope = Scope(f"{resource}:write")
 
-    def check_readable(self, caller: Scoped) -> None:
+    def check_readable(self, caller: Caller) -> None:
         """Refuse unless ``caller`` may read this kind (a catalogue that lists no rows, e.g. resource templates)."""
         require(caller, self.read_scope)
 
-    async def get(self, session: AsyncSession, *, caller: Scoped, where: Where[ModelT]) -> ModelT:
+    @_reads
+    async def get(self, session: AsyncSession, *, caller: Caller, where: Where[ModelT]) -> ModelT:
         require(caller, self.read_scope)
         return await self.store.get(session, tenant_id=caller.tenant_id, **where.key())
 
-    async def read(self, engine: AsyncEngine, *, caller: Scoped, where: Where[ModelT]) -> dict[str, Any]:
+    @_reads
+    async def read(self, engine: AsyncEngine, *, caller: Caller, where: Where[ModelT]) -> dict[str, Any]:
         """The hot read: the row as a dict, without a session (``ContentStore.read``)."""
         require(caller, self.read_scope)
         return await self.store.read(engine, tenant_id=caller.tenant_id, **where.key())
 
-    async def list(self, session: AsyncSession, *, caller: Scoped, query: ListQuery) -> Page[ModelT]:
+    @_reads
+    async def find(self, database: Database, *, caller: Caller, where: Where[ModelT]) -> dict[str, Any]:
+        """One object as a dict of its columns, the fastest way this kind allows (here: the hot read). Adapters ask
+        for this and never choose between ``read`` and ``get`` themselves."""
+        return await self.read(database.engine, caller=caller, where=where)
+
+    @_reads
+    async def list(self, session: AsyncSession, *, caller: Caller, query: ListQuery) -> Page[ModelT]:
         require(caller, self.read_scope)
         return await self.store.list(
             session,
@@ -96,20 +120,23 @@ class ContentCases(Generic[ModelT]):
             filters=query.filters(),
         )
 
-    async def create(self, session: AsyncSession, *, caller: Scoped, data: BaseModel) -> ModelT:
+    @_writes
+    async def create(self, session: AsyncSession, *, caller: Caller, data: BaseModel) -> ModelT:
         require(caller, self.write_scope)
         return await self.store.create(session, tenant_id=caller.tenant_id, data=data)
 
-    async def insert(self, engine: AsyncEngine, *, caller: Scoped, data: BaseModel) -> dict[str, Any]:
+    @_writes
+    async def insert(self, engine: AsyncEngine, *, caller: Caller, data: BaseModel) -> dict[str, Any]:
         """The hot write of a kind whose create is one row (``ContentStore.insert``)."""
         require(caller, self.write_scope)
         return await self.store.insert(engine, tenant_id=caller.tenant_id, data=data)
 
+    @_writes
     async def update(
         self,
         session: AsyncSession,
         *,
-        caller: Scoped,
+        caller: Caller,
         where: Where[ModelT],
         data: BaseModel,
         expected_version: int | None = None,
@@ -118,10 +145,11 @@ class ContentCases(Generic[ModelT]):
         obj = await self.store.get(session, tenant_id=caller.tenant_id, **where.key())
         return await self.store.update(session, obj=obj, data=data, expected_version=expected_version)
 
-    async def delete(self, session: AsyncSession, *, caller: Scoped, actor: Actor, where: Where[ModelT]) -> None:
+    @_writes
+    async def delete(self, session: AsyncSession, *, caller: Caller, where: Where[ModelT]) -> None:
         require(caller, self.write_scope)
         obj = await self.store.get(session, tenant_id=caller.tenant_id, **where.key())
-        await self.store.delete(session, obj=obj, actor=actor)
+        await self.store.delete(session, obj=obj, actor=caller.actor)
 
 
 class PromptCases(ContentCases[Prompt]):
@@ -135,11 +163,12 @@ class PromptCases(ContentCases[Prompt]):
     def by_name(name: str) -> Where[Prompt]:
         return Where((("name", name),))
 
+    @_reads
     async def resolve(
         self,
         session: AsyncSession,
         *,
-        caller: Scoped,
+        caller: Caller,
         where: Where[Prompt],
         label: str | None = None,
         version: int | None = None,
@@ -158,11 +187,30 @@ class PromptCases(ContentCases[Prompt]):
             version=version,
         )
 
+    @_reads
+    async def find(  # a prompt is also found at a label or a version
+        self,
+        database: Database,
+        *,
+        caller: Caller,
+        where: Where[Prompt],
+        label: str | None = None,
+        version: int | None = None,
+    ) -> dict[str, Any]:
+        """The prompt's JSON fields: the latest through the session-less hot read (``vibexp.core.hotread``), or, at
+        a ``label`` or ``version``, that version's (with ``latest_version`` and ``labels``) in a read unit of work."""
+        if label is None and version is None:
+            return await self.read(database.engine, caller=caller, where=where)
+        async with session_scope(database.session_factory) as session:
+            found = await self.resolve(session, caller=caller, where=where, label=label, version=version)
+        return found.as_dict()
+
+    @_reads
     async def list_versions(
         self,
         session: AsyncSession,
         *,
-        caller: Scoped,
+        caller: Caller,
         prompt_id: str,
         limit: int = DEFAULT_PAGE_SIZE,
         cursor: str | None = None,
@@ -172,27 +220,31 @@ class PromptCases(ContentCases[Prompt]):
             session, tenant_id=caller.tenant_id, prompt_id=prompt_id, limit=limit, cursor=cursor
         )
 
+    @_reads
     async def get_version(
-        self, session: AsyncSession, *, caller: Scoped, prompt_id: str, number: int
+        self, session: AsyncSession, *, caller: Caller, prompt_id: str, number: int
     ) -> VersionedPrompt:
         require(caller, self.read_scope)
         return await versions.get_version(session, tenant_id=caller.tenant_id, prompt_id=prompt_id, version=number)
 
-    async def serving(self, session: AsyncSession, *, caller: Scoped, name: str) -> PromptVersion:
+    @_reads
+    async def serving(self, session: AsyncSession, *, caller: Caller, name: str) -> PromptVersion:
         """What MCP ``prompts/get`` serves: the ``production`` version, else the latest."""
         require(caller, self.read_scope)
         return await versions.serving_version(session, tenant_id=caller.tenant_id, name=name)
 
+    @_reads
     async def catalogue(
-        self, session: AsyncSession, *, caller: Scoped, limit: int, cursor: str | None
+        self, session: AsyncSession, *, caller: Caller, limit: int, cursor: str | None
     ) -> tuple[Page[Prompt], dict[str, PromptVersion]]:
         """A page of prompts and the ``production`` version of those that have one (MCP ``prompts/list``)."""
         page = await self.list(session, caller=caller, query=ListQuery(limit=limit, cursor=cursor))
         served = await versions.production_versions(session, prompt_ids=[p.id for p in page.items])
         return page, served
 
+    @_writes
     async def set_label(
-        self, session: AsyncSession, *, caller: Scoped, actor: Actor, prompt_id: str, label: str, version: int
+        self, session: AsyncSession, *, caller: Caller, prompt_id: str, label: str, version: int
     ) -> PromptLabel:
         """Create or move a label (idempotent: repeating it, or racing it, succeeds); a move is audited as
         ``prompt.label_moved`` with the versions it pointed from and to (from None: a new label)."""
@@ -205,15 +257,14 @@ class PromptCases(ContentCases[Prompt]):
                 session,
                 tenant_id=caller.tenant_id,
                 action="prompt.label_moved",
-                actor=actor,
+                actor=caller.actor,
                 target=Target("prompt", id=move.prompt.id, name=move.prompt.name),
                 details={"label": label, "from_version": move.previous, "to_version": move.label.version},
             )
         return move.label
 
-    async def delete_label(
-        self, session: AsyncSession, *, caller: Scoped, actor: Actor, prompt_id: str, label: str
-    ) -> None:
+    @_writes
+    async def delete_label(self, session: AsyncSession, *, caller: Caller, prompt_id: str, label: str) -> None:
         require(caller, self.write_scope)
         prompt, removed = await versions.delete_label(
             session, tenant_id=caller.tenant_id, prompt_id=prompt_id, label=label
@@ -222,7 +273,7 @@ class PromptCases(ContentCases[Prompt]):
             session,
             tenant_id=caller.tenant_id,
             action="prompt.label_removed",
-            actor=actor,
+            actor=caller.actor,
             target=Target("prompt", id=prompt.id, name=prompt.name),
             details={"label": label, "from_version": removed},
         )
@@ -235,11 +286,12 @@ class ArtifactCases(ContentCases[Artifact]):
     def at(project: str, slug: str) -> Where[Artifact]:
         return Where((("project", project), ("slug", slug)))
 
+    @_writes
     async def save(
         self,
         session: AsyncSession,
         *,
-        caller: Scoped,
+        caller: Caller,
         project: str,
         slug: str,
         content: str,
@@ -292,30 +344,30 @@ memories = MemoryCases(stores.memories, resource="memories")
 _ALL: tuple[ContentCases[Any], ...] = (prompts, artifacts, memories)
 
 
-def export_lines(factory: async_sessionmaker[AsyncSession], *, caller: Scoped, actor: Actor) -> AsyncIterator[str]:
+def export_lines(factory: async_sessionmaker[AsyncSession], *, caller: Caller) -> AsyncIterator[str]:
     """The caller's whole content as JSON Lines: needs every content ``:read`` scope, checked now, before the
     first line (an adapter streams the lines after it has answered with a status). Audited as
     ``content.exported`` when the first page is read (an export cut short was still an export)."""
     for cases in _ALL:
         require(caller, cases.read_scope)
-    return transfer.export_lines(factory, tenant_id=caller.tenant_id, actor=actor)
+    return transfer.export_lines(factory, tenant_id=caller.tenant_id, actor=caller.actor)
 
 
 async def import_lines(
-    factory: async_sessionmaker[AsyncSession], *, caller: Scoped, actor: Actor, lines: Iterable[bytes | str]
+    factory: async_sessionmaker[AsyncSession], *, caller: Caller, lines: Iterable[bytes | str]
 ) -> transfer.ImportCounts:
     """Apply a JSON Lines file all or nothing: needs every content ``:write`` scope. The file is parsed before any
     transaction and published in one short one (``transfer.import_lines``); audited as ``content.imported``."""
     for cases in _ALL:
         require(caller, cases.write_scope)
-    return await transfer.import_lines(factory, tenant_id=caller.tenant_id, actor=actor, lines=lines)
+    return await transfer.import_lines(factory, tenant_id=caller.tenant_id, actor=caller.actor, lines=lines)
 
 
 async def import_lines_in(
-    session: AsyncSession, *, caller: Scoped, actor: Actor, lines: Iterable[bytes | str]
+    session: AsyncSession, *, caller: Caller, lines: Iterable[bytes | str]
 ) -> transfer.ImportCounts:
     """``import_lines`` in the caller's own transaction (the dashboard's request session, which already holds this
     process's SQLite writers' turn: taking it again would wait for itself). Roll back on ``InvalidInput``."""
     for cases in _ALL:
         require(caller, cases.write_scope)
-    return await transfer.import_lines_in(session, tenant_id=caller.tenant_id, actor=actor, lines=lines)
+    return await transfer.import_lines_in(session, tenant_id=caller.tenant_id, actor=caller.actor, lines=lines)

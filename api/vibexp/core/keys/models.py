@@ -56,7 +56,7 @@ class ApiKey(Base):
     #: Made before keys carried a checksum (64 random hex). Rows that predate the column, or that a replica still
     #: running the previous release inserts, get ``true`` from the server default; every key made since is false.
     legacy_format: Mapped[bool] = mapped_column(Boolean, default=False, server_default=true())
-    #: What the key may do (``vibexp.core.keys.scopes``), as given at creation; keys that predate scopes are ``*``.
+    #: What the key may do (``vibexp.core.access``), as given at creation; keys that predate scopes are ``*``.
     scopes: Mapped[list[str]] = mapped_column(JSON, default=lambda: ["*"], server_default=text("'[\"*\"]'"))
     #: Networks the key may be used from (``vibexp.core.cidrs``); empty: anywhere.
     allowed_cidrs: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))

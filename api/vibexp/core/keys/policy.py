@@ -37,8 +37,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vibexp.core.access import Actor
 from vibexp.core.audit import service as audit
-from vibexp.core.audit.service import Actor, Target
+from vibexp.core.audit.service import Target
 from vibexp.core.clock import utcnow
 from vibexp.core.db import Database, writing
 from vibexp.core.keys.models import ApiKey, KeyStatus

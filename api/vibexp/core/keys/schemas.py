@@ -5,8 +5,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
+from vibexp.core.access import ScopeList
 from vibexp.core.cidrs import CidrList
-from vibexp.core.keys.scopes import ScopeList
 from vibexp.core.text import StorableText
 
 __all__ = [

@@ -36,13 +36,13 @@ from typing import Protocol
 from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vibexp.core import cidrs
+from vibexp.core import access, cidrs
+from vibexp.core.access import Actor, Scope
 from vibexp.core.audit import service as audit
-from vibexp.core.audit.service import Actor, Target
+from vibexp.core.audit.service import Target
 from vibexp.core.clock import utcnow
 from vibexp.core.errors import Conflict, InsufficientScope, InvalidInput, NotFound
 from vibexp.core.ids import is_id, new_id
-from vibexp.core.keys import scopes as scopes_
 from vibexp.core.keys.models import ApiKey, KeyStatus
 from vibexp.core.keys.tokens import display_prefix, generate_key, hash_key
 from vibexp.core.notices import Notice, note
@@ -88,10 +88,10 @@ class NewKey:
 
 
 class KeyIssuer(Protocol):
-    """The key that asks for a new one (``vibexp.core.keys.verifier.Principal``): what the new key may not exceed."""
+    """The key that asks for a new one (an API key's ``Caller``): what the new key may not exceed."""
 
     @property
-    def granted(self) -> frozenset[str]: ...
+    def granted(self) -> frozenset[Scope]: ...
 
     @property
     def allowed_cidrs(self) -> tuple[str, ...]: ...
@@ -136,20 +136,20 @@ async def _permissions(
     if wanted.expires_at is not None and wanted.expires_at <= now:
         raise InvalidInput("expires_at must be in the future")
     if wanted.scopes is not None:
-        scope_list = list(scopes_.normalise(wanted.scopes))
+        scope_list = list(access.normalise(wanted.scopes))
     elif issuer is not None:
-        scope_list = [s for s in scopes_.ALL_SCOPES if s in issuer.granted]
-        if len(scope_list) == len(scopes_.ALL_SCOPES):
-            scope_list = [scopes_.FULL_ACCESS]
+        scope_list = [s.value for s in access.ALL_SCOPES if s in issuer.granted]
+        if len(scope_list) == len(access.ALL_SCOPES):
+            scope_list = [access.FULL_ACCESS]
     else:
-        scope_list = [scopes_.FULL_ACCESS]
+        scope_list = [access.FULL_ACCESS]
     networks = list(cidrs.normalise(wanted.allowed_cidrs)) if wanted.allowed_cidrs is not None else None
     expires_at = wanted.expires_at
     defaulted = expires_at is None and default_expiry is not None
     if defaulted:
         expires_at = default_expiry
     if issuer is not None:
-        missing = scopes_.first_missing(issuer.granted, scope_list)
+        missing = access.first_missing(issuer.granted, scope_list)
         if missing is not None:
             raise InsufficientScope(
                 missing, f"A key can only mint keys no wider than itself: this key lacks the scope {missing!r}"
@@ -308,7 +308,7 @@ async def set_key_permissions(
     if key.status == KeyStatus.revoked.value:
         raise InvalidInput("a revoked key's permissions cannot be changed")
     try:
-        scope_list, networks = list(scopes_.normalise(scopes)), list(cidrs.normalise(allowed_cidrs))
+        scope_list, networks = list(access.normalise(scopes)), list(cidrs.normalise(allowed_cidrs))
     except ValueError as exc:
         raise InvalidInput(str(exc)) from exc
     previous = {"scopes": list(key.scopes), "allowed_cidrs": list(key.allowed_cidrs)}

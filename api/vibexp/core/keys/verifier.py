@@ -41,10 +41,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from vibexp.core import cidrs, notices
+from vibexp.core import access, cidrs, notices
+from vibexp.core.access import Actor, ActorType, Caller, CredentialKind, Scope
 from vibexp.core.clock import utcnow
 from vibexp.core.errors import AccountSuspended, AuthFailure, InvalidApiKey
-from vibexp.core.keys import scopes as scopes_
 from vibexp.core.keys.models import ApiKey, KeyStatus
 from vibexp.core.keys.tokens import (
     KEY_PREFIX,
@@ -76,6 +76,10 @@ TYPO_MESSAGE = (
 )
 
 
+#: A Principal's audit name until the verifier composes the key's own (every Principal it caches has one).
+_UNNAMED_KEY = Actor(ActorType.api_key)
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     """Who is calling: the key (by id and prefix, never the secret) and its tenant.
@@ -93,10 +97,28 @@ class Principal:
     hourly_limit: int
     suspended: bool
     expires_at: datetime | None
-    scopes: tuple[str, ...] = (scopes_.FULL_ACCESS,)
-    granted: frozenset[str] = frozenset(scopes_.ALL_SCOPES)
+    scopes: tuple[str, ...] = (access.FULL_ACCESS,)
+    granted: frozenset[Scope] = frozenset(access.ALL_SCOPES)
     allowed_cidrs: tuple[str, ...] = ()
     networks: cidrs.Networks = ()
+    #: Who the audit trail names for this key (its id, name and prefix), composed once, when the key is cached.
+    acting_as: Actor = _UNNAMED_KEY
+
+    def caller(self, *, client_ip: str | None, user_agent: str | None) -> Caller:
+        """The ``Caller`` of one request made with this key: only the address and the user agent are new."""
+        return Caller(
+            self.tenant_id,
+            CredentialKind.api_key,
+            self.granted,
+            self.acting_as,
+            self.key_id,
+            None,
+            None,
+            client_ip,
+            user_agent,
+            self.allowed_cidrs,
+            self.expires_at,
+        )
 
 
 @dataclass(slots=True)
@@ -230,9 +252,10 @@ class KeyVerifier:
                 suspended=tenant.suspended,
                 expires_at=key.expires_at,
                 scopes=tuple(key.scopes),
-                granted=scopes_.expand(key.scopes),
+                granted=access.expand(key.scopes),
                 allowed_cidrs=tuple(key.allowed_cidrs),
                 networks=cidrs.compile_networks(key.allowed_cidrs),
+                acting_as=Actor(ActorType.api_key, id=key.id, name=f"{key.name} ({key.prefix}…)"),
             ),
             key_hash=digest,
             key_version=key.updated_at,

@@ -11,8 +11,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vibexp.core.access import Actor
 from vibexp.core.audit import service as audit
-from vibexp.core.audit.service import Actor, Target
+from vibexp.core.audit.service import Target
 from vibexp.core.clock import utcnow
 from vibexp.core.errors import AlreadyExists, InvalidInput, NotFound
 from vibexp.core.notices import Notice, note

@@ -7,8 +7,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vibexp.core.access import Actor, ActorType
 from vibexp.core.audit import service as audit
-from vibexp.core.audit.service import Actor, ActorType, Target
+from vibexp.core.audit.service import Target
 from vibexp.core.clock import utcnow
 from vibexp.core.errors import AlreadyExists, AuthenticationFailed, InvalidInput
 from vibexp.core.users.models import User

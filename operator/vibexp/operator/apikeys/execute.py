@@ -13,8 +13,8 @@ from typing import Any
 from kubernetes_asyncio.client import V1Secret
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vibexp.core.audit.service import Actor, ActorType
-from vibexp.core.keys import service as keys
+from vibexp.core.access import Actor, ActorType, Caller
+from vibexp.core.keys import usecases as keys
 from vibexp.core.keys.models import ApiKey
 from vibexp.operator.apikeys.observe import secret_metadata, unrevoked
 from vibexp.operator.apikeys.status import Outcome, event, ready
@@ -35,7 +35,10 @@ def operator_actor(spec: ApiKeySpec) -> Actor:
 
 
 async def revoke_all(session: AsyncSession, uid: str, upto: int, *, actor: Actor) -> list[ApiKey]:
-    return [await keys.revoke_key(session, key=key, actor=actor) for key in await unrevoked(session, uid, upto)]
+    return [
+        await keys.revoke(session, caller=Caller.operator(key.tenant_id, actor=actor), key_id=key.id)
+        for key in await unrevoked(session, uid, upto)
+    ]
 
 
 def current_slot(decision: Replace) -> int:
@@ -48,6 +51,11 @@ class Executor:
     def __init__(self, rt: OperatorRuntime, body: Mapping[str, Any], spec: ApiKeySpec, session: AsyncSession) -> None:
         self.rt, self.body, self.spec, self.session = rt, body, spec, session
         self.actor = operator_actor(spec)
+
+    def _as(self, tenant_id: str) -> Caller:
+        """The operator as the ``Caller`` of the account a key belongs to (an ApiKey's keys may move between
+        accounts when its spec names another tenant)."""
+        return Caller.operator(tenant_id, actor=self.actor)
 
     async def apply(self, decision: Decision, slot: int, current: ApiKey | None, secret: V1Secret | None) -> Outcome:
         match decision:
@@ -79,7 +87,7 @@ class Executor:
         if decision.suspend and current is not None:
             # The current key and any predecessor still in its grace period: none may work while forbidden.
             for key in await unrevoked(self.session, self.spec.uid, slot):
-                await keys.suspend_key(self.session, key=key, actor=self.actor)
+                await keys.suspend(self.session, caller=self._as(key.tenant_id), key_id=key.id)
         return Outcome(decision.state, decision.phase, current, slot, current.tenant_id if current else None)
 
     async def _write_secret(self, new: keys.NewKey, slot: int, existing: V1Secret | None) -> None:
@@ -107,12 +115,12 @@ class Executor:
         """Give every working key of this ApiKey (the current one, any in a grace period) the spec's permissions."""
         changed = []
         for key in await unrevoked(self.session, self.spec.uid, slot):
-            if await keys.set_key_permissions(
+            if await keys.set_permissions(
                 self.session,
-                key=key,
+                caller=self._as(key.tenant_id),
+                key_id=key.id,
                 scopes=self.spec.scopes,
                 allowed_cidrs=self.spec.allowed_cidrs,
-                actor=self.actor,
             ):
                 changed.append(key)
         return changed
@@ -121,13 +129,12 @@ class Executor:
         self, *, tenant_id: str, slot: int, expires_at: datetime | None, rotated_from_id: str | None = None
     ) -> keys.NewKey:
         """The one way this ApiKey's keys are made: its names, source operator, the slot's idempotency reference."""
-        return await keys.create_key(
+        return await keys.create(
             self.session,
-            tenant_id=tenant_id,
+            caller=self._as(tenant_id),
             name=self.spec.display_name,
             description=self.spec.description,
             source="operator",
-            actor=self.actor,
             permissions=self._permissions(expires_at),
             external_ref=external_ref(self.spec.uid, slot),
             rotated_from_id=rotated_from_id,
@@ -152,22 +159,26 @@ class Executor:
                 expires_at=current.expires_at,
                 rotated_from_id=current.id,
             )
-            await keys.revoke_key(self.session, key=current, actor=self.actor)
+            await keys.revoke(self.session, caller=self._as(current.tenant_id), key_id=current.id)
         else:
             if decision.resume:
                 for key in await unrevoked(self.session, self.spec.uid, current_slot(decision)):
-                    await keys.resume_key(self.session, key=key, actor=self.actor)
-            new = await keys.rotate_key(
+                    await keys.resume(self.session, caller=self._as(key.tenant_id), key_id=key.id)
+            new = await keys.rotate(
                 self.session,
-                key=current,
+                caller=self._as(current.tenant_id),
+                key_id=current.id,
                 grace_period=decision.grace,
                 source="operator",
                 external_ref=ref,
-                actor=self.actor,
                 permissions=self._permissions(),
             )
-            await keys.update_key(
-                self.session, key=new.record, name=self.spec.display_name, description=self.spec.description
+            await keys.rename(
+                self.session,
+                caller=self._as(new.record.tenant_id),
+                key_id=new.record.id,
+                name=self.spec.display_name,
+                description=self.spec.description,
             )
         await self._write_secret(new, decision.slot, secret)
         message = decision.message
@@ -185,8 +196,12 @@ class Executor:
     async def _refresh(self, decision: Refresh, slot: int, current: ApiKey) -> Outcome:
         events = []
         if decision.rename:
-            await keys.update_key(
-                self.session, key=current, name=self.spec.display_name, description=self.spec.description
+            await keys.rename(
+                self.session,
+                caller=self._as(current.tenant_id),
+                key_id=current.id,
+                name=self.spec.display_name,
+                description=self.spec.description,
             )
         if decision.permissions and await self._follow_permissions(slot):
             networks = ", ".join(self.spec.allowed_cidrs) or "anywhere"
@@ -198,7 +213,7 @@ class Executor:
             events.append("PermissionsChanged")
         if decision.resume:
             for key in await unrevoked(self.session, self.spec.uid, slot):
-                await keys.resume_key(self.session, key=key, actor=self.actor)
+                await keys.resume(self.session, caller=self._as(key.tenant_id), key_id=key.id)
             event(self.body, True, "KeyResumed", f"the policy allows key {current.prefix}... again: it works again")
             events.append("KeyResumed")
         if decision.repair_metadata:

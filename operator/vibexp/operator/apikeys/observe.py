@@ -10,9 +10,9 @@ from kubernetes_asyncio.client import V1Secret
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp.core.errors import NotFound
-from vibexp.core.keys import service as keys
+from vibexp.core.keys import usecases as keys
 from vibexp.core.keys.models import ApiKey, KeyStatus
-from vibexp.core.tenants import service as tenants
+from vibexp.core.tenants import usecases as accounts
 from vibexp.operator.models import ApiKeySpec, TenantSpec
 from vibexp.operator.plan import CurrentKey, KeyState, SecretView, TenantRecord, TenantView
 from vibexp.operator.resources import external_ref
@@ -24,14 +24,14 @@ __all__ = ["current_key", "latest_key", "secret_metadata", "secret_view", "tenan
 async def latest_key(session: AsyncSession, uid: str, start: int = 0) -> tuple[int, ApiKey | None]:
     """The newest key minted for this ApiKey and its rotation number; (0, None) when none exists."""
     n = max(0, start)
-    current = await keys.find_key_by_external_ref(session, external_ref=external_ref(uid, n))
+    current = await keys.by_external_ref(session, external_ref=external_ref(uid, n))
     while current is None and n > 0:  # the status ran ahead of the database (never expected, but be safe)
         n -= 1
-        current = await keys.find_key_by_external_ref(session, external_ref=external_ref(uid, n))
+        current = await keys.by_external_ref(session, external_ref=external_ref(uid, n))
     if current is None:
         return n, None
     while True:
-        newer = await keys.find_key_by_external_ref(session, external_ref=external_ref(uid, n + 1))
+        newer = await keys.by_external_ref(session, external_ref=external_ref(uid, n + 1))
         if newer is None:
             return n, current
         n, current = n + 1, newer
@@ -41,7 +41,7 @@ async def unrevoked(session: AsyncSession, uid: str, upto: int) -> list[ApiKey]:
     """Every key this ApiKey minted that is not revoked yet (the current one and any in a grace period)."""
     found = []
     for n in range(upto + 1):
-        key = await keys.find_key_by_external_ref(session, external_ref=external_ref(uid, n))
+        key = await keys.by_external_ref(session, external_ref=external_ref(uid, n))
         if key is not None and key.status != KeyStatus.revoked.value:
             found.append(key)
     return found
@@ -86,7 +86,7 @@ def secret_metadata(spec: ApiKeySpec, record: ApiKey, slot: int) -> SecretMetada
 
 async def tenant_view(session: AsyncSession, name: str, cr: Mapping[str, Any] | None) -> TenantView:
     try:
-        record = await tenants.get_tenant_by_name(session, name=name)
+        record = await accounts.account_named(session, name=name)
     except NotFound:
         found = None
     else:

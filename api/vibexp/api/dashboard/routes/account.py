@@ -16,7 +16,7 @@ from vibexp.api.deps import SessionDep
 from vibexp.api.middleware.client_address import client_address
 from vibexp.core.errors import AuthenticationFailed
 from vibexp.core.users.revoked_sessions import revoke_session
-from vibexp.core.users.service import authenticate
+from vibexp.core.users.usecases import sign_in
 
 __all__ = ["router"]
 
@@ -61,7 +61,7 @@ async def login(
         response.headers["Retry-After"] = str(retry_after)
         return response
     try:
-        user = await authenticate(
+        user = await sign_in(
             db, email=who, password=password, client_ip=ip, user_agent=request.headers.get("user-agent")
         )
     except AuthenticationFailed:  # the reservation stays: it is the failure

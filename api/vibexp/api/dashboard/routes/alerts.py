@@ -5,13 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from vibexp.api.dashboard.deps import CsrfChecked, CurrentViewer, viewer_actor
+from vibexp.api.dashboard.deps import CsrfChecked, CurrentViewer
 from vibexp.api.dashboard.errors import DashboardRoute
 from vibexp.api.dashboard.rendering import redirect, render
 from vibexp.api.deps import SessionDep
-from vibexp.core.alerts import service as alerts
+from vibexp.core.alerts import usecases as alerts
 from vibexp.core.alerts.overview import alerts_with_deliveries
-from vibexp.core.keys import service as keys
+from vibexp.core.keys import usecases as keys
 
 __all__ = ["router"]
 
@@ -26,7 +26,7 @@ async def alerts_page(request: Request, db: SessionDep, viewer: CurrentViewer, a
         "acknowledged_items": [i for i in items if i.alert.status != "open"],
         "just_acknowledged": acknowledged,
         "has_webhook": bool(viewer.tenant.alert_webhook_url),
-        "keys": {key.id: key for key in await keys.list_keys(db, tenant_id=viewer.tenant.id, include_deleted=True)},
+        "keys": {key.id: key for key in await keys.list_keys(db, caller=viewer.caller, include_deleted=True)},
     }
     return render(request, "alerts.html", context)
 
@@ -34,6 +34,6 @@ async def alerts_page(request: Request, db: SessionDep, viewer: CurrentViewer, a
 @router.post("/{alert_id}/acknowledge", dependencies=[CsrfChecked])
 async def acknowledge(request: Request, alert_id: str, db: SessionDep, viewer: CurrentViewer) -> Response:
     # Another account's alert is NotFound: the route class answers it with a 404 page.
-    actor = viewer_actor(request, viewer)  # its name is the user's e-mail: the alert's acknowledged_by
-    alert = await alerts.acknowledge(db, tenant_id=viewer.tenant.id, alert_id=alert_id, actor=actor)
+    # The viewer's actor is named by the user's e-mail: the alert's acknowledged_by.
+    alert = await alerts.acknowledge(db, caller=viewer.caller, alert_id=alert_id)
     return redirect(request, f"/alerts?acknowledged={alert.id}")

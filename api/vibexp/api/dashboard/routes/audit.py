@@ -9,8 +9,8 @@ from vibexp.api.dashboard.deps import CurrentViewer
 from vibexp.api.dashboard.errors import DashboardRoute
 from vibexp.api.dashboard.rendering import render
 from vibexp.api.deps import SessionDep
-from vibexp.core.audit import service as audit
-from vibexp.core.keys import service as keys
+from vibexp.core.audit import usecases as audit
+from vibexp.core.keys import usecases as keys
 
 __all__ = ["router"]
 
@@ -31,7 +31,7 @@ async def audit_log(
     # An unknown action or a bad cursor is InvalidInput: the dashboard's route class answers it with a 422 page.
     page = await audit.list_events(
         db,
-        tenant_id=viewer.tenant.id,
+        caller=viewer.caller,
         action=action or None,
         key_id=key or None,
         limit=PAGE_SIZE,
@@ -40,7 +40,7 @@ async def audit_log(
     context = {
         "events": page.items,
         "next_cursor": page.next_cursor,
-        "keys": await keys.list_keys(db, tenant_id=viewer.tenant.id, include_deleted=True),  # history stays
+        "keys": await keys.list_keys(db, caller=viewer.caller, include_deleted=True),  # history stays
         "actions": sorted(audit.ACTIONS),
         "key": key,
         "action": action,

@@ -1,7 +1,7 @@
 """Browse, search, create, edit and delete prompts, artifacts and memories through the core use cases.
 
 One set of handlers serves the three kinds; a ``Kind`` says which use cases, schemas, key fields and form fields.
-The signed-in person acts for the whole account (``viewer_caller``).
+The signed-in person acts for the whole account (``Viewer.caller``).
 Edits carry the version the form was rendered from, so a concurrent change is reported instead of overwritten: the
 conflict page keeps the person's unsaved text, shows the stored version beside it (and a diff), and overwriting is a
 separate, explicit button; the form keeps the version first read, so pressing Save again overwrites nothing.
@@ -19,17 +19,17 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from vibexp.api.dashboard.deps import CsrfChecked, CurrentViewer, viewer_actor, viewer_caller
+from vibexp.api.dashboard.deps import CsrfChecked, CurrentViewer
 from vibexp.api.dashboard.errors import DashboardRoute
 from vibexp.api.dashboard.rendering import redirect, render
 from vibexp.api.dashboard.routes.prompt_versions import DiffLine, history_context, unified_diff
 from vibexp.api.deps import SessionDep
 from vibexp.api.errors import status_for
+from vibexp.core.access import Caller
 from vibexp.core.content import schemas
 from vibexp.core.content.queries import ListQuery, ProjectListQuery
 from vibexp.core.content.usecases import ContentCases, Where, artifacts, memories, prompts
 from vibexp.core.errors import AlreadyExists, InvalidInput, PreconditionFailed
-from vibexp.core.keys.scopes import FullAccess
 
 __all__ = ["KINDS", "FormField", "Kind", "router"]
 
@@ -82,8 +82,8 @@ class Kind:
         return text if len(text) <= 90 else text[:89] + "…"
 
 
-async def _prompt_history(session: AsyncSession, *, tenant_id: str, obj: Any) -> dict[str, Any]:
-    return await history_context(session, caller=FullAccess(tenant_id), prompt_id=obj.id)
+async def _prompt_history(session: AsyncSession, *, caller: Caller, obj: Any) -> dict[str, Any]:
+    return await history_context(session, caller=caller, prompt_id=obj.id)
 
 
 TAGS = FormField("tags", "Tags", "tags", help="Comma-separated, e.g. review, python")
@@ -257,7 +257,7 @@ def _register(kind: Kind) -> None:
 
     async def load(request: Request, db: SessionDep, viewer: CurrentViewer) -> Any:
         key = {f: request.path_params[f] for f in kind.key_fields}
-        return await kind.cases.get(db, caller=viewer_caller(viewer), where=kind.where(key))
+        return await kind.cases.get(db, caller=viewer.caller, where=kind.where(key))
 
     @route(f"/{kind.slug}", "GET")
     async def browse(request: Request, db: SessionDep, viewer: CurrentViewer) -> Response:
@@ -266,7 +266,7 @@ def _register(kind: Kind) -> None:
         cursor = request.query_params.get("cursor") or None
         filters = {f: v for f in kind.list_filters if (v := request.query_params.get(f, "").strip())}
         query = kind.query(q=q, tag=tag, cursor=cursor, limit=25, **filters)
-        page = await kind.cases.list(db, caller=viewer_caller(viewer), query=query)
+        page = await kind.cases.list(db, caller=viewer.caller, query=query)
         next_url = None
         if page.next_cursor:
             params = {k: v for k, v in (("q", q), ("tag", tag), *filters.items(), ("cursor", page.next_cursor)) if v}
@@ -285,7 +285,7 @@ def _register(kind: Kind) -> None:
         values = _values(kind, await request.form(), creating=True)
         try:
             data = kind.create_model.model_validate(values)
-            obj = await kind.cases.create(db, caller=viewer_caller(viewer), data=data)
+            obj = await kind.cases.create(db, caller=viewer.caller, data=data)
         except ValidationError as exc:
             return _form_page(request, kind, obj=None, values=values, status=422, errors=_errors(exc))
         except (AlreadyExists, InvalidInput) as exc:
@@ -298,7 +298,7 @@ def _register(kind: Kind) -> None:
         obj = await load(request, db, viewer)
         values = {f.name: getattr(obj, f.name) for f in kind.fields}
         notice = "Saved." if request.query_params.get("saved") else None
-        extras = await kind.page_extras(db, tenant_id=viewer.tenant.id, obj=obj) if kind.page_extras else {}
+        extras = await kind.page_extras(db, caller=viewer.caller, obj=obj) if kind.page_extras else {}
         return _form_page(request, kind, obj=obj, values=values, notice=notice, **extras)
 
     @route(item_path, "POST", csrf=True)
@@ -315,7 +315,7 @@ def _register(kind: Kind) -> None:
         try:
             data = kind.update_model.model_validate(values)
             where = kind.where({f: getattr(obj, f) for f in kind.key_fields})
-            await kind.cases.update(db, caller=viewer_caller(viewer), where=where, data=data, expected_version=expected)
+            await kind.cases.update(db, caller=viewer.caller, where=where, data=data, expected_version=expected)
         except ValidationError as exc:
             return _form_page(request, kind, obj=obj, values=shown, status=422, errors=_errors(exc), read_version=read)
         except PreconditionFailed:
@@ -334,9 +334,7 @@ def _register(kind: Kind) -> None:
     @route(item_path + "/delete", "POST", csrf=True)
     async def delete(request: Request, db: SessionDep, viewer: CurrentViewer) -> Response:
         key = {f: request.path_params[f] for f in kind.key_fields}
-        await kind.cases.delete(
-            db, caller=viewer_caller(viewer), actor=viewer_actor(request, viewer), where=kind.where(key)
-        )
+        await kind.cases.delete(db, caller=viewer.caller, where=kind.where(key))
         return redirect(request, f"/{kind.slug}?deleted=1")
 
 

@@ -26,20 +26,20 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from vibexp.api.dashboard.charts import usage_charts
-from vibexp.api.dashboard.deps import CsrfChecked, CurrentViewer, viewer_actor
+from vibexp.api.dashboard.deps import CsrfChecked, CurrentViewer
 from vibexp.api.dashboard.errors import DashboardRoute, error_page
 from vibexp.api.dashboard.rendering import redirect, render
 from vibexp.api.dashboard.state import dashboard_state
 from vibexp.api.deps import SessionDep
-from vibexp.core import cidrs
+from vibexp.core import access, cidrs
 from vibexp.core.clock import utcnow
 from vibexp.core.errors import Conflict, InvalidInput, NotFound
-from vibexp.core.keys import scopes
-from vibexp.core.keys import service as keys
+from vibexp.core.keys import usecases as keys_cases
 from vibexp.core.keys.flash import FLASH_LIFETIME, consume_flash, create_flash
 from vibexp.core.keys.models import ApiKey
 from vibexp.core.keys.schemas import ApiKeyCreate
-from vibexp.core.usage.service import key_usage
+from vibexp.core.keys.usecases import KeyPermissions, NewKey
+from vibexp.core.usage import usecases as usage_cases
 
 __all__ = [
     "EXPIRY_WARNING",
@@ -66,7 +66,7 @@ GRACE_PERIODS: dict[int, str] = {
 
 
 #: The create form's presets: the radio's value → the scopes it stores (``custom`` takes the checked boxes).
-PRESETS: dict[str, list[str] | None] = {"full": [scopes.FULL_ACCESS], "read": [scopes.READ_ONLY], "custom": None}
+PRESETS: dict[str, list[str] | None] = {"full": [access.FULL_ACCESS], "read": [access.READ_ONLY], "custom": None}
 #: The longest expiry the form takes when the account sets no maximum (a timestamp needs a bound; ten years).
 MAX_EXPIRY_DAYS = 3650
 #: How soon an expiry has to be for the warning banner.
@@ -84,12 +84,12 @@ class PermissionsForm:
     allowed_cidrs: str = ""
     expires_in_days: str = ""
 
-    def parse(self, errors: dict[str, str]) -> keys.KeyPermissions:
+    def parse(self, errors: dict[str, str]) -> KeyPermissions:
         """The permissions to request; each bad input adds its message to ``errors`` under the input's name."""
         scope_list = self._scopes(errors)
         networks = self._networks(errors)
         expires_at = self._expiry(errors)
-        return keys.KeyPermissions(scopes=scope_list, allowed_cidrs=networks, expires_at=expires_at)
+        return KeyPermissions(scopes=scope_list, allowed_cidrs=networks, expires_at=expires_at)
 
     def _scopes(self, errors: dict[str, str]) -> list[str] | None:
         if self.access not in PRESETS:
@@ -102,7 +102,7 @@ class PermissionsForm:
             errors["scopes"] = "Custom access needs at least one permission: check what the key may read or write."
             return None
         try:
-            return list(scopes.normalise(self.checked))
+            return list(access.normalise(self.checked))
         except ValueError as exc:
             errors["scopes"] = str(exc)
             return None
@@ -201,7 +201,7 @@ def _form_errors(exc: ValidationError) -> dict[str, str]:
 async def _list_page(
     request: Request, db: SessionDep, viewer: CurrentViewer, *, status: int = 200, **extra: Any
 ) -> Response:
-    records = await keys.list_keys(db, tenant_id=viewer.tenant.id)
+    records = await keys_cases.list_keys(db, caller=viewer.caller)
     records.sort(key=lambda k: (k.status != "active", -k.created_at.timestamp()))
     context: dict[str, Any] = {
         "keys": records,
@@ -209,7 +209,7 @@ async def _list_page(
         "rotating": rotating(records),
         "form": {"name": "", "description": "", "permissions": PermissionsForm()},
         "errors": {},
-        "scope_grid": scopes.resource_scopes(),
+        "scope_grid": access.resource_scopes(),
         "max_lifetime": viewer.tenant.max_key_lifetime_days,
         "max_expiry_days": MAX_EXPIRY_DAYS,
         **extra,
@@ -224,10 +224,10 @@ async def list_page(request: Request, db: SessionDep, viewer: CurrentViewer) -> 
     deleted_id = request.query_params.get("deleted")
     try:
         if revoked_id:
-            key = await keys.get_key(db, key_id=revoked_id, tenant_id=viewer.tenant.id)
+            key = await keys_cases.get(db, caller=viewer.caller, key_id=revoked_id)
             notice = f"Revoked “{key.name}” ({key.prefix}…). Tools using it have lost access."
         elif deleted_id:
-            key = await keys.get_key(db, key_id=deleted_id, tenant_id=viewer.tenant.id, include_deleted=True)
+            key = await keys_cases.get(db, caller=viewer.caller, key_id=deleted_id, include_deleted=True)
             if key.deleted_at is not None:
                 notice = f"Deleted “{key.name}” ({key.prefix}…) from the list. Its usage and audit history stay."
     except NotFound:
@@ -260,15 +260,13 @@ async def create(
     wanted = permissions.parse(errors)
     if data is not None and not errors:
         try:
-            new = await keys.create_key(
+            new = await keys_cases.create(  # a signed-in person acts for the whole account: no issuer bounds
                 db,
-                tenant_id=viewer.tenant.id,
+                caller=viewer.caller,
                 name=data.name,
                 description=data.description,
                 source="dashboard",
-                actor=viewer_actor(request, viewer),
                 permissions=wanted,
-                issuer=None,  # a signed-in person acts for the whole account
             )
         except InvalidInput as exc:  # only the expiry can be refused here: beyond the account's maximum lifetime
             errors["expires_in_days"] = exc.message
@@ -289,7 +287,7 @@ async def _show_once(
     request: Request,
     db: SessionDep,
     viewer: CurrentViewer,
-    new: keys.NewKey,
+    new: NewKey,
     *,
     rotated: ApiKey | None = None,
     grace: int | None = None,
@@ -336,7 +334,7 @@ async def created(request: Request, flash_id: str, db: SessionDep, viewer: Curre
 
 
 async def _own_key(db: SessionDep, viewer: CurrentViewer, key_id: str) -> ApiKey:
-    return await keys.get_key(db, key_id=key_id, tenant_id=viewer.tenant.id)
+    return await keys_cases.get(db, caller=viewer.caller, key_id=key_id)
 
 
 def _rotation_expiry(key: ApiKey, max_lifetime_days: int | None) -> datetime | None:
@@ -351,12 +349,12 @@ def _rotation_expiry(key: ApiKey, max_lifetime_days: int | None) -> datetime | N
 async def _detail_page(
     request: Request, db: SessionDep, viewer: CurrentViewer, key: ApiKey, *, status: int = 200, **extra: Any
 ) -> Response:
-    usage = await key_usage(db, key=key, limit=50)
-    charts = await usage_charts(db, tenant_id=viewer.tenant.id, key_id=key.id)
+    usage = await usage_cases.of_key(db, caller=viewer.caller, key_id=key.id, limit=50, include_deleted=True)
+    charts = await usage_charts(db, caller=viewer.caller, key_id=key.id)
     replaced_by = None
     if key.replaced_by_id:
         try:  # the successor may have been deleted since
-            replaced_by = await keys.get_key(db, key_id=key.replaced_by_id, tenant_id=viewer.tenant.id)
+            replaced_by = await keys_cases.get(db, caller=viewer.caller, key_id=key.replaced_by_id)
         except NotFound:
             replaced_by = None
     context = {
@@ -378,7 +376,7 @@ async def _detail_page(
 @router.get("/{key_id}")
 async def detail(request: Request, key_id: str, db: SessionDep, viewer: CurrentViewer) -> Response:
     # A deleted key's page still opens (the audit trail links to it), with its history and no actions.
-    key = await keys.get_key(db, key_id=key_id, tenant_id=viewer.tenant.id, include_deleted=True)
+    key = await keys_cases.get(db, caller=viewer.caller, key_id=key_id, include_deleted=True)
     return await _detail_page(request, db, viewer, key)
 
 
@@ -393,9 +391,7 @@ async def confirm_revoke(request: Request, key_id: str, db: SessionDep, viewer: 
 @router.post("/{key_id}/revoke", dependencies=[CsrfChecked])
 async def revoke(request: Request, key_id: str, db: SessionDep, viewer: CurrentViewer) -> Response:
     key = await _own_key(db, viewer, key_id)
-    await keys.revoke_key(
-        db, key=key, actor=viewer_actor(request, viewer)
-    )  # the commit's after-commit hook drops it from every verifier cache
+    await keys_cases.revoke(db, caller=viewer.caller, key_id=key.id)  # after commit: off every verifier cache
     return redirect(request, f"/settings/api-keys?revoked={key.id}")
 
 
@@ -410,7 +406,7 @@ async def confirm_delete(request: Request, key_id: str, db: SessionDep, viewer: 
 @router.post("/{key_id}/delete", dependencies=[CsrfChecked])
 async def delete(request: Request, key_id: str, db: SessionDep, viewer: CurrentViewer) -> Response:
     key = await _own_key(db, viewer, key_id)  # a deleted or another account's key: 404
-    await keys.delete_key(db, key=key, actor=viewer_actor(request, viewer))  # not revoked: 422, nothing deleted
+    await keys_cases.delete(db, caller=viewer.caller, key_id=key.id)  # not revoked: 422, nothing deleted
     return redirect(request, f"/settings/api-keys?deleted={key.id}")
 
 
@@ -432,13 +428,13 @@ async def rotate(
     if errors:
         return await _detail_page(request, db, viewer, key, status=422, rotate_form=form, errors=errors)
     try:
-        new = await keys.rotate_key(
+        new = await keys_cases.rotate(
             db,
-            key=key,
+            caller=viewer.caller,
+            key_id=key.id,
             grace_period=timedelta(seconds=grace_period),
             source="dashboard",
-            actor=viewer_actor(request, viewer),
-            permissions=keys.KeyPermissions(expires_at=expires_at),
+            permissions=KeyPermissions(expires_at=expires_at),
         )
     except InvalidInput as exc:  # an expiry beyond the policy, or a key revoked or expired meanwhile
         errors["expires_in_days" if "expires_at" in exc.message else "rotate"] = exc.message

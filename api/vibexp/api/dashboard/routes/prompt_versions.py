@@ -12,14 +12,14 @@ from fastapi import APIRouter, Path, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from vibexp.api.dashboard.deps import CsrfChecked, CurrentViewer, viewer_actor, viewer_caller
+from vibexp.api.dashboard.deps import CsrfChecked, CurrentViewer
 from vibexp.api.dashboard.errors import DashboardRoute
 from vibexp.api.dashboard.rendering import redirect, render
 from vibexp.api.deps import SessionDep
+from vibexp.core.access import Caller
 from vibexp.core.content import version_schemas, versions
 from vibexp.core.content.usecases import prompts
 from vibexp.core.errors import NotFound
-from vibexp.core.keys.scopes import Scoped
 
 __all__ = ["DiffLine", "history_context", "router", "unified_diff"]
 
@@ -53,7 +53,7 @@ def unified_diff(before: str, after: str, *, old: str, new: str) -> list[DiffLin
     return lines
 
 
-async def history_context(session: AsyncSession, *, caller: Scoped, prompt_id: str) -> dict[str, Any]:
+async def history_context(session: AsyncSession, *, caller: Caller, prompt_id: str) -> dict[str, Any]:
     """What the prompt's page shows of its history: the newest versions and the labels on each."""
     page, labels = await prompts.list_versions(session, caller=caller, prompt_id=prompt_id, limit=HISTORY_SIZE)
     return {"history": page.items, "history_labels": labels, "history_more": page.next_cursor is not None}
@@ -63,7 +63,7 @@ async def history_context(session: AsyncSession, *, caller: Scoped, prompt_id: s
 async def version_page(
     request: Request, prompt_id: str, number: VersionNumber, db: SessionDep, viewer: CurrentViewer
 ) -> Response:
-    caller = viewer_caller(viewer)
+    caller = viewer.caller
     found = await prompts.get_version(db, caller=caller, prompt_id=prompt_id, number=number)
     previous = None
     if number > 1:
@@ -98,8 +98,7 @@ async def promote(
 ) -> Response:
     await prompts.set_label(
         db,
-        caller=viewer_caller(viewer),
-        actor=viewer_actor(request, viewer),
+        caller=viewer.caller,
         prompt_id=prompt_id,
         label=versions.PRODUCTION,
         version=number,

@@ -15,11 +15,10 @@ from vibexp.api.dashboard.sessions import SessionData, password_fingerprint
 from vibexp.api.dashboard.state import dashboard_state
 from vibexp.api.deps import SessionDep
 from vibexp.core.errors import AlreadyExists, InvalidInput
-from vibexp.core.tenants import service as tenants
 from vibexp.core.tenants.models import Tier
 from vibexp.core.tenants.schemas import TenantCreate
+from vibexp.core.users import usecases as users
 from vibexp.core.users.first_run import FirstRunDone, claim_first_run
-from vibexp.core.users.service import create_user
 
 __all__ = ["router"]
 
@@ -66,8 +65,7 @@ async def setup_submit(
             data = TenantCreate(name=account.strip().lower(), tier=Tier.pro)  # a bad name claims nothing
             # Claimed in the account's own transaction: one setup per database, whichever replica serves it.
             await claim_first_run(db)
-            tenant = await tenants.create_tenant(db, data=data)
-            user = await create_user(db, tenant_id=tenant.id, email=email, password=password)
+            user = await users.set_up_first_account(db, account=data, email=email, password=password)
             await db.commit()  # before the token dies: a failed commit leaves the link usable
         except FirstRunDone:
             await db.rollback()

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from starlette.datastructures import UploadFile
 from starlette.responses import Response, StreamingResponse
 
-from vibexp.api.dashboard.deps import CsrfChecked, CurrentViewer, viewer_actor, viewer_caller
+from vibexp.api.dashboard.deps import CsrfChecked, CurrentViewer
 from vibexp.api.dashboard.errors import DashboardRoute
 from vibexp.api.dashboard.rendering import render
 from vibexp.api.deps import RuntimeDep, SessionDep
@@ -33,7 +33,7 @@ async def transfer_page(request: Request, viewer: CurrentViewer) -> Response:
 
 @router.get("/download")
 async def download(request: Request, viewer: CurrentViewer, runtime: RuntimeDep) -> Response:
-    lines = export_lines(runtime.session_factory, caller=viewer_caller(viewer), actor=viewer_actor(request, viewer))
+    lines = export_lines(runtime.session_factory, caller=viewer.caller)
     headers = {"Content-Disposition": f'attachment; filename="vibexp-{viewer.tenant.name}.jsonl"'}
     return StreamingResponse(lines, media_type=CONTENT_TYPE, headers=headers)
 
@@ -45,9 +45,7 @@ async def upload(request: Request, db: SessionDep, viewer: CurrentViewer) -> Res
         return render(request, TEMPLATE, {"counts": None, "error": "Choose a .jsonl file to import."}, status=422)
     body = await upload.read()  # the body-size limit middleware bounds the whole request
     try:
-        counts = await import_lines_in(
-            db, caller=viewer_caller(viewer), actor=viewer_actor(request, viewer), lines=body.split(b"\n")
-        )
+        counts = await import_lines_in(db, caller=viewer.caller, lines=body.split(b"\n"))
     except InvalidInput as exc:
         await db.rollback()  # all or nothing: the lines before the bad one are undone too
         for obj in (viewer.user, viewer.tenant):

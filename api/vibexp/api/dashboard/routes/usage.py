@@ -13,8 +13,8 @@ from vibexp.api.dashboard.errors import DashboardRoute
 from vibexp.api.dashboard.rendering import render
 from vibexp.api.dashboard.routes.keys import expiring_soon, rotating
 from vibexp.api.deps import RuntimeDep, SessionDep
-from vibexp.core.keys import service as keys
-from vibexp.core.usage.service import recent_actions
+from vibexp.core.keys import usecases as keys
+from vibexp.core.usage.usecases import recent_actions
 
 __all__ = ["router"]
 
@@ -36,7 +36,7 @@ async def _account(viewer: Viewer, runtime: RuntimeDep) -> dict[str, Any]:
 
 @router.get("/")
 async def overview(request: Request, db: SessionDep, viewer: CurrentViewer, runtime: RuntimeDep) -> Response:
-    records = await keys.list_keys(db, tenant_id=viewer.tenant.id)
+    records = await keys.list_keys(db, caller=viewer.caller)
     active = [k for k in records if k.status == "active"]
     last_used = max((k.last_used_at for k in records if k.last_used_at), default=None)
     context = {
@@ -52,13 +52,13 @@ async def overview(request: Request, db: SessionDep, viewer: CurrentViewer, runt
 
 @router.get("/usage")
 async def usage(request: Request, db: SessionDep, viewer: CurrentViewer, runtime: RuntimeDep) -> Response:
-    records = await keys.list_keys(db, tenant_id=viewer.tenant.id)
+    records = await keys.list_keys(db, caller=viewer.caller)
     names = {k.id: k.name for k in records}
     context = {
         "account": await _account(viewer, runtime),
         "keys": sorted(records, key=lambda k: -k.request_count),
-        "charts": await usage_charts(db, tenant_id=viewer.tenant.id),
-        "actions": await recent_actions(db, tenant_id=viewer.tenant.id, limit=50),
+        "charts": await usage_charts(db, caller=viewer.caller),
+        "actions": await recent_actions(db, caller=viewer.caller, limit=50),
         "key_names": names,
     }
     return render(request, "usage.html", context)

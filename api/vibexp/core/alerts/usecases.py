@@ -1,0 +1,43 @@
+"""Alerts as the adapters use them: reading needs ``audit:read`` (an alert is what the trail records as
+``alert.raised``); acknowledging one needs ``alerts:write`` (which includes ``audit:read``), so a read-only key
+cannot silence the alert its own theft raised."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vibexp.core.access import Caller, Scope, requires
+from vibexp.core.alerts import service
+from vibexp.core.alerts.models import Alert, AlertKind, AlertStatus
+from vibexp.core.pagination import DEFAULT_PAGE_SIZE, Page
+
+__all__ = ["acknowledge", "count_open", "list_alerts"]
+
+
+@requires(Scope.audit_read)
+async def list_alerts(
+    session: AsyncSession,
+    *,
+    caller: Caller,
+    status: AlertStatus | None = None,
+    kind: AlertKind | None = None,
+    key_id: str | None = None,
+    limit: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+) -> Page[Alert]:
+    """The account's alerts, newest first."""
+    return await service.list_alerts(
+        session, tenant_id=caller.tenant_id, status=status, kind=kind, key_id=key_id, limit=limit, cursor=cursor
+    )
+
+
+@requires(Scope.audit_read)
+async def count_open(session: AsyncSession, *, caller: Caller) -> int:
+    """How many of the account's alerts are open (the dashboard's badge)."""
+    return await service.count_open(session, tenant_id=caller.tenant_id)
+
+
+@requires(Scope.alerts_write)
+async def acknowledge(session: AsyncSession, *, caller: Caller, alert_id: str) -> Alert:
+    """Acknowledge an alert (idempotent); the next time its kind is noticed on the key, a new alert opens."""
+    return await service.acknowledge(session, tenant_id=caller.tenant_id, alert_id=alert_id, actor=caller.actor)

@@ -1,0 +1,37 @@
+"""Usage as the adapters read it (REST ``/api-keys/{id}/usage``, the dashboard's usage pages): ``keys:read``."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vibexp.core.access import Caller, Scope, requires
+from vibexp.core.keys.schemas import KeyUsageRead
+from vibexp.core.keys.service import get_key
+from vibexp.core.usage import service
+from vibexp.core.usage.models import KeyAction
+from vibexp.core.usage.service import HourlyCount, key_usage
+
+__all__ = ["HourlyCount", "hourly_counts", "of_key", "recent_actions"]
+
+
+@requires(Scope.keys_read)
+async def of_key(
+    session: AsyncSession, *, caller: Caller, key_id: str, limit: int = 50, include_deleted: bool = False
+) -> KeyUsageRead:
+    """The key's counts and its most recent ``limit`` actions (a deleted key's history stays readable by id)."""
+    key = await get_key(session, key_id=key_id, tenant_id=caller.tenant_id, include_deleted=include_deleted)
+    return await key_usage(session, key=key, limit=limit)
+
+
+@requires(Scope.keys_read)
+async def recent_actions(session: AsyncSession, *, caller: Caller, limit: int = 50) -> list[KeyAction]:
+    """The account's most recent actions, newest first, over all its keys."""
+    return await service.recent_actions(session, tenant_id=caller.tenant_id, limit=limit)
+
+
+@requires(Scope.keys_read)
+async def hourly_counts(
+    session: AsyncSession, *, caller: Caller, hours: int, key_id: str | None = None
+) -> list[HourlyCount]:
+    """Requests per UTC hour for the last ``hours`` hours, the account's or one key's (oldest first)."""
+    return await service.hourly_counts(session, tenant_id=caller.tenant_id, hours=hours, key_id=key_id)
