@@ -13,7 +13,7 @@ from mcp_types import CallToolResult, Implementation, TextContent
 
 from mcp import Client
 from vibexp.api.mcp.tools import TOOL_NAMES, TOOL_SCOPES
-from vibexp.core.keys.scopes import READ_ONLY, expand
+from vibexp.core.access import READ_ONLY, expand
 
 __all__ = ["MCP_PATH", "READ_TOOLS", "SERVICE_HOST", "connect", "mcp_errors", "ok", "tool_error"]
 
