@@ -28,8 +28,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 __all__ = ["RouteShortcut", "install_route_shortcut"]
 
 
-def install_route_shortcut(router: APIRouter) -> RouteShortcut:
-    """Put the shortcut in front of ``router``'s own dispatch (its ``middleware_stack``)."""
+def install_route_shortcut(router: APIRouter) -> RouteShortcut | None:
+    """Put the shortcut in front of ``router``'s own dispatch (its ``middleware_stack``).
+
+    Not for a router with form limits of its own: its loop applies them to the scope first, which this does not.
+    """
+    if router.form_limits:
+        return None
     shortcut = RouteShortcut(router, router.middleware_stack)
     router.middleware_stack = shortcut
     return shortcut
