@@ -3,6 +3,7 @@ transport does, and it is really taken (no SDK transport is built for it)."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,3 +111,55 @@ async def test_a_stateless_tool_call_builds_no_sdk_transport(
             assert server.log().count(SDK_TRANSPORT_LINE) == before + 1
     finally:
         server.stop()
+
+
+#: What legitimately differs between two writes of the same request (each server makes its own row or revision).
+_VOLATILE = [
+    (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"), "<id>"),
+    (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?"), "<time>"),
+    (re.compile(r'\\?"(version|etag)\\?":\s*(\\?"[^"\\]*\\?"|\d+)'), r'"\1":"<n>"'),
+]
+
+
+def _normalised(answer: httpx.Response) -> str:
+    text = answer.text
+    for pattern, replacement in _VOLATILE:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+async def test_every_read_and_write_an_agent_makes_answers_as_the_sdk_transport(
+    server: LiveServer, sdk_only: LiveServer, db: async_sessionmaker[AsyncSession], account: Account
+) -> None:
+    """Each call goes to the fast path, then the same call to the SDK's transport (same database, same tenant):
+    the answers are the same but for the ids, times and revision numbers a second write makes its own."""
+    await _seed(db, account)
+
+    def tool(tool_name: str, /, **arguments: Any) -> dict[str, Any]:
+        params = {"name": tool_name, "arguments": arguments}
+        return {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": params}
+
+    async with httpx.AsyncClient(timeout=30, headers=account.headers | HEADERS) as client:
+        seeded = await client.post(sdk_only.url + MCP_PATH, json=tool("save_memory", content="seeded note"))
+        memory_id = seeded.json()["result"]["structuredContent"]["id"]
+        calls = [
+            tool("save_memory", content="The fast path answers agents", tags=["fp"], project="bench"),
+            tool("list_memories", tag="fp"),
+            tool("search_memories", query="fast path"),
+            tool("get_memory", id=memory_id),
+            tool("update_memory", id=memory_id, tags=["fp", "updated"]),
+            tool("get_memory", id="no-such-memory"),
+            tool("save_artifact", project="fp", slug="notes", content="# Notes"),
+            tool("get_artifact", project="fp", slug="notes"),
+            tool("list_artifacts", project="fp"),
+            tool("list_prompts"),
+            tool("update_prompt", name="fast", content="Explain {{file}} briefly."),
+            tool("create_prompt", name="fast", content="taken"),
+            {"jsonrpc": "2.0", "id": 4, "method": "resources/list"},
+            {"jsonrpc": "2.0", "id": 5, "method": "resources/read", "params": {"uri": "artifact://fp/notes"}},
+        ]
+        for body in calls:
+            fast = await client.post(server.url + MCP_PATH, json=body)
+            sdk = await client.post(sdk_only.url + MCP_PATH, json=body)
+            assert (fast.status_code, fast.headers["content-type"]) == (sdk.status_code, sdk.headers["content-type"])
+            assert _normalised(fast) == _normalised(sdk), body

@@ -28,6 +28,7 @@ from vibexp.api.middleware.client_address import ClientAddressMiddleware
 from vibexp.api.middleware.headers import HeaderGuardMiddleware
 from vibexp.api.middleware.outage import OutageMiddleware
 from vibexp.api.openapi import install_openapi
+from vibexp.api.route_shortcut import install_route_shortcut
 from vibexp.api.settings import ApiSettings, get_api_settings
 from vibexp.core.client_address import ClientAddressResolver
 from vibexp.core.outage import OutageLog
@@ -104,6 +105,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         app.include_router(metrics_router)  # no API key: never route it through a public Ingress
     if settings.bench_endpoints:
         app.include_router(bench_router)
+
+    install_route_shortcut(app.router)  # one regular expression picks the route, not 20 routes asked in turn
 
     # Outermost first at request time: the client address (resolved once, read by every layer below and the
     # access log), outage → 503, header guard (431, duplicate Authorization), body limit, the failing-address

@@ -1,0 +1,87 @@
+"""The route shortcut (``vibexp.api.route_shortcut``) takes a request only when it picks the router's own route.
+
+For every route of the app (each method, parameters filled in) and a few paths no route or only a mount matches,
+the route the shortcut would handle must be the one FastAPI's router loop picks (its first full match); where the
+shortcut is unsure it must hand over to that loop. The hot paths must actually take the shortcut.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.routing import iter_route_contexts
+from starlette.routing import BaseRoute, Match
+
+from vibexp.api.app import create_app
+from vibexp.api.route_shortcut import RouteShortcut
+from vibexp.api.settings import ApiSettings
+
+EXTRA_PATHS = ["/nope", "/api/v1/prompts/", "/api/v1/nope", "/static/app.css", "/docs/assets/x.js", "/mcp/v1/common"]
+HOT = [
+    ("GET", "/healthz"),
+    ("GET", "/bench/constant"),
+    ("GET", "/api/v1/prompts/p1"),
+    ("POST", "/api/v1/memories"),
+    ("POST", "/mcp/v1/common"),
+    ("GET", "/metrics"),
+]
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+def _scope(method: str, path: str) -> dict[str, Any]:
+    return {"type": "http", "method": method, "path": path, "root_path": "", "headers": [], "query_string": b""}
+
+
+def _router_choice(routes: list[BaseRoute], method: str, path: str) -> BaseRoute | None:
+    """What ``APIRouter.app`` handles: its first top-level route that matches fully."""
+    for route in routes:
+        if route.matches(_scope(method, path))[0] is Match.FULL:
+            return route
+    return None
+
+
+def _shortcut_choice(shortcut: RouteShortcut, method: str, path: str) -> BaseRoute | None:
+    found = shortcut._full_match(_scope(method, path))
+    return found[0] if found is not None else None
+
+
+@pytest.fixture(scope="module")
+def shortcut(tmp_path_factory: pytest.TempPathFactory) -> RouteShortcut:
+    db = Path(tmp_path_factory.mktemp("shortcut")) / "unused.db"
+    settings = ApiSettings(database_url=f"sqlite+aiosqlite:///{db}", environment="test", bench_endpoints=True)
+    stack = create_app(settings).router.middleware_stack
+    assert isinstance(stack, RouteShortcut)
+    return stack
+
+
+def test_the_shortcut_picks_the_routers_own_route_or_defers(shortcut: RouteShortcut) -> None:
+    routes = list(shortcut.router.routes)
+    paths = {
+        re.sub(r"\{[^}]*\}", "x1", path)
+        for context in iter_route_contexts(routes)
+        if isinstance(path := context.path_format, str)
+    } | set(EXTRA_PATHS)
+    taken = 0
+    for path in sorted(paths):
+        for method in METHODS:
+            chosen = _shortcut_choice(shortcut, method, path)
+            if chosen is not None:
+                taken += 1
+                assert chosen is _router_choice(routes, method, path), (method, path)
+    assert taken > len(paths)  # most routes go the short way (each path has at least one method)
+
+
+@pytest.mark.parametrize(("method", "path"), HOT)
+def test_hot_paths_take_the_shortcut(shortcut: RouteShortcut, method: str, path: str) -> None:
+    chosen = _shortcut_choice(shortcut, method, path)
+    assert chosen is not None
+    assert chosen is _router_choice(list(shortcut.router.routes), method, path)
+
+
+def test_a_path_no_route_matches_goes_to_the_router(shortcut: RouteShortcut) -> None:
+    assert _shortcut_choice(shortcut, "GET", "/nope") is None
+    assert _shortcut_choice(shortcut, "PATCH", "/healthz") is None  # the router's 405
+    assert _shortcut_choice(shortcut, "GET", "/api/v1/prompts/") is None  # the router's slash redirect
