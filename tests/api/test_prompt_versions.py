@@ -4,6 +4,7 @@ bad input is a clear 422 or 404."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -202,14 +203,18 @@ async def test_plain_get_stays_session_less(
     client: httpx.AsyncClient, account: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The hot read (vibexp.core.hotread) is untouched: no ORM session for ``GET /prompts/{id}``; one only when
-    the request asks for a label or version."""
+    the request asks for a label or version. Only sessions opened by the request count: the app's background tasks
+    (the key poll, the usage flush) open their own, in their own asyncio tasks, at times of their choosing."""
     prompt_id = await _prompt_with_three_versions(client, account)
     await client.get(f"{URL}/{prompt_id}", headers=account.headers)  # the key is verified and cached now
     opened: list[object] = []
     original = AsyncSession.__init__
 
+    requests = asyncio.current_task()  # httpx's ASGI transport runs the app in the calling task
+
     def counting(self: AsyncSession, *args: Any, **kwargs: Any) -> None:
-        opened.append(self)
+        if asyncio.current_task() is requests:
+            opened.append(self)
         original(self, *args, **kwargs)
 
     monkeypatch.setattr(AsyncSession, "__init__", counting)
