@@ -4,15 +4,15 @@ Every adapter (REST, MCP, the dashboard, the CLI, the operator) builds one ``Cal
 use cases (``vibexp.core.*.usecases``), which check the scope they need with ``require`` and record ``caller.actor``
 in the audit trail. Nothing below the use cases knows which adapter called.
 
-The scope names are the product contract (DESIGN.md "Key permissions and policy")::
+The scope names are the product contract (README.md "Key permissions and policy")::
 
     prompts:read   prompts:write   artifacts:read   artifacts:write   memories:read   memories:write
     keys:read      keys:write      account:read     audit:read    alerts:write
     read           every ``:read`` scope
     *              full access (a key made before scopes existed, or one made without ``scopes``)
 
-``<resource>:write`` includes ``<resource>:read``. Alerts are read with ``audit:read`` (DESIGN.md: an alert is what
-the audit trail records as ``alert.raised``), and acknowledging one is the only write on that resource, so the
+``<resource>:write`` includes ``<resource>:read``. Alerts are read with ``audit:read`` (README.md "Alerts": an alert
+is what the audit trail records as ``alert.raised``), and acknowledging one is the only write on that resource, so the
 audit resource's write scope is ``alerts:write`` (which includes ``audit:read``): a read-only key cannot silence the
 alert its own theft raised. A key stores the names it was given (what its JSON shows); the verifier expands them
 once, when it caches the key, into the set of concrete ``Scope`` values it holds (``expand``), so the check on each

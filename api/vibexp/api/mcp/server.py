@@ -141,7 +141,9 @@ async def list_prompts(ctx: ServerRequestContext[Runtime], params: PaginatedRequ
 
 
 async def get_prompt(ctx: ServerRequestContext[Runtime], params: GetPromptRequestParams) -> GetPromptResult:
-    """The version labelled ``production`` when there is one, else the latest (DESIGN.md)."""
+    """The version labelled ``production`` when there is one, else the latest.
+
+    README.md "Prompt versions and labels"."""
     async with _caller_session(ctx) as (session, caller):
         try:
             prompt = await prompts.serving(session, caller=caller, name=params.name)

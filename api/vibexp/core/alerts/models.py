@@ -22,9 +22,10 @@ __all__ = ["AUTO_REVOCABLE", "Alert", "AlertKind", "AlertStatus", "DeliveryState
 
 
 class AlertKind(StrEnum):
-    """DESIGN.md's five kinds, a leak report (``POST /api/v1/leaked-keys``) as a sixth, and ``disallowed_address``
-    (the key itself, valid, from outside its ``allowed_cidrs``), split from ``failed_auth`` so that the evidence that
-    proves possession of the key can revoke it while prefix typos cannot (``AUTO_REVOCABLE``)."""
+    """The five kinds README.md "Alerts" lists, a leak report (``POST /api/v1/leaked-keys``) as a sixth, and
+    ``disallowed_address`` (the key itself, valid, from outside its ``allowed_cidrs``), split from ``failed_auth`` so
+    that the evidence that proves possession of the key can revoke it while prefix typos cannot
+    (``AUTO_REVOCABLE``)."""
 
     new_network = "new_network"
     request_spike = "request_spike"

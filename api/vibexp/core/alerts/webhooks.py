@@ -2,7 +2,7 @@
 
 Queued in the transaction that opened the alert, as a ``WebhookDelivery`` row holding the exact body that will be
 signed and sent: so an alert that committed is delivered even if this process dies right after, and the request
-that noticed it never waits on the receiver. The body is DESIGN.md's: ``kind``, ``key_id``, ``at``, ``details``
+that noticed it never waits on the receiver. The body is docs/webhooks.md's: ``kind``, ``key_id``, ``at``, ``details``
 (plus the alert's ``id`` and ``tenant``, which a receiver needs to acknowledge it or tell accounts apart).
 """
 

@@ -1,4 +1,4 @@
-"""Export and import of a tenant's content as JSON Lines (DESIGN.md "Content: versions, search, projects, export").
+"""Export and import of a tenant's content as JSON Lines (README.md "Export and import").
 
 One JSON object a line, ``"type"`` first, then the object's own fields; never this server's ids or timestamps (a
 prompt's version numbers and their ``created_at`` are its history, so they are kept), so a file moves between
