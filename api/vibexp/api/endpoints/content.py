@@ -42,6 +42,17 @@ async def hot_get(
     return Response(body, media_type="application/json", headers={"ETag": etag(row["version"])})
 
 
+def created_response(read_model: type[BaseModel], created: object) -> Response:
+    """201 with the new object, validated and serialised once, and its ETag (a new object is version 1)."""
+    body = read_model.model_validate(created)
+    return Response(
+        body.model_dump_json().encode(),
+        status_code=status.HTTP_201_CREATED,
+        media_type="application/json",
+        headers={"ETag": etag(body.model_dump(include={"version"})["version"])},
+    )
+
+
 def id_keyed_router(
     cases: ContentCases[Any],
     *,
@@ -71,36 +82,21 @@ def id_keyed_router(
         page = await cases.list(session, caller=caller, query=query)
         return {"items": page.items, "next_cursor": page.next_cursor}
 
-    async def create_in_session(
-        body: create_model,  # type: ignore[valid-type]
-        session: SessionDep,
-        caller: CurrentCaller,
-        response: Response,
-    ) -> Any:
-        obj = await cases.create(session, caller=caller, data=body)
-        set_etag(response, obj.version)
-        return obj
-
-    async def create_single_row(
-        body: create_model,  # type: ignore[valid-type]
-        runtime: RuntimeDep,
-        caller: CurrentCaller,
-    ) -> Response:
-        # The write hot path (agents store memories all the time): one autocommitted INSERT, no session, and the
-        # body validated and serialised once, as in get_item.
-        row = await cases.insert(runtime.engine, caller=caller, data=body)
-        created = read_model.model_validate(row).model_dump_json().encode()
-        return Response(created, status_code=201, media_type="application/json", headers={"ETag": etag(1)})
-
-    router.add_api_route(
+    @router.post(
         "",
-        create_single_row if cases.store.single_row_create else create_in_session,
-        methods=["POST"],
         response_model=read_model,
         status_code=status.HTTP_201_CREATED,
         responses=ETAG_RESPONSES,
         summary=f"Create a {noun}",
     )
+    async def create_item(
+        body: create_model,  # type: ignore[valid-type]
+        runtime: RuntimeDep,
+        caller: CurrentCaller,
+    ) -> Response:
+        # The write hot path (agents store memories all the time): ``add`` picks the session-less single-row INSERT
+        # where the kind allows it; the body is validated and serialised once, as in get_item.
+        return created_response(read_model, await cases.add(runtime.database, caller=caller, data=body))
 
     if with_get:
 
@@ -170,12 +166,8 @@ async def list_artifacts(
     responses=ETAG_RESPONSES,
     summary="Create an artifact",
 )
-async def create_artifact(
-    body: schemas.ArtifactCreate, session: SessionDep, caller: CurrentCaller, response: Response
-) -> Any:
-    obj = await artifacts.create(session, caller=caller, data=body)
-    set_etag(response, obj.version)
-    return obj
+async def create_artifact(body: schemas.ArtifactCreate, runtime: RuntimeDep, caller: CurrentCaller) -> Response:
+    return created_response(schemas.ArtifactRead, await artifacts.add(runtime.database, caller=caller, data=body))
 
 
 @artifacts_router.get("/{project}/{slug}", response_model=schemas.ArtifactRead, summary="Get an artifact")

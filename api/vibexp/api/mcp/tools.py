@@ -206,7 +206,7 @@ async def get_prompt(
 
 @_tool(
     name="create_prompt",
-    uses=prompts.create,
+    uses=prompts.add,
     title="Create a prompt",
     description=(
         "Save a new reusable prompt under a unique `name` (letters, digits, '_', '.', '-'). Write {{variable}} "
@@ -222,9 +222,11 @@ async def create_prompt(
     description: Description = "",
     tags: Tags = [],  # noqa: B006 - pydantic copies defaults; the list is never mutated
 ) -> schemas.PromptRead:
-    async with _unit(ctx, write=True) as (session, caller):
+    with tool_errors():
         data = schemas.PromptCreate(name=name, content=content, description=description, tags=tags)
-        prompt = await prompts.create(session, caller=caller, data=data)
+        prompt = await prompts.add(
+            runtime_of(ctx.request_context).database, caller=caller_of(ctx.request_context), data=data
+        )
         return schemas.PromptRead.model_validate(prompt)
 
 
@@ -418,7 +420,7 @@ async def search_memories(
 
 @_tool(
     name="save_memory",
-    uses=memories.create,
+    uses=memories.add,
     title="Save a memory",
     description=(
         "Remember a fact, preference or note for later sessions (a new memory each call). Add `tags` to "
@@ -432,9 +434,10 @@ async def save_memory(
     tags: Tags = [],  # noqa: B006 - pydantic copies defaults; the list is never mutated
     project: MemoryProject = None,
 ) -> schemas.MemoryRead:
-    async with _unit(ctx, write=True) as (session, caller):
-        memory = await memories.create(
-            session, caller=caller, data=schemas.MemoryCreate(content=content, tags=tags, project=project)
+    with tool_errors():  # the write agents make most: ``add`` takes the session-less single-row INSERT
+        data = schemas.MemoryCreate(content=content, tags=tags, project=project)
+        memory = await memories.add(
+            runtime_of(ctx.request_context).database, caller=caller_of(ctx.request_context), data=data
         )
         return schemas.MemoryRead.model_validate(memory)
 

@@ -174,14 +174,23 @@ async def _permissions(
     tenant = await session.get(Tenant, tenant_id)
     if tenant is not None and tenant.max_key_lifetime_days is not None:
         latest = now + timedelta(days=tenant.max_key_lifetime_days)
-        if expires_at is None or (defaulted and expires_at > latest):
-            expires_at = latest
+        if expires_at is None or defaulted:
+            expires_at = within_lifetime(expires_at, tenant.max_key_lifetime_days, now)
         elif expires_at > latest + timedelta(seconds=1):  # a second of slack: "in 90 days" computed a moment ago
             raise InvalidInput(
                 f"expires_at is beyond this account's maximum key lifetime of {tenant.max_key_lifetime_days} days "
                 f"(at the latest {latest.replace(microsecond=0).isoformat()})"
             )
     return _Settled(scopes=scope_list, allowed_cidrs=networks or [], expires_at=expires_at)
+
+
+def within_lifetime(expires_at: datetime | None, max_lifetime_days: int | None, now: datetime) -> datetime | None:
+    """An expiry the account chose by default (a new key's "never", a rotated key's old expiry) under its maximum
+    key lifetime: at the latest ``now`` + the maximum."""
+    if max_lifetime_days is None:
+        return expires_at
+    latest = now + timedelta(days=max_lifetime_days)
+    return latest if expires_at is None or expires_at > latest else expires_at
 
 
 async def create_key(

@@ -9,11 +9,12 @@ whole account (``Caller.acts_for_account``) and are bounded only by the tenant's
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp.core.access import Caller, Scope, requires
+from vibexp.core.clock import utcnow
 from vibexp.core.keys import service
 from vibexp.core.keys.models import ApiKey, KeyStatus
 from vibexp.core.keys.service import KeyIssuer, KeyPermissions, NewKey
@@ -32,6 +33,7 @@ __all__ = [
     "revoke",
     "revoke_or_delete",
     "rotate",
+    "rotation_expiry",
     "set_permissions",
     "suspend",
 ]
@@ -173,3 +175,9 @@ async def account_of_key(session: AsyncSession, *, key_id: str) -> str:
     its id alone): they then act as that account's ``Caller``. ``NotFound`` for an unknown or deleted key."""
     key = await service.get_key(session, key_id=key_id)
     return key.tenant_id
+
+
+def rotation_expiry(key: ApiKey, max_lifetime_days: int | None) -> datetime | None:
+    """The expiry a rotation gives the new key unless told otherwise (``rotate``'s rule, for a form to show): the old
+    key's, under the account's maximum key lifetime from now."""
+    return service.within_lifetime(key.expires_at, max_lifetime_days, utcnow())

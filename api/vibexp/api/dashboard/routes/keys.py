@@ -337,15 +337,6 @@ async def _own_key(db: SessionDep, viewer: CurrentViewer, key_id: str) -> ApiKey
     return await keys_cases.get(db, caller=viewer.caller, key_id=key_id)
 
 
-def _rotation_expiry(key: ApiKey, max_lifetime_days: int | None) -> datetime | None:
-    """The expiry a rotation gives the new key by default: the old key's, capped by the account's maximum lifetime
-    (``service.rotate_key``'s rule, for the form to show)."""
-    if max_lifetime_days is None:
-        return key.expires_at
-    latest = utcnow() + timedelta(days=max_lifetime_days)
-    return latest if key.expires_at is None else min(key.expires_at, latest)
-
-
 async def _detail_page(
     request: Request, db: SessionDep, viewer: CurrentViewer, key: ApiKey, *, status: int = 200, **extra: Any
 ) -> Response:
@@ -363,7 +354,7 @@ async def _detail_page(
         "charts": charts,
         "grace_periods": GRACE_PERIODS,
         "replaced_by": replaced_by,
-        "rotation_expiry": _rotation_expiry(key, viewer.tenant.max_key_lifetime_days),
+        "rotation_expiry": keys_cases.rotation_expiry(key, viewer.tenant.max_key_lifetime_days),
         "max_lifetime": viewer.tenant.max_key_lifetime_days,
         "max_expiry_days": MAX_EXPIRY_DAYS,
         "rotate_form": {"grace_period": 0, "expires_in_days": ""},
