@@ -33,9 +33,9 @@ class _AuthenticatedBearer(HTTPBearer):
 
     async def __call__(self, request: Request) -> Caller:  # type: ignore[override]
         state = request_state(request.scope)
-        if state is None or state.principal is None:  # only if a route were mounted outside the middleware's prefixes
+        if state is None:  # only if a route were mounted outside the middleware's prefixes
             raise InvalidApiKey("Missing API key", reason=AuthFailure.missing)
-        return state.principal.caller(client_ip=state.client_ip, user_agent=request.headers.get("user-agent"))
+        return state.caller()
 
 
 #: Declares the bearer scheme in OpenAPI; the key itself is checked by ApiKeyAuthMiddleware before routing.

@@ -13,6 +13,8 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from vibexp.core.access import Caller
+from vibexp.core.errors import AuthFailure, InvalidApiKey
 from vibexp.core.keys.verifier import Principal
 
 __all__ = ["RequestState", "RequestUsage", "request_state"]
@@ -38,6 +40,8 @@ class RequestState:
     usage: RequestUsage
     #: The client's address: the socket peer, or X-Forwarded-For from a trusted proxy (``core.client_address``).
     client_ip: str | None = None
+    #: The User-Agent header, read in the same pass over the headers as the key.
+    user_agent: str | None = None
     #: Set once the key is verified; ``None`` on a refused (401/403) request.
     principal: Principal | None = None
     #: The response status, once it started (500 if the inner app failed before sending one).
@@ -45,6 +49,13 @@ class RequestState:
 
     def attach(self, scope: MutableMapping[str, Any]) -> None:
         scope.setdefault("state", {})[_STATE_KEY] = self
+
+    def caller(self) -> Caller:
+        """The request's ``Caller``, for the REST and MCP edges: the verified key (scopes and audit name cached with
+        it) with the address and user agent this layer read once."""
+        if self.principal is None:  # only if a route were mounted outside the middleware's prefixes
+            raise InvalidApiKey("Missing API key", reason=AuthFailure.missing)
+        return self.principal.caller(client_ip=self.client_ip, user_agent=self.user_agent)
 
 
 def request_state(scope: Mapping[str, Any]) -> RequestState | None:

@@ -43,11 +43,10 @@ def principal_of(ctx: ServerRequestContext[Any, Any]) -> Principal:
 def caller_of(ctx: ServerRequestContext[Any, Any]) -> Caller:
     """The ``Caller`` of this MCP request, built at the MCP edge: its key (scopes and audit name cached with the key
     by the verifier), the address ``ClientAddressMiddleware`` resolved, and the user agent."""
-    request = ctx.request
     state = _state(ctx)
-    user_agent = request.headers.get("user-agent") if isinstance(request, Request) else None
-    client_ip = state.client_ip if state is not None else None
-    return principal_of(ctx).caller(client_ip=client_ip, user_agent=user_agent)
+    if state is None:  # only if the MCP app were mounted outside the middleware's prefixes
+        raise InvalidApiKey("Missing API key", reason=AuthFailure.missing)
+    return state.caller()
 
 
 def runtime_of(ctx: ServerRequestContext[Any, Any]) -> Runtime:

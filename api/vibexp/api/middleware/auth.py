@@ -195,6 +195,7 @@ def _open(scope: Scope) -> tuple[RequestState, str | None]:
         started=started,
         usage=RequestUsage(tool_type=detect_tool_type(user_agent).value),
         client_ip=client_address(scope),
+        user_agent=user_agent,
     )
     state.attach(scope)
     return state, authorization

@@ -82,24 +82,29 @@ async def create(
     )
 
 
+async def _key_of(session: AsyncSession, caller: Caller, key_id: str) -> ApiKey:
+    """The caller's account's key ``key_id``, deleted or not (what each change below acts on)."""
+    return await service.get_key(session, key_id=key_id, tenant_id=caller.tenant_id, include_deleted=True)
+
+
 @requires(Scope.keys_write)
 async def revoke(session: AsyncSession, *, caller: Caller, key_id: str) -> ApiKey:
     """Revoke a key (idempotent: a revoked key, deleted or not, stays as it is)."""
-    key = await service.get_key(session, key_id=key_id, tenant_id=caller.tenant_id, include_deleted=True)
+    key = await _key_of(session, caller, key_id)
     return await service.revoke_key(session, key=key, actor=caller.actor)
 
 
 @requires(Scope.keys_write)
 async def suspend(session: AsyncSession, *, caller: Caller, key_id: str) -> ApiKey:
     """Stop a key for now (the operator, when its account's policy no longer allows it); a revoked key cannot be."""
-    key = await service.get_key(session, key_id=key_id, tenant_id=caller.tenant_id, include_deleted=True)
+    key = await _key_of(session, caller, key_id)
     return await service.suspend_key(session, key=key, actor=caller.actor)
 
 
 @requires(Scope.keys_write)
 async def resume(session: AsyncSession, *, caller: Caller, key_id: str) -> ApiKey:
     """Let a suspended key work again."""
-    key = await service.get_key(session, key_id=key_id, tenant_id=caller.tenant_id, include_deleted=True)
+    key = await _key_of(session, caller, key_id)
     return await service.resume_key(session, key=key, actor=caller.actor)
 
 
@@ -108,7 +113,7 @@ async def rename(
     session: AsyncSession, *, caller: Caller, key_id: str, name: str | None = None, description: str | None = None
 ) -> ApiKey:
     """Change a key's name or description (``None``: unchanged)."""
-    key = await service.get_key(session, key_id=key_id, tenant_id=caller.tenant_id, include_deleted=True)
+    key = await _key_of(session, caller, key_id)
     return await service.update_key(session, key=key, name=name, description=description)
 
 
@@ -117,7 +122,7 @@ async def set_permissions(
     session: AsyncSession, *, caller: Caller, key_id: str, scopes: Sequence[str], allowed_cidrs: Sequence[str]
 ) -> bool:
     """Change a key's scopes and networks in place (the operator following its spec); whether anything changed."""
-    key = await service.get_key(session, key_id=key_id, tenant_id=caller.tenant_id, include_deleted=True)
+    key = await _key_of(session, caller, key_id)
     return await service.set_key_permissions(
         session, key=key, scopes=scopes, allowed_cidrs=allowed_cidrs, actor=caller.actor
     )
@@ -126,7 +131,7 @@ async def set_permissions(
 @requires(Scope.keys_write)
 async def delete(session: AsyncSession, *, caller: Caller, key_id: str) -> ApiKey:
     """Delete a revoked key (off the list; its usage and audit history stay); a key not revoked is refused."""
-    key = await service.get_key(session, key_id=key_id, tenant_id=caller.tenant_id, include_deleted=True)
+    key = await _key_of(session, caller, key_id)
     return await service.delete_key(session, key=key, actor=caller.actor)
 
 
