@@ -11,6 +11,7 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from helpers.factories import make_account
+from vibexp.core.content.models import Memory
 from vibexp.core.content.schemas import MemoryCreate
 from vibexp.core.content.service import memories
 from vibexp.core.db import create_engine, create_session_factory, session_scope
@@ -56,6 +57,11 @@ async def test_project_filter_uses_its_index(engine: AsyncEngine) -> None:
             # sorts are priced out: an index delivering the rows in id order is then chosen if, and only if, it
             # exists. With the rows of the session's other tests PostgreSQL may walk (tenant_id, id) and filter the
             # project instead, also in id order: either index, never a scan or a sort of the tenant's rows.
+            # Another tenant's rows make the table more than a page or two, as it is in use: a walk of the primary
+            # key that filters both columns (the cheapest plan for a few dozen rows) is then rightly priced out.
+            other = await make_account(factory)
+            async with session_scope(factory) as session:
+                session.add_all(Memory(tenant_id=other.tenant.id, content=f"o{n}", project="web") for n in range(2000))
             await conn.exec_driver_sql("ANALYZE memories")
             await conn.execute(text("SET LOCAL enable_seqscan = off"))
             await conn.execute(text("SET LOCAL enable_sort = off"))
