@@ -62,6 +62,7 @@ ROUTES = (
     Route("GET", "/api/v1/api-keys/{key_id}", ("keys:read",)),
     Route("GET", "/api/v1/api-keys/{key_id}/usage", ("keys:read",)),
     Route("POST", "/api/v1/api-keys/{key_id}/rotate", ("keys:write",), {}),
+    Route("PATCH", "/api/v1/api-keys/{key_id}", ("keys:write",), {"confirm_destructive": True}),
     Route("DELETE", "/api/v1/api-keys/{key_id}", ("keys:write",)),
     Route("GET", "/api/v1/account", ("account:read",)),
     Route("GET", "/api/v1/audit-events", ("audit:read",)),

@@ -31,6 +31,9 @@ class ApiSettings(Settings):
     #: Answer single stateless JSON-RPC requests with the SDK's single-exchange driver instead of building its
     #: per-request transport (``vibexp.api.mcp.fastpath``). Off: every MCP request takes the SDK's transport.
     mcp_fast_path: bool = True
+    #: Seconds a person has to answer the confirmation a ``confirm_destructive`` key's destructive MCP tool asks
+    #: for (``vibexp.api.mcp.confirm``); a later answer is refused and the tool must be called again.
+    mcp_confirm_timeout: float = Field(default=300.0, gt=0, le=600)
 
     #: Also serve the Prometheus metrics on this port (besides ``/metrics`` on the main port, see below). The Helm
     #: chart scrapes this port, which no Ingress path reaches: metrics carry tenant names.

@@ -77,6 +77,13 @@ def _add_permission_arguments(parser: argparse.ArgumentParser, *, rotating: bool
             else "the tenant's maximum key lifetime, else never"
         ),
     )
+    parser.add_argument(
+        "--confirm-destructive",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="destructive MCP tools (delete_*, overwriting update_*/save_artifact) ask the person first, by form "
+        "elicitation; omitted: " + ("as the old key" if rotating else "no"),
+    )
 
 
 def _key_permissions(args: argparse.Namespace) -> KeyPermissions:
@@ -90,6 +97,7 @@ def _key_permissions(args: argparse.Namespace) -> KeyPermissions:
         scopes=parsing.key_scopes(args.scope),
         allowed_cidrs=parsing.key_networks(args.allow_cidr),
         expires_at=utcnow() + expires_in if expires_in is not None else None,
+        confirm_destructive=args.confirm_destructive,
     )
 
 
@@ -120,7 +128,8 @@ def _expiry_text(key: ApiKey) -> str:
 
 def _permissions_text(key: ApiKey) -> str:
     networks = ",".join(key.allowed_cidrs) or "anywhere"
-    return f"scopes {_scopes_text(key)}, usable from {networks}, expiring {_expiry_text(key)}"
+    confirming = ", destructive MCP tools ask first" if key.confirm_destructive else ""
+    return f"scopes {_scopes_text(key)}, usable from {networks}, expiring {_expiry_text(key)}{confirming}"
 
 
 def cmd_key_create(args: argparse.Namespace, settings: Settings) -> int:

@@ -105,6 +105,8 @@ class ApiKeySpec:
     #: What the key may do and from where, as its row stores them (``("*",)`` and ``()`` when omitted).
     scopes: tuple[str, ...]
     allowed_cidrs: tuple[str, ...]
+    #: spec.confirmDestructive: the key's destructive MCP tools ask the person first (omitted: no).
+    confirm_destructive: bool
     rotation: RotationSpec
     template: SecretTemplate
     #: status.rotation.count: where the search for the newest key starts.
@@ -131,6 +133,7 @@ class ApiKeySpec:
             expires_at=_time(spec.get("expiresAt"), "spec.expiresAt"),
             scopes=wanted_scopes,
             allowed_cidrs=allowed_cidrs,
+            confirm_destructive=bool(spec.get("confirmDestructive")),
             rotation=RotationSpec.from_spec(spec.get("rotation")),
             template=SecretTemplate(
                 labels=_frozen(template.get("labels")), annotations=_frozen(template.get("annotations"))

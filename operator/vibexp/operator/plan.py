@@ -67,6 +67,7 @@ class CurrentKey:
     description: str
     scopes: tuple[str, ...] = ("*",)
     allowed_cidrs: tuple[str, ...] = ()
+    confirm_destructive: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,8 +142,9 @@ class Replace:
 class Refresh:
     """The key is fine: bring its record and Secret metadata in line, resume it if it was suspended.
 
-    ``permissions``: spec.scopes or spec.allowedCidrs differ from the key's; they are changed on the same key
-    (the Secret keeps working, with the new permissions), as a GitHub or Unkey key's settings are edited.
+    ``permissions``: spec.scopes, spec.allowedCidrs or spec.confirmDestructive differ from the key's; they are
+    changed on the same key (the Secret keeps working, with the new permissions), as a GitHub or Unkey key's
+    settings are edited.
     """
 
     rename: bool
@@ -270,5 +272,6 @@ def plan(
         rename=(current.name, current.description) != (spec.display_name, spec.description),
         repair_metadata=not secret.metadata_current,
         resume=current.state is KeyState.suspended,
-        permissions=(current.scopes, current.allowed_cidrs) != (spec.scopes, spec.allowed_cidrs),
+        permissions=(current.scopes, current.allowed_cidrs, current.confirm_destructive)
+        != (spec.scopes, spec.allowed_cidrs, spec.confirm_destructive),
     )

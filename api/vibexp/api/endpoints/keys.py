@@ -14,7 +14,14 @@ from vibexp.api.errors import ERROR_RESPONSES
 from vibexp.api.schemas import AccountRead, PageRead
 from vibexp.core.keys import usecases
 from vibexp.core.keys.models import KeyStatus
-from vibexp.core.keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead, ApiKeyRotate, KeyUsageRead
+from vibexp.core.keys.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyRead,
+    ApiKeyRotate,
+    ApiKeyUpdate,
+    KeyUsageRead,
+)
 from vibexp.core.keys.usecases import KeyPermissions, NewKey
 from vibexp.core.tenants import usecases as account
 from vibexp.core.usage import usecases as usage
@@ -45,7 +52,12 @@ async def list_keys(
     summary="Create an API key (the key is in this response only)",
 )
 async def create_key(body: ApiKeyCreate, session: SessionDep, caller: CurrentCaller) -> Any:
-    permissions = KeyPermissions(scopes=body.scopes, allowed_cidrs=body.allowed_cidrs, expires_at=body.expires_at)
+    permissions = KeyPermissions(
+        scopes=body.scopes,
+        allowed_cidrs=body.allowed_cidrs,
+        expires_at=body.expires_at,
+        confirm_destructive=body.confirm_destructive,
+    )
     new = await usecases.create(
         session, caller=caller, name=body.name, description=body.description, permissions=permissions
     )
@@ -55,6 +67,24 @@ async def create_key(body: ApiKeyCreate, session: SessionDep, caller: CurrentCal
 @keys_router.get("/{key_id}", response_model=ApiKeyRead, summary="Get an API key")
 async def get_key(key_id: str, session: SessionDep, caller: CurrentCaller) -> Any:
     return await usecases.get(session, caller=caller, key_id=key_id)
+
+
+@keys_router.patch(
+    "/{key_id}",
+    response_model=ApiKeyRead,
+    summary="Change an API key's name, description or confirm_destructive",
+    description="Only the fields sent change. Turning `confirm_destructive` on or off is audited "
+    "(`key.permissions_changed`) and applies to the key's very next MCP request.",
+)
+async def update_key(key_id: str, body: ApiKeyUpdate, session: SessionDep, caller: CurrentCaller) -> Any:
+    return await usecases.update(
+        session,
+        caller=caller,
+        key_id=key_id,
+        name=body.name,
+        description=body.description,
+        confirm_destructive=body.confirm_destructive,
+    )
 
 
 @keys_router.delete(
@@ -86,7 +116,12 @@ async def rotate_key(
     body: ApiKeyRotate | None = None,
 ) -> Any:
     body = body or ApiKeyRotate()
-    permissions = KeyPermissions(scopes=body.scopes, allowed_cidrs=body.allowed_cidrs, expires_at=body.expires_at)
+    permissions = KeyPermissions(
+        scopes=body.scopes,
+        allowed_cidrs=body.allowed_cidrs,
+        expires_at=body.expires_at,
+        confirm_destructive=body.confirm_destructive,
+    )
     grace = timedelta(seconds=body.grace_period_seconds)
     new = await usecases.rotate(session, caller=caller, key_id=key_id, grace_period=grace, permissions=permissions)
     return _created(new)

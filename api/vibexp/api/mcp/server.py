@@ -54,6 +54,7 @@ from mcp_types import (
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vibexp.api.mcp.confirm import ConfirmationGate, request_state_security
 from vibexp.api.mcp.context import UsageTagger, caller_of, principal_of, runtime_of
 from vibexp.api.mcp.errors import describe_validation_error, protocol_errors
 from vibexp.api.mcp.guard import RequestGuard, bad_text
@@ -265,7 +266,9 @@ class VibeXPMCPServer(MCPServer[Runtime]):
             description="Prompts, artifacts and memories for your AI tools",
             instructions=INSTRUCTIONS,
             version="1.0.0",
-            middleware=[tagger],
+            middleware=[tagger, ConfirmationGate.for_settings(runtime.settings)],
+            # Sealed with the deployment's secret, so a confirmation asked by one replica is answered on any.
+            request_state_security=request_state_security(runtime.settings),
             lifespan=_lifespan(runtime),
             # Nothing here publishes change events yet, so nothing may promise them: without a subscription bus the
             # SDK serves no subscriptions/listen and derives listChanged/subscribe false for 2026-07-28 clients,

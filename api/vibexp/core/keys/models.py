@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, String, text, true
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, String, false, text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vibexp.core.clock import utcnow
@@ -60,3 +60,6 @@ class ApiKey(Base):
     scopes: Mapped[list[str]] = mapped_column(JSON, default=lambda: ["*"], server_default=text("'[\"*\"]'"))
     #: Networks the key may be used from (``vibexp.core.cidrs``); empty: anywhere.
     allowed_cidrs: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    #: Destructive MCP tools (``delete_*``, overwriting ``update_*`` / ``save_artifact``) ask the person, by form
+    #: elicitation, before they act (``vibexp.api.mcp.confirm``); a client that cannot be asked does not see them.
+    confirm_destructive: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

@@ -48,6 +48,10 @@ _SCOPES = (
     "own scopes"
 )
 _CIDRS = "IPv4/IPv6 networks the key may be used from (none: anywhere). Omitted: the calling key's own"
+_CONFIRM = (
+    "Destructive MCP tools (delete_*, overwriting update_* and save_artifact) ask the person to confirm, by form "
+    "elicitation, and do nothing unless accepted; MCP clients that cannot be asked do not see them"
+)
 _EXPIRES = "Expiry (RFC 3339, in the future). Omitted: the calling key's expiry, or the account's maximum key lifetime"
 
 
@@ -55,11 +59,15 @@ class ApiKeyCreate(ApiKeyBase):
     scopes: ScopeList | None = Field(default=None, description=_SCOPES)
     allowed_cidrs: CidrList | None = Field(default=None, description=_CIDRS)
     expires_at: UtcDatetime | None = Field(default=None, description=_EXPIRES)
+    confirm_destructive: bool = Field(default=False, description=_CONFIRM)
 
 
 class ApiKeyUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: StorableText | None = Field(default=None, min_length=1, max_length=200)
     description: StorableText | None = Field(default=None, max_length=2000)
+    confirm_destructive: bool | None = Field(default=None, description=_CONFIRM + ". Omitted: unchanged")
 
 
 class ApiKeyRotate(BaseModel):
@@ -76,6 +84,7 @@ class ApiKeyRotate(BaseModel):
         description="The new key's expiry. Omitted: the old key's (capped by the account's maximum key lifetime "
         "and the calling key's expiry). Earlier shortens it; later only within those",
     )
+    confirm_destructive: bool | None = Field(default=None, description=_CONFIRM + ". Omitted: the old key's")
 
 
 class ApiKeyRead(ApiKeyBase):
@@ -96,6 +105,7 @@ class ApiKeyRead(ApiKeyBase):
     source: str
     scopes: list[str] = Field(description="What the key may do; * is full access")
     allowed_cidrs: list[str] = Field(description="Networks the key may be used from; empty: anywhere")
+    confirm_destructive: bool = Field(default=False, description=_CONFIRM)
 
 
 class ApiKeyCreated(ApiKeyRead):

@@ -107,6 +107,9 @@ class KeyPermissions:
     scopes: Sequence[str] | None = None
     allowed_cidrs: Sequence[str] | None = None
     expires_at: datetime | None = None
+    #: Destructive MCP tools ask the person first (``ApiKey.confirm_destructive``); ``None``: no (rotation: as
+    #: before).
+    confirm_destructive: bool | None = None
 
 
 #: Everything unset: a new key of a full-access caller is ``*`` from anywhere, expiring by the tenant's policy.
@@ -118,6 +121,7 @@ class _Settled:
     scopes: list[str]
     allowed_cidrs: list[str]
     expires_at: datetime | None
+    confirm_destructive: bool = False
 
 
 async def _permissions(
@@ -181,7 +185,12 @@ async def _permissions(
                 f"expires_at is beyond this account's maximum key lifetime of {tenant.max_key_lifetime_days} days "
                 f"(at the latest {latest.replace(microsecond=0).isoformat()})"
             )
-    return _Settled(scopes=scope_list, allowed_cidrs=networks or [], expires_at=expires_at)
+    return _Settled(
+        scopes=scope_list,
+        allowed_cidrs=networks or [],
+        expires_at=expires_at,
+        confirm_destructive=bool(wanted.confirm_destructive),
+    )
 
 
 def within_lifetime(expires_at: datetime | None, max_lifetime_days: int | None, now: datetime) -> datetime | None:
@@ -223,6 +232,7 @@ async def create_key(
         "expires_at": _iso(settled.expires_at),
         "scopes": settled.scopes,
         "allowed_cidrs": settled.allowed_cidrs,
+        "confirm_destructive": settled.confirm_destructive,
     }
     await audit.record(
         session, tenant_id=tenant_id, action="key.created", actor=actor, target=_target(new.record), details=details
@@ -259,6 +269,7 @@ async def _mint(
         expires_at=settled.expires_at,
         scopes=settled.scopes,
         allowed_cidrs=settled.allowed_cidrs,
+        confirm_destructive=settled.confirm_destructive,
         external_ref=external_ref,
         rotated_from_id=rotated_from_id,
         request_count=0,
@@ -309,7 +320,13 @@ async def update_key(
 
 
 async def set_key_permissions(
-    session: AsyncSession, *, key: ApiKey, scopes: Sequence[str], allowed_cidrs: Sequence[str], actor: Actor
+    session: AsyncSession,
+    *,
+    key: ApiKey,
+    scopes: Sequence[str],
+    allowed_cidrs: Sequence[str],
+    actor: Actor,
+    confirm_destructive: bool | None = None,
 ) -> bool:
     """Give an existing key these scopes and networks, in place (for a caller acting for the whole account, such
     as the operator following an ApiKey's spec). Verifiers drop the cached key as on a revocation, so a narrower
@@ -320,13 +337,19 @@ async def set_key_permissions(
         scope_list, networks = list(access.normalise(scopes)), list(cidrs.normalise(allowed_cidrs))
     except ValueError as exc:
         raise InvalidInput(str(exc)) from exc
-    previous = {"scopes": list(key.scopes), "allowed_cidrs": list(key.allowed_cidrs)}
-    if previous == {"scopes": scope_list, "allowed_cidrs": networks}:
+    confirm = key.confirm_destructive if confirm_destructive is None else confirm_destructive
+    previous = {
+        "scopes": list(key.scopes),
+        "allowed_cidrs": list(key.allowed_cidrs),
+        "confirm_destructive": key.confirm_destructive,
+    }
+    wanted = {"scopes": scope_list, "allowed_cidrs": networks, "confirm_destructive": confirm}
+    if previous == wanted:
         return False
-    key.scopes, key.allowed_cidrs = scope_list, networks
+    key.scopes, key.allowed_cidrs, key.confirm_destructive = scope_list, networks, confirm
     key.updated_at = utcnow()
     note(session, Notice.KEY_CHANGED, key.id)
-    details = {"scopes": scope_list, "allowed_cidrs": networks, "previous": previous}
+    details: dict[str, object] = {**wanted, "previous": previous}
     await audit.record(
         session,
         tenant_id=key.tenant_id,
@@ -477,6 +500,9 @@ async def rotate_key(
         scopes=permissions.scopes if permissions.scopes is not None else list(key.scopes),
         allowed_cidrs=permissions.allowed_cidrs if permissions.allowed_cidrs is not None else list(key.allowed_cidrs),
         expires_at=permissions.expires_at,
+        confirm_destructive=(
+            permissions.confirm_destructive if permissions.confirm_destructive is not None else key.confirm_destructive
+        ),
     )
     settled = await _permissions(
         session, tenant_id=key.tenant_id, wanted=wanted, issuer=issuer, default_expiry=key.expires_at

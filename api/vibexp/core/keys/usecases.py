@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp.core.access import Caller, Scope, requires
 from vibexp.core.clock import utcnow
+from vibexp.core.errors import NotFound
 from vibexp.core.keys import service
 from vibexp.core.keys.models import ApiKey, KeyStatus
 from vibexp.core.keys.service import KeyIssuer, KeyPermissions, NewKey
@@ -118,13 +119,52 @@ async def rename(
 
 
 @requires(Scope.keys_write)
+async def update(
+    session: AsyncSession,
+    *,
+    caller: Caller,
+    key_id: str,
+    name: str | None = None,
+    description: str | None = None,
+    confirm_destructive: bool | None = None,
+) -> ApiKey:
+    """Change a key's name, description or ``confirm_destructive`` (``None``: unchanged); a change of the latter is
+    audited and reaches every verifier as a permission change does."""
+    key = await _key_of(session, caller, key_id)
+    if key.deleted_at is not None:
+        raise NotFound("API key not found (it was deleted)")
+    if confirm_destructive is not None:
+        await service.set_key_permissions(
+            session,
+            key=key,
+            scopes=key.scopes,
+            allowed_cidrs=key.allowed_cidrs,
+            actor=caller.actor,
+            confirm_destructive=confirm_destructive,
+        )
+    return await service.update_key(session, key=key, name=name, description=description)
+
+
+@requires(Scope.keys_write)
 async def set_permissions(
-    session: AsyncSession, *, caller: Caller, key_id: str, scopes: Sequence[str], allowed_cidrs: Sequence[str]
+    session: AsyncSession,
+    *,
+    caller: Caller,
+    key_id: str,
+    scopes: Sequence[str],
+    allowed_cidrs: Sequence[str],
+    confirm_destructive: bool | None = None,
 ) -> bool:
-    """Change a key's scopes and networks in place (the operator following its spec); whether anything changed."""
+    """Change a key's scopes, networks and ``confirm_destructive`` (``None``: unchanged) in place (the operator
+    following its spec); whether anything changed."""
     key = await _key_of(session, caller, key_id)
     return await service.set_key_permissions(
-        session, key=key, scopes=scopes, allowed_cidrs=allowed_cidrs, actor=caller.actor
+        session,
+        key=key,
+        scopes=scopes,
+        allowed_cidrs=allowed_cidrs,
+        actor=caller.actor,
+        confirm_destructive=confirm_destructive,
     )
 
 

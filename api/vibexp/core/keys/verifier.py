@@ -101,6 +101,8 @@ class Principal:
     granted: frozenset[Scope] = frozenset(access.ALL_SCOPES)
     allowed_cidrs: tuple[str, ...] = ()
     networks: cidrs.Networks = ()
+    #: Destructive MCP tools ask the person first (``ApiKey.confirm_destructive``), cached with the key.
+    confirm_destructive: bool = False
     #: Who the audit trail names for this key (its id, name and prefix), composed once, when the key is cached.
     acting_as: Actor = _UNNAMED_KEY
 
@@ -255,6 +257,7 @@ class KeyVerifier:
                 granted=access.expand(key.scopes),
                 allowed_cidrs=tuple(key.allowed_cidrs),
                 networks=cidrs.compile_networks(key.allowed_cidrs),
+                confirm_destructive=key.confirm_destructive,
                 acting_as=Actor(ActorType.api_key, id=key.id, name=f"{key.name} ({key.prefix}…)"),
             ),
             key_hash=digest,

@@ -108,7 +108,10 @@ class Executor:
         """The spec's scopes and networks. No issuer: the operator acts for the whole account, so only the
         tenant's key policy (its maximum lifetime) limits what it mints."""
         return keys.KeyPermissions(
-            scopes=self.spec.scopes, allowed_cidrs=self.spec.allowed_cidrs, expires_at=expires_at
+            scopes=self.spec.scopes,
+            allowed_cidrs=self.spec.allowed_cidrs,
+            expires_at=expires_at,
+            confirm_destructive=self.spec.confirm_destructive,
         )
 
     async def _follow_permissions(self, slot: int) -> list[ApiKey]:
@@ -121,6 +124,7 @@ class Executor:
                 key_id=key.id,
                 scopes=self.spec.scopes,
                 allowed_cidrs=self.spec.allowed_cidrs,
+                confirm_destructive=self.spec.confirm_destructive,
             ):
                 changed.append(key)
         return changed
@@ -207,7 +211,8 @@ class Executor:
             networks = ", ".join(self.spec.allowed_cidrs) or "anywhere"
             message = (
                 f"key {current.prefix}... now has scopes {', '.join(self.spec.scopes)} from {networks}"
-                " (changed in place: the Secret is unchanged)"
+                + (", destructive MCP tools asking first" if self.spec.confirm_destructive else "")
+                + " (changed in place: the Secret is unchanged)"
             )
             event(self.body, True, "PermissionsChanged", message)
             events.append("PermissionsChanged")

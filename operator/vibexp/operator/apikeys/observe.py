@@ -62,6 +62,7 @@ def current_key(record: ApiKey | None, slot: int) -> CurrentKey | None:
         description=record.description,
         scopes=tuple(record.scopes),
         allowed_cidrs=tuple(record.allowed_cidrs),
+        confirm_destructive=record.confirm_destructive,
     )
 
 

@@ -83,13 +83,20 @@ class PermissionsForm:
     checked: list[str] = field(default_factory=list)
     allowed_cidrs: str = ""
     expires_in_days: str = ""
+    #: The "Ask before destructive MCP tools" checkbox.
+    confirm_destructive: bool = False
 
     def parse(self, errors: dict[str, str]) -> KeyPermissions:
         """The permissions to request; each bad input adds its message to ``errors`` under the input's name."""
         scope_list = self._scopes(errors)
         networks = self._networks(errors)
         expires_at = self._expiry(errors)
-        return KeyPermissions(scopes=scope_list, allowed_cidrs=networks, expires_at=expires_at)
+        return KeyPermissions(
+            scopes=scope_list,
+            allowed_cidrs=networks,
+            expires_at=expires_at,
+            confirm_destructive=self.confirm_destructive,
+        )
 
     def _scopes(self, errors: dict[str, str]) -> list[str] | None:
         if self.access not in PRESETS:
@@ -246,9 +253,14 @@ async def create(
     scope: Annotated[list[str] | None, Form()] = None,
     allowed_cidrs: Annotated[str, Form()] = "",
     expires_in_days: Annotated[str, Form()] = "",
+    confirm_destructive: Annotated[bool, Form()] = False,
 ) -> Response:
     permissions = PermissionsForm(
-        access=access, checked=scope or [], allowed_cidrs=allowed_cidrs, expires_in_days=expires_in_days
+        access=access,
+        checked=scope or [],
+        allowed_cidrs=allowed_cidrs,
+        expires_in_days=expires_in_days,
+        confirm_destructive=confirm_destructive,
     )
     form = {"name": name, "description": description, "permissions": permissions}
     errors: dict[str, str] = {}
