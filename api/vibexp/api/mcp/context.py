@@ -22,6 +22,7 @@ from vibexp.core.access import Caller
 from vibexp.core.errors import AuthFailure, InvalidApiKey
 from vibexp.core.keys.verifier import Principal
 from vibexp.core.runtime import Runtime
+from vibexp.core.usage.actions import mcp_request_action
 from vibexp.core.usage.tool_type import ToolType, detect_tool_type
 
 __all__ = ["UsageTagger", "caller_of", "mcp_action", "principal_of", "runtime_of"]
@@ -70,7 +71,8 @@ def _client_name(ctx: ServerRequestContext[Any, Any]) -> str | None:
 
 
 def mcp_action(body: bytes) -> str | None:
-    """The usage action of a JSON-RPC POST body: the tool name for ``tools/call``, else the method.
+    """The usage action of a JSON-RPC POST body (``vibexp.core.usage.actions``): the tool name for ``tools/call``,
+    the method for a prompt or resource read, ``mcp:<method>`` for protocol set-up (not shown as an action).
 
     Read from the raw body (before the SDK parses it) so notifications, answered 202 before the server task
     handles them, are named too. ``None`` for a body that is not JSON-RPC (the SDK then answers the error).
@@ -85,49 +87,67 @@ def mcp_action(body: bytes) -> str | None:
         return None
     method: str = message["method"]
     params = message.get("params")
-    if method == "tools/call" and isinstance(params, dict):
-        name = params.get("name")
-        if isinstance(name, str) and name:
-            return name[:100]
-    return method[:100]
+    tool = params.get("name") if method == "tools/call" and isinstance(params, dict) else None
+    return mcp_request_action(method[:100], tool[:100] if isinstance(tool, str) else None)
+
+
+#: User-Agents that name only a runtime or library: a client's own ``clientInfo`` name says more.
+_GENERIC = frozenset({ToolType.other.value, ToolType.node.value, ToolType.mcp_sdk.value})
+#: A client as a stateless server can tell it apart between requests: its key, User-Agent (bounded) and address.
+_Client = tuple[str, str, str]
+_MAX_AGENT = 200
+
+
+def _client_of(state: RequestState, key_id: str) -> _Client:
+    return key_id, (state.user_agent or "")[:_MAX_AGENT], state.client_ip or ""
 
 
 class UsageTagger:
     """SDK server middleware: records the calling client, from its ``clientInfo``, as the request's tool type.
 
     The 2026-era protocol sends ``clientInfo`` with every request; the handshake era (what Claude Code, Cursor and
-    VS Code speak today) only with ``initialize``, and a stateless server keeps no session to carry it over. So the
-    client last named on each key is remembered (in this process, for the most recent ``max_keys`` keys) and used
-    for that key's later requests whose User-Agent says nothing we recognise. A name we do not recognise never
-    overrides a User-Agent we do.
+    VS Code speak today) only with ``initialize``, and a stateless server keeps no session to carry it over (and
+    issues no ``Mcp-Session-Id``). So the name a client gives at ``initialize`` is remembered, in this process, for
+    the client as later requests identify it: the same key, User-Agent and address (the most recent ``max_clients``
+    of them). A key shared by Claude Code on one laptop and Cursor on another is two clients, each request tagged
+    with its own; the usage log then shows both (``vibexp.core.usage.service.clients_of``), not the last one. Two
+    clients on one key that send the same User-Agent from the same address cannot be told apart: there, the last
+    named wins. A name we do not recognise never overrides a User-Agent we do.
     """
 
-    def __init__(self, max_keys: int = 10_000) -> None:
-        self.max_keys = max_keys
-        self._by_key: OrderedDict[str, str] = OrderedDict()
+    def __init__(self, max_clients: int = 10_000) -> None:
+        self.max_clients = max_clients
+        self._named: OrderedDict[_Client, str] = OrderedDict()
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         state = _state(ctx)
         if state is not None and state.principal is not None:
-            self._tag(state.usage, state.principal.key_id, _client_name(ctx))
+            self._tag(state, _client_of(state, state.principal.key_id), _client_name(ctx))
         return await call_next(ctx)
 
-    def recall(self, usage: RequestUsage, key_id: str) -> None:
-        """Give a request the client last named on its key, unless its User-Agent already told us who it is.
+    def recall(self, state: RequestState) -> None:
+        """Give a request the client named earlier by the same key, User-Agent and address, unless its User-Agent
+        already told us more than a runtime or library (``node``, an MCP SDK).
 
         Also called by the HTTP front door before the SDK runs, for notifications: those are answered (202) before
         the server task reaches any middleware.
         """
-        if usage.tool_type == ToolType.other.value and key_id in self._by_key:
-            usage.tool_type = self._by_key[key_id]
+        if state.principal is not None:
+            self._recall(state.usage, _client_of(state, state.principal.key_id))
 
-    def _tag(self, usage: RequestUsage, key_id: str, client_name: str | None) -> None:
+    def _recall(self, usage: RequestUsage, client: _Client) -> None:
+        if usage.tool_type in _GENERIC:
+            named = self._named.get(client)
+            if named is not None:
+                usage.tool_type = named
+
+    def _tag(self, state: RequestState, client: _Client, client_name: str | None) -> None:
         detected = detect_tool_type(client_name) if client_name else ToolType.other
         if detected is ToolType.other:
-            self.recall(usage, key_id)
+            self._recall(state.usage, client)
             return
-        usage.tool_type = detected.value
-        self._by_key[key_id] = detected.value
-        self._by_key.move_to_end(key_id)
-        while len(self._by_key) > self.max_keys:
-            self._by_key.popitem(last=False)
+        state.usage.tool_type = detected.value
+        self._named[client] = detected.value
+        self._named.move_to_end(client)
+        while len(self._named) > self.max_clients:
+            self._named.popitem(last=False)

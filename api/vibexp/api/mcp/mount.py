@@ -27,6 +27,7 @@ from vibexp.api.mcp.context import UsageTagger, mcp_action
 from vibexp.api.mcp.fastpath import McpFastPath
 from vibexp.api.mcp.server import create_mcp_server
 from vibexp.api.request_state import RequestUsage, request_state
+from vibexp.core.usage.actions import mcp_request_action
 from vibexp.api.settings import ApiSettings
 from vibexp.core.runtime import Runtime
 
@@ -84,9 +85,11 @@ class McpFrontDoor:
             return
         state = request_state(scope)
         if state is not None and state.principal is not None:
-            self.tagger.recall(state.usage, state.principal.key_id)
+            self.tagger.recall(state)
             if scope["method"] == "POST":
                 receive = await self._name_action(state.usage, receive)
+            else:  # the GET a handshake-era client opens for a stream (405 below): protocol set-up, not an action
+                state.usage.action = mcp_request_action(scope["method"])
         if scope["method"] == "GET" and scope["path"].rstrip("/") == MCP_ENDPOINT:
             response = error_response(
                 405,

@@ -15,6 +15,7 @@ __all__ = [
     "ApiKeyRead",
     "ApiKeyRotate",
     "ApiKeyUpdate",
+    "ClientUse",
     "KeyUsageRead",
     "UsageAction",
 ]
@@ -124,10 +125,22 @@ class UsageAction(BaseModel):
     client_ip: str | None
 
 
+class ClientUse(BaseModel):
+    tool_type: str = Field(description="claude_code, claude_desktop, cursor, vscode, mcp_inspector, curl, … or other")
+    requests: int = Field(description="Requests by this client in the action log's retention period")
+    last_used_at: datetime
+
+
 class KeyUsageRead(BaseModel):
     key_id: str
     request_count: int
     last_used_at: datetime | None
-    tool_type: str | None
+    tool_type: str | None = Field(description="The client of the key's most recent request")
     last_ip: str | None
-    actions: list[UsageAction]
+    clients: list[ClientUse] = Field(
+        default_factory=list, description="Every client that used the key (retention period), most recent first"
+    )
+    actions: list[UsageAction] = Field(
+        description="What the key did, newest first: REST requests, MCP tool calls and prompt/resource reads (not "
+        "MCP protocol set-up such as initialize, notifications or listings)"
+    )

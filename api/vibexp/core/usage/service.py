@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp.core.clock import utcnow
 from vibexp.core.keys.models import ApiKey
-from vibexp.core.keys.schemas import KeyUsageRead, UsageAction
+from vibexp.core.keys.schemas import ClientUse, KeyUsageRead, UsageAction
+from vibexp.core.usage.actions import shown
 from vibexp.core.usage.models import KeyAction
 
 __all__ = ["HourlyCount", "hourly_counts", "key_usage", "recent_actions"]
@@ -25,7 +26,8 @@ class HourlyCount:
 async def recent_actions(
     session: AsyncSession, *, tenant_id: str, key_id: str | None = None, limit: int = 50
 ) -> list[KeyAction]:
-    query = select(KeyAction).where(KeyAction.tenant_id == tenant_id)
+    """The most recent actions, newest first: what the key did, not MCP protocol set-up (``actions``)."""
+    query = select(KeyAction).where(KeyAction.tenant_id == tenant_id, shown())
     if key_id is not None:
         query = query.where(KeyAction.key_id == key_id)
     return list(await session.scalars(query.order_by(KeyAction.id.desc()).limit(limit)))
@@ -34,6 +36,7 @@ async def recent_actions(
 async def key_usage(session: AsyncSession, *, key: ApiKey, limit: int = 50) -> KeyUsageRead:
     actions = await recent_actions(session, tenant_id=key.tenant_id, key_id=key.id, limit=limit)
     return KeyUsageRead(
+        clients=await clients_of(session, key=key),
         key_id=key.id,
         request_count=key.request_count,
         last_used_at=key.last_used_at,
@@ -41,6 +44,21 @@ async def key_usage(session: AsyncSession, *, key: ApiKey, limit: int = 50) -> K
         last_ip=key.last_ip,
         actions=[UsageAction.model_validate(a) for a in actions],
     )
+
+
+async def clients_of(session: AsyncSession, *, key: ApiKey) -> list[ClientUse]:
+    """Every client (tool type) that used the key within the action log's retention, most recent first: a key
+    shared by Claude Code and Cursor shows both, not only the last one (``ApiKey.tool_type``)."""
+    last = func.max(KeyAction.at)
+    query = (
+        select(KeyAction.tool_type, func.count(), last)
+        .where(KeyAction.tenant_id == key.tenant_id, KeyAction.key_id == key.id)
+        .group_by(KeyAction.tool_type)
+        .order_by(last.desc(), KeyAction.tool_type)
+    )
+    return [
+        ClientUse(tool_type=tool, requests=count, last_used_at=at) for tool, count, at in await session.execute(query)
+    ]
 
 
 async def hourly_counts(

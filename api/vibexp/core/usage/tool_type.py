@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["ToolType", "detect_tool_type"]
+__all__ = ["MCP_CLIENTS", "ToolType", "detect_tool_type"]
 
 
 class ToolType(StrEnum):
     claude_code = "claude_code"
+    claude_desktop = "claude_desktop"
     cursor = "cursor"
     vscode = "vscode"
+    mcp_inspector = "mcp_inspector"
     curl = "curl"
     python_requests = "python_requests"
     node = "node"
@@ -19,11 +21,16 @@ class ToolType(StrEnum):
     other = "other"
 
 
-# Order matters: Cursor and VS Code both say "vscode"; MCP clients often run on Node.
+# The one table of who is calling, by User-Agent or MCP ``clientInfo.name`` (what each known client sends:
+# Claude Code "claude-code", Claude Desktop "claude-ai", Cursor "cursor-vscode", VS Code "Visual Studio Code", the MCP
+# Inspector "mcp-inspector"). Order matters: Cursor and VS Code both say "vscode"; the Inspector says "mcp"; MCP
+# clients often run on Node.
 _RULES: tuple[tuple[tuple[str, ...], ToolType], ...] = (
     (("claude-code", "claude code", "claude-cli", "claudecode"), ToolType.claude_code),
+    (("claude-ai", "claude desktop", "claude-desktop"), ToolType.claude_desktop),
     (("cursor",), ToolType.cursor),
     (("visual studio code", "vscode", "vs code", "code-oss"), ToolType.vscode),
+    (("inspector",), ToolType.mcp_inspector),
     (("curl/",), ToolType.curl),
     (("python-requests",), ToolType.python_requests),
     (("axios", "node-fetch", "undici", "node.js", "node/"), ToolType.node),
@@ -40,3 +47,13 @@ def detect_tool_type(user_agent: str | None) -> ToolType:
         if any(needle in lowered for needle in needles):
             return tool
     return ToolType.other
+
+
+#: The MCP clients recognised by name, as the usage pages name them.
+MCP_CLIENTS: dict[ToolType, str] = {
+    ToolType.claude_code: "Claude Code",
+    ToolType.claude_desktop: "Claude Desktop",
+    ToolType.cursor: "Cursor",
+    ToolType.vscode: "VS Code",
+    ToolType.mcp_inspector: "MCP Inspector",
+}
