@@ -27,9 +27,9 @@ from vibexp.api.mcp.context import UsageTagger, mcp_action
 from vibexp.api.mcp.fastpath import McpFastPath
 from vibexp.api.mcp.server import create_mcp_server
 from vibexp.api.request_state import RequestUsage, request_state
-from vibexp.core.usage.actions import mcp_request_action
 from vibexp.api.settings import ApiSettings
 from vibexp.core.runtime import Runtime
+from vibexp.core.usage.actions import mcp_request_action
 
 __all__ = ["MCP_ENDPOINT", "MCP_MOUNT", "MCP_PATH", "McpFrontDoor", "mount_mcp", "transport_security"]
 
