@@ -42,6 +42,7 @@ async def create_key(page: Page, name: str, description: str = "") -> str:
     await page.get_by_label("Name").fill(name)
     if description:
         await page.get_by_label("Description").fill(description)
+    await page.get_by_label("Full access").check()
     await page.get_by_role("button", name="Create", exact=True).click()
     await expect(page.get_by_text(WARNING)).to_be_visible()
     key = await page.get_by_test_id("new-key").input_value()
@@ -85,6 +86,7 @@ async def test_create_use_see_usage_and_revoke_a_key(
     await page.get_by_label("Name").fill("Work Laptop - Cursor")
     await page.get_by_label("Description").fill("Cursor on the work laptop")
     await shot(page, screenshots, "05-keys-create-form")
+    await page.get_by_label("Full access").check()
     await page.get_by_role("button", name="Create", exact=True).click()
 
     await expect(page.get_by_text(WARNING)).to_be_visible()
@@ -170,6 +172,7 @@ async def test_a_form_without_the_csrf_token_is_refused(
     await page.locator("summary", has_text="Create New API Key").click()
     await page.get_by_label("Name").fill("forged")
     await page.locator("form[action='/settings/api-keys'] input[name=csrf_token]").evaluate("e => e.value = 'forged'")
+    await page.get_by_label("Full access").check()
     await page.get_by_role("button", name="Create", exact=True).click()
     await expect(page.get_by_role("heading", name="Request refused")).to_be_visible()
     await expect(page.get_by_role("alert")).to_contain_text("nothing was changed")
