@@ -42,6 +42,7 @@ async def create_key(page: Page, name: str, description: str = "") -> str:
     await page.get_by_label("Name").fill(name)
     if description:
         await page.get_by_label("Description").fill(description)
+    await page.get_by_label("Full access").check()
     await page.get_by_role("button", name="Create", exact=True).click()
     await expect(page.get_by_text(WARNING)).to_be_visible()
     key = await page.get_by_test_id("new-key").input_value()
@@ -85,12 +86,13 @@ async def test_create_use_see_usage_and_revoke_a_key(
     await page.get_by_label("Name").fill("Work Laptop - Cursor")
     await page.get_by_label("Description").fill("Cursor on the work laptop")
     await shot(page, screenshots, "05-keys-create-form")
+    await page.get_by_label("Full access").check()
     await page.get_by_role("button", name="Create", exact=True).click()
 
     await expect(page.get_by_text(WARNING)).to_be_visible()
     key = await page.get_by_test_id("new-key").input_value()
     assert KEY_RE.match(key)
-    await page.get_by_role("button", name="Copy").click()
+    await page.get_by_role("button", name="Copy", exact=True).click()
     await expect(page.locator("#copy-status")).to_have_text(re.compile("Copied|Copy failed"))
     await shot(page, screenshots, "06-key-created")
 
@@ -102,7 +104,7 @@ async def test_create_use_see_usage_and_revoke_a_key(
     await expect(row).to_contain_text(key[:12])
     await expect(row).to_contain_text("Active")
     assert key not in await page.content()
-    await row.get_by_role("link", name=re.compile("^Usage")).click()
+    await row.get_by_role("link", name=re.compile("^Manage")).click()
     for _ in range(40):
         if (await page.get_by_test_id("request-count").inner_text()).strip() == "1":
             break
@@ -154,7 +156,7 @@ async def test_rotate_a_key(
 
     # Rotating again without a grace period ends the previous key at once.
     await page.goto("/settings/api-keys")
-    await page.locator("tr", has_text=new[:12]).get_by_role("link", name=re.compile("^Usage")).click()
+    await page.locator("tr", has_text=new[:12]).get_by_role("link", name=re.compile("^Manage")).click()
     await page.get_by_role("button", name="Rotate key").click()
     newest = await page.get_by_test_id("new-key").input_value()
     await expect(page.get_by_text("The old key was revoked")).to_be_visible()
@@ -170,6 +172,7 @@ async def test_a_form_without_the_csrf_token_is_refused(
     await page.locator("summary", has_text="Create New API Key").click()
     await page.get_by_label("Name").fill("forged")
     await page.locator("form[action='/settings/api-keys'] input[name=csrf_token]").evaluate("e => e.value = 'forged'")
+    await page.get_by_label("Full access").check()
     await page.get_by_role("button", name="Create", exact=True).click()
     await expect(page.get_by_role("heading", name="Request refused")).to_be_visible()
     await expect(page.get_by_role("alert")).to_contain_text("nothing was changed")
@@ -356,6 +359,10 @@ async def test_create_a_key_with_the_keyboard_alone(page: Page, dashboard_user: 
     await page.keyboard.type("Keyboard only")
     await page.keyboard.press("Tab")  # description
     await expect(page.locator(":focus")).to_have_attribute("name", "description")
+    await page.keyboard.press("Tab")  # the permissions: nothing preselected, the first choice is Read-only
+    await expect(page.locator(":focus")).to_have_attribute("id", "access-read")
+    await page.keyboard.press("Space")
+    await expect(page.get_by_label("Read-only")).to_be_checked()
     for _ in range(20):  # past the permissions (the preset radios, the grid, networks, expiry) to the Create button
         await page.keyboard.press("Tab")
         if await page.evaluate("document.activeElement.tagName") == "BUTTON":

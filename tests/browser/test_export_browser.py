@@ -28,7 +28,8 @@ async def test_upload_then_download(
     bad.write_text('{"type": "memory", "content": "ok"}\nnot json\n')
 
     await sign_in(page, dashboard_user)
-    await page.get_by_role("link", name="Export", exact=True).first.click()
+    await page.get_by_role("link", name="Settings", exact=True).click()  # Settings → Export
+    await page.get_by_role("navigation", name="Settings").get_by_role("link", name="Export").click()
     await expect(page.get_by_role("heading", name="Export and import")).to_be_visible()
 
     await page.get_by_label("File").set_input_files(str(bad))

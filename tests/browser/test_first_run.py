@@ -139,6 +139,7 @@ async def _reload_and_back(browser: Browser, fresh_server: LiveServer, email: st
         await page.goto("/settings/api-keys")
         await page.locator("summary", has_text="Create New API Key").click()
         await page.get_by_label("Name").fill("reload-me")
+        await page.get_by_label("Full access").check()
         await page.get_by_role("button", name="Create", exact=True).click()
         key = await page.get_by_test_id("new-key").input_value()
         assert re.fullmatch(r"vib_[0-9a-f]{64}", key)

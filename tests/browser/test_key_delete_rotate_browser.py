@@ -68,7 +68,7 @@ async def test_rotate_keeps_the_expiry_then_delete_the_old_key_without_javascrip
     old_expiry = await page.get_by_test_id("new-key-permissions").locator("time").get_attribute("datetime")
     assert old_expiry
 
-    await page.get_by_role("link", name="Usage of this key").click()
+    await page.get_by_role("link", name="Manage this key").click()
     await expect(page.get_by_test_id("rotation-expiry")).to_contain_text("like the old key, the new key expires")
     assert await page.get_by_test_id("rotation-expiry").locator("time").get_attribute("datetime") == old_expiry
     await page.get_by_label("Keep the old key working for").select_option(label="24 hours")

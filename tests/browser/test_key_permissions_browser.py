@@ -35,10 +35,13 @@ async def sign_in(page: Page, user: DashboardUser) -> None:
     await expect(page.get_by_role("heading", name="Overview")).to_be_visible()
 
 
-async def open_create_form(page: Page, name: str) -> None:
+async def open_create_form(page: Page, name: str, access: str | None = "Full access") -> None:
+    """The form opened and named; ``access`` the permissions preset to pick (nothing is preselected)."""
     await page.goto("/settings/api-keys")
     await page.locator("summary", has_text="Create New API Key").click()
     await page.get_by_label("Name").fill(name)
+    if access:
+        await page.get_by_label(access).check()
 
 
 async def read_new_key(page: Page) -> str:
@@ -56,9 +59,11 @@ async def test_read_only_and_custom_keys_from_the_form(
     page: Page, dashboard_user: DashboardUser, live_server: LiveServer, screenshots: Path
 ) -> None:
     await sign_in(page, dashboard_user)
-    await open_create_form(page, "Docs reader")
-    await expect(page.get_by_label("Full access")).to_be_checked()  # the default
+    await open_create_form(page, "Docs reader", access=None)
+    for preset in ("Read-only", "Full access", "Custom — choose below"):
+        await expect(page.get_by_label(preset)).not_to_be_checked()  # the person chooses
     await page.get_by_label("Read-only").check()
+    await page.get_by_label("Never").check()
     await page.get_by_label("Allowed networks").fill("127.0.0.0/8")
     await shot(page, screenshots, "keyperm-01-read-only-form")
     await page.get_by_role("button", name="Create", exact=True).click()
@@ -74,7 +79,7 @@ async def test_read_only_and_custom_keys_from_the_form(
     await page.get_by_role("link", name="I have saved my key").click()
     row = page.locator("tr", has_text="Docs reader")
     await expect(row.get_by_test_id("key-scopes")).to_have_text("Read-only")
-    await expect(row.get_by_test_id("key-networks")).to_have_text("127.0.0.0/8")
+    await expect(row.get_by_test_id("key-networks")).to_have_text("from 127.0.0.0/8")
     await expect(row.get_by_test_id("key-expires")).to_have_text("never")
     assert reader not in await page.content()  # shown once, never again
 
@@ -82,7 +87,7 @@ async def test_read_only_and_custom_keys_from_the_form(
     await page.locator("summary", has_text="Create New API Key").click()
     await page.get_by_label("Name").fill("Notes writer")
     await page.get_by_label("Write memories").check()
-    await expect(page.get_by_label("Custom")).to_be_checked()
+    await expect(page.get_by_label("Custom — choose below")).to_be_checked()
     await shot(page, screenshots, "keyperm-03-custom-form")
     await page.get_by_role("button", name="Create", exact=True).click()
     writer = await read_new_key(page)
@@ -102,8 +107,8 @@ async def test_a_bad_network_keeps_the_form_and_an_expiring_key_shows_the_banner
     page: Page, dashboard_user: DashboardUser, screenshots: Path
 ) -> None:
     await sign_in(page, dashboard_user)
-    await open_create_form(page, "Build agent")
-    await page.get_by_label("Custom").check()
+    await open_create_form(page, "Build agent", access=None)
+    await page.get_by_label("Custom — choose below").check()
     await page.get_by_label("Read prompts").check()
     await page.get_by_label("Allowed networks").fill("10.0.0.1/8")
     await page.get_by_label("Expires in (days)").fill("3")
@@ -112,7 +117,7 @@ async def test_a_bad_network_keeps_the_form_and_an_expiring_key_shows_the_banner
     # Refused with the reason next to the input, everything typed still there.
     await expect(page.locator("#e-allowed_cidrs")).to_contain_text("did you mean 10.0.0.0/8?")
     await expect(page.get_by_label("Name")).to_have_value("Build agent")
-    await expect(page.get_by_label("Custom")).to_be_checked()
+    await expect(page.get_by_label("Custom — choose below")).to_be_checked()
     await expect(page.get_by_label("Read prompts")).to_be_checked()
     await expect(page.get_by_label("Expires in (days)")).to_have_value("3")
     await shot(page, screenshots, "keyperm-05-bad-network")

@@ -14,7 +14,9 @@ async def test_audit_log_lists_filters_and_refuses_bad_filters(
     stranger = await make_person(session_factory)
     await sign_in(client, person)
     page = await client.get("/settings/api-keys")
-    made = await client.post("/settings/api-keys", data={"name": "Audited key", "csrf_token": csrf_of(page.text)})
+    made = await client.post(
+        "/settings/api-keys", data={"name": "Audited key", "access": "full", "csrf_token": csrf_of(page.text)}
+    )
     assert made.status_code in (200, 303), made.text
     key_id = person.account.key_id
     detail = await client.get(f"/settings/api-keys/{key_id}")

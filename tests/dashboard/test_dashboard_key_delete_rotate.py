@@ -100,7 +100,8 @@ async def test_another_accounts_key_cannot_be_deleted(
 async def _create_expiring(client: httpx.AsyncClient, name: str, days: int) -> str:
     page = await client.get("/settings/api-keys")
     posted = await client.post(
-        "/settings/api-keys", data={"name": name, "expires_in_days": str(days), "csrf_token": csrf_of(page.text)}
+        "/settings/api-keys",
+        data={"name": name, "access": "full", "expires_in_days": str(days), "csrf_token": csrf_of(page.text)},
     )
     shown = await shown_once(posted, client)
     link = re.search(r'href="/settings/api-keys/([^"/]+)" data-key-link', shown.text)

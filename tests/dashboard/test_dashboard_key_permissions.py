@@ -34,7 +34,8 @@ def _bearer(key: str) -> dict[str, str]:
 
 async def _post_create(client: httpx.AsyncClient, **fields: Any) -> httpx.Response:
     page = await client.get("/settings/api-keys")
-    return await client.post("/settings/api-keys", data={"csrf_token": csrf_of(page.text), **fields})
+    # The form preselects no permissions: a test names them (Full access unless it says otherwise).
+    return await client.post("/settings/api-keys", data={"csrf_token": csrf_of(page.text), "access": "full", **fields})
 
 
 async def _create(client: httpx.AsyncClient, **fields: Any) -> tuple[str, httpx.Response]:
@@ -113,16 +114,20 @@ async def test_a_custom_key_gets_only_what_was_checked_and_write_includes_read(
         assert f'scope="{scope}"' in refused.headers["www-authenticate"]
     row = _row((await client.get("/settings/api-keys")).text, "custom")
     assert ">memories:write</span>" in row and ">keys:write</span>" in row and "Full access" not in row
-    assert 'data-testid="key-networks"><span class="muted">any</span>' in row
+    assert 'data-testid="key-networks"' not in row  # any network: the list says nothing
 
 
-async def test_full_access_is_the_default_and_a_preset_ignores_the_grid(
+async def test_no_permissions_are_preselected_full_access_when_chosen_and_a_preset_ignores_the_grid(
     client: httpx.AsyncClient, person: Person, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
     await sign_in(client, person)
     page = await client.get("/settings/api-keys")
-    assert 'value="full" id="access-full" checked' in page.text and 'id="access-read" checked' not in page.text
-    key, shown = await _create(client, name="everything")
+    assert 'name="access"' in page.text and re.search(r'name="access"[^>]* checked', page.text) is None
+    assert page.text.index('id="access-read"') < page.text.index('id="access-full"')  # Read-only comes first
+    refused = await _post_create(client, name="undecided", access="")
+    assert refused.status_code == 422 and "Choose what the key may do" in refused.text
+    assert "undecided" not in await _names(session_factory, person)
+    key, shown = await _create(client, name="everything", access="full")
     assert "Full access" in shown.text
     assert (await _stored(session_factory, person, "everything")).scopes == ["*"]
     assert (await client.post("/api/v1/api-keys", json={"name": "child"}, headers=_bearer(key))).status_code == 201
@@ -151,7 +156,9 @@ BAD_INPUTS = [
     pytest.param(
         {"access": "custom", "scope": ["prompts:admin"]}, "scopes", "unknown scope 'prompts:admin'", id="scope"
     ),
-    pytest.param({"access": "admin"}, "scopes", "Choose Full access, Read-only or Custom", id="preset"),
+    pytest.param(
+        {"access": "admin"}, "scopes", "Choose what the key may do: Read-only, Full access or Custom", id="preset"
+    ),
     pytest.param({"allowed_cidrs": "nowhere"}, "allowed_cidrs", "'nowhere' is not an IPv4 or IPv6 CIDR", id="cidr"),
     pytest.param(
         {"allowed_cidrs": "10.0.0.0/8\n10.0.0.1/8"}, "allowed_cidrs", "did you mean 10.0.0.0/8?", id="host-bits"
@@ -223,7 +230,7 @@ async def test_the_account_maximum_lifetime(
     refused = await _post_create(client, name="too long", expires_in_days="31")
     assert refused.status_code == 422
     error = re.search(r'id="e-expires_in_days">(.*?)</p>', refused.text, flags=re.S)
-    assert error and "maximum key lifetime of 30 days" in html.unescape(error.group(1))
+    assert error and "Keys expire after 30 days at most (this account's policy)." in html.unescape(error.group(1))
     assert 'value="31"' in refused.text and 'value="too long"' in refused.text
     assert await _names(session_factory, person) == before
     await _create(client, name="at the limit", expires_in_days="30")

@@ -31,7 +31,8 @@ async def create_via_dashboard(client: httpx.AsyncClient, name: str, description
     page = await client.get("/settings/api-keys")
     response = await shown_once(
         await client.post(
-            "/settings/api-keys", data={"name": name, "description": description, "csrf_token": csrf_of(page.text)}
+            "/settings/api-keys",
+            data={"name": name, "description": description, "access": "full", "csrf_token": csrf_of(page.text)},
         ),
         client,
     )
@@ -59,9 +60,12 @@ async def test_create_shows_the_key_once_and_it_works(client: httpx.AsyncClient,
 async def test_create_with_an_empty_name_explains_why(client: httpx.AsyncClient, person: Person) -> None:
     await sign_in(client, person)
     page = await client.get("/settings/api-keys")
-    response = await client.post("/settings/api-keys", data={"name": "  ", "csrf_token": csrf_of(page.text)})
+    response = await client.post(
+        "/settings/api-keys", data={"name": "  ", "access": "read", "csrf_token": csrf_of(page.text)}
+    )
     assert response.status_code == 422
-    assert 'aria-invalid="true"' in response.text and "at least 1 character" in response.text
+    assert 'aria-invalid="true"' in response.text
+    assert "Enter a name: a descriptive name, e.g. &#34;Work Laptop - Cursor&#34;." in response.text
     assert "test key" in response.text  # the list is still there, with the form kept open
     assert '<details class="create" open>' in response.text
 
@@ -179,7 +183,9 @@ async def test_reloading_the_created_page_neither_mints_nor_shows_a_key_again(
 ) -> None:
     await sign_in(client, person)
     page = await client.get("/settings/api-keys")
-    posted = await client.post("/settings/api-keys", data={"name": "once", "csrf_token": csrf_of(page.text)})
+    posted = await client.post(
+        "/settings/api-keys", data={"name": "once", "access": "full", "csrf_token": csrf_of(page.text)}
+    )
     shown = await shown_once(posted, client)
     key = KEY_RE.search(shown.text)
     assert key
@@ -194,7 +200,9 @@ async def test_reloading_the_created_page_neither_mints_nor_shows_a_key_again(
     # Another browser session cannot open the page, even with the URL.
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as other:
         await sign_in(other, person)
-        posted = await client.post("/settings/api-keys", data={"name": "twice", "csrf_token": csrf_of(page.text)})
+        posted = await client.post(
+            "/settings/api-keys", data={"name": "twice", "access": "full", "csrf_token": csrf_of(page.text)}
+        )
         stolen = await other.get(posted.headers["location"])
         assert stolen.status_code == 410 and "vib_" not in stolen.text
         # ...and the rightful session still sees it once: the other session's attempt consumed nothing.

@@ -14,6 +14,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
+from vibexp.api.dashboard.errors import install_error_pages
 from vibexp.api.dashboard.first_run import setup_lifespan
 from vibexp.api.dashboard.routes import router
 from vibexp.api.dashboard.state import DashboardState
@@ -36,4 +37,5 @@ def install_dashboard(app: FastAPI, settings: ApiSettings) -> None:
         )
     )
     app.include_router(router)
+    install_error_pages(app)  # after the API's handlers: a signed-in 404/405 is a page, the rest stays JSON
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

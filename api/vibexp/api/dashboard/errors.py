@@ -2,25 +2,33 @@
 
 Domain errors get the same status codes as the REST API (``vibexp.api.errors.status_for``) but an HTML page with
 a readable message instead of JSON; a missing sign-in becomes a redirect to ``/login``; a CSRF failure is 403.
+A signed-in person who opens a page that does not exist (404) or uses a method a page does not take (405) gets the
+same HTML page, with the navigation and the alerts badge (``install_error_pages``); the API and MCP paths, and
+anyone not signed in, keep the JSON error body.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import quote
 
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from vibexp.api.dashboard.deps import CsrfFailed, SignInRequired
+from vibexp.api.dashboard.deps import CsrfFailed, SignInRequired, browser_session, current_viewer
 from vibexp.api.dashboard.rendering import redirect, render
 from vibexp.api.errors import status_for
+from vibexp.core.alerts import usecases as alerts
+from vibexp.core.db import session_scope
 from vibexp.core.errors import VibeXPError
 
-__all__ = ["DashboardRoute", "error_page", "safe_next"]
+__all__ = ["NOT_PAGES", "DashboardRoute", "error_page", "install_error_pages", "safe_next"]
 
 CSRF_MESSAGE = (
     "This form has expired or did not come from this dashboard, so nothing was changed. "
@@ -39,7 +47,22 @@ def error_page(request: Request, status: int, title: str, message: str) -> Respo
     return render(request, "error.html", {"title": title, "message": message, "status": status}, status=status)
 
 
-_TITLES = {401: "Not signed in", 403: "Not allowed", 404: "Not found", 409: "Already exists", 412: "Changed meanwhile"}
+_TITLES = {
+    401: "Not signed in",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Not possible here",
+    409: "Already exists",
+    412: "Changed meanwhile",
+    422: "Invalid request",
+}
+_MESSAGES = {
+    404: "There is no page at this address. It may have moved, or the link may be mistyped.",
+    405: "This page cannot be used that way (a form may have been sent to the wrong address). Nothing was changed.",
+}
+
+#: Path prefixes that are not dashboard pages: their errors stay JSON (or whatever they answer) for every caller.
+NOT_PAGES = ("/api/", "/mcp", "/static/", "/docs", "/openapi.json", "/metrics", "/healthz", "/readyz", "/.well-known/")
 
 
 class DashboardRoute(APIRoute):
@@ -69,3 +92,40 @@ class DashboardRoute(APIRoute):
                 return error_page(request, status, _TITLES.get(status, "Something went wrong"), exc.message)
 
         return handle
+
+
+def install_error_pages(app: FastAPI) -> None:
+    """Signed-in 404 and 405 answers as dashboard pages; everything else goes to the app's JSON handler."""
+    json_handler = app.exception_handlers[StarletteHTTPException]
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        page = await _signed_in_page(request, exc)
+        if page is not None:
+            return page
+        answer = json_handler(request, exc)
+        return await answer if inspect.isawaitable(answer) else answer
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
+
+
+async def _signed_in_page(request: Request, exc: StarletteHTTPException) -> Response | None:
+    path = request.url.path
+    if exc.status_code not in _MESSAGES or path.startswith(NOT_PAGES):
+        return None
+    if "text/html" not in request.headers.get("accept", ""):
+        return None  # a script or an API client: JSON
+    session = browser_session(request)
+    if not session.uid:
+        return None
+    async with session_scope(request.app.state.runtime.session_factory, write=False) as db:
+        try:
+            viewer = await current_viewer(request, session, db)
+        except SignInRequired:
+            return None
+        if request.method != "GET":  # the viewer counts open alerts for GET pages only
+            request.state.dashboard_open_alerts = await alerts.count_open(db, caller=viewer.caller)
+    response = error_page(request, exc.status_code, _TITLES[exc.status_code], _MESSAGES[exc.status_code])
+    if exc.headers and "allow" in {name.lower() for name in exc.headers}:
+        response.headers.update(exc.headers)
+    return response

@@ -7,7 +7,7 @@ script, no framing.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from vibexp.api.dashboard.deps import NEW_SESSION_STATE, browser_session
 from vibexp.api.dashboard.state import dashboard_state
 
-__all__ = ["SECURITY_HEADERS", "TEMPLATES_DIR", "redirect", "render", "templates"]
+__all__ = ["SECURITY_HEADERS", "TEMPLATES_DIR", "redirect", "relative_time", "render", "templates"]
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
@@ -42,6 +42,39 @@ def _timestamp(value: datetime | None) -> Markup:
     return Markup('<time datetime="{}">{}</time>').format(value.isoformat(), value.strftime("%Y-%m-%d %H:%M UTC"))
 
 
+#: (seconds in the unit, its name), largest first: "3 minutes ago", "in 2 days".
+_UNITS = (
+    (365 * 86400, "year"),
+    (30 * 86400, "month"),
+    (7 * 86400, "week"),
+    (86400, "day"),
+    (3600, "hour"),
+    (60, "minute"),
+)
+
+
+def relative_time(value: datetime, now: datetime | None = None) -> str:
+    """``value`` seen from ``now`` in words: "just now", "3 minutes ago", "in 2 days" (rounded down to whole units)."""
+    moment = now or datetime.now(UTC)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    seconds = int((moment - value).total_seconds())
+    if abs(seconds) < 60:
+        return "just now"
+    size, unit = next((size, unit) for size, unit in _UNITS if abs(seconds) >= size)  # a minute at least
+    count = abs(seconds) // size
+    words = f"{count} {unit}{'' if count == 1 else 's'}"
+    return f"{words} ago" if seconds > 0 else f"in {words}"
+
+
+def _ago(value: datetime | None) -> Markup:
+    """``<time>`` reading "3 minutes ago", the exact UTC minute on hover (``title``), computed here: no JavaScript."""
+    if value is None:
+        return Markup('<span class="muted">Never</span>')
+    exact = value.strftime("%Y-%m-%d %H:%M UTC")
+    return Markup('<time datetime="{}" title="{}">{}</time>').format(value.isoformat(), exact, relative_time(value))
+
+
 def _number(value: int | None) -> str:
     return f"{value or 0:,}"
 
@@ -49,6 +82,7 @@ def _number(value: int | None) -> str:
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 templates.env.filters["ts"] = _timestamp
 templates.env.filters["num"] = _number
+templates.env.filters["ago"] = _ago
 
 
 def _finish(request: Request, response: Response) -> Response:

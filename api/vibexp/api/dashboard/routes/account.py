@@ -1,4 +1,6 @@
-"""Sign in and sign out. Passwords only ever open a dashboard session; the API accepts nothing but API keys."""
+"""Sign in and sign out, and Settings → Account (who is signed in, the account's tier, limit and key policy).
+
+Passwords only ever open a dashboard session; the API accepts nothing but API keys."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
-from vibexp.api.dashboard.deps import BrowserSession, CsrfChecked
+from vibexp.api.dashboard.deps import BrowserSession, CsrfChecked, CurrentViewer
 from vibexp.api.dashboard.errors import DashboardRoute, safe_next
 from vibexp.api.dashboard.rendering import redirect, render
 from vibexp.api.dashboard.sessions import SessionData, password_fingerprint
@@ -82,3 +84,9 @@ async def logout(request: Request, session: BrowserSession, db: SessionDep) -> R
     response = redirect(request, "/login?signed_out=1")
     signer.clear_cookie(response)
     return response
+
+
+@router.get("/settings/account")
+async def account_page(request: Request, viewer: CurrentViewer) -> Response:
+    """What the account is (read from the signed-in viewer: no query of its own)."""
+    return render(request, "settings/account.html", {"tenant": viewer.tenant, "user": viewer.user})

@@ -16,12 +16,14 @@ old key in its rotation grace period: that one is listed as rotating to its succ
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
+from markupsafe import Markup
 from pydantic import ValidationError
 from starlette.responses import Response
 
@@ -42,15 +44,21 @@ from vibexp.core.keys.usecases import KeyPermissions, NewKey
 from vibexp.core.usage import usecases as usage_cases
 
 __all__ = [
+    "EXPIRY_PRESETS",
     "EXPIRY_WARNING",
     "GRACE_PERIODS",
     "PRESETS",
     "ExpiringKey",
+    "KeyFilter",
     "PermissionsForm",
     "RotatingKey",
+    "SetUp",
+    "default_expiry",
     "expiring_soon",
+    "expiry_choices",
     "rotating",
     "router",
+    "set_ups",
 ]
 
 router = APIRouter(prefix="/settings/api-keys", route_class=DashboardRoute)
@@ -65,8 +73,17 @@ GRACE_PERIODS: dict[int, str] = {
 }
 
 
-#: The create form's presets: the radio's value → the scopes it stores (``custom`` takes the checked boxes).
-PRESETS: dict[str, list[str] | None] = {"full": [access.FULL_ACCESS], "read": [access.READ_ONLY], "custom": None}
+#: The create form's presets: the radio's value → the scopes it stores (``custom`` takes the checked boxes). None is
+#: chosen in advance: the person picks what the key may do (Read-only is the first choice, one click away).
+PRESETS: dict[str, list[str] | None] = {"read": [access.READ_ONLY], "full": [access.FULL_ACCESS], "custom": None}
+#: The create form's expiry choices: the radio's value → days (``custom`` reads the number typed, ``never`` none).
+EXPIRY_PRESETS: dict[str, int | None] = {"7": 7, "30": 30, "90": 90, "custom": None, "never": None}
+#: The expiry chosen in advance: the guide's "rotate every 90 days".
+DEFAULT_EXPIRY = "90"
+#: The list's status filter: the query's ``status`` → the key status it keeps (``None``: every key).
+STATUS_FILTERS: dict[str, str | None] = {"active": "active", "revoked": "revoked", "all": None}
+#: The longest search text the list takes.
+MAX_SEARCH = 200
 #: The longest expiry the form takes when the account sets no maximum (a timestamp needs a bound; ten years).
 MAX_EXPIRY_DAYS = 3650
 #: How soon an expiry has to be for the warning banner.
@@ -75,16 +92,43 @@ EXPIRY_WARNING = timedelta(days=7)
 _SEPARATORS = re.compile(r"[\s,]+")
 
 
+def expiry_choices(max_lifetime_days: int | None) -> list[str]:
+    """The expiry presets this account's policy allows: none longer than its maximum key lifetime, and "never" only
+    without one."""
+    allowed = []
+    for value, days in EXPIRY_PRESETS.items():
+        if value == "never" and max_lifetime_days is not None:
+            continue
+        if days is not None and max_lifetime_days is not None and days > max_lifetime_days:
+            continue
+        allowed.append(value)
+    return allowed
+
+
+def default_expiry(max_lifetime_days: int | None) -> str:
+    """The expiry preset chosen in advance: 90 days, else the longest preset the policy allows, else custom."""
+    choices = expiry_choices(max_lifetime_days)
+    if DEFAULT_EXPIRY in choices:
+        return DEFAULT_EXPIRY
+    shorter = [value for value in choices if EXPIRY_PRESETS[value] is not None]
+    return shorter[-1] if shorter else "custom"
+
+
 @dataclass
 class PermissionsForm:
-    """The create form's permission inputs as typed (kept for a re-render), and what they mean once checked."""
+    """The create form's permission inputs as typed (kept for a re-render), and what they mean once checked.
 
-    access: str = "full"
+    ``expiry`` is a preset (``EXPIRY_PRESETS``); a number typed in ``expires_in_days`` means Custom; neither (a form
+    posted without them) gives the account's default (its maximum lifetime, or never)."""
+
+    access: str = ""
     checked: list[str] = field(default_factory=list)
     allowed_cidrs: str = ""
     expires_in_days: str = ""
     #: The "Ask before destructive MCP tools" checkbox.
     confirm_destructive: bool = False
+    expiry: str = ""
+    max_lifetime_days: int | None = None
 
     def parse(self, errors: dict[str, str]) -> KeyPermissions:
         """The permissions to request; each bad input adds its message to ``errors`` under the input's name."""
@@ -100,7 +144,7 @@ class PermissionsForm:
 
     def _scopes(self, errors: dict[str, str]) -> list[str] | None:
         if self.access not in PRESETS:
-            errors["scopes"] = "Choose Full access, Read-only or Custom."
+            errors["scopes"] = "Choose what the key may do: Read-only, Full access or Custom."
             return None
         preset = PRESETS[self.access]
         if preset is not None:
@@ -111,7 +155,7 @@ class PermissionsForm:
         try:
             return list(access.normalise(self.checked))
         except ValueError as exc:
-            errors["scopes"] = str(exc)
+            errors["scopes"] = f"Custom permissions: {exc}."
             return None
 
     def _networks(self, errors: dict[str, str]) -> list[str] | None:
@@ -119,15 +163,39 @@ class PermissionsForm:
         try:
             return list(cidrs.normalise(entries))
         except ValueError as exc:
-            errors["allowed_cidrs"] = str(exc)
+            errors["allowed_cidrs"] = f"Allowed networks: {exc}"
             return None
 
     def _expiry(self, errors: dict[str, str]) -> datetime | None:
-        return expiry_in_days(self.expires_in_days, errors)
+        limit = self.max_lifetime_days
+        # A number typed in the days field means Custom whichever preset is checked: without JavaScript nothing
+        # switches the radio, and a typed number is the clearer wish (with JavaScript, picking a preset clears it).
+        choice = "custom" if self.expires_in_days.strip() else self.expiry
+        if not choice:
+            return None  # the account's default: its maximum lifetime, or never
+        if choice not in expiry_choices(limit):
+            if choice == "never" and limit is not None:
+                errors["expiry"] = f"Keys of this account expire after {limit} days at most: choose an expiry."
+            else:
+                days = ", ".join(v for v in expiry_choices(limit) if EXPIRY_PRESETS[v] is not None)
+                errors["expiry"] = f"Choose when the key expires: {days} days, custom" + (
+                    "." if limit is not None else " or never."
+                )
+            return None
+        if choice == "never":
+            return None
+        preset = EXPIRY_PRESETS[choice]
+        if preset is not None:
+            return utcnow() + timedelta(days=preset)
+        if not self.expires_in_days.strip():
+            errors["expires_in_days"] = "Custom expiry needs a number of days, such as 60."
+            return None
+        return expiry_in_days(self.expires_in_days, errors, max_lifetime_days=limit)
 
 
-def expiry_in_days(typed: str, errors: dict[str, str]) -> datetime | None:
-    """An "Expires in (days)" input as a moment (``None`` when empty); a bad value goes to ``errors``."""
+def expiry_in_days(typed: str, errors: dict[str, str], *, max_lifetime_days: int | None = None) -> datetime | None:
+    """An "Expires in (days)" input as a moment (``None`` when empty); a bad value goes to ``errors``, in the words
+    of the field's help (the account's maximum lifetime included, so every error shows at once)."""
     text = typed.strip()
     if not text:
         return None
@@ -136,10 +204,13 @@ def expiry_in_days(typed: str, errors: dict[str, str]) -> datetime | None:
         return None
     days = int(text)
     if days < 1:
-        errors["expires_in_days"] = "Expires in must be at least 1 day (leave it empty for the default)."
+        errors["expires_in_days"] = "Expires in must be at least 1 day."
         return None
     if days > MAX_EXPIRY_DAYS:
         errors["expires_in_days"] = f"Expires in may be at most {MAX_EXPIRY_DAYS} days (ten years)."
+        return None
+    if max_lifetime_days is not None and days > max_lifetime_days:
+        errors["expires_in_days"] = f"Keys expire after {max_lifetime_days} days at most (this account's policy)."
         return None
     return utcnow() + timedelta(days=days)
 
@@ -201,23 +272,82 @@ def rotating(records: list[ApiKey], now: datetime | None = None) -> list[Rotatin
     return [RotatingKey(key=k, successor=by_id.get(k.replaced_by_id or "")) for k in old]
 
 
+_FIELD_WORDS = {"name": "Name", "description": "Description"}
+
+
 def _form_errors(exc: ValidationError) -> dict[str, str]:
-    return {str(err["loc"][0]) if err["loc"] else "form": str(err["msg"]) for err in exc.errors()}
+    """The name's and description's errors in the words of the form's help, not the validator's."""
+    errors: dict[str, str] = {}
+    for err in exc.errors():
+        where = str(err["loc"][0]) if err["loc"] else "form"
+        label = _FIELD_WORDS.get(where, where.capitalize())
+        limit = (err.get("ctx") or {}).get("max_length")
+        if err["type"] == "string_too_short" and where == "name":
+            errors[where] = 'Enter a name: a descriptive name, e.g. "Work Laptop - Cursor".'
+        elif err["type"] == "string_too_long" and limit is not None:
+            errors[where] = f"{label} may be at most {limit} characters."
+        else:
+            errors[where] = f"{label} may contain only printable text."
+    return errors
+
+
+@dataclass(frozen=True, slots=True)
+class KeyFilter:
+    """The list's filter as asked (``status`` one of ``STATUS_FILTERS``, ``q`` a piece of a name or a prefix)."""
+
+    status: str = "all"
+    q: str = ""
+
+    @classmethod
+    def from_query(cls, request: Request) -> KeyFilter:
+        status = request.query_params.get("status") or "all"
+        q = (request.query_params.get("q") or "").strip()
+        if status not in STATUS_FILTERS:
+            raise InvalidInput("Show Active, Revoked or All keys.")
+        if len(q) > MAX_SEARCH:
+            raise InvalidInput(f"Search for at most {MAX_SEARCH} characters of a key's name.")
+        return cls(status=status, q=q)
+
+    def keeps(self, key: ApiKey) -> bool:
+        wanted = STATUS_FILTERS[self.status]
+        if wanted is not None and key.status != wanted:
+            return False
+        needle = self.q.casefold()
+        return not needle or needle in key.name.casefold() or key.prefix.startswith(self.q)
+
+    def counts(self, records: list[ApiKey]) -> dict[str, int]:
+        """How many keys each status tab would show with this search."""
+        return {
+            status: sum(1 for k in records if KeyFilter(status=status, q=self.q).keeps(k)) for status in STATUS_FILTERS
+        }
 
 
 async def _list_page(
-    request: Request, db: SessionDep, viewer: CurrentViewer, *, status: int = 200, **extra: Any
+    request: Request,
+    db: SessionDep,
+    viewer: CurrentViewer,
+    *,
+    status: int = 200,
+    shown: KeyFilter | None = None,
+    **extra: Any,
 ) -> Response:
-    records = await keys_cases.list_keys(db, caller=viewer.caller)
+    records = await keys_cases.list_keys(db, caller=viewer.caller)  # one query; filtered here (banners need all)
     records.sort(key=lambda k: (k.status != "active", -k.created_at.timestamp()))
+    shown = shown or KeyFilter()
+    limit = viewer.tenant.max_key_lifetime_days
+    in_grace = rotating(records)
     context: dict[str, Any] = {
-        "keys": records,
+        "keys": [k for k in records if shown.keeps(k)],
+        "filter": shown,
+        "counts": shown.counts(records),
         "expiring": expiring_soon(records),
-        "rotating": rotating(records),
-        "form": {"name": "", "description": "", "permissions": PermissionsForm()},
+        "rotating": in_grace,
+        "rotating_by_id": {r.key.id: r for r in in_grace},
+        "form": {"name": "", "description": "", "permissions": PermissionsForm(expiry=default_expiry(limit))},
         "errors": {},
         "scope_grid": access.resource_scopes(),
-        "max_lifetime": viewer.tenant.max_key_lifetime_days,
+        "expiry_choices": expiry_choices(limit),
+        "max_lifetime": limit,
         "max_expiry_days": MAX_EXPIRY_DAYS,
         **extra,
     }
@@ -226,6 +356,7 @@ async def _list_page(
 
 @router.get("")
 async def list_page(request: Request, db: SessionDep, viewer: CurrentViewer) -> Response:
+    shown = KeyFilter.from_query(request)  # a bad filter: the 422 page
     notice = None
     revoked_id = request.query_params.get("revoked")
     deleted_id = request.query_params.get("deleted")
@@ -239,7 +370,7 @@ async def list_page(request: Request, db: SessionDep, viewer: CurrentViewer) -> 
                 notice = f"Deleted “{key.name}” ({key.prefix}…) from the list. Its usage and audit history stay."
     except NotFound:
         notice = None
-    return await _list_page(request, db, viewer, notice=notice)
+    return await _list_page(request, db, viewer, shown=shown, notice=notice)
 
 
 @router.post("", dependencies=[CsrfChecked])
@@ -249,9 +380,10 @@ async def create(
     viewer: CurrentViewer,
     name: Annotated[str, Form()] = "",
     description: Annotated[str, Form()] = "",
-    access: Annotated[str, Form()] = "full",
+    access: Annotated[str, Form()] = "",
     scope: Annotated[list[str] | None, Form()] = None,
     allowed_cidrs: Annotated[str, Form()] = "",
+    expiry: Annotated[str, Form()] = "",
     expires_in_days: Annotated[str, Form()] = "",
     confirm_destructive: Annotated[bool, Form()] = False,
 ) -> Response:
@@ -261,6 +393,8 @@ async def create(
         allowed_cidrs=allowed_cidrs,
         expires_in_days=expires_in_days,
         confirm_destructive=confirm_destructive,
+        expiry=expiry,
+        max_lifetime_days=viewer.tenant.max_key_lifetime_days,
     )
     form = {"name": name, "description": description, "permissions": permissions}
     errors: dict[str, str] = {}
@@ -333,7 +467,13 @@ async def created(request: Request, flash_id: str, db: SessionDep, viewer: Curre
         response = error_page(request, 410, "Key already shown", ALREADY_SHOWN)
     else:
         key = await _own_key(db, viewer, opened.key_id)
-        context: dict[str, Any] = {"key": key, "plaintext": plaintext, "rotated": None}
+        base_url = str(request.base_url).rstrip("/")
+        context: dict[str, Any] = {
+            "key": key,
+            "plaintext": plaintext,
+            "rotated": None,
+            "set_ups": set_ups(base_url, plaintext),
+        }
         if opened.rotated_id:
             context["rotated"] = await _own_key(db, viewer, opened.rotated_id)
             context["grace"] = GRACE_PERIODS.get(opened.grace_seconds or 0, "")
@@ -343,6 +483,88 @@ async def created(request: Request, flash_id: str, db: SessionDep, viewer: Curre
         FLASH_COOKIE, path=f"{CREATED_PATH}/{flash_id}", secure=state.signer.secure, httponly=True, samesite="strict"
     )
     return response
+
+
+#: The MCP server's name in client set-ups and the environment variable for the key, as the README's instructions.
+MCP_SERVER_NAME = "vibexp_io_common"
+KEY_ENV = "VIBEXP_KEY"
+
+
+@dataclass(frozen=True, slots=True)
+class SetUp:
+    """One ready-to-paste set-up on the "key created" page: where it goes and its text (the key filled in)."""
+
+    id: str
+    tool: str
+    where: str  # HTML: constant text with <code> (never user input)
+    text: str
+
+    @property
+    def where_html(self) -> Markup:
+        return Markup(self.where)  # noqa: S704 - the constants above, no user text
+
+
+def set_ups(base_url: str, key: str) -> list[SetUp]:
+    """The tools' set-ups for a new key, in the README's words (``## MCP: Claude Code, Cursor and VS Code``)."""
+    mcp = f"{base_url}/mcp/v1/common"
+    api = f"{base_url}/api/v1/prompts"
+    vscode = {
+        "inputs": [
+            {"type": "promptString", "id": "vibexp-key", "description": "VibeXP API key (vib_...)", "password": True}
+        ],
+        "servers": {
+            MCP_SERVER_NAME: {
+                "type": "http",
+                "url": mcp,
+                "headers": {"Authorization": "Bearer ${input:vibexp-key}"},
+            }
+        },
+    }
+    cursor = {"mcpServers": {MCP_SERVER_NAME: {"url": mcp, "headers": {"Authorization": f"Bearer ${{env:{KEY_ENV}}}"}}}}
+    return [
+        SetUp(
+            "claude-code",
+            "Claude Code",
+            "Run in a terminal; then <code>claude mcp list</code> shows it Connected.",
+            f'claude mcp add --transport http {MCP_SERVER_NAME} {mcp} \\\n  --header "Authorization: Bearer {key}"',
+        ),
+        SetUp(
+            "vscode",
+            "VS Code",
+            "Put this in <code>.vscode/mcp.json</code>. VS Code asks for the key once (a password field): paste it "
+            "there; it is kept in VS Code's secret storage, not in the file.",
+            json.dumps(vscode, indent=2),
+        ),
+        SetUp(
+            "cursor-env",
+            "Cursor (1 of 2)",
+            "Export the key in the shell you start Cursor from (e.g. <code>cursor .</code>) …",
+            f"export {KEY_ENV}={key}",
+        ),
+        SetUp(
+            "cursor",
+            "Cursor (2 of 2)",
+            "… and put this in <code>.cursor/mcp.json</code>: Cursor reads the key from the environment, so the "
+            "file can be shared.",
+            json.dumps(cursor, indent=2),
+        ),
+        SetUp("curl", "curl", "Lists your prompts over the REST API.", f'curl -H "Authorization: Bearer {key}" {api}'),
+        SetUp(
+            "python",
+            "Python",
+            "With <code>requests</code> (<code>pip install requests</code>).",
+            "import requests\n\n"
+            f'response = requests.get(\n    "{api}",\n    headers={{"Authorization": "Bearer {key}"}},\n'
+            "    timeout=10,\n)\nresponse.raise_for_status()\nprint(response.json())",
+        ),
+        SetUp(
+            "node",
+            "Node",
+            "Node 18 or later (built-in <code>fetch</code>), in an <code>.mjs</code> file.",
+            f'const response = await fetch("{api}", {{\n  headers: {{ Authorization: "Bearer {key}" }},\n}});\n'
+            "console.log(await response.json());",
+        ),
+    ]
 
 
 async def _own_key(db: SessionDep, viewer: CurrentViewer, key_id: str) -> ApiKey:

@@ -4,27 +4,52 @@
 (function () {
   var SVG = "http://www.w3.org/2000/svg";
 
-  function copyText(input, status) {
+  // Copy buttons are rendered hidden: without JavaScript the text is still there to select by hand. A button copies
+  // an input's value or an element's text, says so in its status line and marks itself data-copied="true".
+  function copyText(source, button, status) {
+    var text = source.value !== undefined ? source.value : source.textContent;
     function done(ok) {
-      status.textContent = ok ? "Copied to the clipboard." : "Copy failed: select the key and copy it by hand.";
+      status.textContent = ok ? "Copied to the clipboard." : "Copy failed: select the text and copy it by hand.";
+      if (ok) { button.setAttribute("data-copied", "true"); }
     }
-    input.focus();
-    input.select();
+    function fallback() {
+      if (source.select) { source.focus(); source.select(); } else {
+        var range = document.createRange();
+        range.selectNodeContents(source);
+        var selection = window.getSelection();
+        selection.removeAllRanges();
+        selection.addRange(range);
+      }
+      var ok = false;
+      try { ok = document.execCommand && document.execCommand("copy"); } catch (e) { ok = false; }
+      done(ok);
+    }
     if (navigator.clipboard && window.isSecureContext) {
-      navigator.clipboard.writeText(input.value).then(function () { done(true); }, function () {
-        done(document.execCommand && document.execCommand("copy"));
-      });
+      navigator.clipboard.writeText(text).then(function () { done(true); }, fallback);
     } else {
-      done(document.execCommand && document.execCommand("copy"));
+      fallback();
     }
   }
 
   function setUpCopyButtons() {
     document.querySelectorAll("[data-copy]").forEach(function (button) {
-      button.addEventListener("click", function () {
-        var input = document.getElementById(button.getAttribute("data-copy"));
-        var status = document.getElementById("copy-status");
-        if (input && status) { copyText(input, status); }
+      var source = document.getElementById(button.getAttribute("data-copy"));
+      var status = document.getElementById(button.getAttribute("data-status") || "copy-status");
+      if (!source || !status) { return; }
+      button.hidden = false;
+      button.addEventListener("click", function () { copyText(source, button, status); });
+    });
+  }
+
+  // Typing a number of days chooses the "Custom" expiry; choosing another expiry clears the number (the server reads
+  // a typed number as Custom, so a stale one must not stay behind).
+  function setUpChoosers() {
+    document.querySelectorAll("[data-chooses]").forEach(function (input) {
+      var choice = document.getElementById(input.getAttribute("data-chooses"));
+      if (!choice) { return; }
+      input.addEventListener("input", function () { if (input.value) { choice.checked = true; } });
+      document.querySelectorAll('input[type="radio"][name="' + choice.name + '"]').forEach(function (radio) {
+        radio.addEventListener("change", function () { if (radio !== choice && radio.checked) { input.value = ""; } });
       });
     });
   }
@@ -119,6 +144,7 @@
     setUpCopyButtons();
     setUpConfirmations();
     setUpScopeGrids();
+    setUpChoosers();
     setUpCharts();
   });
 })();
