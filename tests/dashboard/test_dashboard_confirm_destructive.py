@@ -15,7 +15,7 @@ from vibexp.core.keys import service as keys
 async def _post(client: httpx.AsyncClient, **fields: str) -> httpx.Response:
     page = await client.get("/settings/api-keys")
     assert 'name="confirm_destructive"' in page.text and "Ask before destructive MCP tools" in page.text
-    return await client.post("/settings/api-keys", data={"csrf_token": csrf_of(page.text), **fields})
+    return await client.post("/settings/api-keys", data={"csrf_token": csrf_of(page.text), "access": "full", **fields})
 
 
 async def _confirming(factory: async_sessionmaker[AsyncSession], person: Person) -> dict[str, bool]:
