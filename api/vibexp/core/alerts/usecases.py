@@ -11,7 +11,7 @@ from vibexp.core.alerts import service
 from vibexp.core.alerts.models import Alert, AlertKind, AlertStatus
 from vibexp.core.pagination import DEFAULT_PAGE_SIZE, Page
 
-__all__ = ["acknowledge", "count_open", "list_alerts"]
+__all__ = ["acknowledge", "acknowledge_all", "count_open", "list_alerts"]
 
 
 @requires(Scope.audit_read)
@@ -41,3 +41,9 @@ async def count_open(session: AsyncSession, *, caller: Caller) -> int:
 async def acknowledge(session: AsyncSession, *, caller: Caller, alert_id: str) -> Alert:
     """Acknowledge an alert (idempotent); the next time its kind is noticed on the key, a new alert opens."""
     return await service.acknowledge(session, tenant_id=caller.tenant_id, alert_id=alert_id, actor=caller.actor)
+
+
+@requires(Scope.alerts_write)
+async def acknowledge_all(session: AsyncSession, *, caller: Caller, kind: AlertKind | str | None = None) -> int:
+    """Acknowledge all the account's open alerts, or all of one kind (an unknown kind is ``InvalidInput``); how many."""
+    return await service.acknowledge_open(session, tenant_id=caller.tenant_id, actor=caller.actor, kind=kind)
