@@ -92,6 +92,7 @@ async def alerts_page(
         for i in items
     ]
     open_rows = [r for r in rows if r.alert.status == "open"]
+    notice: str | None
     if count is not None:
         notice = (
             f"{count} alert{'s' if count != 1 else ''} acknowledged." if count else "No open alerts to acknowledge."
