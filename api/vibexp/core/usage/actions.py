@@ -1,5 +1,6 @@
 """The account's action log as the usage page reads it: filtered by key, tool and outcome, a cursor page at a time,
-and counted by outcome over a window (with the failed authentications the account's alerts recorded)."""
+and counted by outcome over a window. (Failed authentications never reach it: ``vibexp.core.alerts.overview``
+counts them from the alerts they raised.)"""
 
 from __future__ import annotations
 
@@ -10,17 +11,13 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vibexp.core.alerts.models import Alert, AlertKind
 from vibexp.core.errors import InvalidInput
 from vibexp.core.pagination import Page, decode_cursor, encode_cursor
 from vibexp.core.usage.models import KeyAction
 from vibexp.core.usage.outcomes import OUTCOMES, Outcome
 from vibexp.core.usage.tool_type import ToolType
 
-__all__ = ["FAILED_AUTH_KINDS", "list_actions", "outcome_counts"]
-
-#: Alerts that record refused authentications against a key: the requests never reach the action log.
-FAILED_AUTH_KINDS = (AlertKind.failed_auth, AlertKind.retired_key_used, AlertKind.disallowed_address)
+__all__ = ["list_actions", "outcome_counts"]
 
 
 def _status_in(outcome: Outcome) -> Any:
@@ -61,20 +58,11 @@ async def list_actions(
 
 async def outcome_counts(
     session: AsyncSession, *, tenant_id: str, since: datetime, key_id: str | None = None
-) -> tuple[dict[Outcome, int], int]:
-    """Actions since ``since`` per outcome (every outcome present, zeros included), and the failed authentications
-    the account's alerts counted since then (each alert's ``count``: how often it was noticed)."""
+) -> dict[Outcome, int]:
+    """Actions since ``since`` per outcome, every outcome present (zeros included); one query."""
     where: Sequence[Any] = [KeyAction.tenant_id == tenant_id, KeyAction.at >= since]
     if key_id is not None:
         where = [*where, KeyAction.key_id == key_id]
     sums = [func.coalesce(func.sum(case((_status_in(outcome), 1), else_=0)), 0) for outcome in Outcome]
     row = (await session.execute(select(*sums).where(*where))).one()
-    counts = {outcome: int(value or 0) for outcome, value in zip(Outcome, row, strict=True)}
-    failed = select(func.coalesce(func.sum(Alert.count), 0)).where(
-        Alert.tenant_id == tenant_id,
-        Alert.kind.in_([kind.value for kind in FAILED_AUTH_KINDS]),
-        Alert.last_seen_at >= since,
-    )
-    if key_id is not None:
-        failed = failed.where(Alert.key_id == key_id)
-    return counts, int(await session.scalar(failed) or 0)
+    return {outcome: int(value or 0) for outcome, value in zip(Outcome, row, strict=True)}

@@ -67,6 +67,6 @@ async def list_actions(
 @requires(Scope.keys_read)
 async def outcome_counts(
     session: AsyncSession, *, caller: Caller, since: datetime, key_id: str | None = None
-) -> tuple[dict[Outcome, int], int]:
-    """Actions since ``since`` by outcome, and the failed authentications the account's alerts counted."""
+) -> dict[Outcome, int]:
+    """The account's actions since ``since`` by outcome."""
     return await actions.outcome_counts(session, tenant_id=caller.tenant_id, since=since, key_id=key_id)

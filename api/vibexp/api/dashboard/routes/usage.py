@@ -16,6 +16,7 @@ from vibexp.api.dashboard.errors import DashboardRoute
 from vibexp.api.dashboard.rendering import render
 from vibexp.api.dashboard.routes.keys import expiring_soon, rotating
 from vibexp.api.deps import RuntimeDep, SessionDep
+from vibexp.core.alerts import usecases as alerts
 from vibexp.core.clock import utcnow
 from vibexp.core.keys import usecases as keys
 from vibexp.core.usage import usecases as usage_cases
@@ -83,9 +84,9 @@ async def usage(
         limit=PAGE_SIZE,
         cursor=cursor or None,
     )
-    counts, failed_auth = await usage_cases.outcome_counts(
-        db, caller=viewer.caller, since=utcnow() - timedelta(days=OUTCOME_DAYS)
-    )
+    since = utcnow() - timedelta(days=OUTCOME_DAYS)
+    counts = await usage_cases.outcome_counts(db, caller=viewer.caller, since=since)
+    failed_auth = await alerts.failed_authentications(db, caller=viewer.caller, since=since)
     filters = {"key": key, "tool": tool, "status": status}
     next_url = None
     if page.next_cursor:
