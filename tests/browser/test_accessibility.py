@@ -83,6 +83,7 @@ PAGES: dict[str, Callable[[Seed], list[str]] | None] = {
     "/prompts": lambda s: ["/prompts", "/prompts?q=review"],
     "/prompts/new": lambda s: ["/prompts/new"],
     "/prompts/{id}": lambda s: [f"/prompts/{s.prompt_id}"],
+    "/prompts/{id}/view": lambda s: [f"/prompts/{s.prompt_id}/view"],
     "/prompts/{prompt_id}/versions/{number}": lambda s: [
         f"/prompts/{s.prompt_id}/versions/1",
         f"/prompts/{s.prompt_id}/versions/2",
