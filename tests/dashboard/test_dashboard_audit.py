@@ -75,4 +75,4 @@ async def test_audit_rows_show_what_changed(client: httpx.AsyncClient, person: P
     assert made.status_code in (200, 303), made.text
     html = (await client.get("/settings/audit-log", params={"action": "key.created"})).text
     cell = html.split('data-testid="changes">', 1)[1].split("</td>", 1)[0]
-    assert "<li>prefix: vib_" in cell and "<li>source: dashboard</li>" in cell
+    assert '<span class="change">prefix: vib_' in cell and '<span class="change">source: dashboard</span>' in cell
