@@ -65,8 +65,8 @@ async def test_badge_delivery_log_and_acknowledge(
         await page.get_by_role("link", name=re.compile("^Alerts")).click()
         await expect(page.get_by_role("heading", name="Alerts", exact=True)).to_be_visible()
         row = page.locator(f"#alert-{network}")
-        await expect(row).to_contain_text("new_network")
-        await expect(row).to_contain_text("198.51.100.0/24")
+        await expect(page.locator("[data-kind=new_network] h3")).to_contain_text("Used from a new network")
+        await expect(row.get_by_test_id("summary")).to_have_text("Used from network 198.51.100.0/24, new for this key")
         await expect(row).to_contain_text("Deploy bot")
         # The live server's sender POSTs it within a poll or two; the log on the page says so after a reload.
         for _ in range(20):
@@ -74,8 +74,12 @@ async def test_badge_delivery_log_and_acknowledge(
                 break
             await page.wait_for_timeout(250)
         await page.reload()
-        await expect(page.locator(f"#alert-{network} [data-testid=delivery]")).to_contain_text("delivered")
-        await expect(page.locator(f"#alert-{after_hours}")).to_contain_text("not sent")
+        await expect(page.locator(f"#alert-{network} [data-testid=delivery-state]")).to_have_text("Delivered")
+        log = page.locator(f"#alert-{network} [data-testid=delivery] p")
+        await expect(log).to_be_hidden()  # the log is folded
+        await page.locator(f"#alert-{network} [data-testid=delivery] summary").click()
+        await expect(log).to_contain_text("delivered · 1 attempt · last HTTP")
+        await expect(page.locator(f"#alert-{after_hours} [data-testid=delivery-state]")).to_have_text("Not sent")
         await shot(page, screenshots, "alerts-open")
 
     [got] = receiver.received
@@ -100,3 +104,22 @@ async def test_badge_delivery_log_and_acknowledge(
     overflow = await page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0, f"/alerts scrolls sideways by {overflow}px"
     await shot(page, screenshots, "alerts-narrow")
+
+
+async def test_acknowledge_all_wide_and_narrow(
+    page: Page, browser_db: str, dashboard_user: DashboardUser, screenshots: Path
+) -> None:
+    with Receiver() as receiver:
+        await raise_alerts(browser_db, dashboard_user, webhook=receiver.url())
+        await sign_in(page, dashboard_user)
+        await page.goto("/alerts")
+        await shot(page, screenshots, "alerts-grouped-1280")
+        await page.set_viewport_size({"width": 375, "height": 740})
+        await page.reload()
+        overflow = await page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, f"/alerts scrolls sideways by {overflow}px"
+        await shot(page, screenshots, "alerts-grouped-375")
+        await page.get_by_test_id("acknowledge-all").click()
+        await expect(page.get_by_role("status")).to_have_text("2 alerts acknowledged.")
+        await expect(page.get_by_test_id("no-open-alerts")).to_be_visible()
+        await shot(page, screenshots, "alerts-all-acknowledged-375")

@@ -7,13 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import case, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vibexp.core.alerts.models import Alert, AlertStatus, WebhookDelivery
+from vibexp.core.alerts.models import Alert, AlertKind, AlertStatus, WebhookDelivery
 
-__all__ = ["AlertWithDeliveries", "alerts_with_deliveries"]
+#: Alerts raised by refused authentications against a key (the requests never reach the action log).
+FAILED_AUTH_KINDS = (AlertKind.failed_auth, AlertKind.retired_key_used, AlertKind.disallowed_address)
+
+__all__ = ["FAILED_AUTH_KINDS", "AlertWithDeliveries", "alerts_with_deliveries", "failed_authentications"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,3 +49,18 @@ async def alerts_with_deliveries(
         for delivery in deliveries:
             by_alert[delivery.alert_id].append(delivery)
     return [AlertWithDeliveries(alert, by_alert[alert.id]) for alert in alerts]
+
+
+async def failed_authentications(
+    session: AsyncSession, *, tenant_id: str, since: datetime, key_id: str | None = None
+) -> int:
+    """Refused authentications against the tenant's keys that its alerts noticed since ``since``: the ``count`` of
+    each ``FAILED_AUTH_KINDS`` alert last seen since then (how often it was noticed while open)."""
+    query = select(func.coalesce(func.sum(Alert.count), 0)).where(
+        Alert.tenant_id == tenant_id,
+        Alert.kind.in_([kind.value for kind in FAILED_AUTH_KINDS]),
+        Alert.last_seen_at >= since,
+    )
+    if key_id is not None:
+        query = query.where(Alert.key_id == key_id)
+    return int(await session.scalar(query) or 0)

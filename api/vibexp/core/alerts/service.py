@@ -50,6 +50,7 @@ __all__ = [
     "AUTO_REVOKE_ACTOR",
     "SYSTEM_ACTOR",
     "acknowledge",
+    "acknowledge_open",
     "count_open",
     "get_alert",
     "list_alerts",
@@ -247,6 +248,20 @@ async def acknowledge(session: AsyncSession, *, tenant_id: str, alert_id: str, a
     )
     await session.flush()
     return alert
+
+
+async def acknowledge_open(
+    session: AsyncSession, *, tenant_id: str, actor: Actor, kind: AlertKind | str | None = None
+) -> int:
+    """Acknowledge every open alert of the tenant, or of one kind: each as ``acknowledge`` does (audited one by
+    one); how many were open. Bounded: at most one alert per key and kind is open. Flushes only."""
+    query = select(Alert.id).where(Alert.tenant_id == tenant_id, Alert.status == AlertStatus.open.value)
+    if kind is not None:
+        query = query.where(Alert.kind == parse_kind(kind).value)
+    ids = list(await session.scalars(query.order_by(Alert.id)))
+    for alert_id in ids:
+        await acknowledge(session, tenant_id=tenant_id, alert_id=alert_id, actor=actor)
+    return len(ids)
 
 
 async def count_open(session: AsyncSession, *, tenant_id: str) -> int:

@@ -4,14 +4,16 @@ cannot silence the alert its own theft raised."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp.core.access import Caller, Scope, requires
-from vibexp.core.alerts import service
+from vibexp.core.alerts import overview, service
 from vibexp.core.alerts.models import Alert, AlertKind, AlertStatus
 from vibexp.core.pagination import DEFAULT_PAGE_SIZE, Page
 
-__all__ = ["acknowledge", "count_open", "list_alerts"]
+__all__ = ["acknowledge", "acknowledge_all", "count_open", "failed_authentications", "list_alerts"]
 
 
 @requires(Scope.audit_read)
@@ -41,3 +43,17 @@ async def count_open(session: AsyncSession, *, caller: Caller) -> int:
 async def acknowledge(session: AsyncSession, *, caller: Caller, alert_id: str) -> Alert:
     """Acknowledge an alert (idempotent); the next time its kind is noticed on the key, a new alert opens."""
     return await service.acknowledge(session, tenant_id=caller.tenant_id, alert_id=alert_id, actor=caller.actor)
+
+
+@requires(Scope.alerts_write)
+async def acknowledge_all(session: AsyncSession, *, caller: Caller, kind: AlertKind | str | None = None) -> int:
+    """Acknowledge all the account's open alerts, or all of one kind (an unknown kind is ``InvalidInput``); how many."""
+    return await service.acknowledge_open(session, tenant_id=caller.tenant_id, actor=caller.actor, kind=kind)
+
+
+@requires(Scope.audit_read)
+async def failed_authentications(
+    session: AsyncSession, *, caller: Caller, since: datetime, key_id: str | None = None
+) -> int:
+    """Refused authentications against the account's keys since ``since``, as its alerts counted them."""
+    return await overview.failed_authentications(session, tenant_id=caller.tenant_id, since=since, key_id=key_id)

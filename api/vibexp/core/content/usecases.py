@@ -253,6 +253,15 @@ class PromptCases(ContentCases[Prompt]):
         served = await versions.production_versions(session, prompt_ids=[p.id for p in page.items])
         return page, served
 
+    @_reads
+    async def production_numbers(
+        self, session: AsyncSession, *, caller: Caller, prompt_ids: list[str]
+    ) -> dict[str, int]:
+        """The ``production`` version number of each of these prompts of the account that has one (one query)."""
+        require(caller, self.read_scope)
+        served = await versions.production_versions(session, prompt_ids=prompt_ids)
+        return {pid: entry.version for pid, entry in served.items() if entry.tenant_id == caller.tenant_id}
+
     @_writes
     async def set_label(
         self, session: AsyncSession, *, caller: Caller, prompt_id: str, label: str, version: int

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp.core.access import Caller, Scope, requires
 from vibexp.core.keys.schemas import KeyUsageRead
 from vibexp.core.keys.service import get_key
-from vibexp.core.usage import service
+from vibexp.core.pagination import Page
+from vibexp.core.usage import action_log, service
 from vibexp.core.usage.models import KeyAction
+from vibexp.core.usage.outcomes import Outcome
 from vibexp.core.usage.service import HourlyCount, key_usage
 
-__all__ = ["HourlyCount", "hourly_counts", "of_key", "recent_actions"]
+__all__ = ["HourlyCount", "hourly_counts", "list_actions", "of_key", "outcome_counts", "recent_actions"]
 
 
 @requires(Scope.keys_read)
@@ -35,3 +39,34 @@ async def hourly_counts(
 ) -> list[HourlyCount]:
     """Requests per UTC hour for the last ``hours`` hours, the account's or one key's (oldest first)."""
     return await service.hourly_counts(session, tenant_id=caller.tenant_id, hours=hours, key_id=key_id)
+
+
+@requires(Scope.keys_read)
+async def list_actions(
+    session: AsyncSession,
+    *,
+    caller: Caller,
+    key_id: str | None = None,
+    tool_type: str | None = None,
+    outcome: Outcome | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page[KeyAction]:
+    """The account's actions, newest first, filtered by key, tool and outcome; a bad tool or cursor is InvalidInput."""
+    return await action_log.list_actions(
+        session,
+        tenant_id=caller.tenant_id,
+        key_id=key_id,
+        tool_type=tool_type,
+        outcome=outcome,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+@requires(Scope.keys_read)
+async def outcome_counts(
+    session: AsyncSession, *, caller: Caller, since: datetime, key_id: str | None = None
+) -> dict[Outcome, int]:
+    """The account's actions since ``since`` by outcome."""
+    return await action_log.outcome_counts(session, tenant_id=caller.tenant_id, since=since, key_id=key_id)

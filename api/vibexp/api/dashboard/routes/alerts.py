@@ -1,34 +1,121 @@
-"""Alerts: the account's open and acknowledged alerts, each with its webhook delivery log, and Acknowledge."""
+"""Alerts: the account's open alerts grouped by kind (worst first), each with a human label, a one-line summary,
+its severity and its webhook delivery state (the delivery log folded); Acknowledge one, all of a kind, or all.
+
+Alerts of a revoked key stay open until acknowledged, and the row says the key is revoked: a ``retired_key_used``
+alert is about a revoked key by definition, and closing it by itself would hide that the key is still being tried.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
+from vibexp.api.dashboard.alert_kinds import AlertKindInfo, describe, summary
 from vibexp.api.dashboard.deps import CsrfChecked, CurrentViewer
 from vibexp.api.dashboard.errors import DashboardRoute
 from vibexp.api.dashboard.rendering import redirect, render
 from vibexp.api.deps import SessionDep
 from vibexp.core.alerts import usecases as alerts
+from vibexp.core.alerts.models import Alert, WebhookDelivery
 from vibexp.core.alerts.overview import alerts_with_deliveries
 from vibexp.core.keys import usecases as keys
+from vibexp.core.keys.models import ApiKey
 
-__all__ = ["router"]
+__all__ = ["AlertGroup", "AlertRow", "router"]
 
 router = APIRouter(prefix="/alerts", route_class=DashboardRoute)
 
+#: A delivery's state as the page's badge: its words and its CSS class.
+DELIVERY_BADGES = {
+    "delivered": ("Delivered", "badge-active"),
+    "pending": ("Pending", "badge-scope badge-full"),
+    "failed": ("Failed", "badge-alert"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRow:
+    alert: Alert
+    info: AlertKindInfo
+    summary: str
+    key: ApiKey | None
+    deliveries: Sequence[WebhookDelivery]
+
+    @property
+    def delivery(self) -> WebhookDelivery | None:
+        """The newest delivery: its state is the badge."""
+        return self.deliveries[-1] if self.deliveries else None
+
+    @property
+    def delivery_badge(self) -> tuple[str, str]:
+        latest = self.delivery
+        if latest is None:
+            return ("Not sent", "badge-revoked")
+        words, css = DELIVERY_BADGES.get(latest.state, (latest.state.capitalize(), "badge-revoked"))
+        if latest.state == "pending" and latest.attempts:
+            words = "Retrying"
+        return (words, css)
+
+    @property
+    def key_revoked(self) -> bool:
+        return self.key is not None and self.key.status == "revoked"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertGroup:
+    kind: str
+    info: AlertKindInfo
+    rows: list[AlertRow]
+
+
+def _groups(rows: list[AlertRow]) -> list[AlertGroup]:
+    """Open alerts by kind, the worst severity first, then by label."""
+    by_kind: dict[str, list[AlertRow]] = {}
+    for row in rows:
+        by_kind.setdefault(row.alert.kind, []).append(row)
+    groups = [AlertGroup(kind, describe(kind), items) for kind, items in by_kind.items()]
+    return sorted(groups, key=lambda g: (-g.info.severity, g.info.label))
+
 
 @router.get("")
-async def alerts_page(request: Request, db: SessionDep, viewer: CurrentViewer, acknowledged: str = "") -> Response:
+async def alerts_page(
+    request: Request, db: SessionDep, viewer: CurrentViewer, acknowledged: str = "", count: int | None = None
+) -> Response:
     items = await alerts_with_deliveries(db, tenant_id=viewer.tenant.id)
+    by_id = {key.id: key for key in await keys.list_keys(db, caller=viewer.caller, include_deleted=True)}
+    rows = [
+        AlertRow(i.alert, describe(i.alert.kind), summary(i.alert), by_id.get(i.alert.key_id), i.deliveries)
+        for i in items
+    ]
+    open_rows = [r for r in rows if r.alert.status == "open"]
+    notice: str | None
+    if count is not None:
+        notice = (
+            f"{count} alert{'s' if count != 1 else ''} acknowledged." if count else "No open alerts to acknowledge."
+        )
+    else:
+        notice = "Alert acknowledged." if acknowledged else None
     context = {
-        "open_items": [i for i in items if i.alert.status == "open"],
-        "acknowledged_items": [i for i in items if i.alert.status != "open"],
-        "just_acknowledged": acknowledged,
+        "groups": _groups(open_rows),
+        "open_count": len(open_rows),
+        "acknowledged_rows": [r for r in rows if r.alert.status != "open"],
+        "notice": notice,
         "has_webhook": bool(viewer.tenant.alert_webhook_url),
-        "keys": {key.id: key for key in await keys.list_keys(db, caller=viewer.caller, include_deleted=True)},
     }
     return render(request, "alerts.html", context)
+
+
+@router.post("/acknowledge", dependencies=[CsrfChecked])
+async def acknowledge_all(
+    request: Request, db: SessionDep, viewer: CurrentViewer, kind: Annotated[str, Form(max_length=64)] = ""
+) -> Response:
+    # No kind: every open alert. An unknown kind is InvalidInput: the route class answers it with a 422 page.
+    done = await alerts.acknowledge_all(db, caller=viewer.caller, kind=kind or None)
+    return redirect(request, f"/alerts?count={done}")
 
 
 @router.post("/{alert_id}/acknowledge", dependencies=[CsrfChecked])

@@ -9,6 +9,7 @@ separate, explicit button; the form keeps the version first read, so pressing Sa
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from starlette.responses import Response
 
 from vibexp.api.dashboard.deps import CsrfChecked, CurrentViewer
 from vibexp.api.dashboard.errors import DashboardRoute
+from vibexp.api.dashboard.markdown import is_markdown, render_markdown
 from vibexp.api.dashboard.rendering import redirect, render
 from vibexp.api.dashboard.routes.prompt_versions import DiffLine, history_context, unified_diff
 from vibexp.api.deps import SessionDep
@@ -31,7 +33,7 @@ from vibexp.core.content.queries import ListQuery, ProjectListQuery
 from vibexp.core.content.usecases import ContentCases, Where, artifacts, memories, prompts
 from vibexp.core.errors import AlreadyExists, InvalidInput, PreconditionFailed
 
-__all__ = ["KINDS", "FormField", "Kind", "router"]
+__all__ = ["KINDS", "FormField", "Kind", "router", "summary_line"]
 
 router = APIRouter(route_class=DashboardRoute)
 
@@ -86,6 +88,24 @@ async def _prompt_history(session: AsyncSession, *, caller: Caller, obj: Any) ->
     return await history_context(session, caller=caller, prompt_id=obj.id)
 
 
+async def _artifact_preview(session: AsyncSession, *, caller: Caller, obj: Any) -> dict[str, Any]:
+    """A Markdown artifact rendered (sanitised: ``vibexp.api.dashboard.markdown``) above its form."""
+    return {"rendered": render_markdown(obj.content) if is_markdown(obj.content_type) and obj.content else None}
+
+
+#: How much of an item's text the list shows.
+SUMMARY_CHARS = 160
+
+
+def summary_line(item: Any) -> str:
+    """The list's one line about an item: its description, else the first non-blank line of its content."""
+    text = str(getattr(item, "description", "") or "").strip()
+    if not text:
+        content = str(getattr(item, "content", "") or "")
+        text = next((line.strip() for line in content.splitlines() if line.strip()), "")
+    return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1] + "…"
+
+
 TAGS = FormField("tags", "Tags", "tags", help="Comma-separated, e.g. review, python")
 KINDS: tuple[Kind, ...] = (
     Kind(
@@ -123,6 +143,7 @@ KINDS: tuple[Kind, ...] = (
             FormField("content", "Content", "textarea"),
         ),
         label_field="title",
+        page_extras=_artifact_preview,
         list_filters=("project",),
     ),
     Kind(
@@ -147,6 +168,14 @@ KINDS: tuple[Kind, ...] = (
         list_filters=("project",),
     ),
 )
+
+
+_VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+def _variables(content: str) -> list[str]:
+    """The prompt's ``{{variable}}`` arguments, in order of first use."""
+    return list(dict.fromkeys(_VARIABLE.findall(content)))
 
 
 def _values(kind: Kind, form: Any, *, creating: bool) -> dict[str, Any]:
@@ -273,8 +302,24 @@ def _register(kind: Kind) -> None:
             next_url = f"/{kind.slug}?{urlencode(params)}"
         context = {"kind": kind, "items": page.items, "q": q or "", "tag": tag or "", "next_url": next_url}
         context["filters"] = filters
+        context["summary_line"] = summary_line
+        context["production"] = (
+            await prompts.production_numbers(db, caller=viewer.caller, prompt_ids=[i.id for i in page.items])
+            if kind.slug == "prompts"
+            else {}
+        )
         context["notice"] = "Deleted." if request.query_params.get("deleted") else None
         return render(request, "content/list.html", context)
+
+    if kind.slug == "prompts":
+
+        @route(item_path + "/view", "GET")
+        async def read_view(request: Request, db: SessionDep, viewer: CurrentViewer) -> Response:
+            obj = await load(request, db, viewer)
+            history = await history_context(db, caller=viewer.caller, prompt_id=obj.id)
+            production = next((n for n, on in history["history_labels"].items() if "production" in on), None)
+            context = {"kind": kind, "obj": obj, "production": production, "variables": _variables(obj.content)}
+            return render(request, "content/prompt_read.html", context | history)
 
     @route(f"/{kind.slug}/new", "GET")
     async def new_form(request: Request, viewer: CurrentViewer) -> Response:

@@ -1,8 +1,11 @@
-"""The overview (``/``) and the account's usage page: tier, hourly limit, use this hour, charts, actions log."""
+"""The overview (``/``) and the account's usage page: tier, hourly limit, use this hour, charts, the requests of the
+last 7 days by outcome (failed authentications included), and the action log, filterable and paginated."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -13,12 +16,20 @@ from vibexp.api.dashboard.errors import DashboardRoute
 from vibexp.api.dashboard.rendering import render
 from vibexp.api.dashboard.routes.keys import expiring_soon, rotating
 from vibexp.api.deps import RuntimeDep, SessionDep
+from vibexp.core.alerts import usecases as alerts
+from vibexp.core.clock import utcnow
 from vibexp.core.keys import usecases as keys
-from vibexp.core.usage.usecases import recent_actions
+from vibexp.core.usage import usecases as usage_cases
+from vibexp.core.usage.outcomes import OUTCOMES, outcome_of, parse_outcome
+from vibexp.core.usage.tool_names import TOOL_NAMES, tool_name
 
-__all__ = ["router"]
+__all__ = ["PAGE_SIZE", "router"]
 
 router = APIRouter(route_class=DashboardRoute)
+
+PAGE_SIZE = 50
+#: The window of the breakdown by outcome.
+OUTCOME_DAYS = 7
 
 
 async def _account(viewer: Viewer, runtime: RuntimeDep) -> dict[str, Any]:
@@ -51,14 +62,53 @@ async def overview(request: Request, db: SessionDep, viewer: CurrentViewer, runt
 
 
 @router.get("/usage")
-async def usage(request: Request, db: SessionDep, viewer: CurrentViewer, runtime: RuntimeDep) -> Response:
-    records = await keys.list_keys(db, caller=viewer.caller)
-    names = {k.id: k.name for k in records}
+async def usage(
+    request: Request,
+    db: SessionDep,
+    viewer: CurrentViewer,
+    runtime: RuntimeDep,
+    key: str = "",
+    tool: str = "",
+    status: str = "",
+    cursor: str = "",
+) -> Response:
+    # An unknown tool or status, or a bad cursor, is InvalidInput: the route class answers it with a 422 page.
+    outcome = parse_outcome(status) if status else None
+    records = await keys.list_keys(db, caller=viewer.caller, include_deleted=True)  # old actions keep their key
+    page = await usage_cases.list_actions(
+        db,
+        caller=viewer.caller,
+        key_id=key or None,
+        tool_type=tool or None,
+        outcome=outcome,
+        limit=PAGE_SIZE,
+        cursor=cursor or None,
+    )
+    since = utcnow() - timedelta(days=OUTCOME_DAYS)
+    counts = await usage_cases.outcome_counts(db, caller=viewer.caller, since=since)
+    failed_auth = await alerts.failed_authentications(db, caller=viewer.caller, since=since)
+    filters = {"key": key, "tool": tool, "status": status}
+    next_url = None
+    if page.next_cursor:
+        next_url = "/usage?" + urlencode({**{k: v for k, v in filters.items() if v}, "cursor": page.next_cursor})
     context = {
         "account": await _account(viewer, runtime),
-        "keys": sorted(records, key=lambda k: -k.request_count),
+        "keys": sorted((k for k in records if k.deleted_at is None), key=lambda k: -k.request_count),
+        "all_keys": records,
+        "key_names": {k.id: k.name for k in records},
         "charts": await usage_charts(db, caller=viewer.caller),
-        "actions": await recent_actions(db, caller=viewer.caller, limit=50),
-        "key_names": names,
+        "actions": page.items,
+        "next_url": next_url,
+        "paged": bool(cursor),
+        "filters": filters,
+        "filtered": any(filters.values()),
+        "outcomes": OUTCOMES,
+        "outcome_counts": counts,
+        "outcome_total": sum(counts.values()),
+        "outcome_days": OUTCOME_DAYS,
+        "failed_auth": failed_auth,
+        "outcome_of": outcome_of,
+        "tools": TOOL_NAMES,
+        "tool_name": tool_name,
     }
     return render(request, "usage.html", context)

@@ -1,0 +1,70 @@
+"""The account's action log as the usage page reads it: filtered by key, tool and outcome, a cursor page at a time,
+and counted by outcome over a window. Only actions: an MCP client's protocol set-up (``vibexp.core.usage.actions``)
+is recorded but neither listed nor counted here. (Failed authentications never reach the log:
+``vibexp.core.alerts.overview`` counts them from the alerts they raised.)"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vibexp.core.errors import InvalidInput
+from vibexp.core.pagination import Page, decode_cursor, encode_cursor
+from vibexp.core.usage.actions import shown
+from vibexp.core.usage.models import KeyAction
+from vibexp.core.usage.outcomes import OUTCOMES, Outcome
+from vibexp.core.usage.tool_type import ToolType
+
+__all__ = ["list_actions", "outcome_counts"]
+
+
+def _status_in(outcome: Outcome) -> Any:
+    return or_(*(and_(KeyAction.status >= low, KeyAction.status < high) for low, high in OUTCOMES[outcome].ranges))
+
+
+async def list_actions(
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    key_id: str | None = None,
+    tool_type: str | None = None,
+    outcome: Outcome | None = None,
+    limit: int,
+    cursor: str | None = None,
+) -> Page[KeyAction]:
+    """Newest first; ``tool_type`` must be a ``ToolType`` (else ``InvalidInput``); the cursor is the last row's id."""
+    query = select(KeyAction).where(KeyAction.tenant_id == tenant_id, shown())
+    if key_id is not None:
+        query = query.where(KeyAction.key_id == key_id)
+    if tool_type is not None:
+        try:
+            tool = ToolType(tool_type)
+        except ValueError:
+            raise InvalidInput(f"unknown tool {tool_type!r}; one of: {', '.join(ToolType)}") from None
+        query = query.where(KeyAction.tool_type == tool.value)
+    if outcome is not None:
+        query = query.where(_status_in(outcome))
+    if cursor:
+        last = decode_cursor(cursor)
+        if not last.isdigit():
+            raise InvalidInput("invalid cursor: pass the next_cursor value of the previous page")
+        query = query.where(KeyAction.id < int(last))
+    rows = list(await session.scalars(query.order_by(KeyAction.id.desc()).limit(limit + 1)))
+    next_cursor = encode_cursor(str(rows[limit - 1].id)) if len(rows) > limit else None
+    return Page(items=rows[:limit], next_cursor=next_cursor)
+
+
+async def outcome_counts(
+    session: AsyncSession, *, tenant_id: str, since: datetime, key_id: str | None = None
+) -> dict[Outcome, int]:
+    """Actions since ``since`` per outcome, every outcome present (zeros included); one query."""
+    where: Sequence[Any] = [KeyAction.tenant_id == tenant_id, KeyAction.at >= since, shown()]
+    if key_id is not None:
+        where = [*where, KeyAction.key_id == key_id]
+    sums = [func.coalesce(func.sum(case((_status_in(outcome), 1), else_=0)), 0) for outcome in Outcome]
+    row = (await session.execute(select(*sums).where(*where))).one()
+    return {outcome: int(value or 0) for outcome, value in zip(Outcome, row, strict=True)}
