@@ -72,7 +72,7 @@ async def test_audit_rows_show_what_changed(client: httpx.AsyncClient, person: P
     await sign_in(client, person)
     page = await client.get("/settings/api-keys")
     made = await client.post(
-        "/settings/api-keys", data={"name": "Changes key", "csrf_token": csrf_of(page.text), "scopes": "prompts:read"}
+        "/settings/api-keys", data={"name": "Changes key", "csrf_token": csrf_of(page.text), "access": "read"}
     )
     assert made.status_code in (200, 303), made.text
     html = (await client.get("/settings/audit-log", params={"action": "key.created"})).text

@@ -22,7 +22,7 @@ async def test_export_link_and_import_form(client: httpx.AsyncClient, person: Pe
     page = await client.get(PAGE)
     assert page.status_code == 200
     assert f'href="{PAGE}/download"' in page.text and 'enctype="multipart/form-data"' in page.text
-    assert 'href="/settings/export"' in (await client.get("/")).text  # in the navigation
+    assert 'href="/settings/export"' in (await client.get("/settings/api-keys")).text  # in the Settings navigation
     token = csrf_of(page.text)
 
     lines = [

@@ -9,8 +9,10 @@ __all__ = ["TOOL_NAMES", "tool_name"]
 
 TOOL_NAMES: dict[ToolType, str] = {
     ToolType.claude_code: "Claude Code",
+    ToolType.claude_desktop: "Claude Desktop",
     ToolType.cursor: "Cursor",
     ToolType.vscode: "VS Code",
+    ToolType.mcp_inspector: "MCP Inspector",
     ToolType.curl: "curl",
     ToolType.python_requests: "Python requests",
     ToolType.node: "Node.js",

@@ -49,11 +49,8 @@ def detect_tool_type(user_agent: str | None) -> ToolType:
     return ToolType.other
 
 
-#: The MCP clients recognised by name, as the usage pages name them.
-MCP_CLIENTS: dict[ToolType, str] = {
-    ToolType.claude_code: "Claude Code",
-    ToolType.claude_desktop: "Claude Desktop",
-    ToolType.cursor: "Cursor",
-    ToolType.vscode: "VS Code",
-    ToolType.mcp_inspector: "MCP Inspector",
-}
+
+#: The MCP clients recognised by their ``clientInfo.name`` (their names for people: ``tool_names.TOOL_NAMES``).
+MCP_CLIENTS: frozenset[ToolType] = frozenset(
+    {ToolType.claude_code, ToolType.claude_desktop, ToolType.cursor, ToolType.vscode, ToolType.mcp_inspector}
+)
