@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from vibexp.core.alerts.detectors import AlertDetector, AlertSink, DefaultAlertSink, DetectorLimits
 from vibexp.core.alerts.sender import WebhookSender
 from vibexp.core.config import Settings
+from vibexp.core.content.changes import ChangeFeed
 from vibexp.core.db import Database
 from vibexp.core.keys.policy import KeyExpiry, KeyPolicySweep
 from vibexp.core.keys.verifier import KeyVerifier
@@ -40,11 +41,16 @@ class Runtime:
     usage: UsageRecorder
     webhooks: WebhookSender
     key_policy: KeyPolicySweep
+    #: Content and key changes from every process (``vibexp.core.content.changes``): the MCP listen streams' feed.
+    content_changes: ChangeFeed = field(init=False)
     #: The background members, in starting order.
     tasks: TaskList = field(init=False)
 
     def __post_init__(self) -> None:
-        self.tasks = TaskList([self.verifier, self.usage, self.webhooks, self.key_policy])
+        self.content_changes = ChangeFeed(
+            self.database.session_factory, interval=self.settings.revocation_poll_interval
+        )
+        self.tasks = TaskList([self.verifier, self.usage, self.webhooks, self.key_policy, self.content_changes])
 
     @classmethod
     def create(
