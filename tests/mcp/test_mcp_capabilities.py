@@ -30,12 +30,14 @@ DECLARED_MODERN = {
     "prompts": {"listChanged": True},
     "resources": {"listChanged": True, "subscribe": True},
     "tools": {"listChanged": True},
+    "completions": {},
 }
 #: What it delivers to a handshake-era client: the catalogues, no notifications (no GET stream, no subscribe).
 DECLARED_HANDSHAKE = {
     "prompts": {"listChanged": False},
     "resources": {"listChanged": False, "subscribe": False},
     "tools": {"listChanged": False},
+    "completions": {},
 }
 JSONRPC_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 #: The revision the SDK's own client negotiates (NOTES.md, "Checked here on 2026-12-06").

@@ -33,6 +33,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import (
     INVALID_PARAMS,
     CallToolResult,
+    CompleteRequestParams,
     GetPromptRequestParams,
     GetPromptResult,
     InputRequiredResult,
@@ -57,6 +58,7 @@ from mcp_types import (
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vibexp.api.mcp.completions import complete
 from vibexp.api.mcp.context import UsageTagger, caller_of, principal_of, runtime_of
 from vibexp.api.mcp.errors import describe_validation_error, protocol_errors
 from vibexp.api.mcp.guard import RequestGuard, bad_text
@@ -298,6 +300,12 @@ class VibeXPMCPServer(MCPServer[Runtime]):
             inner.add_request_handler(method, params_type, handler)
         inner.add_request_handler("tools/list", PaginatedRequestParams, self._list_allowed_tools)
         self.listeners = self._register_live(listeners or Listeners())
+        self._register_completions()
+
+    def _register_completions(self) -> None:
+        """Serve ``completion/complete`` (``completions.py``); the SDK then declares ``completions`` at every
+        revision."""
+        lowlevel_server(self).add_request_handler("completion/complete", CompleteRequestParams, complete)
 
     def _register_live(self, listeners: Listeners) -> Listeners:
         """Serve ``subscriptions/listen`` with per-key streams (``live.py``). At 2026-07-28 the SDK derives
