@@ -17,13 +17,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import event, text  # noqa: E402
+from sqlalchemy import event
 
-from helpers.databases import create_postgres_database, drop_postgres_database, sqlite_url  # noqa: E402
-from helpers.scale_data import seed_scale  # noqa: E402
-from vibexp.core.access import Caller  # noqa: E402
-from vibexp.core.content.usecases import artifacts, prompts  # noqa: E402
-from vibexp.core.db import create_engine, create_session_factory, session_scope  # noqa: E402
+from helpers.databases import create_postgres_database, drop_postgres_database, sqlite_url
+from helpers.scale_data import seed_scale
+from vibexp.core.access import Caller
+from vibexp.core.content.usecases import artifacts, prompts
+from vibexp.core.db import create_engine, create_session_factory, session_scope
 
 ROWS = 100_000
 RUNS = 20
@@ -41,7 +41,9 @@ async def _measure(url: str, label: str) -> None:
         statements.append((statement, parameters))
 
     cases = {
-        "prompt names 'prompt-9' (hasMore)": lambda s: prompts.complete_names(s, caller=caller, prefix="prompt-9", limit=100),
+        "prompt names 'prompt-9' (hasMore)": lambda s: prompts.complete_names(
+            s, caller=caller, prefix="prompt-9", limit=100
+        ),
         "prompt names 'zzz' (none)": lambda s: prompts.complete_names(s, caller=caller, prefix="zzz", limit=100),
         "projects '' (all 20)": lambda s: artifacts.complete_projects(s, caller=caller, prefix="", limit=100),
         "projects 'project-1'": lambda s: artifacts.complete_projects(s, caller=caller, prefix="project-1", limit=100),

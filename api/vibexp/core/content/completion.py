@@ -17,8 +17,8 @@ cluster use); under a linguistic collation the index may not serve the range (th
 from __future__ import annotations
 
 from sqlalchemy import ColumnElement, select, text
-from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from vibexp.core.content.models import Artifact, Prompt
 
