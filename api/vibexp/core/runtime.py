@@ -4,7 +4,8 @@ policy sweep), started and stopped together. The HTTP app holds one; the CLI and
 The background ones are a :class:`~vibexp.core.tasks.TaskList`, started in order and stopped in reverse: the key
 verifier (its change poll) first, so it outlives everything that could still verify or revoke a key; the usage
 recorder before the key policy sweep, which flushes it; the recorder stopped after the webhook sender and the sweep,
-with a last flush, so a graceful shutdown loses no usage."""
+with a last flush, so a graceful shutdown loses no usage. The content change feed (``vibexp.core.content.changes``,
+the MCP listen streams' source) starts last and stops first: nothing else depends on it."""
 
 from __future__ import annotations
 
