@@ -12,6 +12,7 @@ import pytest
 from helpers.databases import sqlite_url
 from vibexp.core.alerts.sender import WebhookSender
 from vibexp.core.config import Settings
+from vibexp.core.content.changes import ChangeFeed
 from vibexp.core.keys.policy import KeyPolicySweep
 from vibexp.core.keys.verifier import KeyVerifier
 from vibexp.core.runtime import Runtime
@@ -309,7 +310,9 @@ async def test_the_runtime_starts_the_key_poll_first_and_stops_the_usage_recorde
     stop before the recorder's last flush."""
     runtime = Runtime.create(Settings(database_url=sqlite_url(tmp_path), auto_migrate=False))
     try:
-        assert runtime.tasks.members == (runtime.verifier, runtime.usage, runtime.webhooks, runtime.key_policy)
-        assert [type(m) for m in runtime.tasks.members] == [KeyVerifier, UsageRecorder, WebhookSender, KeyPolicySweep]
+        members = (runtime.verifier, runtime.usage, runtime.webhooks, runtime.key_policy, runtime.content_changes)
+        assert runtime.tasks.members == members
+        kinds = [KeyVerifier, UsageRecorder, WebhookSender, KeyPolicySweep, ChangeFeed]
+        assert [type(m) for m in runtime.tasks.members] == kinds
     finally:
         await runtime.database.dispose()

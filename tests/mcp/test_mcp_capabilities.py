@@ -1,11 +1,13 @@
-"""The server declares only what it delivers, and declares the same thing however it is asked.
+"""The server declares only what it delivers, and declares the same thing however a revision asks.
 
-VibeXP sends no change notifications yet (no ``notifications/*/list_changed``, no ``subscriptions/listen`` stream,
-no ``resources/subscribe``), so every path and protocol revision must say ``listChanged: false`` and
-``subscribe: false``: the SDK's own client (it negotiates 2026-07-28 and reads ``server/discover``), the same client
-in handshake mode (``initialize``), a raw 2025-06-18 ``initialize`` POST and a raw 2026-07-28 ``server/discover``
-POST, each against the server with the fast path on and with it off. A client that asks to listen anyway is told
-plainly that the method is not served, on both eras.
+VibeXP delivers change notifications on 2026-07-28 ``subscriptions/listen`` streams (``vibexp.api.mcp.live``,
+tests/mcp/test_mcp_live.py), so that revision declares ``listChanged`` for prompts, resources and tools and
+``resources.subscribe``; the handshake era's channel (the GET stream) answers 405 and it has no
+``resources/subscribe``, so ``initialize`` declares all of them false. Checked with the SDK's own client (it
+negotiates 2026-07-28 and reads ``server/discover``), the same client in handshake mode (``initialize``), a raw
+2025-06-18 ``initialize`` POST and a raw 2026-07-28 ``server/discover`` POST, each against the server with the fast
+path on and with it off. A handshake-era client that asks to listen anyway is told plainly that the method is not
+served; ``resources/subscribe`` is not served at all.
 """
 
 from __future__ import annotations
@@ -14,20 +16,28 @@ import asyncio
 from typing import Any
 
 import httpx
-import pytest
 from mcp.shared.inbound import MCP_METHOD_HEADER, MCP_PROTOCOL_VERSION_HEADER
 from mcp_types import CLIENT_CAPABILITIES_META_KEY, METHOD_NOT_FOUND, PROTOCOL_VERSION_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
-from mcpkit import MCP_PATH, connect, mcp_errors
+from mcpkit import MCP_PATH, connect
 
 from helpers.factories import Account
 from helpers.servers import LiveServer
+from vibexp.api.mcp.server import LIST_TTL_MS
 
-#: What VibeXP can honestly promise today: the three catalogues, and no change notifications of any kind.
-DECLARED = {
+#: What VibeXP delivers at 2026-07-28: the three catalogues, each with change notifications (listen streams).
+DECLARED_MODERN = {
+    "prompts": {"listChanged": True},
+    "resources": {"listChanged": True, "subscribe": True},
+    "tools": {"listChanged": True},
+    "completions": {},
+}
+#: What it delivers to a handshake-era client: the catalogues, no notifications (no GET stream, no subscribe).
+DECLARED_HANDSHAKE = {
     "prompts": {"listChanged": False},
     "resources": {"listChanged": False, "subscribe": False},
     "tools": {"listChanged": False},
+    "completions": {},
 }
 JSONRPC_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 #: The revision the SDK's own client negotiates (NOTES.md, "Checked here on 2026-12-06").
@@ -83,28 +93,32 @@ async def test_every_path_and_revision_declares_exactly_what_is_delivered(
         seen = await _declared(live, account)
         assert len(seen) == 4
         for label, capabilities in seen.items():
-            assert capabilities == DECLARED, f"{where}, {label}: {capabilities}"
+            declared = DECLARED_MODERN if MODERN in label else DECLARED_HANDSHAKE
+            assert capabilities == declared, f"{where}, {label}: {capabilities}"
 
 
-async def test_asking_to_listen_is_refused_as_a_method_the_server_does_not_serve(
+async def test_a_handshake_era_client_that_asks_to_listen_is_told_the_method_is_not_served(
     mcp_url: str, account: Account
 ) -> None:
-    """``listChanged: false`` is the promise; a client that listens anyway gets -32601 at once, not a stream that
-    is acknowledged and then never speaks."""
+    """``listChanged: false`` is the promise at 2025-06-18; a listen request there gets -32601 at once, not a stream
+    that is acknowledged and then never speaks. ``resources/subscribe`` (that era's way to ask) is not served."""
+    async with httpx.AsyncClient(timeout=30, headers=account.headers | JSONRPC_HEADERS) as http:
+        for request_id, method, params in (
+            (2, "subscriptions/listen", {"notifications": {"promptsListChanged": True}}),
+            (3, "resources/subscribe", {"uri": "artifact://p/s"}),
+        ):
+            body = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+            answer = await http.post(mcp_url, json=body, headers={MCP_PROTOCOL_VERSION_HEADER: "2025-06-18"})
+            assert answer.status_code == 200, method
+            assert answer.json()["error"]["code"] == METHOD_NOT_FOUND, (method, answer.json())
+            assert answer.json()["error"]["message"] == "Method not found"
+
+
+async def test_a_modern_client_that_asks_to_listen_is_acknowledged(mcp_url: str, account: Account) -> None:
     async with connect(mcp_url, account.key) as client:
         assert client.protocol_version == MODERN
-        with pytest.raises(BaseException) as refused:
-            async with asyncio.timeout(30):
-                async with client.listen(prompts_list_changed=True, tools_list_changed=True) as subscription:
-                    pytest.fail(f"the server acknowledged a stream it never feeds: {subscription.honored}")
-        errors = mcp_errors(refused.value)
-        assert errors, repr(refused.value)
-        assert errors[0].error.code == METHOD_NOT_FOUND and errors[0].error.message == "Method not found"
-        assert (await client.list_prompts()).prompts is not None  # the session is fine afterwards
-
-    # The handshake era's way to ask, resources/subscribe, is not served either.
-    async with httpx.AsyncClient(timeout=30, headers=account.headers | JSONRPC_HEADERS) as http:
-        subscribe = {"jsonrpc": "2.0", "id": 3, "method": "resources/subscribe", "params": {"uri": "artifact://p/s"}}
-        answer = await http.post(mcp_url, json=subscribe, headers={MCP_PROTOCOL_VERSION_HEADER: "2025-06-18"})
-        assert answer.status_code == 200
-        assert answer.json()["error"]["code"] == METHOD_NOT_FOUND
+        async with asyncio.timeout(30), client.listen(prompts_list_changed=True, tools_list_changed=True) as stream:
+            assert stream.honored.prompts_list_changed and stream.honored.tools_list_changed
+        # The session is fine afterwards; and lists may be kept for LIST_TTL_MS (notifications say when not).
+        for listed in (await client.list_prompts(), await client.list_resources(), await client.list_tools()):
+            assert listed.ttl_ms == LIST_TTL_MS > 0 and listed.cache_scope == "private"

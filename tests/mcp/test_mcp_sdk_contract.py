@@ -21,6 +21,7 @@ from mcp.server.lowlevel import Server
 from mcp.server.mcpserver import MCPServer
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 
+from vibexp.api.mcp.live import Listeners
 from vibexp.api.mcp.server import CATALOGUE_HANDLERS, VibeXPMCPServer, lowlevel_server
 from vibexp.api.settings import ApiSettings
 from vibexp.core.runtime import Runtime
@@ -55,20 +56,22 @@ def test_the_catalogue_is_still_advertised(runtime: Runtime) -> None:
     assert capabilities.prompts is not None and capabilities.resources is not None and capabilities.tools is not None
 
 
-def test_no_change_notification_is_promised_at_any_revision(runtime: Runtime) -> None:
-    """``subscriptions=False`` is the mechanism: no listen handler, so no revision's derivation says true."""
+def test_change_notifications_are_promised_exactly_at_the_revisions_that_get_them(runtime: Runtime) -> None:
+    """Our listen handler replaces the SDK's (``subscriptions=False`` + ``add_request_handler``): 2026-07-28 derives
+    ``listChanged``/``subscribe`` true from it being served; ``initialize`` (no NotificationOptions, no
+    ``resources/subscribe``) says false."""
     inner = lowlevel_server(VibeXPMCPServer(runtime))
-    assert inner.get_request_handler("subscriptions/listen") is None
+    entry = inner.get_request_handler("subscriptions/listen")
+    assert entry is not None and isinstance(entry.handler, Listeners)
     assert inner.get_request_handler("resources/subscribe") is None
-    assert lowlevel_server(MCPServer(name="contract")).get_request_handler("subscriptions/listen") is not None
-    asked = [inner.create_initialization_options().capabilities]  # what initialize answers
-    versions = (*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS)
-    asked += [inner.get_capabilities(protocol_version=version) for version in versions]
-    for capabilities in asked:
-        assert capabilities.prompts is not None and capabilities.prompts.list_changed is False
-        assert capabilities.tools is not None and capabilities.tools.list_changed is False
+    handshake = [inner.create_initialization_options().capabilities]  # what initialize answers
+    handshake += [inner.get_capabilities(protocol_version=version) for version in HANDSHAKE_PROTOCOL_VERSIONS]
+    modern = [inner.get_capabilities(protocol_version=version) for version in MODERN_PROTOCOL_VERSIONS]
+    for capabilities, promised in [(c, False) for c in handshake] + [(c, True) for c in modern]:
+        assert capabilities.prompts is not None and capabilities.prompts.list_changed is promised
+        assert capabilities.tools is not None and capabilities.tools.list_changed is promised
         assert capabilities.resources is not None
-        assert capabilities.resources.list_changed is False and capabilities.resources.subscribe is False
+        assert capabilities.resources.list_changed is promised and capabilities.resources.subscribe is promised
 
 
 def test_tools_call_reaches_the_public_call_tool() -> None:

@@ -4,7 +4,8 @@ policy sweep), started and stopped together. The HTTP app holds one; the CLI and
 The background ones are a :class:`~vibexp.core.tasks.TaskList`, started in order and stopped in reverse: the key
 verifier (its change poll) first, so it outlives everything that could still verify or revoke a key; the usage
 recorder before the key policy sweep, which flushes it; the recorder stopped after the webhook sender and the sweep,
-with a last flush, so a graceful shutdown loses no usage."""
+with a last flush, so a graceful shutdown loses no usage. The content change feed (``vibexp.core.content.changes``,
+the MCP listen streams' source) starts last and stops first: nothing else depends on it."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from vibexp.core.alerts.detectors import AlertDetector, AlertSink, DefaultAlertSink, DetectorLimits
 from vibexp.core.alerts.sender import WebhookSender
 from vibexp.core.config import Settings
+from vibexp.core.content.changes import ChangeFeed
 from vibexp.core.db import Database
 from vibexp.core.keys.policy import KeyExpiry, KeyPolicySweep
 from vibexp.core.keys.verifier import KeyVerifier
@@ -40,11 +42,16 @@ class Runtime:
     usage: UsageRecorder
     webhooks: WebhookSender
     key_policy: KeyPolicySweep
+    #: Content and key changes from every process (``vibexp.core.content.changes``): the MCP listen streams' feed.
+    content_changes: ChangeFeed = field(init=False)
     #: The background members, in starting order.
     tasks: TaskList = field(init=False)
 
     def __post_init__(self) -> None:
-        self.tasks = TaskList([self.verifier, self.usage, self.webhooks, self.key_policy])
+        self.content_changes = ChangeFeed(
+            self.database.session_factory, interval=self.settings.revocation_poll_interval
+        )
+        self.tasks = TaskList([self.verifier, self.usage, self.webhooks, self.key_policy, self.content_changes])
 
     @classmethod
     def create(

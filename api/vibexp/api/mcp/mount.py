@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from vibexp.api.errors import error_payload, error_response
 from vibexp.api.mcp.context import UsageTagger, mcp_action
 from vibexp.api.mcp.fastpath import McpFastPath
+from vibexp.api.mcp.live import Listeners
 from vibexp.api.mcp.server import create_mcp_server
 from vibexp.api.request_state import RequestUsage, request_state
 from vibexp.api.settings import ApiSettings
@@ -166,11 +167,20 @@ class McpFrontDoor:
         await send({"type": "http.response.body", "body": payload})
 
 
+def _listeners(settings: ApiSettings) -> Listeners:
+    return Listeners(
+        per_key=settings.mcp_listeners_per_key,
+        per_process=settings.mcp_listeners_per_process,
+        idle_seconds=settings.mcp_listen_idle_seconds,
+    )
+
+
 def mount_mcp(app: FastAPI, runtime: Runtime, settings: ApiSettings) -> None:
     """Serve MCP at ``/mcp/v1/common`` in ``app`` and run the SDK's session manager in its lifespan."""
     # Stateless transport: the SDK would log "Terminating session: None" at INFO for every single request.
     logging.getLogger("mcp.server.streamable_http").setLevel(logging.WARNING)
-    server = create_mcp_server(runtime)
+    server = create_mcp_server(runtime, listeners=_listeners(settings))
+    app.state.mcp_listeners = server.listeners
     mcp_app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         stateless_http=True,

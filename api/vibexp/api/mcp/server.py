@@ -11,9 +11,10 @@ naming the scope it needs, before its arguments are looked at. Both read the pro
 lifespan context.
 
 Every request passes ``guard.RequestGuard`` first (input text no database can store is refused before any lookup;
-an unexpected failure is ``-32603``). The capabilities declare no change notifications (``listChanged`` and
-``subscribe`` false at every protocol revision), because none are sent: the server is built without a subscription
-bus (``subscriptions=False``), so the SDK serves no ``subscriptions/listen``.
+an unexpected failure is ``-32603``). Change notifications are delivered on 2026-07-28 ``subscriptions/listen``
+streams (``live.py``), so that revision declares ``listChanged`` and ``resources.subscribe``; handshake-era
+``initialize`` declares them false (its channel, the GET stream, answers 405). Lists carry ``ttlMs``
+(``LIST_TTL_MS``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
+from mcp.server.caching import CacheableMethod, CacheHint
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.mcpserver import Context, MCPServer
@@ -31,6 +33,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import (
     INVALID_PARAMS,
     CallToolResult,
+    CompleteRequestParams,
     GetPromptRequestParams,
     GetPromptResult,
     InputRequiredResult,
@@ -47,6 +50,7 @@ from mcp_types import (
     RequestParams,
     Resource,
     ResourceTemplate,
+    SubscriptionsListenRequestParams,
     TextContent,
     TextResourceContents,
     Tool,
@@ -54,10 +58,12 @@ from mcp_types import (
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vibexp.api.mcp.completions import complete
 from vibexp.api.mcp.confirm import ConfirmationGate, request_state_security
 from vibexp.api.mcp.context import UsageTagger, caller_of, principal_of, runtime_of
 from vibexp.api.mcp.errors import describe_validation_error, protocol_errors
 from vibexp.api.mcp.guard import RequestGuard, bad_text
+from vibexp.api.mcp.live import Listeners
 from vibexp.api.mcp.schemas import artifact_uri
 from vibexp.api.mcp.templates import placeholders, render
 from vibexp.api.mcp.tools import TOOL_SCOPES, register_tools
@@ -73,15 +79,25 @@ from vibexp.core.runtime import Runtime
 
 __all__ = [
     "ARTIFACT_URI_TEMPLATE",
+    "CACHE_HINTS",
     "CATALOGUE_HANDLERS",
     "INSTRUCTIONS",
     "LIST_PAGE_SIZE",
+    "LIST_TTL_MS",
     "VibeXPMCPServer",
     "create_mcp_server",
     "lowlevel_server",
 ]
 
 ARTIFACT_URI_TEMPLATE = "artifact://{project}/{slug}"
+#: How long a client may keep a list without asking again (``ttlMs``, 2026-07-28): a change reaches listening
+#: clients as a notification (``live.py``), so a list is fresh until one says otherwise; a client that does not
+#: listen asks again within a minute. Private: each key sees its own account's lists.
+LIST_TTL_MS = 60_000
+CACHE_HINTS: dict[CacheableMethod, CacheHint] = {
+    method: CacheHint(ttl_ms=LIST_TTL_MS, scope="private")
+    for method in ("prompts/list", "resources/list", "resources/templates/list", "tools/list")
+}
 #: Page size of prompts/list and resources/list (clients follow ``nextCursor`` for more).
 LIST_PAGE_SIZE = 100
 _ARTIFACT_URI = re.compile(r"^artifact://([a-z0-9][a-z0-9._-]{0,127})/([a-z0-9][a-z0-9._-]{0,127})$")
@@ -258,7 +274,7 @@ class VibeXPMCPServer(MCPServer[Runtime]):
     """``MCPServer`` whose prompts and resources are the calling tenant's stored prompts and artifacts, and whose
     tools are those the calling key's scopes allow."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, *, listeners: Listeners | None = None) -> None:
         tagger = UsageTagger()
         super().__init__(
             name="vibexp",
@@ -270,10 +286,9 @@ class VibeXPMCPServer(MCPServer[Runtime]):
             # Sealed with the deployment's secret, so a confirmation asked by one replica is answered on any.
             request_state_security=request_state_security(runtime.settings),
             lifespan=_lifespan(runtime),
-            # Nothing here publishes change events yet, so nothing may promise them: without a subscription bus the
-            # SDK serves no subscriptions/listen and derives listChanged/subscribe false for 2026-07-28 clients,
-            # as it does for handshake-era initialize (no NotificationOptions, no resources/subscribe handler).
+            # Not the SDK's listen handler (its bus tells every stream everything): ours, per key (_register_live).
             subscriptions=False,
+            cache_hints=CACHE_HINTS,
         )
         self.runtime = runtime
         #: Names the client in each request's usage record; the HTTP front door shares it (see mount.py).
@@ -287,6 +302,21 @@ class VibeXPMCPServer(MCPServer[Runtime]):
         for method, params_type, handler in CATALOGUE_HANDLERS:
             inner.add_request_handler(method, params_type, handler)
         inner.add_request_handler("tools/list", PaginatedRequestParams, self._list_allowed_tools)
+        self.listeners = self._register_live(listeners or Listeners())
+        self._register_completions()
+
+    def _register_completions(self) -> None:
+        """Serve ``completion/complete`` (``completions.py``); the SDK then declares ``completions`` at every
+        revision."""
+        lowlevel_server(self).add_request_handler("completion/complete", CompleteRequestParams, complete)
+
+    def _register_live(self, listeners: Listeners) -> Listeners:
+        """Serve ``subscriptions/listen`` with per-key streams (``live.py``). At 2026-07-28 the SDK derives
+        ``listChanged`` and ``resources.subscribe`` from this handler being served; handshake-era ``initialize``
+        (no NotificationOptions, no ``resources/subscribe``) still says false: that era's channel, the GET stream,
+        answers 405."""
+        lowlevel_server(self).add_request_handler("subscriptions/listen", SubscriptionsListenRequestParams, listeners)
+        return listeners
 
     async def _list_allowed_tools(
         self, ctx: ServerRequestContext[Runtime], params: PaginatedRequestParams | None
@@ -322,5 +352,5 @@ class VibeXPMCPServer(MCPServer[Runtime]):
             raise
 
 
-def create_mcp_server(runtime: Runtime) -> VibeXPMCPServer:
-    return VibeXPMCPServer(runtime)
+def create_mcp_server(runtime: Runtime, *, listeners: Listeners | None = None) -> VibeXPMCPServer:
+    return VibeXPMCPServer(runtime, listeners=listeners)

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from vibexp.core.access import Caller, Scope, declare_access, require
 from vibexp.core.audit import service as audit
 from vibexp.core.audit.service import Target
-from vibexp.core.content import schemas, transfer, versions
+from vibexp.core.content import completion, schemas, transfer, versions
 from vibexp.core.content import service as stores
 from vibexp.core.content.models import Artifact, Memory, Prompt
 from vibexp.core.content.queries import ListQuery
@@ -239,6 +239,14 @@ class PromptCases(ContentCases[Prompt]):
         return await versions.get_version(session, tenant_id=caller.tenant_id, prompt_id=prompt_id, version=number)
 
     @_reads
+    async def complete_names(
+        self, session: AsyncSession, *, caller: Caller, prefix: str, limit: int
+    ) -> tuple[list[str], bool]:
+        """Prompt names starting with ``prefix``, in order, at most ``limit``, and whether there are more."""
+        require(caller, self.read_scope)
+        return await completion.complete_names(session, tenant_id=caller.tenant_id, prefix=prefix, limit=limit)
+
+    @_reads
     async def serving(self, session: AsyncSession, *, caller: Caller, name: str) -> PromptVersion:
         """What MCP ``prompts/get`` serves: the ``production`` version, else the latest."""
         require(caller, self.read_scope)
@@ -305,6 +313,24 @@ class ArtifactCases(ContentCases[Artifact]):
     @staticmethod
     def at(project: str, slug: str) -> Where[Artifact]:
         return Where((("project", project), ("slug", slug)))
+
+    @_reads
+    async def complete_projects(
+        self, session: AsyncSession, *, caller: Caller, prefix: str, limit: int
+    ) -> tuple[list[str], bool]:
+        """Artifact projects starting with ``prefix``, in order, at most ``limit``, and whether there are more."""
+        require(caller, self.read_scope)
+        return await completion.complete_projects(session, tenant_id=caller.tenant_id, prefix=prefix, limit=limit)
+
+    @_reads
+    async def complete_slugs(
+        self, session: AsyncSession, *, caller: Caller, project: str, prefix: str, limit: int
+    ) -> tuple[list[str], bool]:
+        """Slugs in ``project`` starting with ``prefix``, in order, at most ``limit``, and whether there are more."""
+        require(caller, self.read_scope)
+        return await completion.complete_slugs(
+            session, tenant_id=caller.tenant_id, project=project, prefix=prefix, limit=limit
+        )
 
     @_writes
     async def save(

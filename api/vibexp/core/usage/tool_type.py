@@ -49,7 +49,6 @@ def detect_tool_type(user_agent: str | None) -> ToolType:
     return ToolType.other
 
 
-
 #: The MCP clients recognised by their ``clientInfo.name`` (their names for people: ``tool_names.TOOL_NAMES``).
 MCP_CLIENTS: frozenset[ToolType] = frozenset(
     {ToolType.claude_code, ToolType.claude_desktop, ToolType.cursor, ToolType.vscode, ToolType.mcp_inspector}

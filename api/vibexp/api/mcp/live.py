@@ -1,0 +1,235 @@
+"""Change notifications for listening MCP clients: ``subscriptions/listen`` (protocol revision 2026-07-28).
+
+At 2026-07-28 there is no standing GET stream: a client that wants change notifications POSTs a
+``subscriptions/listen`` request, and the response to it IS the stream (SSE, even though this server answers
+everything else with JSON; the SDK's modern HTTP entry makes that carve-out). ``Listeners`` serves that method in
+place of the SDK's ``ListenHandler``, whose bus fans every event out to every stream: here each stream belongs to
+one key, and hears only what happened in its key's account and what that key may read now:
+
+* ``notifications/prompts/list_changed`` when a prompt of the account is created, changed, deleted or has its
+  ``production`` label moved, if the key holds ``prompts:read``;
+* ``notifications/resources/list_changed`` when an artifact is created, changed or deleted, and
+  ``notifications/resources/updated`` for an ``artifact://{project}/{slug}`` the stream subscribed to, if the key
+  holds ``artifacts:read``;
+* ``notifications/tools/list_changed`` when the key's own scopes change (its tool list is its scopes'); a key that
+  is revoked, suspended or deleted ends its streams.
+
+The changes come from ``vibexp.core.content.changes.ChangeFeed``, which polls the database (every replica's writes,
+within a second) while at least one stream listens anywhere in the process. Handshake-era clients (``initialize``)
+get no notifications (their channel, the GET stream, answers 405), and their capabilities say so.
+
+Bounded: at most ``per_key`` streams per key and ``per_process`` in all (past either cap the request is refused
+with ``-32000`` and ``data.code == "too_many_listeners"`` before anything is acknowledged); at most
+``MAX_RESOURCE_SUBSCRIPTIONS`` URIs per stream. A stream with nothing to say for ``idle_seconds`` ends gracefully
+(the client listens again). Events waiting for a slow client are coalesced in a set (a list-changed is a list-changed
+however many times it happened), so a client that never reads costs a bounded amount of memory; a notification the
+client does not take within ``send_timeout`` seconds ends its stream. When the client goes away the SDK cancels the
+handler, and the ``finally`` here releases the slot and the feed subscription: nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+from mcp.server.context import ServerRequestContext
+from mcp.shared.exceptions import MCPError
+from mcp.shared.subscriptions import (
+    SUBSCRIPTION_ID_META_KEY,
+    PromptsListChanged,
+    ResourcesListChanged,
+    ResourceUpdated,
+    ServerEvent,
+    ToolsListChanged,
+    event_to_notification,
+)
+from mcp_types import (
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    SubscriptionFilter,
+    SubscriptionsAcknowledgedNotification,
+    SubscriptionsAcknowledgedNotificationParams,
+    SubscriptionsListenRequestParams,
+    SubscriptionsListenResult,
+)
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from vibexp.api.mcp.context import principal_of, runtime_of
+from vibexp.api.mcp.errors import protocol_errors
+from vibexp.core import access
+from vibexp.core.access import Scope
+from vibexp.core.content.changes import Change, ChangeKind
+
+__all__ = ["MAX_RESOURCE_SUBSCRIPTIONS", "TOO_MANY_LISTENERS", "Listeners"]
+
+log = logging.getLogger(__name__)
+
+#: JSON-RPC error code of a listen request past a cap (the implementation-defined server-error range).
+TOO_MANY_LISTENERS = -32000
+#: How many ``artifact://`` URIs one stream may subscribe to.
+MAX_RESOURCE_SUBSCRIPTIONS = 1000
+_ACTIVE = "active"
+
+
+class _Stream:
+    """One open listen stream: its key's current view, and the events waiting to be written (a set: coalesced)."""
+
+    def __init__(self, tenant_id: str, key_id: str, granted: frozenset[str], honored: SubscriptionFilter) -> None:
+        self.tenant_id = tenant_id
+        self.key_id = key_id
+        self.granted = granted
+        self.honored = honored
+        self.uris = frozenset(honored.resource_subscriptions or ())
+        self.pending: dict[ServerEvent, None] = {}  # insertion-ordered set
+        self.wake = anyio.Event()
+        self.ended = False
+
+    def post(self, event: ServerEvent) -> None:
+        self.pending[event] = None
+        self.wake.set()
+
+    def end(self) -> None:
+        self.ended = True
+        self.wake.set()
+
+    def hear(self, change: Change) -> None:
+        """Turn one change of the feed into this stream's events (module docstring)."""
+        if change.tenant_id != self.tenant_id:
+            return
+        if change.kind is ChangeKind.key:
+            if change.object_id == self.key_id:
+                self._key_changed(change)
+            return
+        if change.kind is ChangeKind.prompt:
+            if self.honored.prompts_list_changed and Scope.prompts_read in self.granted:
+                self.post(PromptsListChanged())
+            return
+        if Scope.artifacts_read not in self.granted:
+            return
+        if self.honored.resources_list_changed:
+            self.post(ResourcesListChanged())
+        uri = f"artifact://{change.name}"
+        if uri in self.uris:
+            self.post(ResourceUpdated(uri=uri))
+
+    def _key_changed(self, change: Change) -> None:
+        if change.deleted or change.status != _ACTIVE:
+            self.end()
+            return
+        granted = access.expand(list(change.scopes))
+        if granted == self.granted:
+            return
+        before, self.granted = self.granted, granted
+        if self.honored.tools_list_changed:
+            self.post(ToolsListChanged())
+        if self.honored.prompts_list_changed and (Scope.prompts_read in before) != (Scope.prompts_read in granted):
+            self.post(PromptsListChanged())
+        if self.honored.resources_list_changed and (Scope.artifacts_read in before) != (
+            Scope.artifacts_read in granted
+        ):
+            self.post(ResourcesListChanged())
+
+
+def _honored(requested: SubscriptionFilter) -> SubscriptionFilter:
+    """What the stream will deliver, for the acknowledgement: every kind asked for (as the SDK's handler)."""
+    return SubscriptionFilter(
+        tools_list_changed=True if requested.tools_list_changed else None,
+        prompts_list_changed=True if requested.prompts_list_changed else None,
+        resources_list_changed=True if requested.resources_list_changed else None,
+        resource_subscriptions=list(requested.resource_subscriptions) if requested.resource_subscriptions else None,
+    )
+
+
+class Listeners:
+    """The ``subscriptions/listen`` handler (module docstring). One per MCP server; counts are per process."""
+
+    def __init__(
+        self,
+        *,
+        per_key: int = 8,
+        per_process: int = 1000,
+        idle_seconds: float = 600.0,
+        send_timeout: float = 30.0,
+    ) -> None:
+        self.per_key = per_key
+        self.per_process = per_process
+        self.idle_seconds = idle_seconds
+        self.send_timeout = send_timeout
+        self._by_key: Counter[str] = Counter()
+        self._open = 0
+
+    @property
+    def open(self) -> int:
+        """Streams open in this process now."""
+        return self._open
+
+    def open_for(self, key_id: str) -> int:
+        return self._by_key[key_id]
+
+    async def __call__(
+        self, ctx: ServerRequestContext[Any], params: SubscriptionsListenRequestParams
+    ) -> SubscriptionsListenResult:
+        if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:  # the handshake era's channel is the GET stream
+            raise MCPError(METHOD_NOT_FOUND, "Method not found")
+        subscription_id = ctx.request_id
+        if subscription_id is None:
+            raise MCPError(INVALID_REQUEST, "subscriptions/listen requires a request id")
+        with protocol_errors():
+            principal = principal_of(ctx)
+            feed = runtime_of(ctx).content_changes
+        uris = params.notifications.resource_subscriptions or []
+        if len(uris) > MAX_RESOURCE_SUBSCRIPTIONS:
+            raise MCPError(
+                INVALID_PARAMS,
+                f"At most {MAX_RESOURCE_SUBSCRIPTIONS} resource subscriptions per stream, not {len(uris)}",
+                data={"code": "invalid_input"},
+            )
+        key_id = principal.key_id
+        if self._by_key[key_id] >= self.per_key:
+            raise self._refused(f"This API key already has {self.per_key} open listen streams (the most allowed)")
+        if self._open >= self.per_process:
+            raise self._refused(f"This server already has {self.per_process} open listen streams (the most allowed)")
+        honored = _honored(params.notifications)
+        meta: dict[str, Any] = {SUBSCRIPTION_ID_META_KEY: subscription_id}
+        stream = _Stream(principal.tenant_id, key_id, principal.granted, honored)
+        # Subscribe before the acknowledgement: a change made while it is being written is kept, not lost.
+        unsubscribe: Callable[[], None] = feed.subscribe(stream.hear)
+        self._by_key[key_id] += 1
+        self._open += 1
+        try:
+            acknowledged = SubscriptionsAcknowledgedNotification(
+                params=SubscriptionsAcknowledgedNotificationParams(notifications=honored, _meta=meta)
+            )
+            await self._send(ctx, acknowledged, subscription_id)
+            while not stream.ended:
+                with anyio.move_on_after(self.idle_seconds):
+                    await stream.wake.wait()
+                if not stream.wake.is_set():  # idle: end gracefully, the client listens again
+                    break
+                stream.wake = anyio.Event()
+                events, stream.pending = list(stream.pending), {}
+                for event in events:
+                    await self._send(ctx, event_to_notification(event, meta), subscription_id)
+        except TimeoutError:
+            log.info(
+                "listen stream %r: the client took no notification for %s s; ended", subscription_id, self.send_timeout
+            )
+        finally:
+            unsubscribe()
+            self._open -= 1
+            self._by_key[key_id] -= 1
+            if self._by_key[key_id] <= 0:
+                del self._by_key[key_id]
+        return SubscriptionsListenResult(_meta=meta)
+
+    async def _send(self, ctx: ServerRequestContext[Any], notification: Any, subscription_id: Any) -> None:
+        with anyio.fail_after(self.send_timeout):
+            await ctx.session.send_notification(notification, related_request_id=subscription_id)
+
+    @staticmethod
+    def _refused(message: str) -> MCPError:
+        return MCPError(TOO_MANY_LISTENERS, message, data={"code": "too_many_listeners"})
