@@ -15,6 +15,7 @@ __all__ = [
     "ApiKeyRead",
     "ApiKeyRotate",
     "ApiKeyUpdate",
+    "CountryCount",
     "KeyUsageRead",
     "UsageAction",
 ]
@@ -112,6 +113,17 @@ class UsageAction(BaseModel):
     status: int
     tool_type: str
     client_ip: str | None
+    country: str | None = Field(
+        default=None, description="The client address's registered country (ISO 3166-1 alpha-2); none if private"
+    )
+
+
+class CountryCount(BaseModel):
+    """A registered country a key (or the account) was used from, within the action log's retention."""
+
+    country: str = Field(description="ISO 3166-1 alpha-2, from the registries' data (where the address is registered)")
+    requests: int
+    last_used_at: datetime
 
 
 class KeyUsageRead(BaseModel):
@@ -120,4 +132,8 @@ class KeyUsageRead(BaseModel):
     last_used_at: datetime | None
     tool_type: str | None
     last_ip: str | None
+    countries: list[CountryCount] = Field(
+        default_factory=list,
+        description="Countries the key was used from (action log, most requests first); private addresses have none",
+    )
     actions: list[UsageAction]

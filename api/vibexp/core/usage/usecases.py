@@ -5,13 +5,13 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp.core.access import Caller, Scope, requires
-from vibexp.core.keys.schemas import KeyUsageRead
+from vibexp.core.keys.schemas import CountryCount, KeyUsageRead
 from vibexp.core.keys.service import get_key
 from vibexp.core.usage import service
 from vibexp.core.usage.models import KeyAction
 from vibexp.core.usage.service import HourlyCount, key_usage
 
-__all__ = ["HourlyCount", "hourly_counts", "of_key", "recent_actions"]
+__all__ = ["HourlyCount", "countries", "hourly_counts", "of_key", "recent_actions"]
 
 
 @requires(Scope.keys_read)
@@ -35,3 +35,9 @@ async def hourly_counts(
 ) -> list[HourlyCount]:
     """Requests per UTC hour for the last ``hours`` hours, the account's or one key's (oldest first)."""
     return await service.hourly_counts(session, tenant_id=caller.tenant_id, hours=hours, key_id=key_id)
+
+
+@requires(Scope.keys_read)
+async def countries(session: AsyncSession, *, caller: Caller, key_id: str | None = None) -> list[CountryCount]:
+    """The registered countries the account's (or one key's) recent actions came from, most requests first."""
+    return await service.country_counts(session, tenant_id=caller.tenant_id, key_id=key_id)
