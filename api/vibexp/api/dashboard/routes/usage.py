@@ -14,6 +14,7 @@ from vibexp.api.dashboard.rendering import render
 from vibexp.api.dashboard.routes.keys import expiring_soon, rotating
 from vibexp.api.deps import RuntimeDep, SessionDep
 from vibexp.core.keys import usecases as keys
+from vibexp.core.usage.usecases import countries as usage_countries
 from vibexp.core.usage.usecases import recent_actions
 
 __all__ = ["router"]
@@ -59,6 +60,7 @@ async def usage(request: Request, db: SessionDep, viewer: CurrentViewer, runtime
         "keys": sorted(records, key=lambda k: -k.request_count),
         "charts": await usage_charts(db, caller=viewer.caller),
         "actions": await recent_actions(db, caller=viewer.caller, limit=50),
+        "countries": await usage_countries(db, caller=viewer.caller),
         "key_names": names,
     }
     return render(request, "usage.html", context)
