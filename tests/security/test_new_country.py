@@ -69,6 +69,20 @@ NO_COUNTRY = (
     "0.0.0.0",
     "255.255.255.255",
     "fc00::1",
+    "192.0.0.1",  # IETF protocol assignments
+    "198.18.0.1",  # benchmarking
+    "192.88.99.1",  # 6to4 relay anycast
+    "224.0.0.1",  # multicast
+    "240.0.0.1",  # reserved
+    "ff02::1",
+    "2001::1",  # Teredo
+    "2002::1",  # 6to4
+    "64:ff9b::1",  # NAT64
+    "100::1",  # discard-only
+    "::ffff:10.0.0.1",  # IPv4-mapped private
+    "1.2.3.4/24",
+    "[::1]",
+    " 8.8.8.8",
     "testclient",
     "",
     None,
@@ -84,8 +98,9 @@ def test_public_addresses_have_the_country_the_shipped_data_gives() -> None:
         assert len(expected) == 2 and expected.isupper()
         countries[address] = expected
     assert len(set(countries.values())) >= 4  # several registries, several countries: the table means something
-    # An IPv4-mapped IPv6 address is its IPv4 address (the package alone would answer None).
-    assert country_of("::ffff:8.8.8.8") == country_of("8.8.8.8")
+    # An IPv4-mapped IPv6 address is its IPv4 address, however written (the package alone would answer None).
+    assert country_of("::ffff:8.8.8.8") == country_of("::FFFF:8.8.8.8") == country_of("8.8.8.8")
+    assert country_of("0:0:0:0:0:ffff:808:808") == country_of("8.8.8.8")
 
 
 @pytest.mark.parametrize("address", NO_COUNTRY)
