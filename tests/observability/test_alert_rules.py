@@ -120,10 +120,17 @@ def test_dashboard_is_a_grafana_dashboard_for_the_sidecar() -> None:
         "Latency p50 / p99",
         "Reconciles by result",
         "Reconcile errors",
+        "Alerts opened by kind",
+        "Keys expiring within 30 days",
     ):
         assert wanted in titles
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))
+    # Per-key panels name the key (joined on vibexp_api_key_info), and keep keys with no info series by their id.
+    for title in ("Requests by key", "Last used per key", "Tools per key", "Keys expiring within 30 days"):
+        [panel] = [p for p in panels if p["title"] == title]
+        for target in panel["targets"]:
+            assert "group_left (name)" in target["expr"] and "vibexp_api_key_info" in target["expr"], title
     for panel in panels:
         assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
         assert panel["targets"], panel["title"]

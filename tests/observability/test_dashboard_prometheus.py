@@ -9,6 +9,7 @@ The operator's panels are evaluated the same way against the real operator, in
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -18,6 +19,7 @@ import yaml
 from helpers.factories import TEST_ACTOR, Account, make_account
 from helpers.prometheus import RULES, panel_queries, panels_without_data, start_prometheus
 from helpers.servers import LiveServer, free_port
+from vibexp.core.clock import utcnow
 from vibexp.core.db import create_engine, create_session_factory, session_scope
 from vibexp.core.keys import service as keys
 
@@ -25,7 +27,8 @@ pytestmark = pytest.mark.slow
 
 
 async def accounts(database_url: str) -> tuple[Account, Account, str, Account, str]:
-    """Two keys of a busy tenant, a tenant with a limit of 10/hour, a revoked key and a suspended tenant's key."""
+    """Two keys of a busy tenant (and a third that expires in 3 days), a tenant with a limit of 10/hour, a revoked key
+    and a suspended tenant's key."""
     engine = create_engine(database_url)
     factory = create_session_factory(engine)
     try:
@@ -39,6 +42,15 @@ async def accounts(database_url: str) -> tuple[Account, Account, str, Account, s
                 session, actor=TEST_ACTOR, tenant_id=busy.tenant.id, name="old", source="cli"
             )
             await keys.revoke_key(session, actor=TEST_ACTOR, key=revoked.record)
+            # For "Keys expiring within 30 days" (the key policy sweep reports it when the server starts).
+            await keys.create_key(
+                session,
+                actor=TEST_ACTOR,
+                tenant_id=busy.tenant.id,
+                name="expires soon",
+                source="cli",
+                permissions=keys.KeyPermissions(expires_at=utcnow() + timedelta(days=3)),
+            )
         suspended = await make_account(factory, suspended=True)
     finally:
         await engine.dispose()
@@ -102,6 +114,17 @@ async def test_every_api_panel_returns_data(database_url: str, tmp_path: Path) -
         assert abs(float(last_used[0]["value"][1]) - time.time()) < 30
         tools = {s["metric"]["tool_type"] for s in prometheus.query("vibexp_api_key_requests_total")}
         assert {"curl", "cursor"} <= tools
+        # Per-key panels name the keys (vibexp_api_key_info joined on key_id), once each: the fallback for keys
+        # without a name (no longer active) adds no second, nameless row for a named key.
+        [by_key] = [q for q in queries if q.panel == "Requests by key"]
+        rows = prometheus.query(by_key.expr)
+        assert all("name" in s["metric"] for s in rows), rows
+        assert len({s["metric"]["key_id"] for s in rows}) == len(rows)
+        assert {"test key", "second tool"} <= {s["metric"]["name"] for s in rows}
+        [expiring] = [q for q in queries if q.panel == "Keys expiring within 30 days"]
+        soon = [s for s in prometheus.query(expiring.expr) if s["metric"]["tenant"] == busy.tenant.name]
+        assert [s["metric"].get("name") for s in soon] == ["expires soon"], soon
+        assert 2 * 86400 < float(soon[0]["value"][1]) <= 3 * 86400
         limited_hits = prometheus.query(f'vibexp_rate_limited_requests_total{{tenant="{limited.tenant.name}"}}')
         assert float(limited_hits[0]["value"][1]) > 0
 

@@ -1,16 +1,19 @@
-"""``vibexp_api_key_expiry_timestamp_seconds`` on a real app's ``/metrics`` (SQLite and PostgreSQL): every active key
-with an expiry ahead, as of the latest key policy sweep; a revoked key's series goes with the next sweep."""
+"""``vibexp_api_key_expiry_timestamp_seconds`` and ``vibexp_api_key_info`` on a real app's ``/metrics`` (SQLite and
+PostgreSQL): every active key with an expiry ahead, and every active key's name (escaped, bounded), as of the latest
+key policy sweep; a revoked key's series go with the next sweep."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpers.factories import TEST_ACTOR, Account
+from vibexp.api.metrics import KEY_NAME_LABEL_LENGTH, key_name_label
 from vibexp.core.clock import utcnow
 from vibexp.core.db import session_scope
 from vibexp.core.keys import service as keys
@@ -73,3 +76,65 @@ async def test_active_keys_with_an_expiry_have_a_series_revoked_and_unexpiring_o
     await runtime.key_policy.sweep()
     _, after = await expiries(client)
     assert expiring.record.id not in after
+
+
+# -- vibexp_api_key_info: names for per-key panels ------------------------------------------------------------------
+INFO = "vibexp_api_key_info"
+
+
+async def infos(client: httpx.AsyncClient) -> tuple[str, dict[str, dict[str, str]]]:
+    """The scrape's text and its info series' labels by key id (each value must be 1)."""
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    found: dict[str, dict[str, str]] = {}
+    for family in text_string_to_metric_families(response.text):
+        if family.name == INFO:
+            assert family.type == "gauge"
+            for sample in family.samples:
+                assert set(sample.labels) == {"key_id", "name", "owner"} and sample.value == 1
+                found[sample.labels["key_id"]] = sample.labels
+    return response.text, found
+
+
+async def test_every_active_key_has_an_info_series_with_its_name_escaped_and_bounded(
+    app: FastAPI, client: httpx.AsyncClient, session_factory: async_sessionmaker[AsyncSession], account: Account
+) -> None:
+    runtime: Runtime = app.state.runtime
+    hostile = 'ci "deploy" \\ key } # ' + "x" * 150  # quotes, a backslash, a brace: and far too long for a label
+    async with session_scope(session_factory) as session:
+        named = await keys.create_key(session, actor=TEST_ACTOR, tenant_id=account.tenant.id, name=hostile)
+        retired = await keys.create_key(session, actor=TEST_ACTOR, tenant_id=account.tenant.id, name="retired")
+        await keys.revoke_key(session, key=retired.record, actor=TEST_ACTOR)
+
+    await runtime.key_policy.sweep()
+    text, found = await infos(client)  # the parser reading it back proves the escaping held
+
+    assert found[account.key_id] == {"key_id": account.key_id, "name": "test key", "owner": ""}
+    label = found[named.record.id]["name"]
+    assert len(label) == KEY_NAME_LABEL_LENGTH and label.endswith("\u2026") and hostile.startswith(label[:-1])
+    assert retired.record.id not in found  # only active keys
+    for new in (named, retired):
+        assert new.plaintext not in text and new.record.prefix not in text and new.record.key_hash not in text
+
+    # Revoked now: the next sweep drops its series.
+    async with session_scope(session_factory) as session:
+        key = await session.get(ApiKey, named.record.id)
+        assert key is not None
+        await keys.revoke_key(session, key=key, actor=TEST_ACTOR)
+    await runtime.key_policy.sweep()
+    _, after = await infos(client)
+    assert named.record.id not in after and account.key_id in after
+
+
+@pytest.mark.parametrize(
+    ("name", "label"),
+    [
+        ("laptop", "laptop"),
+        ("two\nlines\tand\x00nul", "two lines and\ufffdnul"),
+        ("  spaced   out  ", "spaced out"),
+        ("é" * 64, "é" * 64),
+        ("é" * 65, "é" * 63 + "\u2026"),
+    ],
+)
+def test_key_name_label_replaces_control_characters_and_bounds_the_length(name: str, label: str) -> None:
+    assert key_name_label(name) == label

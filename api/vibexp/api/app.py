@@ -20,7 +20,7 @@ from vibexp.api.endpoints.prompt_versions import prompt_versions_router
 from vibexp.api.endpoints.transfer import transfer_router
 from vibexp.api.errors import install_error_handlers
 from vibexp.api.mcp import mount_mcp
-from vibexp.api.metrics import metrics_lifespan, metrics_router, observe_key_expiries, observe_usage_flush
+from vibexp.api.metrics import metrics_lifespan, metrics_router, observe_active_keys, observe_usage_flush
 from vibexp.api.middleware.auth import ApiKeyAuthMiddleware
 from vibexp.api.middleware.auth_throttle import AuthFailureThrottleMiddleware
 from vibexp.api.middleware.body_limit import BodySizeLimitMiddleware
@@ -56,7 +56,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     runtime = Runtime.create(
         settings,
         on_usage_flush=observe_usage_flush,
-        on_key_expiries=observe_key_expiries,
+        on_active_keys=observe_active_keys,
         own_urls=metrics_url,
     )
 

@@ -47,20 +47,22 @@ from vibexp.api.settings import ApiSettings
 from vibexp.core.alerts.models import AlertKind
 from vibexp.core.alerts.service import observe_opened
 from vibexp.core.errors import AccountSuspended, AuthFailure, InvalidApiKey, IpNotAllowed
-from vibexp.core.keys.policy import KeyExpiry
+from vibexp.core.keys.policy import ActiveKey
 from vibexp.core.keys.verifier import Principal
 from vibexp.core.ratelimit.limiter import RateDecision
+from vibexp.core.text import make_storable
 from vibexp.core.usage.tool_type import ToolType
 
 __all__ = [
     "AUTH_FAILURE_REASONS",
     "MULTIPROC_ENV",
+    "key_name_label",
     "metrics_lifespan",
     "metrics_registry",
     "metrics_router",
+    "observe_active_keys",
     "observe_alert_opened",
     "observe_auth_failure",
-    "observe_key_expiries",
     "observe_rate_decision",
     "observe_request",
     "observe_usage_flush",
@@ -136,40 +138,67 @@ for _reason in (*sorted(AUTH_FAILURE_REASONS), "other"):
     AUTH_FAILURES.labels(_reason)  # every reason starts at 0, so increase() sees even the first failure
 
 
-class KeyExpiryCollector(Collector):
-    """``vibexp_api_key_expiry_timestamp_seconds{tenant, key_id}``: each active key's ``expires_at``.
+#: ``vibexp_api_key_info``'s ``name`` label: at most this many characters of the key's name (user text).
+KEY_NAME_LABEL_LENGTH = 64
 
-    Not a ``Gauge``: the set of keys is replaced as a whole (a revoked or expired key must lose its series, which
+
+def key_name_label(name: str) -> str:
+    """A key's name as a label value: control characters and lone surrogates replaced, cut to
+    ``KEY_NAME_LABEL_LENGTH`` characters (an ellipsis marks a cut). Quotes, backslashes and newlines are escaped by
+    the exposition format itself, so a name can never end a label or a line."""
+    text = make_storable(" ".join(name.split()), KEY_NAME_LABEL_LENGTH + 1)
+    return text if len(text) <= KEY_NAME_LABEL_LENGTH else text[: KEY_NAME_LABEL_LENGTH - 1] + "\u2026"
+
+
+class ActiveKeyCollector(Collector):
+    """The active keys, as of the latest key policy sweep, as two families:
+
+    * ``vibexp_api_key_expiry_timestamp_seconds{tenant, key_id}``: each active key's ``expires_at`` (keys with an
+      expiry still ahead);
+    * ``vibexp_api_key_info{key_id, name, owner} 1``: each active key's name, so per-key panels join on ``key_id``
+      (``* on (key_id) group_left (name) ...``) and show names instead of UUIDs. ``owner`` is the owner's e-mail
+      once keys have owners (teams); until then it is "".
+
+    Not ``Gauge``s: the set of keys is replaced as a whole (a revoked or expired key must lose its series, which
     multiprocess gauge files cannot forget), and it comes from the database, not from this process's traffic. The
     key policy sweep (``vibexp.core.keys.policy``, every ``VIBEXP_KEY_POLICY_INTERVAL`` seconds) reads it and
-    :func:`observe_key_expiries` swaps it in; a scrape only formats it, and requests never touch it. Every process
-    reports the whole set (rules take ``max by (tenant, key_id)`` over replicas). Cardinality: one series per
-    active key with an expiry still ahead; labels are the tenant's name and the key's id, never the key or prefix.
+    :func:`observe_active_keys` swaps it in; a scrape only formats it, and requests never touch it. Every process
+    reports the whole set (rules and panels take ``max``/``topk`` by key over replicas). Cardinality: one series
+    per active key in each family; labels are the tenant's name, the key's id and its name (escaped, at most
+    ``KEY_NAME_LABEL_LENGTH`` characters), never the key, its prefix or its hash.
     """
 
-    name = "vibexp_api_key_expiry_timestamp_seconds"
-    documentation = "Unix time at which the active API key expires (keys with an expiry still ahead)."
+    expiry_name = "vibexp_api_key_expiry_timestamp_seconds"
+    expiry_documentation = "Unix time at which the active API key expires (keys with an expiry still ahead)."
+    info_name = "vibexp_api_key_info"
+    info_documentation = "One series per active API key naming it (join on key_id to show names); always 1."
 
     def __init__(self) -> None:
-        self._expiries: tuple[KeyExpiry, ...] = ()
+        self._keys: tuple[tuple[ActiveKey, str], ...] = ()
 
-    def update(self, expiries: Sequence[KeyExpiry]) -> None:
-        self._expiries = tuple(expiries)  # one assignment: a scrape on the metrics thread sees old or new, whole
+    def update(self, keys: Sequence[ActiveKey]) -> None:
+        labelled = tuple((key, key_name_label(key.name)) for key in keys)
+        self._keys = labelled  # one assignment: a scrape on the metrics thread sees old or new, whole
 
     def collect(self) -> Iterator[Metric]:
-        family = GaugeMetricFamily(self.name, self.documentation, labels=["tenant", "key_id"])
-        for expiry in self._expiries:
-            family.add_metric([expiry.tenant, expiry.key_id], expiry.expires_at.timestamp())
-        yield family
+        keys = self._keys
+        expiry = GaugeMetricFamily(self.expiry_name, self.expiry_documentation, labels=["tenant", "key_id"])
+        info = GaugeMetricFamily(self.info_name, self.info_documentation, labels=["key_id", "name", "owner"])
+        for key, name in keys:
+            if key.expires_at is not None:
+                expiry.add_metric([key.tenant, key.key_id], key.expires_at.timestamp())
+            info.add_metric([key.key_id, name, ""], 1.0)
+        yield expiry
+        yield info
 
 
-KEY_EXPIRIES = KeyExpiryCollector()
-REGISTRY.register(KEY_EXPIRIES)
+ACTIVE_KEYS = ActiveKeyCollector()
+REGISTRY.register(ACTIVE_KEYS)
 
 
-def observe_key_expiries(expiries: Sequence[KeyExpiry]) -> None:
-    """``Runtime(on_key_expiries=...)``: the active keys' expiries as of the latest key policy sweep."""
-    KEY_EXPIRIES.update(expiries)
+def observe_active_keys(keys: Sequence[ActiveKey]) -> None:
+    """``Runtime(on_active_keys=...)``: the active keys as of the latest key policy sweep."""
+    ACTIVE_KEYS.update(keys)
 
 
 # -- alerts (vibexp.core.alerts) -------------------------------------------------------------------------------
@@ -273,7 +302,7 @@ def metrics_registry() -> CollectorRegistry:
         return REGISTRY
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    registry.register(KEY_EXPIRIES)  # read from the database by this worker's sweep: no files to merge
+    registry.register(ACTIVE_KEYS)  # read from the database by this worker's sweep: no files to merge
     return registry
 
 

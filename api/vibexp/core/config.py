@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     alert_failed_auth_per_hour: int = Field(default=3, ge=1, le=1000)
     #: ``new_network``: a network the key has not used for this many days counts as new.
     alert_new_network_days: int = Field(default=30, ge=1)
+    #: ``new_country``: a registered country the key has not used for this many days counts as new.
+    alert_new_country_days: int = Field(default=30, ge=1)
     #: The address people reach this server at (``vibexp serve`` sets it from --host/--port): dashboard links in the
     #: log, and alert webhooks may not point at it (``vibexp.core.alerts.targets``).
     public_url: str = "http://127.0.0.1:8000"

@@ -21,7 +21,7 @@ from vibexp.core.alerts.sender import WebhookSender
 from vibexp.core.config import Settings
 from vibexp.core.content.changes import ChangeFeed
 from vibexp.core.db import Database
-from vibexp.core.keys.policy import KeyExpiry, KeyPolicySweep
+from vibexp.core.keys.policy import ActiveKey, KeyPolicySweep
 from vibexp.core.keys.verifier import KeyVerifier
 from vibexp.core.migrate import upgrade_async
 from vibexp.core.ratelimit.limiter import RateLimiter
@@ -59,7 +59,7 @@ class Runtime:
         settings: Settings,
         *,
         on_usage_flush: Callable[[int, float], None] | None = None,
-        on_key_expiries: Callable[[Sequence[KeyExpiry]], None] | None = None,
+        on_active_keys: Callable[[Sequence[ActiveKey]], None] | None = None,
         alert_sink: AlertSink | None = None,
         own_urls: Sequence[str] = (),
     ) -> Runtime:
@@ -68,7 +68,7 @@ class Runtime:
         alert service, ``vibexp.core.alerts.service.raise_alert``, when present, each alert also logged).
         ``own_urls`` are this server's addresses besides ``VIBEXP_PUBLIC_URL``, ``VIBEXP_SERVER_URLS`` and
         ``VIBEXP_REPLICA_URLS`` (its metrics port, say), which the webhook sender refuses to call (no alert loops).
-        ``on_key_expiries`` receives each key policy sweep's active key expiries (the API's metrics)."""
+        ``on_active_keys`` receives each key policy sweep's active keys (the API's metrics)."""
         database = Database.from_settings(settings)
         detector = AlertDetector(
             database, sink=alert_sink or DefaultAlertSink(), limits=DetectorLimits.from_settings(settings)
@@ -100,7 +100,7 @@ class Runtime:
                 database,
                 interval=settings.key_policy_interval,
                 before_sweep=usage.flush,
-                on_expiries=on_key_expiries,
+                on_active_keys=on_active_keys,
             ),
         )
 

@@ -1,4 +1,5 @@
-"""Alerts, their webhook deliveries, and the networks each key was used from (for ``new_network``).
+"""Alerts, their webhook deliveries, and the networks and countries each key was used from (for ``new_network``
+and ``new_country``).
 
 One open alert per key and kind: a partial unique index on (key_id, kind) WHERE status = 'open' makes the database
 the arbiter when several processes notice the same thing at once; until the alert is acknowledged, a repeat only
@@ -16,16 +17,26 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from vibexp.core.clock import utcnow
 from vibexp.core.db import Base, UTCDateTime
+from vibexp.core.geo import COUNTRY_LENGTH
 from vibexp.core.ids import new_id
 
-__all__ = ["AUTO_REVOCABLE", "Alert", "AlertKind", "AlertStatus", "DeliveryState", "KeyNetwork", "WebhookDelivery"]
+__all__ = [
+    "AUTO_REVOCABLE",
+    "Alert",
+    "AlertKind",
+    "AlertStatus",
+    "DeliveryState",
+    "KeyCountry",
+    "KeyNetwork",
+    "WebhookDelivery",
+]
 
 
 class AlertKind(StrEnum):
-    """The five kinds README.md "Alerts" lists, a leak report (``POST /api/v1/leaked-keys``) as a sixth, and
+    """The five kinds README.md "Alerts" lists, a leak report (``POST /api/v1/leaked-keys``) as a sixth,
     ``disallowed_address`` (the key itself, valid, from outside its ``allowed_cidrs``), split from ``failed_auth`` so
     that the evidence that proves possession of the key can revoke it while prefix typos cannot
-    (``AUTO_REVOCABLE``)."""
+    (``AUTO_REVOCABLE``), and ``new_country`` (a registered country the key has not used lately)."""
 
     new_network = "new_network"
     request_spike = "request_spike"
@@ -34,6 +45,7 @@ class AlertKind(StrEnum):
     disallowed_address = "disallowed_address"
     after_hours = "after_hours"
     key_leaked = "key_leaked"
+    new_country = "new_country"
 
 
 #: The kinds ``auto_revoke_on`` may name: every kind but ``failed_auth``. A ``failed_auth`` alert is raised by
@@ -117,5 +129,17 @@ class KeyNetwork(Base):
 
     key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True)
     network: Mapped[str] = mapped_column(String(64), primary_key=True)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class KeyCountry(Base):
+    """A registered country (ISO 3166-1 alpha-2) a key was used from, and when last: ``new_country`` looks back 30
+    days."""
+
+    __tablename__ = "key_countries"
+
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True)
+    country: Mapped[str] = mapped_column(String(COUNTRY_LENGTH), primary_key=True)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

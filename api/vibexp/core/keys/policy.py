@@ -12,8 +12,9 @@ Every ``interval`` seconds each API process runs :meth:`KeyPolicySweep.sweep`:
   claimed the same way: ``UPDATE ... SET expiry_recorded_at ... WHERE expiry_recorded_at IS NULL ... RETURNING``.
   Nothing else changes: verifiers already refuse an expired key from its cached ``expires_at``. Keys revoked
   before they expired get no event (they had stopped working already).
-* It reads the active keys that expire in the future and hands them to ``on_expiries`` (the API's
-  ``vibexp_api_key_expiry_timestamp_seconds`` gauge), so scraping costs no query and requests none at all.
+* It reads the active keys (tenant, id, name, expiry) and hands them to ``on_active_keys`` (the API's
+  ``vibexp_api_key_expiry_timestamp_seconds`` and ``vibexp_api_key_info``), so scraping costs no query and requests
+  none at all.
 
 Last use lags: the usage recorder writes ``last_used_at`` in batches. The sweep first flushes this process's
 buffer (``before_sweep``); another replica's buffered uses reach the database within its flush interval (at most
@@ -50,11 +51,11 @@ from vibexp.core.tenants.models import Tenant
 __all__ = [
     "EXPIRY_ACTOR",
     "POLICY_ACTOR",
+    "ActiveKey",
     "AutoRevoked",
     "Expired",
-    "KeyExpiry",
     "KeyPolicySweep",
-    "active_key_expiries",
+    "active_keys",
     "record_expired_keys",
     "revoke_unused_keys",
 ]
@@ -89,12 +90,14 @@ class Expired:
 
 
 @dataclass(frozen=True, slots=True)
-class KeyExpiry:
-    """An active key's expiry, by tenant name and key id (what the metrics label; never the key or its prefix)."""
+class ActiveKey:
+    """An active key as the metrics label it: tenant name, key id, the key's name (user text: the metrics escape and
+    cut it) and its expiry if it has one still ahead. Never the key, its prefix or its hash."""
 
     tenant: str
     key_id: str
-    expires_at: datetime
+    name: str
+    expires_at: datetime | None
 
 
 async def revoke_unused_keys(session: AsyncSession, *, now: datetime | None = None) -> list[AutoRevoked]:
@@ -174,23 +177,23 @@ async def record_expired_keys(session: AsyncSession, *, now: datetime | None = N
     return expired
 
 
-async def active_key_expiries(session: AsyncSession, *, now: datetime | None = None) -> list[KeyExpiry]:
-    """Active keys with an expiry still ahead, ordered by tenant name and key id."""
+async def active_keys(session: AsyncSession, *, now: datetime | None = None) -> list[ActiveKey]:
+    """Active keys not yet expired (``expires_at`` kept only when still ahead), ordered by tenant name and key id."""
     now = now or utcnow()
     rows = await session.execute(
-        select(Tenant.name, ApiKey.id, ApiKey.expires_at)
+        select(Tenant.name, ApiKey.id, ApiKey.name, ApiKey.expires_at)
         .join(Tenant, Tenant.id == ApiKey.tenant_id)
-        .where(ApiKey.status == KeyStatus.active.value, ApiKey.expires_at > now)
+        .where(ApiKey.status == KeyStatus.active.value, or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now))
         .order_by(Tenant.name, ApiKey.id)
     )
-    return [KeyExpiry(tenant, key_id, expires_at) for tenant, key_id, expires_at in rows.all() if expires_at]
+    return [ActiveKey(tenant, key_id, name, expires_at) for tenant, key_id, name, expires_at in rows.all()]
 
 
 class KeyPolicySweep:
     """The background task that runs :meth:`sweep` at start and then every ``interval`` seconds.
 
     ``before_sweep`` runs first (the runtime passes the usage recorder's flush, so this process's recent uses are in
-    ``last_used_at``); ``on_expiries`` receives each sweep's :func:`active_key_expiries`.
+    ``last_used_at``); ``on_active_keys`` receives each sweep's :func:`active_keys`.
     """
 
     def __init__(
@@ -199,11 +202,11 @@ class KeyPolicySweep:
         *,
         interval: float = 60.0,
         before_sweep: Callable[[], Awaitable[object]] | None = None,
-        on_expiries: Callable[[Sequence[KeyExpiry]], None] | None = None,
+        on_active_keys: Callable[[Sequence[ActiveKey]], None] | None = None,
     ) -> None:
         self._database = database
         self._before_sweep = before_sweep
-        self._on_expiries = on_expiries
+        self._on_active_keys = on_active_keys
         self._lock = asyncio.Lock()
         self._loop = PeriodicTask(
             "vibexp-key-policy",
@@ -239,7 +242,7 @@ class KeyPolicySweep:
                 log.info(
                     "key %s of tenant %s revoked: unused for %d days (key policy)", key.key_id, key.tenant_id, key.days
                 )
-            if self._on_expiries is not None:
+            if self._on_active_keys is not None:
                 async with self._database.session_factory() as session:
-                    self._on_expiries(await active_key_expiries(session))
+                    self._on_active_keys(await active_keys(session))
             return revoked

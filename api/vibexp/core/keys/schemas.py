@@ -16,6 +16,7 @@ __all__ = [
     "ApiKeyRotate",
     "ApiKeyUpdate",
     "ClientUse",
+    "CountryCount",
     "KeyUsageRead",
     "UsageAction",
 ]
@@ -123,6 +124,17 @@ class UsageAction(BaseModel):
     status: int
     tool_type: str
     client_ip: str | None
+    country: str | None = Field(
+        default=None, description="The client address's registered country (ISO 3166-1 alpha-2); none if private"
+    )
+
+
+class CountryCount(BaseModel):
+    """A registered country a key (or the account) was used from, within the action log's retention."""
+
+    country: str = Field(description="ISO 3166-1 alpha-2, from the registries' data (where the address is registered)")
+    requests: int
+    last_used_at: datetime
 
 
 class ClientUse(BaseModel):
@@ -139,6 +151,10 @@ class KeyUsageRead(BaseModel):
     last_ip: str | None
     clients: list[ClientUse] = Field(
         default_factory=list, description="Every client that used the key (retention period), most recent first"
+    )
+    countries: list[CountryCount] = Field(
+        default_factory=list,
+        description="Countries the key was used from (action log, most requests first); private addresses have none",
     )
     actions: list[UsageAction] = Field(
         description="What the key did, newest first: REST requests, MCP tool calls and prompt/resource reads (not "

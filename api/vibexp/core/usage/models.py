@@ -6,6 +6,7 @@ from sqlalchemy import BigInteger, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vibexp.core.db import Base, UTCDateTime
+from vibexp.core.geo import COUNTRY_LENGTH
 from vibexp.core.traffic import ACTION_LENGTH, CLIENT_IP_LENGTH, METHOD_LENGTH, ROUTE_LENGTH, TOOL_TYPE_LENGTH
 
 __all__ = ["KeyAction"]
@@ -30,3 +31,6 @@ class KeyAction(Base):
     status: Mapped[int] = mapped_column(Integer)
     tool_type: Mapped[str] = mapped_column(String(TOOL_TYPE_LENGTH))
     client_ip: Mapped[str | None] = mapped_column(String(CLIENT_IP_LENGTH), nullable=True)
+    #: The client address's registered country (ISO 3166-1 alpha-2, ``vibexp.core.geo``), looked up in the flush;
+    #: None for private, loopback and unregistered addresses.
+    country: Mapped[str | None] = mapped_column(String(COUNTRY_LENGTH), nullable=True)

@@ -2,8 +2,10 @@
 
 The request path only appends an event to a list. A background task flushes the list every
 ``flush_interval`` seconds (at most one second): one UPDATE per key that was used (count, last used, tool type,
-client IP) and one multi-row INSERT into the action log. Stopping the recorder flushes what is left, so a graceful
-shutdown loses nothing. If the database is unreachable the events are kept (up to ``max_buffer``) and retried.
+client IP) and one multi-row INSERT into the action log, each row with its client address's registered country
+(``vibexp.core.geo``: looked up here, never on the request path, and cached per address). Stopping the recorder
+flushes what is left, so a graceful shutdown loses nothing. If the database is unreachable the events are kept (up
+to ``max_buffer``) and retried.
 
 Nothing a client sends can jam the flush. An event is made storable when it is made
 (``vibexp.core.traffic.UsageEvent``: names and routes without control characters or lone surrogates, cut to their
@@ -35,6 +37,7 @@ from vibexp.core.audit import service as audit
 from vibexp.core.clock import utcnow
 from vibexp.core.db import UTCDateTime, writing
 from vibexp.core.failure_log import FailureLog
+from vibexp.core.geo import country_of
 from vibexp.core.keys.models import ApiKey
 from vibexp.core.outage import is_database_unavailable
 from vibexp.core.ratelimit.limiter import WINDOW_SECONDS
@@ -228,6 +231,7 @@ class UsageRecorder:
                         "status": e.status,
                         "tool_type": e.tool_type,
                         "client_ip": e.client_ip,
+                        "country": country_of(e.client_ip),
                     }
                     for e in events
                 ],

@@ -1,4 +1,4 @@
-"""Reading usage back: per-key summary with recent actions, and hourly request counts for charts."""
+"""Reading usage back: per-key summary with recent actions and countries, and hourly request counts for charts."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp.core.clock import utcnow
 from vibexp.core.keys.models import ApiKey
-from vibexp.core.keys.schemas import ClientUse, KeyUsageRead, UsageAction
+from vibexp.core.keys.schemas import ClientUse, CountryCount, KeyUsageRead, UsageAction
 from vibexp.core.usage.actions import shown
 from vibexp.core.usage.models import KeyAction
 
-__all__ = ["HourlyCount", "hourly_counts", "key_usage", "recent_actions"]
+__all__ = ["HourlyCount", "country_counts", "hourly_counts", "key_usage", "recent_actions"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +42,7 @@ async def key_usage(session: AsyncSession, *, key: ApiKey, limit: int = 50) -> K
         last_used_at=key.last_used_at,
         tool_type=key.tool_type,
         last_ip=key.last_ip,
+        countries=await country_counts(session, tenant_id=key.tenant_id, key_id=key.id),
         actions=[UsageAction.model_validate(a) for a in actions],
     )
 
@@ -58,6 +59,24 @@ async def clients_of(session: AsyncSession, *, key: ApiKey) -> list[ClientUse]:
     )
     return [
         ClientUse(tool_type=tool, requests=count, last_used_at=at) for tool, count, at in await session.execute(query)
+    ]
+
+
+async def country_counts(session: AsyncSession, *, tenant_id: str, key_id: str | None = None) -> list[CountryCount]:
+    """The registered countries the account's (or one key's) actions came from, with their counts and latest use,
+    most requests first: over the action log, i.e. its retention (30 days by default). One grouped SELECT."""
+    requests = func.count().label("requests")
+    query = (
+        select(KeyAction.country, requests, func.max(KeyAction.at))
+        .where(KeyAction.tenant_id == tenant_id, KeyAction.country.is_not(None))
+        .group_by(KeyAction.country)
+        .order_by(requests.desc(), KeyAction.country)
+    )
+    if key_id is not None:
+        query = query.where(KeyAction.key_id == key_id)
+    return [
+        CountryCount(country=country, requests=count, last_used_at=last)
+        for country, count, last in (await session.execute(query)).all()
     ]
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp.core.access import Caller, Scope, requires
-from vibexp.core.keys.schemas import KeyUsageRead
+from vibexp.core.keys.schemas import CountryCount, KeyUsageRead
 from vibexp.core.keys.service import get_key
 from vibexp.core.pagination import Page
 from vibexp.core.usage import action_log, service
@@ -15,7 +15,7 @@ from vibexp.core.usage.models import KeyAction
 from vibexp.core.usage.outcomes import Outcome
 from vibexp.core.usage.service import HourlyCount, key_usage
 
-__all__ = ["HourlyCount", "hourly_counts", "list_actions", "of_key", "outcome_counts", "recent_actions"]
+__all__ = ["HourlyCount", "countries", "hourly_counts", "list_actions", "of_key", "outcome_counts", "recent_actions"]
 
 
 @requires(Scope.keys_read)
@@ -70,3 +70,9 @@ async def outcome_counts(
 ) -> dict[Outcome, int]:
     """The account's actions since ``since`` by outcome."""
     return await action_log.outcome_counts(session, tenant_id=caller.tenant_id, since=since, key_id=key_id)
+
+
+@requires(Scope.keys_read)
+async def countries(session: AsyncSession, *, caller: Caller, key_id: str | None = None) -> list[CountryCount]:
+    """The registered countries the account's (or one key's) recent actions came from, most requests first."""
+    return await service.country_counts(session, tenant_id=caller.tenant_id, key_id=key_id)

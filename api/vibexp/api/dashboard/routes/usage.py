@@ -110,5 +110,6 @@ async def usage(
         "outcome_of": outcome_of,
         "tools": TOOL_NAMES,
         "tool_name": tool_name,
+        "countries": await usage_cases.countries(db, caller=viewer.caller),
     }
     return render(request, "usage.html", context)

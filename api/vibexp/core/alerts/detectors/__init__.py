@@ -10,7 +10,9 @@ behind the small :class:`~.base.Detector` protocol, its rule in its module's doc
 * :mod:`.disallowed_address`: the valid key from outside its ``allowed_cidrs`` (memory only);
 * :mod:`.failed_auth`: runs of typo'd keys sharing a live key's display prefix, bounded per hour (one SELECT);
 * :mod:`.after_hours`: a request outside the tenant's working hours (one SELECT at most every ``HOURS_TTL`` s);
-* :mod:`.new_network`: a /24 or /48 the key has not used lately (one SELECT, one upsert).
+* :mod:`.new_network`: a /24 or /48 the key has not used lately (one SELECT, one upsert);
+* :mod:`.new_country`: a registered country the key has not used lately (one SELECT, one upsert; both share
+  :mod:`.new_place`).
 
 Alerts go to an ``AlertSink`` (the alert service's ``raise_alert``: it dedupes in the database, one open alert per
 key and kind, and writes the audit event, the webhook delivery and any auto-revoke in the same transaction). So

@@ -24,6 +24,7 @@ class DetectorLimits:
     """The thresholds, from the ``VIBEXP_ALERT_*`` settings."""
 
     new_network_days: int = 30
+    new_country_days: int = 30
     spike_per_minute: int = 600
     spike_factor: float = 10.0
     failed_auth_threshold: int = 5
@@ -40,6 +41,7 @@ class DetectorLimits:
         defaults = cls()
         return cls(
             new_network_days=int(getattr(settings, "alert_new_network_days", defaults.new_network_days)),
+            new_country_days=int(getattr(settings, "alert_new_country_days", defaults.new_country_days)),
             spike_per_minute=int(getattr(settings, "alert_spike_per_minute", defaults.spike_per_minute)),
             spike_factor=float(getattr(settings, "alert_spike_factor", defaults.spike_factor)),
             failed_auth_threshold=int(getattr(settings, "alert_failed_auth_threshold", defaults.failed_auth_threshold)),

@@ -15,6 +15,7 @@ from vibexp.core.alerts.detectors.after_hours import AfterHours
 from vibexp.core.alerts.detectors.base import Batch, Clock, Detector, DetectorLimits, Finding
 from vibexp.core.alerts.detectors.disallowed_address import DisallowedAddress
 from vibexp.core.alerts.detectors.failed_auth import FailedAuth
+from vibexp.core.alerts.detectors.new_country import NewCountry
 from vibexp.core.alerts.detectors.new_network import NewNetwork
 from vibexp.core.alerts.detectors.request_spike import RequestSpike
 from vibexp.core.alerts.detectors.retired_key_used import RetiredKeyUsed
@@ -36,6 +37,7 @@ DETECTORS: tuple[Callable[[Clock], Detector], ...] = (
     FailedAuth,
     AfterHours,
     NewNetwork,
+    NewCountry,
 )
 #: How often per-key in-memory state that can no longer matter is dropped (seconds).
 SWEEP_INTERVAL = 600.0
@@ -97,7 +99,8 @@ class AlertDetector:
         self._last_sweep = clock()
 
     async def detect(self, events: Sequence[UsageEvent], refusals: Sequence[Refusal]) -> None:
-        """Find this batch's alerts and hand each to the sink; key networks recorded in the same transaction."""
+        """Find this batch's alerts and hand each to the sink; key networks and countries recorded in the same
+        transaction."""
         if not events and not refusals:
             return
         self._sweep()
