@@ -4,11 +4,12 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, String, text, true
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from vibexp.core.clock import utcnow
 from vibexp.core.db import Base, UTCDateTime
 from vibexp.core.ids import new_id
+from vibexp.core.users.models import User
 
 __all__ = ["ApiKey", "KeyStatus"]
 
@@ -60,3 +61,13 @@ class ApiKey(Base):
     scopes: Mapped[list[str]] = mapped_column(JSON, default=lambda: ["*"], server_default=text("'[\"*\"]'"))
     #: Networks the key may be used from (``vibexp.core.cidrs``); empty: anywhere.
     allowed_cidrs: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    #: The person the key belongs to (a personal key: it never acts wider than their role); ``None``: a service key.
+    owner_user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), nullable=True, index=True)
+    #: The owner's user row, loaded with the key (one join), for the key's JSON ``owner``.
+    owner_user: Mapped[User | None] = relationship(User, lazy="joined", viewonly=True)
+
+    @property
+    def owner(self) -> dict[str, str] | None:
+        """``{"user_id", "email"}`` of a personal key's owner; ``None`` for a service key."""
+        user = self.owner_user
+        return None if user is None else {"user_id": user.id, "email": user.email}
