@@ -15,6 +15,7 @@ __all__ = [
     "ApiKeyRead",
     "ApiKeyRotate",
     "ApiKeyUpdate",
+    "KeyOwner",
     "KeyUsageRead",
     "UsageAction",
 ]
@@ -55,6 +56,16 @@ class ApiKeyCreate(ApiKeyBase):
     scopes: ScopeList | None = Field(default=None, description=_SCOPES)
     allowed_cidrs: CidrList | None = Field(default=None, description=_CIDRS)
     expires_at: UtcDatetime | None = Field(default=None, description=_EXPIRES)
+    service: bool = Field(
+        default=False,
+        description="A service key (owned by no person; admins and owners only). Otherwise a personal key's new key "
+        "is its owner's, and a service key's new key is a service key",
+    )
+
+
+class KeyOwner(BaseModel):
+    user_id: str
+    email: str
 
 
 class ApiKeyUpdate(BaseModel):
@@ -96,6 +107,10 @@ class ApiKeyRead(ApiKeyBase):
     source: str
     scopes: list[str] = Field(description="What the key may do; * is full access")
     allowed_cidrs: list[str] = Field(description="Networks the key may be used from; empty: anywhere")
+    owner: KeyOwner | None = Field(
+        default=None,
+        description="The person the key belongs to (it never acts wider than their role); null: a service key",
+    )
 
 
 class ApiKeyCreated(ApiKeyRead):

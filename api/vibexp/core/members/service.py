@@ -83,8 +83,10 @@ def hash_token(token: str) -> str:
 
 
 async def lock_account(session: AsyncSession, *, tenant_id: str) -> None:
-    """Take the account's row lock: membership changes in one account take turns."""
-    await session.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update())
+    """Take the account's row lock: membership changes in one account take turns. ``FOR NO KEY UPDATE``, which a
+    row inserted meanwhile (a key, an audit event: their foreign keys take ``FOR KEY SHARE`` on the account) does
+    not wait for, so a mint holding its owner's membership lock never deadlocks with a removal."""
+    await session.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update(key_share=True))
 
 
 async def get_member(session: AsyncSession, *, tenant_id: str, user_id: str) -> tuple[Membership, User]:
@@ -104,21 +106,25 @@ async def get_member(session: AsyncSession, *, tenant_id: str, user_id: str) -> 
     return row[0], row[1]
 
 
-async def list_members(session: AsyncSession, *, tenant_id: str) -> list[MemberRow]:
-    """The account's members, oldest first, each with the number of their active personal keys."""
+async def list_members(session: AsyncSession, *, tenant_id: str, user_id: str | None = None) -> list[MemberRow]:
+    """The account's members (or the one ``user_id``), oldest first, each with the number of their active personal
+    keys."""
     key_count = (
         select(ApiKey.owner_user_id, func.count().label("n"))
         .where(ApiKey.tenant_id == tenant_id, ApiKey.status == KeyStatus.active.value, ApiKey.deleted_at.is_(None))
         .group_by(ApiKey.owner_user_id)
         .subquery()
     )
-    rows = await session.execute(
+    query = (
         select(Membership, User.email, func.coalesce(key_count.c.n, 0))
         .join(User, User.id == Membership.user_id)
         .outerjoin(key_count, key_count.c.owner_user_id == Membership.user_id)
         .where(Membership.tenant_id == tenant_id)
         .order_by(Membership.joined_at, Membership.user_id)
     )
+    if user_id is not None:
+        query = query.where(Membership.user_id == user_id)
+    rows = await session.execute(query)
     return [MemberRow(m.user_id, email, m.role, m.joined_at, m.last_seen_at, int(count)) for m, email, count in rows]
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "invite",
     "list_invitations",
     "list_members",
+    "member",
     "member_by_email",
     "remove",
     "revoke_invitation",
@@ -45,6 +46,14 @@ def _not_above(caller: Caller, role: Role, what: str) -> None:
 @requires(Scope.members_read)
 async def list_members(session: AsyncSession, *, caller: Caller) -> list[MemberRow]:
     return await service.list_members(session, tenant_id=caller.tenant_id)
+
+
+@requires(Scope.members_read)
+async def member(session: AsyncSession, *, caller: Caller, user_id: str) -> MemberRow:
+    """One member, as the list shows them (``NotFound`` otherwise)."""
+    for row in await service.list_members(session, tenant_id=caller.tenant_id, user_id=user_id):
+        return row
+    raise NotFound("member not found")
 
 
 @requires(Scope.members_read)
@@ -112,10 +121,11 @@ async def accept_invitation(
     signed_in_user_id: str | None = None,
     client_ip: str | None = None,
     user_agent: str | None = None,
-) -> tuple[User, Membership]:
+) -> tuple[User, Membership, bool]:
     """Join the account an invitation names. The invited e-mail's user signs in with ``password``, or is created
     with it; a browser already signed in as somebody else (``signed_in_user_id``) is refused (``Conflict``,
-    ``wrong_user``). The link is spent in the same transaction."""
+    ``wrong_user``). The link is spent in the same transaction. Answers the user, the membership and whether the
+    user was created."""
     invitation = await service.find_invitation(session, token=token)
     user = await users.find_user(session, email=invitation.email)
     if signed_in_user_id is not None and (user is None or user.id != signed_in_user_id):
@@ -123,6 +133,7 @@ async def accept_invitation(
             f"this invitation is for {invitation.email}: sign out first, then open the link again", code="wrong_user"
         )
     role = Role(invitation.role)
+    created = user is None
     if user is None:
         user = await users.create_user(
             session, tenant_id=invitation.tenant_id, email=invitation.email, password=password, role=role
@@ -137,4 +148,4 @@ async def accept_invitation(
         await users.join(session, tenant_id=invitation.tenant_id, user=user, role=role, actor=users.user_actor(user))
     await service.use_invitation(session, invitation=invitation, user=user)
     membership, _ = await service.get_member(session, tenant_id=invitation.tenant_id, user_id=user.id)
-    return user, membership
+    return user, membership, created

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp.core.access import Caller, Scope, requires
+from vibexp.core.keys import usecases as keys
 from vibexp.core.keys.schemas import KeyUsageRead
-from vibexp.core.keys.service import get_key
 from vibexp.core.usage import service
 from vibexp.core.usage.models import KeyAction
 from vibexp.core.usage.service import HourlyCount, key_usage
@@ -18,8 +18,9 @@ __all__ = ["HourlyCount", "hourly_counts", "of_key", "recent_actions"]
 async def of_key(
     session: AsyncSession, *, caller: Caller, key_id: str, limit: int = 50, include_deleted: bool = False
 ) -> KeyUsageRead:
-    """The key's counts and its most recent ``limit`` actions (a deleted key's history stays readable by id)."""
-    key = await get_key(session, key_id=key_id, tenant_id=caller.tenant_id, include_deleted=include_deleted)
+    """The key's counts and its most recent ``limit`` actions (a deleted key's history stays readable by id); a
+    member's or viewer's own keys only (``keys.get``)."""
+    key = await keys.get(session, caller=caller, key_id=key_id, include_deleted=include_deleted)
     return await key_usage(session, key=key, limit=limit)
 
 
