@@ -58,6 +58,9 @@ async def test_the_dashboard_forgets_a_removed_person(session: AsyncSession) -> 
     leaver = await users.add_person(session, caller=cli, email="l@example.com", password=PASSWORD, role=Role.admin)
     found = await users.person(session, user_id=leaver.id)
     assert found is not None and found[2] is Role.admin
+    await users.sign_in(session, email="l@example.com", password=PASSWORD, client_ip=None, user_agent=None)
+    seen = {row.email: row.last_seen_at for row in await members.list_members(session, caller=cli)}
+    assert seen["l@example.com"] is not None and seen["o@example.com"] is None
     await members.remove(session, caller=_signed_in(tenant.id, owner.id, Role.owner), user_id=leaver.id)
     assert await users.person(session, user_id=leaver.id) is None  # their browser sessions end at the next request
     assert await users.person(session, user_id=owner.id) is not None

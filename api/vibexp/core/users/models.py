@@ -43,7 +43,7 @@ class Membership(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     role: Mapped[str] = mapped_column(String(16))
     joined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    #: The last dashboard request or use of a personal key in this account (written at sign-in and by the usage
-    #: flush, never on the request path).
+    #: When the person last signed in to the dashboard in this account (their home account); never written on the
+    #: request path.
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp.core.access import Actor, ActorType, Role
@@ -131,6 +131,11 @@ async def authenticate(
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
     user.last_login_at = utcnow()
+    await session.execute(  # the members list's "last seen", in the account the dashboard opens
+        update(Membership)
+        .where(Membership.user_id == user.id, Membership.tenant_id == user.tenant_id)
+        .values(last_seen_at=user.last_login_at)
+    )
     await session.flush()
     return user
 
