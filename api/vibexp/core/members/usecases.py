@@ -2,9 +2,10 @@
 
 ``members:read`` lists members and invitations, ``members:write`` changes them; only admins' and owners' role
 ceilings hold those scopes, so a member's or viewer's session or key never reaches these. On top of the scope each
-use case checks the caller's role (``Caller.role``; ``None`` for a service key, the CLI and the operator, which act
-for the whole account): nobody grants a role above their own, changes their own role, or touches an owner unless
-they are one. Accepting an invitation needs no Caller: the link is the credential.
+use case checks the caller's role (``Caller.role``; ``None`` for a service key, the CLI and the operator): nobody
+grants a role above their own, changes their own role, or touches an owner unless they are one; a service key
+stands as an admin, the CLI and the operator as an owner. Accepting an invitation needs no Caller: the link is the
+credential.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vibexp.core.access import Caller, Role, Scope, requires
+from vibexp.core.access import Caller, CredentialKind, Role, Scope, requires
 from vibexp.core.config import get_settings
 from vibexp.core.errors import AuthenticationFailed, Conflict, InsufficientScope, NotFound
 from vibexp.core.members import service
@@ -37,10 +38,20 @@ __all__ = [
 ]
 
 
+def _rank(caller: Caller) -> int:
+    """How high the caller stands: a person's role; a service key as an admin (it remembers no maker, so it never
+    touches owners: an admin could otherwise make a service key and crown themselves through it); the CLI and the
+    operator, holders of the database's credentials, as an owner."""
+    if caller.role is not None:
+        return Role(caller.role).rank
+    return Role.admin.rank if caller.credential is CredentialKind.api_key else Role.owner.rank
+
+
 def _not_above(caller: Caller, role: Role, what: str) -> None:
-    """A person cannot grant or touch a role above their own (a service key, the CLI and the operator can)."""
-    if caller.role is not None and role.rank > Role(caller.role).rank:
-        raise InsufficientScope(Scope.members_write, f"A {caller.role} cannot {what} {role.value}")
+    """Nobody grants or touches a role above their own (``_rank``)."""
+    if role.rank > _rank(caller):
+        who = caller.role or ("service key" if caller.credential is CredentialKind.api_key else "caller")
+        raise InsufficientScope(Scope.members_write, f"A {who} cannot {what} {role.value}")
 
 
 @requires(Scope.members_read)

@@ -167,10 +167,15 @@ async def test_role_changes_that_are_refused(
     assert_error(await client.patch(f"{MEMBERS}/{owner.user_id}", json={"role": "viewer"}, headers=admin.headers), 403)
     assert_error(await client.delete(f"{MEMBERS}/{owner.user_id}", headers=admin.headers), 403)
     # The last owner: neither demoted nor removed (nor leaving), by anyone.
-    last = await client.patch(f"{MEMBERS}/{owner.user_id}", json={"role": "admin"}, headers=account.headers)
-    assert_error(last, 409, "last_owner")
     assert_error(await client.delete(f"{MEMBERS}/{owner.user_id}", headers=owner.headers), 409, "last_owner")
-    assert_error(await client.delete(f"{MEMBERS}/{owner.user_id}", headers=account.headers), 409, "last_owner")
+    # A service key stands as an admin: it neither touches an owner nor makes one (the CLI, as an owner, can; the
+    # last owner's demotion through it is refused in tests/integration/test_teams_cli.py).
+    service = await client.patch(f"{MEMBERS}/{owner.user_id}", json={"role": "admin"}, headers=account.headers)
+    assert "service key" in assert_error(service, 403, "insufficient_scope")["message"]
+    crowned = await client.patch(f"{MEMBERS}/{admin.user_id}", json={"role": "owner"}, headers=account.headers)
+    assert_error(crowned, 403, "insufficient_scope")
+    invited = await client.post(INVITATIONS, json={"email": "o2@example.com", "role": "owner"}, headers=account.headers)
+    assert_error(invited, 403, "insufficient_scope")
     # Unknown and another account's members are 404.
     assert_error(await client.patch(f"{MEMBERS}/nope", json={"role": "admin"}, headers=owner.headers), 404)
     listed = await client.get(MEMBERS, headers=owner.headers)
