@@ -12,7 +12,7 @@ from helpers.factories import Account
 ERROR_REF = "#/components/schemas/ErrorBody"
 #: Every authenticated operation can answer these (bad JSON, key, suspension, not found, size, validation, limit).
 #: Under /api/v1 but answered without a key: the leaked-key report.
-PUBLIC_API_PATHS = {"/api/v1/leaked-keys"}
+PUBLIC_API_PATHS = {"/api/v1/leaked-keys", "/api/v1/members/invitations/accept"}
 AUTHENTICATED_ERRORS = {"400", "401", "403", "404", "413", "422", "429"}
 RATE_LIMIT_HEADERS = {
     "X-RateLimit-Limit",

@@ -17,8 +17,15 @@ from helpers.api_errors import assert_error
 from helpers.factories import Account
 from vibexp.core.access import ALL_SCOPES, expand
 
-#: Routes no key scope governs: public by design (health, metrics, the leak report endpoint).
-PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("POST", "/api/v1/leaked-keys")}
+#: Routes no key scope governs: public by design (health, metrics, the leak report endpoint, accepting an
+#: invitation: its token is the credential).
+PUBLIC = {
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("POST", "/api/v1/leaked-keys"),
+    ("POST", "/api/v1/members/invitations/accept"),
+}
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,12 @@ ROUTES = (
     Route("GET", "/api/v1/alerts", ("audit:read",)),
     # A write: a read-only key must not silence the alert its own theft raised (issue 26).
     Route("POST", "/api/v1/alerts/{alert_id}/acknowledge", ("alerts:write",)),
+    Route("GET", "/api/v1/members", ("members:read",)),
+    Route("GET", "/api/v1/members/invitations", ("members:read",)),
+    Route("POST", "/api/v1/members/invitations", ("members:write",), {"email": "probe@example.com", "role": "viewer"}),
+    Route("DELETE", "/api/v1/members/invitations/{invitation_id}", ("members:write",)),
+    Route("PATCH", "/api/v1/members/{user_id}", ("members:write",), {"role": "viewer"}),
+    Route("DELETE", "/api/v1/members/{user_id}", ("members:write",)),
 )
 
 
@@ -99,7 +112,20 @@ async def _objects(client: httpx.AsyncClient, account: Account) -> dict[str, str
         assert response.status_code == 201, response.text
     label = await client.put(f"/api/v1/prompts/{prompt.json()['id']}/labels/production", json={"version": 1}, headers=h)
     assert label.status_code == 200, label.text
+    # A member (invited and accepted) and a pending invitation.
+    invite = {"email": f"member-{label.json()['version']}-{victim.json()['id']}@example.com", "role": "member"}
+    joined = await client.post("/api/v1/members/invitations", json=invite, headers=h)
+    accepted = await client.post(
+        "/api/v1/members/invitations/accept", json={"token": joined.json()["token"], "password": "a long password"}
+    )
+    assert accepted.status_code == 200, accepted.text
+    pending = await client.post(
+        "/api/v1/members/invitations", json={"email": "later@example.com", "role": "viewer"}, headers=h
+    )
+    assert pending.status_code == 201, pending.text
     return {
+        "user_id": accepted.json()["user_id"],
+        "invitation_id": pending.json()["id"],
         "item_id": prompt.json()["id"],
         "number": "1",
         "label": "production",

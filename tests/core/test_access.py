@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from helpers.factories import TEST_ACTOR
 from vibexp.api.mcp.tools import TOOL_SCOPES
 from vibexp.core import access
-from vibexp.core.access import Actor, ActorType, Caller, CredentialKind, Scope, required_scope, requires
+from vibexp.core.access import Actor, ActorType, Caller, CredentialKind, Role, Scope, required_scope, requires
 from vibexp.core.alerts import usecases as alert_cases
 from vibexp.core.audit import usecases as audit_cases
 from vibexp.core.content import usecases as content
@@ -63,7 +63,9 @@ def test_a_keys_caller_reuses_what_the_verifier_cached_and_adds_only_the_request
 
 
 def test_people_the_cli_and_the_operator_act_for_the_whole_account() -> None:
-    person = Caller.signed_in(tenant_id="t1", user_id="u1", name="a@b.c", client_ip="::1", user_agent="firefox")
+    person = Caller.signed_in(
+        tenant_id="t1", user_id="u1", name="a@b.c", client_ip="::1", user_agent="firefox", role=Role.owner
+    )
     cli = Caller.cli("t1")
     operator = Caller.operator("t1", actor=TEST_ACTOR)
     for caller, kind in (
@@ -74,7 +76,7 @@ def test_people_the_cli_and_the_operator_act_for_the_whole_account() -> None:
         assert caller.credential is kind
         assert caller.granted == frozenset(Scope)
         assert caller.acts_for_account
-        assert caller.role is None
+        assert caller.role == (Role.owner if caller is person else None)
     assert (person.person, person.actor.type, person.actor.name, person.client_ip) == ("u1", "user", "a@b.c", "::1")
     assert (person.actor.client_ip, person.actor.user_agent) == ("::1", "firefox")
     assert cli.actor.type is ActorType.cli
@@ -153,7 +155,9 @@ async def test_domain_use_cases_refuse_a_key_without_the_scope(session: AsyncSes
         assert raised.value.scope == scope
     owner = Caller.cli(tenant.id)
     assert (await account_cases.own_account(session, caller=owner)).id == tenant.id
-    assert (await audit_cases.list_events(session, caller=owner)).items == []
+    assert [event.action for event in (await audit_cases.list_events(session, caller=owner)).items] == [
+        "tenant.created"
+    ]
 
 
 async def test_a_write_unit_of_work_takes_the_sqlite_writer_turn(tmp_path: Path) -> None:

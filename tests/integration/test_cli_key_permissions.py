@@ -115,10 +115,11 @@ async def test_scopes_networks_and_expiry_are_stored_and_listed(
     listing = vibexp(database_url, "key", "list", "--tenant", tenant)
     assert listing.returncode == 0, listing.stderr
     header, *rows = listing.stdout.splitlines()
-    # The first seven columns as before (scripts read NAME as $7); the permissions follow.
-    assert header == "ID\tPREFIX\tSTATUS\tCREATED\tLAST USED\tREQUESTS\tNAME\tSCOPES\tALLOWED FROM\tEXPIRES"
+    # The first seven columns as before (scripts read NAME as $7); the permissions follow, then the owner.
+    assert header == "ID\tPREFIX\tSTATUS\tCREATED\tLAST USED\tREQUESTS\tNAME\tSCOPES\tALLOWED FROM\tEXPIRES\tOWNER"
     columns = {row.split("\t")[6]: row.split("\t") for row in rows}
-    assert columns["everything"][0] == everything.id and columns["everything"][7:] == ["*", "any", "never"]
+    assert columns["everything"][0] == everything.id
+    assert columns["everything"][7:] == ["*", "any", "never", "service"]
     assert columns["ci"][7:9] == ["prompts:read,memories:write,artifacts:read", "10.0.0.0/8,2001:db8::/32"]
     assert datetime.fromisoformat(columns["ci"][9]) == ci.expires_at.replace(microsecond=0)  # type: ignore[union-attr]
 

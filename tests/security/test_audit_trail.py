@@ -51,8 +51,14 @@ async def test_key_lifecycle_over_rest_is_recorded_with_actor_address_and_agent(
     assert response.status_code == 200
     body = response.json()
     events = body["items"]
-    # Newest first; the tenant's first key was made by the test set-up (the system actor).
-    assert [e["action"] for e in events] == ["key.revoked", "key.rotated", "key.created", "key.created"]
+    # Newest first; the tenant and its first key were made by the test set-up (the system actor).
+    assert [e["action"] for e in events] == [
+        "key.revoked",
+        "key.rotated",
+        "key.created",
+        "key.created",
+        "tenant.created",
+    ]
     revoked, rotation, created = events[0], events[1], events[2]
     for event in (revoked, rotation, created):
         assert event["actor"] == {"type": "api_key", "id": account.key_id, "name": event["actor"]["name"]}
@@ -63,7 +69,7 @@ async def test_key_lifecycle_over_rest_is_recorded_with_actor_address_and_agent(
     assert rotation["target"]["id"] == new_id and rotation["details"]["new_key_id"] == third_id
     assert rotation["details"]["grace_period_seconds"] == 0
     assert revoked["target"]["id"] == third_id
-    assert events[3]["actor"]["type"] == "system"
+    assert events[3]["actor"]["type"] == events[4]["actor"]["type"] == "system"
     # Never a plaintext key, anywhere in the trail.
     assert not KEY_SHAPED.search(response.text) and plaintext not in response.text
 
@@ -87,7 +93,7 @@ async def test_filters_pagination_and_bad_input(client: httpx.AsyncClient, accou
         "/api/v1/audit-events", headers=account.headers, params={"limit": 4, "cursor": first.json()["next_cursor"]}
     )
     ids = [e["id"] for e in first.json()["items"] + second.json()["items"]]
-    assert len(ids) == len(set(ids)) == 6 and ids == sorted(ids, reverse=True)
+    assert len(ids) == len(set(ids)) == 7 and ids == sorted(ids, reverse=True)  # the 6 and tenant.created
     assert second.json()["next_cursor"] is None
 
     for params in ({"action": "key.exploded"}, {"limit": 0}, {"cursor": "!!"}, {"limit": 201}):
@@ -103,7 +109,7 @@ async def test_another_tenants_events_are_invisible(
     await client.post("/api/v1/api-keys", headers=other.headers, json={"name": "theirs"})
     mine = await _events(client, account)
     assert all(e["target"]["name"] != "theirs" for e in mine)
-    assert len(await _events(client, other)) == 2
+    assert [e["action"] for e in await _events(client, other)] == ["key.created", "key.created", "tenant.created"]
 
 
 async def test_a_change_that_fails_records_nothing(

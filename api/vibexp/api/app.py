@@ -16,6 +16,7 @@ from vibexp.api.endpoints.content import artifacts_router, memories_router, prom
 from vibexp.api.endpoints.health import bench_router, health_router
 from vibexp.api.endpoints.keys import account_router, keys_router
 from vibexp.api.endpoints.leaks import leaks_router
+from vibexp.api.endpoints.members import members_router
 from vibexp.api.endpoints.prompt_versions import prompt_versions_router
 from vibexp.api.endpoints.transfer import transfer_router
 from vibexp.api.errors import install_error_handlers
@@ -96,6 +97,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         audit_router,
         alerts_router,
         leaks_router,
+        members_router,
     ):
         app.include_router(router)
     mount_mcp(app, runtime, settings)  # /mcp/v1/common; registers the SDK session manager in lifespan_hooks

@@ -1,4 +1,4 @@
-"""The ``vibexp`` command: serve, operator, database, tenants, keys and users.
+"""The ``vibexp`` command: serve, operator, database, tenants, keys, users and members.
 
 ``vibexp key create`` writes the key alone on stdout (one line) so it can be captured by a script; every other
 message goes to stderr. Option values beyond plain numbers (scopes, CIDRs, durations, policy days) are parsed by
@@ -22,13 +22,13 @@ import argparse
 import importlib.metadata
 from collections.abc import Sequence
 
-from vibexp.cli import db, key, operator, scan, serve, tenant, transfer, user
+from vibexp.cli import db, key, member, operator, scan, serve, tenant, transfer, user
 from vibexp.cli.serve import KEEP_ALIVE_SECONDS
 
 __all__ = ["GROUPS", "KEEP_ALIVE_SECONDS", "build_parser", "main"]
 
 #: The command groups, each a module with ``register(sub)``: a new group is one module and one entry here.
-GROUPS = (serve, operator, db, tenant, key, scan, transfer, user)
+GROUPS = (serve, operator, db, tenant, key, scan, transfer, user, member)
 
 
 def _version() -> str:

@@ -32,6 +32,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     k_create.add_argument("--tenant", required=True, metavar="NAME", help="the tenant the key belongs to")
     k_create.add_argument("--name", required=True, help="what the key is for, e.g. 'Work Laptop - Cursor'")
     k_create.add_argument("--description", default="", help="a longer note (optional)")
+    k_create.add_argument(
+        "--owner",
+        metavar="EMAIL",
+        help="the member the key belongs to (a personal key, never wider than their role); omitted: a service key",
+    )
     _add_permission_arguments(k_create, rotating=False)
     k_create.set_defaults(func=cmd_key_create)
     k_list = key.add_parser("list", help="list a tenant's keys")
@@ -151,12 +156,14 @@ def cmd_key_create(args: argparse.Namespace, settings: Settings) -> int:
                 description=args.description,
                 source="cli",
                 permissions=permissions,
+                owner_email=args.owner,
             )
         except InvalidInput as exc:  # an expiry the account's policy refuses: a bad option value, exit 2
             raise ValueError(exc.message) from None
 
     new = in_session(settings, work)
-    err(f"created API key {new.record.id} ({new.record.prefix}...) for tenant {args.tenant}.")
+    owner = f", owned by {args.owner}" if args.owner else " (a service key)"
+    err(f"created API key {new.record.id} ({new.record.prefix}...) for tenant {args.tenant}{owner}.")
     err(f"It has {_permissions_text(new.record)}.")
     err("Copy it now: it is shown only once.")
     print(new.plaintext)
@@ -179,11 +186,12 @@ def cmd_key_list(args: argparse.Namespace, settings: Settings) -> int:
             rows.append(
                 f"{k.id}\t{k.prefix}...\t{k.status}\t{created}\t{last}\t{k.request_count}\t{k.name}"
                 f"\t{_scopes_text(k)}\t{_networks_text(k)}\t{_expiry_text(k)}"
+                f"\t{k.owner['email'] if k.owner else 'service'}"
             )
         return rows
 
     rows = in_session(settings, work)
-    print("ID\tPREFIX\tSTATUS\tCREATED\tLAST USED\tREQUESTS\tNAME\tSCOPES\tALLOWED FROM\tEXPIRES")
+    print("ID\tPREFIX\tSTATUS\tCREATED\tLAST USED\tREQUESTS\tNAME\tSCOPES\tALLOWED FROM\tEXPIRES\tOWNER")
     for row in rows:
         print(row)
     return 0

@@ -82,6 +82,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def cmd_tenant_create(args: argparse.Namespace, settings: Settings) -> int:
     from vibexp.cli.database import in_session
+    from vibexp.core.access import Actor
     from vibexp.core.tenants import usecases as accounts
     from vibexp.core.tenants.schemas import TenantCreate
 
@@ -95,7 +96,7 @@ def cmd_tenant_create(args: argparse.Namespace, settings: Settings) -> int:
     )
 
     async def work(session: AsyncSession) -> str:
-        tenant = await accounts.create_account(session, data=data)
+        tenant = await accounts.create_account(session, data=data, actor=Actor.cli())
         return f"created tenant {tenant.name} (tier {tenant.tier}, {tenant.hourly_limit} requests/hour)"
 
     print(in_session(settings, work))

@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from vibexp.cli.common import err
+from vibexp.cli.member import ROLES
 from vibexp.core.errors import VibeXPError
 
 if TYPE_CHECKING:
@@ -23,6 +24,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     u_create = user.add_parser("create", help="create a user (password from a prompt, or stdin)")
     u_create.add_argument("--tenant", required=True, metavar="NAME", help="the tenant the user signs in to")
     u_create.add_argument("--email", required=True, help="the user's e-mail address (their sign-in name)")
+    u_create.add_argument(
+        "--role", default="owner", choices=ROLES, help="their role in the tenant (default owner, as before roles)"
+    )
     u_create.set_defaults(func=cmd_user_create)
 
 
@@ -37,7 +41,7 @@ def _read_password() -> str:
 
 def cmd_user_create(args: argparse.Namespace, settings: Settings) -> int:
     from vibexp.cli.database import in_session
-    from vibexp.core.access import Caller
+    from vibexp.core.access import Caller, Role
     from vibexp.core.tenants import usecases as accounts
     from vibexp.core.users import usecases as users
 
@@ -45,8 +49,9 @@ def cmd_user_create(args: argparse.Namespace, settings: Settings) -> int:
 
     async def work(session: AsyncSession) -> str:
         tenant = await accounts.account_named(session, name=args.tenant)
-        user = await users.add_person(session, caller=Caller.cli(tenant.id), email=args.email, password=password)
-        return f"created user {user.email} in tenant {tenant.name}"
+        caller = Caller.cli(tenant.id)
+        user = await users.add_person(session, caller=caller, email=args.email, password=password, role=Role(args.role))
+        return f"created user {user.email} in tenant {tenant.name} ({args.role})"
 
     err(in_session(settings, work))
     return 0

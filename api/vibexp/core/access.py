@@ -7,7 +7,7 @@ in the audit trail. Nothing below the use cases knows which adapter called.
 The scope names are the product contract (README.md "Key permissions and policy")::
 
     prompts:read   prompts:write   artifacts:read   artifacts:write   memories:read   memories:write
-    keys:read      keys:write      account:read     audit:read    alerts:write
+    keys:read      keys:write      account:read     audit:read    alerts:write    members:read   members:write
     read           every ``:read`` scope
     *              full access (a key made before scopes existed, or one made without ``scopes``)
 
@@ -40,16 +40,20 @@ __all__ = [
     "ALL_SCOPES",
     "FULL_ACCESS",
     "READ_ONLY",
+    "ROLE_NAMES",
     "SCOPE_NAMES",
     "Actor",
     "ActorType",
     "Caller",
     "CredentialKind",
+    "Role",
     "Scope",
     "ScopeList",
+    "ceiling",
     "declare_access",
     "expand",
     "first_missing",
+    "key_ceiling",
     "normalise",
     "require",
     "required_scope",
@@ -72,6 +76,8 @@ class Scope(StrEnum):
     account_read = "account:read"
     audit_read = "audit:read"
     alerts_write = "alerts:write"
+    members_read = "members:read"
+    members_write = "members:write"
 
     @property
     def is_read(self) -> bool:
@@ -79,7 +85,7 @@ class Scope(StrEnum):
 
 
 #: The resources a scope names, in the order the dashboard and the docs list them.
-RESOURCES = ("prompts", "artifacts", "memories", "keys", "account", "audit & alerts")
+RESOURCES = ("prompts", "artifacts", "memories", "keys", "account", "audit & alerts", "members")
 #: Each resource's concrete scopes, read first (account is read-only: nothing writes it through a key; audit's one
 #: write is acknowledging an alert, ``alerts:write``).
 _CONCRETE: dict[str, tuple[Scope, ...]] = {
@@ -89,6 +95,7 @@ _CONCRETE: dict[str, tuple[Scope, ...]] = {
     "keys": (Scope.keys_read, Scope.keys_write),
     "account": (Scope.account_read,),
     "audit & alerts": (Scope.audit_read, Scope.alerts_write),
+    "members": (Scope.members_read, Scope.members_write),
 }
 #: Every concrete scope, in documentation order.
 ALL_SCOPES: tuple[Scope, ...] = tuple(scope for resource in RESOURCES for scope in _CONCRETE[resource])
@@ -160,6 +167,53 @@ ScopeList = Annotated[
 ]
 
 
+# -- roles ------------------------------------------------------------------------------------------------------
+class Role(StrEnum):
+    """A person's role in an account (README.md "Teams"), highest first."""
+
+    owner = "owner"
+    admin = "admin"
+    member = "member"
+    viewer = "viewer"
+
+    @property
+    def rank(self) -> int:
+        """Higher is more: an invitation or a role change never goes above the actor's own."""
+        return _RANK[self]
+
+    @property
+    def manages_everyone(self) -> bool:
+        """Admins and owners see and manage every key and member; members and viewers only their own keys."""
+        return self.rank >= _RANK[Role.admin]
+
+
+_RANK = {Role.viewer: 0, Role.member: 1, Role.admin: 2, Role.owner: 3}
+#: Every role name, highest first.
+ROLE_NAMES: tuple[str, ...] = tuple(role.value for role in Role)
+_CONTENT = frozenset(scope for resource in ("prompts", "artifacts", "memories") for scope in _CONCRETE[resource])
+#: A member's ceiling: all content, their own keys (the key use cases narrow ``keys:*`` to them), the account.
+_MEMBER_CEILING = _CONTENT | {Scope.keys_read, Scope.keys_write, Scope.account_read}
+_CEILINGS: dict[Role, frozenset[Scope]] = {
+    Role.owner: _ALL,
+    Role.admin: _ALL,
+    Role.member: _MEMBER_CEILING,
+    # The reads of a member's ceiling (content, the account), and their own keys: a viewer makes and revokes their
+    # own keys, read-only ones (``key_ceiling``).
+    Role.viewer: frozenset(scope for scope in _MEMBER_CEILING if scope.is_read) | {Scope.keys_write},
+}
+_KEY_CEILINGS = {**_CEILINGS, Role.viewer: frozenset(scope for scope in _MEMBER_CEILING if scope.is_read)}
+
+
+def ceiling(role: Role | str | None) -> frozenset[Scope]:
+    """The most a person with ``role`` (or their key) may do; ``None`` (a service key, the CLI) is unbounded."""
+    return _ALL if role is None else _CEILINGS[Role(role)]
+
+
+def key_ceiling(role: Role | str | None) -> frozenset[Scope]:
+    """The widest key a person with ``role`` may hold: their ceiling, but a viewer's keys are read-only."""
+    return _ALL if role is None else _KEY_CEILINGS[Role(role)]
+
+
 # -- who acted ----------------------------------------------------------------------------------------------------
 class ActorType(StrEnum):
     user = "user"
@@ -210,10 +264,11 @@ class Caller(NamedTuple):
 
     ``tenant_id`` is the account acted in; ``credential`` and ``credential_id`` what was presented (a key's id;
     ``None`` where there is no stored credential); ``granted`` the concrete scopes it holds; ``acting_as`` who the
-    audit trail names (``actor`` adds the request's address and user agent); ``person`` the signed-in user's id
-    (``None`` for a key, the CLI and the operator) and ``role`` their role in the account (``None`` until teams
-    exist); ``client_ip`` and ``user_agent`` where an HTTP request came from; ``allowed_cidrs`` and ``expires_at``
-    the bounds of a key's own credential (what a key it mints may not exceed).
+    audit trail names (``actor`` adds the request's address and user agent); ``person`` the person acting
+    (the signed-in user, or a personal key's owner; ``None`` for a service key, the CLI and the operator) and
+    ``role`` their role in the account (``None`` where no person acts); ``client_ip`` and ``user_agent`` where an
+    HTTP request came from; ``allowed_cidrs`` and ``expires_at`` the bounds of a key's own credential (what a key
+    it mints may not exceed).
 
     An API key's Caller is built on every request (``Principal.caller``) from parts the verifier cached with the
     key, so it is a ``NamedTuple``: immutable and about four times cheaper to build than a frozen dataclass, whose
@@ -249,19 +304,32 @@ class Caller(NamedTuple):
 
     @classmethod
     def signed_in(
-        cls, *, tenant_id: str, user_id: str, name: str, client_ip: str | None, user_agent: str | None
+        cls,
+        *,
+        tenant_id: str,
+        user_id: str,
+        name: str,
+        client_ip: str | None,
+        user_agent: str | None,
+        role: Role | str,
     ) -> Caller:
-        """A person signed in to the dashboard: the whole account (until roles narrow it)."""
+        """A person signed in to the dashboard: what their role in the account allows (``ceiling``)."""
         who = Actor(ActorType.user, id=user_id, name=name)
         return cls(
             tenant_id,
             CredentialKind.dashboard_session,
-            _ALL,
+            ceiling(role),
             who,
             person=user_id,
+            role=Role(role),
             client_ip=client_ip,
             user_agent=user_agent,
         )
+
+    @property
+    def sees_only_own_keys(self) -> bool:
+        """A member or viewer (signed in, or through their personal key): their own keys only."""
+        return self.role is not None and not Role(self.role).manages_everyone
 
     @classmethod
     def cli(cls, tenant_id: str) -> Caller:

@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     revocation_poll_interval: float = Field(default=0.25, gt=0, le=0.9)
     #: How long a verified key may be served from the in-process cache before it is read again.
     key_cache_ttl: float = Field(default=60.0, gt=0)
+    #: How long an invitation link to join an account stays valid (``VIBEXP_INVITATION_TTL_DAYS``).
+    invitation_ttl_days: int = Field(default=7, gt=0, le=365)
     #: How often each process applies the tenants' key policy (revokes keys past ``revoke_unused_after_days``) and
     #: refreshes the key-expiry gauge (seconds; ``vibexp.core.keys.policy``).
     key_policy_interval: float = Field(default=60.0, gt=0, le=3600)

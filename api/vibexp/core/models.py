@@ -7,12 +7,13 @@ from vibexp.core.content.versions import PromptLabel, PromptVersion
 from vibexp.core.db import Base
 from vibexp.core.keys.flash import KeyFlash
 from vibexp.core.keys.models import ApiKey
+from vibexp.core.members.models import Invitation
 from vibexp.core.ratelimit.models import RateWindow
 from vibexp.core.tenants.models import Tenant
 from vibexp.core.usage.models import KeyAction
 from vibexp.core.users.attempts import SignInBucket
 from vibexp.core.users.first_run import FirstRunClaim
-from vibexp.core.users.models import User
+from vibexp.core.users.models import Membership, User
 from vibexp.core.users.revoked_sessions import RevokedSession
 
 __all__ = [
@@ -22,9 +23,11 @@ __all__ = [
     "AuditEvent",
     "Base",
     "FirstRunClaim",
+    "Invitation",
     "KeyAction",
     "KeyFlash",
     "KeyNetwork",
+    "Membership",
     "Memory",
     "Prompt",
     "PromptLabel",

@@ -80,11 +80,12 @@ async def current_viewer(request: Request, session: BrowserSession, db: SessionD
         raise SignInRequired  # user deleted or password changed since sign-in
     if await is_session_revoked(db, sid=session.sid):  # signed out, perhaps on another replica
         raise SignInRequired
-    user, tenant = found
+    user, tenant, role = found
     caller = Caller.signed_in(
         tenant_id=tenant.id,
         user_id=user.id,
         name=user.email,
+        role=role,
         client_ip=client_address(request.scope),
         user_agent=request.headers.get("user-agent"),
     )

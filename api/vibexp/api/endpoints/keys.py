@@ -28,6 +28,12 @@ from vibexp.core.usage import usecases as usage
 
 __all__ = ["account_router", "keys_router"]
 
+#: The ``?owner=`` filter's description (key list, usage, alerts).
+OWNER_FILTER = (
+    "Only keys of this owner: me, service (keys of no person), an e-mail or a user id. A member's or viewer's "
+    "answer is always their own keys"
+)
+
 keys_router = APIRouter(prefix=f"{API_PREFIX}/api-keys", tags=["api-keys"], responses=ERROR_RESPONSES)
 
 
@@ -40,8 +46,9 @@ async def list_keys(
     session: SessionDep,
     caller: CurrentCaller,
     status_filter: Annotated[KeyStatus | None, Query(alias="status")] = None,
+    owner: Annotated[str | None, Query(max_length=254, description=OWNER_FILTER)] = None,
 ) -> Any:
-    items = await usecases.list_keys(session, caller=caller, status=status_filter)
+    items = await usecases.list_keys(session, caller=caller, status=status_filter, owner=owner)
     return {"items": items, "next_cursor": None}
 
 
@@ -59,7 +66,12 @@ async def create_key(body: ApiKeyCreate, session: SessionDep, caller: CurrentCal
         confirm_destructive=body.confirm_destructive,
     )
     new = await usecases.create(
-        session, caller=caller, name=body.name, description=body.description, permissions=permissions
+        session,
+        caller=caller,
+        name=body.name,
+        description=body.description,
+        permissions=permissions,
+        service_key=body.service,
     )
     return _created(new)
 

@@ -27,6 +27,7 @@ from vibexp.core.clock import utcnow
 from vibexp.core.errors import AccountSuspended, InvalidApiKey, IpNotAllowed, RateLimited
 from vibexp.core.keys.report import LEAK_REPORT_PATH
 from vibexp.core.keys.verifier import Principal
+from vibexp.core.members.schemas import INVITATION_ACCEPT_PATH
 from vibexp.core.ratelimit.limiter import WINDOW_SECONDS, RateDecision
 from vibexp.core.runtime import Runtime
 from vibexp.core.traffic import DISALLOWED_ADDRESS, TYPO, Refusal, UsageEvent
@@ -34,8 +35,9 @@ from vibexp.core.usage.tool_type import detect_tool_type
 
 __all__ = ["ApiKeyAuthMiddleware", "rate_limit_headers"]
 
-#: Answered without an API key: the leaked-key report (a scanner has no key of the account it reports on).
-PUBLIC_PATHS = frozenset({LEAK_REPORT_PATH})
+#: Answered without an API key: the leaked-key report (a scanner has no key of the account it reports on) and an
+#: invitation's acceptance (the invitee has no key yet; the invitation's token is the credential).
+PUBLIC_PATHS = frozenset({LEAK_REPORT_PATH, INVITATION_ACCEPT_PATH})
 #: The caller's own limit status: readable over the limit and not counted (GitHub's /rate_limit).
 ACCOUNT_STATUS_PATH = "/api/v1/account"
 

@@ -4,11 +4,12 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, String, false, text, true
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from vibexp.core.clock import utcnow
 from vibexp.core.db import Base, UTCDateTime
 from vibexp.core.ids import new_id
+from vibexp.core.users.models import User
 
 __all__ = ["ApiKey", "KeyStatus"]
 
@@ -63,3 +64,13 @@ class ApiKey(Base):
     #: Destructive MCP tools (``delete_*``, overwriting ``update_*`` / ``save_artifact``) ask the person, by form
     #: elicitation, before they act (``vibexp.api.mcp.confirm``); a client that cannot be asked does not see them.
     confirm_destructive: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: The person the key belongs to (a personal key: it never acts wider than their role); ``None``: a service key.
+    owner_user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), nullable=True, index=True)
+    #: The owner's user row, loaded with the key (one join), for the key's JSON ``owner``.
+    owner_user: Mapped[User | None] = relationship(User, lazy="joined", viewonly=True)
+
+    @property
+    def owner(self) -> dict[str, str] | None:
+        """``{"user_id", "email"}`` of a personal key's owner; ``None`` for a service key."""
+        user = self.owner_user
+        return None if user is None else {"user_id": user.id, "email": user.email}

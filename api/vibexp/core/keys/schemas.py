@@ -17,6 +17,7 @@ __all__ = [
     "ApiKeyUpdate",
     "ClientUse",
     "CountryCount",
+    "KeyOwner",
     "KeyUsageRead",
     "UsageAction",
 ]
@@ -62,6 +63,16 @@ class ApiKeyCreate(ApiKeyBase):
     allowed_cidrs: CidrList | None = Field(default=None, description=_CIDRS)
     expires_at: UtcDatetime | None = Field(default=None, description=_EXPIRES)
     confirm_destructive: bool = Field(default=False, description=_CONFIRM)
+    service: bool = Field(
+        default=False,
+        description="A service key (owned by no person; admins and owners only). Otherwise a personal key's new key "
+        "is its owner's, and a service key's new key is a service key",
+    )
+
+
+class KeyOwner(BaseModel):
+    user_id: str
+    email: str
 
 
 class ApiKeyUpdate(BaseModel):
@@ -108,6 +119,10 @@ class ApiKeyRead(ApiKeyBase):
     scopes: list[str] = Field(description="What the key may do; * is full access")
     allowed_cidrs: list[str] = Field(description="Networks the key may be used from; empty: anywhere")
     confirm_destructive: bool = Field(default=False, description=_CONFIRM)
+    owner: KeyOwner | None = Field(
+        default=None,
+        description="The person the key belongs to (it never acts wider than their role); null: a service key",
+    )
 
 
 class ApiKeyCreated(ApiKeyRead):

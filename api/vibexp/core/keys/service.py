@@ -50,6 +50,7 @@ from vibexp.core.tenants.models import Tenant
 
 __all__ = [
     "REVOCATION_ACTIONS",
+    "SERVICE_KEYS",
     "KeyIssuer",
     "KeyPermissions",
     "NewKey",
@@ -214,7 +215,10 @@ async def create_key(
     issuer: KeyIssuer | None = None,
     external_ref: str | None = None,
     rotated_from_id: str | None = None,
+    owner_user_id: str | None = None,
 ) -> NewKey:
+    """A new key; ``owner_user_id`` makes it a personal key (the caller has checked the owner's membership and role
+    under the membership's row lock), ``None`` a service key."""
     settled = await _permissions(session, tenant_id=tenant_id, wanted=permissions, issuer=issuer)
     new = await _mint(
         session,
@@ -225,9 +229,11 @@ async def create_key(
         settled=settled,
         external_ref=external_ref,
         rotated_from_id=rotated_from_id,
+        owner_user_id=owner_user_id,
     )
     details = {
         "prefix": new.record.prefix,
+        "owner_user_id": owner_user_id,
         "source": source,
         "expires_at": _iso(settled.expires_at),
         "scopes": settled.scopes,
@@ -255,6 +261,7 @@ async def _mint(
     external_ref: str | None,
     rotated_from_id: str | None = None,
     key_id: str | None = None,
+    owner_user_id: str | None = None,
 ) -> NewKey:
     plaintext = generate_key()
     record = ApiKey(
@@ -272,10 +279,13 @@ async def _mint(
         confirm_destructive=settled.confirm_destructive,
         external_ref=external_ref,
         rotated_from_id=rotated_from_id,
+        owner_user_id=owner_user_id,
         request_count=0,
     )
     session.add(record)
     await session.flush()
+    if owner_user_id is not None:
+        await session.refresh(record, ["owner_user"])
     return NewKey(record=record, plaintext=plaintext)
 
 
@@ -296,11 +306,23 @@ async def find_key_by_external_ref(session: AsyncSession, *, external_ref: str) 
     return await session.scalar(select(ApiKey).where(ApiKey.external_ref == external_ref))
 
 
+#: ``list_keys(owner=SERVICE_KEYS)``: the keys that belong to no person.
+SERVICE_KEYS = ""
+
+
 async def list_keys(
-    session: AsyncSession, *, tenant_id: str, status: KeyStatus | None = None, include_deleted: bool = False
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    status: KeyStatus | None = None,
+    include_deleted: bool = False,
+    owner: str | None = None,
 ) -> list[ApiKey]:
-    """The tenant's keys, oldest first; deleted ones only with ``include_deleted`` (to name them in history)."""
+    """The tenant's keys, oldest first; deleted ones only with ``include_deleted`` (to name them in history);
+    ``owner`` a user's id (their personal keys) or ``SERVICE_KEYS``; ``None`` every key."""
     query = select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.created_at, ApiKey.id)
+    if owner is not None:
+        query = query.where(ApiKey.owner_user_id == owner if owner else ApiKey.owner_user_id.is_(None))
     if not include_deleted:
         query = query.where(ApiKey.deleted_at.is_(None))
     if status is not None:
@@ -538,6 +560,7 @@ async def rotate_key(
         external_ref=external_ref,
         rotated_from_id=key.id,
         key_id=successor_id,
+        owner_user_id=key.owner_user_id,
     )
     details = {
         "new_key_id": new.record.id,

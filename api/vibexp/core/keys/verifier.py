@@ -24,6 +24,12 @@ For the alert detectors, a refusal of a revoked or expired key carries the key's
 carries the key's display prefix (``typo_prefix``); the auth middleware appends them to the usage recorder's
 refusal buffer.
 
+A personal key's effective scopes are its own within its owner's role ceiling (``access.ceiling``), computed when
+the key is cached: the membership is read in the same query as the key (an outer join), so the ceiling costs
+nothing per request. A role change or a removal bumps the ``updated_at`` of the person's keys in its own transaction
+(``vibexp.core.members.service``), so the same poll and the same notice carry it to every process. A personal key
+whose owner is no longer a member is refused as revoked (removal revokes it anyway, in the same transaction).
+
 Suspended keys are never cached either way: suspension is reversible (the operator resumes a key when its tenant's
 policy allows it again), so each attempt reads the database.
 """
@@ -57,6 +63,7 @@ from vibexp.core.keys.tokens import (
 from vibexp.core.notices import Notice
 from vibexp.core.tasks import PeriodicTask
 from vibexp.core.tenants.models import Tenant
+from vibexp.core.users.models import Membership, User
 
 __all__ = ["KeyVerifier", "Principal"]
 
@@ -105,6 +112,10 @@ class Principal:
     confirm_destructive: bool = False
     #: Who the audit trail names for this key (its id, name and prefix), composed once, when the key is cached.
     acting_as: Actor = _UNNAMED_KEY
+    #: A personal key's owner (user id) and their role in the account when the key was cached; ``None``: a service
+    #: key. ``granted`` is already within the role's ceiling.
+    owner_user_id: str | None = None
+    role: str | None = None
 
     def caller(self, *, client_ip: str | None, user_agent: str | None) -> Caller:
         """The ``Caller`` of one request made with this key: only the address and the user agent are new."""
@@ -114,13 +125,20 @@ class Principal:
             self.granted,
             self.acting_as,
             self.key_id,
-            None,
-            None,
+            self.owner_user_id,
+            self.role,
             client_ip,
             user_agent,
             self.allowed_cidrs,
             self.expires_at,
         )
+
+
+def _key_name(key: ApiKey, owner: User | None) -> str:
+    """The audit trail's name for a key: its name and prefix, and its owner's e-mail for a personal key."""
+    if owner is None:
+        return f"{key.name} ({key.prefix}…)"
+    return f"{key.name} ({key.prefix}…) of {owner.email}"
 
 
 @dataclass(slots=True)
@@ -220,15 +238,22 @@ class KeyVerifier:
         async with self._session_factory() as session:
             row = (
                 await session.execute(
-                    select(ApiKey, Tenant).join(Tenant, Tenant.id == ApiKey.tenant_id).where(ApiKey.key_hash == digest)
+                    select(ApiKey, Tenant, Membership.role)
+                    .join(Tenant, Tenant.id == ApiKey.tenant_id)
+                    .outerjoin(
+                        Membership,
+                        (Membership.tenant_id == ApiKey.tenant_id) & (Membership.user_id == ApiKey.owner_user_id),
+                    )
+                    .where(ApiKey.key_hash == digest)
                 )
             ).one_or_none()
         if row is None or not hmac.compare_digest(row[0].key_hash, digest):
             raise self._refuse(
                 digest, "Unknown API key: check for copy-paste errors or create a new key", AuthFailure.unknown
             )
-        key, tenant = row
-        if key.status == KeyStatus.revoked.value:
+        key, tenant, role = row
+        # A personal key whose owner left the account: removal revokes it in the same transaction; never trust it.
+        if key.status == KeyStatus.revoked.value or (key.owner_user_id is not None and role is None):
             raise self._refuse(
                 digest,
                 "This API key has been revoked: create a new key",
@@ -254,11 +279,13 @@ class KeyVerifier:
                 suspended=tenant.suspended,
                 expires_at=key.expires_at,
                 scopes=tuple(key.scopes),
-                granted=access.expand(key.scopes),
+                granted=access.expand(key.scopes) & access.ceiling(role),
                 allowed_cidrs=tuple(key.allowed_cidrs),
                 networks=cidrs.compile_networks(key.allowed_cidrs),
                 confirm_destructive=key.confirm_destructive,
-                acting_as=Actor(ActorType.api_key, id=key.id, name=f"{key.name} ({key.prefix}…)"),
+                acting_as=Actor(ActorType.api_key, id=key.id, name=_key_name(key, key.owner_user)),
+                owner_user_id=key.owner_user_id,
+                role=role,
             ),
             key_hash=digest,
             key_version=key.updated_at,

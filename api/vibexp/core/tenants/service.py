@@ -29,7 +29,8 @@ def _check_limit(tier: Tier, rate_limit_per_hour: int | None) -> None:
         raise InvalidInput("the enterprise tier needs a custom rate limit (requests per hour)")
 
 
-async def create_tenant(session: AsyncSession, *, data: TenantCreate) -> Tenant:
+async def create_tenant(session: AsyncSession, *, data: TenantCreate, actor: Actor | None = None) -> Tenant:
+    """A new account, audited ``tenant.created`` (by ``actor``; the system when none is given)."""
     _check_limit(data.tier, data.rate_limit_per_hour)
     if await session.scalar(select(Tenant.id).where(Tenant.name == data.name)) is not None:
         raise AlreadyExists(f"a tenant named {data.name!r} already exists")
@@ -42,6 +43,14 @@ async def create_tenant(session: AsyncSession, *, data: TenantCreate) -> Tenant:
     )
     session.add(tenant)
     await session.flush()
+    await audit.record(
+        session,
+        tenant_id=tenant.id,
+        action="tenant.created",
+        actor=actor or Actor.system("vibexp"),
+        target=Target("tenant", id=tenant.id, name=tenant.name),
+        details={"tier": tenant.tier},
+    )
     return tenant
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vibexp.core.access import Caller, Scope, requires
+from vibexp.core.access import Actor, Caller, Scope, requires
 from vibexp.core.tenants import service
 from vibexp.core.tenants.models import Tenant
 from vibexp.core.tenants.schemas import TenantCreate
@@ -20,9 +20,9 @@ async def own_account(session: AsyncSession, *, caller: Caller) -> Tenant:
     return await service.get_tenant(session, tenant_id=caller.tenant_id)
 
 
-async def create_account(session: AsyncSession, *, data: TenantCreate) -> Tenant:
-    """A new account (``AlreadyExists`` when the name is taken)."""
-    return await service.create_tenant(session, data=data)
+async def create_account(session: AsyncSession, *, data: TenantCreate, actor: Actor | None = None) -> Tenant:
+    """A new account (``AlreadyExists`` when the name is taken), audited ``tenant.created`` by ``actor``."""
+    return await service.create_tenant(session, data=data, actor=actor)
 
 
 async def account_named(session: AsyncSession, *, name: str) -> Tenant:

@@ -7,8 +7,8 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp.core.access import Caller, Scope, requires
+from vibexp.core.keys import usecases as keys
 from vibexp.core.keys.schemas import CountryCount, KeyUsageRead
-from vibexp.core.keys.service import get_key
 from vibexp.core.pagination import Page
 from vibexp.core.usage import action_log, service
 from vibexp.core.usage.models import KeyAction
@@ -22,8 +22,9 @@ __all__ = ["HourlyCount", "countries", "hourly_counts", "list_actions", "of_key"
 async def of_key(
     session: AsyncSession, *, caller: Caller, key_id: str, limit: int = 50, include_deleted: bool = False
 ) -> KeyUsageRead:
-    """The key's counts and its most recent ``limit`` actions (a deleted key's history stays readable by id)."""
-    key = await get_key(session, key_id=key_id, tenant_id=caller.tenant_id, include_deleted=include_deleted)
+    """The key's counts and its most recent ``limit`` actions (a deleted key's history stays readable by id); a
+    member's or viewer's own keys only (``keys.get``)."""
+    key = await keys.get(session, caller=caller, key_id=key_id, include_deleted=include_deleted)
     return await key_usage(session, key=key, limit=limit)
 
 

@@ -1,7 +1,7 @@
 """usage country: each action's registered country, and the countries each key was used from (new_country)
 
 Revision ID: 0018_usage_country
-Revises: 0016_first_run_guard
+Revises: 0017_teams
 Create Date: 2026-12-07 04:50:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0018_usage_country"
-down_revision: str | None = "0016_first_run_guard"
+down_revision: str | None = "0017_teams"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """confirm destructive: a key whose destructive MCP tools ask the person first
 
 Revision ID: 0019_confirm_destructive
-Revises: 0016_first_run_guard
+Revises: 0018_usage_country
 Create Date: 2026-12-07 04:40:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0019_confirm_destructive"
-down_revision: str | None = "0016_first_run_guard"
+down_revision: str | None = "0018_usage_country"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
