@@ -19,6 +19,7 @@ from vibexp.core.db import session_scope
 from vibexp.core.keys import service as keys
 from vibexp.core.keys.models import ApiKey
 from vibexp.core.runtime import Runtime
+from vibexp.core.users import service as users
 
 METRIC = "vibexp_api_key_expiry_timestamp_seconds"
 
@@ -105,11 +106,18 @@ async def test_every_active_key_has_an_info_series_with_its_name_escaped_and_bou
         named = await keys.create_key(session, actor=TEST_ACTOR, tenant_id=account.tenant.id, name=hostile)
         retired = await keys.create_key(session, actor=TEST_ACTOR, tenant_id=account.tenant.id, name="retired")
         await keys.revoke_key(session, key=retired.record, actor=TEST_ACTOR)
+        person = await users.create_user(
+            session, tenant_id=account.tenant.id, email=f"dev-{account.key_id[:8]}@example.com", password="x" * 12
+        )
+        personal = await keys.create_key(
+            session, actor=TEST_ACTOR, tenant_id=account.tenant.id, name="laptop", owner_user_id=person.id
+        )
 
     await runtime.key_policy.sweep()
     text, found = await infos(client)  # the parser reading it back proves the escaping held
 
-    assert found[account.key_id] == {"key_id": account.key_id, "name": "test key", "owner": ""}
+    assert found[account.key_id] == {"key_id": account.key_id, "name": "test key", "owner": ""}  # a service key
+    assert found[personal.record.id]["owner"] == person.email  # a personal key names its owner
     label = found[named.record.id]["name"]
     assert len(label) == KEY_NAME_LABEL_LENGTH and label.endswith("\u2026") and hostile.startswith(label[:-1])
     assert retired.record.id not in found  # only active keys

@@ -157,7 +157,7 @@ class ActiveKeyCollector(Collector):
       expiry still ahead);
     * ``vibexp_api_key_info{key_id, name, owner} 1``: each active key's name, so per-key panels join on ``key_id``
       (``* on (key_id) group_left (name) ...``) and show names instead of UUIDs. ``owner`` is the owner's e-mail
-      once keys have owners (teams); until then it is "".
+      ("" for a service key).
 
     Not ``Gauge``s: the set of keys is replaced as a whole (a revoked or expired key must lose its series, which
     multiprocess gauge files cannot forget), and it comes from the database, not from this process's traffic. The
@@ -187,7 +187,7 @@ class ActiveKeyCollector(Collector):
         for key, name in keys:
             if key.expires_at is not None:
                 expiry.add_metric([key.tenant, key.key_id], key.expires_at.timestamp())
-            info.add_metric([key.key_id, name, ""], 1.0)
+            info.add_metric([key.key_id, name, key.owner], 1.0)
         yield expiry
         yield info
 

@@ -60,6 +60,14 @@ def _new_network(d: Details) -> str:
     )
 
 
+def _new_country(d: Details) -> str:
+    days = d.get("lookback_days")
+    window = f" in the last {days} days" if days else ""
+    return f"Used from {d.get('country') or 'an unknown country'}{window}, new for this key" + (
+        f" (address {d['client_ip']})" if d.get("client_ip") else ""
+    )
+
+
 def _request_spike(d: Details) -> str:
     rate, usual = d.get("requests_per_minute"), d.get("average_per_minute")
     if rate is None:
@@ -103,6 +111,7 @@ class AlertKindInfo:
 
 ALERT_KINDS: dict[AlertKind, AlertKindInfo] = {
     AlertKind.new_network: AlertKindInfo("Used from a new network", Severity.medium, _new_network),
+    AlertKind.new_country: AlertKindInfo("Used from a new country", Severity.high, _new_country),
     AlertKind.request_spike: AlertKindInfo("Spike of requests", Severity.medium, _request_spike),
     # Low: anyone who saw the key's public prefix can raise it (it never revokes a key: AUTO_REVOCABLE).
     AlertKind.failed_auth: AlertKindInfo("Failed authentications", Severity.low, _failed_auth),

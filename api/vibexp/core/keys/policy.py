@@ -47,6 +47,7 @@ from vibexp.core.keys.models import ApiKey, KeyStatus
 from vibexp.core.notices import Notice, note
 from vibexp.core.tasks import PeriodicTask
 from vibexp.core.tenants.models import Tenant
+from vibexp.core.users.models import User
 
 __all__ = [
     "EXPIRY_ACTOR",
@@ -92,12 +93,14 @@ class Expired:
 @dataclass(frozen=True, slots=True)
 class ActiveKey:
     """An active key as the metrics label it: tenant name, key id, the key's name (user text: the metrics escape and
-    cut it) and its expiry if it has one still ahead. Never the key, its prefix or its hash."""
+    cut it), its expiry if it has one still ahead, and its owner's e-mail ("" for a service key). Never the key, its
+    prefix or its hash."""
 
     tenant: str
     key_id: str
     name: str
     expires_at: datetime | None
+    owner: str = ""
 
 
 async def revoke_unused_keys(session: AsyncSession, *, now: datetime | None = None) -> list[AutoRevoked]:
@@ -181,12 +184,16 @@ async def active_keys(session: AsyncSession, *, now: datetime | None = None) -> 
     """Active keys not yet expired (``expires_at`` kept only when still ahead), ordered by tenant name and key id."""
     now = now or utcnow()
     rows = await session.execute(
-        select(Tenant.name, ApiKey.id, ApiKey.name, ApiKey.expires_at)
+        select(Tenant.name, ApiKey.id, ApiKey.name, ApiKey.expires_at, User.email)
         .join(Tenant, Tenant.id == ApiKey.tenant_id)
+        .outerjoin(User, User.id == ApiKey.owner_user_id)
         .where(ApiKey.status == KeyStatus.active.value, or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now))
         .order_by(Tenant.name, ApiKey.id)
     )
-    return [ActiveKey(tenant, key_id, name, expires_at) for tenant, key_id, name, expires_at in rows.all()]
+    return [
+        ActiveKey(tenant, key_id, name, expires_at, owner or "")
+        for tenant, key_id, name, expires_at, owner in rows.all()
+    ]
 
 
 class KeyPolicySweep:
