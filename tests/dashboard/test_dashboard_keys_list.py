@@ -373,9 +373,13 @@ async def test_a_signed_in_404_and_405_are_pages_with_the_navigation_and_badge(
     assert posted.status_code == 405 and badge(posted.text) == 1  # the badge on a POST's error page too
 
 
-async def test_api_clients_and_signed_out_visitors_keep_json_errors(client: httpx.AsyncClient, person: Person) -> None:
+async def test_api_clients_keep_json_errors_and_signed_out_browsers_get_a_page(
+    client: httpx.AsyncClient, person: Person
+) -> None:
     anonymous = await client.get("/no-such-page", headers=HTML)
-    assert anonymous.status_code == 404 and anonymous.json()["error"]["code"] == "not_found"
+    assert anonymous.status_code == 404 and "<h1>Not found</h1>" in anonymous.text
+    assert 'href="/settings/api-keys"' not in anonymous.text  # no navigation for a visitor who is not signed in
+    assert (await client.get("/no-such-page")).json()["error"]["code"] == "not_found"  # a script: JSON
     await sign_in(client, person)
     response = await client.get("/no-such-page", headers={"Accept": "application/json"})
     assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"

@@ -95,12 +95,13 @@ class DashboardRoute(APIRoute):
 
 
 def install_error_pages(app: FastAPI) -> None:
-    """Signed-in 404 and 405 answers as dashboard pages; everything else goes to the app's JSON handler."""
+    """A browser's 404 and 405 as dashboard pages (with the navigation when signed in); scripts, API clients and the
+    paths in ``NOT_PAGES`` go to the app's JSON handler."""
     json_handler = app.exception_handlers[StarletteHTTPException]
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        page = await _signed_in_page(request, exc)
+        page = await _browser_page(request, exc)
         if page is not None:
             return page
         answer = json_handler(request, exc)
@@ -109,22 +110,21 @@ def install_error_pages(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)
 
 
-async def _signed_in_page(request: Request, exc: StarletteHTTPException) -> Response | None:
+async def _browser_page(request: Request, exc: StarletteHTTPException) -> Response | None:
     path = request.url.path
     if exc.status_code not in _MESSAGES or path.startswith(NOT_PAGES):
         return None
     if "text/html" not in request.headers.get("accept", ""):
         return None  # a script or an API client: JSON
     session = browser_session(request)
-    if not session.uid:
-        return None
-    async with session_scope(request.app.state.runtime.session_factory, write=False) as db:
-        try:
-            viewer = await current_viewer(request, session, db)
-        except SignInRequired:
-            return None
-        if request.method != "GET":  # the viewer counts open alerts for GET pages only
-            request.state.dashboard_open_alerts = await alerts.count_open(db, caller=viewer.caller)
+    if session.uid:  # signed in: the page has the navigation and the alerts badge; signed out, a plain page
+        async with session_scope(request.app.state.runtime.session_factory, write=False) as db:
+            try:
+                viewer = await current_viewer(request, session, db)
+            except SignInRequired:
+                viewer = None
+            if viewer is not None and request.method != "GET":  # the viewer counts open alerts for GET pages only
+                request.state.dashboard_open_alerts = await alerts.count_open(db, caller=viewer.caller)
     response = error_page(request, exc.status_code, _TITLES[exc.status_code], _MESSAGES[exc.status_code])
     if exc.headers and "allow" in {name.lower() for name in exc.headers}:
         response.headers.update(exc.headers)
