@@ -48,7 +48,8 @@ async def test_permissions_change_in_place_once(session: AsyncSession) -> None:
         {
             "scopes": ["read"],
             "allowed_cidrs": ["2001:db8::/32", "10.0.0.0/8"],
-            "previous": {"scopes": ["*"], "allowed_cidrs": []},
+            "confirm_destructive": False,
+            "previous": {"scopes": ["*"], "allowed_cidrs": [], "confirm_destructive": False},
         }
     ]
     # The same permissions again (in another spelling): nothing to do, nothing recorded.

@@ -161,7 +161,7 @@ async def test_dashboard_sign_ins_and_key_actions_name_the_user(
         await sign_in(browser, person)
         page = await browser.get("/settings/api-keys")
         created = await browser.post(
-            "/settings/api-keys", data={"name": "From the dashboard", "csrf_token": _csrf(page.text)}
+            "/settings/api-keys", data={"name": "From the dashboard", "access": "full", "csrf_token": _csrf(page.text)}
         )
         assert created.status_code in (200, 303), created.text
     async with session_factory() as session:

@@ -47,6 +47,8 @@ class Prompt(_Content, Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "name"),
         Index("ix_prompts_tenant_id_id", "tenant_id", "id"),
+        # The change feed's poll (``vibexp.core.content.changes``) reads recent rows (migration 0020_content_changes).
+        Index("ix_prompts_updated_at", "updated_at"),
         *_postgres_search_indexes("prompts"),
     )
 
@@ -62,6 +64,7 @@ class Artifact(_Content, Base):
         UniqueConstraint("tenant_id", "project", "slug"),
         Index("ix_artifacts_tenant_id_id", "tenant_id", "id"),
         Index("ix_artifacts_tenant_id_project_id", "tenant_id", "project", "id"),
+        Index("ix_artifacts_updated_at", "updated_at"),  # the change feed's poll, as prompts
         *_postgres_search_indexes("artifacts"),
     )
 
