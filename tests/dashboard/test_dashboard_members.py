@@ -27,7 +27,7 @@ async def _colleague(factory: async_sessionmaker[AsyncSession], person: Person, 
 
 async def _user_id(client: httpx.AsyncClient, email: str) -> str:
     page = (await client.get(PAGE)).text
-    match = re.search(r'<tr data-user-id="([^"]+)">\s*<td data-label="E-mail">' + re.escape(email), page)
+    match = re.search(r'<tr data-user-id="([^"]+)">\s*<td data-label="E-mail"><span>' + re.escape(email), page)
     assert match, f"{email} is not listed"
     return match.group(1)
 
