@@ -1,4 +1,4 @@
-"""Settings → API Keys for admins: whose each key is (an Owner column) and the "Mine / Service / Everyone's"
+"""Settings → API Keys for admins: whose each key is (under its name) and the "Mine / Service / Everyone's"
 filter; a member sees neither (only their own keys are listed to them anyway)."""
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ async def test_owner_column_and_filter(
 
     everyone = await client.get(PAGE)
     assert everyone.status_code == 200
-    owners = re.findall(r'data-testid="key-owner">(.*?)</td>', everyone.text)
+    owners = re.findall(r'data-testid="key-owner">(.*?)</span><', everyone.text)
     assert admin.email in owners and member_email in owners and any("Service key" in o for o in owners)
     assert {"Mine laptop", "Their laptop"} <= set(_names(everyone.text))
 
