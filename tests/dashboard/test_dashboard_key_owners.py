@@ -63,3 +63,37 @@ async def test_owner_column_and_filter(
     assert own.status_code == 200
     assert _names(own.text) == ["Their laptop"]
     assert 'data-testid="key-owner"' not in own.text and 'data-testid="owner-filter"' not in own.text
+
+
+async def test_service_key_checkbox(
+    client: httpx.AsyncClient, person: Person, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    tenant_id = person.account.tenant.id
+    email = f"{secrets.token_hex(4)}@example.com"
+    async with session_scope(session_factory) as session:
+        await create_user(session, tenant_id=tenant_id, email=email, password=PASSWORD, role=Role.member)
+    await sign_in(client, person)  # the account's owner
+    page = await client.get(PAGE)
+    assert 'name="service_key"' in page.text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token
+    made = await client.post(
+        PAGE, data={"csrf_token": token.group(1), "name": "Shared CI", "access": "full", "service_key": "true"}
+    )
+    assert made.status_code == 303, made.text
+    mine = await client.post(PAGE, data={"csrf_token": token.group(1), "name": "My laptop", "access": "full"})
+    assert mine.status_code == 303, mine.text
+    assert "Shared CI" in (await client.get(f"{PAGE}?owner=service")).text
+    assert "My laptop" not in (await client.get(f"{PAGE}?owner=service")).text
+    assert "My laptop" in (await client.get(f"{PAGE}?owner=me")).text
+
+    await client.post("/logout", data={"csrf_token": token.group(1)})
+    await sign_in(client, Person(email=email, password=PASSWORD, account=person.account))
+    page = await client.get(PAGE)
+    assert 'name="service_key"' not in page.text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token
+    refused = await client.post(
+        PAGE, data={"csrf_token": token.group(1), "name": "Sneaky", "access": "read", "service_key": "true"}
+    )
+    assert refused.status_code == 403 and "Only admins and owners make service keys" in refused.text

@@ -405,6 +405,7 @@ async def create(
     expiry: Annotated[str, Form()] = "",
     expires_in_days: Annotated[str, Form()] = "",
     confirm_destructive: Annotated[bool, Form()] = False,
+    service_key: Annotated[bool, Form()] = False,
 ) -> Response:
     permissions = PermissionsForm(
         access=access,
@@ -415,7 +416,7 @@ async def create(
         expiry=expiry,
         max_lifetime_days=viewer.tenant.max_key_lifetime_days,
     )
-    form = {"name": name, "description": description, "permissions": permissions}
+    form = {"name": name, "description": description, "permissions": permissions, "service_key": service_key}
     errors: dict[str, str] = {}
     data: ApiKeyCreate | None = None
     try:
@@ -432,6 +433,7 @@ async def create(
                 description=data.description,
                 source="dashboard",
                 permissions=wanted,
+                service_key=service_key,  # admins and owners only: a member's is refused (the 403 page)
             )
         except InvalidInput as exc:  # only the expiry can be refused here: beyond the account's maximum lifetime
             errors["expires_in_days"] = exc.message
