@@ -95,6 +95,8 @@ PAGES: dict[str, Callable[[Seed], list[str]] | None] = {
     "/memories/{id}": lambda s: [f"/memories/{s.memory_id}"],
     "/settings/export": lambda s: ["/settings/export"],
     "/settings/account": lambda s: ["/settings/account"],
+    "/settings/members": lambda s: ["/settings/members"],
+    "/join": lambda s: ["/join", "/join#vibinv_not-a-real-token"],
     "/settings/audit-log": lambda s: ["/settings/audit-log", f"/settings/audit-log?key={s.key_id}"],
     "/alerts": lambda s: ["/alerts"],
 }
@@ -116,6 +118,7 @@ EMPTY_PAGES = [
     "/artifacts",
     "/memories",
     "/settings/export",
+    "/settings/members",
     "/settings/audit-log",
     "/alerts",
 ]
@@ -229,6 +232,8 @@ async def fill_account(live_server: LiveServer, browser_db: str, user: Dashboard
         ).json()
         memory = (await api.post("/memories", json={"content": "The deploy runs on Fridays", "project": "docs"})).json()
         assert (await api.get("/prompts/not-a-prompt")).status_code == 404  # a refused action in the log
+        invited = await api.post("/members/invitations", json={"email": "new.hire@example.com", "role": "member"})
+        assert invited.status_code == 201, invited.text  # Settings → Members lists a pending invitation
     return Seed(
         key_id=new.record.id,
         revoked_key_id=retired.record.id,
@@ -239,7 +244,7 @@ async def fill_account(live_server: LiveServer, browser_db: str, user: Dashboard
 
 
 async def test_signed_out_pages(auditor: Auditor, dashboard_user: DashboardUser) -> None:
-    for url in ["/login", "/login?next=/usage", "/setup?token=not-a-valid-token", "/no-such-page"]:
+    for url in ["/login", "/login?next=/usage", "/setup?token=not-a-valid-token", "/join", "/no-such-page"]:
         await auditor.check(url)
     page = auditor.page
     await page.goto("/login")

@@ -17,7 +17,7 @@ from vibexp.api.dashboard.sessions import SessionData, password_fingerprint
 from vibexp.api.dashboard.state import dashboard_state
 from vibexp.api.deps import SessionDep
 from vibexp.api.middleware.client_address import client_address
-from vibexp.core.access import Caller
+from vibexp.core.access import Caller, Scope
 from vibexp.core.alerts import usecases as alerts
 from vibexp.core.tenants.models import Tenant
 from vibexp.core.users import usecases as users
@@ -91,7 +91,9 @@ async def current_viewer(request: Request, session: BrowserSession, db: SessionD
     )
     viewer = Viewer(user=user, tenant=tenant, session=session, caller=caller)
     request.state.dashboard_viewer = viewer
-    if request.method == "GET":  # the navigation's badge: one COUNT per page shown (a POST only redirects)
+    # The navigation's badge: one COUNT per page shown (a POST only redirects), for those who may read alerts (a
+    # member's or viewer's ceiling has no ``audit:read``: without this check every page answered them 403).
+    if request.method == "GET" and Scope.audit_read in caller.granted:
         request.state.dashboard_open_alerts = await alerts.count_open(db, caller=caller)
     return viewer
 

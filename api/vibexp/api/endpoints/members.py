@@ -29,7 +29,7 @@ from vibexp.core.members.schemas import (
 )
 from vibexp.core.ratelimit.failures import FailureThrottle
 
-__all__ = ["members_router"]
+__all__ = ["accept_throttle", "members_router"]
 
 #: Acceptance attempts per client address and minute (a wrong password for an existing user costs one).
 ACCEPTS_PER_MINUTE = 10
@@ -61,7 +61,8 @@ async def invite(body: InvitationCreate, session: SessionDep, caller: CurrentCal
     return InvitationCreated(**read, token=new.token, link=invitation_link(get_settings().public_url, new.token))
 
 
-def _throttle(request: Request) -> FailureThrottle:
+def accept_throttle(request: Request) -> FailureThrottle:
+    """The per-address budget of invitation acceptances, shared by REST and the dashboard's /join."""
     throttle = getattr(request.app.state, "invitation_accept_throttle", None)
     if not isinstance(throttle, FailureThrottle):
         throttle = FailureThrottle(limit=ACCEPTS_PER_MINUTE, window=60.0)
@@ -76,7 +77,7 @@ def _throttle(request: Request) -> FailureThrottle:
 )
 async def accept_invitation(body: InvitationAccept, request: Request, session: SessionDep) -> Any:
     address = client_address(request.scope) or "unknown"
-    throttle = _throttle(request)
+    throttle = accept_throttle(request)
     wait = throttle.retry_after(address)
     if wait:
         message = f"Too many invitation attempts from this address; retry in {wait} s"

@@ -11,6 +11,7 @@ from vibexp.api.dashboard.routes import (
     audit,
     content,
     keys,
+    members,
     prompt_versions,
     setup,
     transfer,
@@ -20,5 +21,5 @@ from vibexp.api.dashboard.routes import (
 __all__ = ["router"]
 
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
-for module in (account, setup, keys, usage, content, prompt_versions, transfer, audit, alerts):
+for module in (account, setup, members, keys, usage, content, prompt_versions, transfer, audit, alerts):
     router.include_router(module.router)

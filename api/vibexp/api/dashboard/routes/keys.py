@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -41,12 +41,14 @@ from vibexp.core.keys.flash import FLASH_LIFETIME, consume_flash, create_flash
 from vibexp.core.keys.models import ApiKey
 from vibexp.core.keys.schemas import ApiKeyCreate
 from vibexp.core.keys.usecases import KeyPermissions, NewKey
+from vibexp.core.members import usecases as members_cases
 from vibexp.core.usage import usecases as usage_cases
 
 __all__ = [
     "EXPIRY_PRESETS",
     "EXPIRY_WARNING",
     "GRACE_PERIODS",
+    "OWNER_FILTERS",
     "PRESETS",
     "ExpiringKey",
     "KeyFilter",
@@ -82,6 +84,8 @@ EXPIRY_PRESETS: dict[str, int | None] = {"7": 7, "30": 30, "90": 90, "custom": N
 DEFAULT_EXPIRY = "90"
 #: The list's status filter: the query's ``status`` → the key status it keeps (``None``: every key).
 STATUS_FILTERS: dict[str, str | None] = {"active": "active", "revoked": "revoked", "all": None}
+#: An admin's owner filter on the list: its values and labels (``all`` is everyone's).
+OWNER_FILTERS: dict[str, str] = {"me": "Mine", "service": "Service", "all": "Everyone's"}
 #: The longest search text the list takes.
 MAX_SEARCH = 200
 #: The longest expiry the form takes when the account sets no maximum (a timestamp needs a bound; ten years).
@@ -293,33 +297,41 @@ def _form_errors(exc: ValidationError) -> dict[str, str]:
 
 @dataclass(frozen=True, slots=True)
 class KeyFilter:
-    """The list's filter as asked (``status`` one of ``STATUS_FILTERS``, ``q`` a piece of a name or a prefix)."""
+    """The list's filter as asked (``status`` one of ``STATUS_FILTERS``, ``q`` a piece of a name or a prefix,
+    ``owner`` one of ``OWNER_FILTERS``: an admin's "Mine / Service / Everyone's"; ``me`` the viewer's user id)."""
 
     status: str = "all"
     q: str = ""
+    owner: str = "all"
+    me: str = ""
 
     @classmethod
-    def from_query(cls, request: Request) -> KeyFilter:
+    def from_query(cls, request: Request, *, me: str = "") -> KeyFilter:
         status = request.query_params.get("status") or "all"
         q = (request.query_params.get("q") or "").strip()
+        owner = request.query_params.get("owner") or "all"
         if status not in STATUS_FILTERS:
             raise InvalidInput("Show Active, Revoked or All keys.")
+        if owner not in OWNER_FILTERS:
+            raise InvalidInput("Show your keys, service keys or everyone's keys.")
         if len(q) > MAX_SEARCH:
             raise InvalidInput(f"Search for at most {MAX_SEARCH} characters of a key's name.")
-        return cls(status=status, q=q)
+        return cls(status=status, q=q, owner=owner, me=me)
 
     def keeps(self, key: ApiKey) -> bool:
         wanted = STATUS_FILTERS[self.status]
         if wanted is not None and key.status != wanted:
             return False
+        if self.owner == "me" and key.owner_user_id != self.me:
+            return False
+        if self.owner == "service" and key.owner_user_id is not None:
+            return False
         needle = self.q.casefold()
         return not needle or needle in key.name.casefold() or key.prefix.startswith(self.q)
 
     def counts(self, records: list[ApiKey]) -> dict[str, int]:
-        """How many keys each status tab would show with this search."""
-        return {
-            status: sum(1 for k in records if KeyFilter(status=status, q=self.q).keeps(k)) for status in STATUS_FILTERS
-        }
+        """How many keys each status tab would show with this search and owner."""
+        return {status: sum(1 for k in records if replace(self, status=status).keeps(k)) for status in STATUS_FILTERS}
 
 
 async def _list_page(
@@ -332,6 +344,10 @@ async def _list_page(
     **extra: Any,
 ) -> Response:
     records = await keys_cases.list_keys(db, caller=viewer.caller)  # one query; filtered here (banners need all)
+    # Admins and owners see whose each key is: the members' e-mails, one more query (members and viewers list
+    # only their own keys and get neither the column nor the owner filter).
+    manages = access.Scope.members_read in viewer.caller.granted
+    owners = {m.user_id: m.email for m in await members_cases.list_members(db, caller=viewer.caller)} if manages else {}
     records.sort(key=lambda k: (k.status != "active", -k.created_at.timestamp()))
     shown = shown or KeyFilter()
     limit = viewer.tenant.max_key_lifetime_days
@@ -339,6 +355,9 @@ async def _list_page(
     context: dict[str, Any] = {
         "keys": [k for k in records if shown.keeps(k)],
         "filter": shown,
+        "manages": manages,
+        "owners": owners,
+        "owner_filters": OWNER_FILTERS,
         "counts": shown.counts(records),
         "expiring": expiring_soon(records),
         "rotating": in_grace,
@@ -356,7 +375,7 @@ async def _list_page(
 
 @router.get("")
 async def list_page(request: Request, db: SessionDep, viewer: CurrentViewer) -> Response:
-    shown = KeyFilter.from_query(request)  # a bad filter: the 422 page
+    shown = KeyFilter.from_query(request, me=viewer.user.id)  # a bad filter: the 422 page
     notice = None
     revoked_id = request.query_params.get("revoked")
     deleted_id = request.query_params.get("deleted")
@@ -386,6 +405,7 @@ async def create(
     expiry: Annotated[str, Form()] = "",
     expires_in_days: Annotated[str, Form()] = "",
     confirm_destructive: Annotated[bool, Form()] = False,
+    service_key: Annotated[bool, Form()] = False,
 ) -> Response:
     permissions = PermissionsForm(
         access=access,
@@ -396,7 +416,7 @@ async def create(
         expiry=expiry,
         max_lifetime_days=viewer.tenant.max_key_lifetime_days,
     )
-    form = {"name": name, "description": description, "permissions": permissions}
+    form = {"name": name, "description": description, "permissions": permissions, "service_key": service_key}
     errors: dict[str, str] = {}
     data: ApiKeyCreate | None = None
     try:
@@ -413,6 +433,7 @@ async def create(
                 description=data.description,
                 source="dashboard",
                 permissions=wanted,
+                service_key=service_key,  # admins and owners only: a member's is refused (the 403 page)
             )
         except InvalidInput as exc:  # only the expiry can be refused here: beyond the account's maximum lifetime
             errors["expires_in_days"] = exc.message

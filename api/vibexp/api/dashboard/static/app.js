@@ -140,7 +140,21 @@
     });
   }
 
+  // The invitation page: the link's token travels in the fragment (never sent to a server); copy it into the form and
+  // drop it from the address bar.
+  function setUpFragmentFields() {
+    var token = window.location.hash.slice(1);
+    if (!token) { return; }
+    document.querySelectorAll("[data-from-fragment]").forEach(function (input) {
+      if (!input.value) { input.value = decodeURIComponent(token); }
+    });
+    if (window.history && window.history.replaceState) {
+      window.history.replaceState(null, "", window.location.pathname + window.location.search);
+    }
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    setUpFragmentFields();
     setUpCopyButtons();
     setUpConfirmations();
     setUpScopeGrids();
