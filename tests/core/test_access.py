@@ -177,3 +177,9 @@ async def test_a_write_unit_of_work_takes_the_sqlite_writer_turn(tmp_path: Path)
 async def _enter_write(factory: async_sessionmaker[AsyncSession]) -> None:
     async with session_scope(factory, write=True):
         pass
+
+
+def test_a_missing_scope_is_named_by_its_value() -> None:
+    error = InsufficientScope(Scope.audit_read)
+    assert error.message == "This API key lacks the scope 'audit:read' this operation needs", error.message
+    assert error.scope == "audit:read" and type(error.scope) is str

@@ -93,6 +93,7 @@ class InsufficientScope(VibeXPError):
     code = "insufficient_scope"
 
     def __init__(self, scope: str, message: str | None = None) -> None:
+        scope = str(scope)  # a ``Scope`` member reads as its value ('keys:write'), never as its repr
         super().__init__(message or f"This API key lacks the scope {scope!r} this operation needs")
         #: The scope needed, for the RFC 6750 challenge (``WWW-Authenticate: Bearer error=..., scope=...``).
         self.scope = scope
