@@ -73,8 +73,10 @@ async def terminate_connections(url: str) -> int:
     )
     try:
         killed: int = await admin.fetchval(
+            # Our own role's sessions only: an autovacuum worker on the database belongs to the superuser, and
+            # terminating it is refused ("must be a member of the role whose process is being terminated").
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE datname = $1 AND pid <> pg_backend_pid()",
+            " WHERE datname = $1 AND pid <> pg_backend_pid() AND usename = current_user",
             parsed.database,
         )
     finally:
