@@ -87,6 +87,8 @@ def test_policy_changes_suspend_and_resume_the_existing_key(operator: Operator, 
     assert op.admin.delete(op.tenants(tenant)).status_code == 200
     wait_phase(op, "app", "Suspended", "TenantNotFound")
     wait_status(api.url, key, 403, timeout=10)
+    # The operator's finalizer runs before the object goes; re-creating a name still being deleted is a 409.
+    wait_until(lambda: op.get(op.tenants(tenant)) is None, "VibeXPTenant gone")
     op.create_tenant(tenant)
     wait_phase(op, "app", "Active", "KeyReady", ready="True")
     wait_status(api.url, key, 200, timeout=10)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import pytest
 import yaml
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from helpers.factories import Account
+from helpers.factories import make_account
 from vibexp.core.keys.models import ApiKey, KeyStatus
 from vibexp.core.keys.scan import ScanError, scan_git, scan_paths
 from vibexp.core.keys.tokens import generate_key
@@ -108,14 +109,18 @@ def test_git_finds_a_key_removed_from_the_tree_but_still_in_history(tmp_path: Pa
 
 
 async def test_revoke_revokes_the_active_keys_found(
-    tmp_path: Path, database_url: str, account: Account, session_factory: async_sessionmaker[AsyncSession]
+    tmp_path: Path, database_url: str, db_factory: async_sessionmaker[AsyncSession]
 ) -> None:
+    """The account is made from outside any app (``db_factory``), and the CLI runs in a thread: an in-process app's
+    background writer paused mid-unit by a blocking call would hold SQLite's write lock over the CLI's busy wait."""
+    account = await make_account(db_factory)
     (tmp_path / "leak.txt").write_text(f"{account.key}\n{generate_key()}\n")
-    result = _vibexp("scan", "--revoke", "leak.txt", cwd=tmp_path, env={"VIBEXP_DATABASE_URL": database_url})
+    env = {"VIBEXP_DATABASE_URL": database_url}
+    result = await asyncio.to_thread(_vibexp, "scan", "--revoke", "leak.txt", cwd=tmp_path, env=env)
     assert result.returncode == 1, result.stderr
     assert f"revoked 1 active key(s): {account.key[:12]}..." in result.stderr
     assert account.key not in result.stdout + result.stderr
-    async with session_factory() as session:
+    async with db_factory() as session:
         record = await session.get(ApiKey, account.key_id)
         assert record is not None and record.status == KeyStatus.revoked.value
 
