@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from helpers.databases import revision_before
 from helpers.factories import TEST_ACTOR
+from helpers.migrations import insert_tenant
 from vibexp.core import models  # noqa: F401 - registers every table on Base.metadata
 from vibexp.core.content import transfer
 from vibexp.core.content.service import memories
@@ -38,13 +39,7 @@ async def _duplicates_then_imports(url: str) -> None:
     engine = create_engine(url)
     try:
         async with engine.begin() as conn:
-            await conn.execute(
-                text(
-                    "INSERT INTO tenants (id, name, display_name, tier, suspended, created_at, updated_at)"
-                    " VALUES (:t, 'dup', 'Dup', 'free', false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
-                ),
-                {"t": TENANT},
-            )
+            await insert_tenant(conn, TENANT, "dup")
             for n in (1, 2):  # the same memory twice, as the racing imports left it
                 await conn.execute(
                     text(

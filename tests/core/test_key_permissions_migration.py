@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
+from helpers.migrations import insert_key, insert_tenant
 from vibexp.core import models  # noqa: F401 - registers every table on Base.metadata
 from vibexp.core.access import ALL_SCOPES
 from vibexp.core.db import create_engine, create_session_factory
@@ -21,21 +22,14 @@ async def _old_key_after_upgrade(url: str) -> tuple[frozenset[str], tuple[str, .
     engine = create_engine(url)
     try:
         async with engine.begin() as conn:
-            await conn.execute(
-                text(
-                    "INSERT INTO tenants (id, name, display_name, tier, suspended, created_at, updated_at)"
-                    " VALUES (:t, 'old', 'Old', 'free', false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
-                ),
-                {"t": TENANT},
-            )
-            await conn.execute(
-                text(
-                    "INSERT INTO api_keys (id, tenant_id, name, description, prefix, key_hash, status, source,"
-                    " created_at, updated_at, request_count, legacy_format)"
-                    " VALUES ('00000000-0000-4000-8000-000000000012', :t, 'old key', '', :prefix, :hash, 'active',"
-                    " 'api', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 0, false)"
-                ),
-                {"t": TENANT, "prefix": display_prefix(key), "hash": hash_key(key)},
+            await insert_tenant(conn, TENANT, "old")
+            await insert_key(
+                conn,
+                "00000000-0000-4000-8000-000000000012",
+                TENANT,
+                prefix=display_prefix(key),
+                key_hash=hash_key(key),
+                legacy_format=False,
             )
         await upgrade_async(url)
         verifier = KeyVerifier(create_session_factory(engine))

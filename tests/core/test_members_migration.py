@@ -4,15 +4,12 @@ PostgreSQL)."""
 
 from __future__ import annotations
 
-import asyncio
-
-from alembic import command
 from sqlalchemy import text
 
 from helpers.databases import revision_before
+from helpers.migrations import downgrade_past, insert_key, insert_tenant, rows, seeded_at
 from vibexp.core import models  # noqa: F401 - registers every table on Base.metadata
-from vibexp.core.db import create_engine
-from vibexp.core.migrate import alembic_config, upgrade_async
+from vibexp.core.migrate import upgrade_async
 
 TENANT = "00000000-0000-4000-8000-000000000017"
 USER = "00000000-0000-4000-8000-000000000117"
@@ -20,56 +17,28 @@ KEY = "00000000-0000-4000-8000-000000000217"
 REVISION = "0017_teams"
 
 
-async def _rows(url: str, sql: str) -> list[tuple[object, ...]]:
-    engine = create_engine(url)
-    try:
-        async with engine.connect() as conn:
-            return [tuple(row) for row in await conn.execute(text(sql))]
-    finally:
-        await engine.dispose()
-
-
 async def test_existing_users_become_owners_and_keys_service_keys(empty_database_url: str) -> None:
     url = empty_database_url
-    await upgrade_async(url, revision_before(REVISION))
-    engine = create_engine(url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(
-                text(
-                    "INSERT INTO tenants (id, name, display_name, tier, suspended, created_at, updated_at)"
-                    " VALUES (:t, 'team', 'Team', 'free', false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
-                ),
-                {"t": TENANT},
-            )
-            await conn.execute(
-                text(
-                    "INSERT INTO users (id, tenant_id, email, password_hash, created_at)"
-                    " VALUES (:u, :t, 'ada@example.com', 'x', CURRENT_TIMESTAMP)"
-                ),
-                {"u": USER, "t": TENANT},
-            )
-            await conn.execute(
-                text(
-                    "INSERT INTO api_keys (id, tenant_id, name, description, prefix, key_hash, status, source,"
-                    " created_at, updated_at, request_count)"
-                    " VALUES (:k, :t, 'ci', '', 'vib_00000000', :h, 'active', 'cli',"
-                    " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 0)"
-                ),
-                {"k": KEY, "t": TENANT, "h": "0" * 64},
-            )
-    finally:
-        await engine.dispose()
+    async with seeded_at(url, revision_before(REVISION)) as conn:
+        await insert_tenant(conn, TENANT, "team")
+        await conn.execute(
+            text(
+                "INSERT INTO users (id, tenant_id, email, password_hash, created_at)"
+                " VALUES (:u, :t, 'ada@example.com', 'x', CURRENT_TIMESTAMP)"
+            ),
+            {"u": USER, "t": TENANT},
+        )
+        await insert_key(conn, KEY, TENANT, name="ci", source="cli", legacy_format=False)
 
     await upgrade_async(url)
-    assert await _rows(url, "SELECT tenant_id, user_id, role FROM memberships") == [(TENANT, USER, "owner")]
-    assert await _rows(url, "SELECT id, owner_user_id, scopes FROM api_keys") in (
+    assert await rows(url, "SELECT tenant_id, user_id, role FROM memberships") == [(TENANT, USER, "owner")]
+    assert await rows(url, "SELECT id, owner_user_id, scopes FROM api_keys") in (
         [(KEY, None, ["*"])],
         [(KEY, None, '["*"]')],  # SQLite's JSON through a plain text() query
     )
-    assert await _rows(url, "SELECT count(*) FROM invitations") == [(0,)]
+    assert await rows(url, "SELECT count(*) FROM invitations") == [(0,)]
 
-    await asyncio.to_thread(command.downgrade, alembic_config(url), revision_before(REVISION))
-    assert await _rows(url, "SELECT id FROM api_keys") == [(KEY,)]
+    await downgrade_past(url, REVISION)
+    assert await rows(url, "SELECT id FROM api_keys") == [(KEY,)]
     await upgrade_async(url)
-    assert await _rows(url, "SELECT role FROM memberships") == [("owner",)]
+    assert await rows(url, "SELECT role FROM memberships") == [("owner",)]

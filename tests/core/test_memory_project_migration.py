@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import inspect, text
 
+from helpers.migrations import insert_tenant
 from vibexp.core.db import create_engine
 from vibexp.core.migrate import upgrade_async
 
@@ -16,13 +17,7 @@ async def _upgrade_with_data(url: str) -> tuple[list[tuple[str, str | None]], li
     engine = create_engine(url)
     try:
         async with engine.begin() as conn:
-            await conn.execute(
-                text(
-                    "INSERT INTO tenants (id, name, display_name, tier, suspended, created_at, updated_at)"
-                    " VALUES (:t, 'old', 'Old', 'free', false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
-                ),
-                {"t": TENANT},
-            )
+            await insert_tenant(conn, TENANT, "old")
             await conn.execute(
                 text(
                     "INSERT INTO memories (id, tenant_id, version, created_at, updated_at, content, tags)"

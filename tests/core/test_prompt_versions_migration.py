@@ -7,6 +7,7 @@ import httpx
 from sqlalchemy import text
 
 from helpers.factories import make_key
+from helpers.migrations import insert_tenant
 from vibexp.api.app import create_app
 from vibexp.api.settings import ApiSettings
 from vibexp.core.db import create_engine, create_session_factory
@@ -24,12 +25,7 @@ async def _seed_at_0005(url: str) -> None:
     engine = create_engine(url)
     try:
         async with engine.begin() as conn:
-            await conn.execute(
-                text(
-                    "INSERT INTO tenants (id, name, display_name, tier, suspended, created_at, updated_at)"
-                    f" VALUES ('{TENANT}', 'old', 'Old', 'free', false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
-                )
-            )
+            await insert_tenant(conn, TENANT, "old")
             for prompt_id, name, content, version, tags in PROMPTS:
                 await conn.execute(
                     text(
