@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,9 +22,10 @@ from fastapi import FastAPI
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from helpers.alert_sink import RecordingSink, detector_of
 from helpers.factories import TEST_ACTOR, Account, make_account
 from helpers.servers import LiveServer
-from vibexp.core.alerts.detectors import DETECTORS, AlertDetector, DetectorLimits, network_of
+from vibexp.core.alerts.detectors import DETECTORS, DetectorLimits, network_of
 from vibexp.core.alerts.models import AlertKind, KeyNetwork
 from vibexp.core.clock import utcnow
 from vibexp.core.db import create_engine, create_session_factory, session_scope
@@ -40,69 +40,6 @@ from vibexp.core.traffic import Refusal, UsageEvent
 pytestmark = pytest.mark.fresh_app
 
 ACCOUNT_PATH = "/api/v1/account"
-
-
-@dataclass
-class Raised:
-    tenant_id: str
-    key_id: str
-    kind: AlertKind
-    details: dict[str, Any]
-    at: datetime | None
-
-
-class RecordingSink:
-    """Stands in for ``vibexp.core.alerts.service.raise_alert``: remembers every call."""
-
-    def __init__(self) -> None:
-        self.calls: list[Raised] = []
-
-    async def __call__(
-        self,
-        session: AsyncSession,
-        /,
-        *,
-        tenant_id: str,
-        key_id: str,
-        kind: AlertKind,
-        details: dict[str, Any],
-        at: datetime | None = None,
-    ) -> object:
-        assert isinstance(session, AsyncSession) and session.in_transaction()
-        self.calls.append(Raised(tenant_id, key_id, kind, details, at))
-        return None
-
-    def of(self, key_id: str, kind: AlertKind) -> list[Raised]:
-        return [call for call in self.calls if call.key_id == key_id and call.kind == kind]
-
-
-def detector_of(app: FastAPI) -> AlertDetector:
-    detector = app.state.runtime.usage.detector
-    assert isinstance(detector, AlertDetector)
-    return detector
-
-
-@pytest.fixture
-def sink(app: FastAPI) -> RecordingSink:
-    recording = RecordingSink()
-    detector_of(app).sink = recording
-    return recording
-
-
-@pytest.fixture
-async def clients(app: FastAPI) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
-    """One client per address, made on demand: ``clients["10.1.2.3"]``."""
-    made: dict[str, httpx.AsyncClient] = {}
-
-    class _Clients(dict[str, httpx.AsyncClient]):
-        def __missing__(self, address: str) -> httpx.AsyncClient:
-            transport = httpx.ASGITransport(app=app, client=(address, 40000))
-            client = made[address] = self[address] = httpx.AsyncClient(transport=transport, base_url="http://t")
-            return client
-
-    yield _Clients()
-    for client in made.values():
-        await client.aclose()
 
 
 async def flush(app: FastAPI) -> None:

@@ -10,9 +10,7 @@ the client address when no trusted proxy is configured). The expected countries 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
 
 import httpx
 import iptocc
@@ -21,9 +19,9 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from helpers.alert_sink import RecordingSink
 from helpers.factories import TEST_ACTOR, Account, make_key
 from vibexp.core.account import update_tenant
-from vibexp.core.alerts.detectors import AlertDetector
 from vibexp.core.alerts.models import AUTO_REVOCABLE, AlertKind, KeyCountry
 from vibexp.core.clock import utcnow
 from vibexp.core.db import session_scope
@@ -121,47 +119,6 @@ def _places() -> tuple[str, str, str]:
     return home, same_country, abroad
 
 
-class RecordingSink:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, AlertKind, dict[str, Any]]] = []
-
-    async def __call__(
-        self, session: AsyncSession, /, *, tenant_id: str, key_id: str, kind: AlertKind, details: dict[str, Any],
-        at: object = None,
-    ) -> object:  # fmt: skip
-        self.calls.append((key_id, kind, details))
-        return None
-
-    def of(self, key_id: str, kind: AlertKind) -> list[dict[str, Any]]:
-        return [details for call_key, call_kind, details in self.calls if (call_key, call_kind) == (key_id, kind)]
-
-
-@pytest.fixture
-def sink(app: FastAPI) -> RecordingSink:
-    detector = app.state.runtime.usage.detector
-    assert isinstance(detector, AlertDetector)
-    recording = RecordingSink()
-    detector.sink = recording
-    return recording
-
-
-@pytest.fixture
-async def clients(app: FastAPI) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
-    """One client per peer address, made on demand: ``clients["193.0.6.139"]``."""
-    made: list[httpx.AsyncClient] = []
-
-    class _Clients(dict[str, httpx.AsyncClient]):
-        def __missing__(self, address: str) -> httpx.AsyncClient:
-            transport = httpx.ASGITransport(app=app, client=(address, 40000))
-            client = self[address] = httpx.AsyncClient(transport=transport, base_url="http://t")
-            made.append(client)
-            return client
-
-    yield _Clients()
-    for client in made:
-        await client.aclose()
-
-
 async def _use(app: FastAPI, client: httpx.AsyncClient, account: Account, times: int = 1) -> None:
     for _ in range(times):
         response = await client.get(ACCOUNT_PATH, headers=account.headers)
@@ -185,7 +142,8 @@ async def test_first_country_is_no_alert_a_new_one_is_raised_once_and_usage_coun
     await _use(app, clients["10.9.8.7"], account)  # a private address: no country, no alert, not counted
     for _ in range(3):  # abroad, over three flushes: one alert, not one per request or per flush
         await _use(app, clients[abroad], account, times=2)
-    [details] = sink.of(account.key_id, AlertKind.new_country)
+    [raised] = sink.of(account.key_id, AlertKind.new_country)
+    details = raised.details
     assert details == {
         "country": country_of(abroad),
         "client_ip": abroad,
@@ -235,7 +193,8 @@ async def test_a_country_unused_for_30_days_is_new_again(
         )  # fmt: skip
     await _use(app, clients[home], account)
     await _use(app, clients[abroad], account)
-    [details] = sink.of(account.key_id, AlertKind.new_country)
+    [raised] = sink.of(account.key_id, AlertKind.new_country)
+    details = raised.details
     assert details["country"] == country_of(abroad) and details["last_seen_at"] is not None  # 31 days: new again
 
 

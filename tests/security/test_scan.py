@@ -13,7 +13,7 @@ import pytest
 import yaml
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from helpers.factories import make_account
+from helpers.factories import Account, make_account
 from vibexp.core.keys.models import ApiKey, KeyStatus
 from vibexp.core.keys.scan import ScanError, scan_git, scan_paths
 from vibexp.core.keys.tokens import generate_key
