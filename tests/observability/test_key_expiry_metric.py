@@ -10,6 +10,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpers.factories import TEST_ACTOR, Account
@@ -24,18 +25,24 @@ from vibexp.core.users import service as users
 METRIC = "vibexp_api_key_expiry_timestamp_seconds"
 
 
-async def expiries(client: httpx.AsyncClient) -> tuple[str, dict[str, tuple[str, float]]]:
-    """The scrape's text and its expiry series by key id: (tenant label, value)."""
+async def gauge_samples(client: httpx.AsyncClient, name: str, labels: set[str]) -> tuple[str, list[Sample]]:
+    """The scrape's text and the samples of the gauge ``name``, each with exactly ``labels``."""
     response = await client.get("/metrics")
     assert response.status_code == 200
-    found: dict[str, tuple[str, float]] = {}
+    samples: list[Sample] = []
     for family in text_string_to_metric_families(response.text):
-        if family.name == METRIC:
+        if family.name == name:
             assert family.type == "gauge"
             for sample in family.samples:
-                assert set(sample.labels) == {"tenant", "key_id"}
-                found[sample.labels["key_id"]] = (sample.labels["tenant"], sample.value)
-    return response.text, found
+                assert set(sample.labels) == labels
+                samples.append(sample)
+    return response.text, samples
+
+
+async def expiries(client: httpx.AsyncClient) -> tuple[str, dict[str, tuple[str, float]]]:
+    """The scrape's text and its expiry series by key id: (tenant label, value)."""
+    text, samples = await gauge_samples(client, METRIC, {"tenant", "key_id"})
+    return text, {s.labels["key_id"]: (s.labels["tenant"], s.value) for s in samples}
 
 
 async def test_active_keys_with_an_expiry_have_a_series_revoked_and_unexpiring_ones_do_not(
@@ -85,16 +92,9 @@ INFO = "vibexp_api_key_info"
 
 async def infos(client: httpx.AsyncClient) -> tuple[str, dict[str, dict[str, str]]]:
     """The scrape's text and its info series' labels by key id (each value must be 1)."""
-    response = await client.get("/metrics")
-    assert response.status_code == 200
-    found: dict[str, dict[str, str]] = {}
-    for family in text_string_to_metric_families(response.text):
-        if family.name == INFO:
-            assert family.type == "gauge"
-            for sample in family.samples:
-                assert set(sample.labels) == {"key_id", "name", "owner"} and sample.value == 1
-                found[sample.labels["key_id"]] = sample.labels
-    return response.text, found
+    text, samples = await gauge_samples(client, INFO, {"key_id", "name", "owner"})
+    assert all(s.value == 1 for s in samples)
+    return text, {s.labels["key_id"]: s.labels for s in samples}
 
 
 async def test_every_active_key_has_an_info_series_with_its_name_escaped_and_bounded(
