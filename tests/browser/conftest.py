@@ -98,3 +98,15 @@ def screenshots(artifacts_dir: Path) -> Path:
     path = artifacts_dir / "screenshots"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+#: The widths every changed page is looked at (README: 1280 px desktop, 375 px phone).
+WIDTHS = {"desktop": 1280, "mobile": 375}
+
+
+async def shots(page: Page, screenshots: Path, name: str) -> None:
+    """The page at both widths (full page) as ``<name>-desktop.png`` and ``<name>-mobile.png``, then 1280 px again."""
+    for label, width in WIDTHS.items():
+        await page.set_viewport_size({"width": width, "height": 900})
+        await page.screenshot(path=str(screenshots / f"{name}-{label}.png"), full_page=True)
+    await page.set_viewport_size({"width": 1280, "height": 900})

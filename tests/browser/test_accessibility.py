@@ -96,6 +96,7 @@ PAGES: dict[str, Callable[[Seed], list[str]] | None] = {
     "/settings/export": lambda s: ["/settings/export"],
     "/settings/account": lambda s: ["/settings/account"],
     "/settings/members": lambda s: ["/settings/members"],
+    "/settings/alerts": lambda s: ["/settings/alerts"],
     "/join": lambda s: ["/join", "/join#vibinv_not-a-real-token"],
     "/settings/audit-log": lambda s: ["/settings/audit-log", f"/settings/audit-log?key={s.key_id}"],
     "/alerts": lambda s: ["/alerts"],
@@ -119,6 +120,7 @@ EMPTY_PAGES = [
     "/memories",
     "/settings/export",
     "/settings/members",
+    "/settings/alerts",
     "/settings/audit-log",
     "/alerts",
 ]
@@ -284,6 +286,13 @@ async def test_full_account_pages(
     await auditor.check_current("/settings/api-keys/created/{flash_id}")
     await page.reload()
     await auditor.check_current("/settings/api-keys/created/{flash_id} (reloaded)")
+    # Alerts settings with every error listed.
+    await page.goto("/settings/alerts")
+    await page.get_by_label("Webhook URL").fill("ftp://alerts.example.com/hook")
+    await page.locator("#f-working_hours").fill("whenever")
+    await page.get_by_role("button", name="Save alerts settings").click()
+    await expect(page.get_by_test_id("error-summary")).to_be_visible()
+    await auditor.check_current("/settings/alerts (errors)")
     assert len(auditor.checked) >= 2 * (sum(len(u(seed)) for u in PAGES.values() if u) + len(ERROR_PAGES))
     auditor.assert_clean()
 

@@ -11,13 +11,11 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
-from browser.conftest import DashboardUser
+from browser.conftest import DashboardUser, shots
 from browser.test_key_permissions_browser import open_create_form, read_new_key, sign_in
 from helpers.servers import LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-WIDTHS = {"wide": 1280, "narrow": 375}
 
 
 @pytest.fixture
@@ -34,14 +32,6 @@ async def clipboard_page(browser: Browser, live_server: LiveServer) -> AsyncIter
         await context.close()
 
 
-async def shots(page: Page, screenshots: Path, name: str) -> None:
-    """The page at both widths (full page), then back to 1280 px."""
-    for label, width in WIDTHS.items():
-        await page.set_viewport_size({"width": width, "height": 900})
-        await page.screenshot(path=str(screenshots / f"keys-{name}-{label}.png"), full_page=True)
-    await page.set_viewport_size({"width": 1280, "height": 900})
-
-
 async def test_copy_buttons_put_the_key_and_each_set_up_on_the_clipboard(
     clipboard_page: Page, dashboard_user: DashboardUser, live_server: LiveServer, screenshots: Path
 ) -> None:
@@ -51,7 +41,7 @@ async def test_copy_buttons_put_the_key_and_each_set_up_on_the_clipboard(
     await page.get_by_label("30 days").check()
     await page.get_by_role("button", name="Create", exact=True).click()
     key = await read_new_key(page)
-    await shots(page, screenshots, "created")
+    await shots(page, screenshots, "keys-created")
 
     await page.get_by_role("button", name="Copy", exact=True).click()
     await expect(page.locator("#copy-status")).to_have_text("Copied to the clipboard.")
@@ -104,7 +94,7 @@ async def test_filter_search_presets_and_errors_as_clicked(
     # Every error at once, each linking to its input.
     await page.goto("/settings/api-keys")
     await page.locator("summary", has_text="Create New API Key").click()
-    await shots(page, screenshots, "create-form")
+    await shots(page, screenshots, "keys-create-form")
     await page.get_by_label("Name").fill("Build agent")
     await page.get_by_label("Allowed networks").fill("nowhere")
     await page.get_by_label("Expires in (days)").fill("0")
@@ -113,7 +103,7 @@ async def test_filter_search_presets_and_errors_as_clicked(
     summary = page.get_by_test_id("error-summary")
     await expect(summary.locator("li")).to_have_count(3)
     await expect(summary).to_contain_text("Choose what the key may do")
-    await shots(page, screenshots, "create-errors")
+    await shots(page, screenshots, "keys-create-errors")
     await page.get_by_label("90 days").check()
     await expect(page.get_by_label("Expires in (days)")).to_have_value("")  # a preset clears the typed days
     await page.get_by_label("Allowed networks").fill("")
@@ -141,11 +131,11 @@ async def test_filter_search_presets_and_errors_as_clicked(
     await expect(rows.first).to_contain_text("Work Laptop - Cursor")
     await page.get_by_role("link", name="Clear").click()
     await expect(rows).to_have_count(3)
-    await shots(page, screenshots, "list")
+    await shots(page, screenshots, "keys-list")
 
     await page.goto("/settings/account")
-    await shots(page, screenshots, "account")
+    await shots(page, screenshots, "keys-account")
     await page.goto("/settings/no-such-page")
     await expect(page.get_by_role("heading", name="Not found")).to_be_visible()
     await expect(page.get_by_role("navigation", name="Main")).to_be_visible()
-    await shots(page, screenshots, "not-found")
+    await shots(page, screenshots, "keys-not-found")

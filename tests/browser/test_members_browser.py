@@ -9,20 +9,11 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from browser.conftest import DashboardUser
+from browser.conftest import DashboardUser, shots
 from browser.test_dashboard_browser import sign_in
 from helpers.servers import LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-WIDTHS = {"desktop": 1280, "mobile": 375}
-
-
-async def shots(page: Page, screenshots: Path, name: str) -> None:
-    for label, width in WIDTHS.items():
-        await page.set_viewport_size({"width": width, "height": 900})
-        await page.screenshot(path=str(screenshots / f"members-{name}-{label}.png"), full_page=True)
-    await page.set_viewport_size({"width": 1280, "height": 900})
 
 
 async def test_invite_then_join_through_the_link(
@@ -40,7 +31,7 @@ async def test_invite_then_join_through_the_link(
     link = await page.get_by_role("textbox", name="Invitation link").input_value()
     assert "/join#vibinv_" in link
     await expect(page.get_by_test_id("invitations")).to_contain_text("ada@example.com")
-    await shots(page, screenshots, "invited")
+    await shots(page, screenshots, "members-invited")
 
     guest = await browser.new_context(base_url=live_server.url)
     try:
@@ -49,7 +40,7 @@ async def test_invite_then_join_through_the_link(
         token = link.rpartition("#")[2]
         await expect(joiner.get_by_label("Invitation link or token")).to_have_value(token)
         assert "#" not in joiner.url  # the token left the address bar
-        await shots(joiner, screenshots, "join")
+        await shots(joiner, screenshots, "members-join")
         await joiner.get_by_label("Password").fill("a-new-password-for-ada")
         await joiner.get_by_role("button", name="Join").click()
         await expect(joiner.get_by_role("heading", name="Overview")).to_be_visible()
@@ -60,4 +51,4 @@ async def test_invite_then_join_through_the_link(
     await page.goto("/settings/members")  # not a reload: that would send the invitation form again
     await expect(page.get_by_test_id("members")).to_contain_text("ada@example.com")
     await expect(page.get_by_text("No pending invitations.")).to_be_visible()
-    await shots(page, screenshots, "list")
+    await shots(page, screenshots, "members-list")

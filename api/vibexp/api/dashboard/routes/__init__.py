@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from vibexp.api.dashboard.errors import DashboardRoute
 from vibexp.api.dashboard.routes import (
     account,
+    alert_settings,
     alerts,
     audit,
     content,
@@ -21,5 +22,5 @@ from vibexp.api.dashboard.routes import (
 __all__ = ["router"]
 
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
-for module in (account, setup, members, keys, usage, content, prompt_versions, transfer, audit, alerts):
+for module in (account, setup, members, keys, usage, content, prompt_versions, transfer, audit, alerts, alert_settings):
     router.include_router(module.router)
