@@ -10,7 +10,7 @@ import httpx
 from fastapi import FastAPI
 
 from dashboard.pages import Person, sign_in
-from vibexp.core.geo import country_of
+from vibexp.core.geo import SHORT_NAMES, country_name, country_of
 
 RIPE, ARIN = "193.0.6.139", "8.8.8.8"  # registered in different countries (checked below with the shipped data)
 
@@ -22,10 +22,30 @@ async def _use(app: FastAPI, person: Person, address: str, times: int) -> None:
             assert (await http.get("/api/v1/account", headers=person.account.headers)).status_code == 200
 
 
-def _rows(html: str) -> list[tuple[str, str]]:
-    """(country, requests) of the countries table, in order."""
+def _rows(html: str) -> list[tuple[str, str, str]]:
+    """(country name, code, requests) of the countries table, in order."""
     table = html.split('data-testid="countries"', 1)[1].split("</table>", 1)[0]
-    return re.findall(r'<code>([A-Z]{2})</code></td>\s*<td data-label="Requests" class="num">([\d,]+)</td>', table)
+    cell = r'<td data-label="Country"><span>([^<]+) <code class="muted">([A-Z]{2})</code></span></td>'
+    return re.findall(cell + r'\s*<td data-label="Requests" class="num">([\d,]+)</td>', table)
+
+
+def _name(address: str) -> str:
+    name = country_name(country_of(address))
+    assert name is not None
+    return name
+
+
+def test_country_names_are_the_ones_people_use() -> None:
+    assert [country_name(code) for code in ("DE", "gb", "US", "KR", "TW", "NL")] == [
+        "Germany",
+        "United Kingdom",
+        "United States",
+        "South Korea",
+        "Taiwan",
+        "Netherlands",
+    ]
+    assert country_name("EU") is None and country_name(None) is None and country_name("") is None
+    assert all(country_name(code) for code in SHORT_NAMES)
 
 
 async def test_key_page_and_usage_page_list_countries_with_counts(
@@ -42,7 +62,8 @@ async def test_key_page_and_usage_page_list_countries_with_counts(
     await app.state.runtime.usage.flush()
 
     key_page = await client.get(f"/settings/api-keys/{person.account.key_id}")
-    assert _rows(key_page.text) == [(country_of(RIPE), "3"), (country_of(ARIN), "1")]
+    expected = [(_name(RIPE), country_of(RIPE), "3"), (_name(ARIN), country_of(ARIN), "1")]
+    assert _rows(key_page.text) == expected
     usage = await client.get("/usage")
     assert usage.status_code == 200
-    assert _rows(usage.text) == [(country_of(RIPE), "3"), (country_of(ARIN), "1")]
+    assert _rows(usage.text) == expected

@@ -9,6 +9,9 @@ Never on the request path: the usage recorder's flush looks up each event's addr
 and the ``new_country`` detector does the same for the batch it is handed. A lookup is one call into the package's
 compiled table (~0.2 µs, no parsing); a flush sees the same few addresses over and over, so the answer per address
 is kept as well (LRU, ~0.15 µs a hit).
+
+``country_name`` gives a code the English short name people know ("Germany", "United Kingdom"), from the ``iso3166``
+package's ISO 3166-1 table, with the handful of long formal names shortened (``SHORT_NAMES``).
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ import ipaddress
 from functools import lru_cache
 
 from iptocc import country_code
+from iso3166 import countries_by_alpha2
 
-__all__ = ["COUNTRY_LENGTH", "country_of"]
+__all__ = ["COUNTRY_LENGTH", "SHORT_NAMES", "country_name", "country_of"]
 
 #: ISO 3166-1 alpha-2: the length of every stored country column.
 COUNTRY_LENGTH = 2
@@ -51,3 +55,36 @@ def _parse(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return ipaddress.ip_address(text)
     except ValueError:
         return None
+
+
+#: The common English names of the countries whose ISO 3166-1 name is a long formal one.
+SHORT_NAMES = {
+    "BO": "Bolivia",
+    "FM": "Micronesia",
+    "GB": "United Kingdom",
+    "IR": "Iran",
+    "KP": "North Korea",
+    "KR": "South Korea",
+    "LA": "Laos",
+    "MD": "Moldova",
+    "PS": "Palestine",
+    "RU": "Russia",
+    "SY": "Syria",
+    "TW": "Taiwan",
+    "TZ": "Tanzania",
+    "US": "United States",
+    "VE": "Venezuela",
+    "VN": "Vietnam",
+}
+
+
+def country_name(code: str | None) -> str | None:
+    """The English name of an ISO 3166-1 alpha-2 code (any case), or None for no code or one the table lacks
+    (a registry may use ``EU`` or ``AP``, which are not countries)."""
+    if not code:
+        return None
+    code = code.upper()
+    if code in SHORT_NAMES:
+        return SHORT_NAMES[code]
+    country = countries_by_alpha2.get(code)
+    return country.apolitical_name if country is not None else None

@@ -11,6 +11,7 @@ from enum import IntEnum
 from typing import Any
 
 from vibexp.core.alerts.models import Alert, AlertKind
+from vibexp.core.geo import country_name
 
 __all__ = ["ALERT_KINDS", "AlertKindInfo", "Severity", "describe", "summary"]
 
@@ -63,7 +64,9 @@ def _new_network(d: Details) -> str:
 def _new_country(d: Details) -> str:
     days = d.get("lookback_days")
     window = f" in the last {days} days" if days else ""
-    return f"Used from {d.get('country') or 'an unknown country'}{window}, new for this key" + (
+    code = d.get("country")
+    place = f"{country_name(code) or code} ({code})" if code else "an unknown country"
+    return f"Used from {place}{window}, new for this key" + (
         f" (address {d['client_ip']})" if d.get("client_ip") else ""
     )
 

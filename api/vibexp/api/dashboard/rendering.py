@@ -18,6 +18,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from vibexp.api.dashboard.deps import NEW_SESSION_STATE, browser_session
 from vibexp.api.dashboard.state import dashboard_state
+from vibexp.core.geo import country_name
 
 __all__ = ["SECURITY_HEADERS", "TEMPLATES_DIR", "redirect", "relative_time", "render", "templates"]
 
@@ -75,6 +76,16 @@ def _ago(value: datetime | None) -> Markup:
     return Markup('<time datetime="{}" title="{}">{}</time>').format(value.isoformat(), exact, relative_time(value))
 
 
+def _country(code: str | None) -> Markup:
+    """A registered country as people read it, "Germany", with its ISO code beside it (what the API and metrics say)."""
+    if not code:
+        return Markup('<span class="muted">Unknown</span>')
+    name = country_name(code)
+    if name is None:
+        return Markup("<code>{}</code>").format(code)
+    return Markup('<span>{} <code class="muted">{}</code></span>').format(name, code)
+
+
 def _number(value: int | None) -> str:
     return f"{value or 0:,}"
 
@@ -83,6 +94,7 @@ templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 templates.env.filters["ts"] = _timestamp
 templates.env.filters["num"] = _number
 templates.env.filters["ago"] = _ago
+templates.env.filters["country"] = _country
 
 
 def _finish(request: Request, response: Response) -> Response:
