@@ -25,7 +25,7 @@ from vibexp.core.keys import usecases as keys
 TEMPLATE = ResourceTemplateReference(uri="artifact://{project}/{slug}")
 
 
-async def _fill(db: async_sessionmaker[AsyncSession], account: Account) -> None:
+async def fill_completions(db: async_sessionmaker[AsyncSession], account: Account) -> None:
     owner = Caller.cli(account.tenant.id)
     async with session_scope(db, write=True) as session:
         for name, content in (
@@ -51,7 +51,7 @@ async def _values(client: Any, ref: Any, name: str, value: str, context: dict[st
 async def test_completes_by_prefix_within_the_account(
     mcp_url: str, db: async_sessionmaker[AsyncSession], account: Account
 ) -> None:
-    await _fill(db, account)
+    await fill_completions(db, account)
     async with connect(mcp_url, account.key) as client:
         assert client.server_capabilities.completions is not None
         assert await _values(client, TEMPLATE, "project", "we") == ["web", "webapp"]
@@ -75,7 +75,7 @@ async def test_completes_by_prefix_within_the_account(
 async def test_another_accounts_or_an_unreadable_prompt_completes_to_nothing(
     mcp_url: str, db: async_sessionmaker[AsyncSession], account: Account
 ) -> None:
-    await _fill(db, account)
+    await fill_completions(db, account)
     stranger = await make_account(db)
     async with connect(mcp_url, stranger.key) as client:
         assert await _values(client, PromptReference(name="review"), "project", "") == []
@@ -110,7 +110,7 @@ async def test_another_accounts_or_an_unreadable_prompt_completes_to_nothing(
 async def test_bad_requests_are_invalid_params(
     mcp_url: str, db: async_sessionmaker[AsyncSession], account: Account, ref: Any, argument: Any, message: str
 ) -> None:
-    await _fill(db, account)
+    await fill_completions(db, account)
     async with connect(mcp_url, account.key) as client:
         with pytest.raises(BaseException) as refused:
             await client.complete(ref, argument)
