@@ -92,11 +92,14 @@ class _Stream:
         granted: frozenset[str],
         honored: SubscriptionFilter,
         expires_at: datetime | None = None,
+        forget_key: Callable[[], None] | None = None,
     ) -> None:
         self.tenant_id = tenant_id
         self.key_id = key_id
         self.granted = granted
         self.expires_at = expires_at
+        #: Drops the key from this process's verifier cache (``KeyVerifier.invalidate``).
+        self._forget_key = forget_key
         self.honored = honored
         self.uris = frozenset(honored.resource_subscriptions or ())
         self.pending: dict[ServerEvent, None] = {}  # insertion-ordered set
@@ -147,6 +150,10 @@ class _Stream:
         granted = change.granted  # the key's scopes within its owner's role ceiling, as the verifier computes them
         if granted == self.granted:
             return
+        # The verifier polls on its own schedule: a client told "tools changed" that asks again before that poll
+        # would be answered (and would cache for ttlMs) from the key as it was. Forget the key first.
+        if self._forget_key is not None:
+            self._forget_key()
         before, self.granted = self.granted, granted
         if self.honored.tools_list_changed:
             self.post(ToolsListChanged())
@@ -204,7 +211,8 @@ class Listeners:
             raise MCPError(INVALID_REQUEST, "subscriptions/listen requires a request id")
         with protocol_errors():
             principal = principal_of(ctx)
-            feed = runtime_of(ctx).content_changes
+            runtime = runtime_of(ctx)
+            feed, verifier = runtime.content_changes, runtime.verifier
         uris = params.notifications.resource_subscriptions or []
         if len(uris) > MAX_RESOURCE_SUBSCRIPTIONS:
             raise MCPError(
@@ -219,7 +227,14 @@ class Listeners:
             raise self._refused(f"This server already has {self.per_process} open listen streams (the most allowed)")
         honored = _honored(params.notifications)
         meta: dict[str, Any] = {SUBSCRIPTION_ID_META_KEY: subscription_id}
-        stream = _Stream(principal.tenant_id, key_id, principal.granted, honored, principal.expires_at)
+        stream = _Stream(
+            principal.tenant_id,
+            key_id,
+            principal.granted,
+            honored,
+            principal.expires_at,
+            forget_key=lambda: verifier.invalidate(key_ids=(key_id,)),
+        )
         # Subscribe before the acknowledgement: a change made while it is being written is kept, not lost.
         unsubscribe: Callable[[], None] = feed.subscribe(stream.hear)
         self._by_key[key_id] += 1
