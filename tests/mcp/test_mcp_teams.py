@@ -9,7 +9,8 @@ second is asked until it follows.
 * A ``subscriptions/listen`` stream on the key hears ``notifications/tools/list_changed`` when its owner is demoted
   or promoted (the key's own scopes did not change: its effective ones did), keeps hearing what the new role may
   read, and ends when its owner is removed.
-* A stream ends at its key's ``expires_at`` (not at the idle close, 600 s), and the next request is refused.
+* A stream ends at its key's ``expires_at`` (not at the idle close, 600 s), and the next request is refused; and
+  when its account is suspended (what deleting a ``VibeXPTenant`` does).
 """
 
 from __future__ import annotations
@@ -33,11 +34,13 @@ from helpers.servers import LiveServer
 from helpers.teams import make_person
 from mcp import Client
 from vibexp.api.mcp.tools import TOOL_NAMES
+from vibexp.core import account as accounts
 from vibexp.core.access import Caller, Role
 from vibexp.core.clock import utcnow
 from vibexp.core.db import session_scope
 from vibexp.core.keys import usecases as keys
 from vibexp.core.keys.usecases import KeyPermissions
+from vibexp.core.tenants.schemas import TenantUpdate
 
 pytestmark = pytest.mark.slow
 
@@ -210,3 +213,22 @@ async def test_a_stream_ends_when_its_key_expires(server: LiveServer, db: async_
             ended = time.monotonic() - started
         assert left - 1.0 < ended < left + 1.0, (left, ended)
     await _key_refused_as(server, key, "expired")
+
+
+async def test_a_stream_ends_when_its_account_is_suspended(
+    two_servers: tuple[LiveServer, LiveServer], db: async_sessionmaker[AsyncSession]
+) -> None:
+    listening, _ = two_servers
+    account = await make_account(db)
+    async with (
+        connect(listening.url + MCP_PATH, account.key) as mcp,
+        mcp.listen(tools_list_changed=True, prompts_list_changed=True) as subscription,
+    ):
+        async with session_scope(db, write=True) as session:  # the CLI's `tenant update --suspend`
+            await accounts.update_account(
+                session, caller=Caller.cli(account.tenant.id), data=TenantUpdate(suspended=True)
+            )
+        await _ends(subscription, DEADLINE + 1)
+    async with httpx.AsyncClient(base_url=listening.url, timeout=30) as http:
+        answer = await http.post(MCP_PATH, json=TOOLS_LIST, headers={**JSONRPC_HEADERS, **account.headers})
+    assert answer.status_code == 403 and answer.json()["error"]["code"] == "account_suspended", answer.text

@@ -14,7 +14,7 @@ one key, and hears only what happened in its key's account and what that key may
 * ``notifications/tools/list_changed`` when the key's effective scopes change (its tool list is its scopes'): its
   own scopes, or its owner's role (a personal key acts within its owner's role ceiling, ``access.ceiling``: a
   demotion narrows what the stream hears and lists, a promotion widens it back); a key that is revoked, suspended or
-  deleted, or whose owner left the account, ends its streams.
+  deleted, or whose owner left the account, ends its streams; so does the suspension of the account.
 
 A stream also ends when its key expires (at its ``expires_at``; the client's next listen is refused as expired).
 
@@ -68,7 +68,7 @@ from vibexp.api.mcp.context import principal_of, runtime_of
 from vibexp.api.mcp.errors import protocol_errors
 from vibexp.core.access import Scope
 from vibexp.core.clock import utcnow
-from vibexp.core.content.changes import Change, ChangeKind
+from vibexp.core.content.changes import ACCOUNT_SUSPENDED, Change, ChangeKind
 
 __all__ = ["MAX_RESOURCE_SUBSCRIPTIONS", "TOO_MANY_LISTENERS", "Listeners"]
 
@@ -117,6 +117,10 @@ class _Stream:
     def hear(self, change: Change) -> None:
         """Turn one change of the feed into this stream's events (module docstring)."""
         if change.tenant_id != self.tenant_id:
+            return
+        if change.kind is ChangeKind.account:
+            if change.status == ACCOUNT_SUSPENDED:  # its keys are refused now (403 account_suspended)
+                self.end()
             return
         if change.kind is ChangeKind.key:
             if change.object_id == self.key_id:

@@ -12,7 +12,10 @@ Each poll reads:
   removed ``production`` label that changes what ``prompts/get`` serves; ``key.deleted`` for keys;
 * API keys whose ``updated_at`` is recent (scopes, status, expiry, and their owner's role: a role change or a
   removal bumps the person's keys, ``vibexp.core.members.service``), so a listener can re-check what its key may
-  read. The owner's role comes in the same query (joined), as the key verifier reads it: no query per change.
+  read. The owner's role comes in the same query (joined), as the key verifier reads it: no query per change;
+* accounts whose ``updated_at`` is recent, with whether they are suspended (a suspended account's keys are refused,
+  so its listeners stop). An account's rows are never deleted by VibeXP (a deleted ``VibeXPTenant`` suspends it);
+  a row deleted by hand takes its keys and its audit trail with it (cascade) and leaves nothing this feed can see.
 
 The audit trail is the tombstone: no new table, no migration. Each poll re-reads from ``POLL_OVERLAP`` before the
 previous one began (commits landing out of timestamp order, replicas' clocks apart), and a change already delivered
@@ -40,26 +43,32 @@ from vibexp.core.clock import utcnow
 from vibexp.core.content.models import Artifact, Prompt
 from vibexp.core.keys.models import ApiKey
 from vibexp.core.tasks import PeriodicTask
+from vibexp.core.tenants.models import Tenant
 from vibexp.core.users.models import Membership
 
-__all__ = ["POLL_OVERLAP", "Change", "ChangeFeed", "ChangeKind", "Subscriber"]
+__all__ = ["ACCOUNT_ACTIVE", "ACCOUNT_SUSPENDED", "POLL_OVERLAP", "Change", "ChangeFeed", "ChangeKind", "Subscriber"]
 
 log = logging.getLogger(__name__)
 
 #: How far back each poll re-reads (as the key verifier's poll does).
 POLL_OVERLAP = timedelta(seconds=5)
+#: An account change's ``status``.
+ACCOUNT_SUSPENDED = "suspended"
+ACCOUNT_ACTIVE = "active"
 
 
 class ChangeKind(StrEnum):
     prompt = "prompt"
     artifact = "artifact"
     key = "key"
+    account = "account"
 
 
 @dataclass(frozen=True, slots=True)
 class Change:
     """One change: what kind of object, whose (``tenant_id``), which (``object_id``), and how it is named: a
-    prompt's name, an artifact's ``project/slug`` (as the audit trail names it), a key's nothing. A key change
+    prompt's name, an artifact's ``project/slug`` (as the audit trail names it), a key's and an account's nothing
+    (an account change's ``object_id`` is the account's id, its ``status`` ``suspended`` or ``active``). A key change
     carries the key's ``scopes``, ``status`` and ``expires_at`` as stored, its owner (``owner_user_id``, ``None``
     for a service key) and the owner's ``role`` in the account now (``None`` when the owner is no longer a member);
     ``deleted`` when the object is gone."""
@@ -198,6 +207,13 @@ class ChangeFeed:
                     expires_at=expires_at,
                 )
                 found.append((("k", object_id, at.isoformat()), at, change))
+            accounts = await session.execute(
+                select(Tenant.id, Tenant.suspended, Tenant.updated_at).where(Tenant.updated_at >= since)
+            )
+            for tenant_id, suspended, at in accounts:
+                status = ACCOUNT_SUSPENDED if suspended else ACCOUNT_ACTIVE
+                change = Change(ChangeKind.account, tenant_id, tenant_id, status=status)
+                found.append((("t", tenant_id, at.isoformat()), at, change))
             audited = await session.execute(
                 select(
                     AuditEvent.id,
