@@ -63,9 +63,10 @@ class _Session:
 @pytest.fixture
 def feed(monkeypatch: pytest.MonkeyPatch) -> _Feed:
     fake = _Feed()
-    principal = SimpleNamespace(key_id=KEY, tenant_id=TENANT, granted=expand(["*"]))
+    principal = SimpleNamespace(key_id=KEY, tenant_id=TENANT, granted=expand(["*"]), expires_at=None)
     monkeypatch.setattr(live, "principal_of", lambda ctx: principal)
-    monkeypatch.setattr(live, "runtime_of", lambda ctx: SimpleNamespace(content_changes=fake))
+    runtime = SimpleNamespace(content_changes=fake, verifier=SimpleNamespace(invalidate=lambda **_: None))
+    monkeypatch.setattr(live, "runtime_of", lambda ctx: runtime)
     return fake
 
 

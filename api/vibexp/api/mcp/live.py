@@ -11,8 +11,12 @@ one key, and hears only what happened in its key's account and what that key may
 * ``notifications/resources/list_changed`` when an artifact is created, changed or deleted, and
   ``notifications/resources/updated`` for an ``artifact://{project}/{slug}`` the stream subscribed to, if the key
   holds ``artifacts:read``;
-* ``notifications/tools/list_changed`` when the key's own scopes change (its tool list is its scopes'); a key that
-  is revoked, suspended or deleted ends its streams.
+* ``notifications/tools/list_changed`` when the key's effective scopes change (its tool list is its scopes'): its
+  own scopes, or its owner's role (a personal key acts within its owner's role ceiling, ``access.ceiling``: a
+  demotion narrows what the stream hears and lists, a promotion widens it back); a key that is revoked, suspended or
+  deleted, or whose owner left the account, ends its streams; so does the suspension of the account.
+
+A stream also ends when its key expires (at its ``expires_at``; the client's next listen is refused as expired).
 
 The changes come from ``vibexp.core.content.changes.ChangeFeed``, which polls the database (every replica's writes,
 within a second) while at least one stream listens anywhere in the process. Handshake-era clients (``initialize``)
@@ -21,10 +25,11 @@ get no notifications (their channel, the GET stream, answers 405), and their cap
 Bounded: at most ``per_key`` streams per key and ``per_process`` in all (past either cap the request is refused
 with ``-32000`` and ``data.code == "too_many_listeners"`` before anything is acknowledged); at most
 ``MAX_RESOURCE_SUBSCRIPTIONS`` URIs per stream. A stream with nothing to say for ``idle_seconds`` ends gracefully
-(the client listens again). Events waiting for a slow client are coalesced in a set (a list-changed is a list-changed
-however many times it happened), so a client that never reads costs a bounded amount of memory; a notification the
-client does not take within ``send_timeout`` seconds ends its stream. When the client goes away the SDK cancels the
-handler, and the ``finally`` here releases the slot and the feed subscription: nothing is left behind.
+(the client listens again), and so does one whose key reaches its ``expires_at``. Events waiting for a slow client
+are coalesced in a set (a list-changed is a list-changed however many times it happened), so a client that never
+reads costs a bounded amount of memory; a notification the client does not take within ``send_timeout`` seconds ends
+its stream. When the client goes away the SDK cancels the handler, and the ``finally`` here releases the slot and
+the feed subscription: nothing is left behind.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import anyio
@@ -60,9 +66,9 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from vibexp.api.mcp.context import principal_of, runtime_of
 from vibexp.api.mcp.errors import protocol_errors
-from vibexp.core import access
 from vibexp.core.access import Scope
-from vibexp.core.content.changes import Change, ChangeKind
+from vibexp.core.clock import utcnow
+from vibexp.core.content.changes import ACCOUNT_SUSPENDED, Change, ChangeKind
 
 __all__ = ["MAX_RESOURCE_SUBSCRIPTIONS", "TOO_MANY_LISTENERS", "Listeners"]
 
@@ -76,12 +82,24 @@ _ACTIVE = "active"
 
 
 class _Stream:
-    """One open listen stream: its key's current view, and the events waiting to be written (a set: coalesced)."""
+    """One open listen stream: its key's current view (its effective scopes and its expiry), and the events waiting
+    to be written (a set: coalesced)."""
 
-    def __init__(self, tenant_id: str, key_id: str, granted: frozenset[str], honored: SubscriptionFilter) -> None:
+    def __init__(
+        self,
+        tenant_id: str,
+        key_id: str,
+        granted: frozenset[str],
+        honored: SubscriptionFilter,
+        expires_at: datetime | None = None,
+        forget_key: Callable[[], None] | None = None,
+    ) -> None:
         self.tenant_id = tenant_id
         self.key_id = key_id
         self.granted = granted
+        self.expires_at = expires_at
+        #: Drops the key from this process's verifier cache (``KeyVerifier.invalidate``).
+        self._forget_key = forget_key
         self.honored = honored
         self.uris = frozenset(honored.resource_subscriptions or ())
         self.pending: dict[ServerEvent, None] = {}  # insertion-ordered set
@@ -100,6 +118,10 @@ class _Stream:
         """Turn one change of the feed into this stream's events (module docstring)."""
         if change.tenant_id != self.tenant_id:
             return
+        if change.kind is ChangeKind.account:
+            if change.status == ACCOUNT_SUSPENDED:  # its keys are refused now (403 account_suspended)
+                self.end()
+            return
         if change.kind is ChangeKind.key:
             if change.object_id == self.key_id:
                 self._key_changed(change)
@@ -116,13 +138,26 @@ class _Stream:
         if uri in self.uris:
             self.post(ResourceUpdated(uri=uri))
 
+    def seconds_left(self, idle_seconds: float) -> float:
+        """How long the stream may wait for news: the idle time, or less if its key expires sooner (<= 0: expired)."""
+        if self.expires_at is None:
+            return idle_seconds
+        return min(idle_seconds, (self.expires_at - utcnow()).total_seconds())
+
     def _key_changed(self, change: Change) -> None:
-        if change.deleted or change.status != _ACTIVE:
+        if change.deleted or change.status != _ACTIVE or change.orphaned:
             self.end()
             return
-        granted = access.expand(list(change.scopes))
+        if change.expires_at != self.expires_at:  # the wait is re-timed (the loop wakes with nothing to send)
+            self.expires_at = change.expires_at
+            self.wake.set()
+        granted = change.granted  # the key's scopes within its owner's role ceiling, as the verifier computes them
         if granted == self.granted:
             return
+        # The verifier polls on its own schedule: a client told "tools changed" that asks again before that poll
+        # would be answered (and would cache for ttlMs) from the key as it was. Forget the key first.
+        if self._forget_key is not None:
+            self._forget_key()
         before, self.granted = self.granted, granted
         if self.honored.tools_list_changed:
             self.post(ToolsListChanged())
@@ -180,7 +215,8 @@ class Listeners:
             raise MCPError(INVALID_REQUEST, "subscriptions/listen requires a request id")
         with protocol_errors():
             principal = principal_of(ctx)
-            feed = runtime_of(ctx).content_changes
+            runtime = runtime_of(ctx)
+            feed, verifier = runtime.content_changes, runtime.verifier
         uris = params.notifications.resource_subscriptions or []
         if len(uris) > MAX_RESOURCE_SUBSCRIPTIONS:
             raise MCPError(
@@ -195,7 +231,14 @@ class Listeners:
             raise self._refused(f"This server already has {self.per_process} open listen streams (the most allowed)")
         honored = _honored(params.notifications)
         meta: dict[str, Any] = {SUBSCRIPTION_ID_META_KEY: subscription_id}
-        stream = _Stream(principal.tenant_id, key_id, principal.granted, honored)
+        stream = _Stream(
+            principal.tenant_id,
+            key_id,
+            principal.granted,
+            honored,
+            principal.expires_at,
+            forget_key=lambda: verifier.invalidate(key_ids=(key_id,)),
+        )
         # Subscribe before the acknowledgement: a change made while it is being written is kept, not lost.
         unsubscribe: Callable[[], None] = feed.subscribe(stream.hear)
         self._by_key[key_id] += 1
@@ -206,9 +249,12 @@ class Listeners:
             )
             await self._send(ctx, acknowledged, subscription_id)
             while not stream.ended:
-                with anyio.move_on_after(self.idle_seconds):
+                seconds_left = stream.seconds_left(self.idle_seconds)
+                if seconds_left <= 0:  # the key expired: nothing more is sent with it
+                    break
+                with anyio.move_on_after(seconds_left):
                     await stream.wake.wait()
-                if not stream.wake.is_set():  # idle: end gracefully, the client listens again
+                if not stream.wake.is_set():  # idle or expired: end gracefully, the client listens again
                     break
                 stream.wake = anyio.Event()
                 events, stream.pending = list(stream.pending), {}

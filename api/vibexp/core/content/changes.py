@@ -10,7 +10,12 @@ Each poll reads:
 * the audit trail (``audit_events.at``, indexed) for what leaves no row behind: ``prompt.deleted``,
   ``artifact.deleted`` (every delete is audited in its own transaction, ``ContentService.delete``), and the moved or
   removed ``production`` label that changes what ``prompts/get`` serves; ``key.deleted`` for keys;
-* API keys whose ``updated_at`` is recent (scopes, status), so a listener can re-check what its key may read.
+* API keys whose ``updated_at`` is recent (scopes, status, expiry, and their owner's role: a role change or a
+  removal bumps the person's keys, ``vibexp.core.members.service``), so a listener can re-check what its key may
+  read. The owner's role comes in the same query (joined), as the key verifier reads it: no query per change;
+* accounts whose ``updated_at`` is recent, with whether they are suspended (a suspended account's keys are refused,
+  so its listeners stop). An account's rows are never deleted by VibeXP (a deleted ``VibeXPTenant`` suspends it);
+  a row deleted by hand takes its keys and its audit trail with it (cascade) and leaves nothing this feed can see.
 
 The audit trail is the tombstone: no new table, no migration. Each poll re-reads from ``POLL_OVERLAP`` before the
 previous one began (commits landing out of timestamp order, replicas' clocks apart), and a change already delivered
@@ -31,31 +36,42 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from vibexp.core import access
+from vibexp.core.access import Scope
 from vibexp.core.audit.models import AuditEvent
 from vibexp.core.clock import utcnow
 from vibexp.core.content.models import Artifact, Prompt
 from vibexp.core.keys.models import ApiKey
 from vibexp.core.tasks import PeriodicTask
+from vibexp.core.tenants.models import Tenant
+from vibexp.core.users.models import Membership
 
-__all__ = ["POLL_OVERLAP", "Change", "ChangeFeed", "ChangeKind", "Subscriber"]
+__all__ = ["ACCOUNT_ACTIVE", "ACCOUNT_SUSPENDED", "POLL_OVERLAP", "Change", "ChangeFeed", "ChangeKind", "Subscriber"]
 
 log = logging.getLogger(__name__)
 
 #: How far back each poll re-reads (as the key verifier's poll does).
 POLL_OVERLAP = timedelta(seconds=5)
+#: An account change's ``status``.
+ACCOUNT_SUSPENDED = "suspended"
+ACCOUNT_ACTIVE = "active"
 
 
 class ChangeKind(StrEnum):
     prompt = "prompt"
     artifact = "artifact"
     key = "key"
+    account = "account"
 
 
 @dataclass(frozen=True, slots=True)
 class Change:
     """One change: what kind of object, whose (``tenant_id``), which (``object_id``), and how it is named: a
-    prompt's name, an artifact's ``project/slug`` (as the audit trail names it), a key's nothing. A key change
-    carries the key's ``scopes`` and ``status`` as stored; ``deleted`` when the object is gone."""
+    prompt's name, an artifact's ``project/slug`` (as the audit trail names it), a key's and an account's nothing
+    (an account change's ``object_id`` is the account's id, its ``status`` ``suspended`` or ``active``). A key change
+    carries the key's ``scopes``, ``status`` and ``expires_at`` as stored, its owner (``owner_user_id``, ``None``
+    for a service key) and the owner's ``role`` in the account now (``None`` when the owner is no longer a member);
+    ``deleted`` when the object is gone."""
 
     kind: ChangeKind
     tenant_id: str
@@ -64,6 +80,22 @@ class Change:
     deleted: bool = False
     scopes: tuple[str, ...] = ()
     status: str = ""
+    owner_user_id: str | None = None
+    role: str | None = None
+    expires_at: datetime | None = None
+
+    @property
+    def orphaned(self) -> bool:
+        """A personal key whose owner left the account: the verifier refuses it as revoked (removal revokes it)."""
+        return self.owner_user_id is not None and self.role is None
+
+    @property
+    def granted(self) -> frozenset[Scope]:
+        """A key change's effective scopes, as the key verifier computes them: the key's own within its owner's role
+        ceiling (a service key's are unbounded); nothing for an orphaned key."""
+        if self.orphaned:
+            return frozenset()
+        return access.expand(list(self.scopes)) & access.ceiling(self.role)
 
 
 Subscriber = Callable[[Change], None]
@@ -147,13 +179,41 @@ class ChangeFeed:
                 change = Change(ChangeKind.artifact, tenant_id, object_id, f"{project}/{slug}")
                 found.append((("a", object_id, at.isoformat()), at, change))
             keys = await session.execute(
-                select(ApiKey.id, ApiKey.tenant_id, ApiKey.scopes, ApiKey.status, ApiKey.updated_at).where(
-                    ApiKey.updated_at >= since
+                select(
+                    ApiKey.id,
+                    ApiKey.tenant_id,
+                    ApiKey.scopes,
+                    ApiKey.status,
+                    ApiKey.expires_at,
+                    ApiKey.owner_user_id,
+                    Membership.role,
+                    ApiKey.updated_at,
                 )
+                .outerjoin(
+                    Membership,
+                    (Membership.tenant_id == ApiKey.tenant_id) & (Membership.user_id == ApiKey.owner_user_id),
+                )
+                .where(ApiKey.updated_at >= since)
             )
-            for object_id, tenant_id, scopes, status, at in keys:
-                change = Change(ChangeKind.key, tenant_id, object_id, scopes=tuple(scopes), status=status)
+            for object_id, tenant_id, scopes, status, expires_at, owner, role, at in keys:
+                change = Change(
+                    ChangeKind.key,
+                    tenant_id,
+                    object_id,
+                    scopes=tuple(scopes),
+                    status=status,
+                    owner_user_id=owner,
+                    role=role,
+                    expires_at=expires_at,
+                )
                 found.append((("k", object_id, at.isoformat()), at, change))
+            accounts = await session.execute(
+                select(Tenant.id, Tenant.suspended, Tenant.updated_at).where(Tenant.updated_at >= since)
+            )
+            for tenant_id, suspended, at in accounts:
+                status = ACCOUNT_SUSPENDED if suspended else ACCOUNT_ACTIVE
+                change = Change(ChangeKind.account, tenant_id, tenant_id, status=status)
+                found.append((("t", tenant_id, at.isoformat()), at, change))
             audited = await session.execute(
                 select(
                     AuditEvent.id,
