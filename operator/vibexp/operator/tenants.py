@@ -106,8 +106,11 @@ def _owners_condition(body: Mapping[str, Any], owners: OwnersReport) -> dict[str
 
 def _owners_status(body: Mapping[str, Any], owners: OwnersReport) -> dict[str, Any]:
     """status.owners and the conditions with OwnersReconciled set (for a patch that leaves Ready alone)."""
+    status = body.get("status")
     made = _owners_condition(body, owners)
-    return {"owners": owners.status(), "conditions": with_conditions(body.get("status"), {OWNERS_CONDITION: made})}
+    if made is None and condition_of(status, OWNERS_CONDITION) is None:
+        return {"owners": owners.status()}  # no condition to set or remove: the conditions are left alone
+    return {"owners": owners.status(), "conditions": with_conditions(status, {OWNERS_CONDITION: made})}
 
 
 async def _report(
