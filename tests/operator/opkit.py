@@ -11,12 +11,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from helpers.servers import REPO, free_port
 from vibexp.core.audit.models import AuditEvent
@@ -44,6 +45,8 @@ GROUP, VERSION = "vibexp.io", "v1alpha1"
 CRDS = REPO / "crds"
 EXAMPLES = REPO / "manifests" / "examples"
 MERGE = {"Content-Type": "application/merge-patch+json"}
+
+T = TypeVar("T")
 
 
 def wait_until(check: Callable[[], Any], what: str, timeout: float = 30.0, interval: float = 0.1) -> Any:
@@ -240,6 +243,19 @@ class Operator:
         return found
 
     # -- database -------------------------------------------------------------------------------------------------
+    def in_database(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Run ``work`` in one committed unit of work on the operator's database (outside the operator)."""
+
+        async def run() -> T:
+            engine = create_engine(self.database_url)
+            try:
+                async with create_session_factory(engine)() as session, session.begin():
+                    return await work(session)
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(run())
+
     def keys_of(self, uid: str) -> list[KeyRecord]:
         """Every key record the operator minted for this ApiKey (by its idempotency reference)."""
 

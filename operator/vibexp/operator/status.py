@@ -14,7 +14,16 @@ from typing import Any
 
 from vibexp.core.clock import utcnow
 
-__all__ = ["ReadyState", "iso", "ready_condition", "ready_of", "status_patch"]
+__all__ = [
+    "ReadyState",
+    "condition",
+    "condition_of",
+    "iso",
+    "ready_condition",
+    "ready_of",
+    "status_patch",
+    "with_conditions",
+]
 
 
 def iso(value: datetime | None) -> str | None:
@@ -38,21 +47,30 @@ class ReadyState:
         return "Unknown" if self.ready is None else str(self.ready)
 
 
-def ready_of(status: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
-    for condition in (status or {}).get("conditions") or []:
-        if condition.get("type") == "Ready":
-            found: Mapping[str, Any] = condition
+def condition_of(status: Mapping[str, Any] | None, type_: str) -> Mapping[str, Any] | None:
+    for item in (status or {}).get("conditions") or []:
+        if item.get("type") == type_:
+            found: Mapping[str, Any] = item
             return found
     return None
 
 
+def ready_of(status: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    return condition_of(status, "Ready")
+
+
 def ready_condition(state: ReadyState, *, generation: int, previous: Mapping[str, Any] | None) -> dict[str, Any]:
+    return condition("Ready", state, generation=generation, previous=previous)
+
+
+def condition(type_: str, state: ReadyState, *, generation: int, previous: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A condition of this type; its ``lastTransitionTime`` stays the previous one's unless the status flips."""
     value = state.status
     since = _utc(utcnow())
     if previous is not None and previous.get("status") == value:
         since = str(previous.get("lastTransitionTime") or since)
     return {
-        "type": "Ready",
+        "type": type_,
         "status": value,
         "reason": state.reason,
         "message": state.message,
@@ -82,3 +100,22 @@ def status_patch(current: Mapping[str, Any] | None, desired: Mapping[str, Any]) 
         elif have != value:
             patch[name] = value
     return patch
+
+
+def with_conditions(
+    status: Mapping[str, Any] | None, replaced: Mapping[str, Mapping[str, Any] | None]
+) -> list[dict[str, Any]]:
+    """The object's conditions with those of ``replaced``'s types set (None: removed), the others kept as they are:
+    a merge patch replaces the whole list, so a patch of one condition must carry the rest."""
+    out: list[dict[str, Any]] = []
+    done: set[str] = set()
+    for item in (status or {}).get("conditions") or []:
+        type_ = str(item.get("type"))
+        if type_ in replaced:
+            done.add(type_)
+            if (new := replaced[type_]) is not None:
+                out.append(dict(new))
+        else:
+            out.append(dict(item))
+    out.extend(dict(new) for type_, new in replaced.items() if type_ not in done and new is not None)
+    return out

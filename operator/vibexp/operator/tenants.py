@@ -1,4 +1,6 @@
-"""VibeXPTenant reconciliation: the tenant record of the same name follows the spec; counters go into status.
+"""VibeXPTenant reconciliation: the tenant record of the same name follows the spec; counters go into status;
+``spec.owners`` becomes owner memberships (:mod:`vibexp.operator.owners`), reported in ``status.owners`` and the
+``OwnersReconciled`` condition.
 
 A VibeXPTenant adopts an existing tenant of its name (one made with ``vibexp tenant create``, or by an earlier
 VibeXPTenant). Deleting the VibeXPTenant suspends the tenant instead of deleting it: its prompts, artifacts and
@@ -25,8 +27,18 @@ from vibexp.core.tenants.schemas import TenantCreate, TenantUpdate
 from vibexp.operator.alerts import SecretRefRefused, WebhookSecretMissing, alert_settings
 from vibexp.operator.apikeys import reconcile_apikey
 from vibexp.operator.events import post_event
+from vibexp.operator.owners import CONDITION as OWNERS_CONDITION
+from vibexp.operator.owners import OwnersReport, reconcile_owners
 from vibexp.operator.runtime import OperatorRuntime
-from vibexp.operator.status import ReadyState, ready_condition, ready_of, status_patch
+from vibexp.operator.status import (
+    ReadyState,
+    condition,
+    condition_of,
+    ready_condition,
+    ready_of,
+    status_patch,
+    with_conditions,
+)
 
 __all__ = ["reconcile_tenant", "report_tenant_outage", "suspend_tenant", "sync_tenant"]
 
@@ -83,14 +95,44 @@ async def _patch_status(rt: OperatorRuntime, body: Mapping[str, Any], desired: M
         await rt.kube.patch_tenant_status(body["metadata"]["name"], patch)
 
 
-async def _report(rt: OperatorRuntime, body: Mapping[str, Any], state: ReadyState, extra: Mapping[str, Any]) -> None:
-    previous = ready_of(body.get("status"))
+def _owners_condition(body: Mapping[str, Any], owners: OwnersReport) -> dict[str, Any] | None:
+    """The OwnersReconciled condition; None (removed) when spec.owners asks nothing."""
+    if owners.condition is None:
+        return None
     generation = int(body["metadata"].get("generation") or 0)
-    desired = {
-        **extra,
-        "observedGeneration": generation,
-        "conditions": [ready_condition(state, generation=generation, previous=previous)],
+    previous = condition_of(body.get("status"), OWNERS_CONDITION)
+    return condition(OWNERS_CONDITION, owners.condition, generation=generation, previous=previous)
+
+
+def _owners_status(body: Mapping[str, Any], owners: OwnersReport) -> dict[str, Any]:
+    """status.owners and the conditions with OwnersReconciled set (for a patch that leaves Ready alone)."""
+    status = body.get("status")
+    made = _owners_condition(body, owners)
+    if made is None and condition_of(status, OWNERS_CONDITION) is None:
+        return {"owners": owners.status()}  # no condition to set or remove: the conditions are left alone
+    return {"owners": owners.status(), "conditions": with_conditions(status, {OWNERS_CONDITION: made})}
+
+
+async def _report(
+    rt: OperatorRuntime,
+    body: Mapping[str, Any],
+    state: ReadyState,
+    extra: Mapping[str, Any],
+    owners: OwnersReport | None = None,
+) -> None:
+    """Patch the Ready condition and ``extra``; with ``owners`` also status.owners and OwnersReconciled (without,
+    they stay as they are)."""
+    status = body.get("status")
+    previous = ready_of(status)
+    generation = int(body["metadata"].get("generation") or 0)
+    replaced: dict[str, dict[str, Any] | None] = {
+        "Ready": ready_condition(state, generation=generation, previous=previous)
     }
+    desired: dict[str, Any] = {**extra, "observedGeneration": generation}
+    if owners is not None:
+        replaced[OWNERS_CONDITION] = _owners_condition(body, owners)
+        desired["owners"] = owners.status()
+    desired["conditions"] = with_conditions(status, replaced)
     await _patch_status(rt, body, desired)
     if previous is None or (previous.get("status"), previous.get("reason")) != (state.status, state.reason):
         post_event(body, warning=not state.ready, reason=state.reason, message=state.message)
@@ -148,7 +190,9 @@ async def reconcile_tenant(rt: OperatorRuntime, body: Mapping[str, Any], *, kick
         state = ReadyState(
             True, "Reconciled", f"tenant {name}: tier {tenant.tier}, {tenant.hourly_limit} requests/hour"
         )
-    await _report(rt, body, state, await _counters(rt, tenant))
+    async with rt.lock(body["metadata"]["uid"]):  # the sync timer applies spec.owners too
+        owners = await reconcile_owners(rt, body, _caller(tenant, name))
+        await _report(rt, body, state, await _counters(rt, tenant), owners)
     await kick_apikeys(rt, name, only_unready=not kick_all)
     if waiting_for is not None:
         raise kopf.TemporaryError(waiting_for, delay=rt.config.retry_delay)
@@ -166,11 +210,13 @@ async def suspend_tenant(rt: OperatorRuntime, body: Mapping[str, Any]) -> None:
             await account.update_account(session, caller=_caller(tenant, name), data=TenantUpdate(suspended=True))
     post_event(body, warning=False, reason="TenantSuspended", message=f"VibeXPTenant deleted: tenant {name} suspended")
     await kick_apikeys(rt, name, only_unready=False)
+    rt.forget(body["metadata"]["uid"])
 
 
 async def sync_tenant(rt: OperatorRuntime, body: Mapping[str, Any]) -> None:
-    """Periodic: active keys and requests this hour, patched only when they changed; and the webhook secret
-    followed when its Secret changed (a rotated secret needs no edit of the VibeXPTenant)."""
+    """Periodic: active keys and requests this hour, patched only when they changed; the webhook secret followed
+    when its Secret changed (a rotated secret needs no edit of the VibeXPTenant); and spec.owners applied again (a
+    Pending e-mail's user may exist now, a kept last owner may have a successor)."""
     name = body["metadata"]["name"]
     if body["metadata"].get("deletionTimestamp"):
         return
@@ -186,7 +232,9 @@ async def sync_tenant(rt: OperatorRuntime, body: Mapping[str, Any]) -> None:
                 session, caller=_caller(tenant, name), data=TenantUpdate.model_validate(changes)
             )
             post_event(body, warning=False, reason="TenantUpdated", message=f"updated {', '.join(sorted(changes))}")
-    await _patch_status(rt, body, await _counters(rt, tenant))
+    async with rt.lock(body["metadata"]["uid"]):
+        owners = await reconcile_owners(rt, body, _caller(tenant, name))
+        await _patch_status(rt, body, {**await _counters(rt, tenant), **_owners_status(body, owners)})
 
 
 async def _alerts_to_follow(rt: OperatorRuntime, spec: Mapping[str, Any]) -> dict[str, Any] | None:

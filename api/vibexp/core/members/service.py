@@ -33,7 +33,7 @@ from vibexp.core.members.models import Invitation
 from vibexp.core.notices import Notice, note
 from vibexp.core.tenants.models import Tenant
 from vibexp.core.users.models import Membership, User
-from vibexp.core.users.service import lock_member
+from vibexp.core.users.service import join, lock_member
 
 __all__ = [
     "INVITATION_PREFIX",
@@ -41,6 +41,7 @@ __all__ = [
     "NewInvitation",
     "change_role",
     "create_invitation",
+    "ensure_owner",
     "find_invitation",
     "get_member",
     "hash_token",
@@ -176,6 +177,20 @@ async def change_role(
     )
     await session.flush()
     return membership, user
+
+
+async def ensure_owner(session: AsyncSession, *, tenant_id: str, user: User, actor: Actor) -> Role | None:
+    """Make ``user`` an owner of the account: they join as one (audited ``member.joined``), or their role becomes
+    owner (``member.role_changed``), or nothing changes. Answers the role they had (``None``: not a member)."""
+    await lock_account(session, tenant_id=tenant_id)
+    membership = await session.get(Membership, (tenant_id, user.id), populate_existing=True)
+    if membership is None:
+        await join(session, tenant_id=tenant_id, user=user, role=Role.owner, actor=actor)
+        return None
+    previous = Role(membership.role)
+    if previous is not Role.owner:
+        await change_role(session, tenant_id=tenant_id, user_id=user.id, role=Role.owner, actor=actor)
+    return previous
 
 
 async def remove_member(session: AsyncSession, *, tenant_id: str, user_id: str, actor: Actor) -> list[str]:

@@ -10,6 +10,7 @@ credential.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,8 +27,10 @@ from vibexp.core.users.models import Membership, User
 __all__ = [
     "MemberRow",
     "NewInvitation",
+    "OwnerEnsured",
     "accept_invitation",
     "change_role",
+    "ensure_owner",
     "invite",
     "list_invitations",
     "list_members",
@@ -87,6 +90,31 @@ async def change_role(session: AsyncSession, *, caller: Caller, user_id: str, ro
     return await service.change_role(
         session, tenant_id=caller.tenant_id, user_id=user_id, role=role, actor=caller.actor
     )
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerEnsured:
+    """What :func:`ensure_owner` did: ``previous`` is the role the person had (``None``: they joined)."""
+
+    user: User
+    previous: Role | None
+
+    @property
+    def changed(self) -> bool:
+        return self.previous is not Role.owner
+
+
+@requires(Scope.members_write)
+async def ensure_owner(session: AsyncSession, *, caller: Caller, email: str) -> OwnerEnsured | None:
+    """Make the user with this e-mail an owner of the account (joining it, or promoted), or leave an owner as they
+    are; ``None`` when no user has this e-mail. Only an owner-ranked caller makes owners (a person who is an owner,
+    the CLI, the operator: a person who passes is an owner already, so nobody changes their own role here)."""
+    _not_above(caller, Role.owner, "make someone")
+    user = await users.find_user(session, email=users.normalize_email(email))
+    if user is None:
+        return None
+    previous = await service.ensure_owner(session, tenant_id=caller.tenant_id, user=user, actor=caller.actor)
+    return OwnerEnsured(user, previous)
 
 
 @requires(Scope.members_write)
