@@ -11,21 +11,11 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from browser.conftest import DashboardUser, TwoAccountUser, make_dashboard_user
-from browser.test_dashboard_browser import create_key, shot, sign_in
+from browser.conftest import DashboardUser, TwoAccountUser, make_dashboard_user, shots
+from browser.test_dashboard_browser import create_key, sign_in
 from helpers.servers import LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-WIDTHS = (1280, 375)
-
-
-async def shots(page: Page, screenshots: Path, name: str) -> None:
-    """The top of the page (the navigation and the open menu) at both widths."""
-    for width in WIDTHS:
-        await page.set_viewport_size({"width": width, "height": 700})
-        await shot(page, screenshots, f"switcher-{name}-{width}")
-    await page.set_viewport_size({"width": 1280, "height": 900})
 
 
 async def add_prompt(page: Page, live_server: LiveServer, name: str) -> None:
@@ -50,13 +40,13 @@ async def test_switch_accounts_by_mouse_and_keyboard(
     await expect(summary).to_contain_text(user.tenant)
     await expect(summary).to_contain_text("owner")
     await expect(page.get_by_role("button", name=second)).to_be_hidden()  # closed
-    await shots(page, screenshots, "closed")
+    await shots(page, screenshots, "switcher-closed")
 
     await summary.click()
     choice = page.get_by_role("button", name=f"{second} viewer")
     await expect(choice).to_be_visible()
     await expect(switcher.locator('[aria-current="true"]')).to_contain_text(user.tenant)
-    await shots(page, screenshots, "open")
+    await shots(page, screenshots, "switcher-open")
 
     # Keyboard: Escape closes the menu and gives the focus back; Enter opens it; Tab reaches the account; Enter.
     await page.keyboard.press("Escape")
@@ -73,7 +63,7 @@ async def test_switch_accounts_by_mouse_and_keyboard(
     await expect(summary).to_contain_text(second)
     await expect(summary).to_contain_text("viewer")
     await expect(page.get_by_text("alpha-prompt")).to_have_count(0)
-    await shots(page, screenshots, "switched")
+    await shots(page, screenshots, "switcher-switched")
 
     await summary.click()
     await page.get_by_role("button", name=f"{user.tenant} owner").click()
@@ -126,6 +116,6 @@ async def test_joining_a_second_account_switches_and_a_reload_is_harmless(
         await joiner.goto("/")
         await summary.click()
         await expect(joiner.get_by_role("button", name=f"{guest_user.tenant} owner")).to_be_visible()
-        await shots(joiner, screenshots, "joined")
+        await shots(joiner, screenshots, "switcher-joined")
     finally:
         await guest.close()

@@ -146,6 +146,9 @@ async def test_switching_shows_the_other_accounts_content_keys_and_role(
     members_page = await client.get(back.headers["location"])
     assert members_page.status_code == 200
     assert _notice(members_page.text) == f"You are now working in {mine.tenant.name}, as owner."
+    # A page the role in the other account cannot open (the audit log: a viewer's 403) lands on the overview there.
+    overview = await _switch(client, csrf_of(members_page.text), theirs, next="/settings/audit-log")
+    assert overview.status_code == 303 and overview.headers["location"] == "/?notice=switched"
 
 
 async def test_a_forged_switch_is_a_404_and_changes_nothing(
