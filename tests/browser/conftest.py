@@ -11,12 +11,14 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from helpers.databases import sqlite_url
+from helpers.factories import TEST_ACTOR
 from helpers.servers import LiveServer
+from vibexp.core.access import Role
 from vibexp.core.db import create_engine, create_session_factory, session_scope
 from vibexp.core.migrate import upgrade_async
 from vibexp.core.tenants import service as tenants
 from vibexp.core.tenants.schemas import TenantCreate
-from vibexp.core.users.service import create_user
+from vibexp.core.users.service import create_user, find_user, join
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -54,9 +56,9 @@ def live_server(browser_db: str, tmp_path_factory: pytest.TempPathFactory) -> It
         server.stop()
 
 
-@pytest.fixture
-async def dashboard_user(browser_db: str) -> DashboardUser:
-    """A fresh tenant with one dashboard user (made through the core services, as ``vibexp user create`` does)."""
+async def make_dashboard_user(browser_db: str) -> DashboardUser:
+    """A fresh tenant with one dashboard user, its owner (made through the core services, as ``vibexp user create``
+    does)."""
     engine = create_engine(browser_db)
     try:
         async with session_scope(create_session_factory(engine)) as session:
@@ -65,6 +67,37 @@ async def dashboard_user(browser_db: str) -> DashboardUser:
                 session, tenant_id=tenant.id, email=f"{tenant.name}@example.com", password=PASSWORD
             )
             return DashboardUser(email=user.email, password=PASSWORD, tenant=tenant.name)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def dashboard_user(browser_db: str) -> DashboardUser:
+    """A fresh tenant with one dashboard user."""
+    return await make_dashboard_user(browser_db)
+
+
+@dataclass
+class TwoAccountUser:
+    """A dashboard user who owns ``user.tenant`` and is a ``second_role`` in ``second`` (the account switcher)."""
+
+    user: DashboardUser
+    second: str
+    second_id: str
+    second_role: str
+
+
+@pytest.fixture
+async def two_account_user(browser_db: str, dashboard_user: DashboardUser) -> TwoAccountUser:
+    """``dashboard_user``, also a viewer of a second account (joined as accepting an invitation joins)."""
+    engine = create_engine(browser_db)
+    try:
+        async with session_scope(create_session_factory(engine)) as session:
+            tenant = await tenants.create_tenant(session, data=TenantCreate(name=f"second-{secrets.token_hex(3)}"))
+            user = await find_user(session, email=dashboard_user.email)
+            assert user is not None
+            await join(session, tenant_id=tenant.id, user=user, role=Role.viewer, actor=TEST_ACTOR)
+            return TwoAccountUser(dashboard_user, tenant.name, tenant.id, Role.viewer.value)
     finally:
         await engine.dispose()
 

@@ -23,7 +23,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from playwright.async_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import select
 
-from browser.conftest import DashboardUser
+from browser.conftest import DashboardUser, TwoAccountUser
 from browser.test_dashboard_browser import create_key, shot, sign_in
 from helpers.databases import sqlite_url
 from helpers.factories import TEST_ACTOR
@@ -294,6 +294,22 @@ async def test_full_account_pages(
     await expect(page.get_by_test_id("error-summary")).to_be_visible()
     await auditor.check_current("/settings/alerts (errors)")
     assert len(auditor.checked) >= 2 * (sum(len(u(seed)) for u in PAGES.values() if u) + len(ERROR_PAGES))
+    auditor.assert_clean()
+
+
+async def test_account_switcher(auditor: Auditor, two_account_user: TwoAccountUser) -> None:
+    """The navigation of a person in two accounts: the switcher closed and open, then the page it leads to (with
+    its notice), on a page with the Settings navigation too."""
+    page = auditor.page
+    await sign_in(page, two_account_user.user)
+    await auditor.check("/settings/api-keys", label="switcher closed")
+    switcher = page.get_by_test_id("account-switcher")
+    await switcher.locator("summary").click()
+    await expect(switcher.get_by_role("button")).to_be_visible()
+    await auditor.check_current("switcher open")
+    await switcher.get_by_role("button").click()
+    await expect(page.get_by_test_id("page-notice")).to_be_visible()
+    await auditor.check_current("switched (notice)")
     auditor.assert_clean()
 
 

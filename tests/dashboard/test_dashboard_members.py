@@ -9,7 +9,7 @@ import secrets
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from dashboard.pages import PASSWORD, Person, csrf_of, sign_in
+from dashboard.pages import PASSWORD, Person, csrf_of, csrf_token, sign_in
 from vibexp.core.access import Role
 from vibexp.core.db import session_scope
 from vibexp.core.users.service import create_user
@@ -136,13 +136,20 @@ async def test_invite_shows_link_once_then_join_creates_user(
     assert empty.status_code == 422
     # The whole link pasted works as well as the token alone.
     joined = await client.post("/join", data={"csrf_token": join_token, "token": link.group(1), "password": PASSWORD})
-    assert joined.status_code == 303 and joined.headers["location"] == "/"
+    assert joined.status_code == 303 and joined.headers["location"] == "/?notice=joined"
     home = await client.get("/settings/account")
     assert home.status_code == 200 and email in home.text, home.text[-1500:]
+    # The link sent again by the person who used it (a second press, a resubmitted form): to the account, no error.
     again = await client.post(
         "/join", data={"csrf_token": csrf_of(home.text), "token": link.group(1), "password": PASSWORD}
     )
-    assert again.status_code == 422 and "used already" in again.text
+    assert again.status_code == 303 and again.headers["location"] == "/?notice=joined"
+    # Anybody else sending it finds it used.
+    await client.post("/logout", data={"csrf_token": csrf_of((await client.get("/")).text)})
+    used = await client.post(
+        "/join", data={"csrf_token": await csrf_token(client, "/join"), "token": link.group(1), "password": PASSWORD}
+    )
+    assert used.status_code == 422 and "used already" in used.text
 
 
 async def test_revoke_invitation_and_join_with_existing_user(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 from vibexp.api.dashboard.sessions import SESSION_LIFETIME, SessionData, SessionSigner, password_fingerprint
 
 
@@ -31,3 +34,24 @@ def test_signing_in_renews_the_session_id_and_csrf_token() -> None:
     before = SessionData.anonymous()
     after = SessionData.for_user(user_id="u1", fingerprint="f")
     assert after.sid != before.sid and after.csrf != before.csrf
+
+
+def test_a_cookie_from_before_the_switcher_means_the_home_account() -> None:
+    """A session signed before ``tid`` existed loads with none (the home account); a chosen account round-trips."""
+    signer = SessionSigner("k" * 40, secure=False)
+    data = SessionData.for_user(user_id="u1", fingerprint="f")
+    raw = {"sid": data.sid, "csrf": data.csrf, "iat": data.iat, "uid": data.uid, "fp": data.fp}
+    body = base64.urlsafe_b64encode(json.dumps(raw).encode()).decode().rstrip("=")
+    loaded = signer.loads(f"{body}.{signer._tag(body)}")
+    assert loaded == data and loaded.tid == ""
+    chosen = data.in_account("t2")
+    assert signer.loads(signer.dumps(chosen)) == chosen
+
+
+def test_choosing_an_account_keeps_the_session_and_renews_its_csrf_token() -> None:
+    """Signing out still ends it (same ``sid``), its lifetime does not grow (same ``iat``), and a form from the
+    account left behind is refused (new CSRF token)."""
+    data = SessionData.for_user(user_id="u1", fingerprint="f")
+    chosen = data.in_account("t2")
+    assert (chosen.sid, chosen.iat, chosen.uid, chosen.fp, chosen.tid) == (data.sid, data.iat, "u1", "f", "t2")
+    assert chosen.csrf != data.csrf

@@ -1,7 +1,9 @@
 """The dashboard adapter's one mapping of errors to pages.
 
 Domain errors get the same status codes as the REST API (``vibexp.api.errors.status_for``) but an HTML page with
-a readable message instead of JSON; a missing sign-in becomes a redirect to ``/login``; a CSRF failure is 403.
+a readable message instead of JSON; a missing sign-in becomes a redirect to ``/login`` (or, for a person removed
+from the account they were working in who still belongs to another, to that account's overview); a CSRF failure is
+403.
 A signed-in person who opens a page that does not exist (404) or uses a method a page does not take (405) gets the
 same HTML page, with the navigation and the alerts badge (``install_error_pages``); the API and MCP paths, and
 anyone not signed in, keep the JSON error body.
@@ -21,8 +23,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from vibexp.api.dashboard.deps import CsrfFailed, SignInRequired, browser_session, current_viewer
+from vibexp.api.dashboard.deps import AccountLeft, CsrfFailed, SignInRequired, browser_session, current_viewer
 from vibexp.api.dashboard.rendering import redirect, render
+from vibexp.api.dashboard.state import dashboard_state
 from vibexp.api.errors import status_for
 from vibexp.core.alerts import usecases as alerts
 from vibexp.core.db import session_scope
@@ -74,6 +77,10 @@ class DashboardRoute(APIRoute):
         async def handle(request: Request) -> Response:
             try:
                 return await handler(request)
+            except AccountLeft as left:  # on to the person's other account, the request not done
+                response = redirect(request, "/?notice=account-left")
+                dashboard_state(request).signer.set_cookie(response, left.session)
+                return response
             except SignInRequired:
                 path = request.url.path
                 # Come back to the page after signing in; a form's target is no page, so only for GET.

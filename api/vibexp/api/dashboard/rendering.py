@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from vibexp.api.dashboard.deps import NEW_SESSION_STATE, browser_session
+from vibexp.api.dashboard.nav import SECTIONS, SETTINGS_PAGES, notice_text
 from vibexp.api.dashboard.state import dashboard_state
 from vibexp.core.geo import country_name
 
@@ -95,6 +96,7 @@ templates.env.filters["ts"] = _timestamp
 templates.env.filters["num"] = _number
 templates.env.filters["ago"] = _ago
 templates.env.filters["country"] = _country
+templates.env.globals.update(nav_sections=SECTIONS, settings_pages=SETTINGS_PAGES)
 
 
 def _finish(request: Request, response: Response) -> Response:
@@ -105,11 +107,21 @@ def _finish(request: Request, response: Response) -> Response:
     return response
 
 
+def _page_notice(request: Request, viewer: Any) -> str | None:
+    """The one-line notice a redirect asked for (``?notice=``), about the signed-in viewer's account."""
+    code = request.query_params.get("notice")
+    if viewer is None or not code:
+        return None
+    return notice_text(code, account=viewer.tenant.display_name or viewer.tenant.name, role=str(viewer.caller.role))
+
+
 def render(request: Request, template: str, context: dict[str, Any] | None = None, *, status: int = 200) -> Response:
     session = browser_session(request)
+    viewer = getattr(request.state, "dashboard_viewer", None)
     page_context = {
         "csrf_token": session.csrf,
-        "viewer": getattr(request.state, "dashboard_viewer", None),
+        "viewer": viewer,
+        "page_notice": _page_notice(request, viewer),
         "open_alerts": getattr(request.state, "dashboard_open_alerts", 0),
         "signed_in": bool(session.uid),
         "path": request.url.path,

@@ -1,6 +1,6 @@
 """Dashboard sessions as HMAC-signed cookies (no session table).
 
-The cookie carries ``{sid, uid, csrf, iat, fp}`` as base64url JSON plus an HMAC-SHA256 tag keyed by a key derived
+The cookie carries ``{sid, uid, csrf, iat, fp, tid}`` as base64url JSON plus an HMAC-SHA256 tag keyed by a key derived
 from ``ApiSettings.secret_key``. Why signed cookies rather than a table: every API replica can check a session without a
 database round trip of its own beyond loading the user, and there is no schema to migrate. What bounds a session:
 
@@ -11,6 +11,11 @@ database round trip of its own beyond loading the user, and there is no schema t
   cookie stops working at once everywhere.
 
 Anonymous visitors get a session too (``uid`` empty) so the sign-in form has a CSRF token to check.
+
+``tid`` is the account the person chose in the dashboard's switcher (or joined last); empty — and in cookies signed
+before it existed — means their home account. Choosing an account keeps the session (its ``sid``, so signing out
+still ends it, and its ``iat``) but gives it a new CSRF token: a form still open in another tab for the account left
+behind is refused ("this form has expired") instead of acting in the new one.
 """
 
 from __future__ import annotations
@@ -62,15 +67,20 @@ class SessionData:
     iat: int
     uid: str = ""
     fp: str = ""
+    tid: str = ""
 
     @classmethod
     def anonymous(cls) -> SessionData:
         return cls(sid=secrets.token_urlsafe(16), csrf=secrets.token_urlsafe(32), iat=int(time.time()))
 
     @classmethod
-    def for_user(cls, *, user_id: str, fingerprint: str) -> SessionData:
+    def for_user(cls, *, user_id: str, fingerprint: str, tenant_id: str = "") -> SessionData:
         """A fresh session id and CSRF token at sign-in, so a token planted before sign-in is useless after it."""
-        return replace(cls.anonymous(), uid=user_id, fp=fingerprint)
+        return replace(cls.anonymous(), uid=user_id, fp=fingerprint, tid=tenant_id)
+
+    def in_account(self, tenant_id: str) -> SessionData:
+        """The same session acting in another account of the person's, with a new CSRF token."""
+        return replace(self, tid=tenant_id, csrf=secrets.token_urlsafe(32))
 
     @property
     def expires_at(self) -> int:
@@ -89,7 +99,7 @@ class SessionSigner:
     def dumps(self, data: SessionData) -> str:
         body = _b64(
             json.dumps(
-                {"sid": data.sid, "csrf": data.csrf, "iat": data.iat, "uid": data.uid, "fp": data.fp},
+                {"sid": data.sid, "csrf": data.csrf, "iat": data.iat, "uid": data.uid, "fp": data.fp, "tid": data.tid},
                 separators=(",", ":"),
             ).encode()
         )
@@ -105,7 +115,12 @@ class SessionSigner:
         try:
             raw = json.loads(_unb64(body))
             data = SessionData(
-                sid=str(raw["sid"]), csrf=str(raw["csrf"]), iat=int(raw["iat"]), uid=str(raw["uid"]), fp=str(raw["fp"])
+                sid=str(raw["sid"]),
+                csrf=str(raw["csrf"]),
+                iat=int(raw["iat"]),
+                uid=str(raw["uid"]),
+                fp=str(raw["fp"]),
+                tid=str(raw.get("tid", "")),  # a cookie from before the switcher: the home account
             )
         except (ValueError, KeyError, TypeError):
             return None

@@ -45,6 +45,7 @@ __all__ = [
     "find_invitation",
     "get_member",
     "hash_token",
+    "invitation_by_token",
     "list_invitations",
     "list_members",
     "lock_account",
@@ -306,6 +307,11 @@ async def revoke_invitation(session: AsyncSession, *, tenant_id: str, invitation
         )
         await session.flush()
     return invitation
+
+
+async def invitation_by_token(session: AsyncSession, *, token: str) -> Invitation | None:
+    """The invitation behind a link whatever its state (used, revoked, expired), unlocked; ``None`` when unknown."""
+    return await session.scalar(select(Invitation).where(Invitation.token_hash == hash_token(token)))
 
 
 async def find_invitation(session: AsyncSession, *, token: str) -> Invitation:

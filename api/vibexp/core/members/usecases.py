@@ -32,6 +32,7 @@ __all__ = [
     "change_role",
     "ensure_owner",
     "invite",
+    "joined_through",
     "list_invitations",
     "list_members",
     "member",
@@ -188,3 +189,15 @@ async def accept_invitation(
     await service.use_invitation(session, invitation=invitation, user=user)
     membership, _ = await service.get_member(session, tenant_id=invitation.tenant_id, user_id=user.id)
     return user, membership, created
+
+
+async def joined_through(session: AsyncSession, *, token: str, user_id: str) -> str | None:
+    """The account an invitation link already made ``user_id`` a member of — they accepted it and still belong —
+    or ``None``. For the dashboard's ``/join``: the same person sending the used link again (a second press of the
+    button, a resubmitted form) is taken there, not shown an error. Needs no Caller: the link is the credential."""
+    invitation = await service.invitation_by_token(session, token=token)
+    if invitation is None or invitation.accepted_by != user_id:
+        return None
+    if await session.get(Membership, (invitation.tenant_id, user_id)) is None:
+        return None
+    return invitation.tenant_id

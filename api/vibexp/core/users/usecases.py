@@ -9,6 +9,8 @@ are ``vibexp.core.members.usecases``.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,7 +21,15 @@ from vibexp.core.tenants.schemas import TenantCreate
 from vibexp.core.users import service
 from vibexp.core.users.models import Membership, User
 
-__all__ = ["add_person", "any_user_exists", "person", "set_up_first_account", "sign_in"]
+__all__ = [
+    "Account",
+    "SignedInPerson",
+    "add_person",
+    "any_user_exists",
+    "person",
+    "set_up_first_account",
+    "sign_in",
+]
 
 
 async def any_user_exists(session: AsyncSession) -> bool:
@@ -53,20 +63,52 @@ async def sign_in(
     )
 
 
-async def person(
-    session: AsyncSession, *, user_id: str, tenant_id: str | None = None
-) -> tuple[User, Tenant, Role] | None:
+class Account(NamedTuple):
+    """One account a person is a member of, as the dashboard's account switcher lists it."""
+
+    tenant_id: str
+    name: str
+    role: Role
+
+
+class SignedInPerson(NamedTuple):
+    """The person a browser session names: the account they act in, their role there, every account they are a
+    member of (``accounts``, in the order they joined: the switcher shows when there are two or more), and whether
+    the account the session asked for is no longer theirs (``moved``: this is their home or first account instead).
+    """
+
+    user: User
+    tenant: Tenant
+    role: Role
+    accounts: tuple[Account, ...]
+    moved: bool = False
+
+
+async def person(session: AsyncSession, *, user_id: str, tenant_id: str | None = None) -> SignedInPerson | None:
     """The signed-in person a browser session names, the account they act in and their role there: ``tenant_id``
-    when given, else their home account, else the first account they joined. ``None`` once the user is gone or is
-    a member of no such account (removed: their sessions end on every replica at their next request)."""
+    when given and they are a member of it, else their home account, else the first account they joined (``moved``
+    when ``tenant_id`` was given but is not theirs). ``None`` once the user is gone or is a member of no account
+    (removed: their sessions end on every replica at their next request).
+
+    Two queries whatever the number of accounts: the user, and their memberships with the accounts' rows."""
     user = await service.get_user(session, user_id=user_id)
     if user is None:
         return None
-    query = select(Membership).where(Membership.user_id == user.id)
-    if tenant_id is not None:
-        query = query.where(Membership.tenant_id == tenant_id)
-    memberships = list(await session.scalars(query.order_by(Membership.joined_at)))
-    if not memberships:
+    rows = (
+        await session.execute(
+            select(Membership, Tenant)
+            .join(Tenant, Tenant.id == Membership.tenant_id)
+            .where(Membership.user_id == user.id)
+            .order_by(Membership.joined_at, Membership.tenant_id)
+        )
+    ).all()
+    if not rows:
         return None
-    chosen = next((m for m in memberships if m.tenant_id == user.tenant_id), memberships[0])
-    return user, await tenants.get_tenant(session, tenant_id=chosen.tenant_id), Role(chosen.role)
+    found = {membership.tenant_id: (membership, tenant) for membership, tenant in rows}
+    moved = tenant_id is not None and tenant_id not in found
+    chosen = found.get(tenant_id or "") or found.get(user.tenant_id) or (rows[0][0], rows[0][1])
+    accounts = tuple(
+        Account(tenant_id=tenant.id, name=tenant.display_name or tenant.name, role=Role(membership.role))
+        for membership, tenant in rows
+    )
+    return SignedInPerson(user, chosen[1], Role(chosen[0].role), accounts, moved)

@@ -1,6 +1,14 @@
-"""Sign in and sign out, and Settings → Account (who is signed in, the account's tier, limit and key policy).
+"""Sign in and sign out, the account switcher, and Settings → Account (who is signed in, the account's tier, limit
+and key policy).
 
-Passwords only ever open a dashboard session; the API accepts nothing but API keys."""
+Passwords only ever open a dashboard session; the API accepts nothing but API keys.
+
+The account switcher (``POST /account/switch``, shown in the navigation to a person in several accounts) re-issues
+the session for the chosen account — the same session (signing out still ends it) with a new CSRF token, so a form
+left open for the other account is refused rather than run in this one — and sends them to the same kind of page
+there (the overview when their role there cannot open it). An account they are not a member of is a 404 and changes
+nothing. A switch is not audited: it grants nothing, each account's audit trail already names the person in
+everything they do there, and sign-ins are audited."""
 
 from __future__ import annotations
 
@@ -11,14 +19,16 @@ from starlette.responses import Response
 
 from vibexp.api.dashboard.deps import BrowserSession, CsrfChecked, CurrentViewer
 from vibexp.api.dashboard.errors import DashboardRoute, safe_next
+from vibexp.api.dashboard.nav import section_of
 from vibexp.api.dashboard.rendering import redirect, render
 from vibexp.api.dashboard.sessions import SessionData, password_fingerprint
 from vibexp.api.dashboard.state import dashboard_state
 from vibexp.api.deps import SessionDep
 from vibexp.api.middleware.client_address import client_address
-from vibexp.core.errors import AuthenticationFailed
+from vibexp.core.access import ceiling
+from vibexp.core.errors import AuthenticationFailed, NotFound
+from vibexp.core.users import usecases as users
 from vibexp.core.users.revoked_sessions import revoke_session
-from vibexp.core.users.usecases import sign_in
 
 __all__ = ["router"]
 
@@ -63,7 +73,7 @@ async def login(
         response.headers["Retry-After"] = str(retry_after)
         return response
     try:
-        user = await sign_in(
+        user = await users.sign_in(
             db, email=who, password=password, client_ip=ip, user_agent=request.headers.get("user-agent")
         )
     except AuthenticationFailed:  # the reservation stays: it is the failure
@@ -90,3 +100,21 @@ async def logout(request: Request, session: BrowserSession, db: SessionDep) -> R
 async def account_page(request: Request, viewer: CurrentViewer) -> Response:
     """What the account is (read from the signed-in viewer: no query of its own)."""
     return render(request, "settings/account.html", {"tenant": viewer.tenant, "user": viewer.user})
+
+
+@router.post("/account/switch", dependencies=[CsrfChecked])
+async def switch_account(
+    request: Request,
+    db: SessionDep,
+    viewer: CurrentViewer,
+    account: Annotated[str, Form(max_length=36)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "/",
+) -> Response:
+    """Work in another account of the signed-in person's: the same kind of page there, with a notice."""
+    chosen = await users.person(db, user_id=viewer.user.id, tenant_id=account) if account else None
+    if chosen is None or chosen.moved:
+        raise NotFound("you are not a member of that account")
+    landing = section_of(safe_next(next), ceiling(chosen.role))  # the same kind of page, if the role there opens it
+    response = redirect(request, f"{landing}?notice=switched")
+    dashboard_state(request).signer.set_cookie(response, viewer.session.in_account(chosen.tenant.id))
+    return response

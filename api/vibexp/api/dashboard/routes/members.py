@@ -9,7 +9,9 @@ viewer gets the 403 page) and the role rules (nobody above their own role, nobod
 ``/join``: the link carries the token in the fragment (``/join#vibinv_…``), which no server or access log sees;
 ``app.js`` copies it into the form's hidden-by-default token field, which can also be pasted into by hand. The form
 signs the invited e-mail's user in with their password, or creates the user with it, accepts the invitation, and
-starts a dashboard session.
+starts a dashboard session in the account joined (for someone already signed in, the same session switches to it).
+Post/redirect/get: the answer is a redirect to the overview, so a reload there repeats nothing; the same person
+sending the used link again (a second press, a resubmitted form) is taken to the account rather than shown an error.
 """
 
 from __future__ import annotations
@@ -149,7 +151,7 @@ async def join(
         return response
     throttle.failed(address)
     try:
-        user, _, _ = await members.accept_invitation(
+        user, membership, _ = await members.accept_invitation(
             db,
             token=token,
             password=password,
@@ -159,8 +161,23 @@ async def join(
         )
     except VibeXPError as exc:
         await db.rollback()
+        again = (
+            await members.joined_through(db, token=token, user_id=session.uid)
+            if session.uid and exc.code == "invalid_invitation"
+            else None
+        )
+        if again is not None:  # this person used this link already: take them there
+            return _joined(request, session.in_account(again))
         return render(request, JOIN_TEMPLATE, {"error": exc.message, "token": token}, status=status_for(exc))
-    new = SessionData.for_user(user_id=user.id, fingerprint=password_fingerprint(user.password_hash))
-    response = redirect(request, "/")
-    dashboard_state(request).signer.set_cookie(response, new)
+    tenant_id = membership.tenant_id
+    if session.uid == user.id:  # already signed in as them: the same session, now in the account joined
+        return _joined(request, session.in_account(tenant_id))
+    fingerprint = password_fingerprint(user.password_hash)
+    return _joined(request, SessionData.for_user(user_id=user.id, fingerprint=fingerprint, tenant_id=tenant_id))
+
+
+def _joined(request: Request, session: SessionData) -> Response:
+    """To the overview of the account joined, the session set for it (a redirect: a reload repeats nothing)."""
+    response = redirect(request, "/?notice=joined")
+    dashboard_state(request).signer.set_cookie(response, session)
     return response

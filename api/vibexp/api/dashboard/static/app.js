@@ -153,8 +153,34 @@
     }
   }
 
+  // A form sent once (joining an account): a second press of its button while the first is on its way sends nothing.
+  function setUpSubmitOnce() {
+    document.querySelectorAll("form[data-submit-once]").forEach(function (form) {
+      form.addEventListener("submit", function (event) {
+        if (form.getAttribute("data-sent") === "true") { event.preventDefault(); return; }
+        form.setAttribute("data-sent", "true");
+      });
+      // Back to a page kept in the browser's memory: the form may be sent again.
+      window.addEventListener("pageshow", function () { form.removeAttribute("data-sent"); });
+    });
+  }
+
+  // The account switcher (a <details> menu): Escape closes it and gives the focus back to its summary.
+  function setUpAccountSwitcher() {
+    document.querySelectorAll("details.account-switcher").forEach(function (menu) {
+      menu.addEventListener("keydown", function (event) {
+        if (event.key === "Escape" && menu.open) {
+          menu.open = false;
+          menu.querySelector("summary").focus();
+        }
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     setUpFragmentFields();
+    setUpSubmitOnce();
+    setUpAccountSwitcher();
     setUpCopyButtons();
     setUpConfirmations();
     setUpScopeGrids();

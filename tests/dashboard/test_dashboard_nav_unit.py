@@ -1,0 +1,27 @@
+"""Where the account switcher lands (``nav.section_of``) and the notices a redirect may ask for (no server)."""
+
+from __future__ import annotations
+
+from vibexp.api.dashboard.nav import NOTICES, notice_text, section_of
+from vibexp.core.access import Role, ceiling
+
+
+def test_the_same_kind_of_page_if_the_role_opens_it() -> None:
+    owner, viewer = ceiling(Role.owner), ceiling(Role.viewer)
+    assert section_of("/prompts/0190-abc", viewer) == "/prompts"
+    assert section_of("/prompts", viewer) == "/prompts"
+    assert section_of("/artifacts/docs/readme", viewer) == "/artifacts"
+    assert section_of("/settings/api-keys/k1/revoke", viewer) == "/settings/api-keys"
+    assert section_of("/settings/members", owner) == "/settings/members"
+    assert section_of("/settings/alerts", owner) == "/settings/alerts"
+    for path in ("/settings/members", "/settings/alerts", "/settings/audit-log", "/alerts"):
+        assert section_of(path, viewer) == "/", path  # the 403 page there: the overview instead
+    for path in ("/", "/no-such-page", "/promptsx", "//evil.example", ""):
+        assert section_of(path, owner) == "/", path
+
+
+def test_notices_are_fixed_texts() -> None:
+    # Plain text: the template escapes it (the account's name is the only variable part).
+    assert notice_text("switched", account="<b>x</b>", role="viewer") == "You are now working in <b>x</b>, as viewer."
+    assert notice_text("nope", account="a", role="owner") is None and notice_text(None, account="a", role="o") is None
+    assert set(NOTICES) == {"switched", "joined", "account-left"}
