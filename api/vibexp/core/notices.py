@@ -31,6 +31,8 @@ class Notice(StrEnum):
     TENANT_CHANGED = "tenant_changed"
     #: An alert was opened, not repeated (``vibexp.core.alerts.service``); the value is its kind.
     ALERT_OPENED = "alert_opened"
+    #: An OAuth grant's tokens or state changed (``vibexp.core.oauth.service``); the value is its id.
+    GRANT_CHANGED = "grant_changed"
 
 
 Listener = Callable[[list[str]], None]

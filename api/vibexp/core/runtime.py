@@ -24,6 +24,7 @@ from vibexp.core.db import Database
 from vibexp.core.keys.policy import ActiveKey, KeyPolicySweep
 from vibexp.core.keys.verifier import KeyVerifier
 from vibexp.core.migrate import upgrade_async
+from vibexp.core.oauth.verifier import GrantVerifier
 from vibexp.core.ratelimit.limiter import RateLimiter
 from vibexp.core.tasks import TaskList
 from vibexp.core.usage.recorder import UsageRecorder
@@ -44,14 +45,23 @@ class Runtime:
     key_policy: KeyPolicySweep
     #: Content and key changes from every process (``vibexp.core.content.changes``): the MCP listen streams' feed.
     content_changes: ChangeFeed = field(init=False)
+    #: OAuth access tokens for ``/mcp/v1/connect`` (``vibexp.core.oauth.verifier``), kept current like the keys.
+    grants: GrantVerifier = field(init=False)
     #: The background members, in starting order.
     tasks: TaskList = field(init=False)
 
     def __post_init__(self) -> None:
+        self.grants = GrantVerifier(
+            self.database.session_factory,
+            ttl=self.settings.key_cache_ttl,
+            poll_interval=self.settings.revocation_poll_interval,
+        )
         self.content_changes = ChangeFeed(
             self.database.session_factory, interval=self.settings.revocation_poll_interval
         )
-        self.tasks = TaskList([self.verifier, self.usage, self.webhooks, self.key_policy, self.content_changes])
+        self.tasks = TaskList(
+            [self.verifier, self.grants, self.usage, self.webhooks, self.key_policy, self.content_changes]
+        )
 
     @classmethod
     def create(
