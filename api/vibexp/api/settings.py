@@ -68,6 +68,14 @@ class ApiSettings(Settings):
     first_run_setup: bool = True
     # ``public_url`` (the address people open the dashboard at) is a shared setting (vibexp.core.config): the CLI
     # and the operator check alert webhook URLs against it.
+    #: Set by ``vibexp serve`` when it derived ``VIBEXP_PUBLIC_URL`` from ``--host``/``--port`` itself: OAuth's
+    #: metadata then names the request's own base URL instead (``vibexp.api.oauth.urls``). Not for people to set.
+    public_url_derived: bool = False
+
+    @property
+    def public_url_is_set(self) -> bool:
+        """``VIBEXP_PUBLIC_URL`` was given (not defaulted, not derived by ``vibexp serve``)."""
+        return "public_url" in self.model_fields_set and not self.public_url_derived
 
     @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", mode="before")
     @classmethod
