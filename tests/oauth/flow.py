@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -23,6 +24,7 @@ __all__ = [
     "Pkce",
     "consent_form",
     "new_flow",
+    "post_form",
     "query_of",
     "sign_in",
 ]
@@ -95,7 +97,7 @@ class Flow:
         form = consent_form(page.text)
         if scopes is not None:
             form = [(name, value) for name, value in form if name != "scope"] + [("scope", s) for s in scopes]
-        return await self.http.post("/oauth/authorize", data=[*form, ("decision", decision)])  # type: ignore[arg-type]
+        return await post_form(self.http, "/oauth/authorize", [*form, ("decision", decision)])
 
     async def code(self, *, scopes: list[str] | None = None) -> str:
         answer = await self.consent(scopes=scopes)
@@ -127,18 +129,26 @@ class Flow:
         return await self.http.post("/oauth/token", data=form)
 
 
+async def post_form(http: httpx.AsyncClient, path: str, pairs: list[tuple[str, str]]) -> httpx.Response:
+    """A form with repeated fields (the scope boxes), as a browser encodes it."""
+    body = urlencode(pairs)
+    return await http.post(path, content=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
+
+
 def consent_form(html: str) -> list[tuple[str, str]]:
     """The consent form's hidden fields and its checked scope boxes, as the browser would send them."""
-    import re
-
     fields = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', html)
     checked = re.findall(r'<input type="checkbox" name="scope" value="([^"]+)"[^>]* checked>', html)
-    unescaped = [(name, value.replace("&amp;", "&").replace("&#34;", '"').replace("&#39;", "'")) for name, value in fields]
+    unescaped = [
+        (name, value.replace("&amp;", "&").replace("&#34;", '"').replace("&#39;", "'")) for name, value in fields
+    ]
     return [*unescaped, *(("scope", value) for value in checked)]
 
 
 async def register(http: httpx.AsyncClient, redirect_uris: list[str] | None = None, name: str = "Test tool") -> str:
-    answer = await http.post("/oauth/register", json={"client_name": name, "redirect_uris": redirect_uris or [REDIRECT]})
+    answer = await http.post(
+        "/oauth/register", json={"client_name": name, "redirect_uris": redirect_uris or [REDIRECT]}
+    )
     assert answer.status_code == 201, answer.text
     client_id: str = answer.json()["client_id"]
     return client_id
@@ -148,7 +158,7 @@ async def new_flow(
     http: httpx.AsyncClient,
     factory: async_sessionmaker[AsyncSession],
     *,
-    base: str = "http://testserver",
+    base: str = "http://127.0.0.1",
     role: Role = Role.member,
     signed_in: bool = True,
 ) -> Flow:

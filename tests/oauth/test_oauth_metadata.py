@@ -13,8 +13,8 @@ async def test_protected_resource_metadata_names_the_connect_endpoint(client: ht
     answer = await client.get("/.well-known/oauth-protected-resource/mcp/v1/connect")
     assert answer.status_code == 200
     assert answer.json() == {
-        "resource": "http://testserver/mcp/v1/connect",
-        "authorization_servers": ["http://testserver/oauth"],
+        "resource": "http://127.0.0.1/mcp/v1/connect",
+        "authorization_servers": ["http://127.0.0.1/oauth"],
         "scopes_supported": [name for name in SCOPE_NAMES if name not in ("read", "*")],
         "bearer_methods_supported": ["header"],
         "resource_name": "VibeXP MCP",
@@ -25,11 +25,11 @@ async def test_authorization_server_metadata_is_path_inserted(client: httpx.Asyn
     answer = await client.get("/.well-known/oauth-authorization-server/oauth")
     assert answer.status_code == 200
     meta = answer.json()
-    assert meta["issuer"] == "http://testserver/oauth"
-    assert meta["authorization_endpoint"] == "http://testserver/oauth/authorize"
-    assert meta["token_endpoint"] == "http://testserver/oauth/token"
-    assert meta["registration_endpoint"] == "http://testserver/oauth/register"
-    assert meta["revocation_endpoint"] == "http://testserver/oauth/revoke"
+    assert meta["issuer"] == "http://127.0.0.1/oauth"
+    assert meta["authorization_endpoint"] == "http://127.0.0.1/oauth/authorize"
+    assert meta["token_endpoint"] == "http://127.0.0.1/oauth/token"
+    assert meta["registration_endpoint"] == "http://127.0.0.1/oauth/register"
+    assert meta["revocation_endpoint"] == "http://127.0.0.1/oauth/revoke"
     assert meta["response_types_supported"] == ["code"]
     assert meta["grant_types_supported"] == ["authorization_code", "refresh_token"]
     assert meta["code_challenge_methods_supported"] == ["S256"]

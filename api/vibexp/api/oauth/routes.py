@@ -32,8 +32,7 @@ from vibexp.core.access import ALL_SCOPES, Scope, resource_scopes
 from vibexp.core.oauth import usecases as oauth
 from vibexp.core.oauth.errors import OAuthError
 from vibexp.core.oauth.models import ClientKind, OAuthClient
-from vibexp.core.oauth.schemas import ClientRegistration
-from vibexp.core.oauth.service import IssuedTokens
+from vibexp.core.oauth.schemas import ClientRegistration, IssuedTokens
 
 __all__ = ["oauth_router"]
 

@@ -3,19 +3,51 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from vibexp.core.oauth.errors import OAuthError
-from vibexp.core.oauth.service import is_loopback_redirect
 from vibexp.core.text import check_storable
 
-__all__ = ["MAX_REDIRECT_URIS", "MAX_URI", "ClientRegistration", "check_redirect_uri"]
+__all__ = [
+    "MAX_REDIRECT_URIS",
+    "MAX_URI",
+    "ClientRegistration",
+    "IssuedTokens",
+    "check_redirect_uri",
+    "is_loopback_redirect",
+]
 
 MAX_REDIRECT_URIS = 10
 MAX_URI = 2048
 MAX_NAME = 200
+_LOOPBACK_NAMES = ("localhost",)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedTokens:
+    """A token answer: the plaintexts exist here once."""
+
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    scopes: tuple[str, ...]
+    grant_id: str
+
+
+def is_loopback_redirect(uri: str) -> bool:
+    """``http`` to a loopback address or ``localhost``: a native client's redirect, any port (RFC 8252)."""
+    parts = urlsplit(uri)
+    if parts.scheme != "http" or not parts.hostname:
+        return False
+    if parts.hostname in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(parts.hostname).is_loopback
+    except ValueError:
+        return False
 
 
 def check_redirect_uri(uri: object) -> str:

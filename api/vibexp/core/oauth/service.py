@@ -11,10 +11,8 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import secrets
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -28,6 +26,7 @@ from vibexp.core.clock import utcnow
 from vibexp.core.notices import Notice
 from vibexp.core.oauth.errors import OAuthError
 from vibexp.core.oauth.models import ClientKind, OAuthClient, OAuthCode, OAuthGrant
+from vibexp.core.oauth.schemas import IssuedTokens, is_loopback_redirect
 from vibexp.core.oauth.tokens import (
     hash_secret,
     new_access_token,
@@ -40,10 +39,8 @@ from vibexp.core.users.models import Membership
 __all__ = [
     "ACCESS_TTL",
     "CODE_TTL",
-    "IssuedTokens",
     "exchange_code",
     "get_client",
-    "is_loopback_redirect",
     "issue_code",
     "redirect_allowed",
     "refresh",
@@ -56,31 +53,6 @@ log = logging.getLogger(__name__)
 
 CODE_TTL = timedelta(seconds=60)
 ACCESS_TTL = timedelta(hours=1)
-_LOOPBACK_NAMES = ("localhost",)
-
-
-@dataclass(frozen=True, slots=True)
-class IssuedTokens:
-    """A token answer: the plaintexts exist here once."""
-
-    access_token: str
-    refresh_token: str
-    expires_in: int
-    scopes: tuple[str, ...]
-    grant_id: str
-
-
-def is_loopback_redirect(uri: str) -> bool:
-    """``http`` to a loopback address or ``localhost``: a native client's redirect, any port (RFC 8252)."""
-    parts = urlsplit(uri)
-    if parts.scheme != "http" or not parts.hostname:
-        return False
-    if parts.hostname in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(parts.hostname).is_loopback
-    except ValueError:
-        return False
 
 
 def _without_port(uri: str) -> tuple[str, str, str, str, str]:

@@ -19,8 +19,7 @@ from vibexp.core.errors import InsufficientScope
 from vibexp.core.oauth import service
 from vibexp.core.oauth.errors import OAuthError
 from vibexp.core.oauth.models import OAuthClient
-from vibexp.core.oauth.schemas import ClientRegistration
-from vibexp.core.oauth.service import IssuedTokens
+from vibexp.core.oauth.schemas import ClientRegistration, IssuedTokens
 
 __all__ = [
     "allowed_scopes",
