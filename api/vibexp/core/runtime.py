@@ -2,7 +2,8 @@
 policy sweep), started and stopped together. The HTTP app holds one; the CLI and the operator make their own.
 
 The background ones are a :class:`~vibexp.core.tasks.TaskList`, started in order and stopped in reverse: the key
-verifier (its change poll) first, so it outlives everything that could still verify or revoke a key; the usage
+verifier (its change poll) first, so it outlives everything that could still verify or revoke a key, then the OAuth
+access-token verifier (its poll, and its last write of the grants' usage); the usage
 recorder before the key policy sweep, which flushes it; the recorder stopped after the webhook sender and the sweep,
 with a last flush, so a graceful shutdown loses no usage. The content change feed (``vibexp.core.content.changes``,
 the MCP listen streams' source) starts last and stops first: nothing else depends on it."""
