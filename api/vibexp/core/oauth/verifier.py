@@ -4,7 +4,8 @@
 A verified token is cached by its SHA-256 with a ``Principal`` (the grant's id where a key's id goes, the person's
 role, the grant's scopes within that role's ceiling). Changes reach the cache two ways:
 
-* in the process that made them, at commit (``Notice.GRANT_CHANGED``): a revocation is immediate there;
+* in the process that made them, at commit (``Notice.GRANT_CHANGED``, ``TENANT_CHANGED``, and ``MEMBER_CHANGED``
+  for a role change or a removal): immediate there;
 * in every other process, by a poll every ``poll_interval`` seconds (0.25 s by default) of the cached grants
   themselves, with their person's membership (outer join): a revoked, refreshed or deleted grant, a role change or a
   removal from the account evicts the entry; and of tenants changed since the last poll (suspension, limits). The
@@ -106,12 +107,14 @@ class GrantVerifier:
     async def start(self) -> None:
         notices.listen(Notice.GRANT_CHANGED, self._on_grants_committed)
         notices.listen(Notice.TENANT_CHANGED, self._on_tenants_committed)
+        notices.listen(Notice.MEMBER_CHANGED, self._on_members_committed)
         self._watermark = utcnow()
         await self._poll.start()
 
     async def stop(self) -> None:
         notices.unlisten(Notice.GRANT_CHANGED, self._on_grants_committed)
         notices.unlisten(Notice.TENANT_CHANGED, self._on_tenants_committed)
+        notices.unlisten(Notice.MEMBER_CHANGED, self._on_members_committed)
         await self._poll.stop()
 
     # -- verification ------------------------------------------------------------------------------------------
@@ -195,11 +198,15 @@ class GrantVerifier:
         return InvalidToken("Unknown, expired or revoked access token")
 
     # -- invalidation ------------------------------------------------------------------------------------------
-    def invalidate(self, *, grant_ids: Collection[str] = (), tenant_ids: Collection[str] = ()) -> None:
+    def invalidate(
+        self, *, grant_ids: Collection[str] = (), tenant_ids: Collection[str] = (), user_ids: Collection[str] = ()
+    ) -> None:
         stale = [
             digest
             for digest, entry in self._by_hash.items()
-            if entry.principal.key_id in grant_ids or entry.principal.tenant_id in tenant_ids
+            if entry.principal.key_id in grant_ids
+            or entry.principal.tenant_id in tenant_ids
+            or entry.principal.owner_user_id in user_ids
         ]
         for digest in stale:
             self._by_hash.pop(digest, None)
@@ -212,6 +219,9 @@ class GrantVerifier:
 
     def _on_tenants_committed(self, tenant_ids: list[str]) -> None:
         self.invalidate(tenant_ids=set(tenant_ids))
+
+    def _on_members_committed(self, user_ids: list[str]) -> None:
+        self.invalidate(user_ids=set(user_ids))
 
     async def poll_once(self) -> None:
         """Evict entries whose grant, person's membership or tenant changed; then write usage when it is due."""
