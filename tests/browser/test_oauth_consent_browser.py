@@ -1,0 +1,94 @@
+"""The OAuth consent page in Chromium against a live ``vibexp serve``: an application's authorization link while
+signed out goes through the dashboard's sign-in and back to the consent page, which shows the client (marked
+unverified), where it returns and the account; Allow sends the browser to the client's redirect with a code the
+token endpoint exchanges (the page's form-action allows that redirect). axe finds nothing at 1280 and 375 px, and
+both widths are screenshotted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+import pytest
+from playwright.async_api import BrowserContext, Route, expect
+
+from browser.conftest import DashboardUser
+from browser.test_accessibility import Auditor, axe_context, axe_source  # noqa: F401 - fixtures used below
+from browser.test_dashboard_browser import shot
+from helpers.servers import LiveServer
+from oauth.flow import REDIRECT, Pkce
+
+pytestmark = [pytest.mark.browser, pytest.mark.clients, pytest.mark.slow]
+
+
+async def test_consent_in_chromium_signs_in_shows_the_client_and_returns_a_code(
+    axe_context: BrowserContext,  # noqa: F811 - the fixture imported above
+    axe_source: str,  # noqa: F811
+    live_server: LiveServer,
+    dashboard_user: DashboardUser,
+    screenshots: Path,
+) -> None:
+    base = live_server.url
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        registered = await http.post(
+            "/oauth/register", json={"client_name": "Claude Code", "redirect_uris": [REDIRECT]}
+        )
+        client_id = registered.json()["client_id"]
+        pkce = Pkce.new()
+        params = {
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": REDIRECT,
+            "state": "s-123",
+            "code_challenge": pkce.challenge,
+            "code_challenge_method": "S256",
+            "resource": f"{base}/mcp/v1/connect",
+            "scope": "prompts:read memories:read",
+        }
+        page = await axe_context.new_page()
+        arrived: list[str] = []
+
+        async def client_callback(route: Route) -> None:  # the client's loopback listener
+            arrived.append(route.request.url)
+            await route.fulfill(status=200, content_type="text/html", body="<title>Done</title><p>You can close this.")
+
+        await page.route(f"{REDIRECT}*", client_callback)
+        await page.goto(f"/oauth/authorize?{urlencode(params)}")
+        await expect(page.get_by_role("heading", name="Sign in to VibeXP")).to_be_visible()
+        await page.get_by_label("E-mail").fill(dashboard_user.email)
+        await page.get_by_label("Password").fill(dashboard_user.password)
+        await page.get_by_role("button", name="Sign in").click()
+
+        await expect(page.get_by_role("heading", name="Connect Claude Code")).to_be_visible()
+        await expect(page.get_by_test_id("unverified")).to_be_visible()
+        await expect(page.get_by_test_id("redirect-host")).to_have_text("127.0.0.1:33418")
+        await expect(page.get_by_label("Read prompts")).to_be_checked()
+        await expect(page.get_by_label("Read memories")).to_be_checked()
+        await expect(page.get_by_label("Read artifacts")).not_to_be_checked()  # not asked for
+        await expect(page.get_by_label("Write prompts")).not_to_be_checked()
+        for width in (1280, 375):
+            await page.set_viewport_size({"width": width, "height": 900})
+            await shot(page, screenshots, f"oauth-consent-{width}")
+        auditor = Auditor(page, axe_source, screenshots)
+        await auditor.check_current("/oauth/authorize (consent)")
+        auditor.assert_clean()
+
+        await page.get_by_role("button", name="Allow").click()
+        await expect(page).to_have_title("Done")
+        assert len(arrived) == 1
+        back = {name: values[0] for name, values in parse_qs(urlsplit(arrived[0]).query).items()}
+        assert back["state"] == "s-123" and back["iss"] == f"{base}/oauth"
+        token = await http.post(
+            "/oauth/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": back["code"],
+                "code_verifier": pkce.verifier,
+                "redirect_uri": REDIRECT,
+                "client_id": client_id,
+                "resource": f"{base}/mcp/v1/connect",
+            },
+        )
+        assert token.status_code == 200, token.text
+        assert set(token.json()["scope"].split()) == {"prompts:read", "memories:read"}
