@@ -3,6 +3,6 @@
 
 from __future__ import annotations
 
-from vibexp.api.oauth.routes import oauth_router
+from vibexp.api.oauth.routes import install_oauth
 
-__all__ = ["oauth_router"]
+__all__ = ["install_oauth"]

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, FastAPI, Form, Request
 from starlette.responses import JSONResponse, Response
 
 from vibexp.api.dashboard.deps import CsrfChecked, SignInRequired, Viewer, browser_session, current_viewer
 from vibexp.api.dashboard.errors import DashboardRoute, error_page
 from vibexp.api.dashboard.rendering import SECURITY_HEADERS, redirect, render
 from vibexp.api.deps import SessionDep
+from vibexp.api.middleware.client_address import client_address
 from vibexp.api.oauth import urls
 from vibexp.api.settings import ApiSettings
 from vibexp.core.access import ALL_SCOPES, Scope, resource_scopes
@@ -33,8 +34,9 @@ from vibexp.core.oauth import usecases as oauth
 from vibexp.core.oauth.errors import OAuthError
 from vibexp.core.oauth.models import ClientKind, OAuthClient
 from vibexp.core.oauth.schemas import ClientRegistration, IssuedTokens
+from vibexp.core.ratelimit.failures import FailureThrottle
 
-__all__ = ["oauth_router"]
+__all__ = ["install_oauth"]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,14 @@ async def authorization_server(request: Request) -> JSONResponse:
 # -- registration, token, revocation --------------------------------------------------------------------------------
 @router.post("/oauth/register")
 async def register(request: Request, db: SessionDep) -> JSONResponse:
+    throttle: FailureThrottle = request.app.state.oauth_register_throttle
+    address = client_address(request.scope) or "unknown"
+    wait = throttle.retry_after(address)
+    if wait:
+        answer = _oauth_error(OAuthError("too_many_requests", "too many registrations from this address", status=429))
+        answer.headers["Retry-After"] = str(wait)
+        return answer
+    throttle.failed(address)  # every attempt counts, refused or not
     try:
         body = json.loads(await request.body())
     except (ValueError, UnicodeDecodeError):
@@ -360,6 +370,10 @@ async def decide(
     return _redirect_to_client(request, auth, code=code)
 
 
-oauth_router = APIRouter()
-oauth_router.include_router(router)
-oauth_router.include_router(pages)
+def install_oauth(app: FastAPI, settings: ApiSettings) -> None:
+    """The authorization server's routes, and the per-address throttle of its one credential-less write."""
+    app.state.oauth_register_throttle = FailureThrottle(
+        limit=settings.oauth_register_limit, window=settings.oauth_register_window
+    )
+    app.include_router(router)
+    app.include_router(pages)
