@@ -29,12 +29,13 @@ from vibexp.api.deps import SessionDep
 from vibexp.api.middleware.client_address import client_address
 from vibexp.api.oauth import urls
 from vibexp.api.settings import ApiSettings
-from vibexp.core.access import ALL_SCOPES, Scope, resource_scopes
+from vibexp.core.access import ALL_SCOPES, Caller, Scope, resource_scopes
 from vibexp.core.oauth import usecases as oauth
 from vibexp.core.oauth.errors import OAuthError
 from vibexp.core.oauth.models import ClientKind, OAuthClient
 from vibexp.core.oauth.schemas import ClientRegistration, IssuedTokens
 from vibexp.core.ratelimit.failures import FailureThrottle
+from vibexp.core.users import usecases as users
 
 __all__ = ["install_oauth"]
 
@@ -265,7 +266,9 @@ def _client_error(auth: _Request, base: str) -> OAuthError | None:
     return None
 
 
-def _consent_page(request: Request, viewer: Viewer, auth: _Request, *, error: str | None = None) -> Response:
+async def _consent_page(
+    request: Request, db: SessionDep, viewer: Viewer, auth: _Request, *, error: str | None = None
+) -> Response:
     offered = set(oauth.allowed_scopes(viewer.caller))
     asked = set(Scope(s) for s in auth.scope.split() if s in _SCOPE_NAMES)
     if "read" in auth.scope.split() or "*" in auth.scope.split():
@@ -284,6 +287,7 @@ def _consent_page(request: Request, viewer: Viewer, auth: _Request, *, error: st
         "checked": preselected,
         "auth": auth,
         "error": error,
+        "accounts": await oauth.accounts(db, caller=viewer.caller),
     }
     response = render(request, "oauth/consent.html", context, status=422 if error else 200)
     # The form's answer redirects to the client: the page's form-action must allow that origin too (Chromium
@@ -315,7 +319,7 @@ async def authorize(request: Request, db: SessionDep) -> Response:
         viewer = await current_viewer(request, browser_session(request), db)
     except SignInRequired:
         return _sign_in_first(request)
-    return _consent_page(request, viewer, auth)
+    return await _consent_page(request, db, viewer, auth)
 
 
 @pages.post("/oauth/authorize", dependencies=[CsrfChecked])
@@ -331,6 +335,7 @@ async def decide(
     code_challenge_method: Annotated[str, Form(max_length=16)] = "",
     resource: Annotated[str, Form(max_length=2048)] = "",
     requested_scope: Annotated[str, Form(max_length=2048)] = "",
+    account: Annotated[str, Form(max_length=36)] = "",
 ) -> Response:
     """The person's answer on the consent page: everything is checked again (the form is the person's browser's,
     not ours), then ``allow`` redirects with a code, ``deny`` with ``access_denied``."""
@@ -355,10 +360,23 @@ async def decide(
         )
     if decision != "allow":
         return error_page(request, 400, "Cannot connect this application", "Choose Allow or Deny.")
+    caller = viewer.caller
+    if account and account != viewer.tenant.id:  # the picker: the person's role in that account bounds the grant
+        found = await users.person(db, user_id=viewer.user.id, tenant_id=account)
+        if found is None:
+            return error_page(request, 403, "Not allowed", "You are not a member of that account.")
+        caller = Caller.signed_in(
+            tenant_id=found[1].id,
+            user_id=viewer.user.id,
+            name=viewer.user.email,
+            role=found[2],
+            client_ip=caller.client_ip,
+            user_agent=caller.user_agent,
+        )
     try:
         code = await oauth.consent(
             db,
-            caller=viewer.caller,
+            caller=caller,
             client=auth.client,
             scopes=scope or [],
             redirect_uri=auth.redirect_uri,
@@ -366,7 +384,7 @@ async def decide(
             resource=auth.resource,
         )
     except OAuthError as exc:
-        return _consent_page(request, viewer, auth, error=exc.description)
+        return await _consent_page(request, db, viewer, auth, error=exc.description)
     return _redirect_to_client(request, auth, code=code)
 
 
