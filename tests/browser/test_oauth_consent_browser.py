@@ -6,6 +6,7 @@ both widths are screenshotted."""
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -18,6 +19,11 @@ from browser.test_accessibility import Auditor, axe_context, axe_source  # noqa:
 from browser.test_dashboard_browser import shot
 from helpers.servers import LiveServer
 from oauth.flow import REDIRECT, Pkce
+from vibexp.core.access import Caller, Role
+from vibexp.core.db import create_engine, create_session_factory, session_scope
+from vibexp.core.members import usecases as members
+from vibexp.core.tenants import service as tenants
+from vibexp.core.tenants.schemas import TenantCreate
 
 pytestmark = [pytest.mark.browser, pytest.mark.clients, pytest.mark.slow]
 
@@ -26,6 +32,7 @@ async def test_consent_in_chromium_signs_in_shows_the_client_and_returns_a_code(
     axe_context: BrowserContext,  # noqa: F811 - the fixture imported above
     axe_source: str,  # noqa: F811
     live_server: LiveServer,
+    browser_db: str,
     dashboard_user: DashboardUser,
     screenshots: Path,
 ) -> None:
@@ -92,3 +99,31 @@ async def test_consent_in_chromium_signs_in_shows_the_client_and_returns_a_code(
         )
         assert token.status_code == 200, token.text
         assert set(token.json()["scope"].split()) == {"prompts:read", "memories:read"}
+
+        # Invited into a second account: the page offers a picker of the two.
+        await join_second_account(browser_db, dashboard_user)
+        await page.goto(f"/oauth/authorize?{urlencode({**params, 'state': 's-456'})}")
+        picker = page.get_by_label("Account", exact=True)
+        await expect(picker).to_be_visible()
+        await expect(picker.locator("option")).to_have_count(2)
+        for width in (1280, 375):
+            await page.set_viewport_size({"width": width, "height": 900})
+            await shot(page, screenshots, f"oauth-consent-picker-{width}")
+        await auditor.check_current("/oauth/authorize (consent, account picker)")
+        auditor.assert_clean()
+
+
+async def join_second_account(database_url: str, user: DashboardUser) -> None:
+    """The user accepts a viewer invitation into a new account (what the invitation link does)."""
+    engine = create_engine(database_url)
+    try:
+        factory = create_session_factory(engine)
+        async with session_scope(factory, write=True) as db:
+            tenant = await tenants.create_tenant(db, data=TenantCreate(name=f"second-{secrets.token_hex(3)}"))
+            tenant_id = tenant.id
+        async with session_scope(factory, write=True) as db:
+            invitation = await members.invite(db, caller=Caller.cli(tenant_id), email=user.email, role=Role.viewer)
+        async with session_scope(factory, write=True) as db:
+            await members.accept_invitation(db, token=invitation.token, password=user.password)
+    finally:
+        await engine.dispose()
