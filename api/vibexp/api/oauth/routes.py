@@ -83,9 +83,9 @@ async def register(request: Request, db: SessionDep) -> JSONResponse:
     address = client_address(request.scope) or "unknown"
     wait = throttle.retry_after(address)
     if wait:
-        answer = _oauth_error(OAuthError("too_many_requests", "too many registrations from this address", status=429))
-        answer.headers["Retry-After"] = str(wait)
-        return answer
+        refused = _oauth_error(OAuthError("too_many_requests", "too many registrations from this address", status=429))
+        refused.headers["Retry-After"] = str(wait)
+        return refused
     throttle.failed(address)  # every attempt counts, refused or not
     try:
         body = json.loads(await request.body())
