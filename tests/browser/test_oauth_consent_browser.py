@@ -14,9 +14,8 @@ import httpx
 import pytest
 from playwright.async_api import BrowserContext, Route, expect
 
-from browser.conftest import DashboardUser
+from browser.conftest import DashboardUser, shots
 from browser.test_accessibility import Auditor, axe_context, axe_source  # noqa: F401 - fixtures used below
-from browser.test_dashboard_browser import shot
 from helpers.servers import LiveServer
 from oauth.flow import REDIRECT, Pkce
 from vibexp.core.access import Caller, Role
@@ -74,9 +73,7 @@ async def test_consent_in_chromium_signs_in_shows_the_client_and_returns_a_code(
         await expect(page.get_by_label("Read memories")).to_be_checked()
         await expect(page.get_by_label("Read artifacts")).not_to_be_checked()  # not asked for
         await expect(page.get_by_label("Write prompts")).not_to_be_checked()
-        for width in (1280, 375):
-            await page.set_viewport_size({"width": width, "height": 900})
-            await shot(page, screenshots, f"oauth-consent-{width}")
+        await shots(page, screenshots, "oauth-consent")
         auditor = Auditor(page, axe_source, screenshots)
         await auditor.check_current("/oauth/authorize (consent)")
         auditor.assert_clean()
@@ -106,9 +103,7 @@ async def test_consent_in_chromium_signs_in_shows_the_client_and_returns_a_code(
         picker = page.get_by_label("Account", exact=True)
         await expect(picker).to_be_visible()
         await expect(picker.locator("option")).to_have_count(2)
-        for width in (1280, 375):
-            await page.set_viewport_size({"width": width, "height": 900})
-            await shot(page, screenshots, f"oauth-consent-picker-{width}")
+        await shots(page, screenshots, "oauth-consent-picker")
         await auditor.check_current("/oauth/authorize (consent, account picker)")
         auditor.assert_clean()
 

@@ -35,7 +35,6 @@ from vibexp.core.oauth.errors import OAuthError
 from vibexp.core.oauth.models import ClientKind, OAuthClient
 from vibexp.core.oauth.schemas import ClientRegistration, IssuedTokens
 from vibexp.core.ratelimit.failures import FailureThrottle
-from vibexp.core.users import usecases as users
 
 __all__ = ["install_oauth"]
 
@@ -266,9 +265,7 @@ def _client_error(auth: _Request, base: str) -> OAuthError | None:
     return None
 
 
-async def _consent_page(
-    request: Request, db: SessionDep, viewer: Viewer, auth: _Request, *, error: str | None = None
-) -> Response:
+def _consent_page(request: Request, viewer: Viewer, auth: _Request, *, error: str | None = None) -> Response:
     offered = set(oauth.allowed_scopes(viewer.caller))
     asked = set(Scope(s) for s in auth.scope.split() if s in _SCOPE_NAMES)
     if "read" in auth.scope.split() or "*" in auth.scope.split():
@@ -287,7 +284,6 @@ async def _consent_page(
         "checked": preselected,
         "auth": auth,
         "error": error,
-        "accounts": await oauth.accounts(db, caller=viewer.caller),
     }
     response = render(request, "oauth/consent.html", context, status=422 if error else 200)
     # The form's answer redirects to the client: the page's form-action must allow that origin too (Chromium
@@ -319,7 +315,7 @@ async def authorize(request: Request, db: SessionDep) -> Response:
         viewer = await current_viewer(request, browser_session(request), db)
     except SignInRequired:
         return _sign_in_first(request)
-    return await _consent_page(request, db, viewer, auth)
+    return _consent_page(request, viewer, auth)
 
 
 @pages.post("/oauth/authorize", dependencies=[CsrfChecked])
@@ -362,14 +358,14 @@ async def decide(
         return error_page(request, 400, "Cannot connect this application", "Choose Allow or Deny.")
     caller = viewer.caller
     if account and account != viewer.tenant.id:  # the picker: the person's role in that account bounds the grant
-        found = await users.person(db, user_id=viewer.user.id, tenant_id=account)
-        if found is None:
+        chosen = next((found for found in viewer.accounts if found.tenant_id == account), None)
+        if chosen is None:
             return error_page(request, 403, "Not allowed", "You are not a member of that account.")
         caller = Caller.signed_in(
-            tenant_id=found[1].id,
+            tenant_id=chosen.tenant_id,
             user_id=viewer.user.id,
             name=viewer.user.email,
-            role=found[2],
+            role=chosen.role,
             client_ip=caller.client_ip,
             user_agent=caller.user_agent,
         )
@@ -384,7 +380,7 @@ async def decide(
             resource=auth.resource,
         )
     except OAuthError as exc:
-        return await _consent_page(request, db, viewer, auth, error=exc.description)
+        return _consent_page(request, viewer, auth, error=exc.description)
     return _redirect_to_client(request, auth, code=code)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp.core.access import ALL_SCOPES, Actor, Caller, CredentialKind, Scope, key_ceiling
@@ -21,11 +20,8 @@ from vibexp.core.oauth import service
 from vibexp.core.oauth.errors import OAuthError
 from vibexp.core.oauth.models import OAuthClient
 from vibexp.core.oauth.schemas import ClientRegistration, IssuedTokens
-from vibexp.core.tenants.models import Tenant
-from vibexp.core.users.models import Membership
 
 __all__ = [
-    "accounts",
     "allowed_scopes",
     "consent",
     "exchange_code",
@@ -52,20 +48,6 @@ async def find_client(session: AsyncSession, client_id: str) -> OAuthClient | No
 
 def redirect_allowed(client: OAuthClient, redirect_uri: str) -> bool:
     return service.redirect_allowed(client, redirect_uri)
-
-
-async def accounts(session: AsyncSession, *, caller: Caller) -> list[tuple[str, str, str]]:
-    """The accounts the signed-in person may connect an application to (``(tenant id, name, role)``, oldest
-    membership first): the consent page's picker when there are several."""
-    if caller.person is None:
-        return []
-    rows = await session.execute(
-        select(Tenant.id, Tenant.display_name, Tenant.name, Membership.role)
-        .join(Membership, Membership.tenant_id == Tenant.id)
-        .where(Membership.user_id == caller.person)
-        .order_by(Membership.joined_at)
-    )
-    return [(tenant_id, display or name, role) for tenant_id, display, name, role in rows]
 
 
 def allowed_scopes(caller: Caller) -> tuple[Scope, ...]:
