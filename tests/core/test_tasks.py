@@ -15,6 +15,7 @@ from vibexp.core.config import Settings
 from vibexp.core.content.changes import ChangeFeed
 from vibexp.core.keys.policy import KeyPolicySweep
 from vibexp.core.keys.verifier import KeyVerifier
+from vibexp.core.oauth.verifier import GrantVerifier
 from vibexp.core.runtime import Runtime
 from vibexp.core.tasks import PeriodicTask, TaskList
 from vibexp.core.usage.recorder import UsageRecorder
@@ -310,9 +311,16 @@ async def test_the_runtime_starts_the_key_poll_first_and_stops_the_usage_recorde
     stop before the recorder's last flush."""
     runtime = Runtime.create(Settings(database_url=sqlite_url(tmp_path), auto_migrate=False))
     try:
-        members = (runtime.verifier, runtime.usage, runtime.webhooks, runtime.key_policy, runtime.content_changes)
+        members = (
+            runtime.verifier,
+            runtime.grants,
+            runtime.usage,
+            runtime.webhooks,
+            runtime.key_policy,
+            runtime.content_changes,
+        )
         assert runtime.tasks.members == members
-        kinds = [KeyVerifier, UsageRecorder, WebhookSender, KeyPolicySweep, ChangeFeed]
+        kinds = [KeyVerifier, GrantVerifier, UsageRecorder, WebhookSender, KeyPolicySweep, ChangeFeed]
         assert [type(m) for m in runtime.tasks.members] == kinds
     finally:
         await runtime.database.dispose()

@@ -28,6 +28,7 @@ from vibexp.api.middleware.body_limit import BodySizeLimitMiddleware
 from vibexp.api.middleware.client_address import ClientAddressMiddleware
 from vibexp.api.middleware.headers import HeaderGuardMiddleware
 from vibexp.api.middleware.outage import OutageMiddleware
+from vibexp.api.oauth import install_oauth
 from vibexp.api.openapi import install_openapi
 from vibexp.api.route_shortcut import install_route_shortcut
 from vibexp.api.settings import ApiSettings, get_api_settings
@@ -100,7 +101,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         members_router,
     ):
         app.include_router(router)
-    mount_mcp(app, runtime, settings)  # /mcp/v1/common; registers the SDK session manager in lifespan_hooks
+    mount_mcp(app, runtime, settings)  # /mcp/v1/common and /mcp/v1/connect; the SDK session manager's lifespan
+    install_oauth(app, settings)  # the authorization server for /mcp/v1/connect, and its metadata
     app.include_router(health_router)
     install_dashboard(app, settings)  # web dashboard at / (pages) and /static (its own assets)
     if settings.metrics_on_main_port:  # the chart turns it off and scrapes VIBEXP_METRICS_PORT only

@@ -64,10 +64,22 @@ class ApiSettings(Settings):
     sign_in_per_email: int = Field(default=5, ge=1)
     sign_in_per_ip: int = Field(default=20, ge=1)
     sign_in_window: float = Field(default=900.0, gt=0)
+    #: OAuth Dynamic Client Registrations (``/oauth/register``, no credential) one client address may make per
+    #: ``oauth_register_window`` seconds in one process; more get 429 with ``Retry-After``.
+    oauth_register_limit: int = Field(default=20, ge=1)
+    oauth_register_window: float = Field(default=600.0, gt=0)
     #: Print a one-time setup link at start-up while no dashboard user exists.
     first_run_setup: bool = True
     # ``public_url`` (the address people open the dashboard at) is a shared setting (vibexp.core.config): the CLI
     # and the operator check alert webhook URLs against it.
+    #: Set by ``vibexp serve`` when it derived ``VIBEXP_PUBLIC_URL`` from ``--host``/``--port`` itself: OAuth's
+    #: metadata then names the request's own base URL instead (``vibexp.api.oauth.urls``). Not for people to set.
+    public_url_derived: bool = False
+
+    @property
+    def public_url_is_set(self) -> bool:
+        """``VIBEXP_PUBLIC_URL`` was given (not defaulted, not derived by ``vibexp serve``)."""
+        return "public_url" in self.model_fields_set and not self.public_url_derived
 
     @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", mode="before")
     @classmethod

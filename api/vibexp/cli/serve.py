@@ -82,6 +82,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         wildcard = args.host in ("0.0.0.0", "::")  # noqa: S104 - recognising it, not binding it
         host = "127.0.0.1" if wildcard else f"[{args.host}]" if ":" in args.host else args.host
         os.environ["VIBEXP_PUBLIC_URL"] = f"http://{host}:{args.port}"
+        os.environ["VIBEXP_PUBLIC_URL_DERIVED"] = "true"  # OAuth metadata uses the request's own base URL then
         get_api_settings.cache_clear()
 
     with multiprocess_metrics_dir(args.workers):

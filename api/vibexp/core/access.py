@@ -253,7 +253,7 @@ class CredentialKind(StrEnum):
     """What the caller proved itself with."""
 
     api_key = "api_key"
-    grant = "grant"  # an OAuth grant (not issued yet)
+    grant = "grant"  # an OAuth access token (``vibexp.core.oauth``), acting for the person who granted it
     dashboard_session = "dashboard_session"
     cli = "cli"
     operator = "operator"
@@ -300,7 +300,7 @@ class Caller(NamedTuple):
     def acts_for_account(self) -> bool:
         """A person, the CLI or the operator: not bounded by a credential of its own (a key minted or rotated by
         an API key may not be wider than that key: ``allowed_cidrs``, ``expires_at`` and ``granted``)."""
-        return self.credential is not CredentialKind.api_key
+        return self.credential is not CredentialKind.api_key and self.credential is not CredentialKind.grant
 
     @classmethod
     def signed_in(

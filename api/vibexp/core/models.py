@@ -8,6 +8,7 @@ from vibexp.core.db import Base
 from vibexp.core.keys.flash import KeyFlash
 from vibexp.core.keys.models import ApiKey
 from vibexp.core.members.models import Invitation
+from vibexp.core.oauth.models import OAuthClient, OAuthCode, OAuthGrant
 from vibexp.core.ratelimit.models import RateWindow
 from vibexp.core.tenants.models import Tenant
 from vibexp.core.usage.models import KeyAction
@@ -29,6 +30,9 @@ __all__ = [
     "KeyNetwork",
     "Membership",
     "Memory",
+    "OAuthClient",
+    "OAuthCode",
+    "OAuthGrant",
     "Prompt",
     "PromptLabel",
     "PromptVersion",

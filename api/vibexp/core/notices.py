@@ -31,6 +31,11 @@ class Notice(StrEnum):
     TENANT_CHANGED = "tenant_changed"
     #: An alert was opened, not repeated (``vibexp.core.alerts.service``); the value is its kind.
     ALERT_OPENED = "alert_opened"
+    #: An OAuth grant's tokens or state changed (``vibexp.core.oauth.service``); the value is its id.
+    GRANT_CHANGED = "grant_changed"
+    #: A person's role in an account changed, or they left it (``vibexp.core.members.service``); the value is the
+    #: user's id.
+    MEMBER_CHANGED = "member_changed"
 
 
 Listener = Callable[[list[str]], None]

@@ -14,8 +14,9 @@ import re
 __all__ = ["mask_keys"]
 
 #: ``vib_``, the display prefix's 8 hex characters, and at least one more (a display prefix alone is left as is).
-_KEY = re.compile(r"vib_([0-9a-fA-F]{8})[0-9a-fA-F]+")
+#: OAuth's access and refresh tokens and authorization codes (``vibo_``, ``vibr_``, ``vibc_``) likewise.
+_KEY = re.compile(r"(vib[ocr]?_)([0-9a-fA-F]{8})[0-9a-fA-F]+")
 
 
 def mask_keys(text: str) -> str:
-    return _KEY.sub(r"vib_\1…", text)
+    return _KEY.sub(r"\1\2…", text)

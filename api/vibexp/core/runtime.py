@@ -2,7 +2,8 @@
 policy sweep), started and stopped together. The HTTP app holds one; the CLI and the operator make their own.
 
 The background ones are a :class:`~vibexp.core.tasks.TaskList`, started in order and stopped in reverse: the key
-verifier (its change poll) first, so it outlives everything that could still verify or revoke a key; the usage
+verifier (its change poll) first, so it outlives everything that could still verify or revoke a key, then the OAuth
+access-token verifier (its poll, and its last write of the grants' usage); the usage
 recorder before the key policy sweep, which flushes it; the recorder stopped after the webhook sender and the sweep,
 with a last flush, so a graceful shutdown loses no usage. The content change feed (``vibexp.core.content.changes``,
 the MCP listen streams' source) starts last and stops first: nothing else depends on it."""
@@ -24,6 +25,7 @@ from vibexp.core.db import Database
 from vibexp.core.keys.policy import ActiveKey, KeyPolicySweep
 from vibexp.core.keys.verifier import KeyVerifier
 from vibexp.core.migrate import upgrade_async
+from vibexp.core.oauth.verifier import GrantVerifier
 from vibexp.core.ratelimit.limiter import RateLimiter
 from vibexp.core.tasks import TaskList
 from vibexp.core.usage.recorder import UsageRecorder
@@ -44,14 +46,23 @@ class Runtime:
     key_policy: KeyPolicySweep
     #: Content and key changes from every process (``vibexp.core.content.changes``): the MCP listen streams' feed.
     content_changes: ChangeFeed = field(init=False)
+    #: OAuth access tokens for ``/mcp/v1/connect`` (``vibexp.core.oauth.verifier``), kept current like the keys.
+    grants: GrantVerifier = field(init=False)
     #: The background members, in starting order.
     tasks: TaskList = field(init=False)
 
     def __post_init__(self) -> None:
+        self.grants = GrantVerifier(
+            self.database.session_factory,
+            ttl=self.settings.key_cache_ttl,
+            poll_interval=self.settings.revocation_poll_interval,
+        )
         self.content_changes = ChangeFeed(
             self.database.session_factory, interval=self.settings.revocation_poll_interval
         )
-        self.tasks = TaskList([self.verifier, self.usage, self.webhooks, self.key_policy, self.content_changes])
+        self.tasks = TaskList(
+            [self.verifier, self.grants, self.usage, self.webhooks, self.key_policy, self.content_changes]
+        )
 
     @classmethod
     def create(

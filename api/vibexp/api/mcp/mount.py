@@ -19,7 +19,7 @@ import logging
 
 from fastapi import FastAPI
 from mcp.server.transport_security import TransportSecuritySettings
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vibexp.api.errors import error_payload, error_response
@@ -32,12 +32,24 @@ from vibexp.api.settings import ApiSettings
 from vibexp.core.runtime import Runtime
 from vibexp.core.usage.actions import mcp_request_action
 
-__all__ = ["MCP_ENDPOINT", "MCP_MOUNT", "MCP_PATH", "McpFrontDoor", "mount_mcp", "transport_security"]
+__all__ = [
+    "CONNECT_ENDPOINT",
+    "MCP_ENDPOINT",
+    "MCP_MOUNT",
+    "MCP_PATH",
+    "ConnectAlias",
+    "McpFrontDoor",
+    "mount_mcp",
+    "transport_security",
+]
 
 MCP_MOUNT = "/mcp/v1"
 MCP_PATH = "/common"
 #: The one MCP endpoint; its route template in the usage log and the metrics too (``McpFrontDoor.routes``).
 MCP_ENDPOINT = MCP_MOUNT + MCP_PATH
+#: The same MCP server for OAuth access tokens (the auth middleware tells the two apart; nothing below it does).
+CONNECT_PATH = "/connect"
+CONNECT_ENDPOINT = MCP_MOUNT + CONNECT_PATH
 
 _LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
@@ -167,6 +179,29 @@ class McpFrontDoor:
         await send({"type": "http.response.body", "body": payload})
 
 
+class ConnectAlias:
+    """``/mcp/v1/connect`` is ``/mcp/v1/common`` once the auth middleware has checked its credential (an access
+    token there, a key here): the request goes on with the common path, so the front door, the fast path and the
+    SDK see one endpoint. The route template (usage, metrics) stays ``/mcp/v1/connect``: it is resolved earlier."""
+
+    def __init__(self, app: McpFrontDoor) -> None:
+        self.app = app
+
+    @property
+    def routes(self) -> list[BaseRoute]:
+        return [*self.app.routes, Route(CONNECT_PATH, endpoint=self._never)]
+
+    @staticmethod
+    async def _never(scope: Scope, receive: Receive, send: Send) -> None:  # pragma: no cover - a template only
+        raise RuntimeError("the alias route is a route template, never called")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path.rstrip("/") == CONNECT_ENDPOINT:
+            scope = {**scope, "path": MCP_ENDPOINT, "raw_path": MCP_ENDPOINT.encode()}
+        await self.app(scope, receive, send)
+
+
 def _listeners(settings: ApiSettings) -> Listeners:
     return Listeners(
         per_key=settings.mcp_listeners_per_key,
@@ -199,4 +234,4 @@ def mount_mcp(app: FastAPI, runtime: Runtime, settings: ApiSettings) -> None:
         )
         app.state.lifespan_hooks.append(fast.lifespan)
         inner = fast
-    app.mount(MCP_MOUNT, McpFrontDoor(inner, server.usage_tagger), name="mcp")
+    app.mount(MCP_MOUNT, ConnectAlias(McpFrontDoor(inner, server.usage_tagger)), name="mcp")

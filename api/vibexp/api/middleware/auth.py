@@ -18,16 +18,19 @@ from collections.abc import Sequence
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vibexp.api import metrics
-from vibexp.api.errors import domain_error_response
+from vibexp.api.errors import domain_error_response, error_response
 from vibexp.api.middleware.client_address import client_address
+from vibexp.api.oauth.urls import CONNECT_PATH, prm_url, public_base
 from vibexp.api.request_state import RequestState, RequestUsage
 from vibexp.api.route_templates import route_template
+from vibexp.core.access import CredentialKind
 from vibexp.core.cidrs import client_allowed
 from vibexp.core.clock import utcnow
 from vibexp.core.errors import AccountSuspended, InvalidApiKey, IpNotAllowed, RateLimited
 from vibexp.core.keys.report import LEAK_REPORT_PATH
 from vibexp.core.keys.verifier import Principal
 from vibexp.core.members.schemas import INVITATION_ACCEPT_PATH
+from vibexp.core.oauth.errors import InvalidToken
 from vibexp.core.ratelimit.limiter import WINDOW_SECONDS, RateDecision
 from vibexp.core.runtime import Runtime
 from vibexp.core.traffic import DISALLOWED_ADDRESS, TYPO, Refusal, UsageEvent
@@ -68,7 +71,10 @@ class ApiKeyAuthMiddleware:
             await self.app(scope, receive, send)
             return
         state, authorization = _open(scope)
-        principal = await self._authenticate(state, authorization, scope, receive, send)
+        if scope["path"].rstrip("/") == CONNECT_PATH:  # OAuth access tokens only, never a key
+            principal = await self._authenticate_token(state, authorization, scope, receive, send)
+        else:
+            principal = await self._authenticate(state, authorization, scope, receive, send)
         if principal is None:
             return
         decision = await self._admit(principal, scope)
@@ -102,6 +108,32 @@ class ApiKeyAuthMiddleware:
             return None
         if principal.networks and not client_allowed(principal.networks, state.client_ip):
             await self._refuse_address(state, principal, scope, receive, send)
+            return None
+        state.principal = principal
+        return principal
+
+    async def _authenticate_token(
+        self, state: RequestState, authorization: str | None, scope: Scope, receive: Receive, send: Send
+    ) -> Principal | None:
+        """The grant behind an OAuth access token, or ``None`` once the 401 (RFC 6750, pointing at the protected
+        resource metadata) or the suspended account's 403 is sent."""
+        try:
+            principal = await self.runtime.grants.verify(authorization)
+        except InvalidToken as exc:
+            metadata = prm_url(public_base(scope, self.runtime.settings))  # type: ignore[arg-type]
+            challenge = f'Bearer resource_metadata="{metadata}"'
+            if exc.sent:
+                challenge += ', error="invalid_token"'
+            response = error_response(401, "invalid_token", exc.message, headers={"WWW-Authenticate": challenge})
+            await response(scope, receive, send)
+            state.status = response.status_code
+            metrics.observe_request(state)
+            return None
+        except AccountSuspended as exc:
+            response = domain_error_response(exc)
+            await response(scope, receive, send)
+            state.status = response.status_code
+            metrics.observe_auth_failure(state, exc)
             return None
         state.principal = principal
         return principal
@@ -167,6 +199,11 @@ class ApiKeyAuthMiddleware:
     def _observe(self, state: RequestState, principal: Principal, scope: Scope) -> None:
         """After the response (or the inner app's failure): metrics, and one usage event for the key."""
         metrics.observe_request(state)
+        if principal.credential is CredentialKind.grant:
+            # The usage tables key on API keys (key_actions.key_id references api_keys): a grant's requests are
+            # counted on the grant itself, in memory, and written by its verifier's periodic task.
+            self.runtime.grants.note_use(principal.key_id)
+            return
         self.runtime.usage.record(
             UsageEvent(
                 key_id=principal.key_id,

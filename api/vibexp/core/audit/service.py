@@ -59,6 +59,9 @@ ACTIONS = frozenset(
         "memory.deleted",
         "alert.raised",
         "alert.acknowledged",
+        "oauth.client_registered",
+        "oauth.granted",
+        "oauth.revoked",
     }
 )
 

@@ -116,12 +116,15 @@ class Principal:
     #: key. ``granted`` is already within the role's ceiling.
     owner_user_id: str | None = None
     role: str | None = None
+    #: What was presented: an API key, or an OAuth access token (``vibexp.core.oauth.verifier``, whose principal
+    #: carries the grant's id as ``key_id``).
+    credential: CredentialKind = CredentialKind.api_key
 
     def caller(self, *, client_ip: str | None, user_agent: str | None) -> Caller:
         """The ``Caller`` of one request made with this key: only the address and the user agent are new."""
         return Caller(
             self.tenant_id,
-            CredentialKind.api_key,
+            self.credential,
             self.granted,
             self.acting_as,
             self.key_id,

@@ -151,6 +151,7 @@ async def _touch_keys(session: AsyncSession, *, tenant_id: str, user_id: str) ->
     )
     for key_id in ids:
         note(session, Notice.KEY_CHANGED, key_id)
+    note(session, Notice.MEMBER_CHANGED, user_id)  # the OAuth token cache drops the person's grants at commit
 
 
 async def change_role(

@@ -1,0 +1,284 @@
+"""The authorization server's rules, below the use cases: clients, codes, grants and their tokens.
+
+- A redirect URI matches a client's registered one exactly; a loopback one (``http://127.0.0.1``, ``[::1]`` or
+  ``localhost``) matches on any port (RFC 8252 section 7.3), nothing else of it may differ.
+- A code is single use, lives ``CODE_TTL``, and is bound to its client, redirect URI, PKCE challenge and resource.
+  A code presented a second time revokes its grant (RFC 6749 section 4.1.2: the tokens it issued may be a thief's).
+- Each refresh replaces both tokens; presenting the refresh token it replaced revokes the grant.
+- Every change that affects authentication bumps ``updated_at`` (the verifier's poll) and notes ``GRANT_CHANGED``
+  (this process's verifier, at commit).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vibexp.core import access, notices
+from vibexp.core.access import Actor
+from vibexp.core.audit.service import Target, record
+from vibexp.core.clock import utcnow
+from vibexp.core.notices import Notice
+from vibexp.core.oauth.errors import OAuthError
+from vibexp.core.oauth.models import ClientKind, OAuthClient, OAuthCode, OAuthGrant
+from vibexp.core.oauth.schemas import IssuedTokens, is_loopback_redirect
+from vibexp.core.oauth.tokens import (
+    hash_secret,
+    new_access_token,
+    new_code,
+    new_refresh_token,
+    pkce_matches,
+)
+from vibexp.core.users.models import Membership
+
+__all__ = [
+    "ACCESS_TTL",
+    "CODE_TTL",
+    "exchange_code",
+    "get_client",
+    "issue_code",
+    "redirect_allowed",
+    "refresh",
+    "register_client",
+    "revoke_grant",
+    "revoke_token",
+]
+
+log = logging.getLogger(__name__)
+
+CODE_TTL = timedelta(seconds=60)
+ACCESS_TTL = timedelta(hours=1)
+
+
+def _without_port(uri: str) -> tuple[str, str, str, str, str]:
+    parts = urlsplit(uri)
+    return parts.scheme, parts.hostname or "", parts.path, parts.query, parts.fragment
+
+
+def redirect_allowed(client: OAuthClient, redirect_uri: str) -> bool:
+    """Exact match with one of the client's redirect URIs; loopback ones match on any port."""
+    if redirect_uri in client.redirect_uris:
+        return True
+    if not is_loopback_redirect(redirect_uri):
+        return False
+    try:
+        wanted = _without_port(redirect_uri)
+        return any(is_loopback_redirect(known) and _without_port(known) == wanted for known in client.redirect_uris)
+    except ValueError:  # a port that is not a number
+        return False
+
+
+async def get_client(session: AsyncSession, client_id: str) -> OAuthClient | None:
+    if not client_id or len(client_id) > 2048:
+        return None
+    return await session.get(OAuthClient, client_id)
+
+
+async def register_client(session: AsyncSession, *, name: str, redirect_uris: list[str]) -> OAuthClient:
+    """A public client registered by RFC 7591 (validated by ``schemas.ClientRegistration``)."""
+    client = OAuthClient(
+        id="vibexp-client-" + secrets.token_hex(16),
+        name=name,
+        redirect_uris=list(redirect_uris),
+        kind=ClientKind.registered.value,
+    )
+    session.add(client)
+    await session.flush()
+    log.info("OAuth client registered: %s (%s)", client.id, client.name)
+    return client
+
+
+def _changed(session: AsyncSession, grant: OAuthGrant, now: datetime) -> None:
+    grant.updated_at = now
+    notices.note(session, Notice.GRANT_CHANGED, grant.id)
+
+
+async def issue_code(
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    user_id: str,
+    client: OAuthClient,
+    scopes: list[str],
+    redirect_uri: str,
+    code_challenge: str,
+    resource: str,
+    actor: Actor,
+) -> str:
+    """The person allowed ``client`` ``scopes``: a new grant (no tokens yet) and its authorization code."""
+    now = utcnow()
+    first = (
+        await session.scalar(
+            select(OAuthGrant.id).where(OAuthGrant.tenant_id == tenant_id, OAuthGrant.client_id == client.id).limit(1)
+        )
+        is None
+    )
+    grant = OAuthGrant(
+        tenant_id=tenant_id, user_id=user_id, client_id=client.id, scopes=scopes, created_at=now, updated_at=now
+    )
+    session.add(grant)
+    await session.flush()
+    code = new_code()
+    session.add(
+        OAuthCode(
+            code_hash=hash_secret(code),
+            grant_id=grant.id,
+            client_id=client.id,
+            redirect_uri=redirect_uri,
+            code_challenge=code_challenge,
+            resource=resource,
+            created_at=now,
+            expires_at=now + CODE_TTL,
+        )
+    )
+    client_target = Target("oauth_client", client.id, client.name)
+    if first:  # the account's trail learns of a client the first time one of its people lets it in
+        details = {"kind": client.kind, "redirect_uris": list(client.redirect_uris)}
+        await record(
+            session,
+            tenant_id=tenant_id,
+            action="oauth.client_registered",
+            actor=actor,
+            target=client_target,
+            details=details,
+        )
+    details = {"client_id": client.id, "client_name": client.name, "client_kind": client.kind, "scopes": scopes}
+    await record(
+        session,
+        tenant_id=tenant_id,
+        action="oauth.granted",
+        actor=actor,
+        target=Target("oauth_grant", grant.id, client.name),
+        details=details,
+    )
+    await session.flush()
+    return code
+
+
+async def _still_a_member(session: AsyncSession, grant: OAuthGrant, actor: Actor) -> str:
+    """The grant's person's role now; a person no longer in the account gets nothing, and the grant goes."""
+    role = await session.scalar(
+        select(Membership.role).where(Membership.tenant_id == grant.tenant_id, Membership.user_id == grant.user_id)
+    )
+    if role is None:
+        await revoke_grant(session, grant, reason="member_removed", actor=actor)
+        raise OAuthError(
+            "invalid_grant", "The person who granted access is no longer a member of the account", keep_changes=True
+        )
+    return str(role)
+
+
+def _issue(session: AsyncSession, grant: OAuthGrant, now: datetime, role: str) -> IssuedTokens:
+    access_token, refresh_token = new_access_token(), new_refresh_token()
+    grant.access_hash = hash_secret(access_token)
+    grant.access_expires_at = now + ACCESS_TTL
+    grant.refresh_hash = hash_secret(refresh_token)
+    _changed(session, grant, now)
+    # The scopes the tokens act with today: what was granted, within the person's role (checked again per request).
+    within = access.ceiling(role)
+    scopes = tuple(name for name in grant.scopes if name in within)
+    return IssuedTokens(access_token, refresh_token, int(ACCESS_TTL.total_seconds()), scopes, grant.id)
+
+
+async def revoke_grant(session: AsyncSession, grant: OAuthGrant, *, reason: str, actor: Actor) -> None:
+    if grant.revoked_at is not None:
+        return
+    now = utcnow()
+    grant.revoked_at = now
+    grant.revoked_reason = reason
+    grant.access_hash = grant.refresh_hash = None
+    _changed(session, grant, now)
+    client = await session.get(OAuthClient, grant.client_id)
+    await record(
+        session,
+        tenant_id=grant.tenant_id,
+        action="oauth.revoked",
+        actor=actor,
+        target=Target("oauth_grant", grant.id, client.name if client else grant.client_id),
+        details={"reason": reason, "client_id": grant.client_id},
+    )
+    await session.flush()
+
+
+_BAD_CODE = "The authorization code is invalid, expired or already used"
+
+
+async def exchange_code(
+    session: AsyncSession,
+    *,
+    code: str,
+    code_verifier: str,
+    client_id: str,
+    redirect_uri: str,
+    resource: str | None,
+    actor: Actor,
+) -> IssuedTokens:
+    """``authorization_code`` grant (RFC 6749 4.1.3 with PKCE): each mismatch is ``invalid_grant`` and issues
+    nothing; a code used before revokes the grant it made (its tokens may be in a thief's hands)."""
+    now = utcnow()
+    row = await session.get(OAuthCode, hash_secret(code), with_for_update=True)
+    if row is None:
+        raise OAuthError("invalid_grant", _BAD_CODE)
+    grant = await session.get(OAuthGrant, row.grant_id, with_for_update=True)
+    if grant is None or grant.revoked_at is not None:
+        raise OAuthError("invalid_grant", _BAD_CODE)
+    if row.used_at is not None:
+        await revoke_grant(session, grant, reason="code_reused", actor=actor)
+        raise OAuthError(
+            "invalid_grant", "The authorization code was already used: the grant it made is revoked", keep_changes=True
+        )
+    if row.expires_at <= now:
+        raise OAuthError("invalid_grant", "The authorization code has expired: start the authorization again")
+    if row.client_id != client_id:
+        raise OAuthError("invalid_grant", "The authorization code was issued to another client")
+    if row.redirect_uri != redirect_uri:
+        raise OAuthError("invalid_grant", "redirect_uri differs from the one the authorization request used")
+    if resource is not None and resource != row.resource:
+        raise OAuthError("invalid_target", "resource differs from the one the authorization request named")
+    if not pkce_matches(code_verifier, row.code_challenge):
+        raise OAuthError("invalid_grant", "code_verifier does not match the code_challenge (PKCE S256)")
+    row.used_at = now
+    tokens = _issue(session, grant, now, await _still_a_member(session, grant, actor))
+    await session.flush()
+    return tokens
+
+
+async def refresh(session: AsyncSession, *, refresh_token: str, client_id: str, actor: Actor) -> IssuedTokens:
+    """``refresh_token`` grant with rotation; the token this grant's current one replaced revokes the grant."""
+    now = utcnow()
+    digest = hash_secret(refresh_token)
+    grant = await session.scalar(select(OAuthGrant).where(OAuthGrant.refresh_hash == digest).with_for_update())
+    if grant is None:
+        reused = await session.scalar(
+            select(OAuthGrant).where(OAuthGrant.previous_refresh_hash == digest).with_for_update()
+        )
+        if reused is not None and reused.revoked_at is None and reused.client_id == client_id:
+            await revoke_grant(session, reused, reason="refresh_reused", actor=actor)
+            raise OAuthError(
+                "invalid_grant", "This refresh token was already used: the grant is revoked", keep_changes=True
+            )
+        raise OAuthError("invalid_grant", "The refresh token is invalid, revoked or already used")
+    if grant.client_id != client_id:
+        raise OAuthError("invalid_grant", "The refresh token was issued to another client")
+    role = await _still_a_member(session, grant, actor)
+    grant.previous_refresh_hash = digest
+    tokens = _issue(session, grant, now, role)
+    await session.flush()
+    return tokens
+
+
+async def revoke_token(session: AsyncSession, *, token: str, client_id: str | None, actor: Actor) -> None:
+    """RFC 7009: an access or refresh token revokes its grant; an unknown token (or another client's) is no
+    error and changes nothing."""
+    digest = hash_secret(token)
+    grant = await session.scalar(
+        select(OAuthGrant).where((OAuthGrant.access_hash == digest) | (OAuthGrant.refresh_hash == digest))
+    )
+    if grant is None or (client_id is not None and grant.client_id != client_id):
+        return
+    await revoke_grant(session, grant, reason="client", actor=actor)

@@ -1,0 +1,136 @@
+"""The OAuth use cases every adapter calls (today the HTTP one: ``vibexp.api.oauth``).
+
+The token and registration endpoints have no ``Caller``: their clients are public and anonymous until they hold a
+token; what proves them is the code, the PKCE verifier or the refresh token. Consent is a person's act: it takes the
+signed-in person's ``Caller`` and never grants wider than their role allows a key of theirs (``key_ceiling``).
+
+A refusal that revoked something (a reused code or refresh token, a person who left the account) is returned, not
+raised, so the caller's unit of work commits the revocation; every other refusal raises and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vibexp.core.access import ALL_SCOPES, Actor, Caller, CredentialKind, Scope, key_ceiling
+from vibexp.core.errors import InsufficientScope
+from vibexp.core.oauth import service
+from vibexp.core.oauth.errors import OAuthError
+from vibexp.core.oauth.models import OAuthClient
+from vibexp.core.oauth.schemas import ClientRegistration, IssuedTokens
+
+__all__ = [
+    "allowed_scopes",
+    "consent",
+    "exchange_code",
+    "find_client",
+    "redirect_allowed",
+    "refresh",
+    "register",
+    "revoke",
+]
+
+#: Who the audit trail names for what a client does with nothing but its tokens (a reuse, a revocation).
+_CLIENT_ACTOR = Actor.system("OAuth client")
+
+
+async def register(session: AsyncSession, registration: ClientRegistration) -> OAuthClient:
+    return await service.register_client(
+        session, name=registration.client_name, redirect_uris=list(registration.redirect_uris)
+    )
+
+
+async def find_client(session: AsyncSession, client_id: str) -> OAuthClient | None:
+    return await service.get_client(session, client_id)
+
+
+def redirect_allowed(client: OAuthClient, redirect_uri: str) -> bool:
+    return service.redirect_allowed(client, redirect_uri)
+
+
+def allowed_scopes(caller: Caller) -> tuple[Scope, ...]:
+    """The scopes the consent page offers this person, in documentation order: their role's key ceiling."""
+    within = key_ceiling(caller.role)
+    return tuple(scope for scope in ALL_SCOPES if scope in within)
+
+
+async def consent(
+    session: AsyncSession,
+    *,
+    caller: Caller,
+    client: OAuthClient,
+    scopes: Sequence[str],
+    redirect_uri: str,
+    code_challenge: str,
+    resource: str,
+) -> str:
+    """The signed-in person allowed ``client`` ``scopes``: the authorization code (its grant and audit events are
+    added to ``session``). A scope beyond the person's role is ``InsufficientScope``."""
+    if caller.credential is not CredentialKind.dashboard_session or caller.person is None:
+        raise InsufficientScope(Scope.keys_write)  # only a signed-in person consents, never a key or a token
+    offered = set(allowed_scopes(caller))
+    chosen: list[str] = []
+    for name in scopes:
+        try:
+            scope = Scope(name)
+        except ValueError:
+            raise OAuthError("invalid_scope", f"unknown scope {name!r}") from None
+        if scope not in offered:
+            raise InsufficientScope(scope)
+        if scope.value not in chosen:
+            chosen.append(scope.value)
+    if not chosen:
+        raise OAuthError("invalid_scope", "choose at least one permission")
+    return await service.issue_code(
+        session,
+        tenant_id=caller.tenant_id,
+        user_id=caller.person,
+        client=client,
+        scopes=chosen,
+        redirect_uri=redirect_uri,
+        code_challenge=code_challenge,
+        resource=resource,
+        actor=caller.actor,
+    )
+
+
+def _kept(exc: OAuthError) -> OAuthError:
+    if exc.keep_changes:
+        return exc
+    raise exc
+
+
+async def exchange_code(
+    session: AsyncSession,
+    *,
+    code: str,
+    code_verifier: str,
+    client_id: str,
+    redirect_uri: str,
+    resource: str | None,
+) -> IssuedTokens | OAuthError:
+    try:
+        return await service.exchange_code(
+            session,
+            code=code,
+            code_verifier=code_verifier,
+            client_id=client_id,
+            redirect_uri=redirect_uri,
+            resource=resource,
+            actor=_CLIENT_ACTOR,
+        )
+    except OAuthError as exc:
+        return _kept(exc)
+
+
+async def refresh(session: AsyncSession, *, refresh_token: str, client_id: str) -> IssuedTokens | OAuthError:
+    try:
+        return await service.refresh(session, refresh_token=refresh_token, client_id=client_id, actor=_CLIENT_ACTOR)
+    except OAuthError as exc:
+        return _kept(exc)
+
+
+async def revoke(session: AsyncSession, *, token: str, client_id: str | None) -> None:
+    await service.revoke_token(session, token=token, client_id=client_id, actor=_CLIENT_ACTOR)
