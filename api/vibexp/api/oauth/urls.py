@@ -85,7 +85,9 @@ def authorization_server_metadata(base: str, scopes: list[str]) -> dict[str, Any
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["none"],
         "revocation_endpoint_auth_methods_supported": ["none"],
-        "client_id_metadata_document_supported": True,
+        # Not yet: an https client_id is refused until Client ID Metadata Documents are fetched (issue #29); clients
+        # register by RFC 7591 meanwhile. Say only what is true.
+        "client_id_metadata_document_supported": False,
         "authorization_response_iss_parameter_supported": True,
         "scopes_supported": scopes,
     }
