@@ -2,8 +2,9 @@
 
 VibeXP delivers change notifications on 2026-07-28 ``subscriptions/listen`` streams (``vibexp.api.mcp.live``,
 tests/mcp/test_mcp_live.py), so that revision declares ``listChanged`` for prompts, resources and tools and
-``resources.subscribe``; the handshake era's channel (the GET stream) answers 405 and it has no
-``resources/subscribe``, so ``initialize`` declares all of them false. Checked with the SDK's own client (it
+``resources.subscribe``; the handshake era's channel, the GET event stream, delivers the three list-changed
+notifications (tests/mcp/test_mcp_legacy_stream*.py) but it has no ``resources/subscribe``, so ``initialize``
+declares ``listChanged`` true and ``subscribe`` false. Checked with the SDK's own client (it
 negotiates 2026-07-28 and reads ``server/discover``), the same client in handshake mode (``initialize``), a raw
 2025-06-18 ``initialize`` POST and a raw 2026-07-28 ``server/discover`` POST, each against the server with the fast
 path on and with it off. A handshake-era client that asks to listen anyway is told plainly that the method is not
@@ -32,11 +33,11 @@ DECLARED_MODERN = {
     "tools": {"listChanged": True},
     "completions": {},
 }
-#: What it delivers to a handshake-era client: the catalogues, no notifications (no GET stream, no subscribe).
+#: What it delivers to a handshake-era client: the catalogues, list-changed on the GET stream, no subscribe.
 DECLARED_HANDSHAKE = {
-    "prompts": {"listChanged": False},
-    "resources": {"listChanged": False, "subscribe": False},
-    "tools": {"listChanged": False},
+    "prompts": {"listChanged": True},
+    "resources": {"listChanged": True, "subscribe": False},
+    "tools": {"listChanged": True},
     "completions": {},
 }
 JSONRPC_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
@@ -100,8 +101,8 @@ async def test_every_path_and_revision_declares_exactly_what_is_delivered(
 async def test_a_handshake_era_client_that_asks_to_listen_is_told_the_method_is_not_served(
     mcp_url: str, account: Account
 ) -> None:
-    """``listChanged: false`` is the promise at 2025-06-18; a listen request there gets -32601 at once, not a stream
-    that is acknowledged and then never speaks. ``resources/subscribe`` (that era's way to ask) is not served."""
+    """At 2025-06-18 the channel is the GET stream; a listen request there gets -32601 at once, not a stream that is
+    acknowledged and then never speaks. ``resources/subscribe`` (that era's way to ask) is not served."""
     async with httpx.AsyncClient(timeout=30, headers=account.headers | JSONRPC_HEADERS) as http:
         for request_id, method, params in (
             (2, "subscriptions/listen", {"notifications": {"promptsListChanged": True}}),

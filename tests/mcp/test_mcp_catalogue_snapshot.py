@@ -35,13 +35,17 @@ async def test_tools_list_is_unchanged(mcp_url: str, account: Account) -> None:
 
 
 async def test_capabilities_and_resource_templates_are_unchanged(mcp_url: str, account: Account) -> None:
+    """What a 2026-07-28 client (``server/discover``) and a handshake-era one (``initialize``) are told."""
     async with connect(mcp_url, account.key) as client:
         templates = await client.list_resource_templates()
         capabilities = client.server_capabilities
+    async with connect(mcp_url, account.key, mode="legacy") as legacy:
+        handshake = legacy.server_capabilities
     _check(
         "capabilities.json",
         {
             "capabilities": capabilities.model_dump(mode="json", by_alias=True, exclude_none=True),
+            "handshake_capabilities": handshake.model_dump(mode="json", by_alias=True, exclude_none=True),
             "resource_templates": templates.model_dump(mode="json", by_alias=True, exclude_none=True),
         },
     )

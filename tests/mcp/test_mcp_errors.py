@@ -154,9 +154,10 @@ async def test_host_origin_method_and_content_type_checks_answer_json(
     resp = await rest.post(MCP_PATH, json=TOOLS_LIST, headers={**headers, "Origin": "https://attacker.example"})
     assert resp.status_code == 403 and error_code(resp) == "forbidden"
 
-    resp = await rest.get(MCP_PATH, headers={**account.headers, "Accept": "text/event-stream"})
+    # A GET that accepts text/event-stream is the change-notification stream (tests/mcp/test_mcp_legacy_stream.py).
+    resp = await rest.get(MCP_PATH, headers={**account.headers, "Accept": "application/json"})
     assert resp.status_code == 405 and error_code(resp) == "method_not_allowed"
-    assert resp.headers["allow"] == "POST"
+    assert resp.headers["allow"] == "GET, POST"
     resp = await rest.get("/mcp/v1/other", headers=account.headers)
     assert resp.status_code == 404 and error_code(resp) == "not_found"
     resp = await rest.post(MCP_PATH, content=b"x", headers={**account.headers, "Content-Type": "text/plain"})

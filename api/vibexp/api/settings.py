@@ -34,11 +34,14 @@ class ApiSettings(Settings):
     #: Seconds a person has to answer the confirmation a ``confirm_destructive`` key's destructive MCP tool asks
     #: for (``vibexp.api.mcp.confirm``); a later answer is refused and the tool must be called again.
     mcp_confirm_timeout: float = Field(default=300.0, gt=0, le=600)
-    #: Change notification streams (``subscriptions/listen``, ``vibexp.api.mcp.live``): at most this many open per
-    #: key and per process (refused past either), and each ended after this many seconds with nothing to say.
+    #: Change notification streams (``subscriptions/listen`` and the handshake era's GET stream,
+    #: ``vibexp.api.mcp.live``): at most this many open per key and per process (refused past either), and each
+    #: ended after this many seconds with nothing to say.
     mcp_listeners_per_key: int = Field(default=8, ge=1, le=1000)
     mcp_listeners_per_process: int = Field(default=1000, ge=1, le=100_000)
     mcp_listen_idle_seconds: float = Field(default=600.0, gt=0, le=86_400)
+    #: A GET event stream with nothing to say writes an SSE comment this often (proxies cut idle connections).
+    mcp_stream_keepalive_seconds: float = Field(default=20.0, gt=0, le=300)
 
     #: Also serve the Prometheus metrics on this port (besides ``/metrics`` on the main port, see below). The Helm
     #: chart scrapes this port, which no Ingress path reaches: metrics carry tenant names.

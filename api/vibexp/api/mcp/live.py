@@ -19,24 +19,38 @@ one key, and hears only what happened in its key's account and what that key may
 A stream also ends when its key expires (at its ``expires_at``; the client's next listen is refused as expired).
 
 The changes come from ``vibexp.core.content.changes.ChangeFeed``, which polls the database (every replica's writes,
-within a second) while at least one stream listens anywhere in the process. Handshake-era clients (``initialize``)
-get no notifications (their channel, the GET stream, answers 405), and their capabilities say so.
+within a second) while at least one stream listens anywhere in the process.
 
-Bounded: at most ``per_key`` streams per key and ``per_process`` in all (past either cap the request is refused
-with ``-32000`` and ``data.code == "too_many_listeners"`` before anything is acknowledged); at most
+Handshake-era clients (2025-06-18 / 2025-03-26 ``initialize``: Claude Code, Cursor, VS Code) listen on the
+streamable HTTP transport's standalone stream instead: a ``GET`` of the MCP endpoint with ``Accept:
+text/event-stream`` (``EventStreams``; the spec lets a server without sessions answer it). The same ``_Stream``
+decides what it hears, for the key of the GET: the three list-changed notifications (``HANDSHAKE_NOTIFICATIONS``),
+as plain JSON-RPC notifications in SSE ``message`` events. Not ``resources/updated``: that era asks for it with a
+separate ``resources/subscribe`` POST, which a stateless server cannot tie to any GET stream, so it is not served
+and ``resources.subscribe`` stays false. A GET stream writes an SSE comment every ``keepalive_seconds`` of silence
+(so proxies keep it), opens with ``retry:`` (how soon the client connects again once the stream ends), and ends,
+with its response completed, when a listen stream would; a GET past a cap is refused before any stream, 429 (this
+key) or 503 (this process) with the API's error body.
+
+Bounded: at most ``per_key`` streams per key and ``per_process`` in all, listen and GET streams counted together
+(past either cap a listen request is refused with ``-32000`` and ``data.code == "too_many_listeners"`` before
+anything is acknowledged); at most
 ``MAX_RESOURCE_SUBSCRIPTIONS`` URIs per stream. A stream with nothing to say for ``idle_seconds`` ends gracefully
 (the client listens again), and so does one whose key reaches its ``expires_at``. Events waiting for a slow client
 are coalesced in a set (a list-changed is a list-changed however many times it happened), so a client that never
 reads costs a bounded amount of memory; a notification the client does not take within ``send_timeout`` seconds ends
-its stream. When the client goes away the SDK cancels the handler, and the ``finally`` here releases the slot and
-the feed subscription: nothing is left behind.
+its stream. When the client goes away the SDK cancels the handler (a GET stream
+notices the ``http.disconnect`` itself), and ``Listeners.opened`` releases the slot and the feed subscription:
+nothing is left behind.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -63,14 +77,27 @@ from mcp_types import (
     SubscriptionsListenResult,
 )
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from starlette.types import Receive, Send
+from starlette.types import Scope as ASGIScope
 
+from vibexp.api.errors import error_response
 from vibexp.api.mcp.context import principal_of, runtime_of
 from vibexp.api.mcp.errors import protocol_errors
 from vibexp.core.access import Scope
 from vibexp.core.clock import utcnow
 from vibexp.core.content.changes import ACCOUNT_SUSPENDED, Change, ChangeKind
+from vibexp.core.keys.verifier import Principal
+from vibexp.core.runtime import Runtime
 
-__all__ = ["MAX_RESOURCE_SUBSCRIPTIONS", "TOO_MANY_LISTENERS", "Listeners"]
+__all__ = [
+    "HANDSHAKE_NOTIFICATIONS",
+    "KEEPALIVE_SECONDS",
+    "MAX_RESOURCE_SUBSCRIPTIONS",
+    "TOO_MANY_LISTENERS",
+    "EventStreams",
+    "ListenerRefused",
+    "Listeners",
+]
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +105,10 @@ log = logging.getLogger(__name__)
 TOO_MANY_LISTENERS = -32000
 #: How many ``artifact://`` URIs one stream may subscribe to.
 MAX_RESOURCE_SUBSCRIPTIONS = 1000
+#: A GET stream with nothing to say writes an SSE comment this often, so proxies do not cut it as idle.
+KEEPALIVE_SECONDS = 20.0
+#: The ``retry:`` a GET stream opens with: a client connects again this long after the stream ends.
+RECONNECT_MS = 1000
 _ACTIVE = "active"
 
 
@@ -179,8 +210,18 @@ def _honored(requested: SubscriptionFilter) -> SubscriptionFilter:
     )
 
 
+class ListenerRefused(Exception):
+    """A stream past a cap: the key's (``server_full`` false) or the process's (``server_full`` true)."""
+
+    def __init__(self, message: str, *, server_full: bool) -> None:
+        super().__init__(message)
+        self.message = message
+        self.server_full = server_full
+
+
 class Listeners:
-    """The ``subscriptions/listen`` handler (module docstring). One per MCP server; counts are per process."""
+    """Every change-notification stream of the process: the ``subscriptions/listen`` handler (``__call__``) and
+    the handshake era's GET stream (``EventStreams``) share its caps, its bookkeeping and its loop (``_pump``)."""
 
     def __init__(
         self,
@@ -189,17 +230,19 @@ class Listeners:
         per_process: int = 1000,
         idle_seconds: float = 600.0,
         send_timeout: float = 30.0,
+        keepalive_seconds: float = KEEPALIVE_SECONDS,
     ) -> None:
         self.per_key = per_key
         self.per_process = per_process
         self.idle_seconds = idle_seconds
         self.send_timeout = send_timeout
+        self.keepalive_seconds = keepalive_seconds
         self._by_key: Counter[str] = Counter()
         self._open = 0
 
     @property
     def open(self) -> int:
-        """Streams open in this process now."""
+        """Streams open in this process now (listen and GET streams alike)."""
         return self._open
 
     def open_for(self, key_id: str) -> int:
@@ -216,7 +259,6 @@ class Listeners:
         with protocol_errors():
             principal = principal_of(ctx)
             runtime = runtime_of(ctx)
-            feed, verifier = runtime.content_changes, runtime.verifier
         uris = params.notifications.resource_subscriptions or []
         if len(uris) > MAX_RESOURCE_SUBSCRIPTIONS:
             raise MCPError(
@@ -224,13 +266,43 @@ class Listeners:
                 f"At most {MAX_RESOURCE_SUBSCRIPTIONS} resource subscriptions per stream, not {len(uris)}",
                 data={"code": "invalid_input"},
             )
-        key_id = principal.key_id
-        if self._by_key[key_id] >= self.per_key:
-            raise self._refused(f"This API key already has {self.per_key} open listen streams (the most allowed)")
-        if self._open >= self.per_process:
-            raise self._refused(f"This server already has {self.per_process} open listen streams (the most allowed)")
         honored = _honored(params.notifications)
         meta: dict[str, Any] = {SUBSCRIPTION_ID_META_KEY: subscription_id}
+
+        async def deliver(events: list[ServerEvent]) -> None:
+            for event in events:
+                await self._send(ctx, event_to_notification(event, meta), subscription_id)
+
+        try:
+            # Subscribed before the acknowledgement: a change made while it is being written is kept, not lost.
+            async with self.opened(principal, honored, runtime) as stream:
+                acknowledged = SubscriptionsAcknowledgedNotification(
+                    params=SubscriptionsAcknowledgedNotificationParams(notifications=honored, _meta=meta)
+                )
+                await self._send(ctx, acknowledged, subscription_id)
+                await self.pump(stream, deliver)
+        except ListenerRefused as refused:  # before anything is acknowledged
+            raise MCPError(TOO_MANY_LISTENERS, refused.message, data={"code": "too_many_listeners"}) from None
+        except TimeoutError:
+            log.info(
+                "listen stream %r: the client took no notification for %s s; ended", subscription_id, self.send_timeout
+            )
+        return SubscriptionsListenResult(_meta=meta)
+
+    @asynccontextmanager
+    async def opened(
+        self, principal: Principal, honored: SubscriptionFilter, runtime: Runtime
+    ) -> AsyncIterator[_Stream]:
+        """A stream for ``principal``'s key, subscribed to the feed and counted, released on the way out however
+        that happens (a cancelled task included); ``ListenerRefused`` past a cap, before anything is held."""
+        key_id = principal.key_id
+        if self._by_key[key_id] >= self.per_key:
+            message = f"This API key already has {self.per_key} open listen streams (the most allowed)"
+            raise ListenerRefused(message, server_full=False)
+        if self._open >= self.per_process:
+            message = f"This server already has {self.per_process} open listen streams (the most allowed)"
+            raise ListenerRefused(message, server_full=True)
+        verifier = runtime.verifier
         stream = _Stream(
             principal.tenant_id,
             key_id,
@@ -239,43 +311,125 @@ class Listeners:
             principal.expires_at,
             forget_key=lambda: verifier.invalidate(key_ids=(key_id,)),
         )
-        # Subscribe before the acknowledgement: a change made while it is being written is kept, not lost.
-        unsubscribe: Callable[[], None] = feed.subscribe(stream.hear)
+        unsubscribe = runtime.content_changes.subscribe(stream.hear)
         self._by_key[key_id] += 1
         self._open += 1
         try:
-            acknowledged = SubscriptionsAcknowledgedNotification(
-                params=SubscriptionsAcknowledgedNotificationParams(notifications=honored, _meta=meta)
-            )
-            await self._send(ctx, acknowledged, subscription_id)
-            while not stream.ended:
-                seconds_left = stream.seconds_left(self.idle_seconds)
-                if seconds_left <= 0:  # the key expired: nothing more is sent with it
-                    break
-                with anyio.move_on_after(seconds_left):
-                    await stream.wake.wait()
-                if not stream.wake.is_set():  # idle or expired: end gracefully, the client listens again
-                    break
-                stream.wake = anyio.Event()
-                events, stream.pending = list(stream.pending), {}
-                for event in events:
-                    await self._send(ctx, event_to_notification(event, meta), subscription_id)
-        except TimeoutError:
-            log.info(
-                "listen stream %r: the client took no notification for %s s; ended", subscription_id, self.send_timeout
-            )
+            yield stream
         finally:
             unsubscribe()
             self._open -= 1
             self._by_key[key_id] -= 1
             if self._by_key[key_id] <= 0:
                 del self._by_key[key_id]
-        return SubscriptionsListenResult(_meta=meta)
+
+    async def pump(
+        self,
+        stream: _Stream,
+        deliver: Callable[[list[ServerEvent]], Awaitable[None]],
+        *,
+        keepalive: float | None = None,
+    ) -> None:
+        """Hand ``deliver`` each batch of ``stream``'s events until the stream ends, its key expires, or it had
+        nothing to say for ``idle_seconds``; with ``keepalive``, also an empty batch after each ``keepalive``
+        seconds of silence (which does not count as saying something)."""
+        idle_until = anyio.current_time() + self.idle_seconds
+        while not stream.ended:
+            seconds_left = stream.seconds_left(idle_until - anyio.current_time())
+            if seconds_left <= 0:  # idle, or the key expired: nothing more is sent with it
+                return
+            wait = seconds_left if keepalive is None else min(seconds_left, keepalive)
+            with anyio.move_on_after(wait):
+                await stream.wake.wait()
+            if not stream.wake.is_set():
+                if wait < seconds_left:
+                    await deliver([])
+                    continue
+                return  # idle or expired: end gracefully, the client listens (or connects) again
+            stream.wake = anyio.Event()
+            idle_until = anyio.current_time() + self.idle_seconds
+            events, stream.pending = list(stream.pending), {}
+            if events:
+                await deliver(events)
 
     async def _send(self, ctx: ServerRequestContext[Any], notification: Any, subscription_id: Any) -> None:
         with anyio.fail_after(self.send_timeout):
             await ctx.session.send_notification(notification, related_request_id=subscription_id)
 
-    @staticmethod
-    def _refused(message: str) -> MCPError:
-        return MCPError(TOO_MANY_LISTENERS, message, data={"code": "too_many_listeners"})
+
+#: What a handshake-era GET stream delivers: the three list-changed kinds. Not ``resources/updated``: that era
+#: subscribes with a separate ``resources/subscribe`` POST, which a stateless server cannot tie to a GET stream.
+HANDSHAKE_NOTIFICATIONS = SubscriptionFilter(
+    tools_list_changed=True, prompts_list_changed=True, resources_list_changed=True
+)
+#: Sent first: how long a client waits before it connects again after the stream ends (idle, expiry), and a comment.
+SSE_OPENING = f"retry: {RECONNECT_MS}\n: VibeXP change notifications\n\n".encode()
+SSE_KEEPALIVE = b": keep-alive\n\n"
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream"),
+    (b"cache-control", b"no-store"),
+    (b"x-accel-buffering", b"no"),  # nginx: pass each event on at once
+]
+
+
+def sse_event(event: ServerEvent) -> bytes:
+    """One notification as an SSE ``message`` event: a JSON-RPC notification without ``_meta`` (no subscription)."""
+    notification = event_to_notification(event, {})
+    body: dict[str, Any] = {"jsonrpc": "2.0", "method": notification.method}
+    if isinstance(event, ResourceUpdated):  # not sent on GET streams today; framed correctly all the same
+        body["params"] = {"uri": event.uri}
+    return b"event: message\ndata: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n"
+
+
+class EventStreams:
+    """The handshake era's standalone GET stream on the MCP endpoint, for the key of the request (module
+    docstring). ``McpFrontDoor`` calls it for an authenticated ``GET`` that accepts ``text/event-stream``."""
+
+    def __init__(self, listeners: Listeners, runtime: Runtime) -> None:
+        self.listeners = listeners
+        self.runtime = runtime
+
+    async def __call__(self, principal: Principal, scope: ASGIScope, receive: Receive, send: Send) -> None:
+        listeners = self.listeners
+        try:
+            async with listeners.opened(principal, HANDSHAKE_NOTIFICATIONS, self.runtime) as stream:
+                await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+                await send({"type": "http.response.body", "body": SSE_OPENING, "more_body": True})
+                if await self._relay(stream, receive, send):
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except ListenerRefused as refused:
+            # 429: this key holds too many; 503: the process does. Either way the client may try again later.
+            status = 503 if refused.server_full else 429
+            response = error_response(status, "too_many_listeners", refused.message, headers={"Retry-After": "60"})
+            await response(scope, receive, send)
+
+    async def _relay(self, stream: _Stream, receive: Receive, send: Send) -> bool:
+        """Write the stream's events (and keep-alives) until it ends (``True``: the response may be completed) or
+        the client goes away or stops reading (``False``)."""
+        send_timeout = self.listeners.send_timeout
+
+        async def deliver(events: list[ServerEvent]) -> None:
+            body = b"".join(sse_event(event) for event in events) if events else SSE_KEEPALIVE
+            with anyio.fail_after(send_timeout):
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+
+        gone = False
+        async with anyio.create_task_group() as group:
+
+            async def until_disconnect() -> None:
+                nonlocal gone
+                while (await receive())["type"] != "http.disconnect":  # the (empty) request body, then the end
+                    pass
+                gone = True
+                group.cancel_scope.cancel()
+
+            group.start_soon(until_disconnect)
+            try:
+                await self.listeners.pump(stream, deliver, keepalive=self.listeners.keepalive_seconds)
+            except TimeoutError:
+                log.info("GET event stream: the client took nothing for %s s; ended", send_timeout)
+                gone = True
+            except OSError:  # the server could not write to the client: it is gone
+                gone = True
+            group.cancel_scope.cancel()
+        return not gone

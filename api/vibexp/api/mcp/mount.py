@@ -5,8 +5,9 @@
 - Host/Origin checks (DNS-rebinding protection): localhost and 127.0.0.1 on any port always; more from
   ``VIBEXP_MCP_ALLOWED_HOSTS`` / ``VIBEXP_MCP_ALLOWED_ORIGINS`` (e.g. the cluster Service host). ``*`` as a host
   turns the check off, for deployments where an ingress already pins the Host.
-- ``GET`` (a standalone server-to-client SSE stream) answers 405, as the spec allows: a stateless server has
-  nothing to push on it, and an idle stream held open per client would only tie up connections and shutdowns.
+- ``GET`` with ``Accept: text/event-stream`` is the handshake era's standalone server-to-client stream: the
+  change notifications of the key's account it may read (``live.EventStreams``; capped, kept alive, ended with its
+  key). The same Host/Origin checks apply. Any other ``GET`` answers 405 (``Allow: GET, POST``), as the spec allows.
 - The SDK answers a few transport errors (bad Host, wrong Content-Type, unknown path) with plain text; the
   front door here rewrites those to the API's ``{"error": {"code", "message"}}`` body, leaving JSON-RPC alone.
 - The SDK's session manager runs inside the app's lifespan (``app.state.lifespan_hooks``).
@@ -18,14 +19,15 @@ import json
 import logging
 
 from fastapi import FastAPI
-from mcp.server.transport_security import TransportSecuritySettings
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
+from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vibexp.api.errors import error_payload, error_response
 from vibexp.api.mcp.context import UsageTagger, mcp_action
 from vibexp.api.mcp.fastpath import McpFastPath
-from vibexp.api.mcp.live import Listeners
+from vibexp.api.mcp.live import EventStreams, Listeners
 from vibexp.api.mcp.server import create_mcp_server
 from vibexp.api.request_state import RequestUsage, request_state
 from vibexp.api.settings import ApiSettings
@@ -79,12 +81,22 @@ def transport_security(settings: ApiSettings) -> TransportSecuritySettings:
 
 
 class McpFrontDoor:
-    """In front of the SDK app: refuses ``GET`` streams (405), names the usage action from the JSON-RPC body, and
-    rewrites the SDK's non-JSON 4xx/5xx answers to our error body."""
+    """In front of the SDK app: serves the ``GET`` event stream (``events``; without it, or for a ``GET`` that does
+    not accept ``text/event-stream``, 405), names the usage action from the JSON-RPC body, and rewrites the SDK's
+    non-JSON 4xx/5xx answers to our error body."""
 
-    def __init__(self, app: ASGIApp, tagger: UsageTagger) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        tagger: UsageTagger,
+        *,
+        events: EventStreams | None = None,
+        security: TransportSecuritySettings | None = None,
+    ) -> None:
         self.app = app
         self.tagger = tagger
+        self.events = events
+        self.security = TransportSecurityMiddleware(security)
 
     @property
     def routes(self) -> list[BaseRoute]:
@@ -104,13 +116,7 @@ class McpFrontDoor:
             else:  # the GET a handshake-era client opens for a stream (405 below): protocol set-up, not an action
                 state.usage.action = mcp_request_action(scope["method"])
         if scope["method"] == "GET" and scope["path"].rstrip("/") == MCP_ENDPOINT:
-            response = error_response(
-                405,
-                "method_not_allowed",
-                "This MCP endpoint is stateless: send JSON-RPC requests with POST; it offers no GET event stream",
-                headers={"Allow": "POST"},
-            )
-            await response(scope, receive, send)
+            await self._get(scope, receive, send)
             return
         start: Message | None = None
         body = bytearray()
@@ -139,6 +145,29 @@ class McpFrontDoor:
         finally:
             if outer_app is not None:
                 scope["app"] = outer_app
+
+    async def _get(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The event stream for a GET that accepts it (and passes the Host/Origin checks); else 405."""
+        state = request_state(scope)
+        request = Request(scope)
+        if self.events is None or state is None or state.principal is None or not _accepts_event_stream(request):
+            response = error_response(
+                405,
+                "method_not_allowed",
+                "Send JSON-RPC requests with POST; a GET opens the change-notification stream and must accept "
+                "text/event-stream",
+                headers={"Allow": "GET, POST"},
+            )
+            await response(scope, receive, send)
+            return
+        refused = await self.security.validate_request(request)
+        if refused is not None:  # plain text from the SDK's check (bad Host: 421, bad Origin: 403): our error body
+            message = bytes(refused.body).decode("utf-8", "replace") or "Request refused"
+            await error_response(refused.status_code, _CODES.get(refused.status_code, "error"), message)(
+                scope, receive, send
+            )
+            return
+        await self.events(state.principal, scope, receive, send)
 
     @staticmethod
     async def _name_action(usage: RequestUsage, receive: Receive) -> Receive:
@@ -202,11 +231,18 @@ class ConnectAlias:
         await self.app(scope, receive, send)
 
 
+def _accepts_event_stream(request: Request) -> bool:
+    """Whether the request's ``Accept`` names ``text/event-stream`` (as the spec requires of a GET for the stream)."""
+    accept = request.headers.get("accept", "")
+    return any(part.split(";")[0].strip().lower() == "text/event-stream" for part in accept.split(","))
+
+
 def _listeners(settings: ApiSettings) -> Listeners:
     return Listeners(
         per_key=settings.mcp_listeners_per_key,
         per_process=settings.mcp_listeners_per_process,
         idle_seconds=settings.mcp_listen_idle_seconds,
+        keepalive_seconds=settings.mcp_stream_keepalive_seconds,
     )
 
 
@@ -234,4 +270,6 @@ def mount_mcp(app: FastAPI, runtime: Runtime, settings: ApiSettings) -> None:
         )
         app.state.lifespan_hooks.append(fast.lifespan)
         inner = fast
-    app.mount(MCP_MOUNT, ConnectAlias(McpFrontDoor(inner, server.usage_tagger)), name="mcp")
+    events = EventStreams(server.listeners, runtime)
+    front_door = McpFrontDoor(inner, server.usage_tagger, events=events, security=transport_security(settings))
+    app.mount(MCP_MOUNT, ConnectAlias(front_door), name="mcp")

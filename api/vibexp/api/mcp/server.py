@@ -12,9 +12,10 @@ lifespan context.
 
 Every request passes ``guard.RequestGuard`` first (input text no database can store is refused before any lookup;
 an unexpected failure is ``-32603``). Change notifications are delivered on 2026-07-28 ``subscriptions/listen``
-streams (``live.py``), so that revision declares ``listChanged`` and ``resources.subscribe``; handshake-era
-``initialize`` declares them false (its channel, the GET stream, answers 405). Lists carry ``ttlMs``
-(``LIST_TTL_MS``).
+streams and on the handshake era's GET event stream (``live.py``): 2026-07-28 declares ``listChanged`` and
+``resources.subscribe``; handshake-era ``initialize`` declares ``listChanged`` (``HandshakeCapabilities``) but not
+``resources.subscribe`` (that era's ``resources/subscribe`` POST cannot reach a stateless server's GET stream).
+Lists carry ``ttlMs`` (``LIST_TTL_MS``).
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from mcp.server.caching import CacheableMethod, CacheHint
-from mcp.server.context import ServerRequestContext
-from mcp.server.lowlevel import Server
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.lowlevel import NotificationOptions, Server
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.exceptions import MCPError
@@ -270,6 +271,27 @@ class ToolCatalogue:
         return found
 
 
+#: What the handshake era's GET event stream delivers (``live.HANDSHAKE_NOTIFICATIONS``), as the SDK's options.
+HANDSHAKE_DELIVERED = NotificationOptions(prompts_changed=True, resources_changed=True, tools_changed=True)
+
+
+class HandshakeCapabilities:
+    """Low-level middleware: a handshake-era ``initialize`` result declares the capabilities the SDK derives from
+    this server's handlers with ``HANDSHAKE_DELIVERED``. The stateless transport builds that result from
+    ``Server.create_initialization_options()`` with no notification options (every ``listChanged`` false) and
+    offers no way to pass them; this is where they are passed."""
+
+    def __init__(self, server: Server[Any]) -> None:
+        self._server = server
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        result = await call_next(ctx)
+        if ctx.method == "initialize" and isinstance(result, dict) and "capabilities" in result:
+            declared = self._server.get_capabilities(HANDSHAKE_DELIVERED)
+            result["capabilities"] = declared.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return result
+
+
 class VibeXPMCPServer(MCPServer[Runtime]):
     """``MCPServer`` whose prompts and resources are the calling tenant's stored prompts and artifacts, and whose
     tools are those the calling key's scopes allow."""
@@ -299,6 +321,7 @@ class VibeXPMCPServer(MCPServer[Runtime]):
         # Outermost, before the SDK's own middleware: input text is checked before anything reads it, and whatever
         # fails unexpectedly below is -32603 (guard.py).
         inner.middleware.insert(0, RequestGuard())
+        inner.middleware.append(HandshakeCapabilities(inner))
         for method, params_type, handler in CATALOGUE_HANDLERS:
             inner.add_request_handler(method, params_type, handler)
         inner.add_request_handler("tools/list", PaginatedRequestParams, self._list_allowed_tools)
@@ -313,8 +336,8 @@ class VibeXPMCPServer(MCPServer[Runtime]):
     def _register_live(self, listeners: Listeners) -> Listeners:
         """Serve ``subscriptions/listen`` with per-key streams (``live.py``). At 2026-07-28 the SDK derives
         ``listChanged`` and ``resources.subscribe`` from this handler being served; handshake-era ``initialize``
-        (no NotificationOptions, no ``resources/subscribe``) still says false: that era's channel, the GET stream,
-        answers 405."""
+        declares ``listChanged`` through ``HandshakeCapabilities`` (the GET stream, ``live.EventStreams``), and
+        ``resources.subscribe`` false (no ``resources/subscribe``)."""
         lowlevel_server(self).add_request_handler("subscriptions/listen", SubscriptionsListenRequestParams, listeners)
         return listeners
 
