@@ -41,7 +41,7 @@ from vibexp.core.clock import utcnow
 from vibexp.core.errors import InvalidInput, NotFound
 from vibexp.core.ids import is_id, new_id
 from vibexp.core.keys.models import ApiKey, KeyStatus
-from vibexp.core.keys.service import SERVICE_KEYS, revoke_key
+from vibexp.core.keys.service import key_ids_of, revoke_key
 from vibexp.core.notices import Listener, Notice
 from vibexp.core.pagination import DEFAULT_PAGE_SIZE, Page, decode_cursor, encode_cursor
 from vibexp.core.tenants.models import Tenant
@@ -208,9 +208,7 @@ async def get_alert(session: AsyncSession, *, tenant_id: str, alert_id: str) -> 
 def owned_by(tenant_id: str, owner: str) -> ColumnElement[bool]:
     """Alerts on the tenant's keys of ``owner``: a user's id (their personal keys) or ``SERVICE_KEYS`` (the keys of
     no person), as ``keys.service.list_keys`` reads it."""
-    keys = select(ApiKey.id).where(ApiKey.tenant_id == tenant_id)
-    keys = keys.where(ApiKey.owner_user_id == owner if owner != SERVICE_KEYS else ApiKey.owner_user_id.is_(None))
-    return Alert.key_id.in_(keys)
+    return Alert.key_id.in_(key_ids_of(tenant_id, owner))
 
 
 async def list_alerts(
@@ -264,13 +262,21 @@ async def acknowledge(session: AsyncSession, *, tenant_id: str, alert_id: str, a
 
 
 async def acknowledge_open(
-    session: AsyncSession, *, tenant_id: str, actor: Actor, kind: AlertKind | str | None = None
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    actor: Actor,
+    kind: AlertKind | str | None = None,
+    owner: str | None = None,
 ) -> int:
-    """Acknowledge every open alert of the tenant, or of one kind: each as ``acknowledge`` does (audited one by
-    one); how many were open. Bounded: at most one alert per key and kind is open. Flushes only."""
+    """Acknowledge every open alert of the tenant, or of one kind, or on one owner's keys (``owned_by``): each as
+    ``acknowledge`` does (audited one by one); how many were open. Bounded: at most one alert per key and kind is
+    open. Flushes only."""
     query = select(Alert.id).where(Alert.tenant_id == tenant_id, Alert.status == AlertStatus.open.value)
     if kind is not None:
         query = query.where(Alert.kind == parse_kind(kind).value)
+    if owner is not None:
+        query = query.where(owned_by(tenant_id, owner))
     ids = list(await session.scalars(query.order_by(Alert.id)))
     for alert_id in ids:
         await acknowledge(session, tenant_id=tenant_id, alert_id=alert_id, actor=actor)

@@ -76,9 +76,15 @@ async def acknowledge(session: AsyncSession, *, caller: Caller, alert_id: str) -
 
 
 @requires(Scope.alerts_write)
-async def acknowledge_all(session: AsyncSession, *, caller: Caller, kind: AlertKind | str | None = None) -> int:
-    """Acknowledge all the account's open alerts, or all of one kind (an unknown kind is ``InvalidInput``); how many."""
-    return await service.acknowledge_open(session, tenant_id=caller.tenant_id, actor=caller.actor, kind=kind)
+async def acknowledge_all(
+    session: AsyncSession, *, caller: Caller, kind: AlertKind | str | None = None, owner: str | None = None
+) -> int:
+    """Acknowledge all the account's open alerts, or all of one kind (an unknown kind is ``InvalidInput``), or those
+    on the keys of ``owner`` (as the key list reads it); how many."""
+    chosen = await owner_filter(session, caller=caller, owner=owner)
+    return await service.acknowledge_open(
+        session, tenant_id=caller.tenant_id, actor=caller.actor, kind=kind, owner=chosen
+    )
 
 
 @requires(Scope.audit_read)

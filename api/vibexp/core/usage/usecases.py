@@ -50,16 +50,20 @@ async def list_actions(
     key_id: str | None = None,
     tool_type: str | None = None,
     outcome: Outcome | None = None,
+    owner: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
 ) -> Page[KeyAction]:
-    """The account's actions, newest first, filtered by key, tool and outcome; a bad tool or cursor is InvalidInput."""
+    """The account's actions, newest first, filtered by key, tool, outcome and the key's owner (``owner`` as the key
+    list reads it: ``me``, ``service``, an e-mail or a user id; a member's or viewer's are always their own keys'); a
+    bad tool or cursor is InvalidInput."""
     return await action_log.list_actions(
         session,
         tenant_id=caller.tenant_id,
         key_id=key_id,
         tool_type=tool_type,
         outcome=outcome,
+        owner=await keys.owner_filter(session, caller=caller, owner=owner),
         limit=limit,
         cursor=cursor,
     )
