@@ -317,7 +317,7 @@ def owned_by(owner: str) -> ColumnElement[bool]:
     return ApiKey.owner_user_id == owner if owner != SERVICE_KEYS else ApiKey.owner_user_id.is_(None)
 
 
-def key_ids_of(tenant_id: str, owner: str) -> Select[tuple[str]]:
+def key_ids_of(tenant_id: str, owner: str) -> Select[str]:
     """The ids of the tenant's keys of ``owner`` (``owned_by``), deleted ones included: what the alerts and the
     action log filter by (``... .key_id.in_(key_ids_of(...))``)."""
     return select(ApiKey.id).where(ApiKey.tenant_id == tenant_id, owned_by(owner))
