@@ -15,11 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from dashboard.pages import Person, csrf_of, sign_in
 from helpers import teams
 from vibexp.api.dashboard.routes.usage import PAGE_SIZE
-from vibexp.core.access import Role
+from vibexp.core.access import Caller, Role
 from vibexp.core.alerts import service as alerts
 from vibexp.core.alerts.models import AlertKind
 from vibexp.core.clock import utcnow
 from vibexp.core.db import session_scope
+from vibexp.core.usage import usecases as usage
 from vibexp.core.usage.models import KeyAction
 
 Factory = async_sessionmaker[AsyncSession]
@@ -127,3 +128,30 @@ async def test_usage_actions_filter_by_owner(
     rest = await client.get(older.group(1).replace("&amp;", "&"))
     assert _ACTION.findall(rest.text) == ["act-service-0"]
     assert (await client.get("/usage?owner=someone")).status_code == 422
+
+
+async def test_a_members_action_log_is_their_own_keys(person: Person, session_factory: Factory) -> None:
+    """The usage use case reads ``owner`` as the key list does: a member's answer is their own keys' actions, and a
+    filter naming someone else narrows it to nothing (never widens it)."""
+    keys = await _keys(session_factory, person)
+    base = {"tenant_id": person.account.tenant.id, "method": "GET", "route": "/", "status": 200, "tool_type": "curl"}
+    async with session_scope(session_factory) as session:
+        for name, key_id in (("act-owner", keys.mine), ("act-member", keys.member.key_id), ("act-ci", keys.service)):
+            session.add(KeyAction(key_id=key_id, at=utcnow(), action=name, **base))
+    member = Caller.signed_in(
+        tenant_id=person.account.tenant.id,
+        user_id=keys.member.user_id,
+        name=keys.member.email,
+        client_ip=None,
+        user_agent=None,
+        role=Role.member,
+    )
+
+    async def actions(owner: str | None) -> list[str]:
+        async with session_factory() as session:
+            page = await usage.list_actions(session, caller=member, owner=owner)
+            return [action.action for action in page.items]
+
+    assert await actions(None) == ["act-member"]
+    assert await actions("me") == ["act-member"]
+    assert await actions(person.email) == [] and await actions("service") == []
