@@ -155,3 +155,35 @@ async def test_a_members_action_log_is_their_own_keys(person: Person, session_fa
     assert await actions(None) == ["act-member"]
     assert await actions("me") == ["act-member"]
     assert await actions(person.email) == [] and await actions("service") == []
+
+
+def _breakdown(html: str) -> dict[str, int]:
+    found = re.findall(r'data-outcome="(\w+)" aria-label="[^"]*">([\d,]+)</a>', html)
+    return {name: int(value.replace(",", "")) for name, value in found}
+
+
+async def test_a_member_sees_the_usage_of_their_own_keys(
+    client: httpx.AsyncClient, person: Person, session_factory: Factory
+) -> None:
+    """The Usage page opens for a member (it is in their navigation): their keys' counts, charts and actions only,
+    without the failed authentications (counted from the alerts, which need ``audit:read``) or the owner filter."""
+    keys = await _keys(session_factory, person)
+    base = {"tenant_id": person.account.tenant.id, "method": "GET", "route": "/", "tool_type": "curl"}
+    async with session_scope(session_factory) as session:
+        for name, key_id, status in (
+            ("act-member", keys.member.key_id, 200),
+            ("act-owner", keys.mine, 200),
+            ("act-owner-refused", keys.mine, 403),
+            ("act-ci", keys.service, 500),
+        ):
+            session.add(KeyAction(key_id=key_id, at=utcnow(), action=name, status=status, **base))
+    await sign_in(client, Person(email=keys.member.email, password=teams.PASSWORD, account=person.account))
+    page = await client.get("/usage")
+    assert page.status_code == 200, page.text[:500]
+    assert _ACTION.findall(page.text) == ["act-member"]
+    assert _breakdown(page.text) == {"ok": 1, "refused": 0, "rate_limited": 0, "error": 0}
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page.text))
+    assert "1 request with your keys" in text and "last 24 hours · 1 request, peak 1" in text  # the charts: theirs
+    assert "last 7 days · 1 request, peak 1" in text and "Failed authentications" not in text
+    assert 'data-testid="owner-filter"' not in page.text and "act-owner" not in page.text
+    assert (await client.get("/usage?owner=service")).status_code == 200  # narrows nothing beyond their own

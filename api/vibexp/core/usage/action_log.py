@@ -64,12 +64,14 @@ async def list_actions(
 
 
 async def outcome_counts(
-    session: AsyncSession, *, tenant_id: str, since: datetime, key_id: str | None = None
+    session: AsyncSession, *, tenant_id: str, since: datetime, key_id: str | None = None, owner: str | None = None
 ) -> dict[Outcome, int]:
     """Actions since ``since`` per outcome, every outcome present (zeros included); one query."""
     where: Sequence[Any] = [KeyAction.tenant_id == tenant_id, KeyAction.at >= since, shown()]
     if key_id is not None:
         where = [*where, KeyAction.key_id == key_id]
+    if owner is not None:
+        where = [*where, KeyAction.key_id.in_(key_ids_of(tenant_id, owner))]
     sums = [func.coalesce(func.sum(case((_status_in(outcome), 1), else_=0)), 0) for outcome in Outcome]
     row = (await session.execute(select(*sums).where(*where))).one()
     return {outcome: int(value or 0) for outcome, value in zip(Outcome, row, strict=True)}

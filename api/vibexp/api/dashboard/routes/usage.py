@@ -91,7 +91,10 @@ async def usage(
     )
     since = utcnow() - timedelta(days=OUTCOME_DAYS)
     counts = await usage_cases.outcome_counts(db, caller=viewer.caller, since=since)
-    failed_auth = await alerts.failed_authentications(db, caller=viewer.caller, since=since)
+    # Counted from the alerts: for those who may read them (a member's or viewer's page has no such count).
+    failed_auth = None
+    if access.Scope.audit_read in viewer.caller.granted:
+        failed_auth = await alerts.failed_authentications(db, caller=viewer.caller, since=since)
     filters = {"key": key, "tool": tool, "status": status, "owner": "" if whose == "all" else whose}
     next_url = None
     if page.next_cursor:
