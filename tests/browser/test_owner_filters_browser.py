@@ -1,6 +1,6 @@
 """The Alerts and Usage pages by owner in Chromium against a live ``vibexp serve`` (issue 28, "Teams"): each alert
 names its key's owner, and the "Whose" select (Mine / Service / Everyone's) narrows the alerts and the action log;
-nothing scrolls sideways on a phone. Screenshots at 1280 px and 375 px."""
+a member's Usage page is their own keys'; nothing scrolls sideways on a phone. Screenshots at 1280 px and 375 px."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from sqlalchemy import select
 from browser.conftest import DashboardUser
 from browser.test_dashboard_browser import shot, sign_in
 from helpers.factories import TEST_ACTOR
+from vibexp.core.access import Role
 from vibexp.core.alerts import service as alerts
 from vibexp.core.alerts.models import AlertKind
 from vibexp.core.clock import utcnow
@@ -22,6 +23,7 @@ from vibexp.core.keys import service as keys
 from vibexp.core.tenants.models import Tenant
 from vibexp.core.usage.models import KeyAction
 from vibexp.core.users.models import User
+from vibexp.core.users.service import create_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -121,3 +123,48 @@ async def test_usage_by_owner_wide_and_narrow(
     await expect(actions).to_contain_text("My laptop")
     await no_sideways_scroll(page, "/usage?owner=me")
     await shot(page, screenshots, "usage-owners-375")
+
+
+async def test_a_members_usage_page_wide_and_narrow(
+    page: Page, browser_db: str, dashboard_user: DashboardUser, screenshots: Path
+) -> None:
+    """A member's Usage page: their own key's actions only, no owner filter, no failed-authentication count."""
+    await seed(browser_db, dashboard_user)  # the owner's and the service key's actions: not the member's to see
+    member = DashboardUser(f"member-{dashboard_user.email}", dashboard_user.password, dashboard_user.tenant)
+    engine = create_engine(browser_db)
+    try:
+        async with session_scope(create_session_factory(engine)) as session:
+            tenant = (await session.scalars(select(Tenant).where(Tenant.name == member.tenant))).one()
+            user = await create_user(
+                session, tenant_id=tenant.id, email=member.email, password=member.password, role=Role.member
+            )
+            key = await keys.create_key(
+                session, actor=TEST_ACTOR, tenant_id=tenant.id, name="Member's Cursor", owner_user_id=user.id
+            )
+            session.add(
+                KeyAction(
+                    key_id=key.record.id,
+                    tenant_id=tenant.id,
+                    at=utcnow(),
+                    method="GET",
+                    route="/api/v1/memories",
+                    action="list_memories",
+                    status=200,
+                    tool_type="cursor",
+                    client_ip="192.0.2.9",
+                )
+            )
+    finally:
+        await engine.dispose()
+    await sign_in(page, member)
+    await page.goto("/usage")
+    actions = page.get_by_test_id("actions")
+    await expect(actions.locator("tbody tr")).to_have_count(1)
+    await expect(actions).to_contain_text("Member's Cursor")
+    await expect(page.get_by_label("Whose")).to_have_count(0)
+    await expect(page.locator("[data-outcome=failed_auth]")).to_have_count(0)
+    await shot(page, screenshots, "usage-member-1280")
+    await page.set_viewport_size({"width": 375, "height": 740})
+    await page.reload()
+    await no_sideways_scroll(page, "/usage")
+    await shot(page, screenshots, "usage-member-375")
