@@ -64,6 +64,9 @@ class UsageEvent:
     status: int
     tool_type: str
     client_ip: str | None
+    #: A personal key's owner (``Principal.owner_user_id``, cached with the key): the flush marks them seen in the
+    #: account (``memberships.last_seen_at``); ``None`` for a service key.
+    owner_user_id: str | None = None
 
     def __post_init__(self) -> None:
         # Whatever the adapter passed (a client chose the MCP method or tool name, the address it claims): text

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Path, Query
 
 from vibexp.api.deps import CurrentCaller, SessionDep
 from vibexp.api.endpoints import API_PREFIX
+from vibexp.api.endpoints.keys import OWNER_FILTER
 from vibexp.api.errors import ERROR_RESPONSES
 from vibexp.api.schemas import PageRead
 from vibexp.core.alerts import usecases as alerts
@@ -30,11 +31,12 @@ async def list_alerts(
     status: Annotated[AlertStatus | None, Query(description="open or acknowledged")] = None,
     kind: Annotated[AlertKind | None, Query(description="Only this kind")] = None,
     key_id: Annotated[str | None, Query(max_length=36, description="Only alerts on this key")] = None,
+    owner: Annotated[str | None, Query(max_length=254, description=OWNER_FILTER)] = None,
     limit: Annotated[PageSize, Query(description="Page size")] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[PageCursor | None, Query(description="next_cursor of the previous page")] = None,
 ) -> Any:
     page = await alerts.list_alerts(
-        session, caller=caller, status=status, kind=kind, key_id=key_id, limit=limit, cursor=cursor
+        session, caller=caller, status=status, kind=kind, key_id=key_id, owner=owner, limit=limit, cursor=cursor
     )
     return {"items": [AlertRead.model_validate(alert) for alert in page.items], "next_cursor": page.next_cursor}
 

@@ -215,6 +215,7 @@ class ApiKeyAuthMiddleware:
                 status=state.status,
                 tool_type=state.usage.tool_type,
                 client_ip=state.client_ip,
+                owner_user_id=principal.owner_user_id,
             )
         )
 

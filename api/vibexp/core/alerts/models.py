@@ -13,12 +13,14 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from vibexp.core.clock import utcnow
 from vibexp.core.db import Base, UTCDateTime
 from vibexp.core.geo import COUNTRY_LENGTH
 from vibexp.core.ids import new_id
+from vibexp.core.keys.models import ApiKey, owner_json
+from vibexp.core.users.models import User
 
 __all__ = [
     "AUTO_REVOCABLE",
@@ -96,6 +98,23 @@ class Alert(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     acknowledged_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    #: The person the alert's key belongs to (``ApiKey.owner_user_id``), loaded with the alert (one outer join
+    #: through ``api_keys``, so a page of alerts is one query); ``None`` for a service key.
+    owner_user: Mapped[User | None] = relationship(
+        User,
+        secondary=ApiKey.__table__,
+        primaryjoin=lambda: Alert.key_id == ApiKey.id,
+        secondaryjoin=lambda: ApiKey.owner_user_id == User.id,
+        uselist=False,
+        lazy="joined",
+        viewonly=True,
+    )
+
+    @property
+    def owner(self) -> dict[str, str] | None:
+        """``{"user_id", "email"}`` of the alert's key's owner (as the key's JSON ``owner``); ``None`` for a
+        service key."""
+        return owner_json(self.owner_user)
 
 
 class WebhookDelivery(Base):

@@ -13,6 +13,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp.core.alerts.models import Alert, AlertKind, AlertStatus, WebhookDelivery
+from vibexp.core.alerts.service import owned_by
 
 #: Alerts raised by refused authentications against a key (the requests never reach the action log).
 FAILED_AUTH_KINDS = (AlertKind.failed_auth, AlertKind.retired_key_used, AlertKind.disallowed_address)
@@ -27,17 +28,16 @@ class AlertWithDeliveries:
 
 
 async def alerts_with_deliveries(
-    session: AsyncSession, *, tenant_id: str, limit: int = 100
+    session: AsyncSession, *, tenant_id: str, owner: str | None = None, limit: int = 100
 ) -> list[AlertWithDeliveries]:
-    """Open alerts first, then acknowledged ones, each group most recently seen first; with their delivery logs."""
+    """Open alerts first, then acknowledged ones, each group most recently seen first; with their delivery logs
+    and their keys' owners (two queries). ``owner`` as ``service.owned_by`` reads it; ``None``: every key's."""
     open_first = case((Alert.status == AlertStatus.open.value, 0), else_=1)
+    query = select(Alert).where(Alert.tenant_id == tenant_id)
+    if owner is not None:
+        query = query.where(owned_by(tenant_id, owner))
     alerts = (
-        await session.scalars(
-            select(Alert)
-            .where(Alert.tenant_id == tenant_id)
-            .order_by(open_first, Alert.last_seen_at.desc(), Alert.id.desc())
-            .limit(limit)
-        )
+        await session.scalars(query.order_by(open_first, Alert.last_seen_at.desc(), Alert.id.desc()).limit(limit))
     ).all()
     by_alert: dict[str, list[WebhookDelivery]] = {alert.id: [] for alert in alerts}
     if by_alert:

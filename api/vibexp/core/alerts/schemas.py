@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from vibexp.core.alerts.models import AlertKind, AlertStatus
+from vibexp.core.keys.schemas import KeyOwner
 
 __all__ = ["AlertCount", "AlertRead"]
 
@@ -25,6 +26,9 @@ class AlertRead(BaseModel):
     details: dict[str, Any] = Field(description="What was seen; auto_revoked: true when auto_revoke_on revoked the key")
     acknowledged_at: datetime | None
     acknowledged_by: str | None
+    owner: KeyOwner | None = Field(
+        default=None, description="The person the alert's key belongs to (as the key's owner); null: a service key"
+    )
 
 
 class AlertCount(BaseModel):

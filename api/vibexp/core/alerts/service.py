@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select, text
+from sqlalchemy import ColumnElement, case, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,7 +41,7 @@ from vibexp.core.clock import utcnow
 from vibexp.core.errors import InvalidInput, NotFound
 from vibexp.core.ids import is_id, new_id
 from vibexp.core.keys.models import ApiKey, KeyStatus
-from vibexp.core.keys.service import revoke_key
+from vibexp.core.keys.service import key_ids_of, revoke_key
 from vibexp.core.notices import Listener, Notice
 from vibexp.core.pagination import DEFAULT_PAGE_SIZE, Page, decode_cursor, encode_cursor
 from vibexp.core.tenants.models import Tenant
@@ -55,6 +55,7 @@ __all__ = [
     "get_alert",
     "list_alerts",
     "observe_opened",
+    "owned_by",
     "parse_auto_revoke_kinds",
     "parse_kind",
     "raise_alert",
@@ -204,6 +205,12 @@ async def get_alert(session: AsyncSession, *, tenant_id: str, alert_id: str) -> 
     return alert
 
 
+def owned_by(tenant_id: str, owner: str) -> ColumnElement[bool]:
+    """Alerts on the tenant's keys of ``owner``: a user's id (their personal keys) or ``SERVICE_KEYS`` (the keys of
+    no person), as ``keys.service.list_keys`` reads it."""
+    return Alert.key_id.in_(key_ids_of(tenant_id, owner))
+
+
 async def list_alerts(
     session: AsyncSession,
     *,
@@ -211,11 +218,15 @@ async def list_alerts(
     status: AlertStatus | str | None = None,
     kind: AlertKind | str | None = None,
     key_id: str | None = None,
+    owner: str | None = None,
     limit: int = DEFAULT_PAGE_SIZE,
     cursor: str | None = None,
 ) -> Page[Alert]:
-    """The tenant's alerts, newest (most recently opened) first; ids are time-ordered, so the cursor is the id."""
+    """The tenant's alerts, newest (most recently opened) first; ids are time-ordered, so the cursor is the id.
+    ``owner`` as ``owned_by`` reads it (``None``: every key's). Each alert comes with its key's owner (one query)."""
     query = select(Alert).where(Alert.tenant_id == tenant_id)
+    if owner is not None:
+        query = query.where(owned_by(tenant_id, owner))
     if status is not None:
         query = query.where(Alert.status == _parse_status(status).value)
     if kind is not None:
@@ -251,13 +262,21 @@ async def acknowledge(session: AsyncSession, *, tenant_id: str, alert_id: str, a
 
 
 async def acknowledge_open(
-    session: AsyncSession, *, tenant_id: str, actor: Actor, kind: AlertKind | str | None = None
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    actor: Actor,
+    kind: AlertKind | str | None = None,
+    owner: str | None = None,
 ) -> int:
-    """Acknowledge every open alert of the tenant, or of one kind: each as ``acknowledge`` does (audited one by
-    one); how many were open. Bounded: at most one alert per key and kind is open. Flushes only."""
+    """Acknowledge every open alert of the tenant, or of one kind, or on one owner's keys (``owned_by``): each as
+    ``acknowledge`` does (audited one by one); how many were open. Bounded: at most one alert per key and kind is
+    open. Flushes only."""
     query = select(Alert.id).where(Alert.tenant_id == tenant_id, Alert.status == AlertStatus.open.value)
     if kind is not None:
         query = query.where(Alert.kind == parse_kind(kind).value)
+    if owner is not None:
+        query = query.where(owned_by(tenant_id, owner))
     ids = list(await session.scalars(query.order_by(Alert.id)))
     for alert_id in ids:
         await acknowledge(session, tenant_id=tenant_id, alert_id=alert_id, actor=actor)

@@ -3,13 +3,15 @@
 Queued in the transaction that opened the alert, as a ``WebhookDelivery`` row holding the exact body that will be
 signed and sent: so an alert that committed is delivered even if this process dies right after, and the request
 that noticed it never waits on the receiver. The body is docs/webhooks.md's: ``kind``, ``key_id``, ``at``, ``details``
-(plus the alert's ``id`` and ``tenant``, which a receiver needs to acknowledge it or tell accounts apart).
+(plus the alert's ``id`` and ``tenant``, which a receiver needs to acknowledge it or tell accounts apart, and the key's
+``owner``, as ``AlertRead`` shows it: ``{"user_id", "email"}`` or null for a service key).
 """
 
 from __future__ import annotations
 
 import json
 
+from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp.core.alerts.models import Alert, WebhookDelivery
@@ -26,6 +28,7 @@ def alert_payload(alert: Alert, tenant: Tenant) -> str:
         "tenant": tenant.name,
         "at": alert.first_seen_at.isoformat(),
         "details": alert.details,
+        "owner": alert.owner,
     }
     return json.dumps(body, separators=(",", ":"), sort_keys=True)
 
@@ -34,6 +37,8 @@ async def enqueue_delivery(session: AsyncSession, *, tenant: Tenant, alert: Aler
     """A pending delivery of ``alert`` to the tenant's webhook, or ``None`` when the tenant has none; flushes."""
     if not tenant.alert_webhook_url:
         return None
+    if "owner_user" in inspect(alert).unloaded:  # an alert made here, not read (a read loads it with the alert)
+        await session.refresh(alert, ["owner_user"])
     delivery = WebhookDelivery(
         tenant_id=tenant.id, alert_id=alert.id, url=tenant.alert_webhook_url, payload=alert_payload(alert, tenant)
     )

@@ -11,7 +11,12 @@ from vibexp.core.db import Base, UTCDateTime
 from vibexp.core.ids import new_id
 from vibexp.core.users.models import User
 
-__all__ = ["ApiKey", "KeyStatus"]
+__all__ = ["ApiKey", "KeyStatus", "owner_json"]
+
+
+def owner_json(user: User | None) -> dict[str, str] | None:
+    """A key's ``owner`` as its JSON (and an alert's) shows it: ``{"user_id", "email"}``; ``None``: a service key."""
+    return None if user is None else {"user_id": user.id, "email": user.email}
 
 
 class KeyStatus(StrEnum):
@@ -72,5 +77,4 @@ class ApiKey(Base):
     @property
     def owner(self) -> dict[str, str] | None:
         """``{"user_id", "email"}`` of a personal key's owner; ``None`` for a service key."""
-        user = self.owner_user
-        return None if user is None else {"user_id": user.id, "email": user.email}
+        return owner_json(self.owner_user)

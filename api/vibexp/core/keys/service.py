@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, Select, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp.core import access, cidrs
@@ -58,7 +58,9 @@ __all__ = [
     "delete_key",
     "find_key_by_external_ref",
     "get_key",
+    "key_ids_of",
     "list_keys",
+    "owned_by",
     "resume_key",
     "revoke_key",
     "revoke_once",
@@ -310,6 +312,17 @@ async def find_key_by_external_ref(session: AsyncSession, *, external_ref: str) 
 SERVICE_KEYS = ""
 
 
+def owned_by(owner: str) -> ColumnElement[bool]:
+    """Keys of ``owner``: a user's id (their personal keys) or ``SERVICE_KEYS`` (the keys of no person)."""
+    return ApiKey.owner_user_id == owner if owner != SERVICE_KEYS else ApiKey.owner_user_id.is_(None)
+
+
+def key_ids_of(tenant_id: str, owner: str) -> Select[str]:
+    """The ids of the tenant's keys of ``owner`` (``owned_by``), deleted ones included: what the alerts and the
+    action log filter by (``... .key_id.in_(key_ids_of(...))``)."""
+    return select(ApiKey.id).where(ApiKey.tenant_id == tenant_id, owned_by(owner))
+
+
 async def list_keys(
     session: AsyncSession,
     *,
@@ -322,7 +335,7 @@ async def list_keys(
     ``owner`` a user's id (their personal keys) or ``SERVICE_KEYS``; ``None`` every key."""
     query = select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.created_at, ApiKey.id)
     if owner is not None:
-        query = query.where(ApiKey.owner_user_id == owner if owner else ApiKey.owner_user_id.is_(None))
+        query = query.where(owned_by(owner))
     if not include_deleted:
         query = query.where(ApiKey.deleted_at.is_(None))
     if status is not None:

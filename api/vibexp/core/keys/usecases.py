@@ -63,8 +63,9 @@ OWNER_SERVICE = "service"
 
 async def owner_filter(session: AsyncSession, *, caller: Caller, owner: str | None) -> str | None:
     """What an ``owner=`` filter (``me``, ``service``, an e-mail or a user id) means as ``service.list_keys``'s
-    ``owner``; a member's or viewer's answer is always their own keys (``?owner=`` can only narrow it)."""
-    if owner is None:
+    ``owner``; a member's or viewer's answer is always their own keys (``?owner=`` can only narrow it). An empty
+    ``owner`` (a form's blank choice) is no filter."""
+    if not owner:
         chosen = None
     elif owner == OWNER_SERVICE:
         chosen = service.SERVICE_KEYS

@@ -1,7 +1,8 @@
 """The account's action log as the usage page reads it: filtered by key, tool and outcome, a cursor page at a time,
-and counted by outcome over a window. Only actions: an MCP client's protocol set-up (``vibexp.core.usage.actions``)
-is recorded but neither listed nor counted here. (Failed authentications never reach the log:
-``vibexp.core.alerts.overview`` counts them from the alerts they raised.)"""
+and counted by outcome over a window; ``owner`` keeps the actions of one person's keys (a user id) or of the service
+keys (``keys.service.SERVICE_KEYS``), as the key list reads it. Only actions: an MCP client's protocol set-up
+(``vibexp.core.usage.actions``) is recorded but neither listed nor counted here. (Failed authentications never reach
+the log: ``vibexp.core.alerts.overview`` counts them from the alerts they raised.)"""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp.core.errors import InvalidInput
+from vibexp.core.keys.service import key_ids_of
 from vibexp.core.pagination import Page, decode_cursor, encode_cursor
 from vibexp.core.usage.actions import shown
 from vibexp.core.usage.models import KeyAction
@@ -33,6 +35,7 @@ async def list_actions(
     key_id: str | None = None,
     tool_type: str | None = None,
     outcome: Outcome | None = None,
+    owner: str | None = None,
     limit: int,
     cursor: str | None = None,
 ) -> Page[KeyAction]:
@@ -40,6 +43,8 @@ async def list_actions(
     query = select(KeyAction).where(KeyAction.tenant_id == tenant_id, shown())
     if key_id is not None:
         query = query.where(KeyAction.key_id == key_id)
+    if owner is not None:
+        query = query.where(KeyAction.key_id.in_(key_ids_of(tenant_id, owner)))
     if tool_type is not None:
         try:
             tool = ToolType(tool_type)
@@ -59,12 +64,14 @@ async def list_actions(
 
 
 async def outcome_counts(
-    session: AsyncSession, *, tenant_id: str, since: datetime, key_id: str | None = None
+    session: AsyncSession, *, tenant_id: str, since: datetime, key_id: str | None = None, owner: str | None = None
 ) -> dict[Outcome, int]:
     """Actions since ``since`` per outcome, every outcome present (zeros included); one query."""
     where: Sequence[Any] = [KeyAction.tenant_id == tenant_id, KeyAction.at >= since, shown()]
     if key_id is not None:
         where = [*where, KeyAction.key_id == key_id]
+    if owner is not None:
+        where = [*where, KeyAction.key_id.in_(key_ids_of(tenant_id, owner))]
     sums = [func.coalesce(func.sum(case((_status_in(outcome), 1), else_=0)), 0) for outcome in Outcome]
     row = (await session.execute(select(*sums).where(*where))).one()
     return {outcome: int(value or 0) for outcome, value in zip(Outcome, row, strict=True)}

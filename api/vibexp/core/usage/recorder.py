@@ -2,10 +2,12 @@
 
 The request path only appends an event to a list. A background task flushes the list every
 ``flush_interval`` seconds (at most one second): one UPDATE per key that was used (count, last used, tool type,
-client IP) and one multi-row INSERT into the action log, each row with its client address's registered country
-(``vibexp.core.geo``: looked up here, never on the request path, and cached per address). Stopping the recorder
-flushes what is left, so a graceful shutdown loses nothing. If the database is unreachable the events are kept (up
-to ``max_buffer``) and retried.
+client IP), one multi-row INSERT into the action log, each row with its client address's registered country
+(``vibexp.core.geo``: looked up here, never on the request path, and cached per address), and one UPDATE statement
+(run for each person) that marks the owners of the personal keys used as seen in their account
+(``memberships.last_seen_at``, never moved backwards; the owner comes with the event, from the verifier's cache).
+Stopping the recorder flushes what is left, so a graceful shutdown loses nothing. If the database is unreachable the
+events are kept (up to ``max_buffer``) and retried.
 
 Nothing a client sends can jam the flush. An event is made storable when it is made
 (``vibexp.core.traffic.UsageEvent``: names and routes without control characters or lone surrogates, cut to their
@@ -27,10 +29,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import case, delete, insert, literal, update
+from sqlalchemy import bindparam, case, delete, insert, literal, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vibexp.core.audit import service as audit
@@ -45,6 +47,7 @@ from vibexp.core.ratelimit.models import RateWindow
 from vibexp.core.tasks import PeriodicTask
 from vibexp.core.traffic import Refusal, UsageEvent
 from vibexp.core.usage.models import KeyAction
+from vibexp.core.users.models import Membership
 
 __all__ = ["BatchDetector", "UsageRecorder"]
 
@@ -236,6 +239,9 @@ class UsageRecorder:
                     for e in events
                 ],
             )
+            seen = _people_seen(events)
+            if seen:
+                await conn.execute(_MARK_SEEN, seen)
 
     async def prune(self) -> None:
         """Drop action-log rows and audit events past their retention periods, and rate windows older than the
@@ -246,6 +252,38 @@ class UsageRecorder:
             await conn.execute(delete(KeyAction).where(KeyAction.at < utcnow() - self._retention))
             await conn.execute(delete(RateWindow).where(RateWindow.window_start < oldest_window))
             await conn.execute(audit.expired(before=utcnow() - self._audit_retention))
+
+
+_SEEN_AT = bindparam("seen_at", type_=UTCDateTime())
+#: A person's membership seen at ``seen_at`` (by a personal key of theirs), never earlier than it already was: one
+#: statement, executed with one parameter set per person.
+_MARK_SEEN = (
+    update(Membership)
+    .where(Membership.tenant_id == bindparam("seen_tenant"), Membership.user_id == bindparam("seen_user"))
+    .values(
+        last_seen_at=case(
+            (Membership.last_seen_at.is_(None), _SEEN_AT),
+            (Membership.last_seen_at < _SEEN_AT, _SEEN_AT),
+            else_=Membership.last_seen_at,
+        )
+    )
+)
+
+
+def _people_seen(events: Sequence[UsageEvent]) -> list[dict[str, object]]:
+    """``_MARK_SEEN``'s parameters: each key owner's latest use in each account, in a stable order (two replicas
+    flushing at once lock the same memberships in the same order: no deadlock)."""
+    latest: dict[tuple[str, str], datetime] = {}
+    for event in events:
+        if event.owner_user_id is None:
+            continue
+        person = (event.tenant_id, event.owner_user_id)
+        if person not in latest or latest[person] < event.at:
+            latest[person] = event.at
+    return [
+        {"seen_tenant": tenant_id, "seen_user": user_id, "seen_at": at}
+        for (tenant_id, user_id), at in sorted(latest.items())
+    ]
 
 
 def _log_dropped(event: UsageEvent, exc: Exception) -> None:

@@ -1,4 +1,5 @@
-"""Reading usage back: per-key summary with recent actions and countries, and hourly request counts for charts."""
+"""Reading usage back: per-key summary with recent actions and countries, and hourly request counts for charts.
+``owner`` (where taken) keeps one person's keys (a user id) or the service keys (``keys.service.SERVICE_KEYS``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vibexp.core.clock import utcnow
 from vibexp.core.keys.models import ApiKey
 from vibexp.core.keys.schemas import ClientUse, CountryCount, KeyUsageRead, UsageAction
+from vibexp.core.keys.service import key_ids_of
 from vibexp.core.usage.actions import shown
 from vibexp.core.usage.models import KeyAction
 
@@ -24,12 +26,14 @@ class HourlyCount:
 
 
 async def recent_actions(
-    session: AsyncSession, *, tenant_id: str, key_id: str | None = None, limit: int = 50
+    session: AsyncSession, *, tenant_id: str, key_id: str | None = None, owner: str | None = None, limit: int = 50
 ) -> list[KeyAction]:
     """The most recent actions, newest first: what the key did, not MCP protocol set-up (``actions``)."""
     query = select(KeyAction).where(KeyAction.tenant_id == tenant_id, shown())
     if key_id is not None:
         query = query.where(KeyAction.key_id == key_id)
+    if owner is not None:
+        query = query.where(KeyAction.key_id.in_(key_ids_of(tenant_id, owner)))
     return list(await session.scalars(query.order_by(KeyAction.id.desc()).limit(limit)))
 
 
@@ -62,7 +66,9 @@ async def clients_of(session: AsyncSession, *, key: ApiKey) -> list[ClientUse]:
     ]
 
 
-async def country_counts(session: AsyncSession, *, tenant_id: str, key_id: str | None = None) -> list[CountryCount]:
+async def country_counts(
+    session: AsyncSession, *, tenant_id: str, key_id: str | None = None, owner: str | None = None
+) -> list[CountryCount]:
     """The registered countries the account's (or one key's) actions came from, with their counts and latest use,
     most requests first: over the action log, i.e. its retention (30 days by default). One grouped SELECT."""
     requests = func.count().label("requests")
@@ -74,6 +80,8 @@ async def country_counts(session: AsyncSession, *, tenant_id: str, key_id: str |
     )
     if key_id is not None:
         query = query.where(KeyAction.key_id == key_id)
+    if owner is not None:
+        query = query.where(KeyAction.key_id.in_(key_ids_of(tenant_id, owner)))
     return [
         CountryCount(country=country, requests=count, last_used_at=last)
         for country, count, last in (await session.execute(query)).all()
@@ -81,7 +89,7 @@ async def country_counts(session: AsyncSession, *, tenant_id: str, key_id: str |
 
 
 async def hourly_counts(
-    session: AsyncSession, *, tenant_id: str, hours: int, key_id: str | None = None
+    session: AsyncSession, *, tenant_id: str, hours: int, key_id: str | None = None, owner: str | None = None
 ) -> list[HourlyCount]:
     """Requests per UTC hour for the last ``hours`` hours (oldest first, empty hours included)."""
     now = utcnow()
@@ -90,6 +98,8 @@ async def hourly_counts(
     query = select(KeyAction.at).where(KeyAction.tenant_id == tenant_id, KeyAction.at >= start)
     if key_id is not None:
         query = query.where(KeyAction.key_id == key_id)
+    if owner is not None:
+        query = query.where(KeyAction.key_id.in_(key_ids_of(tenant_id, owner)))
     buckets = {start + timedelta(hours=i): 0 for i in range(hours)}
     # Bucketing in Python keeps the query portable across SQLite and PostgreSQL; the window is bounded (≤ 7 days).
     for (at,) in (await session.execute(query)).all():

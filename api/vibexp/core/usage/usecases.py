@@ -1,4 +1,7 @@
-"""Usage as the adapters read it (REST ``/api-keys/{id}/usage``, the dashboard's usage pages): ``keys:read``."""
+"""Usage as the adapters read it (REST ``/api-keys/{id}/usage``, the dashboard's usage pages): ``keys:read``.
+
+A member or viewer (``Caller.sees_only_own_keys``) reads the usage of their own keys only, in every answer here (the
+account's counts, charts, countries and actions), as the key list shows them their own keys only."""
 
 from __future__ import annotations
 
@@ -28,10 +31,17 @@ async def of_key(
     return await key_usage(session, key=key, limit=limit)
 
 
+async def _own_keys(session: AsyncSession, caller: Caller) -> str | None:
+    """A member's or viewer's own keys (their user id); ``None`` (every key) for whoever manages everyone's."""
+    return await keys.owner_filter(session, caller=caller, owner=None)
+
+
 @requires(Scope.keys_read)
 async def recent_actions(session: AsyncSession, *, caller: Caller, limit: int = 50) -> list[KeyAction]:
     """The account's most recent actions, newest first, over all its keys."""
-    return await service.recent_actions(session, tenant_id=caller.tenant_id, limit=limit)
+    return await service.recent_actions(
+        session, tenant_id=caller.tenant_id, owner=await _own_keys(session, caller), limit=limit
+    )
 
 
 @requires(Scope.keys_read)
@@ -39,7 +49,9 @@ async def hourly_counts(
     session: AsyncSession, *, caller: Caller, hours: int, key_id: str | None = None
 ) -> list[HourlyCount]:
     """Requests per UTC hour for the last ``hours`` hours, the account's or one key's (oldest first)."""
-    return await service.hourly_counts(session, tenant_id=caller.tenant_id, hours=hours, key_id=key_id)
+    return await service.hourly_counts(
+        session, tenant_id=caller.tenant_id, hours=hours, key_id=key_id, owner=await _own_keys(session, caller)
+    )
 
 
 @requires(Scope.keys_read)
@@ -50,16 +62,20 @@ async def list_actions(
     key_id: str | None = None,
     tool_type: str | None = None,
     outcome: Outcome | None = None,
+    owner: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
 ) -> Page[KeyAction]:
-    """The account's actions, newest first, filtered by key, tool and outcome; a bad tool or cursor is InvalidInput."""
+    """The account's actions, newest first, filtered by key, tool, outcome and the key's owner (``owner`` as the key
+    list reads it: ``me``, ``service``, an e-mail or a user id; a member's or viewer's are always their own keys'); a
+    bad tool or cursor is InvalidInput."""
     return await action_log.list_actions(
         session,
         tenant_id=caller.tenant_id,
         key_id=key_id,
         tool_type=tool_type,
         outcome=outcome,
+        owner=await keys.owner_filter(session, caller=caller, owner=owner),
         limit=limit,
         cursor=cursor,
     )
@@ -70,10 +86,12 @@ async def outcome_counts(
     session: AsyncSession, *, caller: Caller, since: datetime, key_id: str | None = None
 ) -> dict[Outcome, int]:
     """The account's actions since ``since`` by outcome."""
-    return await action_log.outcome_counts(session, tenant_id=caller.tenant_id, since=since, key_id=key_id)
+    own = await _own_keys(session, caller)
+    return await action_log.outcome_counts(session, tenant_id=caller.tenant_id, since=since, key_id=key_id, owner=own)
 
 
 @requires(Scope.keys_read)
 async def countries(session: AsyncSession, *, caller: Caller, key_id: str | None = None) -> list[CountryCount]:
     """The registered countries the account's (or one key's) recent actions came from, most requests first."""
-    return await service.country_counts(session, tenant_id=caller.tenant_id, key_id=key_id)
+    own = await _own_keys(session, caller)
+    return await service.country_counts(session, tenant_id=caller.tenant_id, key_id=key_id, owner=own)

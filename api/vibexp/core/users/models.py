@@ -43,7 +43,7 @@ class Membership(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     role: Mapped[str] = mapped_column(String(16))
     joined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    #: When the person last signed in to the dashboard in this account (their home account); never written on the
-    #: request path.
+    #: When the person was last seen in this account: signed in to the dashboard (their home account) or used one of
+    #: their personal keys (written by the usage flush, ``vibexp.core.usage.recorder``); never on the request path.
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

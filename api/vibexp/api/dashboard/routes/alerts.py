@@ -1,5 +1,7 @@
 """Alerts: the account's open alerts grouped by kind (worst first), each with a human label, a one-line summary,
 its severity and its webhook delivery state (the delivery log folded); Acknowledge one, all of a kind, or all.
+Each alert names its key's owner, and the "Whose" filter (``?owner=me|service|all``, as the key list's) narrows the
+page and what "Acknowledge all" acknowledges. Reading needs ``audit:read`` (admins and owners), as over REST.
 
 Alerts of a revoked key stay open until acknowledged, and the row says the key is revoked: a ``retired_key_used``
 alert is about a revoked key by definition, and closing it by itself would hide that the key is still being tried.
@@ -10,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
@@ -18,10 +21,11 @@ from vibexp.api.dashboard.alert_kinds import AlertKindInfo, describe, summary
 from vibexp.api.dashboard.deps import CsrfChecked, CurrentViewer
 from vibexp.api.dashboard.errors import DashboardRoute
 from vibexp.api.dashboard.rendering import redirect, render
+from vibexp.api.dashboard.routes.keys import OWNER_FILTERS, owner_choice
 from vibexp.api.deps import SessionDep
+from vibexp.core import access
 from vibexp.core.alerts import usecases as alerts
 from vibexp.core.alerts.models import Alert, WebhookDelivery
-from vibexp.core.alerts.overview import alerts_with_deliveries
 from vibexp.core.keys import usecases as keys
 from vibexp.core.keys.models import ApiKey
 
@@ -81,11 +85,29 @@ def _groups(rows: list[AlertRow]) -> list[AlertGroup]:
     return sorted(groups, key=lambda g: (-g.info.severity, g.info.label))
 
 
+def _owner(choice: str) -> str | None:
+    """An ``owner_choice`` as the use cases read it: ``all`` is no filter."""
+    return None if choice == "all" else choice
+
+
+def _page(owner: str, **query: str | int) -> str:
+    """The alerts page's URL, keeping the owner filter."""
+    params = {**({"owner": owner} if owner != "all" else {}), **query}
+    return "/alerts" + (f"?{urlencode(params)}" if params else "")
+
+
 @router.get("")
 async def alerts_page(
-    request: Request, db: SessionDep, viewer: CurrentViewer, acknowledged: str = "", count: int | None = None
+    request: Request,
+    db: SessionDep,
+    viewer: CurrentViewer,
+    acknowledged: str = "",
+    count: int | None = None,
+    owner: str = "",
 ) -> Response:
-    items = await alerts_with_deliveries(db, tenant_id=viewer.tenant.id)
+    # An unknown owner is InvalidInput: the route class answers it with a 422 page.
+    chosen = owner_choice(owner)
+    items = await alerts.with_deliveries(db, caller=viewer.caller, owner=_owner(chosen))
     by_id = {key.id: key for key in await keys.list_keys(db, caller=viewer.caller, include_deleted=True)}
     rows = [
         AlertRow(i.alert, describe(i.alert.kind), summary(i.alert), by_id.get(i.alert.key_id), i.deliveries)
@@ -105,22 +127,39 @@ async def alerts_page(
         "acknowledged_rows": [r for r in rows if r.alert.status != "open"],
         "notice": notice,
         "has_webhook": bool(viewer.tenant.alert_webhook_url),
+        # Admins and owners (who may read alerts) see whose each key is, and the filter, as on the key list.
+        "manages": access.Scope.members_read in viewer.caller.granted,
+        "owner_filters": OWNER_FILTERS,
+        "owner": chosen,
     }
     return render(request, "alerts.html", context)
 
 
 @router.post("/acknowledge", dependencies=[CsrfChecked])
 async def acknowledge_all(
-    request: Request, db: SessionDep, viewer: CurrentViewer, kind: Annotated[str, Form(max_length=64)] = ""
+    request: Request,
+    db: SessionDep,
+    viewer: CurrentViewer,
+    kind: Annotated[str, Form(max_length=64)] = "",
+    owner: Annotated[str, Form(max_length=16)] = "",
 ) -> Response:
-    # No kind: every open alert. An unknown kind is InvalidInput: the route class answers it with a 422 page.
-    done = await alerts.acknowledge_all(db, caller=viewer.caller, kind=kind or None)
-    return redirect(request, f"/alerts?count={done}")
+    # No kind: every open alert (of the owner filter's keys). An unknown kind or owner is InvalidInput: the route
+    # class answers it with a 422 page.
+    chosen = owner_choice(owner)
+    done = await alerts.acknowledge_all(db, caller=viewer.caller, kind=kind or None, owner=_owner(chosen))
+    return redirect(request, _page(chosen, count=done))
 
 
 @router.post("/{alert_id}/acknowledge", dependencies=[CsrfChecked])
-async def acknowledge(request: Request, alert_id: str, db: SessionDep, viewer: CurrentViewer) -> Response:
+async def acknowledge(
+    request: Request,
+    alert_id: str,
+    db: SessionDep,
+    viewer: CurrentViewer,
+    owner: Annotated[str, Form(max_length=16)] = "",
+) -> Response:
     # Another account's alert is NotFound: the route class answers it with a 404 page.
     # The viewer's actor is named by the user's e-mail: the alert's acknowledged_by.
+    chosen = owner_choice(owner)
     alert = await alerts.acknowledge(db, caller=viewer.caller, alert_id=alert_id)
-    return redirect(request, f"/alerts?acknowledged={alert.id}")
+    return redirect(request, _page(chosen, acknowledged=alert.id))

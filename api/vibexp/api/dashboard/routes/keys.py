@@ -58,6 +58,7 @@ __all__ = [
     "default_expiry",
     "expiring_soon",
     "expiry_choices",
+    "owner_choice",
     "rotating",
     "router",
     "set_ups",
@@ -295,6 +296,15 @@ def _form_errors(exc: ValidationError) -> dict[str, str]:
     return errors
 
 
+def owner_choice(value: str | None) -> str:
+    """A page's ``owner`` query as one of ``OWNER_FILTERS`` (absent or blank: ``all``); anything else is
+    ``InvalidInput`` (the 422 page). The keys, alerts and usage pages read it alike."""
+    owner = value or "all"
+    if owner not in OWNER_FILTERS:
+        raise InvalidInput("Show your keys, service keys or everyone's keys.")
+    return owner
+
+
 @dataclass(frozen=True, slots=True)
 class KeyFilter:
     """The list's filter as asked (``status`` one of ``STATUS_FILTERS``, ``q`` a piece of a name or a prefix,
@@ -309,11 +319,9 @@ class KeyFilter:
     def from_query(cls, request: Request, *, me: str = "") -> KeyFilter:
         status = request.query_params.get("status") or "all"
         q = (request.query_params.get("q") or "").strip()
-        owner = request.query_params.get("owner") or "all"
+        owner = owner_choice(request.query_params.get("owner"))
         if status not in STATUS_FILTERS:
             raise InvalidInput("Show Active, Revoked or All keys.")
-        if owner not in OWNER_FILTERS:
-            raise InvalidInput("Show your keys, service keys or everyone's keys.")
         if len(q) > MAX_SEARCH:
             raise InvalidInput(f"Search for at most {MAX_SEARCH} characters of a key's name.")
         return cls(status=status, q=q, owner=owner, me=me)

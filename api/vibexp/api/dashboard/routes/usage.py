@@ -1,5 +1,6 @@
 """The overview (``/``) and the account's usage page: tier, hourly limit, use this hour, charts, the requests of the
-last 7 days by outcome (failed authentications included), and the action log, filterable and paginated."""
+last 7 days by outcome (failed authentications included), and the action log, filterable (by key, tool, status and,
+for admins, the key's owner: "Mine / Service / Everyone's", as the key list's) and paginated."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from vibexp.api.dashboard.charts import usage_charts
 from vibexp.api.dashboard.deps import CurrentViewer, Viewer
 from vibexp.api.dashboard.errors import DashboardRoute
 from vibexp.api.dashboard.rendering import render
-from vibexp.api.dashboard.routes.keys import expiring_soon, rotating
+from vibexp.api.dashboard.routes.keys import OWNER_FILTERS, expiring_soon, owner_choice, rotating
 from vibexp.api.deps import RuntimeDep, SessionDep
+from vibexp.core import access
 from vibexp.core.alerts import usecases as alerts
 from vibexp.core.clock import utcnow
 from vibexp.core.keys import usecases as keys
@@ -70,10 +72,12 @@ async def usage(
     key: str = "",
     tool: str = "",
     status: str = "",
+    owner: str = "",
     cursor: str = "",
 ) -> Response:
-    # An unknown tool or status, or a bad cursor, is InvalidInput: the route class answers it with a 422 page.
+    # An unknown tool, status or owner, or a bad cursor, is InvalidInput: the route class answers it with a 422 page.
     outcome = parse_outcome(status) if status else None
+    whose = owner_choice(owner)
     records = await keys.list_keys(db, caller=viewer.caller, include_deleted=True)  # old actions keep their key
     page = await usage_cases.list_actions(
         db,
@@ -81,13 +85,17 @@ async def usage(
         key_id=key or None,
         tool_type=tool or None,
         outcome=outcome,
+        owner=None if whose == "all" else whose,
         limit=PAGE_SIZE,
         cursor=cursor or None,
     )
     since = utcnow() - timedelta(days=OUTCOME_DAYS)
     counts = await usage_cases.outcome_counts(db, caller=viewer.caller, since=since)
-    failed_auth = await alerts.failed_authentications(db, caller=viewer.caller, since=since)
-    filters = {"key": key, "tool": tool, "status": status}
+    # Counted from the alerts: for those who may read them (a member's or viewer's page has no such count).
+    failed_auth = None
+    if access.Scope.audit_read in viewer.caller.granted:
+        failed_auth = await alerts.failed_authentications(db, caller=viewer.caller, since=since)
+    filters = {"key": key, "tool": tool, "status": status, "owner": "" if whose == "all" else whose}
     next_url = None
     if page.next_cursor:
         next_url = "/usage?" + urlencode({**{k: v for k, v in filters.items() if v}, "cursor": page.next_cursor})
@@ -102,6 +110,9 @@ async def usage(
         "paged": bool(cursor),
         "filters": filters,
         "filtered": any(filters.values()),
+        # Admins and owners see the owner filter, as on the key list (a member's actions are their own keys' anyway).
+        "manages": access.Scope.members_read in viewer.caller.granted,
+        "owner_filters": OWNER_FILTERS,
         "outcomes": OUTCOMES,
         "outcome_counts": counts,
         "outcome_total": sum(counts.values()),
