@@ -25,3 +25,21 @@ def test_notices_are_fixed_texts() -> None:
     assert notice_text("switched", account="<b>x</b>", role="viewer") == "You are now working in <b>x</b>, as viewer."
     assert notice_text("nope", account="a", role="owner") is None and notice_text(None, account="a", role="o") is None
     assert set(NOTICES) == {"switched", "joined", "account-left"}
+
+
+def test_a_member_is_not_shown_pages_their_role_cannot_open() -> None:
+    """Alerts and the audit log need audit:read: a member's or viewer's navigation does not list them (they would
+    get the 403 page); admins and owners see them."""
+    from vibexp.api.dashboard.nav import SECTIONS, SETTINGS_PAGES
+    from vibexp.core.access import Role, ceiling
+
+    def listed(role: Role) -> set[str]:
+        granted = ceiling(role)
+        pages = SECTIONS + SETTINGS_PAGES
+        return {p.href for p in pages if p.listed_only_with is None or p.listed_only_with in granted}
+
+    for role in (Role.member, Role.viewer):
+        assert not {"/alerts", "/settings/audit-log", "/settings/alerts"} & listed(role)
+        assert {"/usage", "/prompts", "/settings/api-keys"} <= listed(role)
+    for role in (Role.admin, Role.owner):
+        assert {"/alerts", "/settings/audit-log", "/settings/alerts"} <= listed(role)

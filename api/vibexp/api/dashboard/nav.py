@@ -31,7 +31,7 @@ class Page(NamedTuple):
 SECTIONS: tuple[Page, ...] = (
     Page("/", "Overview"),
     Page("/usage", "Usage", needs=Scope.keys_read),
-    Page("/alerts", "Alerts", needs=Scope.audit_read),
+    Page("/alerts", "Alerts", needs=Scope.audit_read, listed_only_with=Scope.audit_read),
     Page("/prompts", "Prompts", needs=Scope.prompts_read),
     Page("/artifacts", "Artifacts", needs=Scope.artifacts_read),
     Page("/memories", "Memories", needs=Scope.memories_read),
@@ -43,7 +43,7 @@ SETTINGS_PAGES: tuple[Page, ...] = (
     Page("/settings/account", "Account"),
     Page("/settings/members", "Members", needs=Scope.members_read),
     Page("/settings/alerts", "Alerts settings", needs=Scope.alerts_write, listed_only_with=Scope.alerts_write),
-    Page("/settings/audit-log", "Audit log", needs=Scope.audit_read),
+    Page("/settings/audit-log", "Audit log", needs=Scope.audit_read, listed_only_with=Scope.audit_read),
     Page("/settings/export", "Export"),
 )
 
