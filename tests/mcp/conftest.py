@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from mcpkit import MCP_PATH, SERVICE_HOST
+from mcpkit import CAPPED_IDLE_SECONDS, CAPPED_KEEPALIVE_SECONDS, MCP_PATH, SERVICE_HOST
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from helpers.factories import Account, make_account
@@ -73,3 +73,17 @@ async def account(db: async_sessionmaker[AsyncSession]) -> Account:
 async def rest(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         yield http
+
+
+@pytest.fixture(scope="module")
+def capped(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A server with small listener caps, a short idle time and a short keep-alive (the live-stream tests of both
+    protocol eras)."""
+    env = {
+        "VIBEXP_MCP_LISTENERS_PER_KEY": "2",
+        "VIBEXP_MCP_LISTENERS_PER_PROCESS": "3",
+        "VIBEXP_MCP_LISTEN_IDLE_SECONDS": str(CAPPED_IDLE_SECONDS),
+        "VIBEXP_MCP_STREAM_KEEPALIVE_SECONDS": str(CAPPED_KEEPALIVE_SECONDS),
+    }
+    with LiveServer(database_url, env=env).start(tmp_path_factory.mktemp("capped")) as live:
+        yield live

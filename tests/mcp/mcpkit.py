@@ -69,3 +69,9 @@ def mcp_errors(exc: BaseException) -> list[MCPError]:
     if isinstance(exc, BaseExceptionGroup):
         return [e for sub in exc.exceptions for e in mcp_errors(sub)]
     return []
+
+
+#: The limits of tests/mcp/conftest.py's ``capped`` server: two streams per key, three per process, idle streams
+#: end after ``CAPPED_IDLE_SECONDS``, a GET stream's keep-alive every ``CAPPED_KEEPALIVE_SECONDS``.
+CAPPED_IDLE_SECONDS = 8.0
+CAPPED_KEEPALIVE_SECONDS = 1.0

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from mcpkit import MCP_PATH
+from mcpkit import CAPPED_IDLE_SECONDS, CAPPED_KEEPALIVE_SECONDS, MCP_PATH
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpers.factories import Account, make_account
@@ -32,8 +32,8 @@ PROMPTS = "notifications/prompts/list_changed"
 RESOURCES = "notifications/resources/list_changed"
 TOOLS = "notifications/tools/list_changed"
 #: The capped server's keep-alive and idle time (the idle time long enough that no caps test stream idles out).
-KEEPALIVE_SECONDS = 1.0
-IDLE_SECONDS = 8.0
+KEEPALIVE_SECONDS = CAPPED_KEEPALIVE_SECONDS
+IDLE_SECONDS = CAPPED_IDLE_SECONDS
 
 
 class EventStream:
@@ -179,19 +179,6 @@ async def test_a_get_stream_hears_what_its_key_may_read_and_ends_with_the_key(
         # A revoked key opens no stream.
         refused = await _refusal(url, memories_only)
         assert refused.status_code == 401, refused.text
-
-
-@pytest.fixture(scope="module")
-def capped(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """A server with small caps, a short keep-alive and a short idle time."""
-    env = {
-        "VIBEXP_MCP_LISTENERS_PER_KEY": "2",
-        "VIBEXP_MCP_LISTENERS_PER_PROCESS": "3",
-        "VIBEXP_MCP_LISTEN_IDLE_SECONDS": str(IDLE_SECONDS),
-        "VIBEXP_MCP_STREAM_KEEPALIVE_SECONDS": str(KEEPALIVE_SECONDS),
-    }
-    with LiveServer(database_url, env=env).start(tmp_path_factory.mktemp("capped")) as live:
-        yield live
 
 
 async def test_the_caps_refuse_clearly_and_clients_that_go_away_give_their_slots_back(

@@ -26,7 +26,7 @@ from mcp.client.subscriptions import Subscription
 from mcp.shared.inbound import MCP_METHOD_HEADER, MCP_PROTOCOL_VERSION_HEADER
 from mcp.shared.subscriptions import PromptsListChanged, ResourcesListChanged, ResourceUpdated, ToolsListChanged
 from mcp_types import CLIENT_CAPABILITIES_META_KEY, PROTOCOL_VERSION_META_KEY
-from mcpkit import MCP_PATH, connect, mcp_errors
+from mcpkit import CAPPED_IDLE_SECONDS, MCP_PATH, connect, mcp_errors
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpers.factories import make_account
@@ -42,7 +42,7 @@ DEADLINE = 2.0
 MODERN = "2026-07-28"
 EDITS = 20
 #: The capped server's idle time: long enough that no stream of the caps test (a few seconds) idles out.
-IDLE_SECONDS = 8.0
+IDLE_SECONDS = CAPPED_IDLE_SECONDS
 
 
 async def _next(subscription: Subscription, timeout: float = DEADLINE) -> Any:
@@ -202,18 +202,6 @@ async def test_a_listener_hears_only_its_account_and_what_its_key_may_read(
             await keys.revoke(session, caller=owner, key_id=narrow)
         async with asyncio.timeout(DEADLINE + 1):
             assert [event async for event in narrow_subscription] == []
-
-
-@pytest.fixture(scope="module")
-def capped(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """A server with small caps (and a short idle time: ``idle_seconds`` below)."""
-    env = {
-        "VIBEXP_MCP_LISTENERS_PER_KEY": "2",
-        "VIBEXP_MCP_LISTENERS_PER_PROCESS": "3",
-        "VIBEXP_MCP_LISTEN_IDLE_SECONDS": str(IDLE_SECONDS),
-    }
-    with LiveServer(database_url, env=env).start(tmp_path_factory.mktemp("capped")) as live:
-        yield live
 
 
 async def test_the_caps_refuse_clearly_and_vanished_clients_give_their_slots_back(
