@@ -24,6 +24,7 @@ __all__ = [
     "Pkce",
     "consent_form",
     "new_flow",
+    "person_flow",
     "post_form",
     "query_of",
     "sign_in",
@@ -164,7 +165,22 @@ async def new_flow(
 ) -> Flow:
     """A fresh account with a person of ``role`` (signed in on ``http``) and a newly registered client."""
     account = await make_account(factory)
-    person = await make_person(factory, tenant_id=account.tenant.id, role=role)
+    return await person_flow(http, factory, tenant_id=account.tenant.id, base=base, role=role, signed_in=signed_in)
+
+
+async def person_flow(
+    http: httpx.AsyncClient,
+    factory: async_sessionmaker[AsyncSession],
+    *,
+    tenant_id: str,
+    base: str = "http://127.0.0.1",
+    role: Role = Role.member,
+    signed_in: bool = True,
+    client_id: str | None = None,
+) -> Flow:
+    """A new person of ``role`` in the account ``tenant_id`` (signed in on ``http``: their browser) and a client,
+    ``client_id`` or one registered now."""
+    person = await make_person(factory, tenant_id=tenant_id, role=role)
     if signed_in:
         await sign_in(http, person.email)
-    return Flow(http, base, person, account.tenant.id, await register(http))
+    return Flow(http, base, person, tenant_id, client_id or await register(http))
