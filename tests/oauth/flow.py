@@ -7,6 +7,7 @@ import base64
 import hashlib
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -20,6 +21,7 @@ from vibexp.core.access import Role
 
 __all__ = [
     "REDIRECT",
+    "Connect",
     "Flow",
     "Pkce",
     "consent_form",
@@ -184,3 +186,9 @@ async def person_flow(
     if signed_in:
         await sign_in(http, person.email)
     return Flow(http, base, person, tenant_id, client_id or await register(http))
+
+
+#: The ``connect`` fixture (``oauth/conftest.py``): ``connect(role, client_id=None)`` is a new person of ``role`` in
+#: the test's account, signed in on a browser of their own (``Flow.http``), and a client (``client_id``, or one
+#: registered now).
+Connect = Callable[..., Awaitable[Flow]]

@@ -7,42 +7,18 @@ is refused at once in this process, audited ``oauth.revoked``, and a second one 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack
-
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpers.api_errors import assert_error
 from helpers.factories import Account
-from oauth.conftest import BASE
-from oauth.flow import Flow, person_flow, register
+from oauth.flow import Connect, Flow, new_flow, register
 from vibexp.core.access import Role
 
 GRANTS = "/api/v1/oauth/grants"
 LIST_TOOLS = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-
-#: A new person of a role in the test's account, signed in on a browser of their own, and a client.
-Connect = Callable[..., Awaitable[Flow]]
-
-
-@pytest.fixture
-async def connect(
-    app: FastAPI, client_address: str, account: Account, session_factory: async_sessionmaker[AsyncSession]
-) -> AsyncIterator[Connect]:
-    async with AsyncExitStack() as stack:
-
-        async def new(role: Role = Role.member, client_id: str | None = None) -> Flow:
-            transport = httpx.ASGITransport(app=app, client=(client_address, 40000))
-            browser = await stack.enter_async_context(httpx.AsyncClient(transport=transport, base_url=BASE))
-            return await person_flow(
-                browser, session_factory, tenant_id=account.tenant.id, role=role, client_id=client_id
-            )
-
-        yield new
 
 
 async def _mcp(flow: Flow, token: str) -> int:
@@ -120,7 +96,6 @@ async def test_members_see_their_own_admins_everyones_and_the_owner_filter_narro
 async def test_another_accounts_grants_are_neither_listed_nor_revocable(
     client: httpx.AsyncClient, account: Account, connect: Connect, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
-    from oauth.flow import new_flow
 
     elsewhere = await new_flow(client, session_factory, role=Role.owner)
     tokens = await elsewhere.tokens()
