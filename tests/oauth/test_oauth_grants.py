@@ -94,9 +94,8 @@ async def test_members_see_their_own_admins_everyones_and_the_owner_filter_narro
 
 
 async def test_another_accounts_grants_are_neither_listed_nor_revocable(
-    client: httpx.AsyncClient, account: Account, connect: Connect, session_factory: async_sessionmaker[AsyncSession]
+    client: httpx.AsyncClient, account: Account, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
-
     elsewhere = await new_flow(client, session_factory, role=Role.owner)
     tokens = await elsewhere.tokens()
     foreign = await _grant_id(elsewhere)
