@@ -20,6 +20,7 @@ from helpers.teams import PASSWORD, Person, make_person
 from vibexp.core.access import Role
 
 __all__ = [
+    "LOCAL_BASE",
     "REDIRECT",
     "Connect",
     "Flow",
@@ -32,6 +33,8 @@ __all__ = [
     "sign_in",
 ]
 
+#: The in-process app's address in the OAuth tests: a Host the MCP transport's DNS-rebinding check allows.
+LOCAL_BASE = "http://127.0.0.1"
 #: A native client's loopback redirect, as the MCP SDK and Claude Code register it.
 REDIRECT = "http://127.0.0.1:33418/callback"
 
@@ -161,7 +164,7 @@ async def new_flow(
     http: httpx.AsyncClient,
     factory: async_sessionmaker[AsyncSession],
     *,
-    base: str = "http://127.0.0.1",
+    base: str = LOCAL_BASE,
     role: Role = Role.member,
     signed_in: bool = True,
 ) -> Flow:
@@ -175,7 +178,7 @@ async def person_flow(
     factory: async_sessionmaker[AsyncSession],
     *,
     tenant_id: str,
-    base: str = "http://127.0.0.1",
+    base: str = LOCAL_BASE,
     role: Role = Role.member,
     signed_in: bool = True,
     client_id: str | None = None,
@@ -188,7 +191,7 @@ async def person_flow(
     return Flow(http, base, person, tenant_id, client_id or await register(http))
 
 
-#: The ``connect`` fixture (``oauth/conftest.py``): ``connect(role, client_id=None)`` is a new person of ``role`` in
+#: The ``connect`` fixture (``helpers/fixtures.py``): ``connect(role, client_id=None)`` is a new person of ``role`` in
 #: the test's account, signed in on a browser of their own (``Flow.http``), and a client (``client_id``, or one
 #: registered now).
 Connect = Callable[..., Awaitable[Flow]]
