@@ -113,7 +113,7 @@ async def test_the_empty_page_says_how_to_connect(connect: Connect) -> None:
     alice = await connect(Role.member)
     page = await alice.http.get(PAGE)
     assert page.status_code == 200 and _ROW.findall(page.text) == []
-    assert 'data-testid="empty"' in page.text and "/mcp/v1/connect</code>" in page.text
+    assert 'data-testid="empty"' in page.text and "<code>http://127.0.0.1/mcp/v1/connect</code>" in page.text
     assert "Connect with OAuth" in page.text
     revoked = await alice.http.get(PAGE, params={"status": "revoked"})
     assert 'data-testid="no-match"' in revoked.text

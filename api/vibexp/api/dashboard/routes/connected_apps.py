@@ -18,6 +18,8 @@ from vibexp.api.dashboard.deps import CsrfChecked, CurrentViewer
 from vibexp.api.dashboard.errors import DashboardRoute
 from vibexp.api.dashboard.rendering import redirect, render
 from vibexp.api.deps import SessionDep
+from vibexp.api.oauth.urls import public_base, resource_url
+from vibexp.api.settings import ApiSettings
 from vibexp.core.access import Scope
 from vibexp.core.errors import Conflict, InvalidInput
 from vibexp.core.oauth import usecases as oauth
@@ -35,6 +37,12 @@ OWNER_FILTERS: dict[str, str] = {"me": "Mine", "all": "Everyone's"}
 #: Connected apps a page shows ("Older connected apps" follows the cursor).
 PAGE_SIZE = DEFAULT_PAGE_SIZE
 REVOKED_NOTICE = "Connected app revoked: its tokens stop working within a second, on every server."
+
+
+def _connect_url(request: Request) -> str:
+    """The MCP address a tool connects to by OAuth (the empty state's): the public URL's, else this request's."""
+    settings: ApiSettings = request.app.state.runtime.settings
+    return resource_url(public_base(request.scope, settings))
 
 
 @router.get(PAGE)
@@ -69,6 +77,7 @@ async def connected_apps_page(
         "owner_filters": OWNER_FILTERS,
         "manages": manages,
         "me": viewer.user.id,
+        "connect_url": _connect_url(request),
         "notice": REVOKED_NOTICE if request.query_params.get("revoked") == "1" else None,
     }
     return render(request, TEMPLATE, context)
