@@ -41,10 +41,10 @@ async def _revoke(flow: Flow, grant_id: str, *, csrf: bool = True) -> tuple[int,
     return answer.status_code, answer.headers.get("location", answer.text)
 
 
-async def test_a_member_sees_their_own_and_revokes_one(connect: Connect) -> None:
-    alice = await connect(Role.member)
+async def test_a_member_sees_their_own_and_revokes_one(oauth_person: Connect) -> None:
+    alice = await oauth_person(Role.member)
     tokens = await alice.tokens(scopes=["prompts:read"])
-    bob = await connect(Role.member, client_id=alice.client_id)
+    bob = await oauth_person(Role.member, client_id=alice.client_id)
     await bob.tokens()
     page = await alice.http.get(PAGE)
     assert page.status_code == 200
@@ -67,9 +67,9 @@ async def test_a_member_sees_their_own_and_revokes_one(connect: Connect) -> None
     assert await _revoke(alice, grant) == (303, f"{PAGE}?status=revoked")  # a second press: no error, nothing new
 
 
-async def test_a_member_gets_the_404_page_for_anothers_grant(connect: Connect) -> None:
-    alice = await connect(Role.member)
-    bob = await connect(Role.member, client_id=alice.client_id)
+async def test_a_member_gets_the_404_page_for_anothers_grant(oauth_person: Connect) -> None:
+    alice = await oauth_person(Role.member)
+    bob = await oauth_person(Role.member, client_id=alice.client_id)
     his = await bob.tokens()
     [grant] = await _rows(bob)
     status, body = await _revoke(alice, grant)
@@ -80,11 +80,11 @@ async def test_a_member_gets_the_404_page_for_anothers_grant(connect: Connect) -
 
 
 async def test_an_admin_sees_everyones_narrows_to_their_own_and_revokes_a_members(
-    connect: Connect, account: Account
+    oauth_person: Connect, account: Account
 ) -> None:
-    admin = await connect(Role.admin)
+    admin = await oauth_person(Role.admin)
     await admin.tokens()
-    member = await connect(Role.member, client_id=admin.client_id)
+    member = await oauth_person(Role.member, client_id=admin.client_id)
     tokens = await member.tokens()
     everyone = await _rows(admin)
     [mine] = await _rows(admin, owner="me")
@@ -101,16 +101,16 @@ async def test_an_admin_sees_everyones_narrows_to_their_own_and_revokes_a_member
     assert event["actor"]["name"] == admin.person.email
 
 
-async def test_a_viewer_revokes_their_own_signed_in(connect: Connect) -> None:
-    viewer = await connect(Role.viewer)
+async def test_a_viewer_revokes_their_own_signed_in(oauth_person: Connect) -> None:
+    viewer = await oauth_person(Role.viewer)
     tokens = await viewer.tokens()
     [grant] = await _rows(viewer)
     assert await _revoke(viewer, grant) == (303, f"{PAGE}?revoked=1")
     assert await _mcp(viewer, tokens["access_token"]) == 401
 
 
-async def test_the_empty_page_says_how_to_connect(connect: Connect) -> None:
-    alice = await connect(Role.member)
+async def test_the_empty_page_says_how_to_connect(oauth_person: Connect) -> None:
+    alice = await oauth_person(Role.member)
     page = await alice.http.get(PAGE)
     assert page.status_code == 200 and _ROW.findall(page.text) == []
     assert 'data-testid="empty"' in page.text and "<code>http://127.0.0.1/mcp/v1/connect</code>" in page.text
@@ -120,15 +120,15 @@ async def test_the_empty_page_says_how_to_connect(connect: Connect) -> None:
 
 
 @pytest.mark.parametrize("query", [{"status": "gone"}, {"owner": "service"}, {"cursor": "!!"}])
-async def test_a_bad_filter_is_the_422_page(connect: Connect, query: dict[str, str]) -> None:
-    alice = await connect(Role.admin)
+async def test_a_bad_filter_is_the_422_page(oauth_person: Connect, query: dict[str, str]) -> None:
+    alice = await oauth_person(Role.admin)
     page = await alice.http.get(PAGE, params=query)
     assert page.status_code == 422 and "<h1>" in page.text
 
 
-async def test_older_apps_are_a_page_away(connect: Connect, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_older_apps_are_a_page_away(oauth_person: Connect, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(connected_apps, "PAGE_SIZE", 2)
-    alice = await connect(Role.member)
+    alice = await oauth_person(Role.member)
     for _ in range(3):
         await alice.tokens()
     page = (await alice.http.get(PAGE)).text

@@ -19,7 +19,7 @@ from oauth.flow import LOCAL_BASE, Connect, Flow, person_flow
 from vibexp.core.access import Role
 from vibexp.core.db import create_engine, create_session_factory
 
-__all__ = ["START_TIMEOUT", "connect", "db_factory", "empty_database_url", "start_servers", "two_servers"]
+__all__ = ["START_TIMEOUT", "db_factory", "empty_database_url", "oauth_person", "start_servers", "two_servers"]
 
 #: Seconds a `vibexp serve` may take to become ready (imports are slow on a busy two-core machine).
 START_TIMEOUT = 120.0
@@ -37,12 +37,13 @@ def start_servers(servers: Sequence[LiveServer], log_dir: Path) -> None:
 
 
 @pytest.fixture
-async def connect(
+async def oauth_person(
     app: FastAPI, client_address: str, account: Account, session_factory: async_sessionmaker[AsyncSession]
 ) -> AsyncIterator[Connect]:
-    """``connect(role, client_id=None)``: a new person of ``role`` in the test's ``account``, signed in on a browser
-    of their own (``Flow.http``, on the in-process app at ``http://127.0.0.1``), and an OAuth client (``client_id``,
-    or one registered now): ``await flow.tokens()`` then makes them a grant through the real consent flow."""
+    """``oauth_person(role, client_id=None)``: a new person of ``role`` in the test's ``account``, signed in on a
+    browser of their own (``Flow.http``, on the in-process app at ``http://127.0.0.1``), and an OAuth client
+    (``client_id``, or one registered now): ``await flow.tokens()`` then makes them a grant through the real consent
+    flow."""
     async with AsyncExitStack() as stack:
 
         async def new(role: Role = Role.member, client_id: str | None = None) -> Flow:

@@ -191,7 +191,7 @@ async def person_flow(
     return Flow(http, base, person, tenant_id, client_id or await register(http))
 
 
-#: The ``connect`` fixture (``helpers/fixtures.py``): ``connect(role, client_id=None)`` is a new person of ``role`` in
-#: the test's account, signed in on a browser of their own (``Flow.http``), and a client (``client_id``, or one
-#: registered now).
+#: The ``oauth_person`` fixture (``helpers/fixtures.py``): ``oauth_person(role, client_id=None)`` is a new person of
+#: ``role`` in the test's account, signed in on a browser of their own (``Flow.http``), and a client (``client_id``,
+#: or one registered now).
 Connect = Callable[..., Awaitable[Flow]]

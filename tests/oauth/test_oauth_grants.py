@@ -42,9 +42,9 @@ async def _grant_id(flow: Flow) -> str:
 
 
 async def test_an_item_names_its_client_owner_scopes_and_usage(
-    client: httpx.AsyncClient, account: Account, connect: Connect
+    client: httpx.AsyncClient, account: Account, oauth_person: Connect
 ) -> None:
-    alice = await connect(Role.member)
+    alice = await oauth_person(Role.member)
     tokens = await alice.tokens(scopes=["prompts:read", "memories:write"])
     assert await _mcp(alice, tokens["access_token"]) == 200
     answer = await client.get(GRANTS, headers=alice.person.headers)
@@ -66,13 +66,13 @@ async def test_an_item_names_its_client_owner_scopes_and_usage(
 
 
 async def test_members_see_their_own_admins_everyones_and_the_owner_filter_narrows(
-    client: httpx.AsyncClient, account: Account, connect: Connect
+    client: httpx.AsyncClient, account: Account, oauth_person: Connect
 ) -> None:
-    alice = await connect(Role.member)
+    alice = await oauth_person(Role.member)
     await alice.tokens()
-    bob = await connect(Role.viewer, client_id=alice.client_id)
+    bob = await oauth_person(Role.viewer, client_id=alice.client_id)
     await bob.tokens()
-    admin = await connect(Role.admin, client_id=alice.client_id)
+    admin = await oauth_person(Role.admin, client_id=alice.client_id)
     await admin.tokens()
     alice_grant, bob_grant, admin_grant = await _grant_id(alice), await _grant_id(bob), await _grant_id(admin)
 
@@ -105,10 +105,10 @@ async def test_another_accounts_grants_are_neither_listed_nor_revocable(
 
 
 async def test_a_member_cannot_revoke_anothers_grant_and_is_not_told_it_exists(
-    client: httpx.AsyncClient, account: Account, connect: Connect
+    client: httpx.AsyncClient, account: Account, oauth_person: Connect
 ) -> None:
-    alice = await connect(Role.member)
-    bob = await connect(Role.member, client_id=alice.client_id)
+    alice = await oauth_person(Role.member)
+    bob = await oauth_person(Role.member, client_id=alice.client_id)
     bob_tokens = await bob.tokens()
     bob_grant = await _grant_id(bob)
     refused = await client.delete(f"{GRANTS}/{bob_grant}", headers=alice.person.headers)
@@ -119,9 +119,9 @@ async def test_a_member_cannot_revoke_anothers_grant_and_is_not_told_it_exists(
 
 
 async def test_revoke_refuses_the_token_audits_and_a_second_revoke_is_409(
-    client: httpx.AsyncClient, account: Account, connect: Connect
+    client: httpx.AsyncClient, account: Account, oauth_person: Connect
 ) -> None:
-    alice = await connect(Role.member)
+    alice = await oauth_person(Role.member)
     tokens = await alice.tokens()
     grant = await _grant_id(alice)
     assert await _mcp(alice, tokens["access_token"]) == 200
@@ -146,11 +146,11 @@ async def test_revoke_refuses_the_token_audits_and_a_second_revoke_is_409(
 
 
 async def test_a_viewers_read_only_key_lists_but_does_not_revoke(
-    client: httpx.AsyncClient, account: Account, connect: Connect
+    client: httpx.AsyncClient, account: Account, oauth_person: Connect
 ) -> None:
     """A viewer's keys are read-only (``key_ceiling``): their key lists their grants; revoking is the dashboard's
     (signed in, where a viewer holds ``keys:write`` for their own credentials)."""
-    viewer = await connect(Role.viewer)
+    viewer = await oauth_person(Role.viewer)
     tokens = await viewer.tokens()
     grant = await _grant_id(viewer)
     refused = await client.delete(f"{GRANTS}/{grant}", headers=viewer.person.headers)
@@ -167,9 +167,9 @@ async def test_a_viewers_read_only_key_lists_but_does_not_revoke(
     ],
 )
 async def test_a_bad_id_is_a_clear_error_and_changes_nothing(
-    client: httpx.AsyncClient, account: Account, connect: Connect, grant_id: str, status: int, code: str
+    client: httpx.AsyncClient, account: Account, oauth_person: Connect, grant_id: str, status: int, code: str
 ) -> None:
-    alice = await connect(Role.member)
+    alice = await oauth_person(Role.member)
     tokens = await alice.tokens()
     error = assert_error(await client.delete(f"{GRANTS}/{grant_id}", headers=account.headers), status, code)
     assert grant_id not in error["message"] or status == 422
@@ -177,9 +177,9 @@ async def test_a_bad_id_is_a_clear_error_and_changes_nothing(
 
 
 async def test_pages_follow_the_cursor_newest_first(
-    client: httpx.AsyncClient, account: Account, connect: Connect
+    client: httpx.AsyncClient, account: Account, oauth_person: Connect
 ) -> None:
-    alice = await connect(Role.member)
+    alice = await oauth_person(Role.member)
     for _ in range(3):  # the same person lets the same client in three times: three grants
         await alice.tokens()
     everyone = await _ids(client, account.headers)
@@ -213,8 +213,10 @@ async def test_a_key_without_keys_scopes_is_refused(client: httpx.AsyncClient, a
     )
 
 
-async def test_an_access_token_is_no_credential_for_the_grants_api(client: httpx.AsyncClient, connect: Connect) -> None:
-    alice = await connect(Role.owner)
+async def test_an_access_token_is_no_credential_for_the_grants_api(
+    client: httpx.AsyncClient, oauth_person: Connect
+) -> None:
+    alice = await oauth_person(Role.owner)
     tokens = await alice.tokens(scopes=["keys:write"])
     grant = await _grant_id(alice)
     bearer = {"Authorization": f"Bearer {tokens['access_token']}"}

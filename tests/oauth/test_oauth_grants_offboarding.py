@@ -122,11 +122,11 @@ async def test_another_members_grants_stay(
     client: httpx.AsyncClient,
     account: Account,
     alice: Flow,
-    connect: Connect,
+    oauth_person: Connect,
     session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
     mine = await alice.tokens()
-    bob = await connect(Role.member, client_id=alice.client_id)
+    bob = await oauth_person(Role.member, client_id=alice.client_id)
     his = await bob.tokens()
     removed = await client.delete(f"/api/v1/members/{alice.person.user_id}", headers=account.headers)
     assert removed.status_code == 204
