@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vibexp.core.access import ALL_SCOPES, Actor, Caller, CredentialKind, Scope, key_ceiling, requires
 from vibexp.core.errors import Conflict, InsufficientScope, NotFound
 from vibexp.core.ids import is_id
+from vibexp.core.keys.service import SERVICE_KEYS
 from vibexp.core.keys.usecases import owner_filter
 from vibexp.core.oauth import service
 from vibexp.core.oauth.errors import OAuthError
@@ -164,7 +165,7 @@ async def list_grants(
     """The account's grants, newest first (a member's or viewer's own); ``owner`` as the keys' ``owner_filter``
     reads it (``service``, keys of no person, matches no grant: every grant is a person's)."""
     user_id = await owner_filter(session, caller=caller, owner=owner)
-    if user_id == "":  # keys.service.SERVICE_KEYS: a grant always belongs to a person
+    if user_id == SERVICE_KEYS:  # a grant always belongs to a person
         return Page(items=[], next_cursor=None)
     return await service.list_grants(
         session, tenant_id=caller.tenant_id, user_id=user_id, active=active, limit=limit, cursor=cursor
@@ -182,11 +183,6 @@ async def _visible_grant(session: AsyncSession, caller: Caller, grant_id: str, *
     if view is None or (caller.sees_only_own_keys and view.grant.user_id != caller.person):
         raise NotFound(_GRANT_NOT_FOUND)
     return view
-
-
-@requires(Scope.keys_read)
-async def get_grant(session: AsyncSession, *, caller: Caller, grant_id: str) -> GrantView:
-    return await _visible_grant(session, caller, grant_id)
 
 
 @requires(Scope.keys_write)
