@@ -24,6 +24,7 @@ from playwright.async_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import select
 
 from browser.conftest import DashboardUser, TwoAccountUser
+from browser.test_connected_apps_browser import add_connected_apps
 from browser.test_dashboard_browser import create_key, shot, sign_in
 from helpers.databases import sqlite_url
 from helpers.factories import TEST_ACTOR
@@ -96,6 +97,7 @@ PAGES: dict[str, Callable[[Seed], list[str]] | None] = {
     "/settings/export": lambda s: ["/settings/export"],
     "/settings/account": lambda s: ["/settings/account"],
     "/settings/members": lambda s: ["/settings/members"],
+    "/settings/connected-apps": lambda s: ["/settings/connected-apps", "/settings/connected-apps?status=all"],
     "/settings/alerts": lambda s: ["/settings/alerts"],
     "/join": lambda s: ["/join", "/join#vibinv_not-a-real-token"],
     "/settings/audit-log": lambda s: ["/settings/audit-log", f"/settings/audit-log?key={s.key_id}"],
@@ -120,6 +122,7 @@ EMPTY_PAGES = [
     "/memories",
     "/settings/export",
     "/settings/members",
+    "/settings/connected-apps",
     "/settings/alerts",
     "/settings/audit-log",
     "/alerts",
@@ -193,7 +196,8 @@ async def auditor(axe_context: BrowserContext, axe_source: str, screenshots: Pat
 
 
 async def fill_account(live_server: LiveServer, browser_db: str, user: DashboardUser) -> Seed:
-    """A full account: keys (one revoked), usage, alerts, prompts with versions, an artifact, a memory."""
+    """A full account: keys (one revoked), usage, alerts, prompts with versions, an artifact, a memory, connected
+    apps (one revoked, one a member's)."""
     engine = create_engine(browser_db)
     try:
         async with session_scope(create_session_factory(engine)) as session:
@@ -210,6 +214,7 @@ async def fill_account(live_server: LiveServer, browser_db: str, user: Dashboard
                 session.add(Alert(tenant_id=tenant.id, key_id=key_id, kind=kind.value, details=details))
     finally:
         await engine.dispose()
+    await add_connected_apps(browser_db, user)
     headers = {"Authorization": f"Bearer {new.plaintext}", "User-Agent": "python-requests/2.32"}
     async with httpx.AsyncClient(base_url=f"{live_server.url}/api/v1", headers=headers) as api:
         prompt = (

@@ -333,7 +333,9 @@ async def test_navigation_follows_the_guide(client: httpx.AsyncClient, person: P
         "Overview", "Usage", "Alerts", "Prompts", "Artifacts", "Memories", "Settings"
     ]  # fmt: skip
     assert '<a href="/settings/api-keys" aria-current="true">Settings</a>' in main.group(0)
-    settings_links = ["API Keys", "Account", "Members", "Alerts settings", "Audit log", "Export"]  # an owner
+    settings_links = [  # an owner
+        "API Keys", "Account", "Members", "Connected apps", "Alerts settings", "Audit log", "Export"
+    ]  # fmt: skip
     assert re.findall(r">(\w[\w ]*?)</a>", settings.group(0)) == settings_links
     assert '<a href="/settings/api-keys" aria-current="page">API Keys</a>' in settings.group(0)
     assert '<a class="docs-link" href="/docs">API docs</a>' in page

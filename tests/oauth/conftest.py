@@ -9,7 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-BASE = "http://127.0.0.1"
+from oauth.flow import LOCAL_BASE as BASE
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -19,16 +20,21 @@ from helpers.teams import PASSWORD, Person, make_person
 from vibexp.core.access import Role
 
 __all__ = [
+    "LOCAL_BASE",
     "REDIRECT",
+    "Connect",
     "Flow",
     "Pkce",
     "consent_form",
     "new_flow",
+    "person_flow",
     "post_form",
     "query_of",
     "sign_in",
 ]
 
+#: The in-process app's address in the OAuth tests: a Host the MCP transport's DNS-rebinding check allows.
+LOCAL_BASE = "http://127.0.0.1"
 #: A native client's loopback redirect, as the MCP SDK and Claude Code register it.
 REDIRECT = "http://127.0.0.1:33418/callback"
 
@@ -158,13 +164,34 @@ async def new_flow(
     http: httpx.AsyncClient,
     factory: async_sessionmaker[AsyncSession],
     *,
-    base: str = "http://127.0.0.1",
+    base: str = LOCAL_BASE,
     role: Role = Role.member,
     signed_in: bool = True,
 ) -> Flow:
     """A fresh account with a person of ``role`` (signed in on ``http``) and a newly registered client."""
     account = await make_account(factory)
-    person = await make_person(factory, tenant_id=account.tenant.id, role=role)
+    return await person_flow(http, factory, tenant_id=account.tenant.id, base=base, role=role, signed_in=signed_in)
+
+
+async def person_flow(
+    http: httpx.AsyncClient,
+    factory: async_sessionmaker[AsyncSession],
+    *,
+    tenant_id: str,
+    base: str = LOCAL_BASE,
+    role: Role = Role.member,
+    signed_in: bool = True,
+    client_id: str | None = None,
+) -> Flow:
+    """A new person of ``role`` in the account ``tenant_id`` (signed in on ``http``: their browser) and a client,
+    ``client_id`` or one registered now."""
+    person = await make_person(factory, tenant_id=tenant_id, role=role)
     if signed_in:
         await sign_in(http, person.email)
-    return Flow(http, base, person, account.tenant.id, await register(http))
+    return Flow(http, base, person, tenant_id, client_id or await register(http))
+
+
+#: The ``oauth_person`` fixture (``helpers/fixtures.py``): ``oauth_person(role, client_id=None)`` is a new person of
+#: ``role`` in the test's account, signed in on a browser of their own (``Flow.http``), and a client (``client_id``,
+#: or one registered now).
+Connect = Callable[..., Awaitable[Flow]]

@@ -17,6 +17,7 @@ from vibexp.api.endpoints.health import bench_router, health_router
 from vibexp.api.endpoints.keys import account_router, keys_router
 from vibexp.api.endpoints.leaks import leaks_router
 from vibexp.api.endpoints.members import members_router
+from vibexp.api.endpoints.oauth_grants import oauth_grants_router
 from vibexp.api.endpoints.prompt_versions import prompt_versions_router
 from vibexp.api.endpoints.transfer import transfer_router
 from vibexp.api.errors import install_error_handlers
@@ -99,6 +100,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         alerts_router,
         leaks_router,
         members_router,
+        oauth_grants_router,
     ):
         app.include_router(router)
     mount_mcp(app, runtime, settings)  # /mcp/v1/common and /mcp/v1/connect; the SDK session manager's lifespan

@@ -37,7 +37,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     role.add_argument("--email", required=True, help="the member's e-mail")
     role.add_argument("role", metavar="ROLE", choices=ROLES, help="the new role: " + ", ".join(ROLES))
     role.set_defaults(func=cmd_member_role)
-    remove = member.add_parser("remove", help="remove a member (their personal keys are revoked at once)")
+    remove = member.add_parser(
+        "remove", help="remove a member (their personal keys and connected apps are revoked at once)"
+    )
     remove.add_argument("--tenant", required=True, metavar="NAME", help="the account")
     remove.add_argument("--email", required=True, help="the member's e-mail")
     remove.set_defaults(func=cmd_member_remove)
@@ -108,8 +110,9 @@ def cmd_member_remove(args: argparse.Namespace, settings: Settings) -> int:
         tenant = await accounts.account_named(session, name=args.tenant)
         caller = Caller.cli(tenant.id)
         user = await members.member_by_email(session, caller=caller, email=args.email)
-        revoked = await members.remove(session, caller=caller, user_id=user.id)
-        return f"removed {user.email} from {tenant.name}; revoked {len(revoked)} personal key(s)"
+        removal = await members.remove(session, caller=caller, user_id=user.id)
+        keys, apps = len(removal.revoked_keys), len(removal.revoked_grants)
+        return f"removed {user.email} from {tenant.name}; revoked {keys} personal key(s) and {apps} connected app(s)"
 
     err(in_session(settings, work))
     return 0

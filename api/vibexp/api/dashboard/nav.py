@@ -42,6 +42,7 @@ SETTINGS_PAGES: tuple[Page, ...] = (
     Page("/settings/api-keys", "API Keys", needs=Scope.keys_read),
     Page("/settings/account", "Account"),
     Page("/settings/members", "Members", needs=Scope.members_read),
+    Page("/settings/connected-apps", "Connected apps", needs=Scope.keys_read),
     Page("/settings/alerts", "Alerts settings", needs=Scope.alerts_write, listed_only_with=Scope.alerts_write),
     Page("/settings/audit-log", "Audit log", needs=Scope.audit_read, listed_only_with=Scope.audit_read),
     Page("/settings/export", "Export"),

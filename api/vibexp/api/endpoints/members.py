@@ -114,7 +114,8 @@ async def change_role(user_id: str, body: RoleUpdate, session: SessionDep, calle
 @members_router.delete(
     "/{user_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    summary="Remove a member: every personal key of theirs is revoked at once; service keys stay",
+    summary="Remove a member: every personal key and connected app (OAuth grant) of theirs is revoked at once; "
+    "service keys stay",
 )
 async def remove_member(user_id: str, session: SessionDep, caller: CurrentCaller) -> Response:
     await usecases.remove(session, caller=caller, user_id=user_id)

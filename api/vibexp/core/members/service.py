@@ -9,6 +9,9 @@ waits for the mint to commit and then revokes the new key with the others. No ke
 A role change or a removal bumps ``updated_at`` of the person's keys in the same transaction (and notes
 ``KEY_CHANGED``): the key verifiers cache each key with its owner's role ceiling, and they already poll keys'
 ``updated_at`` every 0.25 s, so the change reaches every replica as fast as a revocation does.
+
+A removal also revokes every connected app (OAuth grant) of the person in the account, in the same transaction: the
+token verifiers poll grants' ``updated_at`` the same way, so their tokens stop working on every replica within 1 s.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from vibexp.core.keys import service as keys
 from vibexp.core.keys.models import ApiKey, KeyStatus
 from vibexp.core.members.models import Invitation
 from vibexp.core.notices import Notice, note
+from vibexp.core.oauth import service as oauth
 from vibexp.core.tenants.models import Tenant
 from vibexp.core.users.models import Membership, User
 from vibexp.core.users.service import join, lock_member
@@ -39,6 +43,7 @@ __all__ = [
     "INVITATION_PREFIX",
     "MemberRow",
     "NewInvitation",
+    "Removal",
     "change_role",
     "create_invitation",
     "ensure_owner",
@@ -67,6 +72,14 @@ class MemberRow:
     joined_at: datetime
     last_seen_at: datetime | None
     key_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """What a member's removal revoked with them: their personal keys' and their grants' (connected apps') ids."""
+
+    revoked_keys: list[str]
+    revoked_grants: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,10 +208,10 @@ async def ensure_owner(session: AsyncSession, *, tenant_id: str, user: User, act
     return previous
 
 
-async def remove_member(session: AsyncSession, *, tenant_id: str, user_id: str, actor: Actor) -> list[str]:
-    """Remove a member and revoke every personal key of theirs in this account, in this transaction (each audited
-    ``key.revoked`` with ``reason: member_removed``); service keys stay. The last owner cannot be removed
-    (``Conflict``, ``last_owner``). Returns the revoked keys' ids."""
+async def remove_member(session: AsyncSession, *, tenant_id: str, user_id: str, actor: Actor) -> Removal:
+    """Remove a member and revoke every personal key and every grant (connected app) of theirs in this account, in
+    this transaction (each audited ``key.revoked`` / ``oauth.revoked`` with ``reason: member_removed``); service keys
+    stay. The last owner cannot be removed (``Conflict``, ``last_owner``). Returns what was revoked."""
     await lock_account(session, tenant_id=tenant_id)
     membership, user = await get_member(session, tenant_id=tenant_id, user_id=user_id)
     locked = await lock_member(session, tenant_id=tenant_id, user_id=user_id)  # waits for a mint in flight
@@ -218,6 +231,9 @@ async def remove_member(session: AsyncSession, *, tenant_id: str, user_id: str, 
         if await keys.revoke_once(session, key=key, actor=actor, details={"reason": "member_removed"}):
             revoked.append(key.id)
     await _touch_keys(session, tenant_id=tenant_id, user_id=user_id)
+    grants = await oauth.revoke_person_grants(
+        session, tenant_id=tenant_id, user_id=user_id, reason="member_removed", actor=actor
+    )
     await session.delete(locked)
     await audit.record(
         session,
@@ -225,10 +241,10 @@ async def remove_member(session: AsyncSession, *, tenant_id: str, user_id: str, 
         action="member.removed",
         actor=actor,
         target=Target("user", id=user.id, name=user.email),
-        details={"role": membership.role, "revoked_keys": revoked},
+        details={"role": membership.role, "revoked_keys": revoked, "revoked_grants": grants},
     )
     await session.flush()
-    return revoked
+    return Removal(revoked_keys=revoked, revoked_grants=grants)
 
 
 # -- invitations --------------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from vibexp.core.config import get_settings
 from vibexp.core.errors import AuthenticationFailed, Conflict, InsufficientScope, NotFound
 from vibexp.core.members import service
 from vibexp.core.members.models import Invitation
-from vibexp.core.members.service import MemberRow, NewInvitation
+from vibexp.core.members.service import MemberRow, NewInvitation, Removal
 from vibexp.core.users import service as users
 from vibexp.core.users.models import Membership, User
 
@@ -28,6 +28,7 @@ __all__ = [
     "MemberRow",
     "NewInvitation",
     "OwnerEnsured",
+    "Removal",
     "accept_invitation",
     "change_role",
     "ensure_owner",
@@ -119,8 +120,9 @@ async def ensure_owner(session: AsyncSession, *, caller: Caller, email: str) -> 
 
 
 @requires(Scope.members_write)
-async def remove(session: AsyncSession, *, caller: Caller, user_id: str) -> list[str]:
-    """Remove a member (or leave, for oneself); their personal keys are revoked in the same transaction."""
+async def remove(session: AsyncSession, *, caller: Caller, user_id: str) -> Removal:
+    """Remove a member (or leave, for oneself); their personal keys and connected apps (OAuth grants) are revoked in
+    the same transaction."""
     membership, _ = await service.get_member(session, tenant_id=caller.tenant_id, user_id=user_id)
     _not_above(caller, Role(membership.role), "remove an")
     return await service.remove_member(session, tenant_id=caller.tenant_id, user_id=user_id, actor=caller.actor)

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import Row, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp.core import access, notices
@@ -34,18 +36,23 @@ from vibexp.core.oauth.tokens import (
     new_refresh_token,
     pkce_matches,
 )
-from vibexp.core.users.models import Membership
+from vibexp.core.pagination import DEFAULT_PAGE_SIZE, Page, decode_cursor, encode_cursor
+from vibexp.core.users.models import Membership, User
 
 __all__ = [
     "ACCESS_TTL",
     "CODE_TTL",
+    "GrantView",
     "exchange_code",
     "get_client",
+    "get_grant",
     "issue_code",
+    "list_grants",
     "redirect_allowed",
     "refresh",
     "register_client",
     "revoke_grant",
+    "revoke_person_grants",
     "revoke_token",
 ]
 
@@ -282,3 +289,86 @@ async def revoke_token(session: AsyncSession, *, token: str, client_id: str | No
     if grant is None or (client_id is not None and grant.client_id != client_id):
         return
     await revoke_grant(session, grant, reason="client", actor=actor)
+
+
+# -- grants as credentials (REST /api/v1/oauth/grants, Settings → Connected apps, offboarding) ---------------------
+@dataclass(frozen=True, slots=True)
+class GrantView:
+    """A grant with its client and its person's e-mail, as the lists show it."""
+
+    grant: OAuthGrant
+    client: OAuthClient
+    owner_email: str
+
+    @property
+    def redirect_host(self) -> str:
+        """The host the client's (first) redirect URI points at: what a person recognises a client by."""
+        for uri in self.client.redirect_uris:
+            host = urlsplit(uri).hostname
+            if host:
+                return host
+        return ""
+
+
+def _views(rows: Sequence[Row[OAuthGrant, OAuthClient, str]]) -> list[GrantView]:
+    return [GrantView(grant, client, email) for grant, client, email in rows]
+
+
+def _with_client_and_owner() -> Select[OAuthGrant, OAuthClient, str]:
+    return (
+        select(OAuthGrant, OAuthClient, User.email)
+        .join(OAuthClient, OAuthClient.id == OAuthGrant.client_id)
+        .join(User, User.id == OAuthGrant.user_id)
+    )
+
+
+async def list_grants(
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    user_id: str | None = None,
+    active: bool | None = None,
+    limit: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+) -> Page[GrantView]:
+    """The account's grants (``user_id``: one person's), newest first; ``active`` True: not revoked, False: revoked.
+    Ids are time-ordered, so the cursor is the last id."""
+    query = _with_client_and_owner().where(OAuthGrant.tenant_id == tenant_id)
+    if user_id is not None:
+        query = query.where(OAuthGrant.user_id == user_id)
+    if active is True:
+        query = query.where(OAuthGrant.revoked_at.is_(None))
+    elif active is False:
+        query = query.where(OAuthGrant.revoked_at.is_not(None))
+    if cursor:
+        query = query.where(OAuthGrant.id < decode_cursor(cursor))
+    rows = _views(list(await session.execute(query.order_by(OAuthGrant.id.desc()).limit(limit + 1))))
+    next_cursor = encode_cursor(rows[limit - 1].grant.id) if len(rows) > limit else None
+    return Page(items=rows[:limit], next_cursor=next_cursor)
+
+
+async def get_grant(session: AsyncSession, *, tenant_id: str, grant_id: str, lock: bool = False) -> GrantView | None:
+    """One grant of the account (``lock``: its row locked for a change), or ``None``."""
+    query = _with_client_and_owner().where(OAuthGrant.tenant_id == tenant_id, OAuthGrant.id == grant_id)
+    if lock:
+        query = query.with_for_update(of=OAuthGrant)
+    rows = _views(list(await session.execute(query)))
+    return rows[0] if rows else None
+
+
+async def revoke_person_grants(
+    session: AsyncSession, *, tenant_id: str, user_id: str, reason: str, actor: Actor
+) -> list[str]:
+    """Revoke every live grant of one person in one account (each audited ``oauth.revoked`` with ``reason``), in
+    the caller's transaction; the ids revoked."""
+    grants = await session.scalars(
+        select(OAuthGrant)
+        .where(OAuthGrant.tenant_id == tenant_id, OAuthGrant.user_id == user_id, OAuthGrant.revoked_at.is_(None))
+        .order_by(OAuthGrant.id)
+        .with_for_update()
+    )
+    revoked: list[str] = []
+    for grant in list(grants):
+        await revoke_grant(session, grant, reason=reason, actor=actor)
+        revoked.append(grant.id)
+    return revoked

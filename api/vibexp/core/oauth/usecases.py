@@ -6,6 +6,10 @@ signed-in person's ``Caller`` and never grants wider than their role allows a ke
 
 A refusal that revoked something (a reused code or refresh token, a person who left the account) is returned, not
 raised, so the caller's unit of work commits the revocation; every other refusal raises and changes nothing.
+
+A grant is a credential like a personal key (README "Connected apps"): listing grants needs ``keys:read``, revoking
+one ``keys:write``, and the keys' rule applies — a member or viewer sees and revokes only their own grants (another
+person's is ``NotFound``, never revealed), admins and owners everyone's, with the keys' ``owner=`` filter.
 """
 
 from __future__ import annotations
@@ -14,22 +18,30 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vibexp.core.access import ALL_SCOPES, Actor, Caller, CredentialKind, Scope, key_ceiling
-from vibexp.core.errors import InsufficientScope
+from vibexp.core.access import ALL_SCOPES, Actor, Caller, CredentialKind, Scope, key_ceiling, requires
+from vibexp.core.errors import Conflict, InsufficientScope, NotFound
+from vibexp.core.ids import is_id
+from vibexp.core.keys.service import SERVICE_KEYS
+from vibexp.core.keys.usecases import owner_filter
 from vibexp.core.oauth import service
 from vibexp.core.oauth.errors import OAuthError
 from vibexp.core.oauth.models import OAuthClient
 from vibexp.core.oauth.schemas import ClientRegistration, IssuedTokens
+from vibexp.core.oauth.service import GrantView
+from vibexp.core.pagination import DEFAULT_PAGE_SIZE, Page
 
 __all__ = [
+    "GrantView",
     "allowed_scopes",
     "consent",
     "exchange_code",
     "find_client",
+    "list_grants",
     "redirect_allowed",
     "refresh",
     "register",
     "revoke",
+    "revoke_grant",
 ]
 
 #: Who the audit trail names for what a client does with nothing but its tokens (a reuse, a revocation).
@@ -134,3 +146,51 @@ async def refresh(session: AsyncSession, *, refresh_token: str, client_id: str) 
 
 async def revoke(session: AsyncSession, *, token: str, client_id: str | None) -> None:
     await service.revoke_token(session, token=token, client_id=client_id, actor=_CLIENT_ACTOR)
+
+
+# -- grants as credentials -----------------------------------------------------------------------------------------
+_GRANT_NOT_FOUND = "Connected app (OAuth grant) not found"
+
+
+@requires(Scope.keys_read)
+async def list_grants(
+    session: AsyncSession,
+    *,
+    caller: Caller,
+    owner: str | None = None,
+    active: bool | None = None,
+    limit: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+) -> Page[GrantView]:
+    """The account's grants, newest first (a member's or viewer's own); ``owner`` as the keys' ``owner_filter``
+    reads it (``service``, keys of no person, matches no grant: every grant is a person's)."""
+    user_id = await owner_filter(session, caller=caller, owner=owner)
+    if user_id == SERVICE_KEYS:  # a grant always belongs to a person
+        return Page(items=[], next_cursor=None)
+    return await service.list_grants(
+        session, tenant_id=caller.tenant_id, user_id=user_id, active=active, limit=limit, cursor=cursor
+    )
+
+
+async def _visible_grant(session: AsyncSession, caller: Caller, grant_id: str, *, lock: bool = False) -> GrantView:
+    """The grant, if the caller may see it: another account's, a malformed id, and (for a member or viewer)
+    another person's are all ``NotFound``."""
+    view = (
+        await service.get_grant(session, tenant_id=caller.tenant_id, grant_id=grant_id, lock=lock)
+        if is_id(grant_id)
+        else None
+    )
+    if view is None or (caller.sees_only_own_keys and view.grant.user_id != caller.person):
+        raise NotFound(_GRANT_NOT_FOUND)
+    return view
+
+
+@requires(Scope.keys_write)
+async def revoke_grant(session: AsyncSession, *, caller: Caller, grant_id: str) -> GrantView:
+    """Revoke a connected app: its tokens stop working on every replica within the verifier's poll (audited
+    ``oauth.revoked``, ``reason: revoked``). A grant revoked already is ``Conflict`` (``grant_revoked``)."""
+    view = await _visible_grant(session, caller, grant_id, lock=True)
+    if view.grant.revoked_at is not None:
+        raise Conflict("This connected app was already revoked", code="grant_revoked")
+    await service.revoke_grant(session, view.grant, reason="revoked", actor=caller.actor)
+    return view

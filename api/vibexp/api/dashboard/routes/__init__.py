@@ -10,6 +10,7 @@ from vibexp.api.dashboard.routes import (
     alert_settings,
     alerts,
     audit,
+    connected_apps,
     content,
     keys,
     members,
@@ -22,5 +23,18 @@ from vibexp.api.dashboard.routes import (
 __all__ = ["router"]
 
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
-for module in (account, setup, members, keys, usage, content, prompt_versions, transfer, audit, alerts, alert_settings):
+for module in (
+    account,
+    setup,
+    members,
+    keys,
+    connected_apps,
+    usage,
+    content,
+    prompt_versions,
+    transfer,
+    audit,
+    alerts,
+    alert_settings,
+):
     router.include_router(module.router)
