@@ -18,10 +18,10 @@ Refused, whatever the settings (``DestinationRefused``):
   unspecified and reserved addresses: never a receiver.
 
 Refused unless the caller's allowance is true (``VIBEXP_WEBHOOK_ALLOW_PRIVATE`` for webhooks,
-``VIBEXP_OAUTH_ALLOW_PRIVATE_CLIENT_IDS`` for client metadata documents): every other address that is not globally routable:
-loopback (``127.0.0.0/8``, ``::1``), private ranges (``10/8``, ``172.16/12``, ``192.168/16``, ``fc00::/7``),
-shared address space (``100.64/10``), documentation and benchmark ranges. So a tenant cannot use the server to
-reach the services of its network; set it when the receiver lives in the cluster or on the same host.
+``VIBEXP_OAUTH_ALLOW_PRIVATE_CLIENT_IDS`` for client metadata documents): every other address that is not
+globally routable: loopback (``127.0.0.0/8``, ``::1``), private ranges (``10/8``, ``172.16/12``, ``192.168/16``,
+``fc00::/7``), shared address space (``100.64/10``), documentation and benchmark ranges. So a tenant cannot use
+the server to reach the services of its network; set it when the receiver lives in the cluster or on the same host.
 
 When the URL is set, a name that does not resolve (yet, or from where the CLI runs) is accepted: the check that
 counts is the one before each attempt.

@@ -53,11 +53,11 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from vibexp.core.destinations import DestinationPolicy, DestinationRefused, DestinationUnresolved
 from vibexp.core.alerts.models import DeliveryState, WebhookDelivery
 from vibexp.core.clock import utcnow
 from vibexp.core.config import get_settings
 from vibexp.core.db import writing
+from vibexp.core.destinations import DestinationPolicy, DestinationRefused, DestinationUnresolved
 from vibexp.core.secret_box import SecretBox
 from vibexp.core.tasks import PeriodicTask
 from vibexp.core.tenants.models import Tenant

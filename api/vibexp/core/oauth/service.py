@@ -24,6 +24,7 @@ from vibexp.core.access import Actor
 from vibexp.core.audit.service import Target, record
 from vibexp.core.clock import utcnow
 from vibexp.core.notices import Notice
+from vibexp.core.oauth.client_documents import ClientDocument
 from vibexp.core.oauth.errors import OAuthError
 from vibexp.core.oauth.models import ClientKind, OAuthClient, OAuthCode, OAuthGrant
 from vibexp.core.oauth.schemas import IssuedTokens, is_loopback_redirect
@@ -47,6 +48,7 @@ __all__ = [
     "register_client",
     "revoke_grant",
     "revoke_token",
+    "store_document_client",
 ]
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,34 @@ async def get_client(session: AsyncSession, client_id: str) -> OAuthClient | Non
     if not client_id or len(client_id) > 2048:
         return None
     return await session.get(OAuthClient, client_id)
+
+
+async def store_document_client(session: AsyncSession, document: ClientDocument, *, store: bool) -> OAuthClient:
+    """The client a metadata document describes: its row created or refreshed from the document when ``store``
+    (a write unit of work), else an unsaved copy (a read: the authorization page before consent)."""
+    redirect_uris = list(document.redirect_uris)
+    if not store:
+        return OAuthClient(
+            id=document.client_id,
+            name=document.name,
+            redirect_uris=redirect_uris,
+            kind=ClientKind.metadata_document.value,
+        )
+    client = await session.get(OAuthClient, document.client_id)
+    if client is None:
+        client = OAuthClient(
+            id=document.client_id,
+            name=document.name,
+            redirect_uris=redirect_uris,
+            kind=ClientKind.metadata_document.value,
+        )
+        session.add(client)
+        log.info("OAuth client metadata document stored: %s (%s)", client.id, client.name)
+    elif client.name != document.name or client.redirect_uris != redirect_uris:
+        client.name = document.name
+        client.redirect_uris = redirect_uris
+    await session.flush()
+    return client
 
 
 async def register_client(session: AsyncSession, *, name: str, redirect_uris: list[str]) -> OAuthClient:
