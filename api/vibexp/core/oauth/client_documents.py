@@ -159,7 +159,7 @@ class ClientDocuments:
         scheme = parts.scheme.lower()
         if scheme != "https" and not (scheme == "http" and self._allow_http):
             raise ClientDocumentError(f"The client_id URL must use https (http only with {_ALLOW_HTTP}).")
-        if parts.scheme != scheme:
+        if not client_id.startswith(scheme + "://"):  # urlsplit lowers it; the id is compared as written
             raise ClientDocumentError("The client_id URL's scheme must be written in lower case.")
         if not parts.hostname:
             raise ClientDocumentError("The client_id URL has no host.")
