@@ -13,7 +13,8 @@ accepted (the host name stays in ``Host``, SNI and the certificate check, so a D
 cannot move it); this server, link-local and metadata addresses are refused, and loopback and private ones unless
 ``VIBEXP_OAUTH_ALLOW_PRIVATE_CLIENT_IDS``. No redirect is followed (a 3xx is a refusal), nothing but ``200`` is
 accepted, the body is read as a stream and refused past ``MAX_BYTES`` (64 KiB), and the whole exchange, resolution
-included, has ``TIMEOUT`` (5 s). No proxy from the environment.
+included, has ``TIMEOUT`` (5 s). No proxy from the environment; the certificate is checked against certifi's CA
+bundle, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when set (a private CA).
 
 The document (draft section 4.1, and what this server supports): a JSON object whose ``client_id`` equals the URL
 exactly; no ``client_secret`` nor ``client_secret_expires_at``; ``token_endpoint_auth_method`` ``none`` (public
@@ -134,7 +135,8 @@ class ClientDocuments:
         self._capacity = capacity
         self._min_ttl = min_ttl
         self._max_ttl = max(max_ttl, min_ttl)
-        self._verify = verify
+        # One context for every fetch: certifi's CA bundle, or SSL_CERT_FILE / SSL_CERT_DIR when set.
+        self._verify = httpx.create_ssl_context() if verify is True else verify
         self._clock = clock
         self._cache: OrderedDict[str, tuple[ClientDocument, float]] = OrderedDict()
 
