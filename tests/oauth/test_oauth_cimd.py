@@ -9,6 +9,7 @@ tested in ``test_oauth_cimd_settings.py``."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import html
 import json
@@ -25,7 +26,8 @@ from dashboard.pages import csrf_token
 from helpers.receiver import Answer, Receiver
 from helpers.tls import local_ca
 from oauth.flow import REDIRECT, Flow, list_tools, new_flow, query_of
-from vibexp.core.oauth.client_documents import ClientDocuments
+from vibexp.core.oauth import service
+from vibexp.core.oauth.client_documents import ClientDocument, ClientDocuments
 from vibexp.core.oauth.models import OAuthClient, OAuthGrant
 
 DOCUMENT_PATH = "/oauth/client.json"
@@ -415,3 +417,28 @@ async def test_the_cache_holds_the_most_recently_used_documents_only(server: Rec
     server.script(served(document(third)))
     await documents.get(third)
     assert server.received == []  # third stayed
+
+
+async def test_two_replicas_storing_the_same_client_at_once_both_succeed(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """PostgreSQL: a replica that finds no row, then meets the one another replica committed meanwhile, uses that
+    row (its own insert is rolled back to a savepoint) instead of failing the person's consent."""
+    if session_factory.kw["bind"].dialect.name != "postgresql":
+        pytest.skip("SQLite: one process's writers take turns (vibexp.core.db.writing)")
+    client_id = "https://race.example/oauth/client.json"
+    doc = ClientDocument(client_id=client_id, name="Racer", redirect_uris=(REDIRECT,), host="race.example")
+    async with session_factory() as first, session_factory() as second:
+        await first.execute(select(1))  # both transactions have begun
+        await second.execute(select(1))
+        second.add(OAuthClient(id=client_id, name="Racer", redirect_uris=[REDIRECT], kind="metadata_document"))
+        await second.flush()  # inserted, not committed: the first's insert will wait on it
+        storing = asyncio.create_task(service.store_document_client(first, doc, store=True))
+        await asyncio.sleep(0.3)
+        assert not storing.done()  # blocked on the second's uncommitted row
+        await second.commit()
+        client = await asyncio.wait_for(storing, 5)
+        assert client.id == client_id and client.name == "Racer"
+        await first.commit()
+    stored, _ = await _stored(session_factory, client_id)
+    assert stored is not None and stored.redirect_uris == [REDIRECT]

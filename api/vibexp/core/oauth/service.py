@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp.core import access, notices
@@ -100,9 +101,24 @@ async def store_document_client(session: AsyncSession, document: ClientDocument,
             redirect_uris=redirect_uris,
             kind=ClientKind.metadata_document.value,
         )
-        session.add(client)
-        log.info("OAuth client metadata document stored: %s (%s)", client.id, client.name)
-    elif client.name != document.name or client.redirect_uris != redirect_uris:
+        if session.get_bind().dialect.name != "postgresql":  # SQLite: this process's writers take turns
+            session.add(client)
+            await session.flush()
+            log.info("OAuth client metadata document stored: %s (%s)", client.id, client.name)
+            return client
+        try:
+            # Another replica may store the same client at the same moment: its row wins, this one is dropped.
+            async with session.begin_nested():
+                session.add(client)
+        except IntegrityError:
+            found = await session.get(OAuthClient, document.client_id, populate_existing=True)
+            if found is None:
+                raise
+            client = found
+        else:
+            log.info("OAuth client metadata document stored: %s (%s)", client.id, client.name)
+            return client
+    if client.name != document.name or client.redirect_uris != redirect_uris:
         client.name = document.name
         client.redirect_uris = redirect_uris
     await session.flush()
