@@ -31,7 +31,7 @@ from vibexp.api.oauth import urls
 from vibexp.api.settings import ApiSettings
 from vibexp.core.access import ALL_SCOPES, Caller, Scope, resource_scopes
 from vibexp.core.oauth import usecases as oauth
-from vibexp.core.oauth.client_documents import ClientDocumentError, ClientDocuments
+from vibexp.core.oauth.client_documents import ClientDocumentError, ClientDocuments, is_document_url
 from vibexp.core.oauth.errors import OAuthError
 from vibexp.core.oauth.models import ClientKind, OAuthClient
 from vibexp.core.oauth.schemas import ClientRegistration, IssuedTokens
@@ -60,6 +60,22 @@ def _base(request: Request) -> str:
 def _documents(request: Request) -> ClientDocuments:
     documents: ClientDocuments = request.app.state.oauth_client_documents
     return documents
+
+
+async def _find_client(request: Request, db: SessionDep, client_id: str, *, store: bool) -> OAuthClient | None:
+    """``oauth.find_client``; a metadata document not in the cache is a request this server makes for anyone who
+    asks, so each client address may cause only so many (the registration throttle's limit, counted apart)."""
+    documents = _documents(request)
+    if is_document_url(client_id) and not documents.cached(client_id):
+        throttle: FailureThrottle = request.app.state.oauth_fetch_throttle
+        address = client_address(request.scope) or "unknown"
+        if throttle.retry_after(address):
+            raise ClientDocumentError(
+                "Too many new applications from this address: VibeXP will fetch no more metadata documents for it "
+                "for a few minutes."
+            )
+        throttle.failed(address)
+    return await oauth.find_client(db, client_id, documents, store=store)
 
 
 def _oauth_error(exc: OAuthError) -> JSONResponse:
@@ -161,7 +177,7 @@ async def token(request: Request, db: SessionDep) -> JSONResponse:
             raise OAuthError("unsupported_grant_type", "grant_type must be authorization_code or refresh_token")
         client_id = _required(fields, "client_id")
         try:
-            known = await oauth.find_client(db, client_id, _documents(request), store=True)
+            known = await _find_client(request, db, client_id, store=True)
         except ClientDocumentError as exc:
             raise OAuthError("invalid_client", exc.message) from None
         if known is None:
@@ -231,7 +247,7 @@ async def _trusted(request: Request, db: SessionDep, params: dict[str, str]) -> 
         raise _PageError("The application did not say who it is (no client_id).")
     try:
         # Stored when the person answers (a write); the page before that only reads.
-        client = await oauth.find_client(db, client_id, _documents(request), store=request.method == "POST")
+        client = await _find_client(request, db, client_id, store=request.method == "POST")
     except ClientDocumentError as exc:
         raise _PageError(exc.message) from None
     if client is None:
@@ -410,6 +426,9 @@ def install_oauth(app: FastAPI, settings: ApiSettings) -> None:
     """The authorization server's routes, the per-address throttle of its one credential-less write, and this
     process's client metadata document cache."""
     app.state.oauth_register_throttle = FailureThrottle(
+        limit=settings.oauth_register_limit, window=settings.oauth_register_window
+    )
+    app.state.oauth_fetch_throttle = FailureThrottle(
         limit=settings.oauth_register_limit, window=settings.oauth_register_window
     )
     app.state.oauth_client_documents = ClientDocuments(

@@ -22,6 +22,9 @@ clients only); ``redirect_uris`` a non-empty list of ``https`` URIs or ``http`` 
 ``response_types``, if given, within ``authorization_code``/``refresh_token`` and ``code``; ``client_name``
 optional (the URL's host otherwise). The same rules as a Dynamic Client Registration (``schemas.ClientRegistration``).
 
+At most ``CONCURRENT_FETCHES`` (16) fetches run at once in a process; the HTTP adapter also counts the fetches of
+documents not in the cache per client address (``VIBEXP_OAUTH_REGISTER_LIMIT`` per ``_WINDOW``, like registrations).
+
 The cache: the last ``CACHE_SIZE`` (1000) documents in this process, least recently used out first, each kept for its
 ``Cache-Control: max-age`` bounded to [``MIN_TTL``, ``MAX_TTL``] (5 minutes, 24 hours); no ``max-age`` (or
 ``no-store``/``no-cache``) keeps it ``MIN_TTL``. A failed fetch is not cached. The refusal's message is shown to
@@ -50,6 +53,7 @@ from vibexp.core.text import check_storable
 
 __all__ = [
     "CACHE_SIZE",
+    "CONCURRENT_FETCHES",
     "MAX_BYTES",
     "MAX_TTL",
     "MIN_TTL",
@@ -63,6 +67,8 @@ __all__ = [
 MAX_BYTES = 64 * 1024
 TIMEOUT = 5.0
 CACHE_SIZE = 1000
+#: Fetches one process makes at once; more wait (within their timeout).
+CONCURRENT_FETCHES = 16
 MIN_TTL = 300.0
 MAX_TTL = 86400.0
 
@@ -126,7 +132,9 @@ class ClientDocuments:
         max_ttl: float = MAX_TTL,
         verify: ssl.SSLContext | bool = True,
         clock: Callable[[], float] = time.monotonic,
+        concurrent: int = CONCURRENT_FETCHES,
     ) -> None:
+        self._fetching = asyncio.Semaphore(concurrent)
         self._policy = DestinationPolicy(own_urls, allow_private=allow_private, allowance=_ALLOW_PRIVATE)
         self._allow_http = allow_http
         self.domains = tuple(domain.strip().lower().strip(".") for domain in domains if domain.strip().strip("."))
@@ -195,6 +203,11 @@ class ClientDocuments:
             self._cache.popitem(last=False)
         return document
 
+    def cached(self, client_id: str) -> bool:
+        """Whether ``get`` would answer ``client_id`` from the cache (no request)."""
+        entry = self._cache.get(client_id)
+        return entry is not None and entry[1] > self._clock()
+
     def forget(self, client_id: str) -> None:
         self._cache.pop(client_id, None)
 
@@ -203,7 +216,7 @@ class ClientDocuments:
 
     async def _fetch(self, client_id: str, host: str) -> tuple[ClientDocument, float]:
         try:
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(self._timeout), self._fetching:
                 body, cache_control = await self._download(client_id)
         except TimeoutError:
             raise ClientDocumentError(
