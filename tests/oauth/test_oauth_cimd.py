@@ -201,15 +201,20 @@ BAD_DOCUMENTS: dict[str, tuple[Callable[[str], Answer], str]] = {
     "not found": (lambda url: served(b"{}", status=404), "answered HTTP 404"),
     "huge, declared": (
         lambda url: served(document(url, padding="x" * 100_000)),
-        "is larger than 64 KiB",
+        "is larger than 5 KiB",
     ),
     "huge, streamed without a length": (
         lambda url: served(document(url, padding="x" * 100_000), length=False),
-        "is larger than 64 KiB",
+        "is larger than 5 KiB",
     ),
     "compressed": (
         lambda url: served(document(url), headers={"Content-Encoding": "gzip"}),
         "must not be compressed",
+    ),
+    "just over 5 KiB": (lambda url: served(document(url, padding="x" * 5 * 1024)), "is larger than 5 KiB"),
+    "private key material": (
+        lambda url: served(document(url, jwks={"keys": [{"kty": "EC", "crv": "P-256", "x": "a", "y": "b", "d": "c"}]})),
+        "must not contain private key material",
     ),
     "a client secret": (lambda url: served(document(url, client_secret="s3cret")), "must not contain a client secret"),
     "a confidential client": (

@@ -12,12 +12,13 @@ The fetch: one ``GET`` to the address the shared destination check (``vibexp.cor
 accepted (the host name stays in ``Host``, SNI and the certificate check, so a DNS answer that changes in between
 cannot move it); this server, link-local and metadata addresses are refused, and loopback and private ones unless
 ``VIBEXP_OAUTH_ALLOW_PRIVATE_CLIENT_IDS``. No redirect is followed (a 3xx is a refusal), nothing but ``200`` is
-accepted, the body is read as a stream and refused past ``MAX_BYTES`` (64 KiB), and the whole exchange, resolution
+accepted, the body is read as a stream and refused past ``MAX_BYTES`` (5 KiB, the draft's recommendation), and the
+whole exchange, resolution
 included, has ``TIMEOUT`` (5 s). No proxy from the environment; the certificate is checked against certifi's CA
 bundle, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when set (a private CA).
 
 The document (draft section 4.1, and what this server supports): a JSON object whose ``client_id`` equals the URL
-exactly; no ``client_secret`` nor ``client_secret_expires_at``; ``token_endpoint_auth_method`` ``none`` (public
+exactly; no ``client_secret`` nor ``client_secret_expires_at``, no private key material in ``jwks``; ``token_endpoint_auth_method`` ``none`` (public
 clients only); ``redirect_uris`` a non-empty list of ``https`` URIs or ``http`` loopback ones; ``grant_types`` and
 ``response_types``, if given, within ``authorization_code``/``refresh_token`` and ``code``; ``client_name``
 optional (the URL's host otherwise). The same rules as a Dynamic Client Registration (``schemas.ClientRegistration``).
@@ -64,7 +65,8 @@ __all__ = [
     "is_document_url",
 ]
 
-MAX_BYTES = 64 * 1024
+#: The draft's recommended maximum (section "Maximum Response Size"): real documents are a few hundred bytes.
+MAX_BYTES = 5 * 1024
 TIMEOUT = 5.0
 CACHE_SIZE = 1000
 #: Fetches one process makes at once; more wait (within their timeout).
@@ -72,6 +74,8 @@ CONCURRENT_FETCHES = 16
 MIN_TTL = 300.0
 MAX_TTL = 86400.0
 
+#: JWK members that only a private (or symmetric) key has (RFC 7518 section 6).
+_PRIVATE_KEY_PARAMETERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _ALLOW_HTTP = "VIBEXP_OAUTH_ALLOW_HTTP_CLIENT_IDS"
 _ALLOW_PRIVATE = "VIBEXP_OAUTH_ALLOW_PRIVATE_CLIENT_IDS"
 
@@ -297,6 +301,11 @@ class ClientDocuments:
             )
         if "client_secret" in data or "client_secret_expires_at" in data:
             raise ClientDocumentError("The application's metadata document must not contain a client secret.")
+        keys = data.get("jwks", {}).get("keys", []) if isinstance(data.get("jwks"), dict) else []
+        if isinstance(keys, list) and any(
+            isinstance(key, dict) and _PRIVATE_KEY_PARAMETERS & key.keys() for key in keys
+        ):
+            raise ClientDocumentError("The application's metadata document must not contain private key material.")
         try:
             registration = ClientRegistration.parse(data)
         except OAuthError as exc:
