@@ -13,15 +13,15 @@ accepted (the host name stays in ``Host``, SNI and the certificate check, so a D
 cannot move it); this server, link-local and metadata addresses are refused, and loopback and private ones unless
 ``VIBEXP_OAUTH_ALLOW_PRIVATE_CLIENT_IDS``. No redirect is followed (a 3xx is a refusal), nothing but ``200`` is
 accepted, the body is read as a stream and refused past ``MAX_BYTES`` (5 KiB, the draft's recommendation), and the
-whole exchange, resolution
-included, has ``TIMEOUT`` (5 s). No proxy from the environment; the certificate is checked against certifi's CA
-bundle, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when set (a private CA).
+whole exchange, resolution included, has ``TIMEOUT`` (5 s). No proxy from the environment; the certificate is
+checked against certifi's CA bundle, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when set (a private CA).
 
 The document (draft section 4.1, and what this server supports): a JSON object whose ``client_id`` equals the URL
-exactly; no ``client_secret`` nor ``client_secret_expires_at``, no private key material in ``jwks``; ``token_endpoint_auth_method`` ``none`` (public
-clients only); ``redirect_uris`` a non-empty list of ``https`` URIs or ``http`` loopback ones; ``grant_types`` and
-``response_types``, if given, within ``authorization_code``/``refresh_token`` and ``code``; ``client_name``
-optional (the URL's host otherwise). The same rules as a Dynamic Client Registration (``schemas.ClientRegistration``).
+exactly; no ``client_secret`` nor ``client_secret_expires_at``, no private key material in ``jwks``;
+``token_endpoint_auth_method`` ``none`` (public clients only); ``redirect_uris`` a non-empty list of ``https`` URIs
+or ``http`` loopback ones; ``grant_types`` and ``response_types``, if given, within
+``authorization_code``/``refresh_token`` and ``code``; ``client_name`` optional (the URL's host otherwise).
+The same rules as a Dynamic Client Registration (``schemas.ClientRegistration``).
 
 At most ``CONCURRENT_FETCHES`` (16) fetches run at once in a process; the HTTP adapter also counts the fetches of
 documents not in the cache per client address (``VIBEXP_OAUTH_REGISTER_LIMIT`` per ``_WINDOW``, like registrations).
