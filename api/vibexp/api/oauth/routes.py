@@ -9,6 +9,9 @@
   for the person, never a redirect; every later problem is redirected to the client with ``error``, ``state`` and
   ``iss`` (RFC 9207). The person signs in to the dashboard if needed, then consents on a dashboard page (CSRF
   checked like every dashboard form).
+- A ``client_id`` that is an http(s) URL is a Client ID Metadata Document (``vibexp.core.oauth.client_documents``):
+  fetched, checked and cached; a refusal is the error page at ``/oauth/authorize`` and ``invalid_client`` at
+  ``/oauth/token``. ``VIBEXP_OAUTH_CLIENT_DOMAINS`` closes ``/oauth/register`` (403) and drops it from the metadata.
 """
 
 from __future__ import annotations
