@@ -1,7 +1,8 @@
-"""A real HTTP server on a free loopback port, in a thread, that records what it receives: a webhook receiver.
+"""A real HTTP server on a free loopback port, in a thread, that records what it receives: a webhook receiver, and
+(``GET``, over TLS with ``tls``: ``helpers.tls``) a server of OAuth client metadata documents.
 
-Each request gets the next scripted answer (``Answer``: status, extra headers, delay before answering); when the
-script runs out, the last answer repeats. ``verify`` checks a delivery's signature the way docs/webhooks.md tells
+Each request gets the next scripted answer (``Answer``: status, extra headers, body, delay before answering); when
+the script runs out, the last answer repeats. ``verify`` checks a delivery's signature the way docs/webhooks.md tells
 a receiver to (written here independently of the server's ``sign``).
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -42,6 +44,9 @@ class Answer:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    body: bytes = b"ok"
+    #: Send ``Content-Length``; without it the body ends when the connection closes (HTTP/1.0).
+    length: bool = True
 
 
 @dataclass(frozen=True)
@@ -57,41 +62,60 @@ class _Server(ThreadingHTTPServer):
 
 
 class Receiver:
-    def __init__(self, *answers: Answer, port: int = 0) -> None:
+    def __init__(self, *answers: Answer, port: int = 0, tls: ssl.SSLContext | None = None) -> None:
         self._answers = list(answers) or [Answer()]
+        self._tls = tls
         self._lock = threading.Lock()
         self.received: list[Received] = []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.do_POST()
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
+                body = self.rfile.read(length) if length else b""
                 with receiver._lock:
                     receiver.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
                     index = min(len(receiver.received), len(receiver._answers)) - 1
                     answer = receiver._answers[index]
                 if answer.delay:
                     time.sleep(answer.delay)
-                self.send_response(answer.status)
-                for name, value in answer.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
+                try:
+                    self.send_response(answer.status)
+                    for name, value in answer.headers.items():
+                        self.send_header(name, value)
+                    if answer.length:
+                        self.send_header("Content-Length", str(len(answer.body)))
+                    else:
+                        self.close_connection = True
+                    self.end_headers()
+                    self.wfile.write(answer.body)
+                except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+                    pass  # the client hung up (a refused body, a timeout): nothing to answer
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
         self._server = _Server(("127.0.0.1", port), Handler)
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, name="webhook-receiver", daemon=True)
+
+    def script(self, *answers: Answer) -> None:
+        """Answer the next requests with ``answers`` (a document that names this server's own URL, say)."""
+        with self._lock:
+            self._answers = list(answers) or [Answer()]
+            self.received.clear()
 
     @property
     def port(self) -> int:
         return int(self._server.server_address[1])
 
-    def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+    def url(self, path: str = "/hook", *, host: str = "127.0.0.1") -> str:
+        scheme = "https" if self._tls is not None else "http"
+        return f"{scheme}://{host}:{self.port}{path}"
 
     def __enter__(self) -> Receiver:
         self._thread.start()

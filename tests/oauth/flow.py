@@ -26,6 +26,7 @@ __all__ = [
     "Flow",
     "Pkce",
     "consent_form",
+    "list_tools",
     "new_flow",
     "person_flow",
     "post_form",
@@ -133,6 +134,13 @@ class Flow:
     async def refresh(self, refresh_token: str) -> httpx.Response:
         form = {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": self.client_id}
         return await self.http.post("/oauth/token", data=form)
+
+
+async def list_tools(http: httpx.AsyncClient, token: str, path: str = "/mcp/v1/connect") -> httpx.Response:
+    """MCP ``tools/list`` with ``token`` as the bearer."""
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    headers = {"Accept": "application/json, text/event-stream", "Authorization": f"Bearer {token}"}
+    return await http.post(path, json=body, headers=headers)
 
 
 async def post_form(http: httpx.AsyncClient, path: str, pairs: list[tuple[str, str]]) -> httpx.Response:

@@ -34,7 +34,7 @@ async def test_authorization_server_metadata_is_path_inserted(client: httpx.Asyn
     assert meta["grant_types_supported"] == ["authorization_code", "refresh_token"]
     assert meta["code_challenge_methods_supported"] == ["S256"]
     assert meta["token_endpoint_auth_methods_supported"] == ["none"]
-    assert meta["client_id_metadata_document_supported"] is False  # until CIMD documents are fetched
+    assert meta["client_id_metadata_document_supported"] is True  # https client_ids name their documents
     assert meta["authorization_response_iss_parameter_supported"] is True
     assert "prompts:read" in meta["scopes_supported"]
 

@@ -68,9 +68,19 @@ class ApiSettings(Settings):
     sign_in_per_ip: int = Field(default=20, ge=1)
     sign_in_window: float = Field(default=900.0, gt=0)
     #: OAuth Dynamic Client Registrations (``/oauth/register``, no credential) one client address may make per
-    #: ``oauth_register_window`` seconds in one process; more get 429 with ``Retry-After``.
+    #: ``oauth_register_window`` seconds in one process; more get 429 with ``Retry-After``. The same limit counts,
+    #: apart, the client metadata documents not in the cache each address makes this server fetch.
     oauth_register_limit: int = Field(default=20, ge=1)
     oauth_register_window: float = Field(default=600.0, gt=0)
+    #: OAuth Client ID Metadata Documents (``vibexp.core.oauth.client_documents``): accept ``http://`` client_id
+    #: URLs too (development and tests only; https otherwise).
+    oauth_allow_http_client_ids: bool = False
+    #: Fetch client metadata documents from loopback and private addresses too (like ``webhook_allow_private``;
+    #: link-local and metadata addresses and this server itself stay refused).
+    oauth_allow_private_client_ids: bool = False
+    #: Comma-separated domains: only client_id URLs on these hosts (or under them) are accepted, and Dynamic Client
+    #: Registration is closed (registered clients are refused). Empty: any https client_id, and registration open.
+    oauth_client_domains: Annotated[list[str], NoDecode] = Field(default_factory=list)
     #: Print a one-time setup link at start-up while no dashboard user exists.
     first_run_setup: bool = True
     # ``public_url`` (the address people open the dashboard at) is a shared setting (vibexp.core.config): the CLI
@@ -84,7 +94,7 @@ class ApiSettings(Settings):
         """``VIBEXP_PUBLIC_URL`` was given (not defaulted, not derived by ``vibexp serve``)."""
         return "public_url" in self.model_fields_set and not self.public_url_derived
 
-    @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", mode="before")
+    @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", "oauth_client_domains", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         """Accept ``VIBEXP_MCP_ALLOWED_HOSTS=a.example,b.example`` as well as a list."""

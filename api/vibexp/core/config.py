@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     replica_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
     #: Deliver alert webhooks to loopback and private addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7,
     #: 127/8, ::1 ...): off by default so a tenant cannot make the server call into its own network. Link-local and
-    #: metadata addresses (169.254/16, fe80::/10) stay refused (``vibexp.core.alerts.destinations``).
+    #: metadata addresses (169.254/16, fe80::/10) stay refused (``vibexp.core.destinations``).
     webhook_allow_private: bool = False
 
     #: Proxies (comma-separated CIDRs) whose ``X-Forwarded-For`` names the client (``vibexp.core.client_address``);

@@ -9,6 +9,9 @@
   for the person, never a redirect; every later problem is redirected to the client with ``error``, ``state`` and
   ``iss`` (RFC 9207). The person signs in to the dashboard if needed, then consents on a dashboard page (CSRF
   checked like every dashboard form).
+- A ``client_id`` that is an http(s) URL is a Client ID Metadata Document (``vibexp.core.oauth.client_documents``):
+  fetched, checked and cached; a refusal is the error page at ``/oauth/authorize`` and ``invalid_client`` at
+  ``/oauth/token``. ``VIBEXP_OAUTH_CLIENT_DOMAINS`` closes ``/oauth/register`` (403) and drops it from the metadata.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from vibexp.api.oauth import urls
 from vibexp.api.settings import ApiSettings
 from vibexp.core.access import ALL_SCOPES, Caller, Scope, resource_scopes
 from vibexp.core.oauth import usecases as oauth
+from vibexp.core.oauth.client_documents import ClientDocumentError, ClientDocuments, is_document_url
 from vibexp.core.oauth.errors import OAuthError
 from vibexp.core.oauth.models import ClientKind, OAuthClient
 from vibexp.core.oauth.schemas import ClientRegistration, IssuedTokens
@@ -56,6 +60,27 @@ def _base(request: Request) -> str:
     return urls.public_base(request.scope, _settings(request))
 
 
+def _documents(request: Request) -> ClientDocuments:
+    documents: ClientDocuments = request.app.state.oauth_client_documents
+    return documents
+
+
+async def _find_client(request: Request, db: SessionDep, client_id: str, *, store: bool) -> OAuthClient | None:
+    """``oauth.find_client``; a metadata document not in the cache is a request this server makes for anyone who
+    asks, so each client address may cause only so many (the registration throttle's limit, counted apart)."""
+    documents = _documents(request)
+    if is_document_url(client_id) and not documents.cached(client_id):
+        throttle: FailureThrottle = request.app.state.oauth_fetch_throttle
+        address = client_address(request.scope) or "unknown"
+        if throttle.retry_after(address):
+            raise ClientDocumentError(
+                "Too many new applications from this address: VibeXP will fetch no more metadata documents for it "
+                "for a few minutes."
+            )
+        throttle.failed(address)
+    return await oauth.find_client(db, client_id, documents, store=store)
+
+
 def _oauth_error(exc: OAuthError) -> JSONResponse:
     status = 401 if exc.error == "invalid_client" else exc.status
     return JSONResponse({"error": exc.error, "error_description": exc.description}, status, headers=_NO_STORE)
@@ -72,12 +97,16 @@ async def protected_resource(request: Request) -> JSONResponse:
 
 @router.get(urls.AS_METADATA_PATH)
 async def authorization_server(request: Request) -> JSONResponse:
-    return JSONResponse(urls.authorization_server_metadata(_base(request), _SCOPE_NAMES))
+    registration = oauth.registration_open(_documents(request))
+    return JSONResponse(urls.authorization_server_metadata(_base(request), _SCOPE_NAMES, registration=registration))
 
 
 # -- registration, token, revocation --------------------------------------------------------------------------------
 @router.post("/oauth/register")
 async def register(request: Request, db: SessionDep) -> JSONResponse:
+    if not oauth.registration_open(_documents(request)):
+        closed = "registration is closed: this server accepts only client metadata documents (client_id URLs)"
+        return _oauth_error(OAuthError("invalid_client_metadata", closed, status=403))
     throttle: FailureThrottle = request.app.state.oauth_register_throttle
     address = client_address(request.scope) or "unknown"
     wait = throttle.retry_after(address)
@@ -150,7 +179,11 @@ async def token(request: Request, db: SessionDep) -> JSONResponse:
         if grant_type not in ("authorization_code", "refresh_token"):
             raise OAuthError("unsupported_grant_type", "grant_type must be authorization_code or refresh_token")
         client_id = _required(fields, "client_id")
-        if await oauth.find_client(db, client_id) is None:
+        try:
+            known = await _find_client(request, db, client_id, store=True)
+        except ClientDocumentError as exc:
+            raise OAuthError("invalid_client", exc.message) from None
+        if known is None:
             raise OAuthError("invalid_client", "unknown client_id")
         resource = fields.get("resource")
         if resource is not None and resource != urls.resource_url(_base(request)):
@@ -210,12 +243,16 @@ class _PageError(Exception):
         self.message = message
 
 
-async def _trusted(db: SessionDep, params: dict[str, str]) -> _Request:
+async def _trusted(request: Request, db: SessionDep, params: dict[str, str]) -> _Request:
     client_id = params.get("client_id", "")
     redirect_uri = params.get("redirect_uri", "")
     if not client_id:
         raise _PageError("The application did not say who it is (no client_id).")
-    client = await oauth.find_client(db, client_id)
+    try:
+        # Stored when the person answers (a write); the page before that only reads.
+        client = await _find_client(request, db, client_id, store=request.method == "POST")
+    except ClientDocumentError as exc:
+        raise _PageError(exc.message) from None
     if client is None:
         raise _PageError("The application is not registered with this VibeXP server (unknown client_id).")
     if not redirect_uri:
@@ -279,6 +316,10 @@ def _consent_page(request: Request, viewer: Viewer, auth: _Request, *, error: st
     context: dict[str, Any] = {
         "client": auth.client,
         "unverified": auth.client.kind == ClientKind.registered.value,
+        # A metadata-document client proved its host by serving the document there: shown as "from <host>".
+        "verified_host": (
+            urlsplit(auth.client.id).hostname if auth.client.kind == ClientKind.metadata_document.value else None
+        ),
         "redirect_host": urlsplit(auth.redirect_uri).netloc,
         "rows": rows,
         "checked": preselected,
@@ -305,7 +346,7 @@ def _sign_in_first(request: Request) -> Response:
 async def authorize(request: Request, db: SessionDep) -> Response:
     params = {name: value for name, value in request.query_params.items()}
     try:
-        auth = await _trusted(db, params)
+        auth = await _trusted(request, db, params)
     except _PageError as exc:
         return error_page(request, 400, "Cannot connect this application", exc.message)
     problem = _client_error(auth, _base(request))
@@ -340,7 +381,7 @@ async def decide(
     if state is not None:
         params["state"] = state
     try:
-        auth = await _trusted(db, params)
+        auth = await _trusted(request, db, params)
     except _PageError as exc:
         return error_page(request, 400, "Cannot connect this application", exc.message)
     problem = _client_error(auth, _base(request))
@@ -385,9 +426,19 @@ async def decide(
 
 
 def install_oauth(app: FastAPI, settings: ApiSettings) -> None:
-    """The authorization server's routes, and the per-address throttle of its one credential-less write."""
+    """The authorization server's routes, the per-address throttle of its one credential-less write, and this
+    process's client metadata document cache."""
     app.state.oauth_register_throttle = FailureThrottle(
         limit=settings.oauth_register_limit, window=settings.oauth_register_window
+    )
+    app.state.oauth_fetch_throttle = FailureThrottle(
+        limit=settings.oauth_register_limit, window=settings.oauth_register_window
+    )
+    app.state.oauth_client_documents = ClientDocuments(
+        own_urls=[settings.public_url, *settings.server_urls, *settings.replica_urls],
+        allow_private=settings.oauth_allow_private_client_ids,
+        allow_http=settings.oauth_allow_http_client_ids,
+        domains=settings.oauth_client_domains,
     )
     app.include_router(router)
     app.include_router(pages)

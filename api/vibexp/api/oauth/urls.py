@@ -73,8 +73,10 @@ def protected_resource_metadata(base: str, scopes: list[str]) -> dict[str, Any]:
     }
 
 
-def authorization_server_metadata(base: str, scopes: list[str]) -> dict[str, Any]:
-    return {
+def authorization_server_metadata(base: str, scopes: list[str], *, registration: bool = True) -> dict[str, Any]:
+    """``registration``: Dynamic Client Registration is open (closed while ``VIBEXP_OAUTH_CLIENT_DOMAINS`` is
+    set: then the metadata names no ``registration_endpoint``)."""
+    metadata: dict[str, Any] = {
         "issuer": issuer(base),
         "authorization_endpoint": base + "/oauth/authorize",
         "token_endpoint": base + "/oauth/token",
@@ -85,9 +87,11 @@ def authorization_server_metadata(base: str, scopes: list[str]) -> dict[str, Any
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["none"],
         "revocation_endpoint_auth_methods_supported": ["none"],
-        # Not yet: an https client_id is refused until Client ID Metadata Documents are fetched (issue #29); clients
-        # register by RFC 7591 meanwhile. Say only what is true.
-        "client_id_metadata_document_supported": False,
+        # An https client_id names its metadata document (vibexp.core.oauth.client_documents).
+        "client_id_metadata_document_supported": True,
         "authorization_response_iss_parameter_supported": True,
         "scopes_supported": scopes,
     }
+    if not registration:
+        del metadata["registration_endpoint"]
+    return metadata

@@ -21,7 +21,7 @@ a ``timeout`` (5 s) for the whole exchange, and redirects NOT followed: a 3xx is
 a 4xx, a timeout or a refused connection. A failed attempt is retried after ``retry_delays`` (10 s, 30 s, 2 min,
 10 min, 1 h); after ``max_attempts`` (6) the delivery is ``failed``.
 
-Before every attempt the URL's host is resolved and each address checked (``vibexp.core.alerts.destinations``):
+Before every attempt the URL's host is resolved and each address checked (``vibexp.core.destinations``):
 this server and its replicas, link-local and metadata addresses, and (unless ``VIBEXP_WEBHOOK_ALLOW_PRIVATE``)
 loopback and private addresses are refused, and the delivery is ``failed`` without any request. The request then
 goes to the very address that was checked (the URL's host name still in ``Host`` and, for HTTPS, in SNI and the
@@ -53,11 +53,11 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from vibexp.core.alerts.destinations import DestinationPolicy, DestinationRefused, DestinationUnresolved
 from vibexp.core.alerts.models import DeliveryState, WebhookDelivery
 from vibexp.core.clock import utcnow
 from vibexp.core.config import get_settings
 from vibexp.core.db import writing
+from vibexp.core.destinations import DestinationPolicy, DestinationRefused, DestinationUnresolved
 from vibexp.core.secret_box import SecretBox
 from vibexp.core.tasks import PeriodicTask
 from vibexp.core.tenants.models import Tenant
@@ -95,7 +95,7 @@ def sign(secret: str, *, timestamp: int, delivery_id: str, body: bytes) -> str:
 
 
 async def points_at_self(url: str, own_urls: Iterable[str]) -> bool:
-    """Whether ``url`` reaches this server (``vibexp.core.alerts.destinations``: its own hosts and ports, every
+    """Whether ``url`` reaches this server (``vibexp.core.destinations``: its own hosts and ports, every
     loopback address or this host's name on one of its ports, any spelling); False when it does not resolve."""
     policy = DestinationPolicy(own_urls, allow_private=True)
     try:

@@ -12,10 +12,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from vibexp.core.alerts import hours
-from vibexp.core.alerts.destinations import DestinationPolicy, DestinationRefused
 from vibexp.core.alerts.service import parse_auto_revoke_kinds
 from vibexp.core.alerts.targets import check_webhook_secret, check_webhook_url
 from vibexp.core.config import get_settings
+from vibexp.core.destinations import DestinationPolicy, DestinationRefused
 from vibexp.core.errors import InvalidInput
 from vibexp.core.tenants.models import Tenant
 

@@ -10,7 +10,7 @@ The rule:
   answer each alert with a refused request, which could raise the next alert: a loop.
 
 This is the check by spelling; ``vibexp.core.alerts.settings`` then resolves the host and applies the sender's own check
-(``vibexp.core.alerts.destinations``: every spelling of loopback, the host's own name, replicas, private and
+(``vibexp.core.destinations``: every spelling of loopback, the host's own name, replicas, private and
 metadata addresses), which the sender repeats before every attempt. The sender never follows redirects, so a
 receiver cannot bounce deliveries back here.
 """

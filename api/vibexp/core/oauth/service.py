@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from sqlalchemy import Row, Select, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp.core import access, notices
@@ -26,6 +27,7 @@ from vibexp.core.access import Actor
 from vibexp.core.audit.service import Target, record
 from vibexp.core.clock import utcnow
 from vibexp.core.notices import Notice
+from vibexp.core.oauth.client_documents import ClientDocument
 from vibexp.core.oauth.errors import OAuthError
 from vibexp.core.oauth.models import ClientKind, OAuthClient, OAuthCode, OAuthGrant
 from vibexp.core.oauth.schemas import IssuedTokens, is_loopback_redirect
@@ -54,6 +56,7 @@ __all__ = [
     "revoke_grant",
     "revoke_person_grants",
     "revoke_token",
+    "store_document_client",
 ]
 
 log = logging.getLogger(__name__)
@@ -84,6 +87,49 @@ async def get_client(session: AsyncSession, client_id: str) -> OAuthClient | Non
     if not client_id or len(client_id) > 2048:
         return None
     return await session.get(OAuthClient, client_id)
+
+
+async def store_document_client(session: AsyncSession, document: ClientDocument, *, store: bool) -> OAuthClient:
+    """The client a metadata document describes: its row created or refreshed from the document when ``store``
+    (a write unit of work), else an unsaved copy (a read: the authorization page before consent)."""
+    redirect_uris = list(document.redirect_uris)
+    if not store:
+        return OAuthClient(
+            id=document.client_id,
+            name=document.name,
+            redirect_uris=redirect_uris,
+            kind=ClientKind.metadata_document.value,
+        )
+    client = await session.get(OAuthClient, document.client_id)
+    if client is None:
+        client = OAuthClient(
+            id=document.client_id,
+            name=document.name,
+            redirect_uris=redirect_uris,
+            kind=ClientKind.metadata_document.value,
+        )
+        if session.get_bind().dialect.name != "postgresql":  # SQLite: this process's writers take turns
+            session.add(client)
+            await session.flush()
+            log.info("OAuth client metadata document stored: %s (%s)", client.id, client.name)
+            return client
+        try:
+            # Another replica may store the same client at the same moment: its row wins, this one is dropped.
+            async with session.begin_nested():
+                session.add(client)
+        except IntegrityError:
+            found = await session.get(OAuthClient, document.client_id, populate_existing=True)
+            if found is None:
+                raise
+            client = found
+        else:
+            log.info("OAuth client metadata document stored: %s (%s)", client.id, client.name)
+            return client
+    if client.name != document.name or client.redirect_uris != redirect_uris:
+        client.name = document.name
+        client.redirect_uris = redirect_uris
+    await session.flush()
+    return client
 
 
 async def register_client(session: AsyncSession, *, name: str, redirect_uris: list[str]) -> OAuthClient:

@@ -24,8 +24,9 @@ from vibexp.core.ids import is_id
 from vibexp.core.keys.service import SERVICE_KEYS
 from vibexp.core.keys.usecases import owner_filter
 from vibexp.core.oauth import service
+from vibexp.core.oauth.client_documents import ClientDocumentError, ClientDocuments, is_document_url
 from vibexp.core.oauth.errors import OAuthError
-from vibexp.core.oauth.models import OAuthClient
+from vibexp.core.oauth.models import ClientKind, OAuthClient
 from vibexp.core.oauth.schemas import ClientRegistration, IssuedTokens
 from vibexp.core.oauth.service import GrantView
 from vibexp.core.pagination import DEFAULT_PAGE_SIZE, Page
@@ -40,6 +41,7 @@ __all__ = [
     "redirect_allowed",
     "refresh",
     "register",
+    "registration_open",
     "revoke",
     "revoke_grant",
 ]
@@ -54,8 +56,31 @@ async def register(session: AsyncSession, registration: ClientRegistration) -> O
     )
 
 
-async def find_client(session: AsyncSession, client_id: str) -> OAuthClient | None:
-    return await service.get_client(session, client_id)
+async def find_client(
+    session: AsyncSession, client_id: str, documents: ClientDocuments | None = None, *, store: bool = False
+) -> OAuthClient | None:
+    """The client ``client_id`` names, or ``None`` when nothing does.
+
+    An http(s) URL is a Client ID Metadata Document, fetched (or taken from ``documents``' cache) and checked on
+    every call; ``store`` (a write unit of work) keeps its client row current. A refused URL or document, and with
+    ``VIBEXP_OAUTH_CLIENT_DOMAINS`` set a registered client, is ``ClientDocumentError``."""
+    if documents is not None and is_document_url(client_id):
+        document = await documents.get(client_id)
+        return await service.store_document_client(session, document, store=store)
+    client = await service.get_client(session, client_id)
+    if client is not None and client.kind != ClientKind.registered.value:
+        return None  # a document client's row is used only through its document, checked again above
+    if client is not None and documents is not None and documents.restricted:
+        raise ClientDocumentError(
+            "This VibeXP server accepts only applications identified by a client metadata document on "
+            f"{', '.join(documents.domains)}; registered applications are refused."
+        )
+    return client
+
+
+def registration_open(documents: ClientDocuments | None) -> bool:
+    """Dynamic Client Registration is closed while ``VIBEXP_OAUTH_CLIENT_DOMAINS`` restricts the clients."""
+    return documents is None or not documents.restricted
 
 
 def redirect_allowed(client: OAuthClient, redirect_uri: str) -> bool:

@@ -1,4 +1,6 @@
-"""Where an alert webhook may be delivered: checked when the URL is set and again right before every attempt.
+"""Where this server may send a request a tenant or a client chose: an alert webhook (checked when the URL is set
+and again right before every attempt) and an OAuth Client ID Metadata Document (``vibexp.core.oauth.client_documents``,
+checked before every fetch). Shared below the domains so both use the one check.
 
 A URL's host is resolved (``getaddrinfo``, which also normalises every spelling of an address: ``2130706433``,
 ``127.1``, ``0x7f.1``, ``[::ffff:127.0.0.1]``, a name) and each address it yields is checked; the sender then
@@ -15,10 +17,11 @@ Refused, whatever the settings (``DestinationRefused``):
 * link-local addresses (``169.254.0.0/16``, where cloud metadata services answer, ``fe80::/10``), multicast,
   unspecified and reserved addresses: never a receiver.
 
-Refused unless ``VIBEXP_WEBHOOK_ALLOW_PRIVATE`` is true: every other address that is not globally routable:
-loopback (``127.0.0.0/8``, ``::1``), private ranges (``10/8``, ``172.16/12``, ``192.168/16``, ``fc00::/7``),
-shared address space (``100.64/10``), documentation and benchmark ranges. So a tenant cannot use the server to
-reach the services of its network; set it when the receiver lives in the cluster or on the same host.
+Refused unless the caller's allowance is true (``VIBEXP_WEBHOOK_ALLOW_PRIVATE`` for webhooks,
+``VIBEXP_OAUTH_ALLOW_PRIVATE_CLIENT_IDS`` for client metadata documents): every other address that is not
+globally routable: loopback (``127.0.0.0/8``, ``::1``), private ranges (``10/8``, ``172.16/12``, ``192.168/16``,
+``fc00::/7``), shared address space (``100.64/10``), documentation and benchmark ranges. So a tenant cannot use
+the server to reach the services of its network; set it when the receiver lives in the cluster or on the same host.
 
 When the URL is set, a name that does not resolve (yet, or from where the CLI runs) is accepted: the check that
 counts is the one before each attempt.
@@ -116,11 +119,14 @@ def _local(address: IPAddress) -> bool:
 
 
 class DestinationPolicy:
-    """``own_urls``: every address this server (and each replica of it) answers at; ``allow_private``:
-    ``VIBEXP_WEBHOOK_ALLOW_PRIVATE``."""
+    """``own_urls``: every address this server (and each replica of it) answers at; ``allow_private``: the
+    allowance (``VIBEXP_WEBHOOK_ALLOW_PRIVATE``), which ``allowance`` names in the refusal."""
 
-    def __init__(self, own_urls: Iterable[str], *, allow_private: bool) -> None:
+    def __init__(
+        self, own_urls: Iterable[str], *, allow_private: bool, allowance: str = "VIBEXP_WEBHOOK_ALLOW_PRIVATE"
+    ) -> None:
         self.allow_private = allow_private
+        self._allowance = allowance
         own: list[tuple[str, int]] = []
         for url in own_urls:
             try:
@@ -176,7 +182,7 @@ class DestinationPolicy:
         if not address.is_global and not self.allow_private:
             return (
                 "delivery refused: the URL's host is a loopback or private address "
-                "(allowed only with VIBEXP_WEBHOOK_ALLOW_PRIVATE)"
+                f"(allowed only with {self._allowance})"
             )
         return None
 
