@@ -424,13 +424,13 @@ async def test_the_cache_holds_the_most_recently_used_documents_only(server: Rec
     assert server.received == []  # third stayed
 
 
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 async def test_two_replicas_storing_the_same_client_at_once_both_succeed(
     session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
-    """PostgreSQL: a replica that finds no row, then meets the one another replica committed meanwhile, uses that
-    row (its own insert is rolled back to a savepoint) instead of failing the person's consent."""
-    if session_factory.kw["bind"].dialect.name != "postgresql":
-        pytest.skip("SQLite: one process's writers take turns (vibexp.core.db.writing)")
+    """PostgreSQL only: a replica that finds no row, then meets the one another replica committed meanwhile, uses
+    that row (its own insert is rolled back to a savepoint) instead of failing the person's consent. (SQLite: one
+    process's writers take turns, ``vibexp.core.db.writing``, so two never insert at once.)"""
     client_id = "https://race.example/oauth/client.json"
     doc = ClientDocument(client_id=client_id, name="Racer", redirect_uris=(REDIRECT,), host="race.example")
     async with session_factory() as first, session_factory() as second:
