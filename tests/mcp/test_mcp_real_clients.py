@@ -279,13 +279,19 @@ async def test_claude_code_connects_with_a_read_only_key(
             [claude, "mcp", "add", "--transport", "http", name, mcp_url, "--header", f"Authorization: Bearer {key}"]
         )
         assert added.code == 0, added
+    # And the OAuth path with no header (README "Connect with OAuth"): Claude Code finds the authorization server
+    # from the 401 and says the server needs a sign-in, while the keyed /mcp/v1/common stays connected beside it.
+    connect_url = mcp_url.replace("/mcp/v1/common", "/mcp/v1/connect")
+    added = await clients.run([claude, "mcp", "add", "--transport", "http", "vibexp_oauth", connect_url])
+    assert added.code == 0, added
 
     listed = await clients.run([claude, "mcp", "list"])
     assert listed.code == 0, listed
     status = {line.split(":", 1)[0]: line for line in listed.stdout.splitlines() if line.startswith("vibexp_")}
-    assert set(status) == {"vibexp_io_common", "vibexp_bogus"}, listed
+    assert set(status) == {"vibexp_io_common", "vibexp_bogus", "vibexp_oauth"}, listed
     assert status["vibexp_io_common"].endswith("✔ Connected"), listed
     assert "Failed to connect" in status["vibexp_bogus"] and "HTTP 401" in status["vibexp_bogus"], listed
+    assert status["vibexp_oauth"].endswith("Needs authentication"), listed
 
     # The server saw Claude Code (by its User-Agent) use the read-only key; a health check is protocol set-up
     # (initialize, tools/list), which the usage counts but does not show as something the agent did.
