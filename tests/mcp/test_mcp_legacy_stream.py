@@ -93,8 +93,19 @@ async def get_stream(url: str, key: str) -> AsyncIterator[EventStream]:
 
 
 async def _refusal(url: str, key: str) -> httpx.Response:
+    """The answer to a GET stream that must be refused, asked again for up to ``DEADLINE`` while it is still opened
+    (a revocation reaches the key cache by its own poll; an opened stream is closed unread, never waited on)."""
+    headers = {"Authorization": f"Bearer {key}", "Accept": "text/event-stream"}
+    started = time.monotonic()
     async with httpx.AsyncClient(timeout=30) as http:
-        return await http.get(url, headers={"Authorization": f"Bearer {key}", "Accept": "text/event-stream"})
+        while True:
+            asked = time.monotonic()
+            async with http.stream("GET", url, headers=headers) as response:
+                if response.status_code != 200:
+                    await response.aread()
+                    return response
+            assert asked - started < DEADLINE, f"a stream was still opened {asked - started:.2f} s after"
+            await asyncio.sleep(0.02)
 
 
 async def _all_open(url: str, *keys: str) -> bool:
