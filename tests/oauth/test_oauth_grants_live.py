@@ -10,15 +10,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpers.servers import LiveServer
-from oauth.flow import new_flow
-
-LIST_TOOLS = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
-MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-
-
-async def _mcp(http: httpx.AsyncClient, url: str, token: str) -> int:
-    answer = await http.post(url, json=LIST_TOOLS, headers={**MCP_HEADERS, "Authorization": f"Bearer {token}"})
-    return answer.status_code
+from oauth.flow import list_tools, new_flow
 
 
 async def test_a_rest_revocation_reaches_the_other_replica_within_a_second(
@@ -29,17 +21,17 @@ async def test_a_rest_revocation_reaches_the_other_replica_within_a_second(
         flow = await new_flow(http, db_factory, base=first.url)
         tokens = await flow.tokens()
         other = f"{second.url}/mcp/v1/connect"
-        assert await _mcp(http, other, tokens["access_token"]) == 200  # verified and cached there
+        assert (await list_tools(http, tokens["access_token"], other)).status_code == 200  # verified and cached there
         listed = await http.get(f"{second.url}/api/v1/oauth/grants", headers=flow.person.headers)
         [grant] = listed.json()["items"]
         assert grant["revoked_at"] is None
         revoked = await http.delete(f"/api/v1/oauth/grants/{grant['id']}", headers=flow.person.headers)
         started = time.monotonic()
         assert revoked.status_code == 204, revoked.text
-        while await _mcp(http, other, tokens["access_token"]) == 200:
+        while (await list_tools(http, tokens["access_token"], other)).status_code == 200:
             assert time.monotonic() - started < 1.0, "the other replica still accepts a revoked grant's token after 1 s"
             await asyncio.sleep(0.05)
-        assert await _mcp(http, other, tokens["access_token"]) == 401
-        assert await _mcp(http, f"{first.url}/mcp/v1/connect", tokens["access_token"]) == 401
+        assert (await list_tools(http, tokens["access_token"], other)).status_code == 401
+        assert (await list_tools(http, tokens["access_token"], f"{first.url}/mcp/v1/connect")).status_code == 401
         again = await http.get(f"{second.url}/api/v1/oauth/grants", headers=flow.person.headers)
         assert again.json()["items"][0]["revoked_reason"] == "revoked"

@@ -26,16 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpers.servers import LiveServer
 from mcp import Client
-from oauth.flow import REDIRECT, consent_form, new_flow, post_form, query_of
+from oauth.flow import REDIRECT, consent_form, list_tools, new_flow, post_form, query_of
 from vibexp.core.oauth.models import OAuthGrant
-
-MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-LIST_TOOLS = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
-
-
-async def _status(http: httpx.AsyncClient, url: str, token: str) -> int:
-    answer = await http.post(url, json=LIST_TOOLS, headers={**MCP_HEADERS, "Authorization": f"Bearer {token}"})
-    return answer.status_code
 
 
 async def test_flow_on_one_replica_revocation_reaches_the_other_within_a_second(
@@ -46,14 +38,14 @@ async def test_flow_on_one_replica_revocation_reaches_the_other_within_a_second(
         flow = await new_flow(http, db_factory, base=first.url)
         tokens = await flow.tokens()
         other = f"{second.url}/mcp/v1/connect"
-        assert await _status(http, other, tokens["access_token"]) == 200  # verified (and cached) there
+        assert (await list_tools(http, tokens["access_token"], other)).status_code == 200  # verified (and cached) there
         revoked = await http.post("/oauth/revoke", data={"token": tokens["access_token"], "client_id": flow.client_id})
         assert revoked.status_code == 200
         started = time.monotonic()
-        while await _status(http, other, tokens["access_token"]) == 200:
+        while (await list_tools(http, tokens["access_token"], other)).status_code == 200:
             assert time.monotonic() - started < 1.0, "the other replica still accepts a revoked token after 1 s"
             await asyncio.sleep(0.05)
-        assert await _status(http, f"{first.url}/mcp/v1/connect", tokens["access_token"]) == 401
+        assert (await list_tools(http, tokens["access_token"], f"{first.url}/mcp/v1/connect")).status_code == 401
     # The two answered requests were counted on the grant (written within the verifier's flush interval).
     deadline = time.monotonic() + 15
     count = 0

@@ -342,9 +342,10 @@ def _sign_in_first(request: Request) -> Response:
     return redirect(request, "/login?next=" + quote(back, safe=""))
 
 
-@pages.get("/oauth/authorize")
-async def authorize(request: Request, db: SessionDep) -> Response:
-    params = {name: value for name, value in request.query_params.items()}
+async def _checked(request: Request, db: SessionDep, params: dict[str, str]) -> tuple[_Request, Viewer] | Response:
+    """The authorization request checked in order, for the page and for the person's answer alike: an untrusted
+    client or redirect is an error page (never a redirect), any later problem goes back to the client, and a person
+    not signed in goes to the sign-in first. The answer to send instead, if any."""
     try:
         auth = await _trusted(request, db, params)
     except _PageError as exc:
@@ -356,6 +357,15 @@ async def authorize(request: Request, db: SessionDep) -> Response:
         viewer = await current_viewer(request, browser_session(request), db)
     except SignInRequired:
         return _sign_in_first(request)
+    return auth, viewer
+
+
+@pages.get("/oauth/authorize")
+async def authorize(request: Request, db: SessionDep) -> Response:
+    checked = await _checked(request, db, dict(request.query_params.items()))
+    if isinstance(checked, Response):
+        return checked
+    auth, viewer = checked
     return _consent_page(request, viewer, auth)
 
 
@@ -380,17 +390,10 @@ async def decide(
     params |= {"code_challenge": code_challenge, "code_challenge_method": code_challenge_method, "resource": resource}
     if state is not None:
         params["state"] = state
-    try:
-        auth = await _trusted(request, db, params)
-    except _PageError as exc:
-        return error_page(request, 400, "Cannot connect this application", exc.message)
-    problem = _client_error(auth, _base(request))
-    if problem is not None:
-        return _redirect_to_client(request, auth, error=problem.error, error_description=problem.description)
-    try:
-        viewer = await current_viewer(request, browser_session(request), db)
-    except SignInRequired:
-        return _sign_in_first(request)
+    checked = await _checked(request, db, params)
+    if isinstance(checked, Response):
+        return checked
+    auth, viewer = checked
     if decision == "deny":
         return _redirect_to_client(
             request, auth, error="access_denied", error_description="The person declined to connect the application"
