@@ -9,18 +9,19 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.async_api import BrowserContext, Route, expect
+from playwright.async_api import BrowserContext, expect
 
 from browser.conftest import DashboardUser, shots
+from browser.oauth_pages import BrowserAuthorization
 from browser.test_accessibility import Auditor, axe_context, axe_source  # noqa: F401 - fixtures used below
 from helpers.receiver import Answer, Receiver
 from helpers.servers import LiveServer
 from helpers.tls import local_ca
-from oauth.flow import REDIRECT, Pkce, list_tools
+from oauth.flow import REDIRECT, list_tools
 
 pytestmark = [pytest.mark.browser, pytest.mark.clients, pytest.mark.slow]
 
@@ -57,29 +58,8 @@ async def test_metadata_document_client_consent_in_chromium(
     with Receiver(tls=local_ca().server_context()) as documents:
         client_id = documents.url("/oauth/client-metadata.json", host="localhost")
         documents.script(_document(client_id))
-        pkce = Pkce.new()
-        params = {
-            "response_type": "code",
-            "client_id": client_id,
-            "redirect_uri": REDIRECT,
-            "state": "s-cimd",
-            "code_challenge": pkce.challenge,
-            "code_challenge_method": "S256",
-            "resource": f"{base}/mcp/v1/connect",
-            "scope": "prompts:read",
-        }
-        page = await axe_context.new_page()
-        arrived: list[str] = []
-
-        async def client_callback(route: Route) -> None:
-            arrived.append(route.request.url)
-            await route.fulfill(status=200, content_type="text/html", body="<title>Done</title><p>You can close this.")
-
-        await page.route(f"{REDIRECT}*", client_callback)
-        await page.goto(f"/oauth/authorize?{urlencode(params)}")
-        await page.get_by_label("E-mail").fill(dashboard_user.email)
-        await page.get_by_label("Password").fill(dashboard_user.password)
-        await page.get_by_role("button", name="Sign in").click()
+        flow = BrowserAuthorization(base, client_id, state="s-cimd", scope="prompts:read")
+        page = await flow.open_signed_out(axe_context, dashboard_user)
 
         await expect(page.get_by_role("heading", name="Connect Example Connector")).to_be_visible()
         await expect(page.get_by_test_id("client-host")).to_contain_text("From localhost")
@@ -92,20 +72,9 @@ async def test_metadata_document_client_consent_in_chromium(
 
         await page.get_by_role("button", name="Allow").click()
         await expect(page).to_have_title("Done")
-        back = {name: values[0] for name, values in parse_qs(urlsplit(arrived[0]).query).items()}
-        assert back["state"] == "s-cimd"
+        assert flow.answer()["state"] == "s-cimd"
         async with httpx.AsyncClient(base_url=base, timeout=30) as http:
-            token = await http.post(
-                "/oauth/token",
-                data={
-                    "grant_type": "authorization_code",
-                    "code": back["code"],
-                    "code_verifier": pkce.verifier,
-                    "redirect_uri": REDIRECT,
-                    "client_id": client_id,
-                    "resource": f"{base}/mcp/v1/connect",
-                },
-            )
+            token = await flow.exchange(http)
             assert token.status_code == 200, token.text
             listed = await list_tools(http, token.json()["access_token"])
             assert listed.status_code == 200, listed.text
@@ -114,7 +83,7 @@ async def test_metadata_document_client_consent_in_chromium(
         # A document that names another client_id: the person gets a page, the browser goes nowhere else.
         other = documents.url("/oauth/other.json", host="localhost")
         documents.script(_document(client_id))  # served at ``other``, naming the first URL
-        await page.goto(f"/oauth/authorize?{urlencode({**params, 'client_id': other})}")
+        await page.goto(flow.url(client_id=other))
         await expect(page.get_by_role("heading", name="Cannot connect this application")).to_be_visible()
         await expect(page.get_by_text("names another client_id")).to_be_visible()
         assert urlsplit(page.url).path == "/oauth/authorize"

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
-from playwright.async_api import BrowserContext, Route, expect
+from playwright.async_api import BrowserContext, expect
 
 from browser.conftest import DashboardUser, shots
+from browser.oauth_pages import BrowserAuthorization
 from browser.test_accessibility import Auditor, axe_context, axe_source  # noqa: F401 - fixtures used below
 from helpers.servers import LiveServer
-from oauth.flow import REDIRECT, Pkce
+from oauth.flow import REDIRECT
 from vibexp.core.access import Caller, Role
 from vibexp.core.db import create_engine, create_session_factory, session_scope
 from vibexp.core.members import usecases as members
@@ -41,30 +41,8 @@ async def test_consent_in_chromium_signs_in_shows_the_client_and_returns_a_code(
             "/oauth/register", json={"client_name": "Claude Code", "redirect_uris": [REDIRECT]}
         )
         client_id = registered.json()["client_id"]
-        pkce = Pkce.new()
-        params = {
-            "response_type": "code",
-            "client_id": client_id,
-            "redirect_uri": REDIRECT,
-            "state": "s-123",
-            "code_challenge": pkce.challenge,
-            "code_challenge_method": "S256",
-            "resource": f"{base}/mcp/v1/connect",
-            "scope": "prompts:read memories:read",
-        }
-        page = await axe_context.new_page()
-        arrived: list[str] = []
-
-        async def client_callback(route: Route) -> None:  # the client's loopback listener
-            arrived.append(route.request.url)
-            await route.fulfill(status=200, content_type="text/html", body="<title>Done</title><p>You can close this.")
-
-        await page.route(f"{REDIRECT}*", client_callback)
-        await page.goto(f"/oauth/authorize?{urlencode(params)}")
-        await expect(page.get_by_role("heading", name="Sign in to VibeXP")).to_be_visible()
-        await page.get_by_label("E-mail").fill(dashboard_user.email)
-        await page.get_by_label("Password").fill(dashboard_user.password)
-        await page.get_by_role("button", name="Sign in").click()
+        flow = BrowserAuthorization(base, client_id, state="s-123", scope="prompts:read memories:read")
+        page = await flow.open_signed_out(axe_context, dashboard_user)
 
         await expect(page.get_by_role("heading", name="Connect Claude Code")).to_be_visible()
         await expect(page.get_by_test_id("unverified")).to_be_visible()
@@ -80,26 +58,15 @@ async def test_consent_in_chromium_signs_in_shows_the_client_and_returns_a_code(
 
         await page.get_by_role("button", name="Allow").click()
         await expect(page).to_have_title("Done")
-        assert len(arrived) == 1
-        back = {name: values[0] for name, values in parse_qs(urlsplit(arrived[0]).query).items()}
+        back = flow.answer()
         assert back["state"] == "s-123" and back["iss"] == f"{base}/oauth"
-        token = await http.post(
-            "/oauth/token",
-            data={
-                "grant_type": "authorization_code",
-                "code": back["code"],
-                "code_verifier": pkce.verifier,
-                "redirect_uri": REDIRECT,
-                "client_id": client_id,
-                "resource": f"{base}/mcp/v1/connect",
-            },
-        )
+        token = await flow.exchange(http)
         assert token.status_code == 200, token.text
         assert set(token.json()["scope"].split()) == {"prompts:read", "memories:read"}
 
         # Invited into a second account: the page offers a picker of the two.
         await join_second_account(browser_db, dashboard_user)
-        await page.goto(f"/oauth/authorize?{urlencode({**params, 'state': 's-456'})}")
+        await page.goto(flow.url(state="s-456"))
         picker = page.get_by_label("Account", exact=True)
         await expect(picker).to_be_visible()
         await expect(picker.locator("option")).to_have_count(2)
