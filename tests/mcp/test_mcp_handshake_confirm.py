@@ -20,12 +20,15 @@ from typing import Any
 
 import httpx
 import pytest
-from mcpkit import MCP_PATH, confirming_key
+from mcpkit import CAPPED_KEEPALIVE_SECONDS, MCP_PATH, confirming_key
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpers.factories import Account
 from helpers.servers import REPO, LiveServer
 from vibexp.api.mcp.confirm import CONFIRMED_TOOLS
 from vibexp.api.mcp.handshake import QUESTION_ID_PREFIX
+from vibexp.core.relayed_answers import RelayedAnswer
 
 CLIENTS = REPO / "tests" / "clients"
 SCRIPT = REPO / "tests" / "mcp" / "clients" / "handshake_confirm.mjs"
@@ -180,6 +183,16 @@ class Stream:
                     return found
         raise AssertionError("the stream ended without another event")
 
+    async def until_comments(self, count: int, timeout: float) -> None:
+        """Read until ``count`` SSE comments have come (and no event)."""
+        async with asyncio.timeout(timeout):
+            async for line in self.lines:
+                assert not line.startswith("data:"), line
+                self.comments += line.startswith(":")
+                if self.comments >= count:
+                    return
+        raise AssertionError("the stream ended")
+
 
 @asynccontextmanager
 async def calling(
@@ -303,3 +316,30 @@ async def test_unanswered_in_time_is_a_tool_error_and_a_late_answer_is_refused(
         late = await answer(http, key, session, asking["id"], ACCEPT)
         assert late.status_code == 404, late.text
         assert await _memory_status(http, account, memory_id) == 200
+
+
+async def test_the_wait_is_kept_alive_and_a_vanished_client_frees_it(
+    capped: LiveServer, account: Account, db: async_sessionmaker[AsyncSession]
+) -> None:
+    async with httpx.AsyncClient(base_url=capped.url, timeout=30) as http:
+        key = await confirming_key(http, account)
+        memory_id = await _memory(http, account, "walks the dog")
+        session = await open_session(http, key)
+        async with calling(http, key, session, "delete_memory", {"id": memory_id}) as stream:
+            asking = await stream.next()
+            await stream.until_comments(2, CAPPED_KEEPALIVE_SECONDS * 10)  # ": keep-alive" while the person thinks
+            assert await _waiting(db, asking["id"]) == 1
+        # The client went away without answering: the wait ends and its question is closed (bounded poll).
+        for _ in range(50):
+            if await _waiting(db, asking["id"]) == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert await _waiting(db, asking["id"]) == 0
+        late = await answer(http, key, session, asking["id"], ACCEPT)
+        assert late.status_code == 404, late.text
+        assert await _memory_status(http, account, memory_id) == 200
+
+
+async def _waiting(db: async_sessionmaker[AsyncSession], question_id: str) -> int:
+    async with db() as session:
+        return int(await session.scalar(select(func.count()).where(RelayedAnswer.id == question_id)) or 0)

@@ -1,8 +1,8 @@
 """Confirmation of destructive tools: a key with ``confirm_destructive`` asks the person, by form elicitation, before
 a tool deletes or overwrites anything, and the tool does nothing unless the person accepts.
 
-Our MCP server is stateless (one JSON answer per POST), so it cannot send ``elicitation/create`` in the middle of a
-call. The 2026-07-28 revision has the multi-round-trip form for exactly that: the first ``tools/call`` is answered
+For 2026-07-28 clients, our stateless server (one JSON answer per POST) does not send ``elicitation/create`` in the
+middle of a call: that revision has the multi-round-trip form for exactly that: the first ``tools/call`` is answered
 with an ``InputRequiredResult`` holding the form (``input_requests``) and an opaque ``request_state``; the client
 shows the form and calls the tool again, with the same arguments, carrying the person's answer
 (``input_responses``) and the state echoed back. ``ConfirmationGate`` is SDK server middleware, inside the SDK's

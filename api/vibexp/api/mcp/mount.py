@@ -130,9 +130,16 @@ class McpFrontDoor:
             await self._get(scope, receive, send)
             return
         principal = state.principal if state is not None else None
-        if self.handshake is not None and principal is not None and endpoint and handshake_era(scope):
-            token = session_header(scope)  # a header scan: a key that does not confirm, without a session, pays that
-            if scope["method"] == "POST" and body is not None and (token is not None or principal.confirm_destructive):
+        # A key that does not confirm, without a session (every other client), pays one header scan here.
+        token = session_header(scope) if principal is not None else None
+        if (
+            self.handshake is not None
+            and principal is not None
+            and (token is not None or principal.confirm_destructive)
+            and endpoint
+            and handshake_era(scope)
+        ):
+            if scope["method"] == "POST" and body is not None:
                 answered = await self.handshake.post(
                     scope, receive, send, body=body, principal=principal, token=token, forward=self._forward
                 )
