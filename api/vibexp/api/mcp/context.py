@@ -109,9 +109,9 @@ class UsageTagger:
     VS Code speak today) only with ``initialize``, and a stateless server keeps no session to carry it over (only a
     key with ``confirm_destructive`` gets an ``Mcp-Session-Id``, ``sessions.py``, and it names no address). So the
     name a client gives at ``initialize`` is remembered, in this process, for the client as later requests identify
-    it: the same key, User-Agent and address (the most recent ``max_clients`` of them). A key shared by Claude Code on one laptop and Cursor on another is two clients, each request tagged
-    with its own; the usage log then shows both (``vibexp.core.usage.service.clients_of``), not the last one. Two
-    clients on one key that send the same User-Agent from the same address cannot be told apart: there, the last
+    it: the same key, User-Agent and address (the most recent ``max_clients`` of them). A key shared by Claude Code
+    on one laptop and Cursor on another is two clients, each request tagged with its own; the usage log then shows
+    both (``vibexp.core.usage.service.clients_of``), not the last one. Two clients on one key that send the same User-Agent from the same address cannot be told apart: there, the last
     named wins. A name we do not recognise never overrides a User-Agent we do.
     """
 
