@@ -17,9 +17,12 @@ sessions are kept by value in a small bounded dict (``SessionSeal.max_cached``).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
 from collections import OrderedDict
@@ -51,6 +54,8 @@ _SCOPE_KEY = "vibexp.mcp.session"
 #: through); nothing a client sends can set it.
 _CONFIRMED_KEY = "vibexp.mcp.confirmed"
 _MAX_TOKEN = 1024
+#: What ``issue`` writes: a URL-safe base64 nonce, a dot, the URL-safe base64 seal (unpadded).
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{44,}")
 _MAX_CLIENT_NAME = 100
 
 
@@ -98,6 +103,16 @@ def is_confirmed(scope: Scope) -> bool:
     return scope.get(_CONFIRMED_KEY) is True
 
 
+def _canonical(sealed: str) -> bool:
+    """Whether ``sealed`` is the one spelling ``issue`` writes (unpadded, no stray bits in its last character): a
+    session has one id, not several that open alike."""
+    try:
+        raw = base64.urlsafe_b64decode(sealed + "=" * (-len(sealed) % 4))
+    except (binascii.Error, ValueError):
+        return False
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=") == sealed
+
+
 class SessionSeal:
     """Issues and opens sealed session ids (module docstring)."""
 
@@ -127,8 +142,10 @@ class SessionSeal:
         return found if found is not None and found.key_id == key_id else None
 
     def _open(self, token: str) -> HandshakeSession | None:
+        if len(token) > _MAX_TOKEN or _TOKEN.fullmatch(token) is None:
+            return None
         nonce, _, sealed = token.partition(".")
-        if len(token) > _MAX_TOKEN or not nonce or not sealed:
+        if not _canonical(sealed):
             return None
         opened = self._sealer.open(nonce, sealed)
         try:
