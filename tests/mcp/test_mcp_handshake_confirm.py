@@ -235,6 +235,7 @@ async def test_the_answer_reaches_the_call_waiting_on_another_process(
             assert taken.status_code == 202, taken.text
             final = await stream.next()
         assert final["id"] == 7 and not final["result"].get("isError"), final
+        assert final["result"]["structuredContent"] == {"deleted": True, "what": f"memory {memory_id}"}, final
         assert await _memory_status(b, account, memory_id) == 404
         again = await answer(b, key, session, asking["id"], ACCEPT)  # the question is closed
         assert again.status_code == 404 and again.json()["error"]["code"] == "not_found", again.text
@@ -343,3 +344,20 @@ async def test_the_wait_is_kept_alive_and_a_vanished_client_frees_it(
 async def _waiting(db: async_sessionmaker[AsyncSession], question_id: str) -> int:
     async with db() as session:
         return int(await session.scalar(select(func.count()).where(RelayedAnswer.id == question_id)) or 0)
+
+
+async def test_the_sdk_transport_runs_the_accepted_call_too(sdk_server: LiveServer, account: Account) -> None:
+    """With the fast path off (``VIBEXP_MCP_FAST_PATH=false``) the accepted call goes through the SDK's own
+    transport: the same stream, the same result."""
+    async with httpx.AsyncClient(base_url=sdk_server.url, timeout=30) as http:
+        key = await confirming_key(http, account)
+        memory_id = await _memory(http, account, "sdk transport")
+        session = await open_session(http, key)
+        assert await listed(http, key, session) >= CONFIRMED_TOOLS
+        async with calling(http, key, session, "delete_memory", {"id": memory_id}) as stream:
+            asking = await stream.next()
+            taken = await answer(http, key, session, asking["id"], ACCEPT)
+            assert taken.status_code == 202, taken.text
+            final = await stream.next()
+        assert final["id"] == 7 and final["result"]["structuredContent"]["deleted"] is True, final
+        assert await _memory_status(http, account, memory_id) == 404
