@@ -274,6 +274,10 @@ async def test_a_forged_or_another_keys_session_is_unknown(
         assert gone.status_code == 404 and gone.json()["error"]["code"] == "session_not_found", gone.text
         streamed = await rest.get(MCP_PATH, headers={**_headers(who, presented), "Accept": "text/event-stream"})
         assert streamed.status_code == 404, streamed.text
+    # The session's own key: the GET event stream opens with it, and DELETE ends it (nothing is kept: 204).
+    streaming = {**_headers(key, session), "Accept": "text/event-stream"}
+    async with rest.stream("GET", MCP_PATH, headers=streaming) as opened:
+        assert opened.status_code == 200 and opened.headers["content-type"].startswith("text/event-stream")
     ended = await rest.delete(MCP_PATH, headers=_headers(key, session))
     assert ended.status_code == 204, ended.text
 
