@@ -89,6 +89,16 @@ async def columns(url: str, table: str) -> set[str]:
         await engine.dispose()
 
 
+async def tables(url: str) -> set[str]:
+    """The names of the database's tables."""
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
+    finally:
+        await engine.dispose()
+
+
 async def downgrade_past(url: str, revision: str) -> None:
     """Step back to the revision before ``revision`` (alembic's command is synchronous: in a thread)."""
     await asyncio.to_thread(command.downgrade, alembic_config(url), revision_before(revision))

@@ -87,3 +87,15 @@ def capped(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     }
     with LiveServer(database_url, env=env).start(tmp_path_factory.mktemp("capped")) as live:
         yield live
+
+
+@pytest.fixture
+def quick_server(
+    database_url: str, mcp_servers: dict[str, LiveServer], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """A server whose confirmations time out after one second."""
+    name = f"{database_url} (1 s confirmations)"
+    if name not in mcp_servers:
+        env = {"VIBEXP_MCP_CONFIRM_TIMEOUT": "1"}
+        mcp_servers[name] = LiveServer(database_url, env=env).start(tmp_path_factory.mktemp("mcp-quick"))
+    yield mcp_servers[name]

@@ -6,16 +6,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 import httpx2
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, Implementation, TextContent
 
+from helpers.factories import Account
 from mcp import Client
 from vibexp.api.mcp.tools import TOOL_NAMES, TOOL_SCOPES
 from vibexp.core.access import READ_ONLY, expand
 
-__all__ = ["MCP_PATH", "READ_TOOLS", "SERVICE_HOST", "connect", "mcp_errors", "ok", "tool_error"]
+__all__ = ["MCP_PATH", "READ_TOOLS", "SERVICE_HOST", "confirming_key", "connect", "mcp_errors", "ok", "tool_error"]
 
 MCP_PATH = "/mcp/v1/common"
 #: The Host a client inside a cluster would send (the Service name), allowed through VIBEXP_MCP_ALLOWED_HOSTS.
@@ -60,6 +62,15 @@ async def tool_error(client: Client, tool: str, arguments: dict[str, Any]) -> st
     assert result.is_error, result.structured_content
     assert isinstance(result.content[0], TextContent)
     return result.content[0].text
+
+
+async def confirming_key(rest: httpx.AsyncClient, account: Account) -> str:
+    """A new key of ``account`` with ``confirm_destructive`` (minted through the REST API)."""
+    body = {"name": "confirming", "confirm_destructive": True}
+    response = await rest.post("/api/v1/api-keys", json=body, headers=account.headers)
+    assert response.status_code == 201, response.text
+    key: str = response.json()["key"]
+    return key
 
 
 def mcp_errors(exc: BaseException) -> list[MCPError]:

@@ -9,7 +9,7 @@ rotate and JSON.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -29,7 +29,7 @@ from mcp_types import (
     TextContent,
     UrlElicitationCapability,
 )
-from mcpkit import MCP_PATH, mcp_errors, ok, tool_error
+from mcpkit import MCP_PATH, confirming_key, mcp_errors, ok, tool_error
 
 from helpers.factories import Account
 from helpers.servers import LiveServer
@@ -70,11 +70,6 @@ async def _mint(rest: httpx.AsyncClient, account: Account, **body: Any) -> dict[
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
     return created
-
-
-async def _confirming_key(rest: httpx.AsyncClient, account: Account) -> str:
-    key: str = (await _mint(rest, account, confirm_destructive=True))["key"]
-    return key
 
 
 # -- the list of tools that ask, tied to the catalogue ---------------------------------------------------------------
@@ -158,7 +153,7 @@ async def test_patching_an_unknown_key_is_404(rest: httpx.AsyncClient, account: 
 async def test_accepting_deletes_and_the_question_says_what(
     mcp_url: str, account: Account, rest: httpx.AsyncClient
 ) -> None:
-    key = await _confirming_key(rest, account)
+    key = await confirming_key(rest, account)
     person = Person("accept")
     async with connect(mcp_url, key, person) as mcp:
         memory = await ok(mcp, "save_memory", {"content": "the deploy password rotates on Mondays"})
@@ -175,7 +170,7 @@ async def test_accepting_deletes_and_the_question_says_what(
 async def test_declining_or_cancelling_changes_nothing(
     mcp_url: str, account: Account, rest: httpx.AsyncClient, action: str
 ) -> None:
-    key = await _confirming_key(rest, account)
+    key = await confirming_key(rest, account)
     person = Person(action)
     async with connect(mcp_url, key, person) as mcp:
         await ok(mcp, "save_artifact", {"project": "p", "slug": "notes", "content": "v1", "title": "Notes"})
@@ -189,7 +184,7 @@ async def test_declining_or_cancelling_changes_nothing(
 
 
 async def test_unchecking_the_box_is_a_decline(mcp_url: str, account: Account, rest: httpx.AsyncClient) -> None:
-    key = await _confirming_key(rest, account)
+    key = await confirming_key(rest, account)
     async with connect(mcp_url, key, Person("accept", {"confirm": False})) as mcp:
         await ok(mcp, "create_prompt", {"name": "keep-me", "content": "hello"})
         assert (await tool_error(mcp, "delete_prompt", {"name": "keep-me"})).startswith("declined:")
@@ -199,7 +194,7 @@ async def test_unchecking_the_box_is_a_decline(mcp_url: str, account: Account, r
 async def test_a_missing_target_asks_nothing_and_the_tool_reports_it(
     mcp_url: str, account: Account, rest: httpx.AsyncClient
 ) -> None:
-    key = await _confirming_key(rest, account)
+    key = await confirming_key(rest, account)
     person = Person("accept")
     async with connect(mcp_url, key, person) as mcp:
         text = await tool_error(mcp, "delete_prompt", {"name": "never-made"})
@@ -219,7 +214,7 @@ async def test_a_key_without_the_setting_asks_nothing(mcp_url: str, account: Acc
 async def test_a_client_that_cannot_be_asked_does_not_see_the_tools(
     mcp_url: str, account: Account, rest: httpx.AsyncClient, mode: Any
 ) -> None:
-    key = await _confirming_key(rest, account)
+    key = await confirming_key(rest, account)
     async with connect(mcp_url, key, None, mode=mode) as mcp:
         names = {t.name for t in (await mcp.list_tools()).tools}
         assert names == set(TOOL_NAMES) - CONFIRMED_TOOLS
@@ -235,7 +230,7 @@ async def test_a_client_that_cannot_be_asked_does_not_see_the_tools(
 async def test_an_answer_that_does_not_match_the_form_is_a_protocol_error(
     mcp_url: str, account: Account, rest: httpx.AsyncClient
 ) -> None:
-    key = await _confirming_key(rest, account)
+    key = await confirming_key(rest, account)
     async with connect(mcp_url, key, Person("accept", {"confirm": "yes please"})) as mcp:
         memory = await ok(mcp, "save_memory", {"content": "stays"})
         with pytest.raises(BaseException) as caught:
@@ -252,7 +247,7 @@ def _rpc(method: str, params: dict[str, Any]) -> dict[str, Any]:
 
 async def test_a_forged_answer_is_a_protocol_error(mcp_url: str, account: Account, rest: httpx.AsyncClient) -> None:
     """An agent answering "accept" itself, without the question ever being asked (no, or a made-up, state)."""
-    key = await _confirming_key(rest, account)
+    key = await confirming_key(rest, account)
     async with connect(mcp_url, key, Person("decline")) as mcp:
         memory = await ok(mcp, "save_memory", {"content": "stays"})
     meta = {
@@ -277,24 +272,12 @@ async def test_a_forged_answer_is_a_protocol_error(mcp_url: str, account: Accoun
     assert listed.status_code == 200
 
 
-@pytest.fixture
-def quick_server(
-    database_url: str, mcp_servers: dict[str, LiveServer], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    """A server whose confirmations time out after one second."""
-    name = f"{database_url} (1 s confirmations)"
-    if name not in mcp_servers:
-        env = {"VIBEXP_MCP_CONFIRM_TIMEOUT": "1"}
-        mcp_servers[name] = LiveServer(database_url, env=env).start(tmp_path_factory.mktemp("mcp-quick"))
-    yield mcp_servers[name]
-
-
 async def test_an_answer_after_the_timeout_is_a_protocol_error(quick_server: LiveServer, account: Account) -> None:
     url = quick_server.url + MCP_PATH
     async with connect(url, account.key) as mcp:
         await ok(mcp, "create_prompt", {"name": "slow", "content": "x"})
     async with httpx.AsyncClient(base_url=quick_server.url, timeout=30) as rest:
-        key = await _confirming_key(rest, account)
+        key = await confirming_key(rest, account)
     async with connect(url, key, Person("accept", delay=1.5)) as mcp:
         with pytest.raises(BaseException) as caught:
             await mcp.call_tool("delete_prompt", {"name": "slow"})
@@ -306,7 +289,7 @@ async def test_an_answer_after_the_timeout_is_a_protocol_error(quick_server: Liv
 async def test_the_result_of_an_accepted_call_is_the_tools_own(
     mcp_url: str, account: Account, rest: httpx.AsyncClient
 ) -> None:
-    key = await _confirming_key(rest, account)
+    key = await confirming_key(rest, account)
     person = Person("accept")
     async with connect(mcp_url, key, person) as mcp:
         await ok(mcp, "create_prompt", {"name": "greet", "content": "hello"})

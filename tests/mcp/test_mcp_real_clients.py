@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
-from mcpkit import READ_TOOLS, connect, tool_error
+from mcpkit import READ_TOOLS, confirming_key, connect, tool_error
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpers.factories import TEST_ACTOR, Account
@@ -304,3 +304,20 @@ async def test_claude_code_connects_with_a_read_only_key(
         await asyncio.sleep(0.1)
     assert [c["tool_type"] for c in usage["clients"]] == ["claude_code"], usage
     assert usage["request_count"] >= 2 and usage["actions"] == [], usage
+
+
+async def test_claude_code_connects_with_a_key_that_asks_before_destroying(
+    clients: Clients, mcp_url: str, account: Account, rest: httpx.AsyncClient
+) -> None:
+    """Such a key's ``initialize`` answer carries a sealed ``Mcp-Session-Id``, which Claude Code echoes on every
+    request after it (handshake.py): it stays connected."""
+    claude = installed("claude")
+    key = await confirming_key(rest, account)
+    clients.hide(key)
+    header = f"Authorization: Bearer {key}"
+    added = await clients.run([claude, "mcp", "add", "--transport", "http", "vibexp_asks", mcp_url, "--header", header])
+    assert added.code == 0, added
+    listed = await clients.run([claude, "mcp", "list"])
+    assert listed.code == 0, listed
+    status = [line for line in listed.stdout.splitlines() if line.startswith("vibexp_asks:")]
+    assert len(status) == 1 and status[0].endswith("✔ Connected"), listed

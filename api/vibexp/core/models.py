@@ -10,6 +10,7 @@ from vibexp.core.keys.models import ApiKey
 from vibexp.core.members.models import Invitation
 from vibexp.core.oauth.models import OAuthClient, OAuthCode, OAuthGrant
 from vibexp.core.ratelimit.models import RateWindow
+from vibexp.core.relayed_answers import RelayedAnswer
 from vibexp.core.tenants.models import Tenant
 from vibexp.core.usage.models import KeyAction
 from vibexp.core.users.attempts import SignInBucket
@@ -37,6 +38,7 @@ __all__ = [
     "PromptLabel",
     "PromptVersion",
     "RateWindow",
+    "RelayedAnswer",
     "RevokedSession",
     "SignInBucket",
     "Tenant",

@@ -1,8 +1,8 @@
 """Confirmation of destructive tools: a key with ``confirm_destructive`` asks the person, by form elicitation, before
 a tool deletes or overwrites anything, and the tool does nothing unless the person accepts.
 
-Our MCP server is stateless (one JSON answer per POST), so it cannot send ``elicitation/create`` in the middle of a
-call. The 2026-07-28 revision has the multi-round-trip form for exactly that: the first ``tools/call`` is answered
+For 2026-07-28 clients, our stateless server (one JSON answer per POST) does not send ``elicitation/create`` in the
+middle of a call: that revision has the multi-round-trip form for exactly that: the first ``tools/call`` is answered
 with an ``InputRequiredResult`` holding the form (``input_requests``) and an opaque ``request_state``; the client
 shows the form and calls the tool again, with the same arguments, carrying the person's answer
 (``input_responses``) and the state echoed back. ``ConfirmationGate`` is SDK server middleware, inside the SDK's
@@ -17,9 +17,15 @@ Which calls ask: ``delete_*`` of something that exists, ``update_*`` of somethin
 straight to the tool, which reports it (nothing would be lost). The question says in plain words what will be
 deleted or replaced, read with the caller's own key (so it never names what the key may not read).
 
-A client that declared no form elicitation (``capabilities.elicitation``; every handshake-era client of this
-stateless server, which could not be asked) does not see those tools in ``tools/list`` for such a key, and a call of
-one is a tool error saying why (``confirmation_unavailable``).
+Handshake-era clients (2025-06-18 / 2025-03-26 ``initialize``: Claude Code, Cursor, VS Code) are asked too, the
+way their revision asks: ``handshake.HandshakeDoor`` answers their call with an SSE stream carrying
+``elicitation/create`` (the same question, the same form), takes the person's answer from whichever replica it
+reaches (``vibexp.core.relayed_answers``), and then runs the tool, or not. What such a client declared at
+``initialize`` travels in its sealed ``Mcp-Session-Id`` (``sessions.py``), which the gate reads here.
+
+A client that declared no form elicitation (``capabilities.elicitation``, or a handshake-era client without a
+session that says it declared it) does not see those tools in ``tools/list`` for such a key, and a call of one is a
+tool error saying why (``confirmation_unavailable``).
 """
 
 from __future__ import annotations
@@ -43,8 +49,11 @@ from mcp_types import (
     ListToolsResult,
     TextContent,
 )
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.requests import Request
 
 from vibexp.api.mcp.context import caller_of, principal_of, runtime_of
+from vibexp.api.mcp.sessions import is_confirmed, session_in
 from vibexp.api.settings import ApiSettings
 from vibexp.core.access import Caller
 from vibexp.core.config import Settings
@@ -56,7 +65,11 @@ __all__ = [
     "CONFIRMED_TOOLS",
     "DEFAULT_TIMEOUT",
     "ConfirmationGate",
+    "Question",
     "can_elicit",
+    "declined",
+    "form_action",
+    "question_for",
     "question_schema",
     "request_state_security",
 ]
@@ -101,15 +114,15 @@ class Question:
     message: str
 
 
-async def _question(
-    ctx: ServerRequestContext[Any, Any], caller: Caller, tool: str, args: Mapping[str, Any]
+async def question_for(
+    factory: async_sessionmaker[AsyncSession], caller: Caller, tool: str, args: Mapping[str, Any]
 ) -> Question | None:
     """What this call would destroy, in plain words; ``None`` when nothing exists to destroy (or the arguments are
     not even of the right shape: the tool reports those)."""
     deleting = tool.startswith("delete_")
     verb = "delete" if deleting else "replace"
     try:
-        async with session_scope(runtime_of(ctx).session_factory) as session:
+        async with session_scope(factory) as session:
             if tool in ("delete_prompt", "update_prompt"):
                 prompt = await prompts.get(session, caller=caller, where=prompts.by_name(str(args["name"])))
                 what = f"the prompt {prompt.name!r} (version {prompt.version}, {len(prompt.content)} characters)"
@@ -134,7 +147,7 @@ async def _question(
     return Question(verb, f"Replace {what} with the new version{changing}? The current content is overwritten.")
 
 
-def _declined(tool: str, action: str) -> CallToolResult:
+def declined(tool: str, action: str) -> CallToolResult:
     said = "declined" if action == "decline" else "cancelled"
     text = f"{said}: the person {said} the confirmation, so {tool} did nothing; nothing was changed"
     return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
@@ -144,6 +157,14 @@ def _unavailable(tool: str) -> CallToolResult:
     text = (
         f"confirmation_unavailable: this API key asks the person before {tool} (confirm_destructive), and this "
         "client declared no form elicitation to ask with; nothing was changed"
+    )
+    return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+
+
+def _unasked(tool: str) -> CallToolResult:
+    text = (
+        f"confirmation_required: what {tool} would change appeared while the call was on its way, so the person "
+        "was not asked; nothing was changed. Call the tool again to be asked"
     )
     return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
 
@@ -168,7 +189,9 @@ class ConfirmationGate:
         principal = principal_of(ctx)
         if not principal.confirm_destructive:
             return await call_next(ctx)
-        elicits = can_elicit(ctx.session.client_capabilities)
+        scope = ctx.request.scope if isinstance(ctx.request, Request) else {}
+        handshake = session_in(scope)
+        elicits = can_elicit(ctx.session.client_capabilities) or (handshake is not None and handshake.elicits)
         if ctx.method == "tools/list":
             listed = await call_next(ctx)
             return listed if elicits else _without_confirmed(listed)
@@ -178,19 +201,23 @@ class ConfirmationGate:
             return await call_next(ctx)
         if not elicits:
             return _unavailable(str(tool))
+        if handshake is not None and is_confirmed(scope):  # the person accepted (handshake.HandshakeDoor asked)
+            return await call_next(ctx)
         responses = params.get("inputResponses")
         if responses is None:
             arguments = params.get("arguments")
             args = arguments if isinstance(arguments, Mapping) else {}
-            question = await _question(ctx, caller_of(ctx), str(tool), args)
+            question = await question_for(runtime_of(ctx).session_factory, caller_of(ctx), str(tool), args)
             if question is None:
                 return await call_next(ctx)
+            if handshake is not None:  # created since the front door looked (it asks first): ask on the next call
+                return _unasked(str(tool))
             form = ElicitRequestFormParams(message=question.message, requested_schema=question_schema(question.verb))
             asked = json.dumps({"k": principal.key_id, "at": time.time()})
             return InputRequiredResult(input_requests={FIELD: ElicitRequest(params=form)}, request_state=asked)
         action = self._answer(params, principal.key_id)
         if action != "accept":
-            return _declined(str(tool), action)
+            return declined(str(tool), action)
         return await call_next(ctx)
 
     def _answer(self, params: Mapping[str, Any], key_id: str) -> str:
@@ -210,18 +237,22 @@ class ConfirmationGate:
                 f"The confirmation expired (the person has {self.timeout:g} seconds to answer): call the tool again"
             )
         responses = params.get("inputResponses")
-        answer = responses.get(FIELD) if isinstance(responses, Mapping) else None
-        if not isinstance(answer, Mapping) or answer.get("action") not in ("accept", "decline", "cancel"):
-            raise _bad_answer(f"inputResponses.{FIELD}: expected the answer to the confirmation form")
-        action = str(answer["action"])
-        if action != "accept":
-            return action
-        content = answer.get("content")
-        if not isinstance(content, Mapping) or not isinstance(content.get(FIELD), bool) or set(content) != {FIELD}:
-            raise _bad_answer(
-                f"inputResponses.{FIELD}.content: expected {{{FIELD!r}: true or false}}, as the form asks"
-            )
-        return "accept" if content[FIELD] else "decline"
+        return form_action(responses.get(FIELD) if isinstance(responses, Mapping) else None, f"inputResponses.{FIELD}")
+
+
+def form_action(answer: object, where: str) -> str:
+    """The person's answer to the confirmation form (an ``ElicitResult``: ``accept`` with the box checked,
+    ``decline`` — an unchecked box too — or ``cancel``); a ``-32602`` protocol error when ``answer`` is not in the
+    form's shape (``where`` names it in the message)."""
+    if not isinstance(answer, Mapping) or answer.get("action") not in ("accept", "decline", "cancel"):
+        raise _bad_answer(f"{where}: expected the answer to the confirmation form")
+    action = str(answer["action"])
+    if action != "accept":
+        return action
+    content = answer.get("content")
+    if not isinstance(content, Mapping) or not isinstance(content.get(FIELD), bool) or set(content) != {FIELD}:
+        raise _bad_answer(f"{where}.content: expected {{{FIELD!r}: true or false}}, as the form asks")
+    return "accept" if content[FIELD] else "decline"
 
 
 def _without_confirmed(listed: HandlerResult) -> HandlerResult:

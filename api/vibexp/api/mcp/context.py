@@ -105,14 +105,15 @@ def _client_of(state: RequestState, key_id: str) -> _Client:
 class UsageTagger:
     """SDK server middleware: records the calling client, from its ``clientInfo``, as the request's tool type.
 
-    The 2026-era protocol sends ``clientInfo`` with every request; the handshake era (what Claude Code, Cursor and
-    VS Code speak today) only with ``initialize``, and a stateless server keeps no session to carry it over (and
-    issues no ``Mcp-Session-Id``). So the name a client gives at ``initialize`` is remembered, in this process, for
-    the client as later requests identify it: the same key, User-Agent and address (the most recent ``max_clients``
-    of them). A key shared by Claude Code on one laptop and Cursor on another is two clients, each request tagged
-    with its own; the usage log then shows both (``vibexp.core.usage.service.clients_of``), not the last one. Two
-    clients on one key that send the same User-Agent from the same address cannot be told apart: there, the last
-    named wins. A name we do not recognise never overrides a User-Agent we do.
+    The 2026-era protocol sends ``clientInfo`` with every request; the handshake era (what Claude Code, Cursor and VS
+    Code speak today) only with ``initialize``, and a stateless server keeps no session to carry it over (only a key
+    with ``confirm_destructive`` gets an ``Mcp-Session-Id``, ``sessions.py``, and it names no address). So the name a
+    client gives at ``initialize`` is remembered, in this process, for the client as later requests identify it: the
+    same key, User-Agent and address (the most recent ``max_clients`` of them). A key shared by Claude Code on one
+    laptop and Cursor on another is two clients, each request tagged with its own; the usage log then shows both
+    (``vibexp.core.usage.service.clients_of``), not the last one. Two clients on one key that send the same User-Agent
+    from the same address cannot be told apart: there, the last named wins. A name we do not recognise never overrides a
+    User-Agent we do.
     """
 
     def __init__(self, max_clients: int = 10_000) -> None:

@@ -49,17 +49,16 @@ from mcp_types import (
     JSONRPCResponse,
     RequestId,
 )
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vibexp.api.mcp.errors import INTERNAL_ERROR_MESSAGE
+from vibexp.api.mcp.sessions import handshake_era
 
 __all__ = ["McpFastPath"]
 
 log = logging.getLogger(__name__)
 
-_PROTOCOL_HEADER = b"mcp-protocol-version"
 _FIELDS = frozenset({"jsonrpc", "id", "method", "params"})
 _INTERNAL = ErrorData(code=INTERNAL_ERROR, message=INTERNAL_ERROR_MESSAGE)
 
@@ -136,7 +135,7 @@ class McpFastPath:
             and scope["type"] == "http"
             and scope["method"] == "POST"
             and scope["path"] == self.path
-            and self._legacy_era(scope)
+            and handshake_era(scope)
         ):
             await self.app(scope, receive, send)
             return
@@ -150,11 +149,6 @@ class McpFastPath:
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
-
-    @staticmethod
-    def _legacy_era(scope: Scope) -> bool:
-        version = next((v for k, v in scope["headers"] if k == _PROTOCOL_HEADER), None)
-        return version is None or version.decode("latin-1") in HANDSHAKE_PROTOCOL_VERSIONS
 
     @staticmethod
     def _acceptable(request: Request) -> bool:

@@ -93,10 +93,13 @@ __all__ = [
     "HANDSHAKE_NOTIFICATIONS",
     "KEEPALIVE_SECONDS",
     "MAX_RESOURCE_SUBSCRIPTIONS",
+    "SSE_HEADERS",
+    "SSE_KEEPALIVE",
     "TOO_MANY_LISTENERS",
     "EventStreams",
     "ListenerRefused",
     "Listeners",
+    "until_disconnect",
 ]
 
 log = logging.getLogger(__name__)
@@ -381,6 +384,12 @@ def sse_event(event: ServerEvent) -> bytes:
     return b"event: message\ndata: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n"
 
 
+async def until_disconnect(receive: Receive) -> None:
+    """Return when the client has gone away (the request body, already read or not, then ``http.disconnect``)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
 class EventStreams:
     """The handshake era's standalone GET stream on the MCP endpoint, for the key of the request (module
     docstring). ``McpFrontDoor`` calls it for an authenticated ``GET`` that accepts ``text/event-stream``."""
@@ -416,14 +425,13 @@ class EventStreams:
         gone = False
         async with anyio.create_task_group() as group:
 
-            async def until_disconnect() -> None:
+            async def watch() -> None:
                 nonlocal gone
-                while (await receive())["type"] != "http.disconnect":  # the (empty) request body, then the end
-                    pass
+                await until_disconnect(receive)
                 gone = True
                 group.cancel_scope.cancel()
 
-            group.start_soon(until_disconnect)
+            group.start_soon(watch)
             try:
                 await self.listeners.pump(stream, deliver, keepalive=self.listeners.keepalive_seconds)
             except TimeoutError:

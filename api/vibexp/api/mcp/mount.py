@@ -8,6 +8,10 @@
 - ``GET`` with ``Accept: text/event-stream`` is the handshake era's standalone server-to-client stream: the
   change notifications of the key's account it may read (``live.EventStreams``; capped, kept alive, ended with its
   key). The same Host/Origin checks apply. Any other ``GET`` answers 405 (``Allow: GET, POST``), as the spec allows.
+- Handshake-era ``initialize`` by a key with ``confirm_destructive`` gets a sealed ``Mcp-Session-Id`` (what the
+  client declared; ``sessions.py``), and its destructive tools ask through ``elicitation/create`` on an SSE answer
+  (``handshake.HandshakeDoor``). A request carrying a session id this server did not issue to its key is 404 (the
+  client starts a new session); ``DELETE`` with a valid one is 204.
 - The SDK answers a few transport errors (bad Host, wrong Content-Type, unknown path) with plain text; the
   front door here rewrites those to the API's ``{"error": {"code", "message"}}`` body, leaving JSON-RPC alone.
 - The SDK's session manager runs inside the app's lifespan (``app.state.lifespan_hooks``).
@@ -21,14 +25,17 @@ import logging
 from fastapi import FastAPI
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vibexp.api.errors import error_payload, error_response
 from vibexp.api.mcp.context import UsageTagger, mcp_action
 from vibexp.api.mcp.fastpath import McpFastPath
+from vibexp.api.mcp.handshake import HandshakeDoor
 from vibexp.api.mcp.live import EventStreams, Listeners
 from vibexp.api.mcp.server import create_mcp_server
+from vibexp.api.mcp.sessions import SessionSeal, handshake_era, session_header
 from vibexp.api.request_state import RequestUsage, request_state
 from vibexp.api.settings import ApiSettings
 from vibexp.core.runtime import Runtime
@@ -92,10 +99,12 @@ class McpFrontDoor:
         *,
         events: EventStreams | None = None,
         security: TransportSecuritySettings | None = None,
+        handshake: HandshakeDoor | None = None,
     ) -> None:
         self.app = app
         self.tagger = tagger
         self.events = events
+        self.handshake = handshake
         self.security = TransportSecurityMiddleware(security)
 
     @property
@@ -109,15 +118,43 @@ class McpFrontDoor:
             await self.app(scope, receive, send)
             return
         state = request_state(scope)
+        body: bytes | None = None
         if state is not None and state.principal is not None:
             self.tagger.recall(state)
             if scope["method"] == "POST":
-                receive = await self._name_action(state.usage, receive)
+                body, receive = await self._name_action(state.usage, receive)
             else:  # the GET a handshake-era client opens for a stream (405 below): protocol set-up, not an action
                 state.usage.action = mcp_request_action(scope["method"])
-        if scope["method"] == "GET" and scope["path"].rstrip("/") == MCP_ENDPOINT:
+        endpoint = scope["path"].rstrip("/") == MCP_ENDPOINT
+        if scope["method"] == "GET" and endpoint:
             await self._get(scope, receive, send)
             return
+        principal = state.principal if state is not None else None
+        # A key that does not confirm, without a session (every other client), pays one header scan here.
+        token = session_header(scope) if principal is not None else None
+        if (
+            self.handshake is not None
+            and principal is not None
+            and (token is not None or principal.confirm_destructive)
+            and endpoint
+            and handshake_era(scope)
+        ):
+            if scope["method"] == "POST" and body is not None:
+                answered = await self.handshake.post(
+                    scope, receive, send, body=body, principal=principal, token=token, forward=self._forward
+                )
+                if answered:
+                    return
+            elif scope["method"] == "DELETE" and token is not None:
+                if self.handshake.session(token, principal) is None:
+                    await self.handshake.unknown_session(scope, receive, send)
+                else:  # nothing is kept for a session: nothing to end
+                    await Response(status_code=204)(scope, receive, send)
+                return
+        await self._forward(scope, receive, send)
+
+    async def _forward(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """To the SDK (or the fast path), its non-JSON error answers rewritten to the API's error body."""
         start: Message | None = None
         body = bytearray()
 
@@ -160,6 +197,10 @@ class McpFrontDoor:
             )
             await response(scope, receive, send)
             return
+        token = session_header(scope)
+        if token is not None and self.handshake is not None and self.handshake.session(token, state.principal) is None:
+            await self.handshake.unknown_session(scope, receive, send)
+            return
         refused = await self.security.validate_request(request)
         if refused is not None:  # plain text from the SDK's check (bad Host: 421, bad Origin: 403): our error body
             message = bytes(refused.body).decode("utf-8", "replace") or "Request refused"
@@ -170,8 +211,9 @@ class McpFrontDoor:
         await self.events(state.principal, scope, receive, send)
 
     @staticmethod
-    async def _name_action(usage: RequestUsage, receive: Receive) -> Receive:
-        """Read the (size-limited) body, name the usage action after its JSON-RPC method, and replay the body."""
+    async def _name_action(usage: RequestUsage, receive: Receive) -> tuple[bytes, Receive]:
+        """Read the (size-limited) body, name the usage action after its JSON-RPC method; the body, and a receive
+        that replays it."""
         chunks: list[bytes] = []
         trailing: Message | None = None
         while True:
@@ -191,7 +233,7 @@ class McpFrontDoor:
         async def replay() -> Message:
             return pending.pop(0) if pending else await receive()
 
-        return replay
+        return body, replay
 
     @staticmethod
     async def _send_json(start: Message, body: bytes, send: Send) -> None:
@@ -271,5 +313,13 @@ def mount_mcp(app: FastAPI, runtime: Runtime, settings: ApiSettings) -> None:
         app.state.lifespan_hooks.append(fast.lifespan)
         inner = fast
     events = EventStreams(server.listeners, runtime)
-    front_door = McpFrontDoor(inner, server.usage_tagger, events=events, security=transport_security(settings))
+    handshake = HandshakeDoor(
+        runtime,
+        SessionSeal(settings.secret_key),
+        timeout=settings.mcp_confirm_timeout,
+        keepalive_seconds=settings.mcp_stream_keepalive_seconds,
+    )
+    front_door = McpFrontDoor(
+        inner, server.usage_tagger, events=events, security=transport_security(settings), handshake=handshake
+    )
     app.mount(MCP_MOUNT, ConnectAlias(front_door), name="mcp")
