@@ -21,11 +21,11 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from vibexp.core.access import CredentialKind
 from vibexp.core.clock import utcnow
 from vibexp.core.db import Base, UTCDateTime
 from vibexp.core.geo import COUNTRY_LENGTH
 from vibexp.core.ids import new_id
-from vibexp.core.access import CredentialKind
 from vibexp.core.keys.models import ApiKey, owner_json
 from vibexp.core.oauth.models import OAuthGrant
 from vibexp.core.usage.models import ONE_CREDENTIAL

@@ -18,9 +18,9 @@ ONE_CREDENTIAL = "(key_id IS NULL) <> (grant_id IS NULL)"
 class KeyAction(Base):
     """One authenticated operation: the action log behind the usage dashboard (kept for a retention period).
 
-    A row is a ``vibexp.core.traffic.UsageEvent`` stored; the texts' lengths are declared there, once. Its credential
-    is an API key (``key_id``) or an OAuth grant (``grant_id``): exactly one of the two (``ck_key_actions_one_credential``),
-    each a foreign key, so a key's or a grant's history goes with it."""
+    A row is a ``vibexp.core.traffic.UsageEvent`` stored; the texts' lengths are declared there, once. Its
+    credential is an API key (``key_id``) or an OAuth grant (``grant_id``): exactly one of the two (the CHECK
+    ``ck_key_actions_one_credential``), each a foreign key, so a key's or a grant's history goes with it."""
 
     __tablename__ = "key_actions"
     __table_args__ = (CheckConstraint(ONE_CREDENTIAL, name="one_credential"),)

@@ -1,5 +1,6 @@
 """Reading usage back: per-key summary with recent actions and countries, and hourly request counts for charts.
-``owner`` (where taken) keeps one person's keys (a user id) or the service keys (``keys.service.SERVICE_KEYS``)."""
+``owner`` (where taken) keeps one person's keys and OAuth grants (a user id) or the service keys
+(``keys.service.SERVICE_KEYS``); ``key_id`` (where taken) is a key's or a grant's id."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vibexp.core.clock import utcnow
 from vibexp.core.keys.models import ApiKey
 from vibexp.core.keys.schemas import ClientUse, CountryCount, KeyUsageRead, UsageAction
-from vibexp.core.keys.service import key_ids_of
+from vibexp.core.usage.action_log import of_credential, owned_by
 from vibexp.core.usage.actions import shown
 from vibexp.core.usage.models import KeyAction
 
@@ -31,9 +32,9 @@ async def recent_actions(
     """The most recent actions, newest first: what the key did, not MCP protocol set-up (``actions``)."""
     query = select(KeyAction).where(KeyAction.tenant_id == tenant_id, shown())
     if key_id is not None:
-        query = query.where(KeyAction.key_id == key_id)
+        query = query.where(of_credential(key_id))
     if owner is not None:
-        query = query.where(KeyAction.key_id.in_(key_ids_of(tenant_id, owner)))
+        query = query.where(owned_by(tenant_id, owner))
     return list(await session.scalars(query.order_by(KeyAction.id.desc()).limit(limit)))
 
 
@@ -79,9 +80,9 @@ async def country_counts(
         .order_by(requests.desc(), KeyAction.country)
     )
     if key_id is not None:
-        query = query.where(KeyAction.key_id == key_id)
+        query = query.where(of_credential(key_id))
     if owner is not None:
-        query = query.where(KeyAction.key_id.in_(key_ids_of(tenant_id, owner)))
+        query = query.where(owned_by(tenant_id, owner))
     return [
         CountryCount(country=country, requests=count, last_used_at=last)
         for country, count, last in (await session.execute(query)).all()
@@ -97,9 +98,9 @@ async def hourly_counts(
     start = current - timedelta(hours=hours - 1)
     query = select(KeyAction.at).where(KeyAction.tenant_id == tenant_id, KeyAction.at >= start)
     if key_id is not None:
-        query = query.where(KeyAction.key_id == key_id)
+        query = query.where(of_credential(key_id))
     if owner is not None:
-        query = query.where(KeyAction.key_id.in_(key_ids_of(tenant_id, owner)))
+        query = query.where(owned_by(tenant_id, owner))
     buckets = {start + timedelta(hours=i): 0 for i in range(hours)}
     # Bucketing in Python keeps the query portable across SQLite and PostgreSQL; the window is bounded (≤ 7 days).
     for (at,) in (await session.execute(query)).all():

@@ -1,10 +1,12 @@
 """Usage as the adapters read it (REST ``/api-keys/{id}/usage``, the dashboard's usage pages): ``keys:read``.
 
-A member or viewer (``Caller.sees_only_own_keys``) reads the usage of their own keys only, in every answer here (the
-account's counts, charts, countries and actions), as the key list shows them their own keys only."""
+A member or viewer (``Caller.sees_only_own_keys``) reads the usage of their own keys and OAuth grants only, in every
+answer here (the account's counts, charts, countries and actions), as the key list shows them their own keys only.
+An OAuth grant's requests are in the account's answers beside the keys' (its action-log rows name ``grant_id``)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,7 +20,16 @@ from vibexp.core.usage.models import KeyAction
 from vibexp.core.usage.outcomes import Outcome
 from vibexp.core.usage.service import HourlyCount, key_usage
 
-__all__ = ["HourlyCount", "countries", "hourly_counts", "list_actions", "of_key", "outcome_counts", "recent_actions"]
+__all__ = [
+    "HourlyCount",
+    "countries",
+    "credential_names",
+    "hourly_counts",
+    "list_actions",
+    "of_key",
+    "outcome_counts",
+    "recent_actions",
+]
 
 
 @requires(Scope.keys_read)
@@ -79,6 +90,12 @@ async def list_actions(
         limit=limit,
         cursor=cursor,
     )
+
+
+@requires(Scope.keys_read)
+async def credential_names(session: AsyncSession, *, caller: Caller, actions: Sequence[KeyAction]) -> dict[str, str]:
+    """The OAuth grants among ``actions`` (rows the caller was shown), by id: "<client> (OAuth) · <e-mail>"."""
+    return await action_log.credential_names(session, tenant_id=caller.tenant_id, actions=actions)
 
 
 @requires(Scope.keys_read)

@@ -110,7 +110,7 @@ async def alerts_page(
     items = await alerts.with_deliveries(db, caller=viewer.caller, owner=_owner(chosen))
     by_id = {key.id: key for key in await keys.list_keys(db, caller=viewer.caller, include_deleted=True)}
     rows = [
-        AlertRow(i.alert, describe(i.alert.kind), summary(i.alert), by_id.get(i.alert.key_id), i.deliveries)
+        AlertRow(i.alert, describe(i.alert.kind), summary(i.alert), by_id.get(i.alert.key_id or ""), i.deliveries)
         for i in items
     ]
     open_rows = [r for r in rows if r.alert.status == "open"]

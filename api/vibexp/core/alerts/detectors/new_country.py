@@ -6,9 +6,10 @@ link-local, unregistered). Raised once per new country: the SELECT, the upsert a
 
 from __future__ import annotations
 
+from vibexp.core.access import CredentialKind
 from vibexp.core.alerts.detectors.base import DetectorLimits
 from vibexp.core.alerts.detectors.new_place import NewPlace
-from vibexp.core.alerts.models import AlertKind, KeyCountry
+from vibexp.core.alerts.models import AlertKind, GrantCountry, KeyCountry
 from vibexp.core.geo import country_of
 
 __all__ = ["NewCountry"]
@@ -16,7 +17,7 @@ __all__ = ["NewCountry"]
 
 class NewCountry(NewPlace):
     kind = AlertKind.new_country
-    model = KeyCountry
+    models = {CredentialKind.api_key: KeyCountry, CredentialKind.grant: GrantCountry}
     column = "country"
 
     @staticmethod

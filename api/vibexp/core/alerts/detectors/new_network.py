@@ -7,9 +7,10 @@ from __future__ import annotations
 import ipaddress
 from functools import lru_cache
 
+from vibexp.core.access import CredentialKind
 from vibexp.core.alerts.detectors.base import DetectorLimits
 from vibexp.core.alerts.detectors.new_place import NewPlace
-from vibexp.core.alerts.models import AlertKind, KeyNetwork
+from vibexp.core.alerts.models import AlertKind, GrantNetwork, KeyNetwork
 
 __all__ = ["NewNetwork", "network_of"]
 
@@ -31,7 +32,7 @@ def network_of(client_ip: str | None) -> str | None:
 
 class NewNetwork(NewPlace):
     kind = AlertKind.new_network
-    model = KeyNetwork
+    models = {CredentialKind.api_key: KeyNetwork, CredentialKind.grant: GrantNetwork}
     column = "network"
 
     @staticmethod
