@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from helpers.api_errors import assert_error
 from helpers.factories import TEST_ACTOR, Account, make_account
 from helpers.windows import inside_one_hour_window
 from oauth.flow import LOCAL_BASE, Connect, Flow, person_flow
@@ -131,6 +132,35 @@ async def test_a_grants_tool_call_is_in_the_action_log_with_its_tool_and_tool_ty
     assert "<code>list_memories</code>" in answer.text and "Claude Code" in answer.text
     filtered = await alice.http.get("/usage", params={"key": grant.id})
     assert filtered.text.count('data-credential="grant"') == 2
+
+    # Over REST, as a key's usage: the person's own key reads it.
+    answer = await alice.http.get(f"/api/v1/oauth/grants/{grant.id}/usage", headers=alice.person.headers)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["grant_id"] == grant.id and body["request_count"] == 3 and body["last_used_at"]
+    assert [(a["action"], a["tool_type"], a["status"]) for a in body["actions"]] == [
+        ("list_memories", "claude_code", 200),
+        ("list_prompts", "claude_code", 200),
+    ]
+    assert [(c["tool_type"], c["requests"]) for c in body["clients"]] == [("claude_code", 3)]
+    assert body["countries"] == []  # a private address has none
+
+
+async def test_a_grants_usage_over_rest_is_its_persons_or_an_admins_only(
+    app: FastAPI, account: Account, oauth_person: Connect, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    alice, bob = await oauth_person(), await oauth_person()
+    await _call_tool(alice.http, (await alice.tokens())["access_token"])
+    grant = await _grant(session_factory, account.tenant.id)
+    path = f"/api/v1/oauth/grants/{grant.id}/usage"
+    assert (await alice.http.get(path, headers=account.headers)).status_code == 200  # the account's service key
+    for headers, where in ((bob.person.headers, path), (account.headers, "/api/v1/oauth/grants/not-a-grant/usage")):
+        refused = await bob.http.get(where, headers=headers)
+        assert_error(refused, 404, "not_found")
+    other = await make_account(session_factory)  # another account's key: not found either
+    assert_error(await bob.http.get(path, headers=other.headers), 404, "not_found")
+    too_long = await bob.http.get(f"/api/v1/oauth/grants/{'x' * 37}/usage", headers=account.headers)
+    assert_error(too_long, 422)
 
 
 async def test_a_member_sees_their_own_grants_actions_an_admin_everyones_filtered_by_owner(

@@ -1,11 +1,12 @@
 """What the request path saw, for the layers that look at it later: usage events and refused attempts.
 
-The auth middleware makes one ``UsageEvent`` per authenticated operation and one ``Refusal`` per refused
-authentication attempt, and appends them to the usage recorder's buffers (``vibexp.core.usage.recorder``); each
-flush stores the events and hands both to the alert detectors (``vibexp.core.alerts.detectors``). Both the recorder
-and the detectors import this module, and it imports neither (nor any other domain): only the text and address
-helpers below every domain. The action log's column lengths are declared here once, and ``KeyAction``
-(``vibexp.core.usage.models``) declares its columns with them.
+The auth middleware makes one ``UsageEvent`` per authenticated operation (an API key's, or an OAuth grant's on
+``/mcp/v1/connect``: ``UsageEvent.credential``) and one ``Refusal`` per refused authentication attempt, and appends
+them to the usage recorder's buffers (``vibexp.core.usage.recorder``); each flush stores the events and hands both to
+the alert detectors (``vibexp.core.alerts.detectors``). Both the recorder and the detectors import this module, and
+it imports neither (nor any other domain): only the text and address helpers below every domain. The action log's
+column lengths are declared here once, and ``KeyAction`` (``vibexp.core.usage.models``) declares its columns with
+them.
 
 Usage events: an event is made storable when it is made (names and routes without control characters or lone
 surrogates, cut to their columns; the client address an IP literal or none), so nothing a client sends can fail the

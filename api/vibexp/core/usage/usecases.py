@@ -14,10 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vibexp.core.access import Caller, Scope, requires
 from vibexp.core.keys import usecases as keys
 from vibexp.core.keys.schemas import CountryCount, KeyUsageRead
+from vibexp.core.oauth import usecases as oauth
 from vibexp.core.pagination import Page
 from vibexp.core.usage import action_log, service
 from vibexp.core.usage.models import KeyAction
 from vibexp.core.usage.outcomes import Outcome
+from vibexp.core.usage.schemas import GrantUsageRead
 from vibexp.core.usage.service import HourlyCount, key_usage
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "credential_names",
     "hourly_counts",
     "list_actions",
+    "of_grant",
     "of_key",
     "outcome_counts",
     "recent_actions",
@@ -40,6 +43,14 @@ async def of_key(
     member's or viewer's own keys only (``keys.get``)."""
     key = await keys.get(session, caller=caller, key_id=key_id, include_deleted=include_deleted)
     return await key_usage(session, key=key, limit=limit)
+
+
+@requires(Scope.keys_read)
+async def of_grant(session: AsyncSession, *, caller: Caller, grant_id: str, limit: int = 50) -> GrantUsageRead:
+    """An OAuth grant's counts and its most recent ``limit`` actions (a revoked grant's too); a member's or viewer's
+    own grants only (``oauth.get_grant``)."""
+    view = await oauth.get_grant(session, caller=caller, grant_id=grant_id)
+    return await service.grant_usage(session, grant=view.grant, limit=limit)
 
 
 async def _own_keys(session: AsyncSession, caller: Caller) -> str | None:

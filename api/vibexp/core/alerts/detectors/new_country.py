@@ -1,8 +1,8 @@
-"""**new_country**: the registered country of each event's client address (``vibexp.core.geo``: offline RIR data,
-cached per address), per key (table ``key_countries``). A country the key has not used in ``new_country_days`` days
-(30) is an alert; a key's first country ever is not, nor is an address with no country (private, loopback,
-link-local, unregistered). Raised once per new country: the SELECT, the upsert and the rule are
-:class:`~.new_place.NewPlace`'s, as for ``new_network``."""
+"""**new_country**: the registered country of each event's client address (``vibexp.core.geo``: offline RIR data, cached
+per address), per key (table ``key_countries``) or OAuth grant (``grant_countries``). A country the credential has
+not used in ``new_country_days`` days (30) is an alert; its first country ever is not, nor is an address with no
+country (private, loopback, link-local, unregistered). Raised once per new country: the SELECT, the upsert and the
+rule are :class:`~.new_place.NewPlace`'s, as for ``new_network``."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""**new_network**: the IPv4 /24 or IPv6 /48 of each event's client address, per key (table ``key_networks``). A
-network the key has not used in ``new_network_days`` days is an alert; a key's first network ever is not (nor is a
-key with no parseable client address). The SELECT, the upsert and the rule are :class:`~.new_place.NewPlace`'s."""
+"""**new_network**: the IPv4 /24 or IPv6 /48 of each event's client address, per key (table ``key_networks``) or OAuth
+grant (``grant_networks``). A network the credential has not used in ``new_network_days`` days is an alert; its first
+network ever is not (nor is an event with no parseable client address). The SELECT, the upsert and the rule are
+:class:`~.new_place.NewPlace`'s."""
 
 from __future__ import annotations
 
