@@ -18,12 +18,14 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from helpers.alert_sink import detector_of
 from helpers.api_errors import assert_error
 from helpers.factories import TEST_ACTOR, Account, make_account
-from helpers.windows import inside_one_hour_window
+from helpers.windows import away_from_minute_boundary, hours_around_now, inside_one_hour_window
 from oauth.flow import LOCAL_BASE, Connect, Flow, person_flow
 from vibexp.core.access import Role
 from vibexp.core.account import update_tenant
+from vibexp.core.alerts.detectors import DetectorLimits
 from vibexp.core.alerts.models import Alert, AlertKind, GrantCountry, GrantNetwork, WebhookDelivery
 from vibexp.core.audit.models import AuditEvent
 from vibexp.core.db import session_scope
@@ -323,3 +325,33 @@ async def test_a_grants_requests_count_against_the_hourly_limit_429_with_headers
         mine = select(KeyAction.status).where(KeyAction.tenant_id == limited.tenant.id, KeyAction.grant_id.is_not(None))
         statuses = (await session.scalars(mine)).all()
     assert sorted(statuses) == [200, 200, 429]
+
+
+@pytest.mark.fresh_app  # it lowers its app's spike threshold
+async def test_request_spike_and_after_hours_on_a_grant(
+    app: FastAPI,
+    account: Account,
+    oauth_person: Connect,
+    from_address: Addressed,
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    detector_of(app).limits = DetectorLimits(spike_per_minute=3, spike_factor=10)
+    await away_from_minute_boundary()  # the requests below fall in one minute (and one hour)
+    await _set_tenant(session_factory, account.tenant.id, working_hours=hours_around_now("Asia/Tokyo"))
+    alice = await oauth_person()
+    token = (await alice.tokens())["access_token"]
+    for _ in range(4):  # above the floor of 3 a minute, outside the working hours (read in Tokyo)
+        await _call_tool(from_address(HOME), token)
+    await app.state.runtime.usage.flush()
+    grant = await _grant(session_factory, account.tenant.id)
+    async with session_factory() as session:
+        alerts = (await session.scalars(select(Alert).where(Alert.tenant_id == account.tenant.id))).all()
+    assert sorted((a.kind, a.grant_id, a.key_id) for a in alerts) == [
+        ("after_hours", grant.id, None),
+        ("request_spike", grant.id, None),
+    ]
+    [spike] = [a for a in alerts if a.kind == "request_spike"]
+    assert spike.details["requests_per_minute"] == 4 and spike.owner == {
+        "user_id": alice.person.user_id,
+        "email": alice.person.email,
+    }
