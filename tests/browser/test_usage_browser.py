@@ -103,7 +103,7 @@ async def test_a_connected_apps_actions_and_alerts_name_it(
     await expect(row).to_contain_text("search_memories")
     await shots(page, screenshots, "usage-grant")
     await page.goto("/alerts")
-    await expect(page.locator('[data-credential="grant"]').first).to_contain_text("Connected app (OAuth)")
+    await expect(page.locator('[data-credential="grant"]').first).to_have_text("Claude Code (OAuth)")
     await shots(page, screenshots, "alerts-grant")
 
 

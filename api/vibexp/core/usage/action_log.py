@@ -7,9 +7,9 @@ alerts they raised.)"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,7 +25,7 @@ from vibexp.core.usage.outcomes import OUTCOMES, Outcome
 from vibexp.core.usage.tool_type import ToolType
 from vibexp.core.users.models import User
 
-__all__ = ["credential_names", "list_actions", "of_credential", "outcome_counts", "owned_by"]
+__all__ = ["GrantName", "grant_names", "list_actions", "of_credential", "outcome_counts", "owned_by"]
 
 
 def of_credential(credential_id: str) -> ColumnElement[bool]:
@@ -40,19 +40,28 @@ def owned_by(tenant_id: str, owner: str) -> ColumnElement[bool]:
     )
 
 
-async def credential_names(session: AsyncSession, *, tenant_id: str, actions: Sequence[KeyAction]) -> dict[str, str]:
-    """The grants among ``actions`` by id, each named "<client> (OAuth) · <person's e-mail>" (one query, none when no
-    action is a grant's). Keys are named by the key list the page has anyway."""
-    grant_ids = {action.grant_id for action in actions if action.grant_id is not None}
-    if not grant_ids:
+class GrantName(NamedTuple):
+    """How the pages name a grant: "<client> (OAuth)" and its person's e-mail."""
+
+    name: str
+    email: str
+
+
+async def grant_names(
+    session: AsyncSession, *, tenant_id: str, grant_ids: Iterable[str | None]
+) -> dict[str, GrantName]:
+    """The account's grants among ``grant_ids`` (``None``s skipped), each named (``GrantName``); one query, none
+    when there is no id. Keys are named by the key list the pages have anyway."""
+    wanted = {grant_id for grant_id in grant_ids if grant_id is not None}
+    if not wanted:
         return {}
     rows = await session.execute(
         select(OAuthGrant.id, OAuthClient.name, User.email)
         .join(OAuthClient, OAuthClient.id == OAuthGrant.client_id)
         .join(User, User.id == OAuthGrant.user_id)
-        .where(OAuthGrant.tenant_id == tenant_id, OAuthGrant.id.in_(grant_ids))
+        .where(OAuthGrant.tenant_id == tenant_id, OAuthGrant.id.in_(wanted))
     )
-    return {grant_id: f"{grant_name(client)} · {email}" for grant_id, client, email in rows}
+    return {grant_id: GrantName(grant_name(client), email) for grant_id, client, email in rows}
 
 
 def _status_in(outcome: Outcome) -> Any:

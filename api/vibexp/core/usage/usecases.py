@@ -6,7 +6,7 @@ An OAuth grant's requests are in the account's answers beside the keys' (its act
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +17,7 @@ from vibexp.core.keys.schemas import CountryCount, KeyUsageRead
 from vibexp.core.oauth import usecases as oauth
 from vibexp.core.pagination import Page
 from vibexp.core.usage import action_log, service
+from vibexp.core.usage.action_log import GrantName
 from vibexp.core.usage.models import KeyAction
 from vibexp.core.usage.outcomes import Outcome
 from vibexp.core.usage.schemas import GrantUsageRead
@@ -25,7 +26,7 @@ from vibexp.core.usage.service import HourlyCount, key_usage
 __all__ = [
     "HourlyCount",
     "countries",
-    "credential_names",
+    "grant_names",
     "hourly_counts",
     "list_actions",
     "of_grant",
@@ -104,9 +105,12 @@ async def list_actions(
 
 
 @requires(Scope.keys_read)
-async def credential_names(session: AsyncSession, *, caller: Caller, actions: Sequence[KeyAction]) -> dict[str, str]:
-    """The OAuth grants among ``actions`` (rows the caller was shown), by id: "<client> (OAuth) · <e-mail>"."""
-    return await action_log.credential_names(session, tenant_id=caller.tenant_id, actions=actions)
+async def grant_names(
+    session: AsyncSession, *, caller: Caller, grant_ids: Iterable[str | None]
+) -> dict[str, GrantName]:
+    """The account's OAuth grants among ``grant_ids`` (of rows the caller was shown: actions, alerts), by id: the
+    client's name ("<client> (OAuth)") and the person's e-mail."""
+    return await action_log.grant_names(session, tenant_id=caller.tenant_id, grant_ids=grant_ids)
 
 
 @requires(Scope.keys_read)

@@ -28,6 +28,7 @@ from vibexp.core.alerts import usecases as alerts
 from vibexp.core.alerts.models import Alert, WebhookDelivery
 from vibexp.core.keys import usecases as keys
 from vibexp.core.keys.models import ApiKey
+from vibexp.core.usage import usecases as usage_cases
 
 __all__ = ["AlertGroup", "AlertRow", "router"]
 
@@ -114,6 +115,12 @@ async def alerts_page(
         for i in items
     ]
     open_rows = [r for r in rows if r.alert.status == "open"]
+    # Grants are named from the connected apps (``keys:read``, which whoever reads alerts holds in practice).
+    grant_names = {}
+    if access.Scope.keys_read in viewer.caller.granted:
+        grant_names = await usage_cases.grant_names(
+            db, caller=viewer.caller, grant_ids=[i.alert.grant_id for i in items]
+        )
     notice: str | None
     if count is not None:
         notice = (
@@ -131,6 +138,7 @@ async def alerts_page(
         "manages": access.Scope.members_read in viewer.caller.granted,
         "owner_filters": OWNER_FILTERS,
         "owner": chosen,
+        "grant_names": grant_names,
     }
     return render(request, "alerts.html", context)
 
