@@ -83,6 +83,7 @@ ROUTES = (
     Route("PATCH", "/api/v1/members/{user_id}", ("members:write",), {"role": "viewer"}),
     Route("DELETE", "/api/v1/members/{user_id}", ("members:write",)),
     Route("GET", "/api/v1/oauth/grants", ("keys:read",)),
+    Route("GET", "/api/v1/oauth/grants/{grant_id}/usage", ("keys:read",)),
     Route("DELETE", "/api/v1/oauth/grants/{grant_id}", ("keys:write",)),
 )
 
@@ -197,5 +198,9 @@ async def test_a_key_with_just_the_scope_gets_past_the_check(client: httpx.Async
         answered = await _call(client, route, _path(route, ids), key)
         assert answered.status_code not in (401, 403), (route, answered.text)
         # No such alert or grant: 404 after the check.
-        if route.template not in ("/api/v1/alerts/{alert_id}/acknowledge", "/api/v1/oauth/grants/{grant_id}"):
+        if route.template not in (
+            "/api/v1/alerts/{alert_id}/acknowledge",
+            "/api/v1/oauth/grants/{grant_id}",
+            "/api/v1/oauth/grants/{grant_id}/usage",
+        ):
             assert answered.status_code < 400, (route, answered.status_code, answered.text)

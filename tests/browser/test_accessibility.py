@@ -26,6 +26,7 @@ from sqlalchemy import select
 from browser.conftest import DashboardUser, TwoAccountUser
 from browser.test_connected_apps_browser import add_connected_apps
 from browser.test_dashboard_browser import create_key, shot, sign_in
+from browser.test_usage_browser import add_grant_usage
 from helpers.databases import sqlite_url
 from helpers.factories import TEST_ACTOR
 from helpers.fixtures import start_servers
@@ -214,7 +215,8 @@ async def fill_account(live_server: LiveServer, browser_db: str, user: Dashboard
                 session.add(Alert(tenant_id=tenant.id, key_id=key_id, kind=kind.value, details=details))
     finally:
         await engine.dispose()
-    await add_connected_apps(browser_db, user)
+    apps = await add_connected_apps(browser_db, user)
+    await add_grant_usage(browser_db, tenant_id=tenant.id, grant_id=apps.claude)
     headers = {"Authorization": f"Bearer {new.plaintext}", "User-Agent": "python-requests/2.32"}
     async with httpx.AsyncClient(base_url=f"{live_server.url}/api/v1", headers=headers) as api:
         prompt = (

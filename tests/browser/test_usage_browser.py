@@ -9,7 +9,8 @@ import pytest
 from playwright.async_api import Page, expect
 from sqlalchemy import select
 
-from browser.conftest import DashboardUser
+from browser.conftest import DashboardUser, shots
+from browser.test_connected_apps_browser import add_connected_apps
 from browser.test_dashboard_browser import shot, sign_in
 from helpers.factories import TEST_ACTOR
 from vibexp.core.alerts.models import Alert, AlertKind
@@ -55,6 +56,55 @@ async def seed_usage(browser_db: str, user: DashboardUser) -> None:
             session.add(Alert(tenant_id=tenant.id, key_id=key.record.id, kind=AlertKind.failed_auth.value, count=4))
     finally:
         await engine.dispose()
+
+
+async def add_grant_usage(browser_db: str, *, tenant_id: str, grant_id: str) -> None:
+    """A connected app's (OAuth grant's) action, as the flush writes it, and an open alert on the grant."""
+    engine = create_engine(browser_db)
+    try:
+        async with session_scope(create_session_factory(engine), write=True) as session:
+            session.add(
+                KeyAction(
+                    grant_id=grant_id,
+                    tenant_id=tenant_id,
+                    at=utcnow(),
+                    method="POST",
+                    route="/mcp/v1/connect",
+                    action="search_memories",
+                    status=200,
+                    tool_type="claude_code",
+                    client_ip="198.51.100.23",
+                    country=None,
+                )
+            )
+            details = {"network": "198.51.100.0/24", "client_ip": "198.51.100.23"}
+            kind = AlertKind.new_network.value
+            session.add(Alert(tenant_id=tenant_id, grant_id=grant_id, kind=kind, details=details))
+    finally:
+        await engine.dispose()
+
+
+async def test_a_connected_apps_actions_and_alerts_name_it(
+    page: Page, browser_db: str, dashboard_user: DashboardUser, screenshots: Path
+) -> None:
+    apps = await add_connected_apps(browser_db, dashboard_user)
+    engine = create_engine(browser_db)
+    try:
+        async with session_scope(create_session_factory(engine)) as session:
+            tenant = (await session.scalars(select(Tenant).where(Tenant.name == dashboard_user.tenant))).one()
+    finally:
+        await engine.dispose()
+    await add_grant_usage(browser_db, tenant_id=tenant.id, grant_id=apps.claude)
+    await sign_in(page, dashboard_user)
+    await page.goto("/usage")
+    row = page.get_by_test_id("actions").locator("tbody tr")
+    await expect(row).to_have_count(1)
+    await expect(row).to_contain_text(f"Claude Code (OAuth) · {dashboard_user.email}")
+    await expect(row).to_contain_text("search_memories")
+    await shots(page, screenshots, "usage-grant")
+    await page.goto("/alerts")
+    await expect(page.locator('[data-credential="grant"]').first).to_have_text("Claude Code (OAuth)")
+    await shots(page, screenshots, "alerts-grant")
 
 
 async def test_usage_breakdown_and_filters(

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vibexp.core.access import CredentialKind
 from vibexp.core.alerts.detectors import AlertDetector
 from vibexp.core.alerts.models import AlertKind
 
@@ -21,6 +22,7 @@ class Raised:
     kind: AlertKind
     details: dict[str, Any]
     at: datetime | None
+    credential: CredentialKind = CredentialKind.api_key
 
 
 class RecordingSink:
@@ -39,9 +41,10 @@ class RecordingSink:
         kind: AlertKind,
         details: dict[str, Any],
         at: datetime | None = None,
+        credential: CredentialKind = CredentialKind.api_key,
     ) -> object:
         assert isinstance(session, AsyncSession) and session.in_transaction()
-        self.calls.append(Raised(tenant_id, key_id, kind, details, at))
+        self.calls.append(Raised(tenant_id, key_id, kind, details, at, credential))
         return None
 
     def of(self, key_id: str, kind: AlertKind) -> list[Raised]:

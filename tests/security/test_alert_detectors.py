@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from helpers.alert_sink import RecordingSink, detector_of
 from helpers.factories import TEST_ACTOR, Account, make_account
 from helpers.servers import LiveServer
+from helpers.windows import away_from_minute_boundary, hours_around_now
 from vibexp.core.alerts.detectors import DETECTORS, DetectorLimits, network_of
 from vibexp.core.alerts.models import AlertKind, KeyNetwork
 from vibexp.core.clock import utcnow
@@ -54,13 +55,6 @@ def typo_of(key: str) -> str:
     """The key with one checksum character changed: well-formed, same display prefix, checksum fails."""
     last = key[-1]
     return key[:-1] + ("0" if last != "0" else "1")
-
-
-async def away_from_minute_boundary() -> None:
-    """The spike tests count one minute's requests: do not start in a minute's last seconds."""
-    now = datetime.now(UTC)
-    if now.second >= 50:
-        await asyncio.sleep(61 - now.second)
 
 
 # -- new_network ---------------------------------------------------------------------------------------------------
@@ -289,12 +283,6 @@ async def test_retired_key_used_expired_key(
     [alert] = sink.of(new.record.id, AlertKind.retired_key_used)
     assert alert.details["reason"] == "expired"
     assert sink.of(account.key_id, AlertKind.retired_key_used) == []
-
-
-def hours_around_now(zone: str) -> str:
-    """Every day, the current UTC hour, read in ``zone``: inside for UTC, outside for a zone 9 hours away."""
-    hour = datetime.now(UTC).hour
-    return f"Mon-Sun {hour:02d}:00-{hour + 1:02d}:00 {zone}"
 
 
 @pytest.mark.parametrize(("zone", "outside"), [("UTC", False), ("Asia/Tokyo", True)])

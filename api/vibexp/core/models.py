@@ -1,6 +1,6 @@
 """Every table, imported in one place so the metadata (and Alembic's autogenerate) sees them all."""
 
-from vibexp.core.alerts.models import Alert, KeyNetwork, WebhookDelivery
+from vibexp.core.alerts.models import Alert, GrantCountry, GrantNetwork, KeyCountry, KeyNetwork, WebhookDelivery
 from vibexp.core.audit.models import AuditEvent
 from vibexp.core.content.models import Artifact, Memory, Prompt
 from vibexp.core.content.versions import PromptLabel, PromptVersion
@@ -25,8 +25,11 @@ __all__ = [
     "AuditEvent",
     "Base",
     "FirstRunClaim",
+    "GrantCountry",
+    "GrantNetwork",
     "Invitation",
     "KeyAction",
+    "KeyCountry",
     "KeyFlash",
     "KeyNetwork",
     "Membership",

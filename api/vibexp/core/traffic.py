@@ -1,11 +1,12 @@
 """What the request path saw, for the layers that look at it later: usage events and refused attempts.
 
-The auth middleware makes one ``UsageEvent`` per authenticated operation and one ``Refusal`` per refused
-authentication attempt, and appends them to the usage recorder's buffers (``vibexp.core.usage.recorder``); each
-flush stores the events and hands both to the alert detectors (``vibexp.core.alerts.detectors``). Both the recorder
-and the detectors import this module, and it imports neither (nor any other domain): only the text and address
-helpers below every domain. The action log's column lengths are declared here once, and ``KeyAction``
-(``vibexp.core.usage.models``) declares its columns with them.
+The auth middleware makes one ``UsageEvent`` per authenticated operation (an API key's, or an OAuth grant's on
+``/mcp/v1/connect``: ``UsageEvent.credential``) and one ``Refusal`` per refused authentication attempt, and appends
+them to the usage recorder's buffers (``vibexp.core.usage.recorder``); each flush stores the events and hands both to
+the alert detectors (``vibexp.core.alerts.detectors``). Both the recorder and the detectors import this module, and
+it imports neither (nor any other domain): only the text and address helpers below every domain. The action log's
+column lengths are declared here once, and ``KeyAction`` (``vibexp.core.usage.models``) declares its columns with
+them.
 
 Usage events: an event is made storable when it is made (names and routes without control characters or lone
 surrogates, cut to their columns; the client address an IP literal or none), so nothing a client sends can fail the
@@ -26,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from vibexp.core.access import CredentialKind
 from vibexp.core.client_address import address_literal
 from vibexp.core.errors import AuthFailure
 from vibexp.core.text import make_storable
@@ -55,6 +57,8 @@ CLIENT_IP_LENGTH = 64
 
 @dataclass(slots=True)
 class UsageEvent:
+    #: The credential's id: an API key's, or an OAuth grant's when ``credential`` is ``CredentialKind.grant`` (ids
+    #: are unique across both, so the detectors' per-credential state keys on it alone).
     key_id: str
     tenant_id: str
     at: datetime
@@ -65,8 +69,15 @@ class UsageEvent:
     tool_type: str
     client_ip: str | None
     #: A personal key's owner (``Principal.owner_user_id``, cached with the key): the flush marks them seen in the
-    #: account (``memberships.last_seen_at``); ``None`` for a service key.
+    #: account (``memberships.last_seen_at``); ``None`` for a service key. A grant's person.
     owner_user_id: str | None = None
+    #: ``api_key`` or ``grant`` (an OAuth access token on ``/mcp/v1/connect``): where the flush counts the request
+    #: and which column of the action log (``key_id`` / ``grant_id``) names the credential.
+    credential: CredentialKind = CredentialKind.api_key
+
+    @property
+    def is_grant(self) -> bool:
+        return self.credential is CredentialKind.grant
 
     def __post_init__(self) -> None:
         # Whatever the adapter passed (a client chose the MCP method or tool name, the address it claims): text

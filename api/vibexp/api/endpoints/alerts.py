@@ -30,7 +30,9 @@ async def list_alerts(
     caller: CurrentCaller,
     status: Annotated[AlertStatus | None, Query(description="open or acknowledged")] = None,
     kind: Annotated[AlertKind | None, Query(description="Only this kind")] = None,
-    key_id: Annotated[str | None, Query(max_length=36, description="Only alerts on this key")] = None,
+    key_id: Annotated[
+        str | None, Query(max_length=36, description="Only alerts on this credential: an API key's or a grant's id")
+    ] = None,
     owner: Annotated[str | None, Query(max_length=254, description=OWNER_FILTER)] = None,
     limit: Annotated[PageSize, Query(description="Page size")] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[PageCursor | None, Query(description="next_cursor of the previous page")] = None,

@@ -1,4 +1,5 @@
-"""Connected apps over REST: ``GET /api/v1/oauth/grants`` (newest first) and ``DELETE /api/v1/oauth/grants/{id}``.
+"""Connected apps over REST: ``GET /api/v1/oauth/grants`` (newest first), ``GET /api/v1/oauth/grants/{id}/usage``
+(as a key's usage) and ``DELETE /api/v1/oauth/grants/{id}``.
 
 A grant is a credential like a personal key: ``keys:read`` lists, ``keys:write`` revokes, checked in
 ``vibexp.core.oauth.usecases``; a member or viewer sees and revokes only their own (another's is 404).
@@ -20,6 +21,8 @@ from vibexp.api.schemas import PageRead
 from vibexp.core.oauth import usecases as oauth
 from vibexp.core.oauth.usecases import GrantView
 from vibexp.core.pagination import DEFAULT_PAGE_SIZE, PageCursor, PageSize
+from vibexp.core.usage import usecases as usage
+from vibexp.core.usage.schemas import GrantUsageRead
 
 __all__ = ["GrantRead", "oauth_grants_router"]
 
@@ -94,6 +97,23 @@ async def list_grants(
         session, caller=caller, owner=owner, active=_ACTIVE[status_filter], limit=limit, cursor=cursor
     )
     return {"items": [GrantRead.of(view) for view in page.items], "next_cursor": page.next_cursor}
+
+
+@oauth_grants_router.get(
+    "/{grant_id}/usage",
+    response_model=GrantUsageRead,
+    summary="Usage of a connected app (OAuth grant)",
+    description="Needs `keys:read`. As an API key's usage: requests, clients (tool types), countries and the most "
+    "recent actions (MCP tool calls and reads). Another person's grant (for a member or viewer), another account's, "
+    "and an id that is no grant's are 404.",
+)
+async def get_grant_usage(
+    session: SessionDep,
+    caller: CurrentCaller,
+    grant_id: Annotated[str, Path(max_length=36)],
+    limit: Annotated[int, Query(ge=1, le=500, description="How many recent actions")] = 50,
+) -> Any:
+    return await usage.of_grant(session, caller=caller, grant_id=grant_id, limit=limit)
 
 
 @oauth_grants_router.delete(

@@ -23,7 +23,6 @@ from vibexp.api.middleware.client_address import client_address
 from vibexp.api.oauth.urls import CONNECT_PATH, prm_url, public_base
 from vibexp.api.request_state import RequestState, RequestUsage
 from vibexp.api.route_templates import route_template
-from vibexp.core.access import CredentialKind
 from vibexp.core.cidrs import client_allowed
 from vibexp.core.clock import utcnow
 from vibexp.core.errors import AccountSuspended, InvalidApiKey, IpNotAllowed, RateLimited
@@ -197,13 +196,9 @@ class ApiKeyAuthMiddleware:
         await self.app(scope, receive, send_with_headers)
 
     def _observe(self, state: RequestState, principal: Principal, scope: Scope) -> None:
-        """After the response (or the inner app's failure): metrics, and one usage event for the key."""
+        """After the response (or the inner app's failure): metrics, and one usage event for the credential (an API
+        key, or an OAuth grant on ``/mcp/v1/connect``: recorded alike, its person as the owner)."""
         metrics.observe_request(state)
-        if principal.credential is CredentialKind.grant:
-            # The usage tables key on API keys (key_actions.key_id references api_keys): a grant's requests are
-            # counted on the grant itself, in memory, and written by its verifier's periodic task.
-            self.runtime.grants.note_use(principal.key_id)
-            return
         self.runtime.usage.record(
             UsageEvent(
                 key_id=principal.key_id,
@@ -216,6 +211,7 @@ class ApiKeyAuthMiddleware:
                 tool_type=state.usage.tool_type,
                 client_ip=state.client_ip,
                 owner_user_id=principal.owner_user_id,
+                credential=principal.credential,
             )
         )
 

@@ -1,9 +1,15 @@
-"""Alerts, their webhook deliveries, and the networks and countries each key was used from (for ``new_network``
-and ``new_country``).
+"""Alerts, their webhook deliveries, and the networks and countries each credential was used from (for
+``new_network`` and ``new_country``).
 
-One open alert per key and kind: a partial unique index on (key_id, kind) WHERE status = 'open' makes the database
-the arbiter when several processes notice the same thing at once; until the alert is acknowledged, a repeat only
-bumps its ``count`` and ``last_seen_at``.
+An alert's credential is an API key (``key_id``) or an OAuth grant (``grant_id``): exactly one of them (a CHECK), each
+a foreign key. One open alert per credential and kind: partial unique indexes on (key_id, kind) and (grant_id, kind)
+WHERE status = 'open' make the database the arbiter when several processes notice the same thing at once; until the
+alert is acknowledged, a repeat only bumps its ``count`` and ``last_seen_at``.
+
+The places a credential was used from are two tables per kind of place, one per kind of credential (``key_networks``
+and ``grant_networks``, ``key_countries`` and ``grant_countries``), rather than one table with two nullable columns:
+each keeps a plain primary key (credential, place) with a real foreign key, the detector's upsert conflicts on that
+primary key, and the key tables did not have to be rebuilt.
 """
 
 from __future__ import annotations
@@ -12,14 +18,17 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, text
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from vibexp.core.access import CredentialKind
 from vibexp.core.clock import utcnow
 from vibexp.core.db import Base, UTCDateTime
 from vibexp.core.geo import COUNTRY_LENGTH
 from vibexp.core.ids import new_id
 from vibexp.core.keys.models import ApiKey, owner_json
+from vibexp.core.oauth.models import OAuthGrant
+from vibexp.core.usage.models import ONE_CREDENTIAL
 from vibexp.core.users.models import User
 
 __all__ = [
@@ -28,6 +37,8 @@ __all__ = [
     "AlertKind",
     "AlertStatus",
     "DeliveryState",
+    "GrantCountry",
+    "GrantNetwork",
     "KeyCountry",
     "KeyNetwork",
     "WebhookDelivery",
@@ -83,11 +94,22 @@ class Alert(Base):
             sqlite_where=text("status = 'open'"),
             postgresql_where=text("status = 'open'"),
         ),
+        Index(
+            "uq_alerts_open_grant_kind",
+            "grant_id",
+            "kind",
+            unique=True,
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+        CheckConstraint(ONE_CREDENTIAL, name="one_credential"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
-    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
+    #: The API key the alert is about, or None when it is about an OAuth grant (``grant_id``).
+    key_id: Mapped[str | None] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=True)
+    grant_id: Mapped[str | None] = mapped_column(ForeignKey("oauth_grants.id", ondelete="CASCADE"), nullable=True)
     kind: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default=AlertStatus.open.value)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -99,7 +121,7 @@ class Alert(Base):
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     acknowledged_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
     #: The person the alert's key belongs to (``ApiKey.owner_user_id``), loaded with the alert (one outer join
-    #: through ``api_keys``, so a page of alerts is one query); ``None`` for a service key.
+    #: through ``api_keys``, so a page of alerts is one query); ``None`` for a service key (and a grant's alert).
     owner_user: Mapped[User | None] = relationship(
         User,
         secondary=ApiKey.__table__,
@@ -109,12 +131,29 @@ class Alert(Base):
         lazy="joined",
         viewonly=True,
     )
+    #: The person whose OAuth grant the alert is about (``OAuthGrant.user_id``), loaded the same way.
+    grant_user: Mapped[User | None] = relationship(
+        User,
+        secondary=OAuthGrant.__table__,
+        primaryjoin=lambda: Alert.grant_id == OAuthGrant.id,
+        secondaryjoin=lambda: OAuthGrant.user_id == User.id,
+        uselist=False,
+        lazy="joined",
+        viewonly=True,
+    )
 
     @property
     def owner(self) -> dict[str, str] | None:
-        """``{"user_id", "email"}`` of the alert's key's owner (as the key's JSON ``owner``); ``None`` for a
-        service key."""
-        return owner_json(self.owner_user)
+        """``{"user_id", "email"}`` of the person the alert's credential belongs to (as the key's JSON ``owner``):
+        the key's owner, the grant's person; ``None`` for a service key."""
+        return owner_json(self.grant_user if self.grant_id is not None else self.owner_user)
+
+    @property
+    def credential(self) -> dict[str, str]:
+        """Which credential the alert is about: ``{"kind": "api_key" | "grant", "id": ...}``."""
+        if self.grant_id is not None:
+            return {"kind": CredentialKind.grant.value, "id": self.grant_id}
+        return {"kind": CredentialKind.api_key.value, "id": self.key_id or ""}
 
 
 class WebhookDelivery(Base):
@@ -159,6 +198,28 @@ class KeyCountry(Base):
     __tablename__ = "key_countries"
 
     key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True)
+    country: Mapped[str] = mapped_column(String(COUNTRY_LENGTH), primary_key=True)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class GrantNetwork(Base):
+    """A network an OAuth grant was used from, and when last (``KeyNetwork``'s twin for grants)."""
+
+    __tablename__ = "grant_networks"
+
+    grant_id: Mapped[str] = mapped_column(ForeignKey("oauth_grants.id", ondelete="CASCADE"), primary_key=True)
+    network: Mapped[str] = mapped_column(String(64), primary_key=True)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class GrantCountry(Base):
+    """A registered country an OAuth grant was used from, and when last (``KeyCountry``'s twin for grants)."""
+
+    __tablename__ = "grant_countries"
+
+    grant_id: Mapped[str] = mapped_column(ForeignKey("oauth_grants.id", ondelete="CASCADE"), primary_key=True)
     country: Mapped[str] = mapped_column(String(COUNTRY_LENGTH), primary_key=True)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from vibexp.core.alerts.models import AlertKind, AlertStatus
 from vibexp.core.keys.schemas import KeyOwner
 
-__all__ = ["AlertCount", "AlertRead"]
+__all__ = ["AlertCount", "AlertCredential", "AlertRead"]
+
+
+class AlertCredential(BaseModel):
+    kind: Literal["api_key", "grant"] = Field(description="api_key, or grant (an OAuth connected app)")
+    id: str = Field(description="The key's id, or the grant's")
 
 
 class AlertRead(BaseModel):
@@ -18,7 +23,11 @@ class AlertRead(BaseModel):
 
     id: str
     kind: AlertKind
-    key_id: str
+    key_id: str | None = Field(description="The API key the alert is about; null when it is about an OAuth grant")
+    grant_id: str | None = Field(
+        default=None, description="The OAuth grant (connected app) the alert is about; null for a key's alert"
+    )
+    credential: AlertCredential = Field(description="Which credential the alert is about: an API key or a grant")
     status: AlertStatus
     first_seen_at: datetime = Field(description="When it was first noticed (the alert opened)")
     last_seen_at: datetime = Field(description="When it was last noticed while open")
@@ -27,7 +36,9 @@ class AlertRead(BaseModel):
     acknowledged_at: datetime | None
     acknowledged_by: str | None
     owner: KeyOwner | None = Field(
-        default=None, description="The person the alert's key belongs to (as the key's owner); null: a service key"
+        default=None,
+        description="The person the alert's credential belongs to (the key's owner, the grant's person); null: a "
+        "service key",
     )
 
 

@@ -27,12 +27,12 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, select, text
+from sqlalchemy import ColumnElement, case, func, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vibexp.core import notices
-from vibexp.core.access import Actor
+from vibexp.core.access import Actor, CredentialKind
 from vibexp.core.alerts.models import AUTO_REVOCABLE, Alert, AlertKind, AlertStatus
 from vibexp.core.alerts.webhooks import enqueue_delivery
 from vibexp.core.audit import service as audit
@@ -43,6 +43,8 @@ from vibexp.core.ids import is_id, new_id
 from vibexp.core.keys.models import ApiKey, KeyStatus
 from vibexp.core.keys.service import key_ids_of, revoke_key
 from vibexp.core.notices import Listener, Notice
+from vibexp.core.oauth.models import OAuthClient, OAuthGrant
+from vibexp.core.oauth.service import grant_ids_of, grant_name, revoke_grant
 from vibexp.core.pagination import DEFAULT_PAGE_SIZE, Page, decode_cursor, encode_cursor
 from vibexp.core.tenants.models import Tenant
 
@@ -55,6 +57,7 @@ __all__ = [
     "get_alert",
     "list_alerts",
     "observe_opened",
+    "on_credential",
     "owned_by",
     "parse_auto_revoke_kinds",
     "parse_kind",
@@ -118,8 +121,8 @@ def _parse_status(status: AlertStatus | str) -> AlertStatus:
         raise InvalidInput(f"unknown alert status {status!r}; one of: open, acknowledged") from None
 
 
-async def _upsert(session: AsyncSession, *, values: dict[str, Any]) -> str:
-    """Open the alert or bump the open one; the id of the row written."""
+async def _upsert(session: AsyncSession, *, values: dict[str, Any], grant: bool) -> str:
+    """Open the alert or bump the open one (of the key, or of the grant); the id of the row written."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(Alert).values(**values)
@@ -128,7 +131,8 @@ async def _upsert(session: AsyncSession, *, values: dict[str, Any]) -> str:
         else_=Alert.last_seen_at,
     )
     upsert = statement.on_conflict_do_update(
-        index_elements=[Alert.key_id, Alert.kind],
+        # uq_alerts_open_grant_kind or uq_alerts_open_key_kind
+        index_elements=[Alert.grant_id if grant else Alert.key_id, Alert.kind],
         # Literal, not a bound parameter: the database must see that this is the partial index's own predicate.
         index_where=text("status = 'open'"),
         set_={"count": Alert.count + 1, "last_seen_at": later},
@@ -145,19 +149,23 @@ async def raise_alert(
     kind: AlertKind,
     details: dict[str, Any],
     at: datetime | None = None,
+    credential: CredentialKind = CredentialKind.api_key,
 ) -> Alert | None:
-    """Open an alert of ``kind`` on the key, or count a repeat of the open one (then ``None``); flushes only.
+    """Open an alert of ``kind`` on the credential (``key_id``: the API key's id, or the OAuth grant's when
+    ``credential`` is ``grant``), or count a repeat of the open one (then ``None``); flushes only.
 
     ``details`` is what was seen (the network, the rate, the address ...; never a plaintext key), JSON-serialisable.
     """
     kind = parse_kind(kind)
     at = at or utcnow()
+    grant = credential is CredentialKind.grant
     await session.flush()  # rows the caller added (the key itself, say) must exist before the statement runs
     alert_id = new_id()
     values = {
         "id": alert_id,
         "tenant_id": tenant_id,
-        "key_id": key_id,
+        "key_id": None if grant else key_id,
+        "grant_id": key_id if grant else None,
         "kind": kind.value,
         "status": AlertStatus.open.value,
         "first_seen_at": at,
@@ -165,36 +173,86 @@ async def raise_alert(
         "count": 1,
         "details": details,
     }
-    if await _upsert(session, values=values) != alert_id:
+    if await _upsert(session, values=values, grant=grant) != alert_id:
         return None  # an open alert of this kind existed (or another process opened it a moment ago): bumped
     alert = await session.get(Alert, alert_id)
     tenant = await session.get(Tenant, tenant_id)
-    key = await session.get(ApiKey, key_id)
-    if alert is None or tenant is None or key is None:  # the statement just wrote the alert, and its foreign keys
-        raise RuntimeError("alert, tenant or key vanished inside its own transaction")
-    await audit.record(
-        session,
-        tenant_id=tenant_id,
-        action="alert.raised",
-        actor=SYSTEM_ACTOR,
-        target=Target("key", id=key.id, name=key.name),
-        details={**details, "kind": kind.value, "alert_id": alert.id},
-    )
+    if alert is None or tenant is None:  # the statement just wrote the alert, and its foreign keys
+        raise RuntimeError("alert or tenant vanished inside its own transaction")
     # Never failed_auth (``parse_auto_revoke_kinds``), even one stored before it was refused (0014 drops those).
     revoke = kind in AUTO_REVOCABLE and kind.value in (tenant.auto_revoke_on or [])
-    if revoke and key.status != KeyStatus.revoked.value:
-        await revoke_key(
-            session,
-            key=key,
-            actor=AUTO_REVOKE_ACTOR,
-            action="key.auto_revoked",
-            details={"alert_id": alert.id, "kind": kind.value},
-        )
-        alert.details = {**alert.details, "auto_revoked": True}  # a new dict: the JSON column sees the change
+    revocation: dict[str, object] = {"alert_id": alert.id, "kind": kind.value}
+    if grant:
+        target = await _raised_on_grant(session, alert, key_id, details, revoke=revoke, revocation=revocation)
+    else:
+        target = await _raised_on_key(session, alert, key_id, details, revoke=revoke, revocation=revocation)
     await session.flush()
-    await enqueue_delivery(session, tenant=tenant, alert=alert)
+    await enqueue_delivery(session, tenant=tenant, alert=alert, credential_name=target.name)
     notices.note(session, Notice.ALERT_OPENED, kind.value)
     return alert
+
+
+async def _raised_on_key(
+    session: AsyncSession,
+    alert: Alert,
+    key_id: str,
+    details: dict[str, Any],
+    *,
+    revoke: bool,
+    revocation: dict[str, object],
+) -> Target:
+    """Audit the key's new alert and, if ``revoke``, revoke the key (``key.auto_revoked``); the audit target."""
+    key = await session.get(ApiKey, key_id)
+    if key is None:  # the statement just wrote the alert, and its foreign keys
+        raise RuntimeError("key vanished inside its alert's transaction")
+    target = Target("key", id=key.id, name=key.name)
+    await _audit_raised(session, alert, target, details)
+    if revoke and key.status != KeyStatus.revoked.value:
+        await revoke_key(session, key=key, actor=AUTO_REVOKE_ACTOR, action="key.auto_revoked", details=revocation)
+        alert.details = {**alert.details, "auto_revoked": True}  # a new dict: the JSON column sees the change
+    return target
+
+
+async def _raised_on_grant(
+    session: AsyncSession,
+    alert: Alert,
+    grant_id: str,
+    details: dict[str, Any],
+    *,
+    revoke: bool,
+    revocation: dict[str, object],
+) -> Target:
+    """Audit the grant's new alert and, if ``revoke``, revoke the grant as a person's revocation does
+    (``oauth.revoked``, reason ``auto_revoked``: its tokens stop on every replica within the verifier's poll); the
+    audit target (named as the action log names it: "<client> (OAuth)")."""
+    row = (
+        await session.execute(
+            select(OAuthGrant, OAuthClient.name)
+            .join(OAuthClient, OAuthClient.id == OAuthGrant.client_id)
+            .where(OAuthGrant.id == grant_id)
+            .with_for_update(of=OAuthGrant)
+        )
+    ).one_or_none()
+    if row is None:  # the statement just wrote the alert, and its foreign keys
+        raise RuntimeError("grant vanished inside its alert's transaction")
+    grant, client_name = row
+    target = Target("oauth_grant", id=grant.id, name=grant_name(client_name))
+    await _audit_raised(session, alert, target, details)
+    if revoke and grant.revoked_at is None:
+        await revoke_grant(session, grant, reason="auto_revoked", actor=AUTO_REVOKE_ACTOR, details=revocation)
+        alert.details = {**alert.details, "auto_revoked": True}  # a new dict: the JSON column sees the change
+    return target
+
+
+async def _audit_raised(session: AsyncSession, alert: Alert, target: Target, details: dict[str, Any]) -> None:
+    await audit.record(
+        session,
+        tenant_id=alert.tenant_id,
+        action="alert.raised",
+        actor=SYSTEM_ACTOR,
+        target=target,
+        details={**details, "kind": alert.kind, "alert_id": alert.id},
+    )
 
 
 async def get_alert(session: AsyncSession, *, tenant_id: str, alert_id: str) -> Alert:
@@ -206,9 +264,14 @@ async def get_alert(session: AsyncSession, *, tenant_id: str, alert_id: str) -> 
 
 
 def owned_by(tenant_id: str, owner: str) -> ColumnElement[bool]:
-    """Alerts on the tenant's keys of ``owner``: a user's id (their personal keys) or ``SERVICE_KEYS`` (the keys of
-    no person), as ``keys.service.list_keys`` reads it."""
-    return Alert.key_id.in_(key_ids_of(tenant_id, owner))
+    """Alerts on the tenant's credentials of ``owner``: a user's id (their personal keys and their OAuth grants) or
+    ``SERVICE_KEYS`` (the keys of no person), as ``keys.service.list_keys`` reads it."""
+    return or_(Alert.key_id.in_(key_ids_of(tenant_id, owner)), Alert.grant_id.in_(grant_ids_of(tenant_id, owner)))
+
+
+def on_credential(credential_id: str) -> ColumnElement[bool]:
+    """Alerts on one credential: the API key or the OAuth grant of that id."""
+    return or_(Alert.key_id == credential_id, Alert.grant_id == credential_id)
 
 
 async def list_alerts(
@@ -232,7 +295,7 @@ async def list_alerts(
     if kind is not None:
         query = query.where(Alert.kind == parse_kind(kind).value)
     if key_id is not None:
-        query = query.where(Alert.key_id == key_id)
+        query = query.where(on_credential(key_id))
     if cursor:
         query = query.where(Alert.id < decode_cursor(cursor))
     rows = list(await session.scalars(query.order_by(Alert.id.desc()).limit(limit + 1)))
@@ -255,7 +318,7 @@ async def acknowledge(session: AsyncSession, *, tenant_id: str, alert_id: str, a
         action="alert.acknowledged",
         actor=actor,
         target=Target("alert", id=alert.id, name=alert.kind),
-        details={"kind": alert.kind, "key_id": alert.key_id, "count": alert.count},
+        details={"kind": alert.kind, "key_id": alert.key_id, "grant_id": alert.grant_id, "count": alert.count},
     )
     await session.flush()
     return alert

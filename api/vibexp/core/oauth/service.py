@@ -48,6 +48,8 @@ __all__ = [
     "exchange_code",
     "get_client",
     "get_grant",
+    "grant_ids_of",
+    "grant_name",
     "issue_code",
     "list_grants",
     "redirect_allowed",
@@ -238,7 +240,21 @@ def _issue(session: AsyncSession, grant: OAuthGrant, now: datetime, role: str) -
     return IssuedTokens(access_token, refresh_token, int(ACCESS_TTL.total_seconds()), scopes, grant.id)
 
 
-async def revoke_grant(session: AsyncSession, grant: OAuthGrant, *, reason: str, actor: Actor) -> None:
+def grant_name(client_name: str) -> str:
+    """How a grant is named where a key's name would be (the action log, alerts, the audit trail): its client's."""
+    return f"{client_name} (OAuth)"
+
+
+async def revoke_grant(
+    session: AsyncSession,
+    grant: OAuthGrant,
+    *,
+    reason: str,
+    actor: Actor,
+    details: dict[str, object] | None = None,
+) -> None:
+    """Revoke the grant (audited ``oauth.revoked`` with ``reason`` and ``details``); a revoked grant stays as it
+    was."""
     if grant.revoked_at is not None:
         return
     now = utcnow()
@@ -253,7 +269,7 @@ async def revoke_grant(session: AsyncSession, grant: OAuthGrant, *, reason: str,
         action="oauth.revoked",
         actor=actor,
         target=Target("oauth_grant", grant.id, client.name if client else grant.client_id),
-        details={"reason": reason, "client_id": grant.client_id},
+        details={**(details or {}), "reason": reason, "client_id": grant.client_id},
     )
     await session.flush()
 
@@ -418,3 +434,10 @@ async def revoke_person_grants(
         await revoke_grant(session, grant, reason=reason, actor=actor)
         revoked.append(grant.id)
     return revoked
+
+
+def grant_ids_of(tenant_id: str, owner: str) -> Select[str]:
+    """The ids of the tenant's grants of ``owner`` (a user id; ``keys.service.SERVICE_KEYS``, keys of no person,
+    matches none: a grant is always a person's), revoked ones included: what the action log and the alerts filter
+    by beside ``keys.service.key_ids_of``."""
+    return select(OAuthGrant.id).where(OAuthGrant.tenant_id == tenant_id, OAuthGrant.user_id == owner)

@@ -37,6 +37,7 @@ __all__ = [
     "consent",
     "exchange_code",
     "find_client",
+    "get_grant",
     "list_grants",
     "redirect_allowed",
     "refresh",
@@ -208,6 +209,12 @@ async def _visible_grant(session: AsyncSession, caller: Caller, grant_id: str, *
     if view is None or (caller.sees_only_own_keys and view.grant.user_id != caller.person):
         raise NotFound(_GRANT_NOT_FOUND)
     return view
+
+
+@requires(Scope.keys_read)
+async def get_grant(session: AsyncSession, *, caller: Caller, grant_id: str) -> GrantView:
+    """One grant, as the list shows it (a member's or viewer's own only: another's is ``NotFound``)."""
+    return await _visible_grant(session, caller, grant_id)
 
 
 @requires(Scope.keys_write)

@@ -12,8 +12,8 @@ role, the grant's scopes within that role's ceiling). Changes reach the cache tw
   poll reads only the grants this process has cached (in chunks), so it stays cheap however many grants exist.
 
 Unknown tokens are remembered for ``NEGATIVE_TTL`` seconds in a bounded negative cache. An expired token is refused
-from its cached entry. Usage (request count, last use) is counted in memory and written by the same periodic task
-every ``USAGE_FLUSH_SECONDS``, never on the request path.
+from its cached entry. Usage is not counted here: the auth middleware records a grant's request as a ``UsageEvent``
+like a key's, and the usage recorder's flush writes it (``request_count``, ``last_used_at``, the action log).
 """
 
 from __future__ import annotations
@@ -26,18 +26,18 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vibexp.core import access, notices
 from vibexp.core.access import Actor, ActorType, CredentialKind
 from vibexp.core.clock import utcnow
-from vibexp.core.db import session_scope
 from vibexp.core.errors import AccountSuspended
 from vibexp.core.keys.verifier import Principal
 from vibexp.core.notices import Notice
 from vibexp.core.oauth.errors import InvalidToken
 from vibexp.core.oauth.models import OAuthClient, OAuthGrant
+from vibexp.core.oauth.service import grant_name
 from vibexp.core.oauth.tokens import ACCESS_PREFIX, hash_secret
 from vibexp.core.tasks import PeriodicTask
 from vibexp.core.tenants.models import Tenant
@@ -53,7 +53,6 @@ NEGATIVE_TTL = 10.0
 NEGATIVE_MAX = 10_000
 #: Most grants one poll query asks about (a cache larger than this is polled in several queries).
 POLL_CHUNK = 500
-USAGE_FLUSH_SECONDS = 5.0
 _MISSING = "Missing access token: this endpoint accepts OAuth access tokens ('Authorization: Bearer vibo_...')"
 
 
@@ -89,8 +88,6 @@ class GrantVerifier:
         self._ttl = ttl
         self._by_hash: dict[str, _Entry] = {}
         self._refused: dict[str, float] = {}
-        self._usage: dict[str, tuple[int, datetime]] = {}
-        self._last_usage_flush = time.monotonic()
         self._watermark = utcnow()
         self._poll = PeriodicTask(
             "vibexp-grant-poll",
@@ -100,7 +97,6 @@ class GrantVerifier:
             what="OAuth grant change poll",
             consequence="the access-token cache is cleared until the database answers",
             on_failure=self.clear,
-            final=self.flush_usage,
         )
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
@@ -136,11 +132,6 @@ class GrantVerifier:
             raise AccountSuspended("This account is suspended: check its status in the dashboard")
         return entry.principal
 
-    def note_use(self, grant_id: str) -> None:
-        """Count one request of the grant (written by the next usage flush)."""
-        count, _ = self._usage.get(grant_id, (0, utcnow()))
-        self._usage[grant_id] = (count + 1, utcnow())
-
     async def _load(self, digest: str) -> _Entry:
         async with self._session_factory() as session:
             row = (
@@ -162,7 +153,7 @@ class GrantVerifier:
         if grant.revoked_at is not None or membership is None or grant.access_expires_at is None:
             raise self._refuse(digest)
         role = membership.role
-        name = f"{client_name} (OAuth) of {email}"
+        name = f"{grant_name(client_name)} of {email}"
         entry = _Entry(
             principal=Principal(
                 key_id=grant.id,
@@ -224,7 +215,7 @@ class GrantVerifier:
         self.invalidate(user_ids=set(user_ids))
 
     async def poll_once(self) -> None:
-        """Evict entries whose grant, person's membership or tenant changed; then write usage when it is due."""
+        """Evict entries whose grant, person's membership or tenant changed."""
         started = utcnow()
         since = self._watermark - POLL_OVERLAP
         cached = list({entry.principal.key_id for entry in self._by_hash.values()})
@@ -261,32 +252,3 @@ class GrantVerifier:
         for digest in stale:
             self._by_hash.pop(digest, None)
         self._watermark = started
-        if self._usage and time.monotonic() - self._last_usage_flush >= USAGE_FLUSH_SECONDS:
-            await self.flush_usage()
-
-    async def flush_usage(self) -> None:
-        """Write the counted requests: ``request_count`` grows, ``last_used_at`` moves forward (never back)."""
-        pending, self._usage = self._usage, {}
-        self._last_usage_flush = time.monotonic()
-        if not pending:
-            return
-        try:
-            async with session_scope(self._session_factory, write=True) as session:
-                for grant_id, (count, last) in pending.items():
-                    await session.execute(
-                        update(OAuthGrant)
-                        .where(OAuthGrant.id == grant_id)
-                        .values(
-                            request_count=OAuthGrant.request_count + count,
-                            last_used_at=case(
-                                (OAuthGrant.last_used_at.is_(None), last),
-                                (OAuthGrant.last_used_at < last, last),
-                                else_=OAuthGrant.last_used_at,
-                            ),
-                        )
-                    )
-        except Exception:
-            for grant_id, (count, last) in pending.items():  # try again next time
-                had, _ = self._usage.get(grant_id, (0, last))
-                self._usage[grant_id] = (had + count, last)
-            raise

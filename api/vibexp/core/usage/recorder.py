@@ -2,12 +2,13 @@
 
 The request path only appends an event to a list. A background task flushes the list every
 ``flush_interval`` seconds (at most one second): one UPDATE per key that was used (count, last used, tool type,
-client IP), one multi-row INSERT into the action log, each row with its client address's registered country
-(``vibexp.core.geo``: looked up here, never on the request path, and cached per address), and one UPDATE statement
-(run for each person) that marks the owners of the personal keys used as seen in their account
-(``memberships.last_seen_at``, never moved backwards; the owner comes with the event, from the verifier's cache).
-Stopping the recorder flushes what is left, so a graceful shutdown loses nothing. If the database is unreachable the
-events are kept (up to ``max_buffer``) and retried.
+client IP) or OAuth grant (count, last used), one multi-row INSERT into the action log, each row with its client
+address's registered country (``vibexp.core.geo``: looked up here, never on the request path, and cached per
+address), and one UPDATE statement (run for each person) that marks the owners of the personal keys and grants used
+as seen in their account (``memberships.last_seen_at``, never moved backwards; the owner comes with the event, from
+the verifier's cache). A grant's request is recorded exactly like a key's: its action-log row names the grant
+(``grant_id``) instead. Stopping the recorder flushes what is left, so a graceful shutdown loses nothing. If the
+database is unreachable the events are kept (up to ``max_buffer``) and retried.
 
 Nothing a client sends can jam the flush. An event is made storable when it is made
 (``vibexp.core.traffic.UsageEvent``: names and routes without control characters or lone surrogates, cut to their
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import bindparam, case, delete, insert, literal, update
+from sqlalchemy import Update, bindparam, case, delete, insert, literal, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vibexp.core.audit import service as audit
@@ -41,6 +42,7 @@ from vibexp.core.db import UTCDateTime, writing
 from vibexp.core.failure_log import FailureLog
 from vibexp.core.geo import country_of
 from vibexp.core.keys.models import ApiKey
+from vibexp.core.oauth.models import OAuthGrant
 from vibexp.core.outage import is_database_unavailable
 from vibexp.core.ratelimit.limiter import WINDOW_SECONDS
 from vibexp.core.ratelimit.models import RateWindow
@@ -200,32 +202,26 @@ class UsageRecorder:
             self._detect_failures.succeeded()
 
     async def _write(self, events: list[UsageEvent]) -> None:
-        per_key: dict[str, list[UsageEvent]] = {}
+        per_credential: dict[str, list[UsageEvent]] = {}
         for event in events:
-            per_key.setdefault(event.key_id, []).append(event)
+            per_credential.setdefault(event.key_id, []).append(event)
         async with writing(self._engine), self._engine.begin() as conn:
-            for key_id, key_events in per_key.items():
-                last = max(key_events, key=lambda e: e.at)
-                last_at = literal(last.at, type_=UTCDateTime())
-                await conn.execute(
-                    update(ApiKey)
-                    .where(ApiKey.id == key_id)
-                    .values(
-                        request_count=ApiKey.request_count + len(key_events),
-                        last_used_at=case(
-                            (ApiKey.last_used_at.is_(None), last_at),
-                            (ApiKey.last_used_at < last_at, last_at),
-                            else_=ApiKey.last_used_at,
-                        ),
-                        tool_type=last.tool_type,
-                        last_ip=last.client_ip,
+            for credential_id, used in per_credential.items():
+                last = max(used, key=lambda e: e.at)
+                if last.is_grant:
+                    await conn.execute(_count_use(OAuthGrant, credential_id, len(used), last.at))
+                else:
+                    await conn.execute(
+                        _count_use(ApiKey, credential_id, len(used), last.at).values(
+                            tool_type=last.tool_type, last_ip=last.client_ip
+                        )
                     )
-                )
             await conn.execute(
                 insert(KeyAction),
                 [
                     {
-                        "key_id": e.key_id,
+                        "key_id": None if e.is_grant else e.key_id,
+                        "grant_id": e.key_id if e.is_grant else None,
                         "tenant_id": e.tenant_id,
                         "at": e.at,
                         "method": e.method,
@@ -252,6 +248,23 @@ class UsageRecorder:
             await conn.execute(delete(KeyAction).where(KeyAction.at < utcnow() - self._retention))
             await conn.execute(delete(RateWindow).where(RateWindow.window_start < oldest_window))
             await conn.execute(audit.expired(before=utcnow() - self._audit_retention))
+
+
+def _count_use(model: type[ApiKey] | type[OAuthGrant], credential_id: str, count: int, at: datetime) -> Update:
+    """The key's or grant's ``request_count`` grows by ``count``; ``last_used_at`` moves to ``at``, never back."""
+    last_at = literal(at, type_=UTCDateTime())
+    return (
+        update(model)
+        .where(model.id == credential_id)
+        .values(
+            request_count=model.request_count + count,
+            last_used_at=case(
+                (model.last_used_at.is_(None), last_at),
+                (model.last_used_at < last_at, last_at),
+                else_=model.last_used_at,
+            ),
+        )
+    )
 
 
 _SEEN_AT = bindparam("seen_at", type_=UTCDateTime())
@@ -292,8 +305,9 @@ def _log_dropped(event: UsageEvent, exc: Exception) -> None:
     cause = orig if isinstance(orig, BaseException) else exc
     reason = f"{type(cause).__name__}: {str(cause).partition(chr(10))[0]}"[:200]
     log.warning(
-        "usage event dropped: the database refused it (%s); key id %s, action %s, at %s",
+        "usage event dropped: the database refused it (%s); %s id %s, action %s, at %s",
         ascii(reason),
+        event.credential.value,
         event.key_id,
         ascii(event.action[:100]),
         event.at.isoformat(),

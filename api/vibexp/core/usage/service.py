@@ -1,5 +1,6 @@
 """Reading usage back: per-key summary with recent actions and countries, and hourly request counts for charts.
-``owner`` (where taken) keeps one person's keys (a user id) or the service keys (``keys.service.SERVICE_KEYS``)."""
+``owner`` (where taken) keeps one person's keys and OAuth grants (a user id) or the service keys
+(``keys.service.SERVICE_KEYS``); ``key_id`` (where taken) is a key's or a grant's id."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vibexp.core.clock import utcnow
 from vibexp.core.keys.models import ApiKey
 from vibexp.core.keys.schemas import ClientUse, CountryCount, KeyUsageRead, UsageAction
-from vibexp.core.keys.service import key_ids_of
+from vibexp.core.oauth.models import OAuthGrant
+from vibexp.core.usage.action_log import of_credential, owned_by
 from vibexp.core.usage.actions import shown
 from vibexp.core.usage.models import KeyAction
+from vibexp.core.usage.schemas import GrantUsageRead
 
-__all__ = ["HourlyCount", "country_counts", "hourly_counts", "key_usage", "recent_actions"]
+__all__ = ["HourlyCount", "country_counts", "grant_usage", "hourly_counts", "key_usage", "recent_actions"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,16 +34,16 @@ async def recent_actions(
     """The most recent actions, newest first: what the key did, not MCP protocol set-up (``actions``)."""
     query = select(KeyAction).where(KeyAction.tenant_id == tenant_id, shown())
     if key_id is not None:
-        query = query.where(KeyAction.key_id == key_id)
+        query = query.where(of_credential(key_id))
     if owner is not None:
-        query = query.where(KeyAction.key_id.in_(key_ids_of(tenant_id, owner)))
+        query = query.where(owned_by(tenant_id, owner))
     return list(await session.scalars(query.order_by(KeyAction.id.desc()).limit(limit)))
 
 
 async def key_usage(session: AsyncSession, *, key: ApiKey, limit: int = 50) -> KeyUsageRead:
     actions = await recent_actions(session, tenant_id=key.tenant_id, key_id=key.id, limit=limit)
     return KeyUsageRead(
-        clients=await clients_of(session, key=key),
+        clients=await clients_of(session, tenant_id=key.tenant_id, credential_id=key.id),
         key_id=key.id,
         request_count=key.request_count,
         last_used_at=key.last_used_at,
@@ -51,13 +54,26 @@ async def key_usage(session: AsyncSession, *, key: ApiKey, limit: int = 50) -> K
     )
 
 
-async def clients_of(session: AsyncSession, *, key: ApiKey) -> list[ClientUse]:
-    """Every client (tool type) that used the key within the action log's retention, most recent first: a key
-    shared by Claude Code and Cursor shows both, not only the last one (``ApiKey.tool_type``)."""
+async def grant_usage(session: AsyncSession, *, grant: OAuthGrant, limit: int = 50) -> GrantUsageRead:
+    """An OAuth grant's counts, clients, countries and most recent ``limit`` actions, as ``key_usage`` a key's."""
+    actions = await recent_actions(session, tenant_id=grant.tenant_id, key_id=grant.id, limit=limit)
+    return GrantUsageRead(
+        grant_id=grant.id,
+        request_count=grant.request_count,
+        last_used_at=grant.last_used_at,
+        clients=await clients_of(session, tenant_id=grant.tenant_id, credential_id=grant.id),
+        countries=await country_counts(session, tenant_id=grant.tenant_id, key_id=grant.id),
+        actions=[UsageAction.model_validate(a) for a in actions],
+    )
+
+
+async def clients_of(session: AsyncSession, *, tenant_id: str, credential_id: str) -> list[ClientUse]:
+    """Every client (tool type) that used the key or grant within the action log's retention, most recent first: a
+    key shared by Claude Code and Cursor shows both, not only the last one (``ApiKey.tool_type``)."""
     last = func.max(KeyAction.at)
     query = (
         select(KeyAction.tool_type, func.count(), last)
-        .where(KeyAction.tenant_id == key.tenant_id, KeyAction.key_id == key.id)
+        .where(KeyAction.tenant_id == tenant_id, of_credential(credential_id))
         .group_by(KeyAction.tool_type)
         .order_by(last.desc(), KeyAction.tool_type)
     )
@@ -79,9 +95,9 @@ async def country_counts(
         .order_by(requests.desc(), KeyAction.country)
     )
     if key_id is not None:
-        query = query.where(KeyAction.key_id == key_id)
+        query = query.where(of_credential(key_id))
     if owner is not None:
-        query = query.where(KeyAction.key_id.in_(key_ids_of(tenant_id, owner)))
+        query = query.where(owned_by(tenant_id, owner))
     return [
         CountryCount(country=country, requests=count, last_used_at=last)
         for country, count, last in (await session.execute(query)).all()
@@ -97,9 +113,9 @@ async def hourly_counts(
     start = current - timedelta(hours=hours - 1)
     query = select(KeyAction.at).where(KeyAction.tenant_id == tenant_id, KeyAction.at >= start)
     if key_id is not None:
-        query = query.where(KeyAction.key_id == key_id)
+        query = query.where(of_credential(key_id))
     if owner is not None:
-        query = query.where(KeyAction.key_id.in_(key_ids_of(tenant_id, owner)))
+        query = query.where(owned_by(tenant_id, owner))
     buckets = {start + timedelta(hours=i): 0 for i in range(hours)}
     # Bucketing in Python keeps the query portable across SQLite and PostgreSQL; the window is bounded (≤ 7 days).
     for (at,) in (await session.execute(query)).all():

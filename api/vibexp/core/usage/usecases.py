@@ -1,10 +1,12 @@
 """Usage as the adapters read it (REST ``/api-keys/{id}/usage``, the dashboard's usage pages): ``keys:read``.
 
-A member or viewer (``Caller.sees_only_own_keys``) reads the usage of their own keys only, in every answer here (the
-account's counts, charts, countries and actions), as the key list shows them their own keys only."""
+A member or viewer (``Caller.sees_only_own_keys``) reads the usage of their own keys and OAuth grants only, in every
+answer here (the account's counts, charts, countries and actions), as the key list shows them their own keys only.
+An OAuth grant's requests are in the account's answers beside the keys' (its action-log rows name ``grant_id``)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,13 +14,26 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vibexp.core.access import Caller, Scope, requires
 from vibexp.core.keys import usecases as keys
 from vibexp.core.keys.schemas import CountryCount, KeyUsageRead
+from vibexp.core.oauth import usecases as oauth
 from vibexp.core.pagination import Page
 from vibexp.core.usage import action_log, service
+from vibexp.core.usage.action_log import GrantName
 from vibexp.core.usage.models import KeyAction
 from vibexp.core.usage.outcomes import Outcome
+from vibexp.core.usage.schemas import GrantUsageRead
 from vibexp.core.usage.service import HourlyCount, key_usage
 
-__all__ = ["HourlyCount", "countries", "hourly_counts", "list_actions", "of_key", "outcome_counts", "recent_actions"]
+__all__ = [
+    "HourlyCount",
+    "countries",
+    "grant_names",
+    "hourly_counts",
+    "list_actions",
+    "of_grant",
+    "of_key",
+    "outcome_counts",
+    "recent_actions",
+]
 
 
 @requires(Scope.keys_read)
@@ -29,6 +44,14 @@ async def of_key(
     member's or viewer's own keys only (``keys.get``)."""
     key = await keys.get(session, caller=caller, key_id=key_id, include_deleted=include_deleted)
     return await key_usage(session, key=key, limit=limit)
+
+
+@requires(Scope.keys_read)
+async def of_grant(session: AsyncSession, *, caller: Caller, grant_id: str, limit: int = 50) -> GrantUsageRead:
+    """An OAuth grant's counts and its most recent ``limit`` actions (a revoked grant's too); a member's or viewer's
+    own grants only (``oauth.get_grant``)."""
+    view = await oauth.get_grant(session, caller=caller, grant_id=grant_id)
+    return await service.grant_usage(session, grant=view.grant, limit=limit)
 
 
 async def _own_keys(session: AsyncSession, caller: Caller) -> str | None:
@@ -79,6 +102,15 @@ async def list_actions(
         limit=limit,
         cursor=cursor,
     )
+
+
+@requires(Scope.keys_read)
+async def grant_names(
+    session: AsyncSession, *, caller: Caller, grant_ids: Iterable[str | None]
+) -> dict[str, GrantName]:
+    """The account's OAuth grants among ``grant_ids`` (of rows the caller was shown: actions, alerts), by id: the
+    client's name ("<client> (OAuth)") and the person's e-mail."""
+    return await action_log.grant_names(session, tenant_id=caller.tenant_id, grant_ids=grant_ids)
 
 
 @requires(Scope.keys_read)

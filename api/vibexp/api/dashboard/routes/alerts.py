@@ -28,6 +28,7 @@ from vibexp.core.alerts import usecases as alerts
 from vibexp.core.alerts.models import Alert, WebhookDelivery
 from vibexp.core.keys import usecases as keys
 from vibexp.core.keys.models import ApiKey
+from vibexp.core.usage import usecases as usage_cases
 
 __all__ = ["AlertGroup", "AlertRow", "router"]
 
@@ -110,10 +111,16 @@ async def alerts_page(
     items = await alerts.with_deliveries(db, caller=viewer.caller, owner=_owner(chosen))
     by_id = {key.id: key for key in await keys.list_keys(db, caller=viewer.caller, include_deleted=True)}
     rows = [
-        AlertRow(i.alert, describe(i.alert.kind), summary(i.alert), by_id.get(i.alert.key_id), i.deliveries)
+        AlertRow(i.alert, describe(i.alert.kind), summary(i.alert), by_id.get(i.alert.key_id or ""), i.deliveries)
         for i in items
     ]
     open_rows = [r for r in rows if r.alert.status == "open"]
+    # Grants are named from the connected apps (``keys:read``, which whoever reads alerts holds in practice).
+    grant_names = {}
+    if access.Scope.keys_read in viewer.caller.granted:
+        grant_names = await usage_cases.grant_names(
+            db, caller=viewer.caller, grant_ids=[i.alert.grant_id for i in items]
+        )
     notice: str | None
     if count is not None:
         notice = (
@@ -131,6 +138,7 @@ async def alerts_page(
         "manages": access.Scope.members_read in viewer.caller.granted,
         "owner_filters": OWNER_FILTERS,
         "owner": chosen,
+        "grant_names": grant_names,
     }
     return render(request, "alerts.html", context)
 

@@ -104,6 +104,9 @@ async def usage(
         "keys": sorted((k for k in records if k.deleted_at is None), key=lambda k: -k.request_count),
         "all_keys": records,
         "key_names": {k.id: k.name for k in records},
+        "grant_names": await usage_cases.grant_names(
+            db, caller=viewer.caller, grant_ids=[action.grant_id for action in page.items]
+        ),
         "charts": await usage_charts(db, caller=viewer.caller),
         "actions": page.items,
         "next_url": next_url,

@@ -54,7 +54,9 @@ class AfterHours(Detector):
                 "working_hours": hours.text,
                 "client_ip": event.client_ip,
             }
-            findings[event.key_id] = Finding(event.tenant_id, event.key_id, self.kind, event.at, details)
+            findings[event.key_id] = Finding(
+                event.tenant_id, event.key_id, self.kind, event.at, details, credential=event.credential
+            )
         return list(findings.values())
 
     def sweep(self, now: float, limits: DetectorLimits) -> None:

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vibexp.core.access import CredentialKind
 from vibexp.core.alerts.models import AlertKind
 from vibexp.core.traffic import Refusal, UsageEvent
 
@@ -53,10 +54,12 @@ class DetectorLimits:
 @dataclass(slots=True)
 class Finding:
     tenant_id: str
+    #: The credential's id: an API key's, or an OAuth grant's (``credential``), as ``UsageEvent.key_id``.
     key_id: str
     kind: AlertKind
     at: datetime
     details: dict[str, Any] = field(default_factory=dict)
+    credential: CredentialKind = CredentialKind.api_key
 
 
 @dataclass(frozen=True, slots=True)

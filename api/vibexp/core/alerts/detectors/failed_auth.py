@@ -109,8 +109,8 @@ class FailedAuth(Detector):
                 or_(Alert.status == AlertStatus.open.value, Alert.first_seen_at >= since),
             )
         )
-        open_keys: set[str] = set()
-        opened: dict[str, int] = {}
+        open_keys: set[str | None] = set()
+        opened: dict[str | None, int] = {}
         for key_id, status, first_seen_at in rows:
             if status == AlertStatus.open.value:
                 open_keys.add(key_id)

@@ -1,14 +1,15 @@
-"""**new_country**: the registered country of each event's client address (``vibexp.core.geo``: offline RIR data,
-cached per address), per key (table ``key_countries``). A country the key has not used in ``new_country_days`` days
-(30) is an alert; a key's first country ever is not, nor is an address with no country (private, loopback,
-link-local, unregistered). Raised once per new country: the SELECT, the upsert and the rule are
-:class:`~.new_place.NewPlace`'s, as for ``new_network``."""
+"""**new_country**: the registered country of each event's client address (``vibexp.core.geo``: offline RIR data, cached
+per address), per key (table ``key_countries``) or OAuth grant (``grant_countries``). A country the credential has
+not used in ``new_country_days`` days (30) is an alert; its first country ever is not, nor is an address with no
+country (private, loopback, link-local, unregistered). Raised once per new country: the SELECT, the upsert and the
+rule are :class:`~.new_place.NewPlace`'s, as for ``new_network``."""
 
 from __future__ import annotations
 
+from vibexp.core.access import CredentialKind
 from vibexp.core.alerts.detectors.base import DetectorLimits
 from vibexp.core.alerts.detectors.new_place import NewPlace
-from vibexp.core.alerts.models import AlertKind, KeyCountry
+from vibexp.core.alerts.models import AlertKind, GrantCountry, KeyCountry
 from vibexp.core.geo import country_of
 
 __all__ = ["NewCountry"]
@@ -16,7 +17,7 @@ __all__ = ["NewCountry"]
 
 class NewCountry(NewPlace):
     kind = AlertKind.new_country
-    model = KeyCountry
+    models = {CredentialKind.api_key: KeyCountry, CredentialKind.grant: GrantCountry}
     column = "country"
 
     @staticmethod

@@ -1,15 +1,17 @@
-"""**new_network**: the IPv4 /24 or IPv6 /48 of each event's client address, per key (table ``key_networks``). A
-network the key has not used in ``new_network_days`` days is an alert; a key's first network ever is not (nor is a
-key with no parseable client address). The SELECT, the upsert and the rule are :class:`~.new_place.NewPlace`'s."""
+"""**new_network**: the IPv4 /24 or IPv6 /48 of each event's client address, per key (table ``key_networks``) or OAuth
+grant (``grant_networks``). A network the credential has not used in ``new_network_days`` days is an alert; its first
+network ever is not (nor is an event with no parseable client address). The SELECT, the upsert and the rule are
+:class:`~.new_place.NewPlace`'s."""
 
 from __future__ import annotations
 
 import ipaddress
 from functools import lru_cache
 
+from vibexp.core.access import CredentialKind
 from vibexp.core.alerts.detectors.base import DetectorLimits
 from vibexp.core.alerts.detectors.new_place import NewPlace
-from vibexp.core.alerts.models import AlertKind, KeyNetwork
+from vibexp.core.alerts.models import AlertKind, GrantNetwork, KeyNetwork
 
 __all__ = ["NewNetwork", "network_of"]
 
@@ -31,7 +33,7 @@ def network_of(client_ip: str | None) -> str | None:
 
 class NewNetwork(NewPlace):
     kind = AlertKind.new_network
-    model = KeyNetwork
+    models = {CredentialKind.api_key: KeyNetwork, CredentialKind.grant: GrantNetwork}
     column = "network"
 
     @staticmethod

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
+from vibexp.core.access import CredentialKind
 from vibexp.core.alerts.detectors.base import Batch, Clock, Detector, DetectorLimits, Finding
 from vibexp.core.alerts.models import AlertKind
 
@@ -27,10 +28,12 @@ class RequestSpike(Detector):
 
     def in_memory(self, batch: Batch) -> list[Finding]:
         touched: dict[str, tuple[str, int, datetime]] = {}
+        kinds: dict[str, CredentialKind] = {}
         for event in batch.events:
             minute = int(event.at.timestamp() // 60)
             counts = self._minutes.setdefault(event.key_id, {})
             counts[minute] = counts.get(minute, 0) + 1
+            kinds[event.key_id] = event.credential
             previous = touched.get(event.key_id)
             if previous is None or minute >= previous[1]:
                 touched[event.key_id] = (event.tenant_id, minute, event.at)
@@ -49,7 +52,7 @@ class RequestSpike(Detector):
                     "average_per_minute": round(average, 2),
                     "threshold": round(threshold, 2),
                 }
-                findings.append(Finding(tenant_id, key_id, self.kind, at, details))
+                findings.append(Finding(tenant_id, key_id, self.kind, at, details, credential=kinds[key_id]))
         return findings
 
     def sweep(self, now: float, limits: DetectorLimits) -> None:

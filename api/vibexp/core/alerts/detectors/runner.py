@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vibexp.core.access import CredentialKind
 from vibexp.core.alerts.detectors.after_hours import AfterHours
 from vibexp.core.alerts.detectors.base import Batch, Clock, Detector, DetectorLimits, Finding
 from vibexp.core.alerts.detectors.disallowed_address import DisallowedAddress
@@ -56,6 +57,7 @@ class AlertSink(Protocol):
         kind: AlertKind,
         details: dict[str, Any],
         at: datetime | None = None,
+        credential: CredentialKind = CredentialKind.api_key,
     ) -> object: ...
 
 
@@ -73,9 +75,13 @@ class DefaultAlertSink:
         kind: AlertKind,
         details: dict[str, Any],
         at: datetime | None = None,
+        credential: CredentialKind = CredentialKind.api_key,
     ) -> object:
-        log.warning("alert %s: key %s of tenant %s %s", kind.value, key_id, tenant_id, details)
-        return await raise_alert(session, tenant_id=tenant_id, key_id=key_id, kind=kind, details=details, at=at)
+        what = "grant" if credential is CredentialKind.grant else "key"
+        log.warning("alert %s: %s %s of tenant %s %s", kind.value, what, key_id, tenant_id, details)
+        return await raise_alert(
+            session, tenant_id=tenant_id, key_id=key_id, kind=kind, details=details, at=at, credential=credential
+        )
 
 
 class AlertDetector:
@@ -125,6 +131,7 @@ class AlertDetector:
                     kind=finding.kind,
                     details=finding.details,
                     at=finding.at,
+                    credential=finding.credential,
                 )
                 raised.append(token)
                 if alert is not None:
