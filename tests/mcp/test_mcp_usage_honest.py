@@ -125,6 +125,13 @@ async def test_an_inspector_call_is_one_action_by_the_mcp_inspector(
     assert [(a["action"], a["status"], a["tool_type"]) for a in usage["actions"]] == [
         ("save_memory", 200, "mcp_inspector")
     ], usage["actions"]
+    # The key's request count is its recorded requests: the second Inspector's GET stream is recorded when it ends,
+    # which may be after the rows above were read, so both are read again until they agree (a few seconds at most).
+    deadline = time.monotonic() + 10
+    while usage["request_count"] != len(rows) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        rows = await _rows(db, inspector_key.id)
+        usage = await _usage(rest, account, inspector_key.id)
     assert usage["request_count"] == len(rows) > 1
     assert [c["tool_type"] for c in usage["clients"]] == ["mcp_inspector"], usage["clients"]
     # Set-up requests are tagged with the client too (it named itself at initialize).
