@@ -15,8 +15,9 @@ Each rung: req/s, p50/p99 and the server's CPU µs per request (utime+stime of i
 run, less its idle background rate, over the requests wrk completed; steadier than req/s on a busy machine). The
 median of ``--runs`` runs is shown. Ratios are to plain FastAPI (MCP: to plain MCP), by req/s and by CPU per request
 (plain's µs / the rung's µs). Targets (issue 27): no-key constant >= 0.85x, authenticated GET >= 0.35x, POST memory
->= 0.25x, MCP tools/call >= 1.0x of plain MCP (with a key, and with an OAuth access token); 1 -> 2 workers >= 1.6x (the GET, two servers side by side,
-alternating); cached key verification <= 2 µs (CPU time, in-process). Last, tests/bench/scale.py: list and search at
+>= 0.25x, MCP tools/call >= 1.0x of plain MCP (with a key, and with an OAuth access token); 1 -> 2 workers
+>= 1.6x (the GET, two servers side by side, alternating); cached key verification <= 2 µs (CPU time, in-process,
+the median of several batches). Last, tests/bench/scale.py: list and search at
 100,000 memories as a ratio to a 10-row tenant (target <= 3x).
 
 ``python tests/bench/bench.py --quick`` (SQLite, one run of 2 s, no workers or scale rows) takes ~1 minute;
