@@ -7,13 +7,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import fastapi.routing
 import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpers.api_errors import assert_error
+from helpers.direct import count_solved, through_fastapi
 from helpers.factories import Account
 from helpers.teams import make_person
 from vibexp.core.access import Role
@@ -244,18 +244,10 @@ async def test_plain_get_is_answered_directly_as_fastapi_answers_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """``GET /prompts/{id}`` with no query string skips FastAPI's dependency solver (``route_shortcut``'s direct
-    endpoint), and answers exactly what the FastAPI endpoint answers: the prompt, a 404, a refused scope. A test's
-    dependency override sends it back through FastAPI, which is how the two are compared here."""
+    endpoint), and answers exactly what the FastAPI endpoint answers: the prompt, a 404, a refused scope."""
     prompt_id = await _prompt_with_three_versions(client, account)
     reader = await make_person(session_factory, tenant_id=account.tenant.id, role=Role.member, scopes=["memories:read"])
-    solved: list[object] = []
-    original = fastapi.routing.solve_dependencies
-
-    async def counting(*args: Any, **kwargs: Any) -> Any:
-        solved.append(kwargs.get("request"))
-        return await original(*args, **kwargs)
-
-    monkeypatch.setattr(fastapi.routing, "solve_dependencies", counting)
+    solved = count_solved(monkeypatch)
     requests = [
         (f"{URL}/{prompt_id}", account.headers),
         (f"{URL}/nope", account.headers),
@@ -271,16 +263,8 @@ async def test_plain_get_is_answered_directly_as_fastapi_answers_it(
     assert solved == []  # no request went through the solver
     assert [status for status, _, _ in direct] == [200, 404, 403]
     assert direct[0][1]["version"] == 3 and direct[0][2] == '"3"'
-    app.dependency_overrides[_unused_dependency] = _unused_dependency
-    try:
-        through_fastapi = await answers()
-    finally:
-        del app.dependency_overrides[_unused_dependency]
+    with through_fastapi(app):
+        assert await answers() == direct
     assert len(solved) == len(requests)
-    assert through_fastapi == direct
     # With a query string FastAPI validates it, as before.
     assert_error(await client.get(f"{URL}/{prompt_id}", params={"version": "x"}, headers=account.headers), 422)
-
-
-async def _unused_dependency() -> None:
-    """Overridden to turn the route shortcut's direct endpoints off (no route depends on it)."""

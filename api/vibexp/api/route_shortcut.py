@@ -17,8 +17,9 @@ full match, a pattern wider than its route, a ``root_path``, a websocket) goes t
 **Direct endpoints.** For the hottest reads, FastAPI's per-request work around the endpoint (the dependency solver,
 the ``Request`` object, the exit stack, the inner exception wrapper: ~20% of an authenticated ``GET
 /api/v1/prompts/{id}``, py-spy in docs/performance.md) costs more than the endpoint. An endpoint may name a direct
-handler (``direct_endpoint``): ``handler(scope, path_params)`` answers the request itself or returns ``None`` to let
-FastAPI do it (a query string it does not handle, say). It is used only when the route is certainly the router's
+handler (``direct_endpoint``): ``handler(scope, receive, path_params)`` answers the request itself or returns ``None``
+to let FastAPI do it (a query string it does not handle, a body that FastAPI must refuse with its own 422); what the
+handler read of the body is replayed to FastAPI then. It is used only when the route is certainly the router's
 choice: the first of all routes (flattened, in the router's order) whose path pattern matches, with the method among
 its own, no dependencies declared on the route or its routers and no dependency overrides. Its errors are raised as
 the endpoint's are (the app's exception handlers answer them), and it runs after the same middlewares, so the key,
@@ -36,18 +37,48 @@ from fastapi.routing import APIRoute, APIRouter, _update_scope, iter_route_conte
 from fastapi.telemetry._api import _route_selected
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Mount, compile_path
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["DirectHandler", "RouteShortcut", "direct_endpoint", "install_route_shortcut"]
+__all__ = ["DirectHandler", "RouteShortcut", "direct_endpoint", "install_route_shortcut", "read_body"]
 
-#: ``handler(scope, path_params)``: the response, or ``None`` for FastAPI to handle the request as usual.
-DirectHandler = Callable[[Scope, dict[str, Any]], Awaitable[Response | None]]
+#: ``handler(scope, receive, path_params)``: the response, or ``None`` for FastAPI to handle the request as usual.
+DirectHandler = Callable[[Scope, Receive, dict[str, Any]], Awaitable[Response | None]]
 _DIRECT = "__vibexp_direct__"
 
 
 def direct_endpoint(endpoint: Callable[..., Any], handler: DirectHandler) -> None:
     """Let ``handler`` answer ``endpoint``'s requests without FastAPI's dependency solver (see the module's doc)."""
     setattr(endpoint, _DIRECT, handler)
+
+
+async def read_body(receive: Receive) -> bytes | None:
+    """The whole request body, or ``None`` if the client went away first (the body limit is enforced outside)."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+class _Replay:
+    """``receive`` for a handler that may decline: it keeps what the handler read, to give it to FastAPI first."""
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self.read: list[Message] = []
+
+    async def recording(self) -> Message:
+        message = await self._receive()
+        self.read.append(message)
+        return message
+
+    async def replaying(self) -> Message:
+        if self.read:
+            return self.read.pop(0)
+        return await self._receive()
 
 
 def install_route_shortcut(router: APIRouter) -> RouteShortcut | None:
@@ -80,8 +111,11 @@ class RouteShortcut:
         plain = scope["type"] == "http" and not scope.get("root_path")
         if plain:
             self._refresh()
-            if self._any_direct and await self._answer_directly(scope, receive, send):
-                return
+            if self._any_direct:
+                declined = await self._answer_directly(scope, receive, send)
+                if declined is None:
+                    return
+                receive = declined
         found = self._full_match(scope) if plain else None
         if found is None:
             await self.fallback(scope, receive, send)
@@ -94,14 +128,15 @@ class RouteShortcut:
         _route_selected(scope=scope, path=getattr(route, "path_format", None), mount=isinstance(route, Mount))
         await route.handle(scope, receive, send)
 
-    async def _answer_directly(self, scope: Scope, receive: Receive, send: Send) -> bool:
-        """Whether a direct handler answered (see the module's doc); ``False``: nothing was sent."""
+    async def _answer_directly(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
+        """``None`` once a direct handler answered (see the module's doc); else nothing was sent, and the
+        ``receive`` FastAPI must read the request from (what the handler read first, replayed)."""
         direct = self._direct_choice(scope)
         if direct is None or getattr(direct.overrides, "dependency_overrides", None):
-            return False
+            return receive
         matched = direct.regex.match(scope["path"])
         if matched is None:
-            return False
+            return receive
         params = {name: direct.convertors[name].convert(value) for name, value in matched.groupdict().items()}
         path_params = {**scope.get("path_params", {}), **params}
         # What FastAPI's dispatch leaves in the scope for the layers around it (fastapi.routing._handle_selected);
@@ -110,11 +145,12 @@ class RouteShortcut:
             scope["router"] = self.router
         scope["endpoint"], scope["route"], scope["path_params"] = direct.route.endpoint, direct.route, path_params
         _route_selected(scope=scope, path=direct.path_format, mount=False)
-        response = await direct.handler(scope, path_params)
+        replay = _Replay(receive)
+        response = await direct.handler(scope, replay.recording, path_params)
         if response is None:
-            return False
+            return replay.replaying if replay.read else receive
         await response(scope, receive, send)
-        return True
+        return None
 
     def _direct_choice(self, scope: Scope) -> _Direct | None:
         """The direct handler of the route the router would pick (its first context whose path matches with the

@@ -17,7 +17,7 @@ concurrent ones all succeed, the last wins; a move is audited as ``prompt.label_
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
-from starlette.types import Scope
+from starlette.types import Receive, Scope
 
 from vibexp.api.deps import CurrentCaller, RuntimeDep, SessionDep
 from vibexp.api.endpoints import API_PREFIX
@@ -77,7 +77,7 @@ async def get_prompt(
     return _json(model.model_validate(row), row["version"])
 
 
-async def _get_latest(scope: Scope, path_params: dict[str, Any]) -> Response | None:
+async def _get_latest(scope: Scope, _receive: Receive, path_params: dict[str, Any]) -> Response | None:
     """``get_prompt`` without a query string, called by the route shortcut without FastAPI's dependency solver
     (``vibexp.api.route_shortcut.direct_endpoint``): the same use case, the same Caller, the same answer."""
     state = request_state(scope)
