@@ -5,11 +5,11 @@ or on aiosqlite a cursor, execute, fetch, close and commit — each a hop to the
 on return. A read needs none of it: in autocommit mode each statement sees every transaction committed before it,
 so a replica reads its own and every other replica's writes (read-your-writes holds; nothing here is cached but the
 compiled SQL). On PostgreSQL ``RowReader`` checks out a pooled connection and runs the statement on the driver
-connection (``asyncpg.fetchrow``: one round trip, the statement prepared once per connection by asyncpg); on SQLite
+connection (``asyncpg.fetchrow``: one round trip, the statement prepared once per connection by asyncpg). On SQLite
 it runs it on the event loop thread's own plain ``sqlite3`` connection (``vibexp.core.sqlite_direct``: no hop to
 an aiosqlite thread at all), or through the pool (``aiosqlite.execute_fetchall``, one hop) when that connection
-meets another's lock or the database is in memory) and converts the columns with SQLAlchemy's own result processors for the dialect, so values
-come back exactly as the ORM would return them (UTC datetimes, JSON lists).
+meets another's lock or the database is in memory. It converts the columns with SQLAlchemy's own result
+processors for the dialect, so values come back exactly as the ORM would return them (UTC datetimes, JSON lists).
 
 Errors leave as SQLAlchemy's ``DBAPIError`` (``OperationalError`` for a lost connection), as from any other query.
 A lost PostgreSQL connection is invalidated and the pool recreated, as SQLAlchemy does for its own statements, and

@@ -6,8 +6,9 @@ commit: on aiosqlite a cursor, an execute, a close and a commit, each a hop to t
 asyncpg BEGIN, INSERT and COMMIT, three round trips. A single statement is its own transaction (atomic, durable
 once the driver returns, visible to every replica at once), so ``RowInserter`` runs it alone in autocommit mode:
 one round trip on PostgreSQL; on SQLite no hop at all, on the event loop thread's own connection
-(``vibexp.core.sqlite_direct``), or one hop through the pool when another process holds the write lock. Use it only where the insert is the whole change; a write that must change more rows with
-it (a prompt and its version, a change and its audit event) belongs in a session.
+(``vibexp.core.sqlite_direct``), or one hop through the pool when another process holds the write lock. Use it only
+where the insert is the whole change; a write that must change more rows with it (a prompt and its version, a change
+and its audit event) belongs in a session.
 
 Values are converted with SQLAlchemy's own bind processors for the dialect (UTC datetimes, JSON lists), so the row
 is the one the ORM would have written. Errors leave as SQLAlchemy's ``IntegrityError`` (a unique or foreign key

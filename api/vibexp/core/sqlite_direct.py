@@ -47,8 +47,8 @@ class _Connections:
 
     def __init__(self, engine: AsyncEngine) -> None:
         args, kwargs = engine.dialect.create_connect_args(engine.url)
-        self._args = tuple(args)
-        self._kwargs = {k: v for k, v in kwargs.items() if k in ("uri", "timeout")}
+        self._database: str = args[0]
+        self._uri = bool(kwargs.get("uri", False))
         self._by_thread: dict[int, sqlite3.Connection] = {}
         self._lock = threading.Lock()
 
@@ -56,7 +56,7 @@ class _Connections:
         thread = threading.get_ident()
         conn = self._by_thread.get(thread)
         if conn is None:
-            conn = sqlite3.connect(*self._args, isolation_level=None, check_same_thread=True, **self._kwargs)
+            conn = sqlite3.connect(self._database, isolation_level=None, check_same_thread=True, uri=self._uri)
             for pragma in _PRAGMAS:
                 conn.execute(pragma)
             with self._lock:

@@ -101,7 +101,8 @@ def _json_content(scope: Scope) -> bool:
     """``Content-Type: application/json`` (parameters allowed), the one type FastAPI reads a JSON body from."""
     for name, value in scope["headers"]:
         if name == b"content-type":
-            return value.split(b";", 1)[0].strip().lower() == b"application/json"
+            media_type: bytes = value.split(b";", 1)[0].strip().lower()
+            return media_type == b"application/json"
     return False
 
 
