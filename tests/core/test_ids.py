@@ -10,6 +10,12 @@ from vibexp.core import ids
 from vibexp.core.ids import is_id, new_id
 
 
+@pytest.fixture(autouse=True)
+def _fresh_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As in a process that has issued no id yet (the frozen clocks below are earlier than ids made before)."""
+    monkeypatch.setattr(ids, "_last", (0, 0))
+
+
 def test_ids_issued_in_one_millisecond_are_increasing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ids.time, "time_ns", lambda: 1_765_000_000_123_456_789)  # a frozen clock
     issued = [new_id() for _ in range(2_000)]
