@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpers.api_errors import assert_error
+from helpers.direct import count_solved, through_fastapi
 from helpers.factories import Account
+from helpers.teams import make_person
+from vibexp.core.access import Role
 
 
 async def test_memory_lifecycle(client: httpx.AsyncClient, account: Account) -> None:
@@ -65,3 +73,51 @@ async def test_another_tenants_keys_are_404(
     assert [k["id"] for k in listed.json()["items"]] == [other_account.key_id]
     # The owner's key still works: the stranger's DELETE revoked nothing.
     assert (await client.get("/api/v1/prompts", headers=account.headers)).status_code == 200
+
+
+async def test_create_and_get_are_answered_directly_as_fastapi_answers_them(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    account: Account,
+    session_factory: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``POST /memories`` with a JSON body and ``GET /memories/{id}`` skip FastAPI's dependency solver (the route
+    shortcut's direct endpoints) and answer what FastAPI answers; a body FastAPI refuses is handed to FastAPI,
+    replayed, for its own 422; a key without ``memories:write`` is refused either way and stores nothing."""
+    reader = await make_person(session_factory, tenant_id=account.tenant.id, role=Role.member, scopes=["memories:read"])
+    solved = count_solved(monkeypatch)
+    good = {"content": "User prefers tabs", "tags": ["prefs"]}
+
+    async def answers() -> list[tuple[int, Any]]:
+        created = await client.post("/api/v1/memories", json=good, headers=account.headers)
+        assert created.status_code == 201, created.text
+        memory = created.json()
+        got = await client.get(f"/api/v1/memories/{memory['id']}", headers=account.headers)
+        assert got.json() == memory and got.headers["etag"] == created.headers["etag"] == '"1"'
+        refused = await client.post("/api/v1/memories", json=good, headers=reader.headers)
+        kept = {k: v for k, v in memory.items() if k not in ("id", "created_at", "updated_at")}
+        return [(created.status_code, kept), (refused.status_code, refused.json())]
+
+    direct = await answers()
+    assert solved == []
+    assert direct[1][0] == 403
+    invalid = await client.post("/api/v1/memories", json={"tags": "no"}, headers=account.headers)
+    not_json = await client.post(
+        "/api/v1/memories", content=b"{", headers=account.headers | {"Content-Type": "application/json"}
+    )
+    # Both went to FastAPI, which read them from the replay: the invalid one through the solver, the bad JSON
+    # refused before it.
+    assert len(solved) == 1
+    with through_fastapi(app):
+        assert await answers() == direct
+        assert (await client.post("/api/v1/memories", json={"tags": "no"}, headers=account.headers)).json() == (
+            invalid.json()
+        )
+        again = await client.post(
+            "/api/v1/memories", content=b"{", headers=account.headers | {"Content-Type": "application/json"}
+        )
+        assert again.json() == not_json.json()
+    assert (invalid.status_code, not_json.status_code) == (422, 400)
+    listed = await client.get("/api/v1/memories", headers=account.headers)
+    assert len(listed.json()["items"]) == 2  # one per round: the refused requests stored nothing

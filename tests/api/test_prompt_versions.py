@@ -9,10 +9,14 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpers.api_errors import assert_error
+from helpers.direct import count_solved, through_fastapi
 from helpers.factories import Account
+from helpers.teams import make_person
+from vibexp.core.access import Role
 from vibexp.core.content.models import Prompt
 from vibexp.core.content.service import ContentStore, prompts
 from vibexp.core.content.versions import record_version
@@ -230,3 +234,37 @@ def test_a_store_with_an_after_write_hook_cannot_create_in_one_row() -> None:
     assert prompts.single_row_create is False
     with pytest.raises(ValueError, match="after-write hook"):
         ContentStore(Prompt, noun="prompt", single_row_create=True, after_write=record_version)
+
+
+async def test_plain_get_is_answered_directly_as_fastapi_answers_it(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    account: Account,
+    session_factory: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``GET /prompts/{id}`` with no query string skips FastAPI's dependency solver (``route_shortcut``'s direct
+    endpoint), and answers exactly what the FastAPI endpoint answers: the prompt, a 404, a refused scope."""
+    prompt_id = await _prompt_with_three_versions(client, account)
+    reader = await make_person(session_factory, tenant_id=account.tenant.id, role=Role.member, scopes=["memories:read"])
+    solved = count_solved(monkeypatch)
+    requests = [
+        (f"{URL}/{prompt_id}", account.headers),
+        (f"{URL}/nope", account.headers),
+        (f"{URL}/{prompt_id}", reader.headers),
+    ]
+
+    async def answers() -> list[tuple[int, Any, str | None]]:
+        got = [await client.get(url, headers=headers) for url, headers in requests]
+        assert all(answer.headers["x-ratelimit-limit"] for answer in got)
+        return [(answer.status_code, answer.json(), answer.headers.get("etag")) for answer in got]
+
+    direct = await answers()
+    assert solved == []  # no request went through the solver
+    assert [status for status, _, _ in direct] == [200, 404, 403]
+    assert direct[0][1]["version"] == 3 and direct[0][2] == '"3"'
+    with through_fastapi(app):
+        assert await answers() == direct
+    assert len(solved) == len(requests)
+    # With a query string FastAPI validates it, as before.
+    assert_error(await client.get(f"{URL}/{prompt_id}", params={"version": "x"}, headers=account.headers), 422)

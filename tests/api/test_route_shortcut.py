@@ -85,3 +85,34 @@ def test_a_path_no_route_matches_goes_to_the_router(shortcut: RouteShortcut) -> 
     assert _shortcut_choice(shortcut, "GET", "/nope") is None
     assert _shortcut_choice(shortcut, "PATCH", "/healthz") is None  # the router's 405
     assert _shortcut_choice(shortcut, "GET", "/api/v1/prompts/") is None  # the router's slash redirect
+
+
+def _routers_endpoint_route(routes: list[BaseRoute], method: str, path: str) -> BaseRoute | None:
+    """The route whose endpoint FastAPI's router runs: its first full match, and inside an included router that
+    router's own first full match (``_IncludedRouter._match``), down to the route itself."""
+    chosen = _router_choice(routes, method, path)
+    while chosen is not None and hasattr(chosen, "_match"):
+        match, _, chosen, _ = chosen._match(_scope(method, path))
+        if match is not Match.FULL:
+            return None
+    return chosen
+
+
+def test_direct_endpoints_answer_only_for_the_routers_own_route(shortcut: RouteShortcut) -> None:
+    """A direct handler (``direct_endpoint``) is used only where the router would run that very endpoint: for
+    every route's path with every method, including a path shared by routes of other methods."""
+    routes = list(shortcut.router.routes)
+    paths = {
+        re.sub(r"\{[^}]*\}", "x1", path)
+        for context in iter_route_contexts(routes)
+        if isinstance(path := context.path_format, str)
+    } | set(EXTRA_PATHS)
+    taken = []
+    for path in sorted(paths):
+        for method in METHODS:
+            direct = shortcut._direct_choice(_scope(method, path))
+            if direct is not None:
+                taken.append((method, path))
+                assert direct.route is _routers_endpoint_route(routes, method, path), (method, path)
+    assert ("GET", "/api/v1/prompts/x1") in taken  # the hot read is direct; PUT and DELETE on its path are not
+    assert ("PUT", "/api/v1/prompts/x1") not in taken and ("DELETE", "/api/v1/prompts/x1") not in taken

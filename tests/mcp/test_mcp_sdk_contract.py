@@ -8,6 +8,8 @@ that changes it fails here, by name, rather than somewhere in the behaviour test
 * The lifespan given to ``MCPServer`` is what handlers and tools find as ``lifespan_context``.
 * ``MCPServer(subscriptions=False)`` serves no ``subscriptions/listen``, and the low-level server then derives
   ``listChanged``/``subscribe`` false at every protocol revision (VibeXP delivers no change notifications).
+* ``Server.middleware`` starts with the SDK's ``OpenTelemetryMiddleware`` (``mcp.server._otel``), which VibeXP drops
+  when no tracer provider is installed.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.server.lowlevel import Server
 from mcp.server.mcpserver import MCPServer
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
+from opentelemetry import trace
 
 from vibexp.api.mcp.live import Listeners
 from vibexp.api.mcp.server import CATALOGUE_HANDLERS, VibeXPMCPServer, lowlevel_server
@@ -85,3 +89,15 @@ async def test_the_lifespan_yields_the_runtime(runtime: Runtime) -> None:
     server = VibeXPMCPServer(runtime)
     async with server._lowlevel_server.lifespan(server._lowlevel_server) as context:
         assert context is runtime
+
+
+def test_the_sdks_tracing_middleware_is_dropped_only_without_a_tracer_provider(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SDK installs ``OpenTelemetryMiddleware`` by default (a no-op span per message without a tracer
+    provider): VibeXP drops it then, and keeps it once a provider is installed."""
+    assert any(type(m) is OpenTelemetryMiddleware for m in lowlevel_server(MCPServer(name="contract")).middleware)
+    assert not any(type(m) is OpenTelemetryMiddleware for m in lowlevel_server(VibeXPMCPServer(runtime)).middleware)
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: trace.NoOpTracerProvider())
+    kept = lowlevel_server(VibeXPMCPServer(runtime)).middleware
+    assert [type(m) for m in kept].count(OpenTelemetryMiddleware) == 1

@@ -13,19 +13,72 @@ Only that route is asked (``route.matches``) and, while the answer is partial (a
 whose own pattern matches; the first full match is handled exactly as the router handles it. Anything else (no
 full match, a pattern wider than its route, a ``root_path``, a websocket) goes to the router's own loop, so 404,
 405 and slash redirects are still the router's.
+
+**Direct endpoints.** For the hottest reads, FastAPI's per-request work around the endpoint (the dependency solver,
+the ``Request`` object, the exit stack, the inner exception wrapper: ~20% of an authenticated ``GET
+/api/v1/prompts/{id}``, py-spy in docs/performance.md) costs more than the endpoint. An endpoint may name a direct
+handler (``direct_endpoint``): ``handler(scope, receive, path_params)`` answers the request itself or returns ``None``
+to let FastAPI do it (a query string it does not handle, a body that FastAPI must refuse with its own 422); what the
+handler read of the body is replayed to FastAPI then. It is used only when the route is certainly the router's
+choice: the first of all routes (flattened, in the router's order) whose path pattern matches, with the method among
+its own, no dependencies declared on the route or its routers and no dependency overrides. Its errors are raised as
+the endpoint's are (the app's exception handlers answer them), and it runs after the same middlewares, so the key,
+the limit, the usage event and the scope check in the use case are all still there.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
-from fastapi.routing import APIRouter, _update_scope, iter_route_contexts
+from fastapi.routing import APIRoute, APIRouter, _update_scope, iter_route_contexts
 from fastapi.telemetry._api import _route_selected
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Mount, compile_path
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["RouteShortcut", "install_route_shortcut"]
+__all__ = ["DirectHandler", "RouteShortcut", "direct_endpoint", "install_route_shortcut", "read_body"]
+
+#: ``handler(scope, receive, path_params)``: the response, or ``None`` for FastAPI to handle the request as usual.
+DirectHandler = Callable[[Scope, Receive, dict[str, Any]], Awaitable[Response | None]]
+_DIRECT = "__vibexp_direct__"
+
+
+def direct_endpoint(endpoint: Callable[..., Any], handler: DirectHandler) -> None:
+    """Let ``handler`` answer ``endpoint``'s requests without FastAPI's dependency solver (see the module's doc)."""
+    setattr(endpoint, _DIRECT, handler)
+
+
+async def read_body(receive: Receive) -> bytes | None:
+    """The whole request body, or ``None`` if the client went away first (the body limit is enforced outside)."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+class _Replay:
+    """``receive`` for a handler that may decline: it keeps what the handler read, to give it to FastAPI first."""
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self.read: list[Message] = []
+
+    async def recording(self) -> Message:
+        message = await self._receive()
+        self.read.append(message)
+        return message
+
+    async def replaying(self) -> Message:
+        if self.read:
+            return self.read.pop(0)
+        return await self._receive()
 
 
 def install_route_shortcut(router: APIRouter) -> RouteShortcut | None:
@@ -49,9 +102,21 @@ class RouteShortcut:
         #: All routes' patterns in one expression (its first match is the first candidate), and each route's own.
         self._regex: re.Pattern[str] | None = None
         self._each: list[re.Pattern[str] | None] = []
+        #: Every route context flattened, in order (one alternative each), and the direct handlers among them.
+        self._flat: re.Pattern[str] | None = None
+        self._contexts: list[_Context] = []
+        self._any_direct = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        found = self._full_match(scope) if scope["type"] == "http" and not scope.get("root_path") else None
+        plain = scope["type"] == "http" and not scope.get("root_path")
+        if plain:
+            self._refresh()
+            if self._any_direct:
+                declined = await self._answer_directly(scope, receive, send)
+                if declined is None:
+                    return
+                receive = declined
+        found = self._full_match(scope) if plain else None
         if found is None:
             await self.fallback(scope, receive, send)
             return
@@ -63,29 +128,124 @@ class RouteShortcut:
         _route_selected(scope=scope, path=getattr(route, "path_format", None), mount=isinstance(route, Mount))
         await route.handle(scope, receive, send)
 
-    def _full_match(self, scope: Scope) -> tuple[BaseRoute, Scope] | None:
-        """The router's first full match, asking only the routes whose patterns match the path; ``None``: unsure."""
+    async def _answer_directly(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
+        """``None`` once a direct handler answered (see the module's doc); else nothing was sent, and the
+        ``receive`` FastAPI must read the request from (what the handler read first, replayed)."""
+        direct = self._direct_choice(scope)
+        if direct is None or getattr(direct.overrides, "dependency_overrides", None):
+            return receive
+        matched = direct.regex.match(scope["path"])
+        if matched is None:
+            return receive
+        params = {name: direct.convertors[name].convert(value) for name, value in matched.groupdict().items()}
+        path_params = {**scope.get("path_params", {}), **params}
+        # What FastAPI's dispatch leaves in the scope for the layers around it (fastapi.routing._handle_selected);
+        # the router's own dispatch sets it again if the handler declines.
+        if "router" not in scope:
+            scope["router"] = self.router
+        scope["endpoint"], scope["route"], scope["path_params"] = direct.route.endpoint, direct.route, path_params
+        _route_selected(scope=scope, path=direct.path_format, mount=False)
+        replay = _Replay(receive)
+        response = await direct.handler(scope, replay.recording, path_params)
+        if response is None:
+            return replay.replaying if replay.read else receive
+        await response(scope, receive, send)
+        return None
+
+    def _direct_choice(self, scope: Scope) -> _Direct | None:
+        """The direct handler of the route the router would pick (its first context whose path matches with the
+        method among its own), or ``None``: that route has none, or the router's own loop must decide."""
+        path = scope["path"]
+        found = self._flat.match(path) if self._flat is not None else None
+        if found is None or found.lastgroup is None:
+            return None
+        contexts = self._contexts
+        for index in range(int(found.lastgroup[1:]), len(contexts)):
+            context = contexts[index]
+            if context.regex.match(path) is None:
+                continue
+            if context.methods is None:
+                return None
+            if scope["method"] in context.methods:
+                return context.direct
+        return None
+
+    def _refresh(self) -> None:
         routes = self.router.routes
         if len(routes) != len(self._routes):  # built on first use, rebuilt if routes were added since
             self._routes = list(routes)
             self._each = [_compile([_patterns(route)]) for route in self._routes]
             self._regex = _compile([_patterns(route) for route in self._routes])
+            self._flat, self._contexts = _direct_table(self._routes)
+            self._any_direct = any(context.direct is not None for context in self._contexts)
+
+    def _full_match(self, scope: Scope) -> tuple[BaseRoute, Scope] | None:
+        """The router's first full match, asking only the routes whose patterns match the path; ``None``: unsure."""
+        self._refresh()
+        routes = self._routes
         path = scope["path"]
         found = self._regex.match(path) if self._regex is not None else None
         if found is None or found.lastgroup is None:
             return None
         first = int(found.lastgroup[1:])
-        for index in range(first, len(self._routes)):
+        for index in range(first, len(routes)):
             regex = self._each[index]
             if regex is None or (index > first and regex.match(path) is None):
                 continue
-            route = self._routes[index]
+            route = routes[index]
             match, child_scope = route.matches(scope)
             if match is Match.FULL:
                 return route, child_scope
             if match is Match.NONE:  # a pattern wider than the route: the router's own loop decides
                 return None
         return None  # a partial match only (a wrong method: 405), or none: the router's answer
+
+
+@dataclass(frozen=True, slots=True)
+class _Direct:
+    route: APIRoute  # what FastAPI puts in scope["route"]
+    regex: re.Pattern[str]  # the full path (router prefixes included), with its parameters' groups
+    convertors: dict[str, Any]
+    path_format: str
+    overrides: Any  # the dependency overrides provider (the app): a test's overrides turn the shortcut off
+    handler: DirectHandler
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """One route context as the direct dispatch sees it: its path pattern and methods (``None``: a mount, a
+    route of unknown shape or without methods: the router's own loop decides), and its direct handler if any."""
+
+    regex: re.Pattern[str]
+    methods: frozenset[str] | None
+    direct: _Direct | None
+
+
+def _direct_table(routes: list[BaseRoute]) -> tuple[re.Pattern[str] | None, list[_Context]]:
+    """One alternative per route context, flattened in the router's order (``c<index>``), and the contexts.
+
+    A route with declared dependencies (its own or its routers') never has a direct handler.
+    """
+    alternatives: list[str] = []
+    contexts: list[_Context] = []
+    for context in iter_route_contexts(routes):
+        path = context.path
+        if isinstance(context.original_route, Mount) or not isinstance(path, str):
+            pattern = _mount_pattern(path or "") if isinstance(context.original_route, Mount) else ".*"
+            contexts.append(_Context(re.compile(f"^(?:{pattern})$"), None, None))
+        else:
+            regex, path_format, convertors = compile_path(path)
+            pattern = _ungrouped(regex.pattern.removeprefix("^").removesuffix("$"))
+            route, handler = context.original_route, getattr(context.endpoint, _DIRECT, None)
+            direct = None
+            if isinstance(route, APIRoute) and handler is not None and not getattr(context, "dependencies", None):
+                overrides = getattr(context, "dependency_overrides_provider", None)
+                direct = _Direct(route, regex, convertors, path_format, overrides, handler)
+            methods = frozenset(context.methods) if context.methods else None
+            contexts.append(_Context(regex, methods, direct))
+        alternatives.append(f"(?P<c{len(alternatives)}>{pattern})")
+    flat = re.compile(f"^(?:{'|'.join(alternatives)})$") if alternatives else None
+    return flat, contexts
 
 
 def _compile(each_route: list[list[str] | None]) -> re.Pattern[str] | None:

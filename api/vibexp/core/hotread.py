@@ -4,10 +4,12 @@ The ORM session costs, for one row by primary key, an identity map, a unit of wo
 or on aiosqlite a cursor, execute, fetch, close and commit — each a hop to the connection's thread) and a rollback
 on return. A read needs none of it: in autocommit mode each statement sees every transaction committed before it,
 so a replica reads its own and every other replica's writes (read-your-writes holds; nothing here is cached but the
-compiled SQL). ``RowReader`` checks out a pooled connection, runs the statement on the driver connection
-(``aiosqlite.execute_fetchall`` or ``asyncpg.fetchrow`` — one hop / one round trip, the statement prepared once per
-connection by asyncpg) and converts the columns with SQLAlchemy's own result processors for the dialect, so values
-come back exactly as the ORM would return them (UTC datetimes, JSON lists).
+compiled SQL). On PostgreSQL ``RowReader`` checks out a pooled connection and runs the statement on the driver
+connection (``asyncpg.fetchrow``: one round trip, the statement prepared once per connection by asyncpg). On SQLite
+it runs it on the event loop thread's own plain ``sqlite3`` connection (``vibexp.core.sqlite_direct``: no hop to
+an aiosqlite thread at all), or through the pool (``aiosqlite.execute_fetchall``, one hop) when that connection
+meets another's lock or the database is in memory. It converts the columns with SQLAlchemy's own result
+processors for the dialect, so values come back exactly as the ORM would return them (UTC datetimes, JSON lists).
 
 Errors leave as SQLAlchemy's ``DBAPIError`` (``OperationalError`` for a lost connection), as from any other query.
 A lost PostgreSQL connection is invalidated and the pool recreated, as SQLAlchemy does for its own statements, and
@@ -17,12 +19,15 @@ finds the old connections dead (there is no pre-ping on checkout any more, see `
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from vibexp.core import sqlite_direct
 
 __all__ = ["RowReader", "connection_lost"]
 
@@ -68,6 +73,17 @@ class RowReader:
         if values.keys() != set(self._param_names):
             raise TypeError(f"expected the parameters {', '.join(sorted(set(self._param_names)))}")
         params = tuple(values[name] for name in self._param_names)
+        if self._sqlite:
+            conn = sqlite_direct.direct(self._engine)
+            if conn is not None:
+                try:
+                    row = conn.execute(self._sql, params).fetchone()
+                except sqlite3.Error as exc:
+                    if not sqlite_direct.busy(exc):
+                        raise OperationalError(self._sql, params, exc) from exc
+                    # Another connection's lock (rare for a WAL read): through the pool, where waiting is cheap.
+                else:
+                    return None if row is None else self._convert(row)
         try:
             return await self._run(params)
         except _LostConnection:

@@ -5,8 +5,10 @@ a single row that nothing else has to change with it. Through an ORM session it 
 commit: on aiosqlite a cursor, an execute, a close and a commit, each a hop to the connection's thread, and on
 asyncpg BEGIN, INSERT and COMMIT, three round trips. A single statement is its own transaction (atomic, durable
 once the driver returns, visible to every replica at once), so ``RowInserter`` runs it alone in autocommit mode:
-one hop, one round trip. Use it only where the insert is the whole change; a write that must change more rows with
-it (a prompt and its version, a change and its audit event) belongs in a session.
+one round trip on PostgreSQL; on SQLite no hop at all, on the event loop thread's own connection
+(``vibexp.core.sqlite_direct``), or one hop through the pool when another process holds the write lock. Use it only
+where the insert is the whole change; a write that must change more rows with it (a prompt and its version, a change
+and its audit event) belongs in a session.
 
 Values are converted with SQLAlchemy's own bind processors for the dialect (UTC datetimes, JSON lists), so the row
 is the one the ORM would have written. Errors leave as SQLAlchemy's ``IntegrityError`` (a unique or foreign key
@@ -16,6 +18,7 @@ is never repeated: a lost connection may have committed it.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -23,6 +26,7 @@ from sqlalchemy import Table, insert
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from vibexp.core import sqlite_direct
 from vibexp.core.db import writing
 from vibexp.core.hotread import connection_lost
 
@@ -58,6 +62,8 @@ class RowInserter:
         if values.keys() != self._processors.keys():
             raise TypeError(f"expected a value for each of the columns {', '.join(sorted(self._processors))}")
         params = tuple(self._bind(name, values[name]) for name in self._order)
+        if self._sqlite and await self._sqlite_direct(params):
+            return
         # On SQLite this process's writers take turns (see vibexp.core.db.writing), for the one hop only.
         async with writing(self._engine), self._engine.connect() as conn:
             driver: Any = (await conn.get_raw_connection()).driver_connection
@@ -75,6 +81,24 @@ class RowInserter:
                     await self._engine.dispose(close=False)
                 error = OperationalError if lost or self._sqlite else DBAPIError
                 raise error(self._sql, params, exc, connection_invalidated=lost) from exc
+
+    async def _sqlite_direct(self, params: tuple[Any, ...]) -> bool:
+        """The insert on the event loop thread's own connection (``vibexp.core.sqlite_direct``), in this process's
+        writer turn; ``False`` if that connection is not available or met another process's write lock (nothing
+        was written then: SQLITE_BUSY comes before the statement starts), so the pool's connection does it."""
+        conn = sqlite_direct.direct(self._engine)
+        if conn is None:
+            return False
+        async with writing(self._engine):
+            try:
+                conn.execute(self._sql, params)
+            except sqlite3.Error as exc:
+                if sqlite_direct.busy(exc):
+                    return False
+                if isinstance(exc, sqlite3.IntegrityError):
+                    raise IntegrityError(self._sql, params, exc) from exc
+                raise OperationalError(self._sql, params, exc) from exc
+        return True
 
     async def _sqlite_autocommit(self, driver: Any, params: tuple[Any, ...]) -> None:
         # Python's sqlite3 opens a transaction before a DML statement (to be committed in a second hop) unless the

@@ -2,16 +2,20 @@
 
 # No `from __future__ import annotations`: the router factory's annotations must be real classes for FastAPI.
 
+import json
 from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response, status
 from pydantic import BaseModel
+from starlette.types import Receive, Scope
 
 from vibexp.api.deps import CurrentCaller, RuntimeDep, SessionDep
 from vibexp.api.endpoints import API_PREFIX
 from vibexp.api.errors import ERROR_RESPONSES
 from vibexp.api.http_cache import etag, parse_if_match, set_etag
+from vibexp.api.request_state import request_state
+from vibexp.api.route_shortcut import DirectHandler, direct_endpoint, read_body
 from vibexp.api.schemas import PageRead
 from vibexp.core.access import Caller
 from vibexp.core.content import schemas
@@ -51,6 +55,55 @@ def created_response(read_model: type[BaseModel], created: object) -> Response:
         media_type="application/json",
         headers={"ETag": etag(body.model_dump(include={"version"})["version"])},
     )
+
+
+def _direct_get(
+    cases: ContentCases[Any], read_model: type[BaseModel], by_id: Callable[[str], Where[Any]]
+) -> DirectHandler:
+    """``get_item`` for the route shortcut's direct dispatch (``vibexp.api.route_shortcut.direct_endpoint``): the
+    same use case and Caller without FastAPI's dependency solver; anything unusual is left to FastAPI."""
+
+    async def get(scope: Scope, _receive: Receive, path_params: dict[str, Any]) -> Response | None:
+        state = request_state(scope)
+        if scope["method"] != "GET" or scope["query_string"] or state is None:
+            return None
+        runtime: Runtime = scope["app"].state.runtime
+        return await hot_get(cases, read_model, runtime, caller=state.caller(), where=by_id(path_params["item_id"]))
+
+    return get
+
+
+def _direct_create(
+    cases: ContentCases[Any], create_model: type[BaseModel], read_model: type[BaseModel]
+) -> DirectHandler:
+    """``create_item`` for the route shortcut's direct dispatch: a JSON body parsed as FastAPI parses it
+    (``json.loads``, then the model) and stored by the same use case. A body FastAPI would refuse (not JSON, not
+    valid) is handed back to FastAPI, replayed, so its 422 is the one answer to it."""
+
+    async def create(scope: Scope, receive: Receive, _path_params: dict[str, Any]) -> Response | None:
+        state = request_state(scope)
+        if scope["method"] != "POST" or scope["query_string"] or state is None or not _json_content(scope):
+            return None
+        body = await read_body(receive)
+        if not body:
+            return None
+        try:
+            data = create_model.model_validate(json.loads(body))
+        except (ValueError, RecursionError):  # bad JSON, too deeply nested, or invalid (a ValidationError)
+            return None
+        runtime: Runtime = scope["app"].state.runtime
+        return created_response(read_model, await cases.add(runtime.database, caller=state.caller(), data=data))
+
+    return create
+
+
+def _json_content(scope: Scope) -> bool:
+    """``Content-Type: application/json`` (parameters allowed), the one type FastAPI reads a JSON body from."""
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            media_type: bytes = value.split(b";", 1)[0].strip().lower()
+            return media_type == b"application/json"
+    return False
 
 
 def id_keyed_router(
@@ -98,11 +151,15 @@ def id_keyed_router(
         # where the kind allows it; the body is validated and serialised once, as in get_item.
         return created_response(read_model, await cases.add(runtime.database, caller=caller, data=body))
 
+    direct_endpoint(create_item, _direct_create(cases, create_model, read_model))
+
     if with_get:
 
         @router.get("/{item_id}", response_model=read_model, summary=f"Get a {noun}")
         async def get_item(item_id: str, runtime: RuntimeDep, caller: CurrentCaller) -> Response:
             return await hot_get(cases, read_model, runtime, caller=caller, where=by_id(item_id))
+
+        direct_endpoint(get_item, _direct_get(cases, read_model, by_id))
 
     @router.put("/{item_id}", response_model=read_model, responses=ETAG_RESPONSES, summary=f"Update a {noun}")
     async def update_item(

@@ -17,12 +17,15 @@ concurrent ones all succeed, the last wins; a move is audited as ``prompt.label_
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
+from starlette.types import Receive, Scope
 
 from vibexp.api.deps import CurrentCaller, RuntimeDep, SessionDep
 from vibexp.api.endpoints import API_PREFIX
 from vibexp.api.endpoints.content import Cursor, Limit
 from vibexp.api.errors import ERROR_RESPONSES
 from vibexp.api.http_cache import etag
+from vibexp.api.request_state import request_state
+from vibexp.api.route_shortcut import direct_endpoint
 from vibexp.api.schemas import PageRead
 from vibexp.core.content.schemas import PromptRead
 from vibexp.core.content.usecases import prompts
@@ -35,6 +38,7 @@ from vibexp.core.content.version_schemas import (
 )
 from vibexp.core.content.versions import LABEL_PATTERN
 from vibexp.core.pagination import DEFAULT_PAGE_SIZE
+from vibexp.core.runtime import Runtime
 
 __all__ = ["prompt_versions_router"]
 
@@ -71,6 +75,20 @@ async def get_prompt(
     )
     model = PromptRead if label is None and version is None else PromptAtVersion
     return _json(model.model_validate(row), row["version"])
+
+
+async def _get_latest(scope: Scope, _receive: Receive, path_params: dict[str, Any]) -> Response | None:
+    """``get_prompt`` without a query string, called by the route shortcut without FastAPI's dependency solver
+    (``vibexp.api.route_shortcut.direct_endpoint``): the same use case, the same Caller, the same answer."""
+    state = request_state(scope)
+    if scope["method"] != "GET" or scope["query_string"] or state is None:
+        return None  # ?label= / ?version= (validated by FastAPI), or a request the auth layer did not see
+    runtime: Runtime = scope["app"].state.runtime
+    row = await prompts.find(runtime.database, caller=state.caller(), where=prompts.by_id(path_params["item_id"]))
+    return _json(PromptRead.model_validate(row), row["version"])
+
+
+direct_endpoint(get_prompt, _get_latest)
 
 
 @prompt_versions_router.get(
