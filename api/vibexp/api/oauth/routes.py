@@ -302,7 +302,21 @@ def _client_error(auth: _Request, base: str) -> OAuthError | None:
     return None
 
 
-def _consent_page(request: Request, viewer: Viewer, auth: _Request, *, error: str | None = None) -> Response:
+#: The consent page's "Ask me before deleting or replacing anything" starts ticked: an application acting for a
+#: person should not delete or overwrite their work unasked unless they chose so (GitHub's and Stripe's consent
+#: screens likewise start from the cautious choice). It costs nothing with read-only permissions, and a client that
+#: cannot ask merely does not see the destructive tools; the person unticks it, or turns it off later.
+CONFIRM_BY_DEFAULT = True
+
+
+def _consent_page(
+    request: Request,
+    viewer: Viewer,
+    auth: _Request,
+    *,
+    error: str | None = None,
+    confirm_destructive: bool = CONFIRM_BY_DEFAULT,
+) -> Response:
     offered = set(oauth.allowed_scopes(viewer.caller))
     asked = set(Scope(s) for s in auth.scope.split() if s in _SCOPE_NAMES)
     if "read" in auth.scope.split() or "*" in auth.scope.split():
@@ -325,6 +339,7 @@ def _consent_page(request: Request, viewer: Viewer, auth: _Request, *, error: st
         "checked": preselected,
         "auth": auth,
         "error": error,
+        "confirm_destructive": confirm_destructive,
     }
     response = render(request, "oauth/consent.html", context, status=422 if error else 200)
     # The form's answer redirects to the client: the page's form-action must allow that origin too (Chromium
@@ -383,6 +398,7 @@ async def decide(
     resource: Annotated[str, Form(max_length=2048)] = "",
     requested_scope: Annotated[str, Form(max_length=2048)] = "",
     account: Annotated[str, Form(max_length=36)] = "",
+    confirm_destructive: Annotated[bool, Form()] = False,
 ) -> Response:
     """The person's answer on the consent page: everything is checked again (the form is the person's browser's,
     not ours), then ``allow`` redirects with a code, ``deny`` with ``access_denied``."""
@@ -422,9 +438,10 @@ async def decide(
             redirect_uri=auth.redirect_uri,
             code_challenge=auth.code_challenge,
             resource=auth.resource,
+            confirm_destructive=confirm_destructive,
         )
     except OAuthError as exc:
-        return _consent_page(request, viewer, auth, error=exc.description)
+        return _consent_page(request, viewer, auth, error=exc.description, confirm_destructive=confirm_destructive)
     return _redirect_to_client(request, auth, code=code)
 
 

@@ -56,6 +56,7 @@ __all__ = [
     "revoke_grant",
     "revoke_person_grants",
     "revoke_token",
+    "set_confirm_destructive",
     "store_document_client",
 ]
 
@@ -162,8 +163,10 @@ async def issue_code(
     code_challenge: str,
     resource: str,
     actor: Actor,
+    confirm_destructive: bool = False,
 ) -> str:
-    """The person allowed ``client`` ``scopes``: a new grant (no tokens yet) and its authorization code."""
+    """The person allowed ``client`` ``scopes`` (``confirm_destructive``: its destructive MCP tools ask them first):
+    a new grant (no tokens yet) and its authorization code."""
     now = utcnow()
     first = (
         await session.scalar(
@@ -172,7 +175,13 @@ async def issue_code(
         is None
     )
     grant = OAuthGrant(
-        tenant_id=tenant_id, user_id=user_id, client_id=client.id, scopes=scopes, created_at=now, updated_at=now
+        tenant_id=tenant_id,
+        user_id=user_id,
+        client_id=client.id,
+        scopes=scopes,
+        confirm_destructive=confirm_destructive,
+        created_at=now,
+        updated_at=now,
     )
     session.add(grant)
     await session.flush()
@@ -200,7 +209,13 @@ async def issue_code(
             target=client_target,
             details=details,
         )
-    details = {"client_id": client.id, "client_name": client.name, "client_kind": client.kind, "scopes": scopes}
+    details = {
+        "client_id": client.id,
+        "client_name": client.name,
+        "client_kind": client.kind,
+        "scopes": scopes,
+        "confirm_destructive": confirm_destructive,
+    }
     await record(
         session,
         tenant_id=tenant_id,
@@ -256,6 +271,27 @@ async def revoke_grant(session: AsyncSession, grant: OAuthGrant, *, reason: str,
         details={"reason": reason, "client_id": grant.client_id},
     )
     await session.flush()
+
+
+async def set_confirm_destructive(session: AsyncSession, grant: OAuthGrant, *, confirm: bool, actor: Actor) -> bool:
+    """Turn the grant's ``confirm_destructive`` on or off (audited ``oauth.updated`` with the previous value; every
+    verifier re-reads the grant, as on a revocation); whether anything changed (nothing is recorded when not)."""
+    if grant.confirm_destructive == confirm:
+        return False
+    previous = grant.confirm_destructive
+    grant.confirm_destructive = confirm
+    _changed(session, grant, utcnow())
+    client = await session.get(OAuthClient, grant.client_id)
+    await record(
+        session,
+        tenant_id=grant.tenant_id,
+        action="oauth.updated",
+        actor=actor,
+        target=Target("oauth_grant", grant.id, client.name if client else grant.client_id),
+        details={"confirm_destructive": confirm, "previous": {"confirm_destructive": previous}},
+    )
+    await session.flush()
+    return True
 
 
 _BAD_CODE = "The authorization code is invalid, expired or already used"

@@ -180,6 +180,7 @@ class GrantVerifier:
                 owner_user_id=grant.user_id,
                 role=role,
                 credential=CredentialKind.grant,
+                confirm_destructive=grant.confirm_destructive,
             ),
             expires_at=grant.access_expires_at,
             grant_version=grant.updated_at,
