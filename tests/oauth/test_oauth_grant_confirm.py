@@ -60,9 +60,7 @@ async def test_the_consent_page_offers_the_box_ticked_and_the_answer_is_kept(
     plain = await bob.tokens(scopes=WRITES)  # the box unticked: the form sends no field
     assert (await _grant(bob))["confirm_destructive"] is False
     assert await tool_names(bob.http, plain["access_token"]) >= CONFIRMED_TOOLS
-    events = await alice.http.get(
-        "/api/v1/audit-events", headers=account.headers, params={"action": "oauth.granted"}
-    )
+    events = await alice.http.get("/api/v1/audit-events", headers=account.headers, params={"action": "oauth.granted"})
     assert [e["details"]["confirm_destructive"] for e in events.json()["items"]] == [False, True]  # newest first
 
 
@@ -85,9 +83,7 @@ async def test_patch_turns_it_on_and_off_audited_and_applies_at_once(account: Ac
     assert await tool_names(alice.http, tokens["access_token"]) >= CONFIRMED_TOOLS
     assert (await _grant(alice))["confirm_destructive"] is False
 
-    events = await alice.http.get(
-        "/api/v1/audit-events", headers=account.headers, params={"action": "oauth.updated"}
-    )
+    events = await alice.http.get("/api/v1/audit-events", headers=account.headers, params={"action": "oauth.updated"})
     assert events.status_code == 200, events.text
     changes = [
         (e["target"]["id"], e["details"]["confirm_destructive"], e["details"]["previous"]["confirm_destructive"])
