@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -54,6 +54,7 @@ __all__ = [
     "refresh",
     "register_client",
     "revoke_grant",
+    "revoke_leaked",
     "revoke_person_grants",
     "revoke_token",
     "set_confirm_destructive",
@@ -253,7 +254,15 @@ def _issue(session: AsyncSession, grant: OAuthGrant, now: datetime, role: str) -
     return IssuedTokens(access_token, refresh_token, int(ACCESS_TTL.total_seconds()), scopes, grant.id)
 
 
-async def revoke_grant(session: AsyncSession, grant: OAuthGrant, *, reason: str, actor: Actor) -> None:
+async def revoke_grant(
+    session: AsyncSession,
+    grant: OAuthGrant,
+    *,
+    reason: str,
+    actor: Actor,
+    details: dict[str, object] | None = None,
+) -> None:
+    """Revoke the grant (audited ``oauth.revoked`` with ``reason`` and ``details``); a revoked one is left as is."""
     if grant.revoked_at is not None:
         return
     now = utcnow()
@@ -268,7 +277,7 @@ async def revoke_grant(session: AsyncSession, grant: OAuthGrant, *, reason: str,
         action="oauth.revoked",
         actor=actor,
         target=Target("oauth_grant", grant.id, client.name if client else grant.client_id),
-        details={"reason": reason, "client_id": grant.client_id},
+        details={**(details or {}), "reason": reason, "client_id": grant.client_id},
     )
     await session.flush()
 
@@ -292,6 +301,37 @@ async def set_confirm_destructive(session: AsyncSession, grant: OAuthGrant, *, c
     )
     await session.flush()
     return True
+
+
+async def revoke_leaked(
+    session: AsyncSession, *, plaintexts: Iterable[str], actor: Actor, details: dict[str, object] | None = None
+) -> list[OAuthGrant]:
+    """Revoke the live grant of each leaked access or refresh token, and of each authorization code that could
+    still be exchanged (unused, unexpired), among ``plaintexts`` (anything else is ignored); each audited
+    ``oauth.revoked`` with ``reason: leaked`` and ``details`` (where it was found, blanks left out). The grants
+    revoked, each once."""
+    digests = {hash_secret(text) for text in plaintexts}
+    if not digests:
+        return []
+    now = utcnow()
+    by_code = select(OAuthCode.grant_id).where(
+        OAuthCode.code_hash.in_(digests), OAuthCode.used_at.is_(None), OAuthCode.expires_at > now
+    )
+    grants = await session.scalars(
+        select(OAuthGrant)
+        .where(
+            OAuthGrant.revoked_at.is_(None),
+            OAuthGrant.access_hash.in_(digests) | OAuthGrant.refresh_hash.in_(digests) | OAuthGrant.id.in_(by_code),
+        )
+        .order_by(OAuthGrant.id)
+        .with_for_update()
+    )
+    where = {name: value for name, value in (details or {}).items() if value is not None}
+    revoked = []
+    for grant in list(grants):
+        await revoke_grant(session, grant, reason="leaked", actor=actor, details=where)
+        revoked.append(grant)
+    return revoked
 
 
 _BAD_CODE = "The authorization code is invalid, expired or already used"
