@@ -18,7 +18,9 @@ __all__ = ["cmd_scan", "register"]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    scan = sub.add_parser("scan", help="find API keys and OAuth tokens in files or a git history (exit 1 found, 0 none, 2 bad input)")
+    scan = sub.add_parser(
+        "scan", help="find API keys and OAuth tokens in files or a git history (exit 1 found, 0 none, 2 bad input)"
+    )
     scan.add_argument("paths", nargs="*", metavar="PATH", help="files or directories (default: .)")
     scan.add_argument("--git", action="store_true", help="search every commit of the repositories at PATH")
     scan.add_argument(
@@ -26,7 +28,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="also report key-shaped strings without a valid checksum (keys made before checksums, or not keys)",
     )
-    scan.add_argument("--revoke", action="store_true", help="revoke the active keys, and the connected apps of the OAuth tokens, found (needs the database)")
+    scan.add_argument(
+        "--revoke",
+        action="store_true",
+        help="revoke the active keys, and the connected apps of the OAuth tokens, found (needs the database)",
+    )
     scan.add_argument(
         "--report-to",
         metavar="URL",

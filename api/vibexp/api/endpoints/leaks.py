@@ -3,8 +3,9 @@
 Blind on purpose: the answer is 202 whatever the tokens were, so the endpoint cannot be used to test whether a
 guessed key exists. Each active key among them is revoked at once (every replica refuses it within the
 revocation poll) and recorded as ``key.leaked`` with where it was found; an OAuth access or refresh token (or a
-still-unused authorization code) revokes its connected app, audited ``oauth.revoked`` with ``reason: leaked``. Throttled per client address, in
-process memory (``FailureThrottle`` as a sliding window): a flood of reports costs a dict lookup each.
+still-unused authorization code) revokes its connected app, audited ``oauth.revoked`` with ``reason: leaked``.
+Throttled per client address, in process memory (``FailureThrottle`` as a sliding window): a flood of reports
+costs a dict lookup each.
 """
 
 from __future__ import annotations
