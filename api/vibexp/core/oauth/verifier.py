@@ -173,7 +173,8 @@ class GrantVerifier:
                 tier=tenant.tier,
                 hourly_limit=tenant.hourly_limit,
                 suspended=tenant.suspended,
-                expires_at=None,
+                # The access token's expiry (a listen stream ends then); refusing it is ``verify``'s, from the entry.
+                expires_at=grant.access_expires_at,
                 scopes=tuple(grant.scopes),
                 granted=access.expand(grant.scopes) & access.key_ceiling(role),
                 acting_as=Actor(ActorType.user, id=grant.user_id, name=name),
