@@ -186,10 +186,16 @@ class _Stream:
         return min(idle_seconds, (self.expires_at - utcnow()).total_seconds())
 
     def _key_changed(self, change: Change) -> None:
-        if change.deleted or change.status != _ACTIVE or change.orphaned:
-            self.end()
-            return
-        if self.grant and change.expires_at != self.expires_at:  # a new token pair: the stream's token is dead
+        # A credential refused from now on (revoked, deleted, its person gone; for a grant, its token replaced):
+        # the stream ends, and this process's cache forgets it, so the client's next request is refused too.
+        if (
+            change.deleted
+            or change.status != _ACTIVE
+            or change.orphaned
+            or (self.grant and change.expires_at != self.expires_at)
+        ):
+            if self._forget_key is not None:
+                self._forget_key()
             self.end()
             return
         if change.expires_at != self.expires_at:  # the wait is re-timed (the loop wakes with nothing to send)
