@@ -219,6 +219,16 @@ class _Stream:
             self.post(ResourcesListChanged())
 
 
+def _forget_key(runtime: Runtime, key_id: str) -> Callable[[], None]:
+    verifier = runtime.verifier
+    return lambda: verifier.invalidate(key_ids=(key_id,))
+
+
+def _forget_grant(runtime: Runtime, grant_id: str) -> Callable[[], None]:
+    grants = runtime.grants
+    return lambda: grants.invalidate(grant_ids=(grant_id,))
+
+
 def _honored(requested: SubscriptionFilter) -> SubscriptionFilter:
     """What the stream will deliver, for the acknowledgement: every kind asked for (as the SDK's handler)."""
     return SubscriptionFilter(
@@ -322,19 +332,10 @@ class Listeners:
             message = f"This server already has {self.per_process} open listen streams (the most allowed)"
             raise ListenerRefused(message, server_full=True)
         grant = principal.credential is CredentialKind.grant
-        verifier, grants = runtime.verifier, runtime.grants
+        # An OAuth access token's stream: the grant's id is the key id, its cache the token verifier's.
+        forget = _forget_grant(runtime, key_id) if grant else _forget_key(runtime, key_id)
         stream = _Stream(
-            principal.tenant_id,
-            key_id,
-            principal.granted,
-            honored,
-            principal.expires_at,
-            forget_key=(
-                (lambda: grants.invalidate(grant_ids=(key_id,)))
-                if grant
-                else (lambda: verifier.invalidate(key_ids=(key_id,)))
-            ),
-            grant=grant,
+            principal.tenant_id, key_id, principal.granted, honored, principal.expires_at, forget, grant=grant
         )
         unsubscribe = runtime.content_changes.subscribe(stream.hear)
         self._by_key[key_id] += 1
