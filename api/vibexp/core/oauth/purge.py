@@ -116,7 +116,7 @@ class OAuthPurge:
             )
         return purged
 
-    async def _in_batches(self, candidates: Select[tuple[str]], deleting: Callable[[list[str]], Delete]) -> int:
+    async def _in_batches(self, candidates: Select[str], deleting: Callable[[list[str]], Delete]) -> int:
         """Select at most ``batch`` keys of ``candidates``, delete them with ``deleting(keys)``, one write unit
         each, until none is left or ``MAX_BATCHES`` ran; the number of rows deleted."""
         total = 0

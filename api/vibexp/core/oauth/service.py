@@ -210,7 +210,7 @@ async def issue_code(
             target=client_target,
             details=details,
         )
-    details = {
+    granted: dict[str, object] = {
         "client_id": client.id,
         "client_name": client.name,
         "client_kind": client.kind,
@@ -223,7 +223,7 @@ async def issue_code(
         action="oauth.granted",
         actor=actor,
         target=Target("oauth_grant", grant.id, client.name),
-        details=details,
+        details=granted,
     )
     await session.flush()
     return code
