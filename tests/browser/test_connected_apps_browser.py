@@ -121,6 +121,15 @@ async def test_the_owner_lists_revokes_and_narrows(
     await expect(_row(page, apps.members)).to_contain_text(MEMBER.format(tenant=dashboard_user.tenant))
     await shots(page, screenshots, "connected-apps-list")
 
+    # "Before deleting": turned on for one app in place, the page says so, and the button now turns it off.
+    await expect(_row(page, apps.claude).get_by_test_id("confirm-off")).to_be_visible()
+    await _row(page, apps.claude).get_by_test_id("confirm-toggle").click()
+    await expect(page.get_by_role("status")).to_contain_text("now asks you before it deletes")
+    await expect(_row(page, apps.claude).get_by_test_id("confirm-on")).to_have_text("Asks before deleting")
+    await expect(_row(page, apps.claude).get_by_test_id("confirm-toggle")).to_contain_text("Stop asking")
+    await expect(_row(page, apps.vscode).get_by_test_id("confirm-off")).to_be_visible()
+    await shots(page, screenshots, "connected-apps-confirm")
+
     asked: list[str] = []
 
     async def confirm(dialog: Dialog) -> None:

@@ -51,6 +51,7 @@ async def test_consent_in_chromium_signs_in_shows_the_client_and_returns_a_code(
         await expect(page.get_by_label("Read memories")).to_be_checked()
         await expect(page.get_by_label("Read artifacts")).not_to_be_checked()  # not asked for
         await expect(page.get_by_label("Write prompts")).not_to_be_checked()
+        await expect(page.get_by_label("Ask me before deleting or replacing anything")).to_be_checked()  # cautious
         await shots(page, screenshots, "oauth-consent")
         auditor = Auditor(page, axe_source, screenshots)
         await auditor.check_current("/oauth/authorize (consent)")

@@ -15,6 +15,7 @@ from vibexp.core.config import Settings
 from vibexp.core.content.changes import ChangeFeed
 from vibexp.core.keys.policy import KeyPolicySweep
 from vibexp.core.keys.verifier import KeyVerifier
+from vibexp.core.oauth.purge import OAuthPurge
 from vibexp.core.oauth.verifier import GrantVerifier
 from vibexp.core.runtime import Runtime
 from vibexp.core.tasks import PeriodicTask, TaskList
@@ -317,10 +318,11 @@ async def test_the_runtime_starts_the_key_poll_first_and_stops_the_usage_recorde
             runtime.usage,
             runtime.webhooks,
             runtime.key_policy,
+            runtime.oauth_purge,
             runtime.content_changes,
         )
         assert runtime.tasks.members == members
-        kinds = [KeyVerifier, GrantVerifier, UsageRecorder, WebhookSender, KeyPolicySweep, ChangeFeed]
+        kinds = [KeyVerifier, GrantVerifier, UsageRecorder, WebhookSender, KeyPolicySweep, OAuthPurge, ChangeFeed]
         assert [type(m) for m in runtime.tasks.members] == kinds
     finally:
         await runtime.database.dispose()

@@ -137,3 +137,58 @@ async def test_older_apps_are_a_page_away(oauth_person: Connect, monkeypatch: py
     assert len(first) == 2 and cursor
     older = await _rows(alice, status="active", owner="all", cursor=cursor.group(1))
     assert len(older) == 1 and older[0] not in first and older[0] < min(first)
+
+
+# -- "Before deleting": confirm_destructive, toggled in place ---------------------------------------------------------
+async def _toggle(flow: Flow, grant_id: str, value: str, *, csrf: bool = True) -> tuple[int, str]:
+    page = await flow.http.get(PAGE)
+    data = {"confirm_destructive": value} | ({"csrf_token": csrf_of(page.text)} if csrf else {})
+    answer = await flow.http.post(f"{PAGE}/{grant_id}/confirm", data=data)
+    return answer.status_code, answer.headers.get("location", answer.text)
+
+
+async def _confirming(flow: Flow) -> bool:
+    answer = await flow.http.get("/api/v1/oauth/grants", headers=flow.person.headers, params={"owner": "me"})
+    [item] = answer.json()["items"]
+    return bool(item["confirm_destructive"])
+
+
+async def test_a_member_turns_asking_on_and_off_for_their_own(oauth_person: Connect, account: Account) -> None:
+    alice = await oauth_person(Role.member)
+    await alice.tokens(scopes=["memories:write"])
+    [grant] = await _rows(alice)
+    page = (await alice.http.get(PAGE)).text
+    assert 'data-testid="confirm-off"' in page and ">Ask first<" in page
+
+    assert (await _toggle(alice, grant, "true", csrf=False))[0] == 403
+    assert await _confirming(alice) is False  # the forged POST changed nothing
+    assert await _toggle(alice, grant, "true") == (303, f"{PAGE}?confirm=on")
+    assert await _confirming(alice) is True
+    shown = (await alice.http.get(PAGE, params={"confirm": "on"})).text
+    assert "now asks you before it deletes" in shown and 'data-testid="confirm-on"' in shown
+    assert ">Stop asking<" in shown
+    assert await _toggle(alice, grant, "false") == (303, f"{PAGE}?confirm=off")
+    assert await _confirming(alice) is False
+    for bad in ("yes", ""):
+        status, body = await _toggle(alice, grant, bad)
+        assert status == 422 and "<h1>" in body
+    assert await _confirming(alice) is False
+
+    events = await alice.http.get("/api/v1/audit-events", params={"action": "oauth.updated"}, headers=account.headers)
+    assert [e["details"]["confirm_destructive"] for e in events.json()["items"]] == [False, True]
+    assert {e["actor"]["name"] for e in events.json()["items"]} == {alice.person.email}
+
+
+async def test_asking_is_anothers_404_and_a_revoked_apps_is_not_offered(oauth_person: Connect) -> None:
+    alice = await oauth_person(Role.member)
+    bob = await oauth_person(Role.member, client_id=alice.client_id)
+    await bob.tokens()
+    [grant] = await _rows(bob)
+    status, body = await _toggle(alice, grant, "true")
+    assert status == 404 and bob.person.email not in body
+    assert await _confirming(bob) is False
+    assert await _revoke(bob, grant) == (303, f"{PAGE}?revoked=1")
+    revoked = (await bob.http.get(PAGE, params={"status": "revoked"})).text
+    assert 'data-testid="confirm-off"' in revoked and 'data-testid="confirm-toggle"' not in revoked
+    assert await _toggle(bob, grant, "true") == (303, f"{PAGE}?status=revoked")  # an old page's button
+    assert await _confirming(bob) is False

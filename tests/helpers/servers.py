@@ -45,6 +45,10 @@ class LiveServer:
             "VIBEXP_DATABASE_URL": database_url,
             "VIBEXP_ENVIRONMENT": "test",
             "VIBEXP_AUTO_MIGRATE": "false",
+            # Every test's requests come from 127.0.0.1, and the registration limit holds across the processes on
+            # the session's database for an hour: the suite's own registrations would add up. A test of the limit
+            # sets its own.
+            "VIBEXP_OAUTH_REGISTER_LIMIT": "1000",
             **(env or {}),
         }
         self._proc: subprocess.Popen[bytes] | None = None

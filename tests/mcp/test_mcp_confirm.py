@@ -9,27 +9,21 @@ rotate and JSON.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-import anyio
 import httpx
-import httpx2
 import pytest
-from mcp.client.streamable_http import streamable_http_client
 from mcp_types import (
     CallToolResult,
     ClientCapabilities,
     ElicitationCapability,
-    ElicitRequestFormParams,
-    ElicitResult,
     FormElicitationCapability,
-    Implementation,
     TextContent,
     UrlElicitationCapability,
 )
-from mcpkit import MCP_PATH, confirming_key, mcp_errors, ok, tool_error
+from mcpkit import MCP_PATH, Person, confirming_key, mcp_errors, ok, tool_error
+from mcpkit import connect as connect_as
 
 from helpers.factories import Account
 from helpers.servers import LiveServer
@@ -38,31 +32,10 @@ from vibexp.api.mcp.confirm import CONFIRMED_TOOLS, can_elicit
 from vibexp.api.mcp.tools import _TOOLS, DELETE, OVERWRITE, TOOL_NAMES
 
 
-class Person:
-    """The person behind the client: answers each form as told, and remembers what they were asked."""
-
-    def __init__(self, action: str = "accept", content: dict[str, Any] | None = None, delay: float = 0.0) -> None:
-        self.action = action
-        self.content = {"confirm": True} if content is None and action == "accept" else content
-        self.delay = delay
-        self.asked: list[str] = []
-
-    async def __call__(self, context: Any, params: Any) -> ElicitResult:
-        assert isinstance(params, ElicitRequestFormParams)
-        assert params.requested_schema["required"] == ["confirm"]
-        self.asked.append(params.message)
-        if self.delay:
-            await anyio.sleep(self.delay)
-        return ElicitResult(action=self.action, content=self.content)  # type: ignore[arg-type]
-
-
-@asynccontextmanager
-async def connect(url: str, key: str, person: Person | None = None, *, mode: Any = "auto") -> AsyncIterator[Client]:
-    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
-        transport = streamable_http_client(url, http_client=http)
-        info = Implementation(name="vibexp-tests", version="1.0")
-        async with Client(transport, mode=mode, client_info=info, elicitation_callback=person) as client:
-            yield client
+def connect(
+    url: str, key: str, person: Person | None = None, *, mode: Any = "auto"
+) -> AbstractAsyncContextManager[Client]:
+    return connect_as(url, key, person=person, mode=mode)
 
 
 async def _mint(rest: httpx.AsyncClient, account: Account, **body: Any) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from mcp_types import SubscriptionFilter, SubscriptionsListenRequestParams
 
 from vibexp.api.mcp import live
 from vibexp.api.mcp.live import Listeners, _Stream
-from vibexp.core.access import expand
+from vibexp.core.access import CredentialKind, expand
 from vibexp.core.content.changes import Change, ChangeKind
 
 TENANT, KEY = "t1", "k1"
@@ -63,7 +63,9 @@ class _Session:
 @pytest.fixture
 def feed(monkeypatch: pytest.MonkeyPatch) -> _Feed:
     fake = _Feed()
-    principal = SimpleNamespace(key_id=KEY, tenant_id=TENANT, granted=expand(["*"]), expires_at=None)
+    principal = SimpleNamespace(
+        key_id=KEY, tenant_id=TENANT, granted=expand(["*"]), expires_at=None, credential=CredentialKind.api_key
+    )
     monkeypatch.setattr(live, "principal_of", lambda ctx: principal)
     runtime = SimpleNamespace(content_changes=fake, verifier=SimpleNamespace(invalidate=lambda **_: None))
     monkeypatch.setattr(live, "runtime_of", lambda ctx: runtime)

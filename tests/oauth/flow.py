@@ -97,17 +97,22 @@ class Flow:
     async def authorize(self, **changes: str | None) -> httpx.Response:
         return await self.http.get("/oauth/authorize", params=self.params(**changes))
 
-    async def consent(self, *, scopes: list[str] | None = None, decision: str = "allow") -> httpx.Response:
-        """Open the consent page signed in and answer it (its preselected scopes unless ``scopes``)."""
+    async def consent(
+        self, *, scopes: list[str] | None = None, decision: str = "allow", confirm_destructive: bool = False
+    ) -> httpx.Response:
+        """Open the consent page signed in and answer it (its preselected scopes unless ``scopes``; "Ask me before
+        deleting or replacing anything" as ``confirm_destructive`` says, whatever the page preselects)."""
         page = await self.authorize()
         assert page.status_code == 200, page.text
         form = consent_form(page.text)
         if scopes is not None:
             form = [(name, value) for name, value in form if name != "scope"] + [("scope", s) for s in scopes]
+        if confirm_destructive:
+            form.append(("confirm_destructive", "true"))
         return await post_form(self.http, "/oauth/authorize", [*form, ("decision", decision)])
 
-    async def code(self, *, scopes: list[str] | None = None) -> str:
-        answer = await self.consent(scopes=scopes)
+    async def code(self, *, scopes: list[str] | None = None, confirm_destructive: bool = False) -> str:
+        answer = await self.consent(scopes=scopes, confirm_destructive=confirm_destructive)
         assert answer.status_code == 303, answer.text
         query = query_of(answer.headers["location"])
         assert query["state"] == self.state
@@ -125,8 +130,8 @@ class Flow:
         form.update(changes)
         return await self.http.post("/oauth/token", data={k: v for k, v in form.items() if v is not None})
 
-    async def tokens(self, *, scopes: list[str] | None = None) -> dict[str, str]:
-        answer = await self.exchange(await self.code(scopes=scopes))
+    async def tokens(self, *, scopes: list[str] | None = None, confirm_destructive: bool = False) -> dict[str, str]:
+        answer = await self.exchange(await self.code(scopes=scopes, confirm_destructive=confirm_destructive))
         assert answer.status_code == 200, answer.text
         body: dict[str, str] = answer.json()
         return body
@@ -150,7 +155,8 @@ async def post_form(http: httpx.AsyncClient, path: str, pairs: list[tuple[str, s
 
 
 def consent_form(html: str) -> list[tuple[str, str]]:
-    """The consent form's hidden fields and its checked scope boxes, as the browser would send them."""
+    """The consent form's hidden fields and its checked scope boxes, as the browser would send them (not the
+    "Ask me before deleting" box: ``Flow.consent`` adds that as its caller says)."""
     fields = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', html)
     checked = re.findall(r'<input type="checkbox" name="scope" value="([^"]+)"[^>]* checked>', html)
     unescaped = [

@@ -9,9 +9,12 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpers.factories import Account, make_account, make_key
+from oauth.flow import Connect, list_tools
 from vibexp.api.endpoints.leaks import REPORTS_PER_MINUTE
+from vibexp.core.access import Role
 from vibexp.core.audit import service as audit
 from vibexp.core.keys.tokens import generate_key
+from vibexp.core.oauth.tokens import new_access_token
 
 URL = "/api/v1/leaked-keys"
 
@@ -100,3 +103,31 @@ async def test_reports_are_throttled_per_address(
         "/api/v1/prompts", headers={"Authorization": f"Bearer {other_key}"}
     )
     assert checked.status_code == 200
+
+
+async def test_a_reported_oauth_token_revokes_its_connected_app(
+    app: FastAPI, client: httpx.AsyncClient, account: Account, oauth_person: Connect
+) -> None:
+    alice = await oauth_person(Role.member)
+    tokens = await alice.tokens()
+    assert (await list_tools(alice.http, tokens["access_token"])).status_code == 200
+    report = [
+        {"token": tokens["refresh_token"], "url": "https://gist.github.com/x/2", "source": "a scanner"},
+        {"token": new_access_token()},  # matches nothing: the answer is the same
+    ]
+    async with _reporter(app, "198.51.100.8") as scanner:
+        response = await scanner.post(URL, json=report)
+    assert response.status_code == 202 and response.json() == {"received": 2}
+    assert (await list_tools(alice.http, tokens["access_token"])).status_code == 401  # its access token too
+    [grant] = (await client.get("/api/v1/oauth/grants", headers=account.headers)).json()["items"]
+    assert grant["revoked_reason"] == "leaked"
+    events = await client.get("/api/v1/audit-events", headers=account.headers, params={"action": "oauth.revoked"})
+    [event] = events.json()["items"]
+    assert event["details"] == {
+        "reason": "leaked",
+        "client_id": alice.client_id,
+        "url": "https://gist.github.com/x/2",
+        "source": "a scanner",
+    }
+    assert event["actor"]["name"] == "leaked-key report"
+    assert tokens["refresh_token"] not in events.text

@@ -11,12 +11,26 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpers.factories import Account, make_account
+from helpers.teams import make_grant, make_person
+from vibexp.core.access import Role
+from vibexp.core.audit.models import AuditEvent
 from vibexp.core.keys.models import ApiKey, KeyStatus
-from vibexp.core.keys.scan import ScanError, scan_git, scan_paths
-from vibexp.core.keys.tokens import generate_key
+from vibexp.core.keys.scan import SECRET_KINDS, ScanError, scan_git, scan_paths
+from vibexp.core.keys.tokens import KEY_PREFIX, generate_key
+from vibexp.core.oauth.models import OAuthCode, OAuthGrant
+from vibexp.core.oauth.tokens import (
+    ACCESS_PREFIX,
+    CODE_PREFIX,
+    REFRESH_PREFIX,
+    hash_secret,
+    new_access_token,
+    new_code,
+    new_refresh_token,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -245,7 +259,7 @@ def test_nothing_found_says_how_much_was_read(tmp_path: Path) -> None:
         (tmp_path / f"f{n}.txt").write_text("clean\n")
     result = _vibexp("scan", ".", cwd=tmp_path)
     assert (result.returncode, result.stdout) == (0, "")
-    assert result.stderr == "no VibeXP API key found: read 3 file(s)\n"
+    assert result.stderr == "no VibeXP API key or OAuth token found: read 3 file(s)\n"
     repo = tmp_path / "repo"
     repo.mkdir()
     _git(repo, "init", "-q")
@@ -254,4 +268,85 @@ def test_nothing_found_says_how_much_was_read(tmp_path: Path) -> None:
     _git(repo, "commit", "-qm", "one")
     history = _vibexp("scan", "--git", str(repo), cwd=tmp_path)
     assert history.returncode == 0
-    assert history.stderr == "no VibeXP API key found: read 1 file(s) in 1 commit(s) and 1 commit or tag message(s)\n"
+    assert (
+        history.stderr
+        == "no VibeXP API key or OAuth token found: read 1 file(s) in 1 commit(s) and 1 commit or tag message(s)\n"
+    )
+
+
+# -- OAuth tokens (issue 29): vibo_ access, vibr_ refresh, vibc_ codes ------------------------------------------------
+def test_finds_oauth_tokens_printing_only_prefixes_and_kinds(tmp_path: Path) -> None:
+    access, refresh, code = new_access_token(), new_refresh_token(), new_code()
+    (tmp_path / "claude.json").write_text(f'{{"access_token": "{access}",\n "refresh_token": "{refresh}"}}\n')
+    (tmp_path / "callback.log").write_text(f"GET /callback?code={code}&state=x\n")
+    (tmp_path / "not.txt").write_text(f"vibo_{'a' * 63}\nx{access}\nvibx_{'a' * 64}\n")  # short, glued, no such prefix
+    result = _vibexp("scan", ".", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.splitlines() == [
+        f"callback.log:1: {code[:13]}… (OAuth authorization code)",
+        f"claude.json:1: {access[:13]}… (OAuth access token)",
+        f"claude.json:2: {refresh[:13]}… (OAuth refresh token)",
+    ]
+    for secret in (access, refresh, code):
+        assert secret[13:] not in result.stdout + result.stderr
+    assert access not in repr(scan_paths([tmp_path]))
+    assert set(SECRET_KINDS) == {KEY_PREFIX, ACCESS_PREFIX, REFRESH_PREFIX, CODE_PREFIX}  # the spellings agree
+
+
+def test_git_finds_an_oauth_token_removed_from_the_tree(tmp_path: Path) -> None:
+    token = new_refresh_token()
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    (repo / "tokens.json").write_text(f'{{"refresh_token": "{token}"}}\n')
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "oops")
+    (repo / "tokens.json").write_text("{}\n")
+    _git(repo, "commit", "-qam", "fix")
+    [finding] = scan_git(repo)
+    assert finding.kind == "OAuth refresh token" and finding.key == token and finding.location.endswith(":tokens.json")
+
+
+async def test_revoke_revokes_the_connected_apps_of_the_tokens_found(
+    tmp_path: Path, database_url: str, db_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    """A leaked access token, refresh token or still-unused code revokes its grant (``oauth.revoked``, ``reason:
+    leaked``); an unknown token changes nothing; the tokens are never printed."""
+    account = await make_account(db_factory)
+    person = await make_person(db_factory, tenant_id=account.tenant.id, role=Role.member)
+    by_access = await make_grant(db_factory, tenant_id=account.tenant.id, person=person, scopes=["prompts:read"])
+    by_refresh = await make_grant(db_factory, tenant_id=account.tenant.id, person=person, scopes=["prompts:read"])
+    untouched = await make_grant(db_factory, tenant_id=account.tenant.id, person=person, scopes=["prompts:read"])
+    (tmp_path / "leak.txt").write_text(
+        f"{by_access.access_token}\n{by_refresh.refresh_token}\n{by_access.spare_code}\n{new_access_token()}\n"
+    )
+    env = {"VIBEXP_DATABASE_URL": database_url}
+    result = await asyncio.to_thread(_vibexp, "scan", "--revoke", "leak.txt", cwd=tmp_path, env=env)
+    assert result.returncode == 1, result.stderr
+    assert "revoked 3 connected app(s) (OAuth grants)" in result.stderr, result.stderr
+    assert "active key(s)" not in result.stderr  # no key was found
+    for secret in (by_access.access_token, by_refresh.refresh_token, by_access.spare_code):
+        assert secret not in result.stdout + result.stderr
+    async with db_factory() as session:
+        spare = await session.get(OAuthCode, hash_secret(by_access.spare_code))
+        assert spare is not None
+        revoked = {by_access.grant_id, by_refresh.grant_id, spare.grant_id}
+        for grant_id in [*revoked, untouched.grant_id]:
+            grant = await session.get(OAuthGrant, grant_id)
+            assert grant is not None
+            assert (grant.revoked_reason, grant.access_hash is None) == (
+                ("leaked", True) if grant_id in revoked else (None, False)
+            )
+        events = list(
+            await session.scalars(
+                select(AuditEvent).where(
+                    AuditEvent.tenant_id == account.tenant.id, AuditEvent.action == "oauth.revoked"
+                )
+            )
+        )
+    assert sorted(e.target_id or "" for e in events) == sorted(revoked)
+    assert {e.details["reason"] for e in events} == {"leaked"} and {e.details["source"] for e in events} == {
+        "vibexp scan"
+    }
+    again = await asyncio.to_thread(_vibexp, "scan", "--revoke", "leak.txt", cwd=tmp_path, env=env)
+    assert "revoked 0 connected app(s) (OAuth grants): none was active" in again.stderr, again.stderr

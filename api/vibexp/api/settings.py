@@ -67,9 +67,10 @@ class ApiSettings(Settings):
     sign_in_per_email: int = Field(default=5, ge=1)
     sign_in_per_ip: int = Field(default=20, ge=1)
     sign_in_window: float = Field(default=900.0, gt=0)
-    #: OAuth Dynamic Client Registrations (``/oauth/register``, no credential) one client address may make per
-    #: ``oauth_register_window`` seconds in one process; more get 429 with ``Retry-After``. The same limit counts,
-    #: apart, the client metadata documents not in the cache each address makes this server fetch.
+    #: OAuth Dynamic Client Registrations (``/oauth/register``, no credential) one client address may make per clock
+    #: hour, all replicas together (counted in the database); more get 429 with ``Retry-After``. The same limit
+    #: counts, apart and per ``oauth_register_window`` seconds in one process, the client metadata documents not in
+    #: the cache each address makes this server fetch.
     oauth_register_limit: int = Field(default=20, ge=1)
     oauth_register_window: float = Field(default=600.0, gt=0)
     #: OAuth Client ID Metadata Documents (``vibexp.core.oauth.client_documents``): accept ``http://`` client_id

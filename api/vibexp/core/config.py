@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     #: How often each process applies the tenants' key policy (revokes keys past ``revoke_unused_after_days``) and
     #: refreshes the key-expiry gauge (seconds; ``vibexp.core.keys.policy``).
     key_policy_interval: float = Field(default=60.0, gt=0, le=3600)
+    #: Seconds between two runs of the OAuth purge (expired codes, abandoned consents, unused registered clients:
+    #: ``vibexp.core.oauth.purge``), on every process (``VIBEXP_OAUTH_PURGE_INTERVAL``).
+    oauth_purge_interval: float = Field(default=600.0, gt=0, le=86400)
 
     # -- alert thresholds (vibexp.core.alerts.detectors); README "Alerts" lists them -------------------------------
     #: ``request_spike``: a key's requests in one minute at or above this ...

@@ -5,7 +5,8 @@ The background ones are a :class:`~vibexp.core.tasks.TaskList`, started in order
 verifier (its change poll) first, so it outlives everything that could still verify or revoke a key, then the OAuth
 access-token verifier (its poll, and its last write of the grants' usage); the usage
 recorder before the key policy sweep, which flushes it; the recorder stopped after the webhook sender and the sweep,
-with a last flush, so a graceful shutdown loses no usage. The content change feed (``vibexp.core.content.changes``,
+with a last flush, so a graceful shutdown loses no usage. The OAuth purge (``vibexp.core.oauth.purge``) depends on
+nothing else. The content change feed (``vibexp.core.content.changes``,
 the MCP listen streams' source) starts last and stops first: nothing else depends on it."""
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from vibexp.core.db import Database
 from vibexp.core.keys.policy import ActiveKey, KeyPolicySweep
 from vibexp.core.keys.verifier import KeyVerifier
 from vibexp.core.migrate import upgrade_async
+from vibexp.core.oauth.purge import OAuthPurge
 from vibexp.core.oauth.verifier import GrantVerifier
 from vibexp.core.ratelimit.limiter import RateLimiter
 from vibexp.core.tasks import TaskList
@@ -48,6 +50,8 @@ class Runtime:
     content_changes: ChangeFeed = field(init=False)
     #: OAuth access tokens for ``/mcp/v1/connect`` (``vibexp.core.oauth.verifier``), kept current like the keys.
     grants: GrantVerifier = field(init=False)
+    #: Deletes expired authorization codes, abandoned consents and unused registered clients (``core.oauth.purge``).
+    oauth_purge: OAuthPurge = field(init=False)
     #: The background members, in starting order.
     tasks: TaskList = field(init=False)
 
@@ -60,8 +64,17 @@ class Runtime:
         self.content_changes = ChangeFeed(
             self.database.session_factory, interval=self.settings.revocation_poll_interval
         )
+        self.oauth_purge = OAuthPurge(self.database.session_factory, interval=self.settings.oauth_purge_interval)
         self.tasks = TaskList(
-            [self.verifier, self.grants, self.usage, self.webhooks, self.key_policy, self.content_changes]
+            [
+                self.verifier,
+                self.grants,
+                self.usage,
+                self.webhooks,
+                self.key_policy,
+                self.oauth_purge,
+                self.content_changes,
+            ]
         )
 
     @classmethod

@@ -2,8 +2,10 @@
 
 Blind on purpose: the answer is 202 whatever the tokens were, so the endpoint cannot be used to test whether a
 guessed key exists. Each active key among them is revoked at once (every replica refuses it within the
-revocation poll) and recorded as ``key.leaked`` with where it was found. Throttled per client address, in
-process memory (``FailureThrottle`` as a sliding window): a flood of reports costs a dict lookup each.
+revocation poll) and recorded as ``key.leaked`` with where it was found; an OAuth access or refresh token (or a
+still-unused authorization code) revokes its connected app, audited ``oauth.revoked`` with ``reason: leaked``.
+Throttled per client address, in process memory (``FailureThrottle`` as a sliding window): a flood of reports
+costs a dict lookup each.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from vibexp.api.deps import SessionDep
 from vibexp.api.errors import ERROR_RESPONSES, error_response
 from vibexp.api.middleware.client_address import client_address
 from vibexp.core.access import Actor, ActorType
-from vibexp.core.alerts.leaks import revoke_leaked
+from vibexp.core.alerts.leaks import revoke_leaked, revoke_leaked_grants
 from vibexp.core.keys.report import LEAK_REPORT_PATH
 from vibexp.core.ratelimit.failures import FailureThrottle
 from vibexp.core.text import StorableText
@@ -42,7 +44,10 @@ leaks_router = APIRouter(prefix=LEAK_REPORT_PATH, tags=["security"], responses=_
 
 
 class LeakReport(BaseModel):
-    token: str = Field(pattern=r"^vib_[0-9a-f]{64}$", description="The key as found")
+    token: str = Field(
+        pattern=r"^vib[ocr]?_[0-9a-f]{64}$",
+        description="The key (vib_) or OAuth token (vibo_ access, vibr_ refresh, vibc_ code) as found",
+    )
     url: StorableText | None = Field(default=None, max_length=2000, description="Where it was found")
     source: StorableText | None = Field(default=None, max_length=100, description="Who found it, e.g. a scanner")
 
@@ -62,7 +67,7 @@ def _throttle(request: Request) -> FailureThrottle:
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=LeakReportAccepted,
-    summary="Report leaked keys (no API key needed); each active one is revoked at once",
+    summary="Report leaked keys and OAuth tokens (no API key needed); each active one is revoked at once",
 )
 async def report_leaked_keys(
     request: Request,
@@ -81,5 +86,8 @@ async def report_leaked_keys(
     )
     for report in reports:
         details: dict[str, object] = {"url": report.url, "source": report.source}
-        await revoke_leaked(session, plaintexts=[report.token], actor=reporter, details=details)
+        if report.token.startswith("vib_"):
+            await revoke_leaked(session, plaintexts=[report.token], actor=reporter, details=details)
+        else:
+            await revoke_leaked_grants(session, plaintexts=[report.token], actor=reporter, details=details)
     return LeakReportAccepted(received=len(reports))

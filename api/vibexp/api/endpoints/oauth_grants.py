@@ -1,7 +1,8 @@
 """Connected apps over REST: ``GET /api/v1/oauth/grants`` (newest first), ``GET /api/v1/oauth/grants/{id}/usage``
-(as a key's usage) and ``DELETE /api/v1/oauth/grants/{id}``.
+(as a key's usage), ``PATCH /api/v1/oauth/grants/{id}`` (``confirm_destructive``) and
+``DELETE /api/v1/oauth/grants/{id}``.
 
-A grant is a credential like a personal key: ``keys:read`` lists, ``keys:write`` revokes, checked in
+A grant is a credential like a personal key: ``keys:read`` lists, ``keys:write`` changes and revokes, checked in
 ``vibexp.core.oauth.usecases``; a member or viewer sees and revokes only their own (another's is 404).
 """
 
@@ -11,7 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from vibexp.api.deps import CurrentCaller, SessionDep
 from vibexp.api.endpoints import API_PREFIX
@@ -24,9 +25,21 @@ from vibexp.core.pagination import DEFAULT_PAGE_SIZE, PageCursor, PageSize
 from vibexp.core.usage import usecases as usage
 from vibexp.core.usage.schemas import GrantUsageRead
 
-__all__ = ["GrantRead", "oauth_grants_router"]
+__all__ = ["GrantRead", "GrantUpdate", "oauth_grants_router"]
 
 oauth_grants_router = APIRouter(prefix=f"{API_PREFIX}/oauth/grants", tags=["oauth"], responses=ERROR_RESPONSES)
+
+
+_CONFIRM = (
+    "Destructive MCP tools (delete_*, overwriting writes) ask the person first, by form elicitation; a client that "
+    "cannot ask does not see them"
+)
+
+
+class GrantUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    confirm_destructive: bool | None = Field(default=None, description=_CONFIRM + ". Omitted: unchanged")
 
 
 class GrantClientRead(BaseModel):
@@ -46,6 +59,7 @@ class GrantRead(BaseModel):
     client: GrantClientRead
     owner: GrantOwnerRead = Field(description="The person who allowed the app: it acts within their role")
     scopes: list[str]
+    confirm_destructive: bool = Field(description=_CONFIRM)
     created_at: datetime
     last_used_at: datetime | None
     request_count: int
@@ -65,6 +79,7 @@ class GrantRead(BaseModel):
             ),
             owner=GrantOwnerRead(user_id=grant.user_id, email=view.owner_email),
             scopes=list(grant.scopes),
+            confirm_destructive=grant.confirm_destructive,
             created_at=grant.created_at,
             last_used_at=grant.last_used_at,
             request_count=grant.request_count,
@@ -114,6 +129,24 @@ async def get_grant_usage(
     limit: Annotated[int, Query(ge=1, le=500, description="How many recent actions")] = 50,
 ) -> Any:
     return await usage.of_grant(session, caller=caller, grant_id=grant_id, limit=limit)
+
+
+@oauth_grants_router.patch(
+    "/{grant_id}",
+    response_model=GrantRead,
+    summary="Change a connected app's confirm_destructive",
+    description="Needs `keys:write`. Only the fields sent change. Turning `confirm_destructive` on or off is audited "
+    "(`oauth.updated`) and applies on every replica within a second. Another person's grant (for a member or "
+    "viewer), another account's, and an id that is no grant's are 404.",
+    responses={409: ERROR_RESPONSES[404] | {"description": "The grant was revoked (code grant_revoked)"}},
+)
+async def update_grant(
+    session: SessionDep, caller: CurrentCaller, body: GrantUpdate, grant_id: Annotated[str, Path(max_length=36)]
+) -> Any:
+    view = await oauth.update_grant(
+        session, caller=caller, grant_id=grant_id, confirm_destructive=body.confirm_destructive
+    )
+    return GrantRead.of(view)
 
 
 @oauth_grants_router.delete(

@@ -155,8 +155,8 @@ def declined(tool: str, action: str) -> CallToolResult:
 
 def _unavailable(tool: str) -> CallToolResult:
     text = (
-        f"confirmation_unavailable: this API key asks the person before {tool} (confirm_destructive), and this "
-        "client declared no form elicitation to ask with; nothing was changed"
+        f"confirmation_unavailable: this key or connected app asks the person before {tool} (confirm_destructive), "
+        "and this client declared no form elicitation to ask with; nothing was changed"
     )
     return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
 

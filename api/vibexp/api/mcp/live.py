@@ -18,6 +18,10 @@ one key, and hears only what happened in its key's account and what that key may
 
 A stream also ends when its key expires (at its ``expires_at``; the client's next listen is refused as expired).
 
+A stream opened with an OAuth access token (``/mcp/v1/connect``) follows its grant the same way (``ChangeKind.grant``
+changes): it ends when the grant is revoked (by a person, the client, a leak report, the person's removal) and
+when its token expires or is replaced by a refresh (the token it was opened with is refused from then on).
+
 The changes come from ``vibexp.core.content.changes.ChangeFeed``, which polls the database (every replica's writes,
 within a second) while at least one stream listens anywhere in the process.
 
@@ -83,7 +87,7 @@ from starlette.types import Scope as ASGIScope
 from vibexp.api.errors import error_response
 from vibexp.api.mcp.context import principal_of, runtime_of
 from vibexp.api.mcp.errors import protocol_errors
-from vibexp.core.access import Scope
+from vibexp.core.access import CredentialKind, Scope
 from vibexp.core.clock import utcnow
 from vibexp.core.content.changes import ACCOUNT_SUSPENDED, Change, ChangeKind
 from vibexp.core.keys.verifier import Principal
@@ -127,9 +131,13 @@ class _Stream:
         honored: SubscriptionFilter,
         expires_at: datetime | None = None,
         forget_key: Callable[[], None] | None = None,
+        *,
+        grant: bool = False,
     ) -> None:
         self.tenant_id = tenant_id
         self.key_id = key_id
+        #: Opened with an OAuth access token: ``key_id`` is the grant's id, ``expires_at`` the token's expiry.
+        self.grant = grant
         self.granted = granted
         self.expires_at = expires_at
         #: Drops the key from this process's verifier cache (``KeyVerifier.invalidate``).
@@ -156,9 +164,11 @@ class _Stream:
             if change.status == ACCOUNT_SUSPENDED:  # its keys are refused now (403 account_suspended)
                 self.end()
             return
-        if change.kind is ChangeKind.key:
+        if change.kind is (ChangeKind.grant if self.grant else ChangeKind.key):
             if change.object_id == self.key_id:
                 self._key_changed(change)
+            return
+        if change.kind in (ChangeKind.key, ChangeKind.grant):  # another credential's
             return
         if change.kind is ChangeKind.prompt:
             if self.honored.prompts_list_changed and Scope.prompts_read in self.granted:
@@ -179,7 +189,16 @@ class _Stream:
         return min(idle_seconds, (self.expires_at - utcnow()).total_seconds())
 
     def _key_changed(self, change: Change) -> None:
-        if change.deleted or change.status != _ACTIVE or change.orphaned:
+        # A credential refused from now on (revoked, deleted, its person gone; for a grant, its token replaced):
+        # the stream ends, and this process's cache forgets it, so the client's next request is refused too.
+        if (
+            change.deleted
+            or change.status != _ACTIVE
+            or change.orphaned
+            or (self.grant and change.expires_at != self.expires_at)
+        ):
+            if self._forget_key is not None:
+                self._forget_key()
             self.end()
             return
         if change.expires_at != self.expires_at:  # the wait is re-timed (the loop wakes with nothing to send)
@@ -201,6 +220,16 @@ class _Stream:
             Scope.artifacts_read in granted
         ):
             self.post(ResourcesListChanged())
+
+
+def _forget_key(runtime: Runtime, key_id: str) -> Callable[[], None]:
+    verifier = runtime.verifier
+    return lambda: verifier.invalidate(key_ids=(key_id,))
+
+
+def _forget_grant(runtime: Runtime, grant_id: str) -> Callable[[], None]:
+    grants = runtime.grants
+    return lambda: grants.invalidate(grant_ids=(grant_id,))
 
 
 def _honored(requested: SubscriptionFilter) -> SubscriptionFilter:
@@ -305,14 +334,11 @@ class Listeners:
         if self._open >= self.per_process:
             message = f"This server already has {self.per_process} open listen streams (the most allowed)"
             raise ListenerRefused(message, server_full=True)
-        verifier = runtime.verifier
+        grant = principal.credential is CredentialKind.grant
+        # An OAuth access token's stream: the grant's id is the key id, its cache the token verifier's.
+        forget = _forget_grant(runtime, key_id) if grant else _forget_key(runtime, key_id)
         stream = _Stream(
-            principal.tenant_id,
-            key_id,
-            principal.granted,
-            honored,
-            principal.expires_at,
-            forget_key=lambda: verifier.invalidate(key_ids=(key_id,)),
+            principal.tenant_id, key_id, principal.granted, honored, principal.expires_at, forget, grant=grant
         )
         unsubscribe = runtime.content_changes.subscribe(stream.hear)
         self._by_key[key_id] += 1

@@ -3,6 +3,9 @@
 - ``/.well-known/oauth-protected-resource/mcp/v1/connect`` (RFC 9728) and
   ``/.well-known/oauth-authorization-server/oauth`` (RFC 8414); the root well-known paths and those of
   ``/mcp/v1/common`` are not routes (404): a client with a configured key must not switch to OAuth.
+- ``/oauth/register`` (RFC 7591): ``VIBEXP_OAUTH_REGISTER_LIMIT`` attempts per client address and clock hour, counted
+  in the database like the accounts' hourly limit (``vibexp.core.ratelimit.limiter``), so the replicas together
+  admit no more; past it 429 ``too_many_requests`` with ``Retry-After``.
 - ``/oauth/register`` (RFC 7591), ``/oauth/token`` (RFC 6749 with PKCE, refresh rotation), ``/oauth/revoke``
   (RFC 7009): RFC JSON errors ``{"error", "error_description"}``, ``Cache-Control: no-store``.
 - ``/oauth/authorize``: the client and its redirect URI are checked before anything else, and a bad one gets a page
@@ -16,6 +19,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -33,12 +37,15 @@ from vibexp.api.middleware.client_address import client_address
 from vibexp.api.oauth import urls
 from vibexp.api.settings import ApiSettings
 from vibexp.core.access import ALL_SCOPES, Caller, Scope, resource_scopes
+from vibexp.core.db import session_scope
 from vibexp.core.oauth import usecases as oauth
 from vibexp.core.oauth.client_documents import ClientDocumentError, ClientDocuments, is_document_url
 from vibexp.core.oauth.errors import OAuthError
 from vibexp.core.oauth.models import ClientKind, OAuthClient
 from vibexp.core.oauth.schemas import ClientRegistration, IssuedTokens
 from vibexp.core.ratelimit.failures import FailureThrottle
+from vibexp.core.ratelimit.limiter import RateLimiter
+from vibexp.core.runtime import Runtime
 
 __all__ = ["install_oauth"]
 
@@ -49,6 +56,8 @@ _SCOPE_NAMES = [scope.value for scope in ALL_SCOPES]
 #: Longest value accepted for ``state``, ``scope``, ``code_challenge`` (a S256 challenge is 43 characters).
 _MAX_STATE = 2048
 _MAX_CHALLENGE = 128
+#: Addresses the registration throttle remembers per process (their counts are in the database).
+REGISTER_TRACKED = 10_000
 
 
 def _settings(request: Request) -> ApiSettings:
@@ -81,6 +90,12 @@ async def _find_client(request: Request, db: SessionDep, client_id: str, *, stor
     return await oauth.find_client(db, client_id, documents, store=store)
 
 
+def registration_subject(address: str) -> str:
+    """What the registration throttle counts an address under in ``rate_windows`` (36 characters, like a tenant
+    id; a digest, so the table holds no address)."""
+    return "dcr:" + hashlib.sha256(address.encode()).hexdigest()[:32]
+
+
 def _oauth_error(exc: OAuthError) -> JSONResponse:
     status = 401 if exc.error == "invalid_client" else exc.status
     return JSONResponse({"error": exc.error, "error_description": exc.description}, status, headers=_NO_STORE)
@@ -103,18 +118,24 @@ async def authorization_server(request: Request) -> JSONResponse:
 
 # -- registration, token, revocation --------------------------------------------------------------------------------
 @router.post("/oauth/register")
-async def register(request: Request, db: SessionDep) -> JSONResponse:
+async def register(request: Request) -> JSONResponse:
+    """The throttle first, then the unit of work: the limiter takes this process's SQLite writer turn of its own,
+    which a request's write unit (``SessionDep``) would already hold."""
     if not oauth.registration_open(_documents(request)):
         closed = "registration is closed: this server accepts only client metadata documents (client_id URLs)"
         return _oauth_error(OAuthError("invalid_client_metadata", closed, status=403))
-    throttle: FailureThrottle = request.app.state.oauth_register_throttle
+    # Every attempt counts, refused or not, on every replica together (the hourly limiter's table: zero overshoot).
+    limiter: RateLimiter = request.app.state.oauth_register_limiter
     address = client_address(request.scope) or "unknown"
-    wait = throttle.retry_after(address)
-    if wait:
-        refused = _oauth_error(OAuthError("too_many_requests", "too many registrations from this address", status=429))
-        refused.headers["Retry-After"] = str(wait)
+    decision = await limiter.hit(tenant_id=registration_subject(address), limit=_settings(request).oauth_register_limit)
+    if not decision.allowed:
+        message = (
+            f"too many registrations from this address: at most {decision.limit} an hour; "
+            f"retry in {decision.retry_after} s"
+        )
+        refused = _oauth_error(OAuthError("too_many_requests", message, status=429))
+        refused.headers["Retry-After"] = str(decision.retry_after)
         return refused
-    throttle.failed(address)  # every attempt counts, refused or not
     try:
         body = json.loads(await request.body())
     except (ValueError, UnicodeDecodeError):
@@ -123,7 +144,9 @@ async def register(request: Request, db: SessionDep) -> JSONResponse:
         registration = ClientRegistration.parse(body)
     except OAuthError as exc:
         return _oauth_error(exc)
-    client = await oauth.register(db, registration)
+    runtime: Runtime = request.app.state.runtime
+    async with session_scope(runtime.session_factory, write=True) as db:
+        client = await oauth.register(db, registration)
     answer = {
         "client_id": client.id,
         "client_id_issued_at": int(client.created_at.timestamp()),
@@ -302,7 +325,21 @@ def _client_error(auth: _Request, base: str) -> OAuthError | None:
     return None
 
 
-def _consent_page(request: Request, viewer: Viewer, auth: _Request, *, error: str | None = None) -> Response:
+#: The consent page's "Ask me before deleting or replacing anything" starts ticked: an application acting for a
+#: person should not delete or overwrite their work unasked unless they chose so (GitHub's and Stripe's consent
+#: screens likewise start from the cautious choice). It costs nothing with read-only permissions, and a client that
+#: cannot ask merely does not see the destructive tools; the person unticks it, or turns it off later.
+CONFIRM_BY_DEFAULT = True
+
+
+def _consent_page(
+    request: Request,
+    viewer: Viewer,
+    auth: _Request,
+    *,
+    error: str | None = None,
+    confirm_destructive: bool = CONFIRM_BY_DEFAULT,
+) -> Response:
     offered = set(oauth.allowed_scopes(viewer.caller))
     asked = set(Scope(s) for s in auth.scope.split() if s in _SCOPE_NAMES)
     if "read" in auth.scope.split() or "*" in auth.scope.split():
@@ -325,6 +362,7 @@ def _consent_page(request: Request, viewer: Viewer, auth: _Request, *, error: st
         "checked": preselected,
         "auth": auth,
         "error": error,
+        "confirm_destructive": confirm_destructive,
     }
     response = render(request, "oauth/consent.html", context, status=422 if error else 200)
     # The form's answer redirects to the client: the page's form-action must allow that origin too (Chromium
@@ -383,6 +421,7 @@ async def decide(
     resource: Annotated[str, Form(max_length=2048)] = "",
     requested_scope: Annotated[str, Form(max_length=2048)] = "",
     account: Annotated[str, Form(max_length=36)] = "",
+    confirm_destructive: Annotated[bool, Form()] = False,
 ) -> Response:
     """The person's answer on the consent page: everything is checked again (the form is the person's browser's,
     not ours), then ``allow`` redirects with a code, ``deny`` with ``access_denied``."""
@@ -422,18 +461,18 @@ async def decide(
             redirect_uri=auth.redirect_uri,
             code_challenge=auth.code_challenge,
             resource=auth.resource,
+            confirm_destructive=confirm_destructive,
         )
     except OAuthError as exc:
-        return _consent_page(request, viewer, auth, error=exc.description)
+        return _consent_page(request, viewer, auth, error=exc.description, confirm_destructive=confirm_destructive)
     return _redirect_to_client(request, auth, code=code)
 
 
 def install_oauth(app: FastAPI, settings: ApiSettings) -> None:
-    """The authorization server's routes, the per-address throttle of its one credential-less write, and this
-    process's client metadata document cache."""
-    app.state.oauth_register_throttle = FailureThrottle(
-        limit=settings.oauth_register_limit, window=settings.oauth_register_window
-    )
+    """The authorization server's routes, the per-address throttle of its one credential-less write (counted in
+    the database, across replicas), and this process's client metadata document cache."""
+    runtime: Runtime = app.state.runtime
+    app.state.oauth_register_limiter = RateLimiter(runtime.engine, max_tracked=REGISTER_TRACKED)
     app.state.oauth_fetch_throttle = FailureThrottle(
         limit=settings.oauth_register_limit, window=settings.oauth_register_window
     )

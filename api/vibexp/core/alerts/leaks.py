@@ -1,4 +1,6 @@
-"""Revoke keys whose plaintext turned up where it should not (``POST /api/v1/leaked-keys``, ``vibexp scan --revoke``).
+"""Revoke keys whose plaintext turned up where it should not (``POST /api/v1/leaked-keys``, ``vibexp scan --revoke``),
+and the connected apps (OAuth grants) whose tokens did (``revoke_leaked_grants``: audited ``oauth.revoked`` with
+``reason: leaked``; no alert, as an alert belongs to a key).
 
 Each key revoked here also opens a ``key_leaked`` alert (``vibexp.core.alerts.service.raise_alert``), in the same
 transaction: the tenant's webhook and dashboard learn of the leak as of any other alert. It lives with the alerts,
@@ -18,8 +20,10 @@ from vibexp.core.alerts.service import raise_alert
 from vibexp.core.keys.models import ApiKey, KeyStatus
 from vibexp.core.keys.service import revoke_once
 from vibexp.core.keys.tokens import hash_key
+from vibexp.core.oauth import service as oauth
+from vibexp.core.oauth.models import OAuthGrant
 
-__all__ = ["revoke_leaked"]
+__all__ = ["revoke_leaked", "revoke_leaked_grants"]
 
 
 async def revoke_leaked(
@@ -50,3 +54,11 @@ async def revoke_leaked(
             session, tenant_id=key.tenant_id, key_id=key.id, kind=AlertKind.key_leaked, details=alert_details
         )
     return revoked
+
+
+async def revoke_leaked_grants(
+    session: AsyncSession, *, plaintexts: Iterable[str], actor: Actor, details: dict[str, object] | None = None
+) -> list[OAuthGrant]:
+    """Revoke the connected app of every leaked OAuth token (or still-usable code) among ``plaintexts``; flushes
+    only. Keys and unknown tokens are ignored."""
+    return await oauth.revoke_leaked(session, plaintexts=plaintexts, actor=actor, details=details)

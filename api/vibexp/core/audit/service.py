@@ -62,6 +62,7 @@ ACTIONS = frozenset(
         "oauth.client_registered",
         "oauth.granted",
         "oauth.revoked",
+        "oauth.updated",
     }
 )
 

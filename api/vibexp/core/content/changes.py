@@ -1,4 +1,5 @@
-"""The content change feed: every process learns, within a second, which prompts, artifacts and keys changed.
+"""The content change feed: every process learns, within a second, which prompts, artifacts, keys and OAuth grants
+changed.
 
 A prompt or artifact is written by many hands (REST, the dashboard, MCP tools, an import, the operator, another
 replica), and the MCP listen streams (``vibexp.api.mcp.live``) must hear of each change wherever it was made. This
@@ -13,6 +14,9 @@ Each poll reads:
 * API keys whose ``updated_at`` is recent (scopes, status, expiry, and their owner's role: a role change or a
   removal bumps the person's keys, ``vibexp.core.members.service``), so a listener can re-check what its key may
   read. The owner's role comes in the same query (joined), as the key verifier reads it: no query per change;
+* OAuth grants whose ``updated_at`` is recent (revocation, a new token pair, ``confirm_destructive``: each bumps it,
+  ``vibexp.core.oauth.service``), with the person's role now (joined), so a stream opened with a grant's access
+  token ends when the grant is revoked, its person leaves, or the token is replaced;
 * accounts whose ``updated_at`` is recent, with whether they are suspended (a suspended account's keys are refused,
   so its listeners stop). An account's rows are never deleted by VibeXP (a deleted ``VibeXPTenant`` suspends it);
   a row deleted by hand takes its keys and its audit trail with it (cascade) and leaves nothing this feed can see.
@@ -42,11 +46,22 @@ from vibexp.core.audit.models import AuditEvent
 from vibexp.core.clock import utcnow
 from vibexp.core.content.models import Artifact, Prompt
 from vibexp.core.keys.models import ApiKey
+from vibexp.core.oauth.models import OAuthGrant
 from vibexp.core.tasks import PeriodicTask
 from vibexp.core.tenants.models import Tenant
 from vibexp.core.users.models import Membership
 
-__all__ = ["ACCOUNT_ACTIVE", "ACCOUNT_SUSPENDED", "POLL_OVERLAP", "Change", "ChangeFeed", "ChangeKind", "Subscriber"]
+__all__ = [
+    "ACCOUNT_ACTIVE",
+    "ACCOUNT_SUSPENDED",
+    "GRANT_ACTIVE",
+    "GRANT_REVOKED",
+    "POLL_OVERLAP",
+    "Change",
+    "ChangeFeed",
+    "ChangeKind",
+    "Subscriber",
+]
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +70,16 @@ POLL_OVERLAP = timedelta(seconds=5)
 #: An account change's ``status``.
 ACCOUNT_SUSPENDED = "suspended"
 ACCOUNT_ACTIVE = "active"
+#: A grant change's ``status``.
+GRANT_ACTIVE = "active"
+GRANT_REVOKED = "revoked"
 
 
 class ChangeKind(StrEnum):
     prompt = "prompt"
     artifact = "artifact"
     key = "key"
+    grant = "grant"
     account = "account"
 
 
@@ -71,7 +90,8 @@ class Change:
     (an account change's ``object_id`` is the account's id, its ``status`` ``suspended`` or ``active``). A key change
     carries the key's ``scopes``, ``status`` and ``expires_at`` as stored, its owner (``owner_user_id``, ``None``
     for a service key) and the owner's ``role`` in the account now (``None`` when the owner is no longer a member);
-    ``deleted`` when the object is gone."""
+    ``deleted`` when the object is gone. A grant change likewise: its scopes, ``status`` (``active`` or
+    ``revoked``), its person and their role, and its current access token's expiry as ``expires_at``."""
 
     kind: ChangeKind
     tenant_id: str
@@ -95,7 +115,9 @@ class Change:
         ceiling (a service key's are unbounded); nothing for an orphaned key."""
         if self.orphaned:
             return frozenset()
-        return access.expand(list(self.scopes)) & access.ceiling(self.role)
+        # A grant's scopes, as the token verifier computes them: within the person's key ceiling.
+        within = access.key_ceiling if self.kind is ChangeKind.grant else access.ceiling
+        return access.expand(list(self.scopes)) & within(self.role)
 
 
 Subscriber = Callable[[Change], None]
@@ -207,6 +229,35 @@ class ChangeFeed:
                     expires_at=expires_at,
                 )
                 found.append((("k", object_id, at.isoformat()), at, change))
+            grants = await session.execute(
+                select(
+                    OAuthGrant.id,
+                    OAuthGrant.tenant_id,
+                    OAuthGrant.scopes,
+                    OAuthGrant.revoked_at,
+                    OAuthGrant.access_expires_at,
+                    OAuthGrant.user_id,
+                    Membership.role,
+                    OAuthGrant.updated_at,
+                )
+                .outerjoin(
+                    Membership,
+                    (Membership.tenant_id == OAuthGrant.tenant_id) & (Membership.user_id == OAuthGrant.user_id),
+                )
+                .where(OAuthGrant.updated_at >= since)
+            )
+            for object_id, tenant_id, scopes, revoked_at, expires_at, owner, role, at in grants:
+                change = Change(
+                    ChangeKind.grant,
+                    tenant_id,
+                    object_id,
+                    scopes=tuple(scopes),
+                    status=GRANT_ACTIVE if revoked_at is None else GRANT_REVOKED,
+                    owner_user_id=owner,
+                    role=role,
+                    expires_at=expires_at,
+                )
+                found.append((("g", object_id, at.isoformat()), at, change))
             accounts = await session.execute(
                 select(Tenant.id, Tenant.suspended, Tenant.updated_at).where(Tenant.updated_at >= since)
             )

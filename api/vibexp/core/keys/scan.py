@@ -1,4 +1,9 @@
-"""Find VibeXP API keys in files, directory trees and (``git=True``) a repository's whole history.
+"""Find VibeXP API keys and OAuth secrets in files, directory trees and (``git=True``) a repository's whole history.
+
+OAuth secrets are ``vibo_`` access tokens, ``vibr_`` refresh tokens and ``vibc_`` authorization codes (prefix and 64
+hex characters, ``vibexp.core.oauth.tokens``: the prefixes are spelled here, as the keys layer imports no upper
+domain). They carry no checksum: the prefix and the exact length are distinctive enough. ``vibexp scan --revoke``
+(and a report to ``POST /api/v1/leaked-keys``) revokes the connected app a token or a still-unused code belongs to.
 
 Pure and framework-free: it returns :class:`Finding` objects whose ``key`` is the whole secret (kept so that
 ``vibexp scan --revoke`` can hash it) but whose ``repr`` and :meth:`Finding.line_text` show only the display prefix.
@@ -29,10 +34,17 @@ from pathlib import Path
 from vibexp.core.errors import VibeXPError
 from vibexp.core.keys.tokens import KEY_PREFIX, KEY_TOKEN_LENGTH, display_prefix, has_valid_checksum
 
-__all__ = ["Finding", "ScanError", "ScanStats", "printable", "scan_git", "scan_paths"]
+__all__ = ["SECRET_KINDS", "Finding", "ScanError", "ScanStats", "printable", "scan_git", "scan_paths"]
 
-#: A key not glued to other identifier characters (``xvib_…`` or 65 hex characters is not a key).
-KEY_RE = re.compile(rf"(?<![0-9A-Za-z_]){re.escape(KEY_PREFIX)}[0-9a-f]{{{KEY_TOKEN_LENGTH}}}(?![0-9A-Za-z_])")
+#: What each secret's prefix makes it (``vib_``: an API key; the others: ``vibexp.core.oauth.tokens``).
+SECRET_KINDS = {
+    KEY_PREFIX: "API key",
+    "vibo_": "OAuth access token",
+    "vibr_": "OAuth refresh token",
+    "vibc_": "OAuth authorization code",
+}
+#: A key or OAuth secret not glued to other identifier characters (``xvib_…`` or 65 hex characters is none).
+KEY_RE = re.compile(rf"(?<![0-9A-Za-z_])vib[ocr]?_[0-9a-f]{{{KEY_TOKEN_LENGTH}}}(?![0-9A-Za-z_])")
 _BINARY_SNIFF = 8192
 #: Commits per ``git grep`` call: keeps the command line far below every OS's argument limit.
 _REVS_PER_GREP = 200
@@ -76,15 +88,27 @@ class Finding:
         return f"Finding({self.location!r}, {self.line}, {self.prefix!r})"
 
     @property
+    def kind(self) -> str:
+        """``API key``, ``OAuth access token``, ``OAuth refresh token`` or ``OAuth authorization code``."""
+        return SECRET_KINDS[self.key[: self.key.index("_") + 1]]
+
+    @property
+    def is_key(self) -> bool:
+        return self.key.startswith(KEY_PREFIX)
+
+    @property
     def prefix(self) -> str:
-        return display_prefix(self.key)
+        """The prefix and the first 8 hex characters: enough to recognise the secret, useless to an attacker."""
+        return display_prefix(self.key) if self.is_key else self.key[: self.key.index("_") + 9]
 
     @property
     def checksum_ok(self) -> bool:
-        return has_valid_checksum(self.key)
+        return has_valid_checksum(self.key) if self.is_key else True  # OAuth secrets carry no checksum
 
     def line_text(self) -> str:
         note = "" if self.checksum_ok else " (no valid checksum: a key made before checksums?)"
+        if not self.is_key:
+            note = f" ({self.kind})"
         return f"{printable(self.location)}:{self.line}: {self.prefix}…{note}"
 
 
@@ -123,7 +147,7 @@ def _scan_text(data: bytes, location: str, *, first_line: int = 1) -> list[Findi
     text = data.decode(encoding, errors="replace")
     found: list[Finding] = []
     for number, line in enumerate(text.splitlines(), start=first_line):
-        if KEY_PREFIX in line:
+        if "vib" in line:
             found.extend(Finding(location, number, m.group()) for m in KEY_RE.finditer(line))
     return found
 
@@ -199,7 +223,7 @@ def _git_bytes(repo: Path, *args: str, stdin: bytes | None = None) -> bytes:
 def _grep_history(root: Path, revs: list[str]) -> list[Finding]:
     """Keys in the text blobs of every commit: ``git grep`` (``-z``: a path may hold ``:``)."""
     found: list[Finding] = []
-    pattern = rf"(^|[^0-9A-Za-z_]){KEY_PREFIX}[0-9a-f]{{{KEY_TOKEN_LENGTH}}}([^0-9A-Za-z_]|$)"
+    pattern = rf"(^|[^0-9A-Za-z_])vib[ocr]?_[0-9a-f]{{{KEY_TOKEN_LENGTH}}}([^0-9A-Za-z_]|$)"
     for start in range(0, len(revs), _REVS_PER_GREP):
         batch = revs[start : start + _REVS_PER_GREP]
         result = _git(root, "grep", "-z", "-I", "-n", "--no-color", "-E", pattern, *batch, "--")

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, String
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vibexp.core.clock import utcnow
@@ -54,8 +54,12 @@ class OAuthGrant(Base):
     client_id: Mapped[str] = mapped_column(ForeignKey("oauth_clients.id", ondelete="CASCADE"), index=True)
     #: Concrete scope names (``vibexp.core.access.Scope`` values) the person ticked.
     scopes: Mapped[list[str]] = mapped_column(JSON)
+    #: Destructive MCP tools ask the person first (as ``ApiKey.confirm_destructive``): ticked on the consent page,
+    #: changed in Settings → Connected apps or ``PATCH /api/v1/oauth/grants/{id}``.
+    confirm_destructive: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    #: Bumped on every change that affects authentication (tokens issued, revocation), watched by other processes.
+    #: Bumped on every change that affects authentication (tokens issued, revocation, ``confirm_destructive``), watched
+    #: by other processes (the token verifier's poll, the MCP change feed).
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     #: Why it was revoked (``client``, ``code_reused``, ``refresh_reused``, ...).

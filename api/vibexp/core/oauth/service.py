@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -56,8 +56,10 @@ __all__ = [
     "refresh",
     "register_client",
     "revoke_grant",
+    "revoke_leaked",
     "revoke_person_grants",
     "revoke_token",
+    "set_confirm_destructive",
     "store_document_client",
 ]
 
@@ -164,8 +166,10 @@ async def issue_code(
     code_challenge: str,
     resource: str,
     actor: Actor,
+    confirm_destructive: bool = False,
 ) -> str:
-    """The person allowed ``client`` ``scopes``: a new grant (no tokens yet) and its authorization code."""
+    """The person allowed ``client`` ``scopes`` (``confirm_destructive``: its destructive MCP tools ask them first):
+    a new grant (no tokens yet) and its authorization code."""
     now = utcnow()
     first = (
         await session.scalar(
@@ -174,7 +178,13 @@ async def issue_code(
         is None
     )
     grant = OAuthGrant(
-        tenant_id=tenant_id, user_id=user_id, client_id=client.id, scopes=scopes, created_at=now, updated_at=now
+        tenant_id=tenant_id,
+        user_id=user_id,
+        client_id=client.id,
+        scopes=scopes,
+        confirm_destructive=confirm_destructive,
+        created_at=now,
+        updated_at=now,
     )
     session.add(grant)
     await session.flush()
@@ -202,14 +212,20 @@ async def issue_code(
             target=client_target,
             details=details,
         )
-    details = {"client_id": client.id, "client_name": client.name, "client_kind": client.kind, "scopes": scopes}
+    granted: dict[str, object] = {
+        "client_id": client.id,
+        "client_name": client.name,
+        "client_kind": client.kind,
+        "scopes": scopes,
+        "confirm_destructive": confirm_destructive,
+    }
     await record(
         session,
         tenant_id=tenant_id,
         action="oauth.granted",
         actor=actor,
         target=Target("oauth_grant", grant.id, client.name),
-        details=details,
+        details=granted,
     )
     await session.flush()
     return code
@@ -253,8 +269,7 @@ async def revoke_grant(
     actor: Actor,
     details: dict[str, object] | None = None,
 ) -> None:
-    """Revoke the grant (audited ``oauth.revoked`` with ``reason`` and ``details``); a revoked grant stays as it
-    was."""
+    """Revoke the grant (audited ``oauth.revoked`` with ``reason`` and ``details``); a revoked one is left as is."""
     if grant.revoked_at is not None:
         return
     now = utcnow()
@@ -272,6 +287,58 @@ async def revoke_grant(
         details={**(details or {}), "reason": reason, "client_id": grant.client_id},
     )
     await session.flush()
+
+
+async def set_confirm_destructive(session: AsyncSession, grant: OAuthGrant, *, confirm: bool, actor: Actor) -> bool:
+    """Turn the grant's ``confirm_destructive`` on or off (audited ``oauth.updated`` with the previous value; every
+    verifier re-reads the grant, as on a revocation); whether anything changed (nothing is recorded when not)."""
+    if grant.confirm_destructive == confirm:
+        return False
+    previous = grant.confirm_destructive
+    grant.confirm_destructive = confirm
+    _changed(session, grant, utcnow())
+    client = await session.get(OAuthClient, grant.client_id)
+    await record(
+        session,
+        tenant_id=grant.tenant_id,
+        action="oauth.updated",
+        actor=actor,
+        target=Target("oauth_grant", grant.id, client.name if client else grant.client_id),
+        details={"confirm_destructive": confirm, "previous": {"confirm_destructive": previous}},
+    )
+    await session.flush()
+    return True
+
+
+async def revoke_leaked(
+    session: AsyncSession, *, plaintexts: Iterable[str], actor: Actor, details: dict[str, object] | None = None
+) -> list[OAuthGrant]:
+    """Revoke the live grant of each leaked access or refresh token, and of each authorization code that could
+    still be exchanged (unused, unexpired), among ``plaintexts`` (anything else is ignored); each audited
+    ``oauth.revoked`` with ``reason: leaked`` and ``details`` (where it was found, blanks left out). The grants
+    revoked, each once."""
+    digests = {hash_secret(text) for text in plaintexts}
+    if not digests:
+        return []
+    now = utcnow()
+    by_code = select(OAuthCode.grant_id).where(
+        OAuthCode.code_hash.in_(digests), OAuthCode.used_at.is_(None), OAuthCode.expires_at > now
+    )
+    grants = await session.scalars(
+        select(OAuthGrant)
+        .where(
+            OAuthGrant.revoked_at.is_(None),
+            OAuthGrant.access_hash.in_(digests) | OAuthGrant.refresh_hash.in_(digests) | OAuthGrant.id.in_(by_code),
+        )
+        .order_by(OAuthGrant.id)
+        .with_for_update()
+    )
+    where = {name: value for name, value in (details or {}).items() if value is not None}
+    revoked = []
+    for grant in list(grants):
+        await revoke_grant(session, grant, reason="leaked", actor=actor, details=where)
+        revoked.append(grant)
+    return revoked
 
 
 _BAD_CODE = "The authorization code is invalid, expired or already used"

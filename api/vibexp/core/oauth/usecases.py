@@ -45,6 +45,7 @@ __all__ = [
     "registration_open",
     "revoke",
     "revoke_grant",
+    "update_grant",
 ]
 
 #: Who the audit trail names for what a client does with nothing but its tokens (a reuse, a revocation).
@@ -103,9 +104,11 @@ async def consent(
     redirect_uri: str,
     code_challenge: str,
     resource: str,
+    confirm_destructive: bool = False,
 ) -> str:
-    """The signed-in person allowed ``client`` ``scopes``: the authorization code (its grant and audit events are
-    added to ``session``). A scope beyond the person's role is ``InsufficientScope``."""
+    """The signed-in person allowed ``client`` ``scopes`` (``confirm_destructive``: its destructive MCP tools ask
+    first): the authorization code (its grant and audit events are added to ``session``). A scope beyond the
+    person's role is ``InsufficientScope``."""
     if caller.credential is not CredentialKind.dashboard_session or caller.person is None:
         raise InsufficientScope(Scope.keys_write)  # only a signed-in person consents, never a key or a token
     offered = set(allowed_scopes(caller))
@@ -131,6 +134,7 @@ async def consent(
         code_challenge=code_challenge,
         resource=resource,
         actor=caller.actor,
+        confirm_destructive=confirm_destructive,
     )
 
 
@@ -225,4 +229,19 @@ async def revoke_grant(session: AsyncSession, *, caller: Caller, grant_id: str) 
     if view.grant.revoked_at is not None:
         raise Conflict("This connected app was already revoked", code="grant_revoked")
     await service.revoke_grant(session, view.grant, reason="revoked", actor=caller.actor)
+    return view
+
+
+@requires(Scope.keys_write)
+async def update_grant(
+    session: AsyncSession, *, caller: Caller, grant_id: str, confirm_destructive: bool | None = None
+) -> GrantView:
+    """Change a connected app's ``confirm_destructive`` (``None``: unchanged), with revocation's rules: another
+    person's grant (for a member or viewer) is ``NotFound``, a revoked one ``Conflict`` (``grant_revoked``). A
+    change is audited ``oauth.updated`` and reaches every replica's token cache within the verifier's poll."""
+    view = await _visible_grant(session, caller, grant_id, lock=True)
+    if view.grant.revoked_at is not None:
+        raise Conflict("This connected app was revoked: it cannot be changed", code="grant_revoked")
+    if confirm_destructive is not None:
+        await service.set_confirm_destructive(session, view.grant, confirm=confirm_destructive, actor=caller.actor)
     return view

@@ -56,8 +56,14 @@ class _TenantWindow:
 
 
 class RateLimiter:
-    def __init__(self, engine: AsyncEngine) -> None:
+    """``hit`` counts one request of a subject (a tenant; any other string of at most 36 characters, such as the
+    OAuth registration throttle's address digest, shares the table without meeting one). ``max_tracked`` bounds the
+    subjects this process remembers (oldest forgotten first: a forgotten lease stays counted as used, so forgetting
+    can refuse a little early, never admit too much)."""
+
+    def __init__(self, engine: AsyncEngine, *, max_tracked: int | None = None) -> None:
         self._engine = engine
+        self._max_tracked = max_tracked
         self._windows: dict[str, _TenantWindow] = {}
         insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         self._insert = insert
@@ -68,6 +74,9 @@ class RateLimiter:
         window_start = int(now) // WINDOW_SECONDS * WINDOW_SECONDS
         state = self._windows.get(tenant_id)
         if state is None or state.window_start != window_start:
+            if state is None and self._max_tracked is not None:
+                while len(self._windows) >= self._max_tracked:
+                    self._windows.pop(next(iter(self._windows)))
             state = self._windows[tenant_id] = _TenantWindow(window_start=window_start)
         if state.lease_left <= 0:
             async with state.lock:

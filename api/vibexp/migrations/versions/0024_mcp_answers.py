@@ -1,7 +1,7 @@
 """mcp answers: a handshake-era client's answer to a confirmation, relayed to the replica whose call is waiting
 
 Revision ID: 0024_mcp_answers
-Revises: 0022_grant_usage
+Revises: 0023_grant_confirm
 Create Date: 2026-12-07 12:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0024_mcp_answers"
-down_revision: str | None = "0022_grant_usage"
+down_revision: str | None = "0023_grant_confirm"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

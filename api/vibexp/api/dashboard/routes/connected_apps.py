@@ -1,6 +1,7 @@
 """Settings → Connected apps: the OAuth grants people gave tools (Claude, VS Code, Cursor …) through the consent
 page — client, "unverified" for a registered client, redirect host, owner (for admins), scopes, created, last used,
-requests — and Revoke, confirmed in the browser (``data-confirm``), POST with the CSRF token.
+requests, whether it asks before deleting (``confirm_destructive``, toggled in place) — and Revoke, confirmed in the
+browser (``data-confirm``); each a POST with the CSRF token, then a redirect back (PRG).
 
 Everything goes through ``vibexp.core.oauth.usecases`` with the signed-in viewer's ``Caller``: a grant is a
 credential like a personal key, so the page needs ``keys:read`` and revoking ``keys:write`` (every role's ceiling
@@ -9,9 +10,9 @@ holds both); members and viewers see and revoke their own grants only, admins an
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
 from vibexp.api.dashboard.deps import CsrfChecked, CurrentViewer
@@ -37,6 +38,11 @@ OWNER_FILTERS: dict[str, str] = {"me": "Mine", "all": "Everyone's"}
 #: Connected apps a page shows ("Older connected apps" follows the cursor).
 PAGE_SIZE = DEFAULT_PAGE_SIZE
 REVOKED_NOTICE = "Connected app revoked: its tokens stop working within a second, on every server."
+#: After the "Before deleting" toggle (``?confirm=on`` / ``off``).
+CONFIRM_NOTICES = {
+    "on": "The app now asks you before it deletes or replaces anything (within a second, on every server).",
+    "off": "The app no longer asks before it deletes or replaces anything.",
+}
 
 
 def _connect_url(request: Request) -> str:
@@ -78,7 +84,11 @@ async def connected_apps_page(
         "manages": manages,
         "me": viewer.user.id,
         "connect_url": _connect_url(request),
-        "notice": REVOKED_NOTICE if request.query_params.get("revoked") == "1" else None,
+        "notice": (
+            REVOKED_NOTICE
+            if request.query_params.get("revoked") == "1"
+            else CONFIRM_NOTICES.get(request.query_params.get("confirm", ""))
+        ),
     }
     return render(request, TEMPLATE, context)
 
@@ -92,3 +102,23 @@ async def revoke(request: Request, grant_id: str, db: SessionDep, viewer: Curren
     except Conflict:
         return redirect(request, PAGE + "?status=revoked")
     return redirect(request, PAGE + "?revoked=1")
+
+
+@router.post(PAGE + "/{grant_id}/confirm", dependencies=[CsrfChecked])
+async def set_confirm(
+    request: Request,
+    grant_id: str,
+    db: SessionDep,
+    viewer: CurrentViewer,
+    confirm_destructive: Annotated[str, Form(max_length=5)] = "",
+) -> Response:
+    """Turn "ask before deleting" on (``true``) or off (``false``); anything else is the 422 page, another person's
+    grant (for a member) the 404 page, a revoked one the list of revoked apps."""
+    if confirm_destructive not in ("true", "false"):
+        raise InvalidInput("Choose whether the app asks first: true or false.")
+    wanted = confirm_destructive == "true"
+    try:
+        await oauth.update_grant(db, caller=viewer.caller, grant_id=grant_id, confirm_destructive=wanted)
+    except Conflict:
+        return redirect(request, PAGE + "?status=revoked")
+    return redirect(request, PAGE + ("?confirm=on" if wanted else "?confirm=off"))
