@@ -5,6 +5,7 @@ each step over real HTTP:
   be asked loses, then regains, the destructive tools);
 - ``/oauth/register`` holds its per-address limit across the replicas together (zero overshoot), with RFC-style
   JSON 429 and ``Retry-After``; another address is unaffected;
+- a role change of the grant's person reaches its open stream on the other replica (``tools/list_changed``);
 - streams opened with an access token (``subscriptions/listen`` and the handshake era's GET stream on
   ``/mcp/v1/connect``) end within 1 s of the grant's revocation on the other replica, and at the token's expiry;
 - no token reaches either server's log, wherever a client put it.
@@ -28,9 +29,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from test_mcp_legacy_stream import get_stream
 
+from helpers.factories import make_account
 from helpers.fixtures import start_servers
 from helpers.servers import LiveServer
-from oauth.flow import Flow, new_flow
+from oauth.flow import Flow, new_flow, person_flow
 from vibexp.api.mcp.confirm import CONFIRMED_TOOLS
 from vibexp.core.access import Role
 from vibexp.core.clock import utcnow
@@ -161,6 +163,30 @@ async def test_a_listen_stream_ends_on_revocation_on_the_other_replica(
             assert [event async for event in heard] == []
         assert time.monotonic() - started < DEADLINE + 0.5
     assert await _tool_names(browser, listening, tokens["access_token"]) is None
+
+
+async def test_a_role_change_tells_a_grants_stream_on_the_other_replica(
+    replicas: tuple[LiveServer, LiveServer], browser: httpx.AsyncClient, db: async_sessionmaker[AsyncSession]
+) -> None:
+    """The person's demotion narrows what their connected app may do: its open stream on the other replica hears
+    ``tools/list_changed`` within 1 s, and the list it then reads has no write tool; the stream stays open."""
+    account = await make_account(db)
+    alice = await person_flow(browser, db, tenant_id=account.tenant.id, base=replicas[0].url, role=Role.member)
+    tokens = await alice.tokens(scopes=WRITES)
+    listening = replicas[1].url + CONNECT
+    async with connect(listening, tokens["access_token"]) as client, client.listen(tools_list_changed=True) as heard:
+        await asyncio.sleep(0.3)  # the stream is open and subscribed to the feed
+        demoted = await browser.patch(
+            f"/api/v1/members/{alice.person.user_id}", json={"role": Role.viewer.value}, headers=account.headers
+        )
+        assert demoted.status_code == 200, demoted.text
+        started = time.monotonic()
+        async with asyncio.timeout(DEADLINE + 0.5):
+            event = await anext(aiter(heard))
+        assert time.monotonic() - started < DEADLINE + 0.5
+        assert "tools" in repr(event).lower(), event
+    names = await _tool_names(browser, listening, tokens["access_token"])
+    assert names is not None and "save_memory" not in names and "list_memories" in names, names
 
 
 async def test_a_get_stream_ends_on_revocation_and_another_grants_goes_on(

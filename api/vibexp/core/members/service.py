@@ -35,6 +35,7 @@ from vibexp.core.keys.models import ApiKey, KeyStatus
 from vibexp.core.members.models import Invitation
 from vibexp.core.notices import Notice, note
 from vibexp.core.oauth import service as oauth
+from vibexp.core.oauth.models import OAuthGrant
 from vibexp.core.tenants.models import Tenant
 from vibexp.core.users.models import Membership, User
 from vibexp.core.users.service import join, lock_member
@@ -151,7 +152,8 @@ async def _owners(session: AsyncSession, tenant_id: str) -> int:
 
 
 async def _touch_keys(session: AsyncSession, *, tenant_id: str, user_id: str) -> None:
-    """Bump the person's keys' ``updated_at``: every verifier re-reads them (and the owner's role) within 0.25 s."""
+    """Bump the person's keys' and live grants' ``updated_at``: every verifier re-reads them (and the owner's role)
+    within 0.25 s."""
     now = utcnow()
     ids = list(
         await session.scalars(
@@ -164,6 +166,19 @@ async def _touch_keys(session: AsyncSession, *, tenant_id: str, user_id: str) ->
     )
     for key_id in ids:
         note(session, Notice.KEY_CHANGED, key_id)
+    # Their live connected apps too: the change feed follows grants by ``updated_at``, so an open MCP stream of a
+    # grant learns its new scopes (``tools/list_changed``) as a key's does.
+    grant_ids = list(
+        await session.scalars(
+            update(OAuthGrant)
+            .where(OAuthGrant.tenant_id == tenant_id, OAuthGrant.user_id == user_id, OAuthGrant.revoked_at.is_(None))
+            .values(updated_at=now)
+            .returning(OAuthGrant.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    for grant_id in grant_ids:
+        note(session, Notice.GRANT_CHANGED, grant_id)
     note(session, Notice.MEMBER_CHANGED, user_id)  # the OAuth token cache drops the person's grants at commit
 
 
