@@ -26,8 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helpers.factories import Account
 from helpers.servers import REPO, LiveServer
+from oauth.flow import person_flow
 from vibexp.api.mcp.confirm import CONFIRMED_TOOLS
 from vibexp.api.mcp.handshake import QUESTION_ID_PREFIX
+from vibexp.core.access import Role
 from vibexp.core.relayed_answers import RelayedAnswer
 
 CLIENTS = REPO / "tests" / "clients"
@@ -123,6 +125,27 @@ async def test_a_typescript_client_without_elicitation_does_not_see_the_tools(
     result = _one(records, "result")["result"]
     assert result["content"][0]["text"].startswith("confirmation_unavailable:"), result
     assert await _memory_status(rest, account, memory_id) == 200
+
+
+@pytest.mark.clients
+async def test_a_connected_app_in_the_typescript_client_is_asked_too(
+    server: LiveServer, db: async_sessionmaker[AsyncSession], account: Account, rest: httpx.AsyncClient
+) -> None:
+    """The same client on ``/mcp/v1/connect`` with an OAuth access token whose grant asks first (the consent
+    page's box): asked, declining keeps the memory, accepting deletes it."""
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as browser:
+        flow = await person_flow(browser, db, tenant_id=account.tenant.id, base=server.url, role=Role.member)
+        tokens = await flow.tokens(scopes=["memories:read", "memories:write"], confirm_destructive=True)
+    memory_id = await _memory(rest, account, "keeps a diary")
+    connect_url, token = server.url + "/mcp/v1/connect", tokens["access_token"]
+    declined = await run_client(connect_url, token, "decline", "delete_memory", {"id": memory_id})
+    assert _one(declined, "asked")["message"].startswith(f"Delete the memory {memory_id}"), declined
+    assert _one(declined, "result")["result"]["isError"] is True
+    assert await _memory_status(rest, account, memory_id) == 200
+    accepted = await run_client(connect_url, token, "accept", "delete_memory", {"id": memory_id})
+    _one(accepted, "asked")
+    assert not _one(accepted, "result")["result"].get("isError"), accepted
+    assert await _memory_status(rest, account, memory_id) == 404
 
 
 # -- by hand, over raw HTTP -----------------------------------------------------------------------------------------
