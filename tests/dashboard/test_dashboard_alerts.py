@@ -293,3 +293,23 @@ async def test_an_alert_of_a_revoked_key_stays_open_and_says_so(
     assert badge(html) == 2  # still open: acknowledging is the person's
     # High severity first.
     assert html.index('data-kind="retired_key_used"') < html.index('data-kind="after_hours"')
+
+
+@pytest.mark.parametrize(
+    ("kind", "details", "expected"),
+    [
+        (
+            AlertKind.new_country,
+            {"country": "FR", "client_ip": "192.0.2.7"},
+            "Used from France (FR), new for this connected app (address 192.0.2.7)",
+        ),
+        (
+            AlertKind.new_network,
+            {"network": "198.51.100.0/24", "auto_revoked": True},
+            "Used from network 198.51.100.0/24, new for this connected app; the connected app was revoked "
+            "automatically",
+        ),
+    ],
+)
+def test_a_connected_apps_alert_reads_as_the_apps(kind: AlertKind, details: dict[str, object], expected: str) -> None:
+    assert summary(Alert(kind=kind.value, details=details, grant_id="00000000-0000-4000-8000-00000000a11e")) == expected

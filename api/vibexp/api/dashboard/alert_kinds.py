@@ -140,4 +140,6 @@ def summary(alert: Alert) -> str:
     text = describe(alert.kind).summarise(alert.details or {})
     if (alert.details or {}).get("auto_revoked") and "revoked" not in text:
         text += "; the key was revoked automatically"
+    if alert.grant_id is not None:  # the summaries speak of "the key"; a connected app's alert names what it is
+        text = text.replace("this key", "this connected app").replace("the key was", "the connected app was")
     return text
