@@ -131,3 +131,12 @@ async def test_a_reported_oauth_token_revokes_its_connected_app(
     }
     assert event["actor"]["name"] == "leaked-key report"
     assert tokens["refresh_token"] not in events.text
+    # The account hears of it as of a leaked key: a key_leaked alert on the grant, naming its person.
+    alerts = await client.get("/api/v1/alerts", headers=account.headers, params={"kind": "key_leaked"})
+    [alert] = alerts.json()["items"]
+    assert alert["grant_id"] == grant["id"] and alert["key_id"] is None, alert
+    assert alert["credential"] == {"kind": "grant", "id": grant["id"]}, alert
+    assert (
+        alert["details"]["url"] == "https://gist.github.com/x/2" and alert["owner"]["user_id"] == alice.person.user_id
+    )
+    assert tokens["refresh_token"] not in alerts.text

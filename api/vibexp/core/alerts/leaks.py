@@ -1,8 +1,8 @@
 """Revoke keys whose plaintext turned up where it should not (``POST /api/v1/leaked-keys``, ``vibexp scan --revoke``),
 and the connected apps (OAuth grants) whose tokens did (``revoke_leaked_grants``: audited ``oauth.revoked`` with
-``reason: leaked``; no alert, as an alert belongs to a key).
+``reason: leaked``).
 
-Each key revoked here also opens a ``key_leaked`` alert (``vibexp.core.alerts.service.raise_alert``), in the same
+Each key or grant revoked here also opens a ``key_leaked`` alert (on the grant for a grant's token) (``vibexp.core.alerts.service.raise_alert``), in the same
 transaction: the tenant's webhook and dashboard learn of the leak as of any other alert. It lives with the alerts,
 above the keys it revokes (``vibexp.core.keys.service.revoke_once``): the keys never import the alerts.
 """
@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vibexp.core.access import Actor
+from vibexp.core.access import Actor, CredentialKind
 from vibexp.core.alerts.models import AlertKind
 from vibexp.core.alerts.service import raise_alert
 from vibexp.core.keys.models import ApiKey, KeyStatus
@@ -45,20 +45,35 @@ async def revoke_leaked(
         if not await revoke_once(session, key=key, actor=actor, action="key.leaked", details=details):
             continue  # revoked meanwhile, by another report or anyone else: recorded there
         revoked.append(key)
-        # Where it was found, without the blanks a report may leave (no url, say), and who reported it.
-        alert_details = {name: value for name, value in (details or {}).items() if value is not None}
-        alert_details["reported_by"] = actor.name
-        if actor.client_ip:
-            alert_details["client_ip"] = actor.client_ip
         await raise_alert(
-            session, tenant_id=key.tenant_id, key_id=key.id, kind=AlertKind.key_leaked, details=alert_details
+            session, tenant_id=key.tenant_id, key_id=key.id, kind=AlertKind.key_leaked, details=_seen(actor, details)
         )
     return revoked
+
+
+def _seen(actor: Actor, details: dict[str, object] | None) -> dict[str, object]:
+    """The alert's details: where it was found, without the blanks a report may leave (no url, say), and who
+    reported it from where."""
+    seen = {name: value for name, value in (details or {}).items() if value is not None}
+    seen["reported_by"] = actor.name
+    if actor.client_ip:
+        seen["client_ip"] = actor.client_ip
+    return seen
 
 
 async def revoke_leaked_grants(
     session: AsyncSession, *, plaintexts: Iterable[str], actor: Actor, details: dict[str, object] | None = None
 ) -> list[OAuthGrant]:
-    """Revoke the connected app of every leaked OAuth token (or still-usable code) among ``plaintexts``; flushes
-    only. Keys and unknown tokens are ignored."""
-    return await oauth.revoke_leaked(session, plaintexts=plaintexts, actor=actor, details=details)
+    """Revoke the connected app of every leaked OAuth token (or still-usable code) among ``plaintexts``, each raised
+    as a ``key_leaked`` alert on the grant; flushes only. Keys and unknown tokens are ignored."""
+    revoked = await oauth.revoke_leaked(session, plaintexts=plaintexts, actor=actor, details=details)
+    for grant in revoked:
+        await raise_alert(
+            session,
+            tenant_id=grant.tenant_id,
+            key_id=grant.id,
+            kind=AlertKind.key_leaked,
+            details=_seen(actor, details),
+            credential=CredentialKind.grant,
+        )
+    return revoked
