@@ -2,8 +2,8 @@
 and the connected apps (OAuth grants) whose tokens did (``revoke_leaked_grants``: audited ``oauth.revoked`` with
 ``reason: leaked``).
 
-Each key or grant revoked here also opens a ``key_leaked`` alert (on the grant for a grant's token) (``vibexp.core.alerts.service.raise_alert``), in the same
-transaction: the tenant's webhook and dashboard learn of the leak as of any other alert. It lives with the alerts,
+Each key or grant revoked here also opens a ``key_leaked`` alert on it (``vibexp.core.alerts.service.raise_alert``), in
+the same transaction: the tenant's webhook and dashboard learn of the leak as of any other alert. It lives with the alerts,
 above the keys it revokes (``vibexp.core.keys.service.revoke_once``): the keys never import the alerts.
 """
 
