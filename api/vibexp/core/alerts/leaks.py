@@ -2,9 +2,9 @@
 and the connected apps (OAuth grants) whose tokens did (``revoke_leaked_grants``: audited ``oauth.revoked`` with
 ``reason: leaked``).
 
-Each key or grant revoked here also opens a ``key_leaked`` alert on it (``vibexp.core.alerts.service.raise_alert``), in
-the same transaction: the tenant's webhook and dashboard learn of the leak as of any other alert. It lives with the alerts,
-above the keys it revokes (``vibexp.core.keys.service.revoke_once``): the keys never import the alerts.
+Each key or grant revoked here also opens a ``key_leaked`` alert on it (``vibexp.core.alerts.service.raise_alert``),
+in the same transaction: the tenant's webhook and dashboard learn of the leak as of any other alert. It lives with
+the alerts, above the keys it revokes (``vibexp.core.keys.service.revoke_once``): the keys never import the alerts.
 """
 
 from __future__ import annotations
