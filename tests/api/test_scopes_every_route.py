@@ -84,6 +84,7 @@ ROUTES = (
     Route("DELETE", "/api/v1/members/{user_id}", ("members:write",)),
     Route("GET", "/api/v1/oauth/grants", ("keys:read",)),
     Route("GET", "/api/v1/oauth/grants/{grant_id}/usage", ("keys:read",)),
+    Route("PATCH", "/api/v1/oauth/grants/{grant_id}", ("keys:write",), {"confirm_destructive": True}),
     Route("DELETE", "/api/v1/oauth/grants/{grant_id}", ("keys:write",)),
 )
 
