@@ -106,12 +106,20 @@ class RouteShortcut:
         self._flat: re.Pattern[str] | None = None
         self._contexts: list[_Context] = []
         self._any_direct = False
+        #: What a request must have for any direct handler to be its route's: a method among theirs and a path
+        #: starting with one of their literal prefixes (the rest, ``/healthz`` or ``/mcp/...``, skip the table).
+        self._direct_methods: frozenset[str] = frozenset()
+        self._direct_prefixes: tuple[str, ...] = ()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         plain = scope["type"] == "http" and not scope.get("root_path")
         if plain:
             self._refresh()
-            if self._any_direct:
+            if (
+                self._any_direct
+                and scope["method"] in self._direct_methods
+                and scope["path"].startswith(self._direct_prefixes)
+            ):
                 declined = await self._answer_directly(scope, receive, send)
                 if declined is None:
                     return
@@ -177,7 +185,12 @@ class RouteShortcut:
             self._each = [_compile([_patterns(route)]) for route in self._routes]
             self._regex = _compile([_patterns(route) for route in self._routes])
             self._flat, self._contexts = _direct_table(self._routes)
-            self._any_direct = any(context.direct is not None for context in self._contexts)
+            directs = [context for context in self._contexts if context.direct is not None]
+            self._any_direct = bool(directs)
+            self._direct_methods = frozenset(method for context in directs for method in context.methods or ())
+            self._direct_prefixes = tuple(
+                {context.direct.path_format.split("{", 1)[0] for context in directs if context.direct is not None}
+            )
 
     def _full_match(self, scope: Scope) -> tuple[BaseRoute, Scope] | None:
         """The router's first full match, asking only the routes whose patterns match the path; ``None``: unsure."""
