@@ -55,7 +55,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from vibexp.api.mcp.errors import INTERNAL_ERROR_MESSAGE
 from vibexp.api.mcp.sessions import handshake_era
 
-__all__ = ["McpFastPath"]
+__all__ = ["McpFastPath", "replayed"]
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ class McpFastPath:
         body = await request.body()
         message = _single_request(body) if self._acceptable(request) else None
         if message is None or await self.security.validate_request(request, is_post=True) is not None:
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(scope, replayed(body, receive), send)
             return
         payload = await self._answer(request, message)
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
@@ -189,7 +189,8 @@ class McpFastPath:
             return failed.model_dump_json(by_alias=True, exclude_unset=True).encode()
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replayed(body: bytes, receive: Receive) -> Receive:
+    """``receive`` for an app that must read a body already read: the body once, then the client's own."""
     sent = False
 
     async def replay() -> Message:

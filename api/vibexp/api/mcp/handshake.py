@@ -50,6 +50,7 @@ from starlette.types import Message, Receive, Scope, Send
 from vibexp.api.errors import error_response
 from vibexp.api.mcp.confirm import CONFIRMED_TOOLS, can_elicit, declined, form_action, question_for, question_schema
 from vibexp.api.mcp.errors import INTERNAL_ERROR_MESSAGE
+from vibexp.api.mcp.fastpath import replayed
 from vibexp.api.mcp.live import SSE_HEADERS, SSE_KEEPALIVE, until_disconnect
 from vibexp.api.mcp.sessions import HandshakeSession, SessionSeal, mark_confirmed, with_session
 from vibexp.api.request_state import request_state
@@ -323,16 +324,7 @@ class HandshakeDoor:
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
 
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if sent:
-                return await receive()
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await forward(scope, replay, capture)
+        await forward(scope, replayed(body, receive), capture)
         answered = b"".join(chunks)
         if status == 200 and answered.startswith(b"{"):
             return _event(answered)
