@@ -51,7 +51,7 @@ from vibexp.api.errors import error_response
 from vibexp.api.mcp.confirm import CONFIRMED_TOOLS, can_elicit, declined, form_action, question_for, question_schema
 from vibexp.api.mcp.errors import INTERNAL_ERROR_MESSAGE
 from vibexp.api.mcp.fastpath import replayed
-from vibexp.api.mcp.live import SSE_HEADERS, SSE_KEEPALIVE, until_disconnect
+from vibexp.api.mcp.live import SSE_HEADERS, SSE_KEEPALIVE, while_connected
 from vibexp.api.mcp.sessions import HandshakeSession, SessionSeal, mark_confirmed, with_session
 from vibexp.api.request_state import request_state
 from vibexp.core import relayed_answers
@@ -237,31 +237,17 @@ class HandshakeDoor:
             "method": "elicitation/create",
             "params": {"message": question.message, "requestedSchema": question_schema(question.verb)},
         }
-        outcome: dict[str, Any] | None = None
-        gone = False
         try:
             await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
             await self._write(send, _event(asking))
-            async with anyio.create_task_group() as group:
-
-                async def watch() -> None:
-                    nonlocal gone
-                    await until_disconnect(receive)
-                    gone = True
-                    group.cancel_scope.cancel()
-
-                group.start_soon(watch)
-                try:
-                    outcome = await self._wait(question_id, send)
-                except (TimeoutError, OSError):  # the client stopped reading, or could not be written to
-                    gone = True
-                group.cancel_scope.cancel()
+            watched = await while_connected(receive, lambda: self._wait(question_id, send))
         finally:
             with anyio.CancelScope(shield=True):
                 async with session_scope(self.runtime.session_factory, write=True) as db:
                     await relayed_answers.close_question(db, question_id=question_id)
-        if gone:
+        if watched.gone:
             return True
+        outcome = watched.result
         if outcome is not None and outcome.get("action") == "accept":
             mark_confirmed(scope)
             answered = await self._run(scope, receive, body, request_id, forward)

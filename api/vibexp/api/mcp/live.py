@@ -55,8 +55,9 @@ import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import anyio
 from mcp.server.context import ServerRequestContext
@@ -103,10 +104,13 @@ __all__ = [
     "EventStreams",
     "ListenerRefused",
     "Listeners",
+    "Watched",
     "until_disconnect",
+    "while_connected",
 ]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: JSON-RPC error code of a listen request past a cap (the implementation-defined server-error range).
 TOO_MANY_LISTENERS = -32000
@@ -416,6 +420,38 @@ async def until_disconnect(receive: Receive) -> None:
         pass
 
 
+@dataclass(slots=True)
+class Watched(Generic[T]):
+    """What ``while_connected`` saw: the work's result (``None`` if it did not finish) and whether the client went
+    away (``gone``), for a stalled client because a write timed out (``stalled``)."""
+
+    result: T | None = None
+    gone: bool = False
+    stalled: bool = False
+
+
+async def while_connected(receive: Receive, work: Callable[[], Awaitable[T]]) -> Watched[T]:
+    """Run ``work`` while watching the request for ``http.disconnect``: a client that goes away cancels it; one that
+    stops reading (a write's ``TimeoutError``) or cannot be written to (``OSError``) counts as gone too."""
+    watched: Watched[T] = Watched()
+    async with anyio.create_task_group() as group:
+
+        async def watch() -> None:
+            await until_disconnect(receive)
+            watched.gone = True
+            group.cancel_scope.cancel()
+
+        group.start_soon(watch)
+        try:
+            watched.result = await work()
+        except TimeoutError:
+            watched.gone = watched.stalled = True
+        except OSError:
+            watched.gone = True
+        group.cancel_scope.cancel()
+    return watched
+
+
 class EventStreams:
     """The handshake era's standalone GET stream on the MCP endpoint, for the key of the request (module
     docstring). ``McpFrontDoor`` calls it for an authenticated ``GET`` that accepts ``text/event-stream``."""
@@ -448,22 +484,9 @@ class EventStreams:
             with anyio.fail_after(send_timeout):
                 await send({"type": "http.response.body", "body": body, "more_body": True})
 
-        gone = False
-        async with anyio.create_task_group() as group:
-
-            async def watch() -> None:
-                nonlocal gone
-                await until_disconnect(receive)
-                gone = True
-                group.cancel_scope.cancel()
-
-            group.start_soon(watch)
-            try:
-                await self.listeners.pump(stream, deliver, keepalive=self.listeners.keepalive_seconds)
-            except TimeoutError:
-                log.info("GET event stream: the client took nothing for %s s; ended", send_timeout)
-                gone = True
-            except OSError:  # the server could not write to the client: it is gone
-                gone = True
-            group.cancel_scope.cancel()
-        return not gone
+        watched = await while_connected(
+            receive, lambda: self.listeners.pump(stream, deliver, keepalive=self.listeners.keepalive_seconds)
+        )
+        if watched.stalled:
+            log.info("GET event stream: the client took nothing for %s s; ended", send_timeout)
+        return not watched.gone
