@@ -32,6 +32,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -77,6 +78,8 @@ class Result:
     p50_ms: float
     p99_ms: float
     cpu_us: float  # server CPU time per request
+    wrk_us: float = 0.0  # the load generator's CPU time per request
+    db_us: float = 0.0  # the database server's processes' CPU time per request (PostgreSQL; SQLite is in-process)
 
 
 @dataclass
@@ -107,6 +110,8 @@ def median(results: list[Result]) -> Result:
         mid([r.p50_ms for r in results]),
         mid([r.p99_ms for r in results]),
         mid([r.cpu_us for r in results]),
+        mid([r.wrk_us for r in results]),
+        mid([r.db_us for r in results]),
     )
 
 
@@ -139,6 +144,24 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / CLOCK_TICKS
 
 
+def database_processes() -> list[int]:
+    """The PostgreSQL server's processes on this machine (postmaster and backends), whose CPU a request also costs."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def idle_cpu_rate(server_pid: int, seconds: float = 2.0) -> float:
     """CPU seconds per second the server spends with no requests (key-change poll, usage flusher): subtracted from
     each run, so a slow run on a busy machine is not charged the background work of its longer wall time."""
@@ -154,16 +177,24 @@ def wrk(endpoint: Endpoint, *, seconds: int, connections: int) -> Result:
         cmd += ["-H", f"Authorization: Bearer {endpoint.key}", "-H", "User-Agent: vibexp-bench"]
     if endpoint.script:
         cmd += ["-s", str(endpoint.script)]
-    pids = process_tree(endpoint.server_pid)
-    cpu_before = cpu_seconds(pids)
+    pids, db_pids = process_tree(endpoint.server_pid), database_processes()
+    cpu_before, db_before, wrk_before = cpu_seconds(pids), cpu_seconds(db_pids), children_cpu_seconds()
     out = subprocess.run([*cmd, endpoint.url], capture_output=True, text=True, check=True).stdout
     cpu = max(0.0, cpu_seconds(pids) - cpu_before - endpoint.idle_rate * seconds)
+    wrk_cpu = children_cpu_seconds() - wrk_before
+    db_cpu = cpu_seconds(db_pids) - db_before  # backends started during the run are not counted (none: pooled)
     if "Non-2xx" in out or "Socket errors" in out:
         raise RuntimeError(f"wrk saw errors on {endpoint.label}:\n{out}")
     rps = float(_found(r"Requests/sec:\s+([\d.]+)", out))
     requests = int(_found(r"(\d+) requests in", out))
+    per_request = 1e6 / max(requests, 1)
     return Result(
-        rps, _ms(_found(r"\s50%\s+(\S+)", out)), _ms(_found(r"\s99%\s+(\S+)", out)), cpu / max(requests, 1) * 1e6
+        rps,
+        _ms(_found(r"\s50%\s+(\S+)", out)),
+        _ms(_found(r"\s99%\s+(\S+)", out)),
+        cpu * per_request,
+        wrk_cpu * per_request,
+        db_cpu * per_request,
     )
 
 
@@ -467,6 +498,23 @@ def markdown_table(title: str, labels: dict[str, str], results: dict[str, Result
     return lines, ok
 
 
+def scaling_profile(one: Result, multi: Result, workers: int) -> str:
+    """Where a request's CPU goes with one worker and with ``workers``, and what the machine's cores allow.
+
+    With one worker the server is bound by one core (X µs per request); the database's processes (Y) and wrk (W) run
+    on the others. With more workers every core is shared by all three, so on C cores the factor cannot exceed
+    C·X / (X + Y + W): the cheaper the server's own request, the larger the share the database and the load
+    generator take, and the lower that ceiling."""
+    cores = os.cpu_count() or 1
+    total = one.cpu_us + one.db_us + one.wrk_us
+    ceiling = min(float(workers), cores * one.cpu_us / max(total, 1e-9))
+    return (
+        f"  CPU µs/request — one worker: server {one.cpu_us:,.0f}, database {one.db_us:,.0f}, wrk {one.wrk_us:,.0f}; "
+        f"{workers} workers: server {multi.cpu_us:,.0f}, database {multi.db_us:,.0f}, wrk {multi.wrk_us:,.0f}. "
+        f"Ceiling on {cores} cores: {cores} x {one.cpu_us:,.0f} / {total:,.0f} = {ceiling:.2f}x"
+    )
+
+
 def run_backend(name: str, database_url: str, run: Run, plain: Plain) -> bool:
     ready = asyncio.run(prepare(database_url))
     key = ready.key
@@ -493,6 +541,7 @@ def run_backend(name: str, database_url: str, run: Run, plain: Plain) -> bool:
                 f"{scaled['one'].rps:,.0f} -> {scaled['multi'].rps:,.0f} req/s = {factor:.2f}x "
                 f"(target >= {SCALING_TARGET}x) {'ok' if met else 'MISSED'}"
             )
+            print(scaling_profile(scaled["one"], scaled["multi"], run.args.workers))
     micro = asyncio.run(verifier_micro(database_url, key))
     met = micro <= VERIFY_TARGET_US
     print(
