@@ -81,23 +81,8 @@ class RowReader:
             connections = pg_direct.held(self._engine)
             held = None if connections is None else await connections.acquire()
             if connections is not None and held is not None:
-                try:
-                    row = await held.driver.fetchrow(self._sql, *params)
-                except Exception as exc:
-                    lost = connection_lost(exc)
-                    if not lost:
-                        connections.release(held)
-                        raise DBAPIError(self._sql, params, exc) from exc
-                    connections.discard(held)
-                    await self._engine.dispose(close=False)  # the pool's and the other held ones went with it
-                    if retry:
-                        raise _LostConnection from exc
-                    raise OperationalError(self._sql, params, exc, connection_invalidated=True) from exc
-                except BaseException:
-                    connections.discard(held)  # interrupted mid-statement (cancelled): asyncpg would refuse it
-                    raise
-                connections.release(held)
-                return None if row is None else self._convert(row)
+                found = await self._fetch_held(connections, held, params, retry=retry)
+                return None if found is None else self._convert(found)
         async with self._engine.connect() as conn:
             driver: Any = (await conn.get_raw_connection()).driver_connection
             try:
@@ -116,6 +101,27 @@ class RowReader:
                 error = OperationalError if lost or self._sqlite else DBAPIError
                 raise error(self._sql, params, exc, connection_invalidated=lost) from exc
         return None if row is None else self._convert(row)
+
+    async def _fetch_held(
+        self, connections: pg_direct.HeldConnections, held: pg_direct.Held, params: tuple[Any, ...], *, retry: bool
+    ) -> Sequence[Any] | None:
+        try:
+            row: Sequence[Any] | None = await held.driver.fetchrow(self._sql, *params)
+        except Exception as exc:
+            lost = connection_lost(exc)
+            if not lost:
+                connections.release(held)
+                raise DBAPIError(self._sql, params, exc) from exc
+            connections.discard(held)
+            await self._engine.dispose(close=False)  # the pool's and the other held ones went with it
+            if retry:
+                raise _LostConnection from exc
+            raise OperationalError(self._sql, params, exc, connection_invalidated=True) from exc
+        except BaseException:
+            connections.discard(held)  # interrupted mid-statement (cancelled): asyncpg would refuse it
+            raise
+        connections.release(held)
+        return row
 
     def _convert(self, row: Sequence[Any]) -> dict[str, Any]:
         # sqlite3 rows are tuples; an asyncpg Record iterates over its values in column order, too.
