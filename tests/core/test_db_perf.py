@@ -4,7 +4,6 @@ session that still see every committed write, and recovery from connections the 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 
-from helpers.databases import create_postgres_database, drop_postgres_database, sqlite_url, terminate_connections
+from helpers.databases import sqlite_url, terminate_connections
 from helpers.factories import make_account
 from vibexp.core.content.schemas import PromptCreate, PromptUpdate
 from vibexp.core.content.service import prompts
@@ -138,14 +137,3 @@ async def test_hot_read_recovers_when_the_database_drops_its_connections(postgre
             assert row["name"] == "survivor"
     finally:
         await engine.dispose()
-
-
-@pytest.fixture
-async def postgres_url() -> AsyncIterator[str]:
-    """A migrated PostgreSQL database of its own (these tests are about PostgreSQL only; they kill its sessions)."""
-    url = await create_postgres_database("vibexp_perf")
-    try:
-        await upgrade_async(url)
-        yield url
-    finally:
-        await drop_postgres_database(url)

@@ -5,14 +5,13 @@ take turns on a lock instead of SQLite's sleeping busy handler; lost connections
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from helpers.databases import create_postgres_database, drop_postgres_database, sqlite_url, terminate_connections
+from helpers.databases import sqlite_url, terminate_connections
 from helpers.factories import make_account
 from vibexp.core.content.schemas import MemoryCreate
 from vibexp.core.content.service import memories
@@ -110,13 +109,3 @@ async def test_insert_on_a_connection_the_server_dropped_fails_and_the_next_one_
 async def _enter(engine: AsyncEngine) -> None:
     async with writing(engine):
         pass
-
-
-@pytest.fixture
-async def postgres_url() -> AsyncIterator[str]:
-    url = await create_postgres_database("vibexp_hotwrite")
-    try:
-        await upgrade_async(url)
-        yield url
-    finally:
-        await drop_postgres_database(url)

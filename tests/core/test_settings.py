@@ -56,6 +56,7 @@ def test_allowed_hosts_from_a_comma_separated_variable(monkeypatch: pytest.Monke
     [
         ("VIBEXP_DATABASE_POOL_SIZE", "0"),
         ("VIBEXP_DATABASE_MAX_OVERFLOW", "-1"),
+        ("VIBEXP_DATABASE_HOT_CONNECTIONS", "-1"),
         ("VIBEXP_USAGE_FLUSH_INTERVAL", "5"),
         ("VIBEXP_REVOCATION_POLL_INTERVAL", "1"),
         ("VIBEXP_METRICS_PORT", "70000"),

@@ -62,6 +62,19 @@ async def drop_postgres_database(url: str) -> None:
 
 async def terminate_connections(url: str) -> int:
     """Kill every server session on the database of ``url`` (what a restart or failover does to a pool); how many."""
+    # Our own role's sessions only: an autovacuum worker on the database belongs to the superuser, and
+    # terminating it is refused ("must be a member of the role whose process is being terminated").
+    return await _sessions(url, "count(pg_terminate_backend(pid))", "")
+
+
+async def server_sessions(url: str, *, pid: int | None = None, active: bool = False) -> int:
+    """How many server sessions our role has open on the database of ``url`` (besides the one asking); only the
+    backend ``pid`` (``get_server_pid()`` of an asyncpg connection), only those running a statement (``active``)."""
+    where = ("" if pid is None else f" AND pid = {int(pid)}") + (" AND state = 'active'" if active else "")
+    return await _sessions(url, "count(*)", where)
+
+
+async def _sessions(url: str, aggregate: str, where: str) -> int:
     parsed = make_url(url)
     admin = await asyncpg.connect(
         host=parsed.host,
@@ -72,16 +85,14 @@ async def terminate_connections(url: str) -> int:
         ssl=False,
     )
     try:
-        killed: int = await admin.fetchval(
-            # Our own role's sessions only: an autovacuum worker on the database belongs to the superuser, and
-            # terminating it is refused ("must be a member of the role whose process is being terminated").
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE datname = $1 AND pid <> pg_backend_pid() AND usename = current_user",
+        count: int = await admin.fetchval(
+            f"SELECT {aggregate} FROM pg_stat_activity"  # fixed fragments from the two functions above
+            f" WHERE datname = $1 AND pid <> pg_backend_pid() AND usename = current_user{where}",
             parsed.database,
         )
     finally:
         await admin.close()
-    return killed
+    return count
 
 
 @asynccontextmanager

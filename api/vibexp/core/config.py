@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     #: query it serves. Both backends (SQLite ignored them before #13).
     database_pool_size: int = Field(default=20, ge=1, le=500)
     database_max_overflow: int = Field(default=20, ge=0, le=500)
+    #: PostgreSQL connections each process may hold for its hot one-statement reads and inserts (a prompt or
+    #: artifact by id, storing a memory), taken from the pool above when needed and kept, so those requests skip the
+    #: pool's checkout (``vibexp.core.pg_direct``). As many are held as such statements ran at once (up to this);
+    #: more at once use the pool as before. Like the pool, about the requests one process serves at once; never
+    #: more than the pool size less one (they count against it). 0 turns it off. SQLite ignores it.
+    database_hot_connections: int = Field(default=16, ge=0, le=500)
 
     #: How often buffered usage is written to the database (seconds).
     usage_flush_interval: float = Field(default=0.5, gt=0, le=1.0)

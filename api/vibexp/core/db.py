@@ -25,6 +25,7 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import PoolResetState
 from sqlalchemy.types import TypeDecorator
 
+from vibexp.core import pg_direct
 from vibexp.core.config import Settings
 
 __all__ = [
@@ -174,10 +175,14 @@ class Database:
             max_overflow=settings.database_max_overflow,
             **options,
         )
+        if not settings.is_sqlite:
+            pg_direct.configure(engine, settings.database_hot_connections)
         return cls(engine=engine, session_factory=create_session_factory(engine))
 
     async def dispose(self) -> None:
-        """Close every pooled connection (at shutdown)."""
+        """Close every pooled connection, and those held for the hot statements (at shutdown)."""
+        if self.engine.dialect.name != "sqlite":
+            await pg_direct.give_back(self.engine)
         await self.engine.dispose()
 
 

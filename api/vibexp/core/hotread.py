@@ -4,8 +4,9 @@ The ORM session costs, for one row by primary key, an identity map, a unit of wo
 or on aiosqlite a cursor, execute, fetch, close and commit — each a hop to the connection's thread) and a rollback
 on return. A read needs none of it: in autocommit mode each statement sees every transaction committed before it,
 so a replica reads its own and every other replica's writes (read-your-writes holds; nothing here is cached but the
-compiled SQL). On PostgreSQL ``RowReader`` checks out a pooled connection and runs the statement on the driver
-connection (``asyncpg.fetchrow``: one round trip, the statement prepared once per connection by asyncpg). On SQLite
+compiled SQL). On PostgreSQL ``RowReader`` runs the statement on one of the connections held for the hot path
+(``vibexp.core.pg_direct``; a pooled one when all are busy) as one driver call (``asyncpg.fetchrow``: one round
+trip, the statement prepared once per connection by asyncpg). On SQLite
 it runs it on the event loop thread's own plain ``sqlite3`` connection (``vibexp.core.sqlite_direct``: no hop to
 an aiosqlite thread at all), or through the pool (``aiosqlite.execute_fetchall``, one hop) when that connection
 meets another's lock or the database is in memory. It converts the columns with SQLAlchemy's own result
@@ -27,26 +28,10 @@ from sqlalchemy import Select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from vibexp.core import sqlite_direct
+from vibexp.core import pg_direct, sqlite_direct
+from vibexp.core.pg_direct import connection_lost
 
 __all__ = ["RowReader", "connection_lost"]
-
-#: SQLSTATE classes of a connection that is gone or refused (08: connection exception, 57P: operator intervention
-#: such as a server shutting down), and the Python errors a dropped socket raises.
-_LOST_SQLSTATES = ("08", "57P")
-
-
-def connection_lost(exc: BaseException) -> bool:
-    """Whether a driver error means the connection is gone (the database restarted, failed over or went away)."""
-    if isinstance(exc, (OSError, ConnectionError)):
-        return True
-    sqlstate = getattr(exc, "sqlstate", None)
-    if isinstance(sqlstate, str) and sqlstate.startswith(_LOST_SQLSTATES):
-        return True
-    # asyncpg.InterfaceError ("connection is closed"), without importing asyncpg for SQLite-only installs; its
-    # InternalClientError ("cannot switch to state …; another operation is in progress") is a connection whose
-    # protocol was cut mid-operation by the server's termination: unusable, so it counts as lost too.
-    return type(exc).__name__ in {"InterfaceError", "ConnectionDoesNotExistError", "InternalClientError"}
 
 
 class _LostConnection(Exception):
@@ -92,6 +77,12 @@ class RowReader:
             return await self._run(params, retry=False)
 
     async def _run(self, params: tuple[Any, ...], *, retry: bool = True) -> dict[str, Any] | None:
+        if not self._sqlite:
+            connections = pg_direct.held(self._engine)
+            held = None if connections is None else await connections.acquire()
+            if connections is not None and held is not None:
+                found = await self._fetch_held(connections, held, params, retry=retry)
+                return None if found is None else self._convert(found)
         async with self._engine.connect() as conn:
             driver: Any = (await conn.get_raw_connection()).driver_connection
             try:
@@ -110,6 +101,27 @@ class RowReader:
                 error = OperationalError if lost or self._sqlite else DBAPIError
                 raise error(self._sql, params, exc, connection_invalidated=lost) from exc
         return None if row is None else self._convert(row)
+
+    async def _fetch_held(
+        self, connections: pg_direct.HeldConnections, held: pg_direct.Held, params: tuple[Any, ...], *, retry: bool
+    ) -> Sequence[Any] | None:
+        try:
+            row: Sequence[Any] | None = await held.driver.fetchrow(self._sql, *params)
+        except Exception as exc:
+            lost = connection_lost(exc)
+            if not lost:
+                connections.release(held)
+                raise DBAPIError(self._sql, params, exc) from exc
+            connections.discard(held)
+            await self._engine.dispose(close=False)  # the pool's and the other held ones went with it
+            if retry:
+                raise _LostConnection from exc
+            raise OperationalError(self._sql, params, exc, connection_invalidated=True) from exc
+        except BaseException:
+            connections.discard(held)  # interrupted mid-statement (cancelled): asyncpg would refuse it
+            raise
+        connections.release(held)
+        return row
 
     def _convert(self, row: Sequence[Any]) -> dict[str, Any]:
         # sqlite3 rows are tuples; an asyncpg Record iterates over its values in column order, too.

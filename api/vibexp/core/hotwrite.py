@@ -5,10 +5,10 @@ a single row that nothing else has to change with it. Through an ORM session it 
 commit: on aiosqlite a cursor, an execute, a close and a commit, each a hop to the connection's thread, and on
 asyncpg BEGIN, INSERT and COMMIT, three round trips. A single statement is its own transaction (atomic, durable
 once the driver returns, visible to every replica at once), so ``RowInserter`` runs it alone in autocommit mode:
-one round trip on PostgreSQL; on SQLite no hop at all, on the event loop thread's own connection
-(``vibexp.core.sqlite_direct``), or one hop through the pool when another process holds the write lock. Use it only
-where the insert is the whole change; a write that must change more rows with it (a prompt and its version, a change
-and its audit event) belongs in a session.
+one round trip on PostgreSQL, on a connection held for the hot path (``vibexp.core.pg_direct``); on SQLite no hop
+at all, on the event loop thread's own connection (``vibexp.core.sqlite_direct``), or one hop through the pool when
+another process holds the write lock. Use it only where the insert is the whole change; a write that must change
+more rows with it (a prompt and its version, a change and its audit event) belongs in a session.
 
 Values are converted with SQLAlchemy's own bind processors for the dialect (UTC datetimes, JSON lists), so the row
 is the one the ORM would have written. Errors leave as SQLAlchemy's ``IntegrityError`` (a unique or foreign key
@@ -26,9 +26,9 @@ from sqlalchemy import Table, insert
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from vibexp.core import sqlite_direct
+from vibexp.core import pg_direct, sqlite_direct
 from vibexp.core.db import writing
-from vibexp.core.hotread import connection_lost
+from vibexp.core.pg_direct import connection_lost
 
 __all__ = ["RowInserter"]
 
@@ -62,7 +62,10 @@ class RowInserter:
         if values.keys() != self._processors.keys():
             raise TypeError(f"expected a value for each of the columns {', '.join(sorted(self._processors))}")
         params = tuple(self._bind(name, values[name]) for name in self._order)
-        if self._sqlite and await self._sqlite_direct(params):
+        if self._sqlite:
+            if await self._sqlite_direct(params):
+                return
+        elif await self._held(params):
             return
         # On SQLite this process's writers take turns (see vibexp.core.db.writing), for the one hop only.
         async with writing(self._engine), self._engine.connect() as conn:
@@ -81,6 +84,30 @@ class RowInserter:
                     await self._engine.dispose(close=False)
                 error = OperationalError if lost or self._sqlite else DBAPIError
                 raise error(self._sql, params, exc, connection_invalidated=lost) from exc
+
+    async def _held(self, params: tuple[Any, ...]) -> bool:
+        """The insert on one of the connections held for the hot path (``vibexp.core.pg_direct``); ``False`` if
+        none is free (nothing was written then), so a pooled connection does it."""
+        connections = pg_direct.held(self._engine)
+        held = None if connections is None else await connections.acquire()
+        if connections is None or held is None:
+            return False
+        try:
+            await held.driver.execute(self._sql, *params)  # outside a transaction: its own, committed
+        except Exception as exc:
+            if not connection_lost(exc):
+                connections.release(held)
+                if _is_integrity_error(exc):
+                    raise IntegrityError(self._sql, params, exc) from exc
+                raise DBAPIError(self._sql, params, exc) from exc
+            connections.discard(held)
+            await self._engine.dispose(close=False)  # never repeated: the lost connection may have committed it
+            raise OperationalError(self._sql, params, exc, connection_invalidated=True) from exc
+        except BaseException:
+            connections.discard(held)  # interrupted mid-statement (cancelled): asyncpg would refuse it
+            raise
+        connections.release(held)
+        return True
 
     async def _sqlite_direct(self, params: tuple[Any, ...]) -> bool:
         """The insert on the event loop thread's own connection (``vibexp.core.sqlite_direct``), in this process's
