@@ -121,3 +121,62 @@ async def test_create_and_get_are_answered_directly_as_fastapi_answers_them(
     assert (invalid.status_code, not_json.status_code) == (422, 400)
     listed = await client.get("/api/v1/memories", headers=account.headers)
     assert len(listed.json()["items"]) == 2  # one per round: the refused requests stored nothing
+
+
+#: Bodies at the edges of JSON and of the create schema: the direct create parses them with pydantic-core in one
+#: pass (``model_validate_json``), FastAPI with ``json.loads`` and then the model. Each must be answered alike.
+EDGE_BODIES: list[bytes] = [
+    rb'{"content": "a\ud800b"}',  # an escaped lone surrogate: json.loads reads it, the schema refuses it
+    rb'{"content": "\ud83d\ude00 pair"}',  # an escaped surrogate pair: one character
+    b'{"content": "\xed\xa0\x80"}',  # a surrogate encoded in the bytes: not UTF-8
+    rb'{"content": "nul\u0000"}',
+    b'{"content": "first", "content": "second"}',  # the last of duplicate keys
+    b'{"content": NaN}',
+    b'\xef\xbb\xbf{"content": "after a BOM"}',  # json.loads reads it, pydantic-core does not: FastAPI decides
+    '{"content": "utf-16"}'.encode("utf-16"),  # likewise
+    b' {"content": "spaced", "tags": [" t "], "project": null}\n',
+    b'{"content": "a\tb"}',  # a raw control character in a string
+    b'{"content": "x", "extra": 1}',
+    b'{"content": "x", "tags": [1]}',
+    b'{"content": "x", "project": "Upper"}',
+    b'{"content": 1e400}',
+    b'{"content": "x"} {}',
+    b"[]",
+]
+
+
+async def test_edge_bodies_are_answered_directly_or_by_fastapi_alike(
+    app: FastAPI, client: httpx.AsyncClient, account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever the direct create's one-pass parse accepts, FastAPI accepts to the same stored object, and whatever
+    it refuses FastAPI answers (a 422 or 400 as always, or the object: a BOM, UTF-16); nothing refused is stored."""
+    headers = account.headers | {"Content-Type": "application/json"}
+    solved = count_solved(monkeypatch)
+
+    async def answer(body: bytes) -> tuple[int, Any]:
+        response = await client.post("/api/v1/memories", content=body, headers=headers)
+        found = response.json()
+        if response.status_code == 201:
+            found = {k: v for k, v in found.items() if k not in ("id", "created_at", "updated_at")}
+        return response.status_code, found
+
+    direct, by_fastapi = [], []
+    for body in EDGE_BODIES:
+        before = len(solved)
+        direct.append(await answer(body))
+        by_fastapi.append(len(solved) > before)
+    with through_fastapi(app):
+        assert [await answer(body) for body in EDGE_BODIES] == direct
+    stored = [found["content"] for status, found in direct if status == 201]
+    assert stored == ["\U0001f600 pair", "second", "after a BOM", "utf-16", "spaced", "x"]
+    # The bodies pydantic-core reads and the schema accepts were stored directly; the BOM and UTF-16 ones (and the
+    # invalid ones) went to FastAPI's solver; bad JSON was refused before it.
+    answered_directly = [body for body, solver in zip(EDGE_BODIES, by_fastapi, strict=True) if not solver]
+    assert [
+        body
+        for body, (status, _) in zip(EDGE_BODIES, direct, strict=True)
+        if status == 201 and body in answered_directly
+    ] == [EDGE_BODIES[1], EDGE_BODIES[4], EDGE_BODIES[8], EDGE_BODIES[10]]
+    assert by_fastapi[6] and by_fastapi[7]
+    listed = await client.get("/api/v1/memories", params={"limit": 100}, headers=account.headers)
+    assert len(listed.json()["items"]) == 2 * len(stored)  # once per round, and nothing refused

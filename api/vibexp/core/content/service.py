@@ -99,6 +99,8 @@ class ContentStore(Generic[ModelT]):
         #: Compiled hot reads per engine and key fields (an app has one engine; tests make many: weak keys).
         self._readers: WeakKeyDictionary[AsyncEngine, dict[tuple[str, ...], RowReader]] = WeakKeyDictionary()
         self._inserters: WeakKeyDictionary[AsyncEngine, RowInserter] = WeakKeyDictionary()
+        #: The table's column names, in its order (``insert`` gives each a value).
+        self._column_keys: tuple[str, ...] = tuple(column.key for column in model.__table__.columns)
 
     async def create(self, session: AsyncSession, *, tenant_id: str, data: BaseModel) -> ModelT:
         values = data.model_dump()
@@ -114,16 +116,15 @@ class ContentStore(Generic[ModelT]):
         """Create an object in one autocommitted statement, without a session (``vibexp.core.hotwrite``), and
         return its columns as ``read`` would. Only for kinds whose create is the single row: a caller that must
         write more in the same transaction uses ``create``. Uniqueness is the database's constraint alone."""
-        now = utcnow()
-        values = {"id": new_id(), "tenant_id": tenant_id, "version": 1, "created_at": now, "updated_at": now}
-        values |= data.model_dump()
-        for column in self.model.__table__.columns:  # the columns no schema carries (a memory's import_key)
-            values.setdefault(column.key, None)
         inserter = self._inserters.get(engine)
         if inserter is None:
             table = self.model.__table__
             assert isinstance(table, Table)  # a declarative model's is
             inserter = self._inserters[engine] = RowInserter(engine, table)
+        now = utcnow()
+        values = dict.fromkeys(self._column_keys)  # None for the columns no schema carries (a memory's import_key)
+        values.update(id=new_id(), tenant_id=tenant_id, version=1, created_at=now, updated_at=now)
+        values |= data.model_dump()
         try:
             await inserter.insert(values)
         except IntegrityError:
