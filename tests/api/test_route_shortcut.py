@@ -7,12 +7,13 @@ shortcut is unsure it must hand over to that loop. The hot paths must actually t
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.routing import iter_route_contexts
+from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import BaseRoute, Match
 
 from vibexp.api.app import create_app
@@ -116,3 +117,54 @@ def test_direct_endpoints_answer_only_for_the_routers_own_route(shortcut: RouteS
                 assert direct.route is _routers_endpoint_route(routes, method, path), (method, path)
     assert ("GET", "/api/v1/prompts/x1") in taken  # the hot read is direct; PUT and DELETE on its path are not
     assert ("PUT", "/api/v1/prompts/x1") not in taken and ("DELETE", "/api/v1/prompts/x1") not in taken
+
+
+def _handled(app: Any, method: str, path: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, ...] | None:
+    """Run ``app`` (a router dispatch) on a request; what reached ``APIRoute.handle``: the route and what the
+    dispatch left in the scope for it (``None``: no FastAPI route was run)."""
+    seen: list[tuple[Any, ...]] = []
+
+    async def recorded(route: APIRoute, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        keys = ("router", "route", "endpoint", "path_params", "app_root_path")
+        seen.append((route, {k: scope.get(k) for k in keys}, dict(scope.get("fastapi", {}))))
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        return None
+
+    with monkeypatch.context() as patch:
+        patch.setattr(APIRoute, "handle", recorded)
+        asyncio.run(app(_scope(method, path), receive, send))
+    assert len(seen) <= 1
+    return seen[0] if seen else None
+
+
+def test_static_paths_leave_the_scope_the_router_leaves(
+    shortcut: RouteShortcut, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """For every path without parameters and every method: a (method, path) in the static table runs the route the
+    router's own dispatch runs, with the same scope (router, route, endpoint, path parameters, FastAPI's included
+    router and route context); a pair not in it (a 405, a mount's path) is the router's own business."""
+    routes = list(shortcut.router.routes)
+    shortcut._refresh()
+    paths = {
+        path
+        for context in iter_route_contexts(routes)
+        if isinstance(path := context.path_format, str) and "{" not in path
+    } | set(EXTRA_PATHS)
+    in_table = 0
+    for path in sorted(paths):
+        for method in [*METHODS, "HEAD", "OPTIONS"]:
+            if (method, path) not in shortcut._static:
+                continue
+            routers = _handled(shortcut.fallback, method, path, monkeypatch)
+            in_table += 1
+            assert routers is not None, (method, path)
+            assert _handled(shortcut, method, path, monkeypatch) == routers, (method, path)
+    assert in_table > len(paths) // 2
+    for method, path in [("GET", "/bench/constant"), ("GET", "/healthz"), ("POST", "/api/v1/memories")]:
+        assert (method, path) in shortcut._static
+    for method, path in [("PATCH", "/healthz"), ("GET", "/mcp/v1/common"), ("GET", "/nope")]:
+        assert (method, path) not in shortcut._static  # a 405, a mount, nothing: the router answers

@@ -25,6 +25,13 @@ class RedactQueryString(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         # uvicorn.access logs ("%s - \"%s %s HTTP/%s\" %d", client, method, full_path, version, status).
         args = record.args
-        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
-            record.args = (*args[:2], redact_target(args[2]), *args[3:])
+        # Most lines have nothing to redact: no query string and nothing key-shaped (every key and token starts
+        # with ``vib``); those keep their arguments as they are.
+        if (
+            isinstance(args, tuple)
+            and len(args) >= 3
+            and isinstance(target := args[2], str)
+            and ("?" in target or "vib" in target)
+        ):
+            record.args = (*args[:2], redact_target(target), *args[3:])
         return True

@@ -24,11 +24,8 @@ from vibexp.api.errors import install_error_handlers
 from vibexp.api.mcp import mount_mcp
 from vibexp.api.metrics import metrics_lifespan, metrics_router, observe_active_keys, observe_usage_flush
 from vibexp.api.middleware.auth import ApiKeyAuthMiddleware
-from vibexp.api.middleware.auth_throttle import AuthFailureThrottleMiddleware
-from vibexp.api.middleware.body_limit import BodySizeLimitMiddleware
-from vibexp.api.middleware.client_address import ClientAddressMiddleware
-from vibexp.api.middleware.headers import HeaderGuardMiddleware
-from vibexp.api.middleware.outage import OutageMiddleware
+from vibexp.api.middleware.body_limit import BodyLimit
+from vibexp.api.middleware.pipeline import FrontDoorMiddleware
 from vibexp.api.oauth import install_oauth
 from vibexp.api.openapi import install_openapi
 from vibexp.api.route_shortcut import install_route_shortcut
@@ -114,16 +111,18 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     install_route_shortcut(app.router)  # one regular expression picks the route, not 20 routes asked in turn
 
-    # Outermost first at request time: the client address (resolved once, read by every layer below and the
-    # access log), outage → 503, header guard (431, duplicate Authorization), body limit, the failing-address
-    # throttle, then key auth/limits/usage.
+    # Outermost first at request time, all in one pass (``FrontDoorMiddleware``): the client address (resolved once,
+    # read by every layer below and the access log), outage → 503, header guard (431, duplicate Authorization), body
+    # limit, the failing-address throttle; then key auth/limits/usage.
     app.add_middleware(ApiKeyAuthMiddleware, runtime=runtime)
-    throttle = FailureThrottle(limit=settings.auth_failure_limit, window=settings.auth_failure_window)
-    app.add_middleware(AuthFailureThrottleMiddleware, throttle=throttle)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(HeaderGuardMiddleware, max_header_bytes=settings.max_header_bytes)
     outage = OutageLog(logging.getLogger("vibexp.api.middleware.outage"))
     outage.watch(runtime.engine)  # an outage ends when a database operation succeeds, not when any request does
-    app.add_middleware(OutageMiddleware, outage=outage)
-    app.add_middleware(ClientAddressMiddleware, resolver=ClientAddressResolver(settings.trusted_proxies))
+    app.add_middleware(
+        FrontDoorMiddleware,
+        resolver=ClientAddressResolver(settings.trusted_proxies),
+        outage=outage,
+        body_limit=BodyLimit(max_bytes=settings.max_body_bytes),
+        throttle=FailureThrottle(limit=settings.auth_failure_limit, window=settings.auth_failure_window),
+        max_header_bytes=settings.max_header_bytes,
+    )
     return app

@@ -27,7 +27,7 @@ class _AuthenticatedBearer(HTTPBearer):
 
     One dependency does both: as an ``HTTPBearer`` FastAPI documents it as the operation's security; called, it
     builds the Caller from the principal the middleware left in the scope (the header was parsed and the key
-    verified there already) and the client address ``ClientAddressMiddleware`` resolved: one dependency per
+    verified there already) and the client address the front door resolved: one dependency per
     request, as before there was a Caller, and about a microsecond of work (``Principal.caller``).
     """
 

@@ -14,6 +14,15 @@ whose own pattern matches; the first full match is handled exactly as the router
 full match, a pattern wider than its route, a ``root_path``, a websocket) goes to the router's own loop, so 404,
 405 and slash redirects are still the router's.
 
+**Static paths.** A path without parameters (``/bench/constant``, ``/healthz``, ``/api/v1/memories``) is looked up
+in a dict by method and path before any expression: built with the router's own matching (its loop over the
+top-level routes, then each included router's ``_match`` down to the route), each entry is the route the router
+picks for that method and path, with the included routers it passes through. The request then gets what the
+router's two walks would leave in the scope (``router``, the included router and route context in
+``scope["fastapi"]``, each router's form limits, ``endpoint``, ``path_params``, ``route``, the telemetry route) from
+one match of the route itself, and goes to ``route.handle``. A method the path has no route for (405), a path
+only a mount or a route of another kind takes, and anything not in the table go the ways below.
+
 **Direct endpoints.** For the hottest reads, FastAPI's per-request work around the endpoint (the dependency solver,
 the ``Request`` object, the exit stack, the inner exception wrapper: ~20% of an authenticated ``GET
 /api/v1/prompts/{id}``, py-spy in docs/performance.md) costs more than the endpoint. An endpoint may name a direct
@@ -33,7 +42,19 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi.routing import APIRoute, APIRouter, _update_scope, iter_route_contexts
+from fastapi.routing import (
+    _FASTAPI_EFFECTIVE_ROUTE_CONTEXT_KEY,
+    _FASTAPI_INCLUDED_ROUTER_KEY,
+    _SCOPE_MISSING,
+    APIRoute,
+    APIRouter,
+    _apply_router_form_limits,
+    _get_fastapi_scope,
+    _IncludedRouter,
+    _restore_fastapi_scope_key,
+    _update_scope,
+    iter_route_contexts,
+)
 from fastapi.telemetry._api import _route_selected
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Mount, compile_path
@@ -110,6 +131,8 @@ class RouteShortcut:
         #: starting with one of their literal prefixes (the rest, ``/healthz`` or ``/mcp/...``, skip the table).
         self._direct_methods: frozenset[str] = frozenset()
         self._direct_prefixes: tuple[str, ...] = ()
+        #: ``(method, path)`` of a path without parameters → the route the router picks, and how it gets there.
+        self._static: dict[tuple[str, str], _Static] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         plain = scope["type"] == "http" and not scope.get("root_path")
@@ -124,6 +147,9 @@ class RouteShortcut:
                 if declined is None:
                     return
                 receive = declined
+            static = self._static.get((scope["method"], scope["path"]))
+            if static is not None and await self._handle_static(static, scope, receive, send):
+                return
         found = self._full_match(scope) if plain else None
         if found is None:
             await self.fallback(scope, receive, send)
@@ -135,6 +161,46 @@ class RouteShortcut:
         _update_scope(scope, child_scope)
         _route_selected(scope=scope, path=getattr(route, "path_format", None), mount=isinstance(route, Mount))
         await route.handle(scope, receive, send)
+
+    async def _handle_static(self, static: _Static, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Handle the request as the router's loop and its included routers would (see the module's doc); ``False``
+        (nothing changed) if the route itself does not match fully after all."""
+        leaf, context = static.route, static.context
+        if context is None:  # a top-level route: the router's loop asks it directly
+            match, child_scope = leaf.matches(scope)
+        else:  # an included router's ``_match`` asks the route with its context in the scope
+            fastapi_scope = _get_fastapi_scope(scope)
+            previous = fastapi_scope.get(_FASTAPI_EFFECTIVE_ROUTE_CONTEXT_KEY, _SCOPE_MISSING)
+            fastapi_scope[_FASTAPI_EFFECTIVE_ROUTE_CONTEXT_KEY] = context
+            try:
+                match, child_scope = leaf.matches(scope)
+            finally:
+                _restore_fastapi_scope_key(scope, _FASTAPI_EFFECTIVE_ROUTE_CONTEXT_KEY, previous)
+        if match is not Match.FULL:
+            return False
+        if "router" not in scope:
+            scope["router"] = self.router
+        if context is None:
+            _update_scope(scope, child_scope)
+            _route_selected(scope=scope, path=getattr(leaf, "path_format", None), mount=False)
+            await leaf.handle(scope, receive, send)
+            return True
+        # The router's loop selects the top-level included router, which hands over to each nested one in turn.
+        _route_selected(scope=scope, path=getattr(static.top, "path_format", None), mount=False)
+        for included in static.chain:
+            _apply_router_form_limits(scope, included.include_context.form_limits)
+            fastapi_scope[_FASTAPI_INCLUDED_ROUTER_KEY] = included
+        # What the innermost one's ``_handle_selected`` does with its full match.
+        _update_scope(scope, child_scope)
+        _route_selected(
+            scope=scope,
+            path=getattr(context.starlette_route, "path_format", None) or context.path_format,
+            mount=False,
+        )
+        fastapi_scope[_FASTAPI_EFFECTIVE_ROUTE_CONTEXT_KEY] = context
+        scope["route"] = leaf
+        await leaf.handle(scope, receive, send)
+        return True
 
     async def _answer_directly(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
         """``None`` once a direct handler answered (see the module's doc); else nothing was sent, and the
@@ -185,6 +251,7 @@ class RouteShortcut:
             self._each = [_compile([_patterns(route)]) for route in self._routes]
             self._regex = _compile([_patterns(route) for route in self._routes])
             self._flat, self._contexts = _direct_table(self._routes)
+            self._static = _static_table(self.router, self._routes)
             directs = [context for context in self._contexts if context.direct is not None]
             self._any_direct = bool(directs)
             self._direct_methods = frozenset(method for context in directs for method in context.methods or ())
@@ -232,6 +299,55 @@ class _Context:
     regex: re.Pattern[str]
     methods: frozenset[str] | None
     direct: _Direct | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Static:
+    """The router's choice for one method and path without parameters: the top-level route its loop selects, the
+    included routers from there down (outermost first), the route itself and its route context (``None``: the
+    route is the top-level one)."""
+
+    top: BaseRoute
+    chain: tuple[_IncludedRouter, ...]
+    route: APIRoute
+    context: Any
+
+
+def _static_table(router: APIRouter, routes: list[BaseRoute]) -> dict[tuple[str, str], _Static]:
+    """Every path without parameters, with every method some route has, resolved by the router's own matching:
+    only the pairs whose route is an ``APIRoute`` the router would run (full match) are kept."""
+    contexts = list(iter_route_contexts(routes))
+    paths = {c.path for c in contexts if isinstance(c.path, str) and c.path and "{" not in c.path}
+    methods = {method for c in contexts for method in (c.methods or ())}
+    table: dict[tuple[str, str], _Static] = {}
+    for path in paths:
+        for method in methods:
+            static = _routers_choice(routes, method, path)
+            if static is not None:
+                table[(method, path)] = static
+    return table
+
+
+def _routers_choice(routes: list[BaseRoute], method: str, path: str) -> _Static | None:
+    """What ``APIRouter.app`` and ``_IncludedRouter._handle_selected`` run for ``method`` and ``path``."""
+    scope: dict[str, Any] = {"type": "http", "method": method, "path": path, "root_path": "", "headers": []}
+    for top in routes:
+        if top.matches(scope)[0] is Match.FULL:
+            break
+    else:
+        return None
+    if isinstance(top, APIRoute):
+        return _Static(top, (), top, None)
+    chain: list[_IncludedRouter] = []
+    route: Any = top
+    while isinstance(route, _IncludedRouter):
+        chain.append(route)
+        match, _, route, context = route._match(scope)
+        if match is not Match.FULL:
+            return None
+    if not isinstance(route, APIRoute) or context is None or context.original_route is not route:
+        return None
+    return _Static(top, tuple(chain), route, context)
 
 
 def _direct_table(routes: list[BaseRoute]) -> tuple[re.Pattern[str] | None, list[_Context]]:

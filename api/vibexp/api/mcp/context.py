@@ -43,7 +43,7 @@ def principal_of(ctx: ServerRequestContext[Any, Any]) -> Principal:
 
 def caller_of(ctx: ServerRequestContext[Any, Any]) -> Caller:
     """The ``Caller`` of this MCP request, built at the MCP edge: its key (scopes and audit name cached with the key
-    by the verifier), the address ``ClientAddressMiddleware`` resolved, and the user agent."""
+    by the verifier), the address the front door resolved, and the user agent."""
     state = _state(ctx)
     if state is None:  # only if the MCP app were mounted outside the middleware's prefixes
         raise InvalidApiKey("Missing API key", reason=AuthFailure.missing)

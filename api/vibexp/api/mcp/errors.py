@@ -92,7 +92,7 @@ def protocol_errors() -> Iterator[None]:
 
 
 def _raise_if_unavailable(exc: Exception) -> None:
-    """A database outage: the whole HTTP answer becomes 503 (``OutageMiddleware``), as for REST. An ``MCPError``
+    """A database outage: the whole HTTP answer becomes 503 (the front door's outage step), as for REST. An ``MCPError``
     (not a tool error) so the SDK neither logs a traceback nor a line per call."""
     if is_database_unavailable(exc):
         note_database_unavailable()

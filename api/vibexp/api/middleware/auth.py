@@ -6,7 +6,7 @@ request against the tenant's hourly window, then pass it on with the rate-limit 
 **observe** (once the response is sent: the usage log and the metrics). The route template
 (``/api/v1/prompts/{id}``) is resolved once, when the request arrives, into the request's ``RequestState``; it (or
 the MCP tool an inner handler names in ``state.usage``) becomes the action. Raw paths are never logged, so ids and
-keys stay out. The client address is the one ``ClientAddressMiddleware`` resolved, outermost, for every request
+keys stay out. The client address is the one the front door resolved, outermost, for every request
 (the socket peer, or ``X-Forwarded-For`` when the peer is one of ``VIBEXP_TRUSTED_PROXIES``).
 """
 

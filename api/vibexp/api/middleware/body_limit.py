@@ -10,75 +10,29 @@ drain bounds the connection is closed; that is the price of not reading an unbou
 from __future__ import annotations
 
 import anyio
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from vibexp.api.errors import error_response
 
-__all__ = ["BodySizeLimitMiddleware"]
+__all__ = ["BodyLimit", "BodyTooLarge"]
 
 
-class _TooLarge(Exception):
-    pass
+class BodyTooLarge(Exception):
+    """Raised from ``receive`` when the body crosses the limit after the answer has started: it cannot be a 413."""
 
 
-class BodySizeLimitMiddleware:
-    def __init__(
-        self, app: ASGIApp, *, max_bytes: int, drain_bytes: int | None = None, drain_seconds: float = 10.0
-    ) -> None:
-        self.app = app
+class BodyLimit:
+    """The limit and its drain bounds; the front door (``vibexp.api.middleware.pipeline``) counts the body's bytes
+    as the app reads them (only when the request may carry more than it declared: it has a ``Transfer-Encoding``, or
+    a ``Content-Length`` that is not a number; HTTP/1.1 frames any other body by its ``Content-Length``, and a
+    request with neither has none) and refuses with :meth:`refuse`."""
+
+    def __init__(self, *, max_bytes: int, drain_bytes: int | None = None, drain_seconds: float = 10.0) -> None:
         self.max_bytes = max_bytes
         self.drain_bytes = drain_bytes if drain_bytes is not None else max(8 * max_bytes, 16 * 1024 * 1024)
         self.drain_seconds = drain_seconds
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    declared = 0
-                if declared > self.max_bytes:
-                    await self._refuse(scope, receive, send)
-                    return
-        seen = 0
-        started = refused = False
-
-        async def limited_receive() -> Message:
-            # The 413 is sent from here, at the chunk that crosses the limit: raising instead would reach the
-            # framework's body parser, which turns any error while reading into a 400. The app then sees the
-            # client as gone, and whatever it answers is dropped.
-            nonlocal seen, refused
-            if refused:
-                return {"type": "http.disconnect"}
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    if started:
-                        raise _TooLarge
-                    refused = True
-                    await self._refuse(scope, receive, send, body_done=not message.get("more_body", False))
-                    return {"type": "http.disconnect"}
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if refused:
-                return
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except Exception:
-            if not refused:  # after a 413 the app's complaint about the cut-off body is expected
-                raise
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send, *, body_done: bool = False) -> None:
+    async def refuse(self, scope: Scope, receive: Receive, send: Send, *, body_done: bool = False) -> None:
         drained = body_done or await self._drain(scope, receive)
         response = error_response(
             413,
