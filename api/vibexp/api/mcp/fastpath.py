@@ -2,18 +2,20 @@
 
 For every stateless POST the SDK's transport builds a ``StreamableHTTPServerTransport``, memory streams, a
 ``JSONRPCDispatcher`` and a task in its task group, then tears them down (~2 ms of CPU, more than the tool call).
-A single request needs none of that: this module answers it with the SDK's public single-exchange driver,
-``mcp.server.runner.serve_one`` (the one its own 2026-era HTTP entry uses), on a born-ready ``Connection`` built
-the way the stateless transport builds one, through the low-level server's full middleware chain and handlers.
+A single request needs none of that: this module answers it as the SDK's public single-exchange driver,
+``mcp.server.runner.serve_one`` (the one its own 2026-era HTTP entry uses), does (``answer_one``: its
+``ServerRunner`` on a born-ready ``Connection`` built the way the stateless transport builds one, through the
+low-level server's full middleware chain and handlers), and writes the JSON-RPC envelope itself.
 
 Only requests the SDK would answer in exactly this way take the fast path: a POST with a JSON body holding one
 JSON-RPC request (not a batch, notification or response), no ``initialize`` (its version negotiation stays with
 the SDK), a handshake-era or absent ``MCP-Protocol-Version`` (other versions are the SDK's modern entry), an
 ``Accept`` that allows JSON and a JSON ``Content-Type``, and Host/Origin accepted by the same
 ``TransportSecurityMiddleware``. The body is parsed by the parser the SDK's transport uses
-(``pydantic_core.from_json``), so a body it refuses (a lone surrogate escape, ``"\ud800"``, is one: Python's
-``json`` would take it) is refused the same way. Everything else, including every malformed request, goes to the
-SDK unchanged (with the body replayed), so its answers and error codes stay the SDK's.
+(``pydantic_core.from_json``, ``parse_body``), so a body it refuses (a lone surrogate escape, ``"\ud800"``, is one:
+Python's ``json`` would take it) is refused the same way; and parsed once: the front door, which reads it to name
+the usage action, leaves it and its parse in the scope (``remember_body``). Everything else, including every
+malformed request, goes to the SDK unchanged (with the body replayed), so its answers and error codes stay the SDK's.
 
 Errors map as the SDK's stateless transport maps them: ``handler_exception_to_error_data`` for ``MCPError`` and
 validation errors. Every other failure inside the server is already ``-32603`` when it gets here
