@@ -13,9 +13,14 @@ import httpx
 import pytest
 from mcpkit import MCP_PATH
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.types import Message
 
 from helpers.factories import Account
 from helpers.servers import LiveServer
+from vibexp.api.mcp.context import mcp_action
+from vibexp.api.mcp.fastpath import UNPARSED, parse_body, read_body, remember_body
+from vibexp.api.mcp.mount import McpFrontDoor
+from vibexp.api.request_state import RequestUsage
 from vibexp.core.content.schemas import ArtifactCreate, PromptCreate
 from vibexp.core.content.service import artifacts, prompts
 from vibexp.core.db import session_scope
@@ -202,3 +207,38 @@ async def test_every_read_and_write_an_agent_makes_answers_as_the_sdk_transport(
             sdk = await client.post(sdk_only.url + MCP_PATH, json=body)
             assert (fast.status_code, fast.headers["content-type"]) == (sdk.status_code, sdk.headers["content-type"])
             assert _normalised(fast) == _normalised(sdk), body
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_prompt","arguments":{}}}',
+        b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get\\ud800prompt"}}',  # from_json refuses
+        b'[{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"x"}}]',
+        b'{"jsonrpc":"2.0","method":"notifications/initialized"}',
+        b'{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"artifact://a/b"}}',
+        b"not json",
+        b"[" * 10_000 + b"]" * 10_000,
+    ],
+)
+async def test_the_front_door_reads_and_parses_the_body_once_and_names_it_as_before(body: bytes) -> None:
+    """The front door parses the body with the SDK transport's parser and hands the parse on (the fast path reads
+    and parses nothing again); the usage action is what ``mcp_action`` names from the raw body, also for a body that
+    parser refuses and Python's ``json`` takes."""
+    pending: list[Message] = [{"type": "http.request", "body": body[:5], "more_body": True}]
+    pending.append({"type": "http.request", "body": body[5:], "more_body": False})
+
+    async def receive() -> Message:
+        return pending.pop(0)
+
+    usage = RequestUsage(tool_type="other")
+    read, parsed, replay = await McpFrontDoor._name_action(usage, receive)
+    assert read == body and usage.action == mcp_action(body)
+    if parse_body(body) is UNPARSED:
+        assert parsed is UNPARSED
+    else:
+        assert parsed == parse_body(body)
+    assert await replay() == {"type": "http.request", "body": body, "more_body": False}
+    scope: dict[str, Any] = {}
+    remember_body(scope, read, parsed)
+    assert read_body(scope) == (body, parsed)
