@@ -13,11 +13,16 @@ import httpx
 import pytest
 from mcpkit import MCP_PATH
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.types import Message
 
 from helpers.factories import Account
 from helpers.servers import LiveServer
-from vibexp.core.content.schemas import PromptCreate
-from vibexp.core.content.service import prompts
+from vibexp.api.mcp.context import mcp_action
+from vibexp.api.mcp.fastpath import UNPARSED, parse_body, read_body, remember_body
+from vibexp.api.mcp.mount import McpFrontDoor
+from vibexp.api.request_state import RequestUsage
+from vibexp.core.content.schemas import ArtifactCreate, PromptCreate
+from vibexp.core.content.service import artifacts, prompts
 from vibexp.core.db import session_scope
 
 HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
@@ -48,6 +53,23 @@ def _calls() -> list[tuple[dict[str, Any], dict[str, str]]]:
         call("ping"),
         call("no/such/method"),
         call("prompts/get", {"name": 5}),
+        call("prompts/get", {"name": "missing"}),
+        call("prompts/get", {}),
+        call("resources/list"),
+        call("resources/read", {"uri": "artifact://fp/notes"}),
+        call("resources/read", {"uri": 5}),
+        call("tools/list"),
+        call("tools/call", {"name": "get_prompt", "arguments": {"name": 5}}),
+        call("tools/call", {"name": "get_prompt", "arguments": {"name": "fast", "extra": True}}),
+        call("tools/call", {"name": "get_prompt", "arguments": {"name": "bad\u0000name"}}),
+        call("tools/call", {"name": "get_prompt", "arguments": "not an object"}),
+        call("tools/call", {"arguments": {"name": "fast"}}),
+        call("tools/call", {"name": 5, "arguments": {}}),
+        call("tools/call", {"name": "get_prompt", "arguments": {"name": "fast"}, "_meta": {"progressToken": 9}}),
+        call("tools/call", {"name": "save_memory", "arguments": {"content": ""}}),
+        call("tools/call", {"name": "get_memory", "arguments": {"id": "no-such-memory"}}),
+        call("tools/call", {"name": "search_memories", "arguments": {"query": "nothing here"}}),
+        call("tools/call", {"name": "delete_prompt", "arguments": {"name": "missing"}}),
     ]
 
 
@@ -66,6 +88,18 @@ async def _seed(db: async_sessionmaker[AsyncSession], account: Account) -> None:
         await prompts.create(
             session, tenant_id=account.tenant.id, data=PromptCreate(name="fast", content="Explain {{file}}.")
         )
+        await artifacts.create(
+            session,
+            tenant_id=account.tenant.id,
+            data=ArtifactCreate(project="fp", slug="notes", title="Notes", content="# Notes"),
+        )
+
+
+async def _key(client: httpx.AsyncClient, url: str, **fields: Any) -> dict[str, str]:
+    """Headers of a new key of the client's account (minted through the REST API) with these fields."""
+    response = await client.post(url + "/api/v1/api-keys", json={"name": "other", **fields})
+    assert response.status_code == 201, response.text
+    return {"Authorization": f"Bearer {response.json()['key']}"}
 
 
 async def test_fast_path_answers_exactly_as_the_sdk_transport(
@@ -73,11 +107,21 @@ async def test_fast_path_answers_exactly_as_the_sdk_transport(
 ) -> None:
     await _seed(db, account)
     async with httpx.AsyncClient(timeout=30, headers=account.headers | HEADERS) as client:
-        for body, extra in _calls():
+        # A key without the scopes a call needs (refused as a tool error or a JSON-RPC error), and a key that asks
+        # before a destructive tool runs (its calls go through the handshake door on either server).
+        narrow = await _key(client, server.url, scopes=["memories:read"])
+        confirming = await _key(client, server.url, confirm_destructive=True)
+        keyed = [
+            (call, extra | narrow)
+            for call, extra in _calls()
+            if call["method"] in ("tools/call", "tools/list", "prompts/get", "resources/read", "resources/list")
+        ]
+        confirm_calls = [(call, extra | confirming) for call, extra in _calls() if call["method"] == "tools/call"]
+        for body, extra in [*_calls(), *keyed, *confirm_calls]:
             fast = await client.post(server.url + MCP_PATH, json=body, headers=extra)
             sdk = await client.post(sdk_only.url + MCP_PATH, json=body, headers=extra)
             assert (fast.status_code, fast.headers["content-type"]) == (sdk.status_code, sdk.headers["content-type"])
-            assert fast.json() == sdk.json(), body
+            assert fast.text == sdk.text, (body, extra.keys())
 
 
 async def test_a_stateless_tool_call_builds_no_sdk_transport(
@@ -163,3 +207,38 @@ async def test_every_read_and_write_an_agent_makes_answers_as_the_sdk_transport(
             sdk = await client.post(sdk_only.url + MCP_PATH, json=body)
             assert (fast.status_code, fast.headers["content-type"]) == (sdk.status_code, sdk.headers["content-type"])
             assert _normalised(fast) == _normalised(sdk), body
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_prompt","arguments":{}}}',
+        b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get\\ud800prompt"}}',  # from_json refuses
+        b'[{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"x"}}]',
+        b'{"jsonrpc":"2.0","method":"notifications/initialized"}',
+        b'{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"artifact://a/b"}}',
+        b"not json",
+        b"[" * 10_000 + b"]" * 10_000,
+    ],
+)
+async def test_the_front_door_reads_and_parses_the_body_once_and_names_it_as_before(body: bytes) -> None:
+    """The front door parses the body with the SDK transport's parser and hands the parse on (the fast path reads
+    and parses nothing again); the usage action is what ``mcp_action`` names from the raw body, also for a body that
+    parser refuses and Python's ``json`` takes."""
+    pending: list[Message] = [{"type": "http.request", "body": body[:5], "more_body": True}]
+    pending.append({"type": "http.request", "body": body[5:], "more_body": False})
+
+    async def receive() -> Message:
+        return pending.pop(0)
+
+    usage = RequestUsage(tool_type="other")
+    read, parsed, replay = await McpFrontDoor._name_action(usage, receive)
+    assert read == body and usage.action == mcp_action(body)
+    if parse_body(body) is UNPARSED:
+        assert parsed is UNPARSED
+    else:
+        assert parsed == parse_body(body)
+    assert await replay() == {"type": "http.request", "body": body, "more_body": False}
+    scope: dict[str, Any] = {}
+    remember_body(scope, read, parsed)
+    assert read_body(scope) == (body, parsed)

@@ -25,7 +25,7 @@ from vibexp.core.runtime import Runtime
 from vibexp.core.usage.actions import mcp_request_action
 from vibexp.core.usage.tool_type import ToolType, detect_tool_type
 
-__all__ = ["UsageTagger", "caller_of", "mcp_action", "principal_of", "runtime_of"]
+__all__ = ["UsageTagger", "caller_of", "mcp_action", "mcp_message_action", "principal_of", "runtime_of"]
 
 
 def _state(ctx: ServerRequestContext[Any, Any]) -> RequestState | None:
@@ -81,6 +81,11 @@ def mcp_action(body: bytes) -> str | None:
         message = json.loads(body)
     except (ValueError, RecursionError):  # RecursionError: nested too deep; the SDK answers the parse error
         return None
+    return mcp_message_action(message)
+
+
+def mcp_message_action(message: Any) -> str | None:
+    """``mcp_action`` of a body already decoded (``message``)."""
     if isinstance(message, list) and message:
         message = message[0]
     if not isinstance(message, dict) or not isinstance(message.get("method"), str):

@@ -2,18 +2,20 @@
 
 For every stateless POST the SDK's transport builds a ``StreamableHTTPServerTransport``, memory streams, a
 ``JSONRPCDispatcher`` and a task in its task group, then tears them down (~2 ms of CPU, more than the tool call).
-A single request needs none of that: this module answers it with the SDK's public single-exchange driver,
-``mcp.server.runner.serve_one`` (the one its own 2026-era HTTP entry uses), on a born-ready ``Connection`` built
-the way the stateless transport builds one, through the low-level server's full middleware chain and handlers.
+A single request needs none of that: this module answers it as the SDK's public single-exchange driver,
+``mcp.server.runner.serve_one`` (the one its own 2026-era HTTP entry uses), does (``answer_one``: its
+``ServerRunner`` on a born-ready ``Connection`` built the way the stateless transport builds one, through the
+low-level server's full middleware chain and handlers), and writes the JSON-RPC envelope itself.
 
 Only requests the SDK would answer in exactly this way take the fast path: a POST with a JSON body holding one
 JSON-RPC request (not a batch, notification or response), no ``initialize`` (its version negotiation stays with
 the SDK), a handshake-era or absent ``MCP-Protocol-Version`` (other versions are the SDK's modern entry), an
 ``Accept`` that allows JSON and a JSON ``Content-Type``, and Host/Origin accepted by the same
 ``TransportSecurityMiddleware``. The body is parsed by the parser the SDK's transport uses
-(``pydantic_core.from_json``), so a body it refuses (a lone surrogate escape, ``"\ud800"``, is one: Python's
-``json`` would take it) is refused the same way. Everything else, including every malformed request, goes to the
-SDK unchanged (with the body replayed), so its answers and error codes stay the SDK's.
+(``pydantic_core.from_json``, ``parse_body``), so a body it refuses (a lone surrogate escape, ``"\ud800"``, is one:
+Python's ``json`` would take it) is refused the same way; and parsed once: the front door, which reads it to name
+the usage action, leaves it and its parse in the scope (``remember_body``). Everything else, including every
+malformed request, goes to the SDK unchanged (with the body replayed), so its answers and error codes stay the SDK's.
 
 Errors map as the SDK's stateless transport maps them: ``handler_exception_to_error_data`` for ``MCPError`` and
 validation errors. Every other failure inside the server is already ``-32603`` when it gets here
@@ -33,7 +35,7 @@ import anyio
 import pydantic_core
 from mcp.server.connection import Connection
 from mcp.server.lowlevel import Server
-from mcp.server.runner import serve_one
+from mcp.server.runner import ServerRunner, aclose_shielded
 from mcp.server.streamable_http import check_accept_headers
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from mcp.shared.dispatcher import CallOptions
@@ -46,7 +48,6 @@ from mcp_types import (
     INTERNAL_ERROR,
     ErrorData,
     JSONRPCError,
-    JSONRPCResponse,
     RequestId,
 )
 from starlette.requests import Request
@@ -55,12 +56,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from vibexp.api.mcp.errors import INTERNAL_ERROR_MESSAGE
 from vibexp.api.mcp.sessions import handshake_era
 
-__all__ = ["McpFastPath", "replayed"]
+__all__ = ["UNPARSED", "McpFastPath", "parse_body", "read_body", "remember_body", "replayed"]
 
 log = logging.getLogger(__name__)
 
 _FIELDS = frozenset({"jsonrpc", "id", "method", "params"})
 _INTERNAL = ErrorData(code=INTERNAL_ERROR, message=INTERNAL_ERROR_MESSAGE)
+#: Where the front door leaves the POST body it read and parsed (``remember_body``), so nothing reads it twice.
+_BODY_KEY = "vibexp.mcp.body"
+#: A body the SDK's parser refused (``parse_body``).
+UNPARSED: Any = object()
 
 
 @dataclass
@@ -87,12 +92,16 @@ class _OneRequestContext:
         return None
 
 
-def _single_request(body: bytes) -> dict[str, Any] | None:
-    """The JSON-RPC request in ``body`` if it is exactly one well-formed request the fast path may answer."""
+def parse_body(body: bytes) -> Any:
+    """``body`` decoded by the SDK transport's parser (what it refuses, it answers itself), or ``UNPARSED``."""
     try:
-        message = pydantic_core.from_json(body)  # the SDK transport's parser: what it refuses, it answers itself
+        return pydantic_core.from_json(body)
     except (ValueError, RecursionError):
-        return None
+        return UNPARSED
+
+
+def _single_request(message: Any) -> dict[str, Any] | None:
+    """``message`` (a decoded body) if it is exactly one well-formed JSON-RPC request the fast path may answer."""
     if not isinstance(message, dict) or message.get("jsonrpc") != "2.0" or not _FIELDS.issuperset(message):
         return None
     request_id, method, params = message.get("id"), message.get("method"), message.get("params")
@@ -140,10 +149,17 @@ class McpFastPath:
             await self.app(scope, receive, send)
             return
         request = Request(scope, receive)
-        body = await request.body()
-        message = _single_request(body) if self._acceptable(request) else None
+        read = read_body(scope)
+        if read is None:
+            body = await request.body()
+            parsed: Any = parse_body(body)
+            onward = replayed(body, receive)
+        else:  # the front door read and parsed it (mount.py), and its receive still replays it: neither again
+            body, parsed = read
+            onward = receive
+        message = _single_request(parsed) if self._acceptable(request) else None
         if message is None or await self.security.validate_request(request, is_post=True) is not None:
-            await self.app(scope, replayed(body, receive), send)
+            await self.app(scope, onward, send)
             return
         payload = await self._answer(request, message)
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
@@ -163,30 +179,66 @@ class McpFastPath:
             request_id=request_id,
             message_metadata=ServerMessageMetadata(request_context=request),
         )
-        reply: JSONRPCResponse | JSONRPCError
         try:
-            result = await serve_one(
-                self.server,
-                context,
-                message["method"],
-                message.get("params"),
-                connection=Connection.from_envelope(version, None, None),
-                lifespan_state=self._lifespan_state,
+            result = await answer_one(
+                self.server, context, message["method"], message.get("params"), version, self._lifespan_state
             )
         except Exception as exc:
             error = handler_exception_to_error_data(exc)
             if error is None:  # outside the guarded handler chain: still no internals on the wire
                 log.exception("MCP request %r failed", message["method"])
                 error = _INTERNAL
-            reply = JSONRPCError(jsonrpc="2.0", id=request_id, error=error)
-        else:
-            reply = JSONRPCResponse(jsonrpc="2.0", id=request_id, result=result)
+            return _error_reply(request_id, error)
         try:
-            return reply.model_dump_json(by_alias=True, exclude_unset=True).encode()
+            # What JSONRPCResponse(...).model_dump_json(by_alias=True, exclude_unset=True) writes (members in that
+            # order, compact), without validating the result dict into the envelope model first.
+            return pydantic_core.to_json({"jsonrpc": "2.0", "id": request_id, "result": result})
         except pydantic_core.PydanticSerializationError:
             log.exception("MCP request %r: the reply could not be serialised", message["method"])
-            failed = JSONRPCError(jsonrpc="2.0", id=request_id, error=_INTERNAL)
-            return failed.model_dump_json(by_alias=True, exclude_unset=True).encode()
+            return _error_reply(request_id, _INTERNAL)
+
+
+def _error_reply(request_id: RequestId, error: ErrorData) -> bytes:
+    return (
+        JSONRPCError(jsonrpc="2.0", id=request_id, error=error)
+        .model_dump_json(by_alias=True, exclude_unset=True)
+        .encode()
+    )
+
+
+async def answer_one(
+    server: Server[Any],
+    context: _OneRequestContext,
+    method: str,
+    params: Mapping[str, Any] | None,
+    version: str,
+    lifespan_state: Any,
+) -> dict[str, Any]:
+    """``serve_one`` on a born-ready connection: the SDK's ``ServerRunner`` (its middleware chain, validation,
+    handler lookup, result sieve, all unchanged), then the connection's exit stack unwound.
+
+    ``serve_one`` unwinds it under a shielded, bounded cancel scope (``aclose_shielded``), which costs ~25 µs a call
+    though nothing in the SDK or in VibeXP ever pushes onto a one-request connection's exit stack. So that unwind
+    runs only when something was pushed (the stack's callbacks, read through ``getattr`` with a truthy default: were
+    the attribute ever gone, every call would unwind as ``serve_one`` does).
+    """
+    connection = Connection.from_envelope(version, None, None)
+    try:
+        return await ServerRunner(server, connection, lifespan_state).on_request(context, method, params)
+    finally:
+        if getattr(connection.exit_stack, "_exit_callbacks", True):
+            await aclose_shielded(connection)
+
+
+def remember_body(scope: Scope, body: bytes, parsed: Any) -> None:
+    """Keep a POST body and its ``parse_body`` for the fast path, which then reads and parses nothing itself."""
+    scope[_BODY_KEY] = (body, parsed)
+
+
+def read_body(scope: Scope) -> tuple[bytes, Any] | None:
+    """The body and its parse that ``remember_body`` kept in ``scope``, if any."""
+    found: tuple[bytes, Any] | None = scope.get(_BODY_KEY)
+    return found
 
 
 def replayed(body: bytes, receive: Receive) -> Receive:

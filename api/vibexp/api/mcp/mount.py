@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 from fastapi import FastAPI
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
@@ -30,8 +31,8 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vibexp.api.errors import error_payload, error_response
-from vibexp.api.mcp.context import UsageTagger, mcp_action
-from vibexp.api.mcp.fastpath import McpFastPath
+from vibexp.api.mcp.context import UsageTagger, mcp_action, mcp_message_action
+from vibexp.api.mcp.fastpath import UNPARSED, McpFastPath, parse_body, remember_body
 from vibexp.api.mcp.handshake import HandshakeDoor
 from vibexp.api.mcp.live import EventStreams, Listeners
 from vibexp.api.mcp.server import create_mcp_server
@@ -119,10 +120,11 @@ class McpFrontDoor:
             return
         state = request_state(scope)
         body: bytes | None = None
+        parsed: Any = UNPARSED
         if state is not None and state.principal is not None:
             self.tagger.recall(state)
             if scope["method"] == "POST":
-                body, receive = await self._name_action(state.usage, receive)
+                body, parsed, receive = await self._name_action(state.usage, receive)
             else:  # the GET a handshake-era client opens for a stream (405 below): protocol set-up, not an action
                 state.usage.action = mcp_request_action(scope["method"])
         endpoint = scope["path"].rstrip("/") == MCP_ENDPOINT
@@ -151,6 +153,8 @@ class McpFrontDoor:
                 else:  # nothing is kept for a session: nothing to end
                     await Response(status_code=204)(scope, receive, send)
                 return
+        if body is not None:  # read and parsed once: the fast path takes both from here
+            remember_body(scope, body, parsed)
         await self._forward(scope, receive, send)
 
     async def _forward(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -211,9 +215,9 @@ class McpFrontDoor:
         await self.events(state.principal, scope, receive, send)
 
     @staticmethod
-    async def _name_action(usage: RequestUsage, receive: Receive) -> tuple[bytes, Receive]:
-        """Read the (size-limited) body, name the usage action after its JSON-RPC method; the body, and a receive
-        that replays it."""
+    async def _name_action(usage: RequestUsage, receive: Receive) -> tuple[bytes, Any, Receive]:
+        """Read the (size-limited) body, name the usage action after its JSON-RPC method; the body, its parse
+        (``fastpath.parse_body``) and a receive that replays it."""
         chunks: list[bytes] = []
         trailing: Message | None = None
         while True:
@@ -225,7 +229,9 @@ class McpFrontDoor:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        usage.action = mcp_action(body)
+        parsed = parse_body(body)
+        # A body the SDK's parser refuses may still be JSON to Python's (a lone surrogate escape): named by that.
+        usage.action = mcp_action(body) if parsed is UNPARSED else mcp_message_action(parsed)
         pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
         if trailing is not None:
             pending.append(trailing)
@@ -233,7 +239,7 @@ class McpFrontDoor:
         async def replay() -> Message:
             return pending.pop(0) if pending else await receive()
 
-        return body, replay
+        return body, parsed, replay
 
     @staticmethod
     async def _send_json(start: Message, body: bytes, send: Send) -> None:
