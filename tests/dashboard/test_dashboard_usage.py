@@ -11,24 +11,49 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dashboard.pages import Person, sign_in
+from helpers import teams
 from helpers.factories import TEST_ACTOR
 from vibexp.api.dashboard.routes.usage import PAGE_SIZE
+from vibexp.core.access import Caller, Role
 from vibexp.core.alerts.models import Alert, AlertKind
 from vibexp.core.clock import utcnow
 from vibexp.core.db import session_scope
 from vibexp.core.keys import service as keys
+from vibexp.core.oauth import usecases as oauth
 from vibexp.core.usage.models import KeyAction
 from vibexp.core.usage.outcomes import OUTCOMES, outcome_of
 from vibexp.core.usage.tool_names import TOOL_NAMES, tool_name
 from vibexp.core.usage.tool_type import ToolType
 
 _ROW = re.compile(r'<tr data-outcome="(\w+)">.*?<code>(act-[\w-]+)</code>', re.S)
+_KEY_SELECT = re.compile(r'<select id="filter-key" name="key">(.*?)</select>', re.S)
 _NEXT = re.compile(r'href="(/usage\?[^"]+)" data-testid="older-actions"')
 
 
 def rows(html: str) -> list[tuple[str, str]]:
     """(outcome, action) of each action row on the page."""
     return _ROW.findall(html)
+
+
+def key_select(html: str) -> str:
+    """The inside of the "Key or app" select."""
+    match = _KEY_SELECT.search(html)
+    assert match, "no key filter on the page"
+    return match[1]
+
+
+def key_choices(html: str) -> dict[str, list[tuple[str, str]]]:
+    """The "Key or app" select's options (value, text) by optgroup label ("" for those outside any group)."""
+    groups: dict[str, list[tuple[str, str]]] = {}
+    label = ""
+    for group, value, text in re.findall(
+        r'<optgroup label="([^"]+)">|<option value="([^"]*)"[^>]*>([^<]*)<', key_select(html)
+    ):
+        if group:
+            label = group
+        else:
+            groups.setdefault(label, []).append((value, text))
+    return groups
 
 
 def breakdown(html: str) -> dict[str, int]:
@@ -207,3 +232,93 @@ async def test_bad_filters_are_a_readable_error(
     response = await client.get("/usage?" + query)
     assert response.status_code == 422 and message in response.text
     assert response.headers["content-type"].startswith("text/html")
+
+
+async def grant_with_action(
+    factory: async_sessionmaker[AsyncSession], tenant_id: str, member: teams.Person, action: str
+) -> str:
+    """A connected app of ``member`` (the real OAuth flow's grant) and one action of it in the log; the grant's id."""
+    grant = await teams.make_grant(factory, tenant_id=tenant_id, person=member, scopes=["prompts:read"])
+    async with session_scope(factory, write=True) as session:
+        session.add(
+            KeyAction(
+                grant_id=grant.grant_id,
+                tenant_id=tenant_id,
+                at=utcnow(),
+                method="POST",
+                route="/mcp/v1/connect",
+                action=action,
+                status=200,
+                tool_type="claude_code",
+                client_ip="192.0.2.9",
+            )
+        )
+    return grant.grant_id
+
+
+async def two_members_apps(
+    factory: async_sessionmaker[AsyncSession], person: Person
+) -> tuple[teams.Person, str, teams.Person, str]:
+    """Two members of the person's account, each with a connected app and an action of it; the second's revoked."""
+    tenant_id = person.account.tenant.id
+    alice = await teams.make_person(factory, tenant_id=tenant_id, role=Role.member)
+    bob = await teams.make_person(factory, tenant_id=tenant_id, role=Role.member)
+    alices = await grant_with_action(factory, tenant_id, alice, "act-alice-app")
+    bobs = await grant_with_action(factory, tenant_id, bob, "act-bob-app")
+    async with session_scope(factory, write=True) as session:
+        await oauth.revoke_grant(session, caller=Caller.cli(tenant_id), grant_id=bobs)
+    return alice, alices, bob, bobs
+
+
+async def test_the_key_filter_lists_connected_apps_and_filters_by_one(
+    client: httpx.AsyncClient, person: Person, other_person: Person, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    second = await seed(session_factory, person, other_person)
+    alice, alices, bob, bobs = await two_members_apps(session_factory, person)
+    await sign_in(client, person)  # the account's owner: everyone's keys and apps
+    html = (await client.get("/usage")).text
+    assert '<label for="filter-key">Key or app</label>' in html
+    choices = key_choices(html)
+    assert choices[""] == [("", "Any key or app")]
+    assert second in {value for value, _ in choices["Keys"]} and person.account.key_id in dict(choices["Keys"])
+    apps = dict(choices["Connected apps"])  # make_grant's spare consent is a grant of its own, listed too
+    assert apps[alices] == f"Leaky tool (OAuth) · {alice.email}"
+    assert apps[bobs] == f"Leaky tool (OAuth) · {bob.email} · revoked"  # old actions keep their app: still a choice
+    assert {text.split(" · ")[1] for text in apps.values()} == {alice.email, bob.email}
+    assert {action for _, action in rows(html)} >= {"act-alice-app", "act-bob-app", "act-second"}
+
+    for grant_id, action in ((alices, "act-alice-app"), (bobs, "act-bob-app")):
+        page = await client.get("/usage", params={"key": grant_id})
+        assert page.status_code == 200
+        assert [name for _, name in rows(page.text)] == [action]  # that app's actions only
+        assert re.findall(r'<option value="([^"]+)" selected>', key_select(page.text)) == [grant_id]  # kept
+
+
+async def test_a_member_picks_only_their_own_connected_apps(
+    client: httpx.AsyncClient, person: Person, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    alice, alices, bob, bobs = await two_members_apps(session_factory, person)
+    await sign_in(client, Person(email=alice.email, password=teams.PASSWORD, account=person.account))
+    html = (await client.get("/usage")).text
+    choices = key_choices(html)
+    apps = dict(choices["Connected apps"])
+    assert alices in apps and set(apps.values()) == {f"Leaky tool (OAuth) · {alice.email}"}  # her own only
+    assert [value for value, _ in choices["Keys"]] == [alice.key_id]
+    assert bobs not in html and bob.email not in html
+    # Another person's app by URL: none of its actions, and no choice of it on the form.
+    page = await client.get("/usage", params={"key": bobs})
+    assert page.status_code == 200 and rows(page.text) == [] and "No actions match these filters." in page.text
+    assert " selected>" not in key_select(page.text)
+
+
+async def test_an_unknown_key_id_shows_no_actions(
+    client: httpx.AsyncClient, person: Person, other_person: Person, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    await seed(session_factory, person, other_person)
+    await two_members_apps(session_factory, person)
+    await sign_in(client, person)
+    for unknown in ("not-an-id", "0190b8c2-0000-7000-8000-000000000000", other_person.account.key_id):
+        page = await client.get("/usage", params={"key": unknown})
+        assert page.status_code == 200 and rows(page.text) == []
+        assert "No actions match these filters." in page.text
+        assert " selected>" not in key_select(page.text)

@@ -1,6 +1,7 @@
 """The overview (``/``) and the account's usage page: tier, hourly limit, use this hour, charts, the requests of the
-last 7 days by outcome (failed authentications included), and the action log, filterable (by key, tool, status and,
-for admins, the key's owner: "Mine / Service / Everyone's", as the key list's) and paginated."""
+last 7 days by outcome (failed authentications included), and the action log, filterable (by key or connected app —
+the OAuth grants the viewer may see, revoked ones too —, tool, status and, for admins, the key's owner: "Mine /
+Service / Everyone's", as the key list's) and paginated."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from vibexp.core import access
 from vibexp.core.alerts import usecases as alerts
 from vibexp.core.clock import utcnow
 from vibexp.core.keys import usecases as keys
+from vibexp.core.oauth import usecases as oauth
+from vibexp.core.pagination import MAX_PAGE_SIZE
 from vibexp.core.usage import usecases as usage_cases
 from vibexp.core.usage.outcomes import OUTCOMES, outcome_of, parse_outcome
 from vibexp.core.usage.tool_names import TOOL_NAMES, tool_name
@@ -79,6 +82,9 @@ async def usage(
     outcome = parse_outcome(status) if status else None
     whose = owner_choice(owner)
     records = await keys.list_keys(db, caller=viewer.caller, include_deleted=True)  # old actions keep their key
+    # The connected apps, revoked ones too (old actions keep their grant): a member's or viewer's own, as the use case
+    # decides; the newest page of them (the filter still takes any grant's id by URL).
+    grants = await oauth.list_grants(db, caller=viewer.caller, limit=MAX_PAGE_SIZE)
     page = await usage_cases.list_actions(
         db,
         caller=viewer.caller,
@@ -103,6 +109,7 @@ async def usage(
         "account": await _account(viewer, runtime),
         "keys": sorted((k for k in records if k.deleted_at is None), key=lambda k: -k.request_count),
         "all_keys": records,
+        "all_grants": grants.items,
         "key_names": {k.id: k.name for k in records},
         "grant_names": await usage_cases.grant_names(
             db, caller=viewer.caller, grant_ids=[action.grant_id for action in page.items]
