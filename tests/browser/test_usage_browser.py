@@ -101,6 +101,19 @@ async def test_a_connected_apps_actions_and_alerts_name_it(
     await expect(row).to_have_count(1)
     await expect(row).to_contain_text(f"Claude Code (OAuth) · {dashboard_user.email}")
     await expect(row).to_contain_text("search_memories")
+    # The filter offers the connected apps beside the keys (revoked ones marked), and choosing one keeps it.
+    key_filter = page.get_by_label("Key or app")
+    apps_group = key_filter.locator('optgroup[label="Connected apps"]')
+    await expect(apps_group.locator(f'option[value="{apps.claude}"]')).to_have_text(
+        f"Claude Code (OAuth) · {dashboard_user.email}"
+    )
+    await expect(apps_group.locator(f'option[value="{apps.revoked}"]')).to_contain_text("· revoked")
+    await expect(key_filter.locator("optgroup")).to_have_count(1)  # no keys here: no empty "Keys" group
+    await key_filter.select_option(value=apps.claude)
+    await page.get_by_role("button", name="Filter").click()
+    await expect(page.get_by_label("Key or app")).to_have_value(apps.claude)
+    await expect(row).to_have_count(1)
+    await expect(row).to_contain_text("search_memories")
     await shots(page, screenshots, "usage-grant")
     await page.goto("/alerts")
     await expect(page.locator('[data-credential="grant"]').first).to_have_text("Claude Code (OAuth)")
@@ -120,6 +133,9 @@ async def test_usage_breakdown_and_filters(
     await expect(page.get_by_test_id("actions")).to_contain_text("Python requests")
     await shot(page, screenshots, "usage-1280")
 
+    key_filter = page.get_by_label("Key or app")
+    await expect(key_filter.locator('optgroup[label="Keys"] option')).to_contain_text(["CI runner ("])
+    await expect(key_filter.locator("optgroup")).to_have_count(1)  # no connected apps here: no empty group
     await page.get_by_label("Tool").select_option(label="Python requests")
     await page.get_by_label("Status").select_option(label="Rate limited (429)")
     await page.get_by_role("button", name="Filter").click()
