@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from helpers.factories import make_account
 from vibexp.core.clock import utcnow
 from vibexp.core.db import create_engine
+from vibexp.core.geo import country_of
 from vibexp.core.keys.models import ApiKey
 from vibexp.core.outage import is_database_unavailable
 from vibexp.core.ratelimit.models import RateWindow
@@ -195,3 +196,47 @@ async def test_the_detectors_run_when_the_write_fails(db_factory: async_sessionm
         assert detector.batches == [(1, 1)], "a retried event is not detected twice"
     finally:
         await unreachable.dispose()
+
+
+async def test_the_action_rows_read_back_as_the_events_were_recorded(
+    db_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """The flush's one statement (PostgreSQL: a binary COPY; SQLite: executemany) writes each event as the ORM
+    would: the same time to the microsecond, in UTC, the texts, the status and the address's country."""
+    account = await make_account(db_factory)
+    recorder = UsageRecorder(db_factory.kw["bind"])
+    events = [_event(account.key_id, account.tenant.id, seconds_ago=s, tool="curl") for s in (3.25, 1.5)]
+    events[1].client_ip = "81.2.69.160"
+    events[1].status = 404
+    for event in events:
+        recorder.record(event)
+    assert await recorder.flush() == 2
+    async with db_factory() as session:
+        rows = (
+            await session.scalars(select(KeyAction).where(KeyAction.key_id == account.key_id).order_by(KeyAction.id))
+        ).all()
+    assert [(r.at, r.method, r.route, r.action, r.status, r.tool_type, r.client_ip, r.country) for r in rows] == [
+        (e.at, e.method, e.route, e.action, e.status, e.tool_type, e.client_ip, country_of(e.client_ip)) for e in events
+    ]
+    assert all(r.grant_id is None and r.tenant_id == account.tenant.id for r in rows)
+
+
+async def test_a_naive_time_is_refused_and_dropped_alone(
+    db_factory: async_sessionmaker[AsyncSession], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A time without a zone (a bug, never a client's doing) is refused by the column's own conversion on both
+    databases: that row is dropped and logged, the rest of its batch written."""
+    account = await make_account(db_factory)
+    recorder = UsageRecorder(db_factory.kw["bind"])
+    naive = _event(account.key_id, account.tenant.id, seconds_ago=1, tool="curl")
+    naive.at = naive.at.replace(tzinfo=None)
+    recorder.record(_event(account.key_id, account.tenant.id, seconds_ago=2, tool="curl"))
+    recorder.record(naive)
+    with caplog.at_level(logging.WARNING, logger="vibexp.core.usage.recorder"):
+        assert await recorder.flush() == 1
+    async with db_factory() as session:
+        count = await session.scalar(
+            select(func.count()).select_from(KeyAction).where(KeyAction.key_id == account.key_id)
+        )
+    assert count == 1
+    assert len([r for r in caplog.records if "dropped" in r.getMessage()]) == 1
