@@ -106,21 +106,14 @@ class RowReader:
         self, connections: pg_direct.HeldConnections, held: pg_direct.Held, params: tuple[Any, ...], *, retry: bool
     ) -> Sequence[Any] | None:
         try:
-            row: Sequence[Any] | None = await held.driver.fetchrow(self._sql, *params)
+            async with connections.using(held) as driver:
+                row: Sequence[Any] | None = await driver.fetchrow(self._sql, *params)
         except Exception as exc:
-            lost = connection_lost(exc)
-            if not lost:
-                connections.release(held)
+            if not connection_lost(exc):
                 raise DBAPIError(self._sql, params, exc) from exc
-            connections.discard(held)
-            await self._engine.dispose(close=False)  # the pool's and the other held ones went with it
             if retry:
                 raise _LostConnection from exc
             raise OperationalError(self._sql, params, exc, connection_invalidated=True) from exc
-        except BaseException:
-            connections.discard(held)  # interrupted mid-statement (cancelled): asyncpg would refuse it
-            raise
-        connections.release(held)
         return row
 
     def _convert(self, row: Sequence[Any]) -> dict[str, Any]:

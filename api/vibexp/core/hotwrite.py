@@ -93,20 +93,14 @@ class RowInserter:
         if connections is None or held is None:
             return False
         try:
-            await held.driver.execute(self._sql, *params)  # outside a transaction: its own, committed
+            async with connections.using(held) as driver:
+                await driver.execute(self._sql, *params)  # outside a transaction: its own, committed
         except Exception as exc:
-            if not connection_lost(exc):
-                connections.release(held)
-                if _is_integrity_error(exc):
-                    raise IntegrityError(self._sql, params, exc) from exc
-                raise DBAPIError(self._sql, params, exc) from exc
-            connections.discard(held)
-            await self._engine.dispose(close=False)  # never repeated: the lost connection may have committed it
-            raise OperationalError(self._sql, params, exc, connection_invalidated=True) from exc
-        except BaseException:
-            connections.discard(held)  # interrupted mid-statement (cancelled): asyncpg would refuse it
-            raise
-        connections.release(held)
+            if connection_lost(exc):  # never repeated: the lost connection may have committed it
+                raise OperationalError(self._sql, params, exc, connection_invalidated=True) from exc
+            if _is_integrity_error(exc):
+                raise IntegrityError(self._sql, params, exc) from exc
+            raise DBAPIError(self._sql, params, exc) from exc
         return True
 
     async def _sqlite_direct(self, params: tuple[Any, ...]) -> bool:

@@ -41,7 +41,7 @@ from sqlalchemy.util import greenlet_spawn
 
 from vibexp.core.config import Settings
 
-__all__ = ["Held", "HeldConnections", "configure", "connection_lost", "give_back", "held"]
+__all__ = ["Held", "HeldConnections", "Using", "configure", "connection_lost", "give_back", "held"]
 
 #: SQLSTATE classes of a connection that is gone or refused (08: connection exception, 57P: operator intervention
 #: such as a server shutting down), and the Python errors a dropped socket raises.
@@ -77,7 +77,7 @@ class HeldConnections:
     """One engine's held connections on one event loop."""
 
     def __init__(self, engine: AsyncEngine, loop: asyncio.AbstractEventLoop, cap: int) -> None:
-        self._engine = engine
+        self.engine = engine
         self.loop = loop
         self.cap = cap
         self._free: deque[Held] = deque()
@@ -103,11 +103,19 @@ class HeldConnections:
             return None
         self.count += 1
         try:
-            fairy = await self._engine.raw_connection()
+            fairy = await self.engine.raw_connection()
         except BaseException:
             self.count -= 1
             raise
         return Held(fairy, self._epoch)
+
+    def using(self, held: Held) -> Using:
+        """``async with connections.using(held) as driver``: one statement on ``held``'s asyncpg connection. Given
+        back after a statement that finished (a database error included); terminated when the connection was lost
+        (the engine disposed of too: the pool's and the other held ones went with the server) or the statement was
+        interrupted (cancelled). The statement's own error leaves as it came: the caller maps it (a read may be
+        repeated on a lost connection, an insert never)."""
+        return Using(self, held)
 
     def release(self, held: Held) -> None:
         """Give back a connection whose statement finished (successfully or with a database error)."""
@@ -142,6 +150,29 @@ class HeldConnections:
         free, self._free = list(self._free), deque()
         for held in free:
             await greenlet_spawn(held.fairy.close)
+
+
+class Using:
+    """``HeldConnections.using``: a plain class, not a generator-based context manager (it is on every hot request)."""
+
+    __slots__ = ("_connections", "_held")
+
+    def __init__(self, connections: HeldConnections, held: Held) -> None:
+        self._connections = connections
+        self._held = held
+
+    async def __aenter__(self) -> Any:
+        return self._held.driver
+
+    async def __aexit__(self, _type: object, exc: BaseException | None, _traceback: object) -> None:
+        connections, held = self._connections, self._held
+        if exc is None or (isinstance(exc, Exception) and not connection_lost(exc)):
+            connections.release(held)
+        elif isinstance(exc, Exception):  # lost: never used again, and the pool is rebuilt
+            connections.discard(held)
+            await connections.engine.dispose(close=False)
+        else:  # interrupted mid-statement (cancelled): asyncpg would refuse its next one
+            connections.discard(held)
 
 
 _held: WeakKeyDictionary[AsyncEngine, HeldConnections] = WeakKeyDictionary()
