@@ -20,6 +20,7 @@ from vibexp.core.oauth.verifier import GrantVerifier
 from vibexp.core.runtime import Runtime
 from vibexp.core.tasks import PeriodicTask, TaskList
 from vibexp.core.usage.recorder import UsageRecorder
+from vibexp.core.wal import WalCheckpointer
 
 LOGGER = "vibexp.test.tasks"
 NAME = "vibexp-test-task"
@@ -308,11 +309,12 @@ async def test_a_task_list_never_started_stops_nothing() -> None:
 async def test_the_runtime_starts_the_key_poll_first_and_stops_the_usage_recorder_after_its_users(
     tmp_path: Path,
 ) -> None:
-    """The verifier outlives everything that revokes keys; the sweep (which flushes usage) and the webhook sender
-    stop before the recorder's last flush."""
+    """The WAL checkpointer outlives every writer; the verifier everything that revokes keys; the sweep (which
+    flushes usage) and the webhook sender stop before the recorder's last flush."""
     runtime = Runtime.create(Settings(database_url=sqlite_url(tmp_path), auto_migrate=False))
     try:
         members = (
+            runtime.checkpoints,
             runtime.verifier,
             runtime.grants,
             runtime.usage,
@@ -322,7 +324,16 @@ async def test_the_runtime_starts_the_key_poll_first_and_stops_the_usage_recorde
             runtime.content_changes,
         )
         assert runtime.tasks.members == members
-        kinds = [KeyVerifier, GrantVerifier, UsageRecorder, WebhookSender, KeyPolicySweep, OAuthPurge, ChangeFeed]
+        kinds = [
+            WalCheckpointer,
+            KeyVerifier,
+            GrantVerifier,
+            UsageRecorder,
+            WebhookSender,
+            KeyPolicySweep,
+            OAuthPurge,
+            ChangeFeed,
+        ]
         assert [type(m) for m in runtime.tasks.members] == kinds
     finally:
         await runtime.database.dispose()

@@ -29,6 +29,7 @@ from vibexp.core import pg_direct
 from vibexp.core.config import Settings
 
 __all__ = [
+    "SQLITE_BUSY_TIMEOUT_MS",
     "Base",
     "Database",
     "UTCDateTime",
@@ -72,13 +73,19 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+#: How long a pooled SQLite connection waits for another connection's lock (ms).
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def _sqlite_pragmas(dbapi_connection: Any, *, background_checkpoints: bool) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets readers run beside the usage flusher; busy_timeout makes concurrent writers wait, not fail.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
+    if background_checkpoints:  # vibexp.core.wal checkpoints off the write path; a commit never does
+        cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
 
 
@@ -138,11 +145,18 @@ def _sqlite_reset(dbapi_connection: Any, _record: Any, reset_state: PoolResetSta
         dbapi_connection.rollback()
 
 
-def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
+def create_engine(database_url: str, *, background_checkpoints: bool = False, **kwargs: Any) -> AsyncEngine:
+    """An engine with ``engine_options``. ``background_checkpoints`` (SQLite): the pooled connections never
+    checkpoint the WAL when they commit, because this process runs ``vibexp.core.wal.WalCheckpointer``; without
+    it (the CLI, the operator) SQLite's automatic checkpoints stay on."""
     options = engine_options(database_url, **kwargs)
     engine = create_async_engine(database_url, **options)
     if engine.dialect.name == "sqlite":
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+
+        def pragmas(dbapi_connection: Any, _record: Any) -> None:
+            _sqlite_pragmas(dbapi_connection, background_checkpoints=background_checkpoints)
+
+        event.listen(engine.sync_engine, "connect", pragmas)
         if "pool_reset_on_return" in options and options["pool_reset_on_return"] is None:
             event.listen(engine.sync_engine.pool, "reset", _sqlite_reset)
     return engine
@@ -160,19 +174,23 @@ class Database:
     session_factory: async_sessionmaker[AsyncSession]
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, pre_ping: bool = False) -> Database:
+    def from_settings(
+        cls, settings: Settings, *, pre_ping: bool = False, background_checkpoints: bool = False
+    ) -> Database:
         """The configured database with the configured pool.
 
         ``pre_ping`` checks each PostgreSQL connection on checkout (a round trip). The API leaves it off for its hot
         path: after a database restart one request per process meets a dead connection (answered 503) and the pool
         is rebuilt. Background processes with no such budget (the operator) turn it on, so a restart costs them
-        nothing. Connects lazily: building it opens no connection.
+        nothing. ``background_checkpoints``: see ``create_engine`` (the server's runtime, which runs the
+        checkpointer). Connects lazily: building it opens no connection.
         """
         options: dict[str, Any] = {"pool_pre_ping": True} if pre_ping and not settings.is_sqlite else {}
         engine = create_engine(
             settings.database_url,
             pool_size=settings.database_pool_size,
             max_overflow=settings.database_max_overflow,
+            background_checkpoints=background_checkpoints and settings.is_sqlite,
             **options,
         )
         if not settings.is_sqlite:

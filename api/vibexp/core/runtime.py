@@ -1,12 +1,13 @@
 """The long-lived pieces one process needs (engine, key cache, rate limiter, usage recorder, webhook sender, key
 policy sweep), started and stopped together. The HTTP app holds one; the CLI and the operator make their own.
 
-The background ones are a :class:`~vibexp.core.tasks.TaskList`, started in order and stopped in reverse: the key
-verifier (its change poll) first, so it outlives everything that could still verify or revoke a key, then the OAuth
-access-token verifier (its poll, and its last write of the grants' usage); the usage
-recorder before the key policy sweep, which flushes it; the recorder stopped after the webhook sender and the sweep,
-with a last flush, so a graceful shutdown loses no usage. The OAuth purge (``vibexp.core.oauth.purge``) depends on
-nothing else. The content change feed (``vibexp.core.content.changes``,
+The background ones are a :class:`~vibexp.core.tasks.TaskList`, started in order and stopped in reverse: SQLite's
+WAL checkpointer (``vibexp.core.wal``: the engine's commits leave checkpoints to it) first, so it runs until the
+end; then the key verifier (its change poll), so it outlives everything that could still verify or revoke a key;
+then the OAuth access-token verifier (its poll, and its last write of the grants' usage); the usage recorder before
+the key policy sweep, which flushes it; the recorder stopped after the webhook sender and the sweep, with a last
+flush, so a graceful shutdown loses no usage. The OAuth purge (``vibexp.core.oauth.purge``) depends on nothing
+else. The content change feed (``vibexp.core.content.changes``,
 the MCP listen streams' source) starts last and stops first: nothing else depends on it."""
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from vibexp.core.oauth.verifier import GrantVerifier
 from vibexp.core.ratelimit.limiter import RateLimiter
 from vibexp.core.tasks import TaskList
 from vibexp.core.usage.recorder import UsageRecorder
+from vibexp.core.wal import WalCheckpointer
 
 __all__ = ["Runtime"]
 
@@ -52,6 +54,8 @@ class Runtime:
     grants: GrantVerifier = field(init=False)
     #: Deletes expired authorization codes, abandoned consents and unused registered clients (``core.oauth.purge``).
     oauth_purge: OAuthPurge = field(init=False)
+    #: SQLite's WAL checkpoints, off the writers' commits (``vibexp.core.wal``; nothing on PostgreSQL).
+    checkpoints: WalCheckpointer = field(init=False)
     #: The background members, in starting order.
     tasks: TaskList = field(init=False)
 
@@ -65,8 +69,10 @@ class Runtime:
             self.database.session_factory, interval=self.settings.revocation_poll_interval
         )
         self.oauth_purge = OAuthPurge(self.database.session_factory, interval=self.settings.oauth_purge_interval)
+        self.checkpoints = WalCheckpointer(self.database.engine)
         self.tasks = TaskList(
             [
+                self.checkpoints,
                 self.verifier,
                 self.grants,
                 self.usage,
@@ -93,7 +99,7 @@ class Runtime:
         ``own_urls`` are this server's addresses besides ``VIBEXP_PUBLIC_URL``, ``VIBEXP_SERVER_URLS`` and
         ``VIBEXP_REPLICA_URLS`` (its metrics port, say), which the webhook sender refuses to call (no alert loops).
         ``on_active_keys`` receives each key policy sweep's active keys (the API's metrics)."""
-        database = Database.from_settings(settings)
+        database = Database.from_settings(settings, background_checkpoints=True)
         detector = AlertDetector(
             database, sink=alert_sink or DefaultAlertSink(), limits=DetectorLimits.from_settings(settings)
         )

@@ -15,8 +15,9 @@ The connection never makes the event loop wait for another connection's lock:
   the CLI), an insert fails at once with SQLITE_BUSY, having written nothing; ``busy(exc)`` says so, and the
   caller runs the statement through the pool instead, where waiting costs no one else (the same for a read that
   meets a lock, e.g. during WAL recovery);
-* ``wal_autocheckpoint=0``: it never checkpoints (which writes and syncs the database file); the pooled
-  connections, which commit every second or so (usage, rate-limit leases), keep doing that off the loop.
+* ``wal_autocheckpoint=0``: it never checkpoints (which writes and syncs the database file); the server's
+  ``vibexp.core.wal.WalCheckpointer`` does, in the pool's thread (elsewhere the pooled connections do, when they
+  commit).
 
 Only for a file database (an in-memory one is private to each connection: ``direct`` returns ``None``, and the
 caller uses the pool). Connections are per thread (``sqlite3`` refuses use from another) and closed when the engine

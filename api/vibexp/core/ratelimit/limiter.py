@@ -14,13 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
 import time
 from dataclasses import dataclass, field
+from typing import cast
 
-from sqlalchemy import case, select, update
+from sqlalchemy import ClauseElement, Integer, String, bindparam, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.compiler import SQLCompiler
 
+from vibexp.core import sqlite_direct
 from vibexp.core.db import writing
 from vibexp.core.ratelimit.models import RateWindow
 
@@ -31,6 +36,34 @@ MAX_LEASE = 100
 LEASE_FRACTION = 32
 #: Retry-After is spread over up to this many seconds past the reset so clients do not all return at once.
 MAX_RETRY_JITTER = 30
+
+
+_SUBJECT = bindparam("subject", type_=String)
+_WINDOW = bindparam("window", type_=Integer)
+_LIMIT = bindparam("limit", type_=Integer)
+_WANTED = bindparam("wanted", type_=Integer)
+_ROOM = _LIMIT - RateWindow.used
+_GRANTED = case((RateWindow.used >= _LIMIT, 0), (_ROOM < _WANTED, _ROOM), else_=_WANTED)
+#: A lease: up to ``wanted`` more requests of the window, never past ``limit``; the new count and the lease.
+_TAKE = (
+    update(RateWindow)
+    .where(RateWindow.tenant_id == _SUBJECT, RateWindow.window_start == _WINDOW)
+    .values(used=RateWindow.used + _GRANTED, last_grant=_GRANTED)
+    .returning(RateWindow.used, RateWindow.last_grant)
+)
+
+
+class _Compiled:
+    """A statement compiled once for SQLite's own driver: its SQL and its parameters in order."""
+
+    def __init__(self, statement: ClauseElement, engine: AsyncEngine) -> None:
+        self._compiled = cast(SQLCompiler, statement.compile(dialect=engine.dialect))
+        self._sql = str(self._compiled)
+        self._order = tuple(self._compiled.positiontup or ())
+
+    def bind(self, params: dict[str, object]) -> tuple[str, tuple[object, ...]]:
+        values = self._compiled.construct_params(params) or {}
+        return self._sql, tuple(values[name] for name in self._order)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +98,16 @@ class RateLimiter:
         self._engine = engine
         self._max_tracked = max_tracked
         self._windows: dict[str, _TenantWindow] = {}
-        insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
-        self._insert = insert
+        self._sqlite = engine.dialect.name == "sqlite"
+        insert = sqlite.insert if self._sqlite else postgresql.insert
+        self._create = (
+            insert(RateWindow)
+            .values(tenant_id=_SUBJECT, window_start=_WINDOW, used=0, last_grant=0)
+            .on_conflict_do_nothing()
+        )
+        if self._sqlite:
+            self._create_direct = _Compiled(self._create, engine)
+            self._take_direct = _Compiled(_TAKE, engine)
 
     async def hit(self, *, tenant_id: str, limit: int, now: float | None = None) -> RateDecision:
         """Count one request for the tenant and say whether it is admitted."""
@@ -91,26 +132,41 @@ class RateLimiter:
         return RateDecision(False, limit, 0, reset_at, retry_after)
 
     async def _grant(self, tenant_id: str, state: _TenantWindow, limit: int) -> None:
-        wanted = max(1, min(MAX_LEASE, (limit - state.used) // LEASE_FRACTION))
-        room = limit - RateWindow.used
-        grant = case((RateWindow.used >= limit, 0), (room < wanted, room), else_=wanted)
-        async with writing(self._engine), self._engine.begin() as conn:
-            if not state.row_ready:
-                await conn.execute(
-                    self._insert(RateWindow)
-                    .values(tenant_id=tenant_id, window_start=state.window_start, used=0, last_grant=0)
-                    .on_conflict_do_nothing()
-                )
-            row = (
-                await conn.execute(
-                    update(RateWindow)
-                    .where(RateWindow.tenant_id == tenant_id, RateWindow.window_start == state.window_start)
-                    .values(used=RateWindow.used + grant, last_grant=grant)
-                    .returning(RateWindow.used, RateWindow.last_grant)
-                )
-            ).one()
+        params = {
+            "subject": tenant_id,
+            "window": state.window_start,
+            "limit": limit,
+            "wanted": max(1, min(MAX_LEASE, (limit - state.used) // LEASE_FRACTION)),
+        }
+        async with writing(self._engine):
+            row = self._grant_direct(params, create=not state.row_ready) if self._sqlite else None
+            if row is None:
+                async with self._engine.begin() as conn:
+                    if not state.row_ready:
+                        await conn.execute(self._create, params)
+                    taken = (await conn.execute(_TAKE, params)).one()
+                row = int(taken[0]), int(taken[1])
         state.row_ready = True
-        state.used, state.lease_left = int(row[0]), int(row[1])
+        state.used, state.lease_left = row
+
+    def _grant_direct(self, params: dict[str, object], *, create: bool) -> tuple[int, int] | None:
+        """The lease on SQLite, on the event loop thread's own connection (``vibexp.core.sqlite_direct``): each
+        statement its own transaction (the row's creation is idempotent; the UPDATE alone takes the lease), so the
+        writer turn is held for two statements, not for a transaction's round trips to the pool's thread. ``None``
+        when that connection is not available or met another process's lock (nothing was taken then)."""
+        conn = sqlite_direct.direct(self._engine)
+        if conn is None:
+            return None
+        try:
+            if create:
+                conn.execute(*self._create_direct.bind(params))
+            rows = conn.execute(*self._take_direct.bind(params)).fetchall()
+        except sqlite3.Error as exc:
+            if sqlite_direct.busy(exc):
+                return None
+            raise OperationalError("rate window lease", params, exc) from exc
+        (used, granted), *_ = rows
+        return int(used), int(granted)
 
     async def peek(self, *, tenant_id: str, limit: int, now: float | None = None) -> RateDecision:
         """The tenant's limit status without counting a request (for the status endpoint); always allowed."""
