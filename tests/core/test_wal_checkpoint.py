@@ -5,7 +5,6 @@ of writes (which a passive checkpoint never catches up with) it still keeps the 
 from __future__ import annotations
 
 import asyncio
-import os
 import struct
 import time
 from pathlib import Path
@@ -103,20 +102,23 @@ async def test_a_steady_stream_of_writes_does_not_grow_the_log_without_end(tmp_p
         assert conn is not None
         await checkpointer.start()
         written, longest, restarts, previous = 0, 0, 0, 0
-        deadline = time.monotonic() + 30
-        while written < 10_000 and time.monotonic() < deadline:  # ~30,000 pages, ~120 MB through the log
+        started = time.monotonic()
+        # At least 2 s and 5,000 rows (~3.5 pages each): many checkpoint intervals, however busy the machine is;
+        # bounded by 30 s and 20,000 rows (~200 MB).
+        while written < 20_000 and (elapsed := time.monotonic() - started) < 30:
+            if elapsed >= 2 and written >= 5_000:
+                break
             async with writing(engine):  # as a stored memory is (vibexp.core.hotwrite)
                 conn.execute("INSERT INTO t VALUES (?)", (ROW,))
             written += 1
             if written % 20 == 0:
-                await asyncio.sleep(0)  # the loop runs other requests between them
+                await asyncio.sleep(0.001)  # the loop runs other requests between them
                 frames = _log_frames(path)
                 longest, restarts, previous = max(longest, frames), restarts + (frames < previous), frames
         await checkpointer.stop()
-        assert written == 10_000
+        assert written >= 5_000
         assert restarts >= 3
-        assert longest < 15_000  # half of what went through it; the control below keeps all of it
-        assert os.path.getsize(f"{path}-wal") < 60 * 1024 * 1024
+        assert longest < written  # under a third of the pages that went through; the control below keeps all
     finally:
         await checkpointer.stop()
         await engine.dispose()
