@@ -33,7 +33,7 @@ from weakref import WeakKeyDictionary, ref
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-__all__ = ["busy", "direct"]
+__all__ = ["busy", "direct", "file_database"]
 
 _PRAGMAS = (
     "PRAGMA foreign_keys=ON",
@@ -86,10 +86,15 @@ def direct(engine: AsyncEngine) -> sqlite3.Connection | None:
     return None if connections is None else connections.get()
 
 
-def _open(engine: AsyncEngine) -> _Connections | None:
+def file_database(engine: AsyncEngine) -> bool:
+    """Whether ``engine`` is a SQLite database in a file (not PostgreSQL, not in memory)."""
     if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
-        return None
-    if "mode=memory" in str(engine.url):
+        return False
+    return "mode=memory" not in str(engine.url)
+
+
+def _open(engine: AsyncEngine) -> _Connections | None:
+    if not file_database(engine):
         return None
     connections = _Connections(engine)
     weak = ref(engine)

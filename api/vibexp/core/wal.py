@@ -38,7 +38,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vibexp.core.db import SQLITE_BUSY_TIMEOUT_MS, writing
-from vibexp.core.sqlite_direct import busy
+from vibexp.core.sqlite_direct import busy, file_database
 from vibexp.core.tasks import PeriodicTask
 
 __all__ = ["DEFAULT_INTERVAL", "RESTART_FRAMES", "Checkpoint", "WalCheckpointer"]
@@ -65,9 +65,7 @@ class WalCheckpointer:
 
     def __init__(self, engine: AsyncEngine, *, interval: float = DEFAULT_INTERVAL) -> None:
         self._engine = engine
-        url = engine.url
-        self.applies = engine.dialect.name == "sqlite" and url.database not in (None, "", ":memory:")
-        self.applies = self.applies and "mode=memory" not in str(url)
+        self.applies = file_database(engine)
         self._task = PeriodicTask(
             "vibexp-wal-checkpoint",
             self.checkpoint,
