@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from helpers.factories import make_account
+from helpers.teams import make_person
+from vibexp.core.access import Caller, Role
 from vibexp.core.clock import utcnow
-from vibexp.core.db import create_engine
+from vibexp.core.db import create_engine, session_scope
 from vibexp.core.geo import country_of
-from vibexp.core.keys.models import ApiKey
+from vibexp.core.keys.models import ApiKey, KeyStatus
+from vibexp.core.members import usecases as members
+from vibexp.core.members.service import Removal
 from vibexp.core.outage import is_database_unavailable
 from vibexp.core.ratelimit.models import RateWindow
 from vibexp.core.traffic import Refusal, UsageEvent
@@ -24,7 +30,9 @@ from vibexp.core.usage.models import KeyAction
 from vibexp.core.usage.recorder import UsageRecorder
 
 
-def _event(key_id: str, tenant_id: str, *, seconds_ago: float, tool: str) -> UsageEvent:
+def _event(
+    key_id: str, tenant_id: str, *, seconds_ago: float, tool: str, owner_user_id: str | None = None
+) -> UsageEvent:
     return UsageEvent(
         key_id=key_id,
         tenant_id=tenant_id,
@@ -35,6 +43,7 @@ def _event(key_id: str, tenant_id: str, *, seconds_ago: float, tool: str) -> Usa
         status=200,
         tool_type=tool,
         client_ip="127.0.0.1",
+        owner_user_id=owner_user_id,
     )
 
 
@@ -136,9 +145,9 @@ def test_an_event_is_made_storable_when_it_is_made() -> None:
         tool_type="other\udfff" + "z" * 50,
         client_ip="a" * 300,
     )
-    for text, limit in ((event.method, 16), (event.route, 200), (event.action, 200), (event.tool_type, 32)):
-        assert len(text) <= limit and "\x00" not in text
-        text.encode("utf-8")  # no lone surrogate left
+    for value, limit in ((event.method, 16), (event.route, 200), (event.action, 200), (event.tool_type, 32)):
+        assert len(value) <= limit and "\x00" not in value
+        value.encode("utf-8")  # no lone surrogate left
     assert event.action.startswith("tools/\ufffdcall\ufffd")
     assert event.client_ip is None  # not an address: none rather than a made-up one
     assert UsageEvent("k", "t", utcnow(), "GET", "/", "GET /", 200, "curl", "::ffff:10.0.0.1").client_ip == "10.0.0.1"
@@ -240,3 +249,53 @@ async def test_a_naive_time_is_refused_and_dropped_alone(
         )
     assert count == 1
     assert len([r for r in caplog.records if "dropped" in r.getMessage()]) == 1
+
+
+async def _until_waiting_for_locks(engine: AsyncEngine, count: int) -> None:
+    """Until ``count`` sessions on the test's database wait for a lock (at most 10 s). Each look in a transaction of
+    its own: ``pg_stat_activity`` is read once per transaction."""
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    deadline = time.monotonic() + 10
+    async with engine.connect() as conn:
+        while (await conn.scalar(waiting) or 0) < count:
+            await conn.rollback()
+            assert time.monotonic() < deadline, f"fewer than {count} sessions came to wait for a lock"
+            await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_a_flush_and_a_removal_of_the_keys_owner_take_turns(db_factory: async_sessionmaker[AsyncSession]) -> None:
+    """A flush counting a person's key and marking them seen, and that person's removal (which locks their
+    membership, then revokes their keys), meet halfway: both finish, neither is a deadlock's victim. A third
+    transaction holds the action log (``LOCK TABLE ... SHARE``), so the flush stops after its row locks and before
+    its commit while the removal comes to wait, the interleaving of two busy replicas. A flush that counted the key
+    before marking its owner seen deadlocked here: PostgreSQL aborted the removal (the API answered 500)."""
+    account = await make_account(db_factory)
+    person = await make_person(db_factory, tenant_id=account.tenant.id, role=Role.member)
+    engine = db_factory.kw["bind"]
+    recorder = UsageRecorder(engine)
+    recorder.record(_event(person.key_id, account.tenant.id, seconds_ago=1, tool="curl", owner_user_id=person.user_id))
+
+    async def remove() -> Removal:
+        async with session_scope(db_factory, write=True) as session:
+            return await members.remove(session, caller=Caller.cli(account.tenant.id), user_id=person.user_id)
+
+    async with engine.connect() as holder:
+        await holder.execute(text("LOCK TABLE key_actions IN SHARE MODE"))
+        flush = asyncio.create_task(recorder.flush())
+        await _until_waiting_for_locks(engine, 1)
+        removal = asyncio.create_task(remove())
+        await _until_waiting_for_locks(engine, 2)
+        await holder.rollback()
+    async with asyncio.timeout(20):
+        removed, written = await asyncio.gather(removal, flush)
+    assert removed.revoked_keys == [person.key_id] and written == 1
+    async with db_factory() as session:
+        key = await session.get(ApiKey, person.key_id)
+        assert key is not None and key.status == KeyStatus.revoked.value and key.request_count == 1
+        logged = await session.scalar(
+            select(func.count()).select_from(KeyAction).where(KeyAction.key_id == person.key_id)
+        )
+        assert logged == 1

@@ -208,11 +208,19 @@ class UsageRecorder:
             self._detect_failures.succeeded()
 
     async def _write(self, events: list[UsageEvent]) -> None:
+        """One transaction, taking its row locks in the installation's order (docs/architecture.md, "Lock order"): the
+        people's memberships first, then the keys and grants, each set sorted by id. A removal or a role change
+        locks a membership and then the person's keys and grants; a flush that took a key first would deadlock
+        with it, and PostgreSQL would abort one of the two (a removal answered 500). Sorted, two replicas flushing
+        the same keys at once take turns."""
         per_credential: dict[str, list[UsageEvent]] = {}
         for event in events:
             per_credential.setdefault(event.key_id, []).append(event)
         async with writing(self._engine), self._engine.begin() as conn:
-            for credential_id, used in per_credential.items():
+            seen = _people_seen(events)
+            if seen:
+                await conn.execute(_MARK_SEEN, seen)
+            for credential_id, used in sorted(per_credential.items()):
                 last = max(used, key=lambda e: e.at)
                 if last.is_grant:
                     await conn.execute(_count_use(OAuthGrant, credential_id, len(used), last.at))
@@ -241,9 +249,6 @@ class UsageRecorder:
                     for e in events
                 ],
             )
-            seen = _people_seen(events)
-            if seen:
-                await conn.execute(_MARK_SEEN, seen)
 
     async def prune(self) -> None:
         """Drop action-log rows and audit events past their retention periods, and rate windows older than the
