@@ -34,6 +34,12 @@ async def _prompt(engine: AsyncEngine) -> tuple[str, str]:
     return account.tenant.id, created.id
 
 
+async def _inserts(engine: AsyncEngine, tenant: str, count: int) -> None:
+    """``count`` memories inserted at once: as many hot statements in flight (reads would take turns)."""
+    memory = MemoryCreate(content="at once")
+    await asyncio.gather(*(memories.insert(engine, tenant_id=tenant, data=memory) for _ in range(count)))
+
+
 def _checkouts(engine: AsyncEngine) -> list[int]:
     """How many times a connection is checked out of the engine's pool (of every pool it gets, after a dispose)."""
     count = [0]
@@ -83,15 +89,16 @@ async def test_more_concurrent_statements_than_the_cap_use_the_pool(postgres_url
     try:
         tenant, prompt_id = await _prompt(engine)
         checkouts = _checkouts(engine)
-        rows = await asyncio.gather(*(prompts.read(engine, tenant_id=tenant, id=prompt_id) for _ in range(12)))
-        assert {row["id"] for row in rows} == {prompt_id}
-        connections = _held(engine)
-        assert (connections.cap, connections.count, connections.free) == (2, 2, 2)
-        assert checkouts[0] > 2  # the two held ones were checked out once, the other reads through the pool
-        assert await server_sessions(postgres_url) <= 5  # held ones count against the pool: no more connections
         memory = MemoryCreate(content="burst")
         stored = await asyncio.gather(*(memories.insert(engine, tenant_id=tenant, data=memory) for _ in range(12)))
         assert len({row["id"] for row in stored}) == 12
+        connections = _held(engine)
+        assert (connections.cap, connections.count, connections.free) == (2, 2, 2)
+        assert checkouts[0] > 2  # the two held ones were checked out once, the other inserts through the pool
+        assert await server_sessions(postgres_url) <= 5  # held ones count against the pool: no more connections
+        # Reads take turns (tests/core/test_hot_read_batches.py): a burst needs no more connections.
+        rows = await asyncio.gather(*(prompts.read(engine, tenant_id=tenant, id=prompt_id) for _ in range(12)))
+        assert {row["id"] for row in rows} == {prompt_id}
         assert (connections.count, connections.free) == (2, 2)
     finally:
         await engine.dispose()
@@ -147,7 +154,7 @@ async def test_a_restart_retires_every_held_connection_and_the_next_requests_suc
     engine = create_engine(postgres_url, pool_size=4)
     try:
         tenant, prompt_id = await _prompt(engine)
-        await asyncio.gather(*(prompts.read(engine, tenant_id=tenant, id=prompt_id) for _ in range(6)))
+        await _inserts(engine, tenant, 6)
         connections = _held(engine)
         assert connections.free == 3  # min(the setting's 16, the pool size less one)
         before = list(connections._free)
@@ -172,8 +179,8 @@ async def test_dispose_closes_the_held_connections(postgres_url: str) -> None:
 
     # At shutdown (Database.dispose): given back to the pool, closed with it.
     database = Database.from_settings(Settings(database_url=postgres_url, database_hot_connections=2))
-    tenant, prompt_id = await _prompt(database.engine)
-    await asyncio.gather(*(prompts.read(database.engine, tenant_id=tenant, id=prompt_id) for _ in range(4)))
+    tenant, _ = await _prompt(database.engine)
+    await _inserts(database.engine, tenant, 4)
     connections = _held(database.engine)
     assert (connections.cap, connections.free) == (2, 2)
     drivers = [held.driver for held in connections._free]
@@ -182,7 +189,7 @@ async def test_dispose_closes_the_held_connections(postgres_url: str) -> None:
     await _until(none_left)
     # A bare engine.dispose() (a test, a tool) closes them too.
     engine = create_engine(postgres_url)
-    await asyncio.gather(*(prompts.read(engine, tenant_id=tenant, id=prompt_id) for _ in range(4)))
+    await _inserts(engine, tenant, 4)
     drivers = [held.driver for held in _held(engine)._free]
     assert drivers
     await engine.dispose()

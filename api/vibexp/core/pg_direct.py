@@ -12,8 +12,9 @@ When all are in use, ``acquire`` returns ``None`` and the caller checks one out 
   other (the dialect's JSON codecs, ``ssl``, the server settings) and count against the pool's size: a process never
   opens more connections than ``VIBEXP_DATABASE_POOL_SIZE`` + ``VIBEXP_DATABASE_MAX_OVERFLOW``. The cap is
   ``VIBEXP_DATABASE_HOT_CONNECTIONS`` (``configure``; default 16, 0 turns them off), never more than the pool's
-  size less one. Under load a process has about as many hot statements in flight as requests: with 4 held, a
-  16-connection load sent most of them to the pool (PG GET ~490 µs CPU against ~400 with 16).
+  size less one. Under load a process has about as many hot inserts in flight as requests: with 4 held, a
+  16-connection load sent most of them to the pool (PG GET ~490 µs CPU against ~400 with 16, before the reads took
+  turns: ``vibexp.core.hotread``).
 * The statements run in autocommit (no BEGIN), each prepared once per connection by asyncpg's statement cache.
 * A connection is given back only after a statement that finished. One that was lost (``connection_lost``) or whose
   statement was interrupted (a cancelled request: asyncpg would refuse its next statement, "another operation is in

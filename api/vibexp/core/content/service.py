@@ -12,7 +12,7 @@ from typing import Any, Generic, TypeVar
 from weakref import WeakKeyDictionary
 
 from pydantic import BaseModel
-from sqlalchemy import Select, String, Table, bindparam, cast, select, update
+from sqlalchemy import ARRAY, Select, String, Table, any_, bindparam, cast, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -156,14 +156,17 @@ class ContentStore(Generic[ModelT]):
         Always from the database, never from a cache, so every replica reads every committed write."""
         if not all(_storable(value) for value in key.values()):  # nothing stored can match it; PG would refuse it
             raise NotFound(f"{self.noun} not found")
-        fields = tuple(sorted(key))
+        fields: tuple[str, ...] = tuple(sorted(key))
         reader = self._readers.setdefault(engine, {}).get(fields)
         if reader is None:
             table = self.model.__table__
             query = select(*table.columns).where(
                 table.c.tenant_id == bindparam("tenant_id"), *(table.c[f] == bindparam(f) for f in fields)
             )
-            reader = self._readers[engine][fields] = RowReader(engine, query)
+            batched = select(*table.columns).where(
+                *(table.c[name] == any_(bindparam(name, type_=ARRAY(String()))) for name in ("tenant_id", *fields))
+            )
+            reader = self._readers[engine][fields] = RowReader(engine, query, batched=batched)
         row = await reader.one(tenant_id=tenant_id, **key)
         if row is None:
             raise NotFound(f"{self.noun} not found")
