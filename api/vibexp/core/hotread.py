@@ -159,7 +159,8 @@ class _Batches:
     columns. A read that finds none in flight runs at once with the one-row statement, so an idle server answers as
     before; each read still sees every write committed before it began (its statement starts after it arrived).
     A failed batch sends each of its reads to run alone, where its error (or the retry on a lost connection) is
-    its own."""
+    its own. The turns belong to one event loop (the server's): a read on another loop runs alone while that loop's
+    turn is in flight, and a closed loop's turn is forgotten."""
 
     def __init__(self, reader: RowReader, batched: Select[Any]) -> None:
         self._reader = reader
@@ -172,8 +173,15 @@ class _Batches:
         self._keys = [reader._columns.index(name) for name in reader._param_names]
         self._busy = False
         self._waiting: deque[tuple[tuple[Any, ...], asyncio.Future[Any]]] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None  #: the turns' event loop
 
     async def one(self, params: tuple[Any, ...]) -> dict[str, Any] | None:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            if self._busy and self._loop is not None and not self._loop.is_closed():
+                return await self._reader._alone(params)  # another running loop holds the turn: never wait on it
+            self._loop, self._busy = loop, False  # a closed loop's turn and waiting reads are gone with it
+            self._waiting.clear()
         if self._busy:
             turn: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             self._waiting.append((params, turn))
@@ -190,27 +198,26 @@ class _Batches:
         self._busy = True
         batch = list(self._waiting)
         self._waiting.clear()
-        answered = False
+        if not batch:
+            try:
+                return await self._reader._alone(params)
+            finally:
+                self._pass_turn()
+        rows: dict[tuple[Any, ...], dict[str, Any]] | None = None
         try:
-            if not batch:
-                row = await self._reader._alone(params)
-                answered = True
-                return row
             rows = await self._fetch([params, *(p for p, _ in batch)])
-            answered = True
         except Exception:
-            for _, waiter in batch:
-                if not waiter.done():
-                    waiter.set_result(_ALONE)
-            answered = True
-            return await self._reader._alone(params)
+            rows = None  # each read of the batch runs alone, below: its own error, or the retry
+        except BaseException:  # cancelled mid-statement: the reads it carried wait for the next turn
+            self._waiting.extendleft(reversed(batch))
+            raise
         finally:
-            if not answered:  # cancelled mid-statement: the reads it carried wait for the next turn
-                self._waiting.extendleft(reversed(batch))
             self._pass_turn()
         for key, waiter in batch:
             if not waiter.done():
-                waiter.set_result(rows.get(key))
+                waiter.set_result(_ALONE if rows is None else rows.get(key))
+        if rows is None:
+            return await self._reader._alone(params)
         return rows.get(params)
 
     def _pass_turn(self) -> None:
