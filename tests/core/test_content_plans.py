@@ -88,11 +88,28 @@ def _assert_no_table_scan(scaled: Scaled, plan: Any) -> None:
         assert not seq, json.dumps(plan, indent=1)
 
 
-def _assert_id_order_from_the_index(scaled: Scaled, plan: Any) -> None:
+#: Indexes led by ``tenant_id`` on memories: a scan of one reads only that tenant's rows.
+TENANT_LED = ("ix_memories_search_vector", "ix_memories_tenant_id_id", "ux_memories_tenant_import_key")
+
+
+def _few_rows(scaled: Scaled, plan: Any) -> bool:
+    """PostgreSQL estimates the tenant at a handful of rows and reads them by a tenant-led index. The small tenant's
+    estimate depends on ANALYZE's random sample of 30,000 of the 100,010 rows: when the sample misses its 10 rows,
+    the estimate is 1 row, and a tie-break may pick the import key's unique index and sort that row (seen in CI).
+    Sorting a 10-row tenant is no trap; the big tenant must never be sorted."""
+    nodes = list(_nodes(plan))
+    tenant_scans = [n for n in nodes if n.get("Index Name") in TENANT_LED]
+    return bool(tenant_scans) and all(n["Plan Rows"] < scaled.tenants.big_rows / 100 for n in tenant_scans)
+
+
+def _assert_id_order_from_the_index(scaled: Scaled, plan: Any, *, small: bool = False) -> None:
     _assert_no_table_scan(scaled, plan)
     if scaled.engine.dialect.name == "sqlite":
         assert "USE TEMP B-TREE FOR ORDER BY" not in plan, plan
         assert any(re.match(r"SEARCH memories USING (COVERING )?INDEX ix_memories_tenant_id_id \(", d) for d in plan)
+    elif small and _few_rows(scaled, plan):
+        sorts = [n for n in _nodes(plan) if n["Node Type"] in ("Sort", "Incremental Sort")]
+        assert all(n["Plan Rows"] < scaled.tenants.big_rows / 100 for n in sorts), json.dumps(plan, indent=1)
     else:
         nodes = list(_nodes(plan))
         assert not [n for n in nodes if n["Node Type"] in ("Sort", "Incremental Sort")], json.dumps(plan, indent=1)
@@ -114,8 +131,7 @@ def _assert_ranked_from_the_search_index(scaled: Scaled, plan: Any) -> None:
         assert all(n["Plan Rows"] < scaled.tenants.big_rows / 100 for n in sorts), json.dumps(plan, indent=1)
         # Or, for a tenant of a few rows, any index led by tenant_id (the import key's unique index is one): the
         # rows read are still only that tenant's, and the sort above stays bounded.
-        tenant_led = ("ix_memories_search_vector", "ix_memories_tenant_id_id", "ux_memories_tenant_import_key")
-        assert any(n.get("Index Name") in tenant_led for n in nodes), json.dumps(plan, indent=1)
+        assert any(n.get("Index Name") in TENANT_LED for n in nodes), json.dumps(plan, indent=1)
 
 
 @pytest.mark.parametrize("tenant", ["big", "small"])
@@ -123,13 +139,13 @@ async def test_list_pages_read_the_tenant_index_in_order(scaled: Scaled, tenant:
     tenant_id = scaled.tenants.big_id if tenant == "big" else scaled.tenants.small_id
     count, plan = await _plan(scaled, tenant_id=tenant_id, limit=50)
     assert count == (50 if tenant == "big" else 10)
-    _assert_id_order_from_the_index(scaled, plan)
+    _assert_id_order_from_the_index(scaled, plan, small=tenant == "small")
     async with session_scope(create_session_factory(scaled.engine)) as session:
         first = await memories.list(session, tenant_id=tenant_id, limit=5)
     assert first.next_cursor is not None
     count, plan = await _plan(scaled, tenant_id=tenant_id, limit=50, cursor=first.next_cursor)
     assert count == (50 if tenant == "big" else 5)
-    _assert_id_order_from_the_index(scaled, plan)
+    _assert_id_order_from_the_index(scaled, plan, small=tenant == "small")
 
 
 @pytest.mark.parametrize("tenant", ["big", "small"])
@@ -146,6 +162,8 @@ async def test_tag_filter_uses_an_index(scaled: Scaled, tenant: str) -> None:
         nodes = list(_nodes(plan))
         assert all(n["Plan Rows"] < scaled.tenants.big_rows / 100 for n in nodes if n["Node Type"] == "Sort"), plan
         indexes = {n.get("Index Name") for n in nodes}
+        if tenant == "small" and _few_rows(scaled, plan):
+            return
         assert indexes & {"ix_memories_tags", "ix_memories_tenant_id_id"}, json.dumps(plan, indent=1)
 
 
