@@ -65,6 +65,16 @@ def _slow_reader(engine: AsyncEngine, seconds: float) -> RowReader:
     return RowReader(engine, one, batched=many)
 
 
+async def _batch_in_flight(reader: RowReader, tenant: str, ids: dict[str, str]) -> list[asyncio.Task[Any]]:
+    """Reads of alpha and beta that waited while a leader read alpha, and are now one statement in flight."""
+    leader = asyncio.create_task(reader.one(tenant_id=tenant, id=ids["alpha"]))
+    await _until_running(leader, reader)
+    batch = [asyncio.create_task(reader.one(tenant_id=tenant, id=ids[name])) for name in ("alpha", "beta")]
+    await leader  # the turn passes to the first of them, which fetches both
+    await asyncio.sleep(0.1)
+    return batch
+
+
 async def _until_running(task: asyncio.Task[Any], reader: RowReader) -> None:
     """Until ``task`` holds the reader's turn (bounded)."""
     for _ in range(200):
@@ -109,9 +119,8 @@ async def test_reads_that_come_while_one_is_in_flight_are_answered_by_one_statem
         found = [row["name"] if isinstance(row, dict) else type(row).__name__ for row in together]
         assert found == ["alpha", "alpha", "beta", "gamma", "NotFound", "NotFound", "NotFound"]
         await asyncio.sleep(0.05)
-        assert len(statements) == 2 + len(asked), [
-            s.split("WHERE")[-1] for s in statements
-        ]  # one at a time: each alone, with the one-row statement
+        # One at a time: each alone, with the one-row statement.
+        assert len(statements) == 2 + len(asked), [s.split("WHERE")[-1] for s in statements]
         by_name = await asyncio.gather(*(prompts.read(engine, tenant_id=tenant, name=n) for n in ("beta", "alpha")))
         assert [row["id"] for row in by_name] == [ids["beta"], ids["alpha"]]
     finally:
@@ -141,11 +150,7 @@ async def test_a_cancelled_read_or_turn_holds_up_no_other(postgres_url: str) -> 
             row = await after
         assert row is not None and row["id"] == ids["beta"]
         # A turn cancelled while it carries a batch: its reads are answered by the next turn.
-        leader = asyncio.create_task(reader.one(tenant_id=tenant, id=ids["alpha"]))
-        await _until_running(leader, reader)
-        carried = [asyncio.create_task(reader.one(tenant_id=tenant, id=i)) for i in (ids["alpha"], ids["beta"])]
-        await leader  # the turn passes to the first of them, which fetches both
-        await asyncio.sleep(0.1)
+        carried = await _batch_in_flight(reader, tenant, ids)
         late = asyncio.create_task(reader.one(tenant_id=tenant, id=ids["beta"]))
         await asyncio.sleep(0.05)
         carried[0].cancel()
@@ -163,11 +168,7 @@ async def test_a_batch_whose_connection_is_lost_answers_each_read_alone(postgres
     try:
         tenant, ids = await _prompts(engine, "alpha", "beta")
         reader = _slow_reader(engine, 0.3)
-        leader = asyncio.create_task(reader.one(tenant_id=tenant, id=ids["alpha"]))
-        await _until_running(leader, reader)
-        batch = [asyncio.create_task(reader.one(tenant_id=tenant, id=i)) for i in (ids["alpha"], ids["beta"])]
-        await leader
-        await asyncio.sleep(0.1)  # the batch's statement is sleeping on the server
+        batch = await _batch_in_flight(reader, tenant, ids)  # its statement is sleeping on the server
         assert await terminate_connections(postgres_url) >= 1
         async with asyncio.timeout(10):
             rows = await asyncio.gather(*batch)

@@ -93,7 +93,7 @@ class RowReader:
             connections = pg_direct.held(self._engine)
             held = None if connections is None else await connections.acquire()
             if connections is not None and held is not None:
-                found = await self._fetch_held(connections, held, self._sql, params, retry=retry)
+                found = await self._fetch_held(connections, held, params, retry=retry)
                 return None if found is None else self._convert(found)
         async with self._engine.connect() as conn:
             driver: Any = (await conn.get_raw_connection()).driver_connection
@@ -115,23 +115,17 @@ class RowReader:
         return None if row is None else self._convert(row)
 
     async def _fetch_held(
-        self,
-        connections: pg_direct.HeldConnections,
-        held: pg_direct.Held,
-        sql: str,
-        params: tuple[Any, ...],
-        *,
-        retry: bool,
+        self, connections: pg_direct.HeldConnections, held: pg_direct.Held, params: tuple[Any, ...], *, retry: bool
     ) -> Sequence[Any] | None:
         try:
             async with connections.using(held) as driver:
-                row: Sequence[Any] | None = await driver.fetchrow(sql, *params)
+                row: Sequence[Any] | None = await driver.fetchrow(self._sql, *params)
         except Exception as exc:
             if not connection_lost(exc):
-                raise DBAPIError(sql, params, exc) from exc
+                raise DBAPIError(self._sql, params, exc) from exc
             if retry:
                 raise _LostConnection from exc
-            raise OperationalError(sql, params, exc, connection_invalidated=True) from exc
+            raise OperationalError(self._sql, params, exc, connection_invalidated=True) from exc
         return row
 
     def _convert(self, row: Sequence[Any]) -> dict[str, Any]:
@@ -183,7 +177,7 @@ class _Batches:
             self._loop, self._busy = loop, False  # a closed loop's turn and waiting reads are gone with it
             self._waiting.clear()
         if self._busy:
-            turn: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            turn: asyncio.Future[Any] = loop.create_future()
             self._waiting.append((params, turn))
             try:
                 answer = await turn
