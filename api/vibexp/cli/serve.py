@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
+    import socket
+
+    import uvicorn
+
     from vibexp.core.config import Settings
 
 __all__ = [
@@ -21,6 +26,12 @@ __all__ = [
     "register",
     "serve_log_config",
 ]
+
+#: uvicorn's factory: the app is built in each worker, after the worker has started.
+APP = "vibexp.api.app:create_app"
+
+#: uvicorn's own logger for what the server says about itself (the address it listens on, a port in use).
+log = logging.getLogger("uvicorn.error")
 
 #: Read by prometheus_client at import, in each worker (vibexp.api.metrics reads the same name).
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -76,6 +87,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from vibexp.api.settings import get_api_settings
+    from vibexp.cli.listeners import balanced_listeners
 
     # The app (made by uvicorn's factory call) prints links with this address, e.g. the first-run setup link.
     if "VIBEXP_PUBLIC_URL" not in os.environ:
@@ -85,21 +97,43 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         os.environ["VIBEXP_PUBLIC_URL_DERIVED"] = "true"  # OAuth metadata uses the request's own base URL then
         get_api_settings.cache_clear()
 
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": args.host,
+        "port": args.port,
+        "workers": args.workers,
+        "log_config": serve_log_config(settings.log_level),
+        "log_level": settings.log_level,
+        # Exactly one layer decides the client address: VibeXP's (VIBEXP_TRUSTED_PROXIES). uvicorn's own proxy
+        # handling would trust X-Forwarded-For from loopback (FORWARDED_ALLOW_IPS) and rewrite the peer.
+        "proxy_headers": False,
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+        "timeout_graceful_shutdown": 10,
+    }
     with multiprocess_metrics_dir(args.workers):
-        uvicorn.run(
-            "vibexp.api.app:create_app",
-            factory=True,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            log_config=serve_log_config(settings.log_level),
-            log_level=settings.log_level,
-            # Exactly one layer decides the client address: VibeXP's (VIBEXP_TRUSTED_PROXIES). uvicorn's own proxy
-            # handling would trust X-Forwarded-For from loopback (FORWARDED_ALLOW_IPS) and rewrite the peer.
-            proxy_headers=False,
-            timeout_keep_alive=KEEP_ALIVE_SECONDS,
-            timeout_graceful_shutdown=10,
-        )
+        if args.workers > 1 and balanced_listeners():
+            return _serve_workers(uvicorn.Config(APP, **options))
+        uvicorn.run(APP, **options)
+    return 0
+
+
+def _serve_workers(config: uvicorn.Config) -> int:
+    """uvicorn's worker supervisor, each worker on a listening socket of its own (``vibexp.cli.listeners``)."""
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
+
+    from vibexp.cli.listeners import ReusePortListener, reserve_port
+
+    try:
+        holder = reserve_port(config.host, config.port)
+    except OSError as exc:
+        log.error("%s", exc)  # as uvicorn says it: "[Errno 98] Address already in use"
+        return STARTUP_FAILURE
+    with holder:
+        port = holder.getsockname()[1]
+        log.info("Uvicorn running on http://%s:%d (Press CTRL+C to quit)", config.host, port)
+        listener = cast("socket.socket", ReusePortListener(config.host, port))
+        Multiprocess(config, sockets=[listener]).run()
     return 0
 
 
