@@ -212,7 +212,7 @@ async def test_a_search_is_planned_for_its_words_every_time(scaled: Scaled) -> N
     every value, chosen by estimated cost. Averaged over common words, the generic search plan looks cheap, but it
     intersects the search index with the tenant's whole (tenant_id) index: 2.6 ms instead of 0.4 for a rare word in
     the 100,000-row tenant, 22 instead of 8 for a common one, growing with the tenant. So a search is planned for its
-    own words every time (``ContentService._ranked``), however common and rare words mix on a connection, and its
+    own words every time (``ContentStore._ranked``), however common and rare words mix on a connection, and its
     answers stay those of the first run."""
     big = scaled.tenants.big_id
     words = [COMMON_WORD, RARE_WORD]

@@ -31,8 +31,18 @@ def balanced_listeners() -> bool:
     return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 
 
-def _family(host: str) -> socket.AddressFamily:
-    return socket.AF_INET6 if ":" in host else socket.AF_INET  # uvicorn's rule: an IPv6 literal has a colon
+def _bound(host: str, port: int, *options: int) -> socket.socket:
+    """A TCP socket with these ``SOL_SOCKET`` options set, bound to ``host:port`` (an IPv6 literal has a colon, as
+    uvicorn decides); closed again if the bind fails."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        for option in options:
+            sock.setsockopt(socket.SOL_SOCKET, option, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def reserve_port(host: str, port: int) -> socket.socket:
@@ -40,33 +50,13 @@ def reserve_port(host: str, port: int) -> socket.socket:
     a socket bound with ``SO_REUSEPORT`` that never listens (``port`` 0: the kernel's choice, read it from the
     socket). Close it when the workers are gone."""
     if port:
-        probe = socket.socket(_family(host))
-        try:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no owner
-            probe.bind((host, port))
-        finally:
-            probe.close()
-    holder = socket.socket(_family(host))
-    try:
-        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # not SO_REUSEADDR: no one may bind beside it
-        holder.bind((host, port))
-    except OSError:
-        holder.close()
-        raise
-    return holder
+        _bound(host, port, socket.SO_REUSEADDR).close()  # as uvicorn binds: a TIME_WAIT connection owns no port
+    return _bound(host, port, socket.SO_REUSEPORT)  # not SO_REUSEADDR: no one may bind beside it
 
 
 def bind_reuse_port(host: str, port: int) -> socket.socket:
     """A worker's own socket on the address (bound, not yet listening: uvicorn listens with its backlog)."""
-    sock = socket.socket(_family(host))
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
+    return _bound(host, port, socket.SO_REUSEADDR, socket.SO_REUSEPORT)
 
 
 class ReusePortListener:
